@@ -1,0 +1,25 @@
+"""Opening what every verb needs: the registry and the store, wired together."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from civicwatt.registry import Registry, load_registry
+from civicwatt.yamlfile import ConfigError, Problem
+from storage import Store, open_store
+
+
+def registry_from_args(args: argparse.Namespace) -> Registry:
+    path = Path(getattr(args, "registry", "./civicwatt.yaml"))
+    if not path.exists():
+        raise ConfigError([Problem(str(path), 0, "-", "registry file not found (run `civicwatt init` to write a sample)")])
+    return load_registry(path)
+
+
+def open_registry_store(registry: Registry, url: str | None) -> Store:
+    """The store at `url` (None: $CIVICWATT_STORE or the embedded default), in the
+    registry's time zone, told each meter's multiplier and register maximum."""
+    store = open_store(url, tz=registry.timezone)
+    store.set_meters(registry.meters_frame())
+    return store

@@ -1,0 +1,347 @@
+"""The registry (`civicwatt.yaml`): regions, institutions and meters.
+
+`load_registry` returns a validated `Registry` or raises `ConfigError` listing every
+problem at once, each with file, line and field (see interfaces.md for the format).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from civicwatt.profiles import load_profiles
+from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+
+Category = Literal["government", "school", "hospital", "venue", "other"]
+Energy = Literal[
+    "electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal", "pv"
+]
+Subitem = Literal["total", "lighting_socket", "hvac", "power", "special"]
+
+CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+ENERGIES: tuple[str, ...] = Energy.__args__  # type: ignore[attr-defined]
+SUBITEMS: tuple[str, ...] = Subitem.__args__  # type: ignore[attr-defined]
+
+# The unit of each energy's cumulative index (interfaces.md: kWh, m3, GJ, L, kg).
+INDEX_UNIT: dict[str, str] = {
+    "electricity": "kWh",
+    "pv": "kWh",
+    "water": "m3",
+    "natural_gas": "m3",
+    "heat": "GJ",
+    "gasoline": "L",
+    "diesel": "L",
+    "lpg": "kg",
+    "coal": "kg",
+}
+
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+# Heating season in Hebei and Beijing (domain.md section 4): 15 Nov - 15 Mar.
+DEFAULT_HEATING_SEASON = {"start": "11-15", "end": "03-15"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HeatingSeason(_Strict):
+    """Month-day bounds, inclusive, e.g. start '11-15', end '03-15'."""
+
+    start: str = Field(pattern=r"^\d{2}-\d{2}$")
+    end: str = Field(pattern=r"^\d{2}-\d{2}$")
+
+
+class Region(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    parent: str | None = None
+    heating_season: HeatingSeason | None = None
+
+
+class Institution(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    region: str
+    category: Category
+    floor_area_m2: float = Field(ge=0)
+    heated_area_m2: float = Field(default=0, ge=0)
+    occupants: int = Field(ge=0)
+
+
+class ModbusAddress(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=255)
+    profile: str
+    interval_s: int = Field(default=900, ge=10, le=86400)
+
+
+class Meter(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    institution: str
+    energy: Energy
+    subitem: Subitem = "total"
+    parent: str | None = None
+    multiplier: float = Field(default=1.0, gt=0)
+    # Index at which the register wraps to zero; defaults to the profile's rollover.
+    rollover: float | None = Field(default=None, gt=0)
+    # Rated power (kW) or flow (unit/h) for the plausibility check of domain.md section 5.
+    rated: float | None = Field(default=None, gt=0)
+    heating: bool = False  # a heating meter (boiler gas, heating pumps...) for the heating split
+    modbus: ModbusAddress | None = None
+
+    @property
+    def unit(self) -> str:
+        return INDEX_UNIT[self.energy]
+
+    @property
+    def rollover_at(self) -> float | None:
+        if self.rollover is not None:
+            return self.rollover
+        if self.modbus is not None:
+            return load_profiles().get(self.modbus.profile, {}).get("rollover")
+        return None
+
+
+class Registry(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    timezone: str = "Asia/Shanghai"
+    heating_season: HeatingSeason = HeatingSeason(**DEFAULT_HEATING_SEASON)
+    regions: tuple[Region, ...] = ()
+    institutions: tuple[Institution, ...] = ()
+    meters: tuple[Meter, ...] = ()
+    source: str = "<memory>"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def region_by_id(self) -> dict[str, Region]:
+        return {r.id: r for r in self.regions}
+
+    @cached_property
+    def institution_by_id(self) -> dict[str, Institution]:
+        return {i.id: i for i in self.institutions}
+
+    @cached_property
+    def meter_by_id(self) -> dict[str, Meter]:
+        return {m.id: m for m in self.meters}
+
+    def region_ancestors(self, region_id: str) -> list[str]:
+        """The region and its ancestors, nearest first."""
+        out: list[str] = []
+        cur: str | None = region_id
+        while cur is not None and cur not in out:
+            out.append(cur)
+            cur = self.region_by_id[cur].parent if cur in self.region_by_id else None
+        return out
+
+    def region_subtree(self, region_id: str) -> set[str]:
+        """The region and every region below it."""
+        return {r.id for r in self.regions if region_id in self.region_ancestors(r.id)}
+
+    def heating_season_of(self, region_id: str) -> HeatingSeason:
+        for rid in self.region_ancestors(region_id):
+            season = self.region_by_id[rid].heating_season
+            if season is not None:
+                return season
+        return self.heating_season
+
+    def institutions_frame(self) -> pd.DataFrame:
+        """One row per institution: id, name, region, category, areas, occupants."""
+        cols = list(Institution.model_fields)
+        return pd.DataFrame([i.model_dump() for i in self.institutions], columns=cols)
+
+    def meters_frame(self) -> pd.DataFrame:
+        """One row per meter: id, institution, energy, subitem, parent, multiplier,
+        rollover_at, rated, heating, unit."""
+        rows = [
+            {
+                "meter_id": m.id,
+                "institution_id": m.institution,
+                "energy": m.energy,
+                "subitem": m.subitem,
+                "parent": m.parent,
+                "multiplier": m.multiplier,
+                "rollover_at": m.rollover_at,
+                "rated": m.rated,
+                "heating": m.heating,
+                "unit": m.unit,
+            }
+            for m in self.meters
+        ]
+        cols = ["meter_id", "institution_id", "energy", "subitem", "parent", "multiplier",
+                "rollover_at", "rated", "heating", "unit"]
+        return pd.DataFrame(rows, columns=cols)
+
+
+def _pydantic_problems(file: str, item: LineDict, where: str, exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        node: Any = item
+        line = item.line
+        for part in loc:
+            if isinstance(node, LineDict) and part in node:
+                line = node.line_of(part)
+                node = node[part]
+            else:
+                break
+        field = ".".join([where, *loc]) if loc else where
+        problems.append(Problem(file, line, field, err["msg"]))
+    return problems
+
+
+def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
+                problems: list[Problem]) -> list[tuple[LineDict, BaseModel]]:
+    raw = doc.get(key) or []
+    if not isinstance(raw, list):
+        problems.append(Problem(file, doc.line_of(key), key, "must be a list"))
+        return []
+    out = []
+    for n, item in enumerate(raw):
+        where = f"{key}[{n}]"
+        if not isinstance(item, LineDict):
+            problems.append(Problem(file, doc.line_of(key), where, "must be a mapping"))
+            continue
+        try:
+            out.append((item, model.model_validate(dict(item))))
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(file, item, where, exc))
+    return out
+
+
+def _check_unique(file: str, key: str, items: list[tuple[LineDict, Any]],
+                  problems: list[Problem]) -> None:
+    counts = Counter(obj.id for _, obj in items)
+    for n, (raw, obj) in enumerate(items):
+        if counts[obj.id] > 1:
+            problems.append(Problem(file, raw.line_of("id"), f"{key}[{n}].id", f"duplicate id '{obj.id}'"))
+
+
+def _find_cycles(parents: dict[str, str | None]) -> set[str]:
+    """Ids that sit on a parent cycle."""
+    on_cycle: set[str] = set()
+    for start in parents:
+        seen: list[str] = []
+        cur: str | None = start
+        while cur is not None and cur in parents and cur not in seen:
+            seen.append(cur)
+            cur = parents[cur]
+        if cur is not None and cur in seen:
+            on_cycle.update(seen[seen.index(cur):])
+    return on_cycle
+
+
+def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Problem]]:
+    """Validate a loaded YAML document; return the registry (when valid) and every problem."""
+    problems: list[Problem] = []
+    if not isinstance(doc, LineDict):
+        return None, [Problem(file, 1, "-", "the registry must be a YAML mapping")]
+    known = {"timezone", "heating_season", "regions", "institutions", "meters"}
+    for key in doc:
+        if key not in known:
+            problems.append(Problem(file, doc.line_of(key), str(key), "unknown key"))
+    tz = doc.get("timezone", "Asia/Shanghai")
+    try:
+        ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(Problem(file, doc.line_of("timezone"), "timezone", f"unknown time zone '{tz}'"))
+    season = None
+    if "heating_season" in doc:
+        try:
+            season = HeatingSeason.model_validate(dict(doc["heating_season"] or {}))
+        except (ValidationError, TypeError, ValueError) as exc:
+            problems.append(Problem(file, doc.line_of("heating_season"), "heating_season", str(exc).splitlines()[0]))
+
+    regions = _parse_list(file, doc, "regions", Region, problems)
+    insts = _parse_list(file, doc, "institutions", Institution, problems)
+    meters = _parse_list(file, doc, "meters", Meter, problems)
+    for key, items in (("regions", regions), ("institutions", insts), ("meters", meters)):
+        _check_unique(file, key, items, problems)
+
+    region_ids = {r.id for _, r in regions}
+    inst_ids = {i.id for _, i in insts}
+    meter_ids = {m.id for _, m in meters}
+    profiles = load_profiles()
+
+    for n, (raw, r) in enumerate(regions):
+        if r.parent is not None and r.parent not in region_ids:
+            problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"unknown region '{r.parent}'"))
+    region_cycle = _find_cycles({r.id: r.parent for _, r in regions})
+    for n, (raw, r) in enumerate(regions):
+        if r.id in region_cycle:
+            problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"region loop through '{r.id}'"))
+
+    for n, (raw, i) in enumerate(insts):
+        if i.region not in region_ids:
+            problems.append(Problem(file, raw.line_of("region"), f"institutions[{n}].region", f"unknown region '{i.region}'"))
+        if i.heated_area_m2 > i.floor_area_m2:
+            problems.append(Problem(file, raw.line_of("heated_area_m2"), f"institutions[{n}].heated_area_m2",
+                                    "heated area exceeds floor area"))
+
+    meter_by_id = {m.id: m for _, m in meters}
+    for n, (raw, m) in enumerate(meters):
+        if m.institution not in inst_ids:
+            problems.append(Problem(file, raw.line_of("institution"), f"meters[{n}].institution",
+                                    f"unknown institution '{m.institution}'"))
+        if m.parent is not None:
+            if m.parent not in meter_ids:
+                problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent", f"unknown meter '{m.parent}'"))
+            elif meter_by_id[m.parent].institution != m.institution:
+                problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent",
+                                        f"parent meter '{m.parent}' belongs to another institution"))
+            elif meter_by_id[m.parent].energy != m.energy:
+                problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent",
+                                        f"parent meter '{m.parent}' measures {meter_by_id[m.parent].energy}, not {m.energy}"))
+        if m.modbus is not None and m.modbus.profile not in profiles:
+            mb = raw.get("modbus")
+            line = mb.line_of("profile") if isinstance(mb, LineDict) else raw.line_of("modbus")
+            problems.append(Problem(file, line, f"meters[{n}].modbus.profile",
+                                    f"unknown profile '{m.modbus.profile}' (known: {', '.join(sorted(profiles))})"))
+        elif m.modbus is not None and profiles[m.modbus.profile]["energy"] != m.energy:
+            mb = raw.get("modbus")
+            line = mb.line_of("profile") if isinstance(mb, LineDict) else raw.line_of("modbus")
+            problems.append(Problem(file, line, f"meters[{n}].modbus.profile",
+                                    f"profile '{m.modbus.profile}' measures {profiles[m.modbus.profile]['energy']}, not {m.energy}"))
+    meter_cycle = _find_cycles({m.id: m.parent for _, m in meters})
+    for n, (raw, m) in enumerate(meters):
+        if m.id in meter_cycle:
+            problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent", f"sub-meter loop through '{m.id}'"))
+
+    endpoints = Counter((m.modbus.host, m.modbus.port, m.modbus.unit) for _, m in meters if m.modbus)
+    for n, (raw, m) in enumerate(meters):
+        if m.modbus is not None and endpoints[(m.modbus.host, m.modbus.port, m.modbus.unit)] > 1:
+            problems.append(Problem(file, raw.line_of("modbus"), f"meters[{n}].modbus",
+                                    f"unit {m.modbus.unit} at {m.modbus.host}:{m.modbus.port} is used by more than one meter"))
+
+    if problems:
+        return None, sorted(problems, key=lambda p: (p.line, p.field))
+    registry = Registry(
+        timezone=str(tz),
+        heating_season=season or HeatingSeason(**DEFAULT_HEATING_SEASON),
+        regions=tuple(r for _, r in regions),
+        institutions=tuple(i for _, i in insts),
+        meters=tuple(m for _, m in meters),
+        source=file,
+    )
+    return registry, []
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Load and validate a registry file; raise ConfigError with every problem."""
+    doc = load_yaml(path)
+    registry, problems = validate_registry_doc(doc, str(path))
+    if problems:
+        raise ConfigError(problems)
+    assert registry is not None
+    return registry

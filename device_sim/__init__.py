@@ -1,0 +1,1 @@
+"""CivicWatt device_sim."""

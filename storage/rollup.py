@@ -1,0 +1,181 @@
+"""Consumption from cumulative indices: pure, vectorised functions.
+
+Consumption of a period is the increase of a meter's cumulative index times its
+multiplier (domain.md section 4). The increase between two consecutive samples is
+`v[i] - v[i-1]`, corrected by recorded events and, failing those, by rules:
+
+* a recorded event (replacement, rollover, reset) at time te in (t[i-1], t[i]] with the
+  old register's final index `old_index` and the new register's first index
+  `new_index` adds `old_index - new_index` to the raw difference, so the increase is
+  `(old_index - v[i-1]) + (v[i] - new_index)`;
+* an unrecorded fall that a wrap at the register maximum explains (`rollover_at - v[i-1]
+  + v[i]` is under 10 % of the register range) is a rollover;
+* any other unrecorded fall is a counter reset to zero: the increase is `v[i]`, and the
+  interval is flagged `DECREASE` so it is visible.
+
+The increase of an interval is spread over the periods it overlaps in proportion to
+time (linear interpolation of the cumulative index). An interval is *estimated* when it
+is longer than the meter's gap threshold (2.5 x its median sampling interval, so a
+missing poll or an outage is interpolated) or when its closing sample is flagged
+ESTIMATED. Each period reports the estimated share of its quantity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from storage import quality
+
+FREQS = ("hour", "day", "month", "year")
+_PANDAS_FREQ = {"hour": "h", "day": "D", "month": "MS", "year": "YS"}
+
+GAP_FACTOR = 2.5  # an interval longer than this x the median interval is a gap
+ROLLOVER_PLAUSIBLE = 0.1  # a wrap explains a fall if the wrapped increase < 10 % of range
+
+
+def period_edges(start: pd.Timestamp, end: pd.Timestamp, freq: str, tz: str) -> np.ndarray:
+    """Epoch-second boundaries of the local-time periods covering [start, end).
+
+    The first edge is the start of the period containing `start`; the last is at or
+    after `end`.
+    """
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
+    lstart = pd.Timestamp(start).tz_convert(tz)
+    lend = pd.Timestamp(end).tz_convert(tz)
+    if freq == "hour":
+        first = lstart.floor("h")
+    elif freq == "day":
+        first = lstart.normalize()
+    elif freq == "month":
+        first = lstart.normalize().replace(day=1)
+    else:
+        first = lstart.normalize().replace(month=1, day=1)
+    edges = pd.date_range(first, lend, freq=_PANDAS_FREQ[freq], tz=tz)
+    if len(edges) == 0 or edges[-1] < lend:
+        step = pd.tseries.frequencies.to_offset(_PANDAS_FREQ[freq])
+        last = (edges[-1] if len(edges) else first) + step
+        edges = edges.append(pd.DatetimeIndex([last]))
+    return (edges.tz_convert("UTC").as_unit("s").asi8).astype(np.int64)
+
+
+def interval_increases(samples: pd.DataFrame, events: pd.DataFrame | None = None,
+                       rollover_at: pd.Series | None = None) -> pd.DataFrame:
+    """Increase of each meter's index over each sampling interval (raw units, before
+    the multiplier).
+
+    samples: meter_id, t (epoch s, int64), value, quality.
+    events: meter_id, t, old_index, new_index (optional).
+    rollover_at: register maximum by meter_id (optional).
+    Returns one row per interval: meter_id, t0, t1, increase, estimated (bool), flags.
+    """
+    s = samples.sort_values(["meter_id", "t"], kind="stable").reset_index(drop=True)
+    meter = s["meter_id"].to_numpy()
+    t = s["t"].to_numpy(np.int64)
+    v = s["value"].to_numpy(np.float64)
+    q = s["quality"].to_numpy(np.int64) if "quality" in s else np.zeros(len(s), np.int64)
+    same = np.zeros(len(s), bool)
+    if len(s) > 1:
+        same[1:] = meter[1:] == meter[:-1]
+    idx = np.flatnonzero(same)  # interval i closes at sample i
+    t0, t1 = t[idx - 1], t[idx]
+    inc = v[idx] - v[idx - 1]
+    flags = np.zeros(len(idx), np.int64)
+
+    if events is not None and len(events) and len(idx):
+        # Find, per event, the interval containing it: the first sample at or after te.
+        codes, uniques = pd.factorize(meter)
+        ev = events[events["meter_id"].isin(uniques)]
+        ev_code = pd.Index(uniques).get_indexer(ev["meter_id"])
+        key = codes.astype(np.int64) * (1 << 40) + t
+        ev_key = ev_code.astype(np.int64) * (1 << 40) + ev["t"].to_numpy(np.int64)
+        pos = np.searchsorted(key, ev_key, side="left")  # first sample with t >= te
+        ok = (pos < len(s)) & (pos > 0)
+        ok[ok] &= same[pos[ok]] & (codes[pos[ok]] == ev_code[ok])
+        correction = np.zeros(len(s))
+        np.add.at(correction, pos[ok], (ev["old_index"].to_numpy(float) - ev["new_index"].to_numpy(float))[ok])
+        inc = inc + correction[idx]
+
+    fell = inc < 0
+    if fell.any():
+        wrap = np.full(len(idx), np.nan)
+        if rollover_at is not None:
+            wrap = pd.Series(meter[idx]).map(rollover_at).to_numpy(float)
+        wrapped = inc + wrap
+        is_wrap = fell & np.isfinite(wrapped) & (wrapped >= 0) & (wrapped < ROLLOVER_PLAUSIBLE * wrap)
+        inc = np.where(is_wrap, wrapped, inc)
+        reset = fell & ~is_wrap
+        inc = np.where(reset, v[idx], inc)
+        flags[reset] |= quality.DECREASE
+
+    dt = (t1 - t0).astype(float)
+    out = pd.DataFrame({"meter_id": meter[idx], "t0": t0, "t1": t1, "increase": inc, "dt": dt})
+    median_dt = out.groupby("meter_id", sort=False)["dt"].transform("median").to_numpy()
+    gap = dt > GAP_FACTOR * median_dt
+    out["estimated"] = gap | ((q[idx] & quality.ESTIMATED) != 0)
+    out["flags"] = flags | q[idx]
+    return out.drop(columns="dt")
+
+
+def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
+    """Split each interval's increase over the periods given by `edges` (epoch s) in
+    proportion to time; drop what falls outside [edges[0], edges[-1]).
+
+    Returns meter_id, period (index into edges), quantity, estimated_quantity.
+    """
+    if intervals.empty or len(edges) < 2:
+        return pd.DataFrame({"meter_id": pd.Series(dtype=object), "period": pd.Series(dtype=np.int64),
+                             "quantity": pd.Series(dtype=float), "estimated_quantity": pd.Series(dtype=float)})
+    t0 = intervals["t0"].to_numpy(np.int64)
+    t1 = intervals["t1"].to_numpy(np.int64)
+    first = np.searchsorted(edges, t0, side="right") - 1  # period containing t0
+    last = np.searchsorted(edges, t1, side="left") - 1  # period containing t1 (t1 exclusive end)
+    first = np.clip(first, -1, len(edges) - 1)
+    last = np.clip(last, -1, len(edges) - 2)
+    lo = np.maximum(first, 0)
+    n = np.maximum(last - lo + 1, 0)
+    rows = np.repeat(np.arange(len(t0)), n)
+    offs = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    period = lo[rows] + offs
+    p_start = np.maximum(edges[period], t0[rows])
+    p_end = np.minimum(edges[period + 1], t1[rows])
+    span = (t1 - t0)[rows].astype(float)
+    frac = np.where(span > 0, (p_end - p_start) / np.where(span > 0, span, 1), 1.0)
+    qty = intervals["increase"].to_numpy(float)[rows] * frac
+    est = intervals["estimated"].to_numpy(bool)[rows]
+    df = pd.DataFrame({
+        "meter_id": intervals["meter_id"].to_numpy()[rows],
+        "period": period.astype(np.int64),
+        "quantity": qty,
+        "estimated_quantity": np.where(est, qty, 0.0),
+    })
+    return df.groupby(["meter_id", "period"], as_index=False, sort=True).sum()
+
+
+def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, freq: str,
+                tz: str, events: pd.DataFrame | None = None,
+                multiplier: pd.Series | None = None,
+                rollover_at: pd.Series | None = None) -> pd.DataFrame:
+    """Consumption per meter and local period in [start, end).
+
+    samples must include, per meter, the last sample before `start` so the first
+    period is complete. Returns meter_id, period_start (tz-aware, local), quantity
+    (index unit x multiplier), estimated_share (0..1).
+    """
+    edges = period_edges(start, end, freq, tz)
+    intervals = interval_increases(samples, events, rollover_at)
+    spread = spread_over_periods(intervals, edges)
+    if multiplier is not None:
+        m = spread["meter_id"].map(multiplier).fillna(1.0).to_numpy(float)
+        spread = spread.assign(quantity=spread["quantity"] * m, estimated_quantity=spread["estimated_quantity"] * m)
+    qty = spread["quantity"].to_numpy(float)
+    est = spread["estimated_quantity"].to_numpy(float)
+    share = np.divide(est, qty, out=np.zeros_like(qty), where=np.abs(qty) > 1e-12)
+    period_start = pd.to_datetime(edges[spread["period"].to_numpy()], unit="s", utc=True).tz_convert(tz)
+    return pd.DataFrame({
+        "meter_id": spread["meter_id"].to_numpy(),
+        "period_start": period_start,
+        "quantity": qty,
+        "estimated_share": np.clip(share, 0.0, 1.0),
+    }).reset_index(drop=True)

@@ -1,0 +1,41 @@
+"""Shared fixtures: a real influxd per test session, and stores of both backends."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from storage import Store, open_store
+from tests.servers import Influxd
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def influxd() -> Iterator[Influxd]:
+    server = Influxd()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def embedded_store(tmp_path) -> Iterator[Store]:
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def influx_store(influxd) -> Iterator[Store]:
+    store = open_store(influxd.url(f"test{next(_db_counter)}"))
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["embedded", "influxdb"])
+def store(request) -> Iterator[Store]:
+    """The contract fixture: every test using it runs on both backends."""
+    yield request.getfixturevalue(f"{request.param}_store" if request.param == "embedded" else "influx_store")
