@@ -71,7 +71,7 @@ def load_yaml(path: str | Path) -> Any:
     except OSError as exc:
         raise ConfigError([Problem(str(path), 0, "-", f"cannot read file: {exc.strerror}")]) from exc
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0

@@ -19,7 +19,7 @@ change a stored value.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ SAMPLE_COLUMNS = ["meter_id", "time", "value", "quality"]
 EVENT_COLUMNS = ["meter_id", "time", "kind", "old_index", "new_index"]
 EVENT_KINDS = ("replacement", "rollover", "reset")
 BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
+IMPORT_CHUNK = 100_000  # rows per write (and per progress step) of an import
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
 
 
@@ -73,14 +74,6 @@ def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
         "value": samples["value"].to_numpy(np.float64),
         "quality": q,
     })
-
-
-def samples_frame(meter_id: Iterable, t: Iterable, value: Iterable, quality: Iterable) -> pd.DataFrame:
-    df = pd.DataFrame({"meter_id": pd.Series(list(meter_id) if not isinstance(meter_id, np.ndarray) else meter_id, dtype=object),
-                       "time": from_epoch_s(np.asarray(t, dtype=np.int64)),
-                       "value": np.asarray(value, dtype=np.float64),
-                       "quality": np.asarray(quality, dtype=np.int64)})
-    return df
 
 
 def normalize_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -138,9 +131,13 @@ class Store(ABC):
     def meter_ids(self) -> list[str]:
         """Meters that have at least one sample."""
 
-    def import_samples(self, samples: pd.DataFrame) -> int:
+    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
         """All-or-nothing import: refuse the whole frame if any sample would change a
-        stored value; otherwise write it. Returns the number of samples written."""
+        stored value; otherwise write it. Returns the number of samples written.
+
+        `progress(n)` is called with the number of rows written since the last call.
+        The check against stored values happens before the first write, so bad input
+        never leaves anything half-written."""
         norm = normalize_samples(samples)
         if norm.empty:
             return 0
@@ -156,7 +153,12 @@ class Store(ABC):
                 if len(diff) > 50:
                     problems.append(f"... and {len(diff) - 50} more conflicting samples")
                 raise ImportRejected(problems)
-        return self._write_all_or_nothing(norm)
+        for i in range(0, len(norm), IMPORT_CHUNK):
+            chunk = norm.iloc[i:i + IMPORT_CHUNK]
+            self.write_samples(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        return len(norm)
 
     def _existing_for(self, norm: pd.DataFrame) -> pd.DataFrame:
         """Stored samples (meter_id, t, value) that share a key with `norm`."""
@@ -166,9 +168,6 @@ class Store(ABC):
             return pd.DataFrame(columns=["meter_id", "t", "value"])
         stored = normalize_samples(stored)
         return stored[["meter_id", "t", "value"]]
-
-    def _write_all_or_nothing(self, norm: pd.DataFrame) -> int:
-        return self.write_samples(norm)
 
     # -- events -----------------------------------------------------------------
     @abstractmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from storage.base import (
     BILL_COLUMNS,
     CONSUMPTION_COLUMNS,
     EVENT_COLUMNS,
+    IMPORT_CHUNK,
     SAMPLE_COLUMNS,
     ImportRejected,
     Store,
@@ -179,7 +180,7 @@ class EmbeddedStore(Store):
             con.execute("COMMIT")
         return len(norm)
 
-    def import_samples(self, samples: pd.DataFrame) -> int:
+    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
         """All-or-nothing in one transaction: stage, look for conflicts, then insert."""
         norm = normalize_samples(samples)
         if norm.empty:
@@ -203,7 +204,11 @@ class EmbeddedStore(Store):
                         f"meter {m} at {from_epoch_s([t])[0].isoformat()}: value {new:g} differs from the stored {old:g}"
                         for m, t, new, old in conflicts[:50]
                     ] + (["... and more conflicting samples"] if len(conflicts) > 50 else []))
-                self._insert(con, norm)
+                for i in range(0, len(norm), IMPORT_CHUNK):
+                    chunk = norm.iloc[i:i + IMPORT_CHUNK]
+                    self._insert(con, chunk)
+                    if progress is not None:
+                        progress(len(chunk))
             except BaseException:
                 con.execute("ROLLBACK")
                 self._keys = {}

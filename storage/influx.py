@@ -15,6 +15,7 @@ Schema (precision: seconds):
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import time
@@ -83,10 +84,9 @@ class InfluxStore(Store):
         auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self._http = httpx.Client(base_url=base, headers=headers, auth=auth, timeout=TIMEOUT_S)
         if create_database:
-            try:
-                self.query(f"CREATE DATABASE {quote_ident(self.database)}", method_post=True)
-            except StoreError:
-                pass  # 2.x/3.x map databases to existing buckets; creating is not allowed there
+            # 2.x/3.x map databases to existing buckets; creating is not allowed there
+            with contextlib.suppress(StoreError):
+                self.query(f"CREATE DATABASE {quote_ident(self.database)}")
 
     def close(self) -> None:
         self._http.close()
@@ -127,7 +127,7 @@ class InfluxStore(Store):
             self._request("POST", "/write", params=params, content=body,
                           headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"})
 
-    def query(self, q: str, method_post: bool = False) -> Iterator[dict]:
+    def query(self, q: str) -> Iterator[dict]:
         """Run InfluxQL; yield every series ({name, tags, columns, values}) of every chunk."""
         params = {"db": self.database, "q": q, "epoch": "s", "chunked": "true", "chunk_size": "100000"}
         if self.retention:

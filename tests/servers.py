@@ -57,9 +57,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return f"influxdb://127.0.0.1:{self.http_port}/{database}"
 
     def start(self, timeout_s: float = 20.0) -> None:
-        log = open(self.dir / "influxd.log", "ab")
-        self.proc = subprocess.Popen([INFLUXD, "run", "-config", str(self.config)], stdout=log, stderr=log,
-                                     start_new_session=True)
+        with open(self.dir / "influxd.log", "ab") as log:
+            self.proc = subprocess.Popen([INFLUXD, "run", "-config", str(self.config)], stdout=log, stderr=log,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
