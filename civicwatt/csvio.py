@@ -25,7 +25,7 @@ BILL_UNITS: dict[str, set[str]] = {
     "gasoline": {"L", "kg", "t"}, "diesel": {"L", "kg", "t"}, "lpg": {"kg", "t"}, "coal": {"kg", "t"},
 }
 MAX_LISTED = 200  # problems listed in full; the rest are counted
-_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 FIRST_DATA_LINE = 2  # line 1 is the header
 
 

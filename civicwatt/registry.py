@@ -202,30 +202,31 @@ def _pydantic_problems(file: str, item: LineDict, where: str, exc: ValidationErr
 
 
 def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
-                problems: list[Problem]) -> list[tuple[LineDict, BaseModel]]:
+                problems: list[Problem]) -> tuple[list[tuple[int, LineDict, Any]], list[str]]:
+    """Validate each item of `doc[key]`: (index, raw, object) of the valid ones, and the
+    ids of all items, valid or not (so references to an invalid item are not reported twice)."""
     raw = doc.get(key) or []
     if not isinstance(raw, list):
         problems.append(Problem(file, doc.line_of(key), key, "must be a list"))
-        return []
+        return [], []
     out = []
+    ids: list[str] = []
     for n, item in enumerate(raw):
         where = f"{key}[{n}]"
         if not isinstance(item, LineDict):
             problems.append(Problem(file, doc.line_of(key), where, "must be a mapping"))
             continue
+        if "id" in item:
+            ids.append(str(item["id"]))
         try:
-            out.append((item, model.model_validate(dict(item))))
+            out.append((n, item, model.model_validate(dict(item))))
         except ValidationError as exc:
             problems.extend(_pydantic_problems(file, item, where, exc))
-    return out
-
-
-def _check_unique(file: str, key: str, items: list[tuple[LineDict, Any]],
-                  problems: list[Problem]) -> None:
-    counts = Counter(obj.id for _, obj in items)
-    for n, (raw, obj) in enumerate(items):
-        if counts[obj.id] > 1:
-            problems.append(Problem(file, raw.line_of("id"), f"{key}[{n}].id", f"duplicate id '{obj.id}'"))
+    counts = Counter(ids)
+    for n, item in enumerate(raw):
+        if isinstance(item, LineDict) and "id" in item and counts[str(item["id"])] > 1:
+            problems.append(Problem(file, item.line_of("id"), f"{key}[{n}].id", f"duplicate id '{item['id']}'"))
+    return out, ids
 
 
 def _find_cycles(parents: dict[str, str | None]) -> set[str]:
@@ -263,34 +264,42 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
         except (ValidationError, TypeError, ValueError) as exc:
             problems.append(Problem(file, doc.line_of("heating_season"), "heating_season", str(exc).splitlines()[0]))
 
-    regions = _parse_list(file, doc, "regions", Region, problems)
-    insts = _parse_list(file, doc, "institutions", Institution, problems)
-    meters = _parse_list(file, doc, "meters", Meter, problems)
-    for key, items in (("regions", regions), ("institutions", insts), ("meters", meters)):
-        _check_unique(file, key, items, problems)
-
-    region_ids = {r.id for _, r in regions}
-    inst_ids = {i.id for _, i in insts}
-    meter_ids = {m.id for _, m in meters}
+    regions, region_list = _parse_list(file, doc, "regions", Region, problems)
+    insts, inst_list = _parse_list(file, doc, "institutions", Institution, problems)
+    meters, meter_list = _parse_list(file, doc, "meters", Meter, problems)
+    region_ids, inst_ids, meter_ids = set(region_list), set(inst_list), set(meter_list)
     profiles = load_profiles()
+    # Items that failed their own validation still get their references checked.
+    valid = {("regions", n) for n, _, _ in regions} | {("institutions", n) for n, _, _ in insts} | {
+        ("meters", n) for n, _, _ in meters}
+    ref_checks = (("regions", "parent", region_ids, "region"), ("institutions", "region", region_ids, "region"),
+                  ("meters", "institution", inst_ids, "institution"), ("meters", "parent", meter_ids, "meter"))
+    for key, field, known_ids, what in ref_checks:
+        items = doc.get(key) if isinstance(doc.get(key), list) else []
+        for n, item in enumerate(items):
+            if (key, n) in valid or not isinstance(item, LineDict):
+                continue
+            ref = item.get(field)
+            if ref is not None and str(ref) not in known_ids:
+                problems.append(Problem(file, item.line_of(field), f"{key}[{n}].{field}", f"unknown {what} '{ref}'"))
 
-    for n, (raw, r) in enumerate(regions):
+    for n, raw, r in regions:
         if r.parent is not None and r.parent not in region_ids:
             problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"unknown region '{r.parent}'"))
-    region_cycle = _find_cycles({r.id: r.parent for _, r in regions})
-    for n, (raw, r) in enumerate(regions):
+    region_cycle = _find_cycles({r.id: r.parent for _, _, r in regions})
+    for n, raw, r in regions:
         if r.id in region_cycle:
             problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"region loop through '{r.id}'"))
 
-    for n, (raw, i) in enumerate(insts):
+    for n, raw, i in insts:
         if i.region not in region_ids:
             problems.append(Problem(file, raw.line_of("region"), f"institutions[{n}].region", f"unknown region '{i.region}'"))
         if i.heated_area_m2 > i.floor_area_m2:
             problems.append(Problem(file, raw.line_of("heated_area_m2"), f"institutions[{n}].heated_area_m2",
                                     "heated area exceeds floor area"))
 
-    meter_by_id = {m.id: m for _, m in meters}
-    for n, (raw, m) in enumerate(meters):
+    meter_by_id = {m.id: m for _, _, m in meters}
+    for n, raw, m in meters:
         if m.institution not in inst_ids:
             problems.append(Problem(file, raw.line_of("institution"), f"meters[{n}].institution",
                                     f"unknown institution '{m.institution}'"))
@@ -313,13 +322,13 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
             line = mb.line_of("profile") if isinstance(mb, LineDict) else raw.line_of("modbus")
             problems.append(Problem(file, line, f"meters[{n}].modbus.profile",
                                     f"profile '{m.modbus.profile}' measures {profiles[m.modbus.profile]['energy']}, not {m.energy}"))
-    meter_cycle = _find_cycles({m.id: m.parent for _, m in meters})
-    for n, (raw, m) in enumerate(meters):
+    meter_cycle = _find_cycles({m.id: m.parent for _, _, m in meters})
+    for n, raw, m in meters:
         if m.id in meter_cycle:
             problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent", f"sub-meter loop through '{m.id}'"))
 
-    endpoints = Counter((m.modbus.host, m.modbus.port, m.modbus.unit) for _, m in meters if m.modbus)
-    for n, (raw, m) in enumerate(meters):
+    endpoints = Counter((m.modbus.host, m.modbus.port, m.modbus.unit) for _, _, m in meters if m.modbus)
+    for n, raw, m in meters:
         if m.modbus is not None and endpoints[(m.modbus.host, m.modbus.port, m.modbus.unit)] > 1:
             problems.append(Problem(file, raw.line_of("modbus"), f"meters[{n}].modbus",
                                     f"unit {m.modbus.unit} at {m.modbus.host}:{m.modbus.port} is used by more than one meter"))
@@ -329,9 +338,9 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     registry = Registry(
         timezone=str(tz),
         heating_season=season or HeatingSeason(**DEFAULT_HEATING_SEASON),
-        regions=tuple(r for _, r in regions),
-        institutions=tuple(i for _, i in insts),
-        meters=tuple(m for _, m in meters),
+        regions=tuple(r for _, _, r in regions),
+        institutions=tuple(i for _, _, i in insts),
+        meters=tuple(m for _, _, m in meters),
         source=file,
     )
     return registry, []

@@ -69,18 +69,23 @@ class Alert:
     def new(cls, rule: str, severity: str, scope: str, indicator: str, period: str, *,
             message_zh: str, message_en: str, first_seen: str, institution_id: str | None = None,
             actual: float | None = None, limit: float | None = None, projected: float | None = None,
-            unit: str = "", extra: dict[str, Any] | None = None) -> Alert:
+            unit: str = "", extra: dict[str, Any] | None = None, key_period: str | None = None) -> Alert:
+        """`key_period` replaces `period` in the key for conditions that persist from one
+        period to the next (a meter offline, data incomplete day after day): the alert
+        stays one open alert while `period` shows the latest day."""
         return cls(rule=rule, severity=severity, scope=scope, indicator=indicator, period=period,
                    message_zh=message_zh, message_en=message_en, first_seen=first_seen,
-                   key=make_key(rule, scope, indicator, period), institution_id=institution_id,
+                   key=make_key(rule, scope, indicator, period if key_period is None else key_period),
+                   institution_id=institution_id,
                    actual=_clean_number(actual), limit=_clean_number(limit),
                    projected=_clean_number(projected), unit=unit, extra=dict(extra or {}))
 
     @property
     def group(self) -> str:
-        """scope/indicator/period: alerts of one group describe the same quantity, so a
-        more severe rule (an actual breach) supersedes a milder one (a projected breach)."""
-        return f"{self.scope}/{self.indicator}/{self.period}"
+        """scope/indicator/period of the key: alerts of one group describe the same
+        quantity, so a more severe rule (an actual breach) supersedes a milder one (a
+        projected breach)."""
+        return self.key.split("/", 1)[1]
 
     def to_dict(self) -> dict[str, Any]:
         """The interfaces.md JSON object (plus `unit`, and `extra` when not empty)."""

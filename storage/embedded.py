@@ -114,12 +114,12 @@ class EmbeddedStore(Store):
             self._check_rollup_settings(self._con(), {"rollover": rollovers})
 
     def _keys_for(self, con: sqlite3.Connection, ids: np.ndarray) -> np.ndarray:
-        uniq = pd.unique(ids)
+        codes, uniq = pd.factorize(ids)
         missing = [m for m in uniq if m not in self._keys]
         if missing:
             con.executemany("INSERT OR IGNORE INTO meter(id) VALUES (?)", [(m,) for m in missing])
             self._refresh_keys(con)
-        return pd.Series(ids).map(self._keys).to_numpy(np.int64)
+        return np.asarray([self._keys[m] for m in uniq], dtype=np.int64)[codes]
 
     def _refresh_keys(self, con: sqlite3.Connection) -> None:
         self._keys = dict(con.execute("SELECT id, key FROM meter").fetchall())
@@ -157,7 +157,10 @@ class EmbeddedStore(Store):
             "INSERT OR REPLACE INTO sample VALUES (?,?,?,?)",
             zip(keys.tolist(), norm["t"].tolist(), norm["value"].tolist(), norm["quality"].tolist(), strict=True),
         )
-        since = pd.DataFrame({"k": keys, "t": norm["t"].to_numpy()}).groupby("k")["t"].min()
+        t = norm["t"].to_numpy()
+        order = np.lexsort((t, keys))
+        first = np.r_[True, keys[order][1:] != keys[order][:-1]]
+        since = pd.Series(t[order][first], index=keys[order][first])
         con.executemany(
             "INSERT INTO dirty VALUES (?,?,1) ON CONFLICT(meter) DO UPDATE "
             "SET since=min(since, excluded.since), gen=gen+1",

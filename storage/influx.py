@@ -20,6 +20,7 @@ import gzip
 import json
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
@@ -39,6 +40,7 @@ from storage.base import (
 )
 
 BATCH_LINES = 50_000
+WRITE_CHUNK = 4 * BATCH_LINES  # samples turned into line protocol at a time
 RETRIES = 5
 BACKOFF_S = 0.2  # first retry delay; doubles each time
 TIMEOUT_S = 30.0
@@ -58,11 +60,11 @@ def quote_str(value: str) -> str:
 
 
 def sample_lines(norm: pd.DataFrame) -> list[str]:
-    """Line protocol for normalised samples (vectorised string building)."""
-    meter = norm["meter_id"].map(escape_tag)
-    value = pd.Series(np.char.mod("%.17g", norm["value"].to_numpy(float)), index=norm.index)
-    return ("sample,meter=" + meter + " value=" + value + ",quality=" + norm["quality"].astype(str) + "i "
-            + norm["t"].astype(str)).tolist()
+    """Line protocol for normalised samples (`repr` keeps every float digit)."""
+    codes, uniques = pd.factorize(norm["meter_id"])
+    prefix = [f"sample,meter={escape_tag(str(u))} value=" for u in uniques]
+    return [f"{prefix[c]}{v!r},quality={q}i {t}" for c, v, q, t in zip(
+        codes.tolist(), norm["value"].tolist(), norm["quality"].tolist(), norm["t"].tolist(), strict=True)]
 
 
 class InfluxStore(Store):
@@ -118,14 +120,21 @@ class InfluxStore(Store):
             return False
 
     def write_lines(self, lines: list[str]) -> None:
-        """POST line protocol in gzip-compressed batches."""
+        """POST line protocol in gzip-compressed batches; the next batch is compressed
+        while the previous one is being written."""
         params = {"db": self.database, "precision": "s"}
         if self.retention:
             params["rp"] = self.retention
-        for i in range(0, len(lines), BATCH_LINES):
-            body = gzip.compress("\n".join(lines[i:i + BATCH_LINES]).encode(), compresslevel=1)
-            self._request("POST", "/write", params=params, content=body,
-                          headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"})
+        headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future | None = None
+            for i in range(0, len(lines), BATCH_LINES):
+                body = gzip.compress("\n".join(lines[i:i + BATCH_LINES]).encode(), compresslevel=1)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(self._request, "POST", "/write", params=params, content=body, headers=headers)
+            if pending is not None:
+                pending.result()
 
     def query(self, q: str) -> Iterator[dict]:
         """Run InfluxQL; yield every series ({name, tags, columns, values}) of every chunk."""
@@ -163,7 +172,15 @@ class InfluxStore(Store):
         norm = normalize_samples(samples)
         if norm.empty:
             return 0
-        self.write_lines(sample_lines(norm))
+        with ThreadPoolExecutor(max_workers=1) as pool:  # build the next chunk's lines while writing
+            pending: Future | None = None
+            for i in range(0, len(norm), WRITE_CHUNK):
+                lines = sample_lines(norm.iloc[i:i + WRITE_CHUNK])
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(self.write_lines, lines)
+            if pending is not None:
+                pending.result()
         return len(norm)
 
     def _samples_query(self, where: str, order_limit: str = "") -> pd.DataFrame:

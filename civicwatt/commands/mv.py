@@ -1,0 +1,43 @@
+"""`civicwatt mv --project FILE.yaml --out FILE.xlsx`: savings verification report.
+
+Every problem (project file, driver CSVs, data sufficiency) is printed with file, line
+and field, the exit code is 1 and no report is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from civicwatt.context import open_registry_store, registry_from_args
+from models.mv import load_project, verify, write_report
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.0f}"
+    return str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = registry_from_args(args)
+    project = load_project(args.project, registry)
+    store = open_registry_store(registry, args.store)
+    try:
+        result = verify(project, store)
+    finally:
+        store.close()
+    out = write_report(result, args.out)
+    s = result.summary
+    print(f"{project.id}: {s['model']} (n={s['n']}, p={s['p']}, R²={s['r2']:.3f}, CV(RMSE)={s['cvrmse']:.1%}, "
+          f"NMBE={s['nmbe']:.2%}, ASHRAE 14 {'met' if s['meets_ashrae14'] else 'NOT met'})")
+    print(f"avoided {_fmt(s['avoided'])} {s['unit']} ({s['avoided_fraction']:.1%}); "
+          f"90 % interval {_fmt(s['avoided_low90'])}..{_fmt(s['avoided_high90'])}; {s['verdict']}")
+    if s.get("normalized_savings") is not None:
+        print(f"normalized savings {_fmt(s['normalized_savings'])} {s['unit']}")
+    if s.get("payment_cny") is not None:
+        print(f"payment due ({s['contract_type']}): {s['payment_cny']:,.2f} CNY")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"report written to {out}")
+    return 0

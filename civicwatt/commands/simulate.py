@@ -1,0 +1,136 @@
+"""`civicwatt simulate`: serve every meter of the registry over Modbus TCP.
+
+Also home of `meters_for_sim(registry)`, the bridge from the registry to the plain meter
+dicts that `device_sim` takes (device_sim imports nothing of ours but the profiles), and
+of the fault-script loader (`--faults FILE`):
+
+    - {meter: HB-0001-E0, kind: offline, at_s: 60, duration_s: 300}
+    - {meter: HB-0001-E2, kind: exception, code: 4}
+    - {meter: HB-0002-W0, kind: slow, delay_s: 3, at_s: 0, duration_s: 600}
+    - {meter: HB-0003-E0, kind: reset, at_s: 120}
+    - {meter: HB-0003-E1, kind: replacement, new_index: 12.5, at_s: 120}
+    - {meter: HB-0004-G0, kind: spike, amount: 5000, at_s: 30, duration_s: 60}
+    - {gateway: 15021, kind: hang, at_s: 10, duration_s: 30}
+
+`at_s` counts from the simulator's start; without `duration_s` a fault lasts until the
+simulator stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from civicwatt.context import registry_from_args
+from civicwatt.registry import Registry
+from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+
+FAULT_FIELDS = {"meter", "gateway", "kind", "at_s", "duration_s", "code", "delay_s", "amount", "new_index", "margin"}
+
+
+def meters_for_sim(registry: Registry) -> list[dict[str, Any]]:
+    """One dict per Modbus meter of the registry, with what the load model and the
+    servers need: id, institution, energy, subitem, parent, category, floor_area_m2,
+    heated_area_m2, occupants, rated, multiplier, heating, rollover, host, port, unit,
+    profile, interval_s."""
+    out = []
+    for m in registry.meters:
+        inst = registry.institution_by_id.get(m.institution)
+        d: dict[str, Any] = {
+            "id": m.id, "institution": m.institution, "energy": m.energy, "subitem": m.subitem,
+            "parent": m.parent, "multiplier": m.multiplier, "rated": m.rated, "heating": m.heating,
+            "rollover": m.rollover_at,
+            "category": inst.category if inst else "other",
+            "floor_area_m2": inst.floor_area_m2 if inst else None,
+            "heated_area_m2": inst.heated_area_m2 if inst else None,
+            "occupants": inst.occupants if inst else None,
+        }
+        if m.modbus is not None:
+            d.update(host=m.modbus.host, port=m.modbus.port, unit=m.modbus.unit, profile=m.modbus.profile,
+                     interval_s=m.modbus.interval_s)
+        out.append(d)
+    return out
+
+
+def load_fault_script(path: str | Path, meter_ids: set[str]) -> list[dict[str, Any]]:
+    """Validated fault entries; ConfigError naming file, line and field otherwise."""
+    from device_sim.server import FAULT_KINDS, GATEWAY_FAULT_KINDS
+
+    file = str(path)
+    doc = load_yaml(path)
+    problems: list[Problem] = []
+    if not isinstance(doc, list):
+        raise ConfigError([Problem(file, 1, "-", "a fault script is a YAML list of faults")])
+    out = []
+    for n, item in enumerate(doc):
+        where = f"[{n}]"
+        if not isinstance(item, LineDict):
+            problems.append(Problem(file, 0, where, "each fault must be a mapping"))
+            continue
+        for key in item:
+            if key not in FAULT_FIELDS:
+                problems.append(Problem(file, item.line_of(key), f"{where}.{key}", "unknown field"))
+        kind = item.get("kind")
+        if "gateway" in item:
+            if kind not in GATEWAY_FAULT_KINDS:
+                problems.append(Problem(file, item.line_of("kind"), f"{where}.kind",
+                                        f"gateway faults: {', '.join(GATEWAY_FAULT_KINDS)}"))
+            if not isinstance(item["gateway"], int):
+                problems.append(Problem(file, item.line_of("gateway"), f"{where}.gateway", "must be a port number"))
+        elif item.get("meter") not in meter_ids:
+            problems.append(Problem(file, item.line_of("meter"), f"{where}.meter",
+                                    f"unknown Modbus meter {item.get('meter')!r}"))
+        elif kind not in FAULT_KINDS:
+            problems.append(Problem(file, item.line_of("kind"), f"{where}.kind",
+                                    f"unknown kind {kind!r} (known: {', '.join(FAULT_KINDS)})"))
+        for key in ("at_s", "duration_s", "code", "delay_s", "amount", "new_index", "margin"):
+            if key in item and (not isinstance(item[key], int | float) or item[key] < 0):
+                problems.append(Problem(file, item.line_of(key), f"{where}.{key}", "must be a number >= 0"))
+        out.append(dict(item))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def apply_faults(sim: Any, faults: list[dict[str, Any]]) -> None:
+    for f in faults:
+        params = {k: v for k, v in f.items() if k not in ("meter", "gateway", "kind", "at_s", "duration_s")}
+        if "gateway" in f:
+            sim.inject_gateway(int(f["gateway"]), f["kind"], duration_s=f.get("duration_s"),
+                               start_in_s=float(f.get("at_s", 0)))
+        else:
+            sim.inject(f["meter"], f["kind"], duration_s=f.get("duration_s"), start_in_s=float(f.get("at_s", 0)),
+                       **params)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from device_sim.server import Simulator
+
+    registry = registry_from_args(args)
+    meters = [m for m in meters_for_sim(registry) if m.get("port")]
+    if not meters:
+        print("civicwatt simulate: the registry has no Modbus meters", file=sys.stderr)
+        return 1
+    faults = load_fault_script(args.faults, {m["id"] for m in meters}) if args.faults else []
+    sim = Simulator(meters, seed=args.seed)
+    sim.start()
+    apply_faults(sim, faults)
+    gateways = sim.gateways()
+    print(f"civicwatt simulate: {len(meters)} meters behind {len(gateways)} gateways "
+          f"({', '.join(f'{h}:{p}' for h, p in list(gateways)[:5])}{' ...' if len(gateways) > 5 else ''}); "
+          f"{len(faults)} fault(s) scheduled. Ctrl-C stops.", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0

@@ -1,0 +1,66 @@
+"""`civicwatt users add|remove|list|passwd NAME`: the dashboard's users file.
+
+Passwords are never stored in clear and there is no default: give `--password`,
+`--generate` (printed once), or type it twice at the prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from dashboard import auth
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    if args.generate:
+        return auth.generate_password(), True
+    if args.password:
+        return args.password, False
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise ValueError("the passwords differ")
+    return first, False
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.file
+    try:
+        if args.action == "list":
+            for u in sorted(auth.load_users(path).values(), key=lambda u: u.name):
+                print(f"{u.name}\t{u.role}\t{u.scope or '-'}")
+            return 0
+        if not args.username:
+            print(f"civicwatt users {args.action}: a user name is needed", file=sys.stderr)
+            return 2
+        if args.action == "remove":
+            if not auth.remove_user(path, args.username):
+                print(f"no user {args.username!r} in {path}", file=sys.stderr)
+                return 1
+            print(f"removed {args.username}")
+            return 0
+        users = auth.load_users(path)
+        if args.action == "passwd":
+            if args.username not in users:
+                print(f"no user {args.username!r} in {path}", file=sys.stderr)
+                return 1
+            old = users[args.username]
+            role, scope = args.role or old.role, args.scope if args.scope is not None else old.scope
+        else:  # add
+            if args.username in users:
+                print(f"user {args.username!r} exists; use `civicwatt users passwd`", file=sys.stderr)
+                return 1
+            if not args.role:
+                print("civicwatt users add: --role is needed (admin, region or institution)", file=sys.stderr)
+                return 2
+            role, scope = args.role, args.scope
+        password, generated = _password(args)
+        auth.set_user(path, args.username, role, scope, password)
+    except ValueError as exc:
+        print(f"civicwatt users: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.action}: {args.username} ({role}{', ' + scope if scope and role != 'admin' else ''}) in {path}")
+    if generated:
+        print(f"password: {password}")
+    return 0

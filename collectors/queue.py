@@ -1,0 +1,139 @@
+"""The on-disk store-and-forward queue (SQLite in WAL mode, one file in the queue dir).
+
+Every validated sample is committed here before anything is sent to the store, in the
+same transaction as the collector's per-meter state (last good index, failures), so a
+collector killed with SIGKILL restarts exactly where it was. A drainer sends the queue
+to the store in order (oldest first, in batches) and deletes what the store
+acknowledged; a sample sent twice (a crash between the write and the delete) is
+harmless because store writes are idempotent on (meter, time).
+
+While the store is down the queue grows, bounded only by the disk: the collector warns
+when the backlog passes `warn_rows` (and every tenfold after) and when free disk space
+falls under `min_free_bytes`, but never drops a sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("civicwatt.collect")
+
+QUEUE_FILE = "queue.sqlite3"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sample_q (seq INTEGER PRIMARY KEY AUTOINCREMENT, meter_id TEXT NOT NULL,
+    t INTEGER NOT NULL, value REAL NOT NULL, quality INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS event_q (seq INTEGER PRIMARY KEY AUTOINCREMENT, meter_id TEXT NOT NULL,
+    t INTEGER NOT NULL, kind TEXT NOT NULL, old_index REAL NOT NULL, new_index REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meter_state (meter_id TEXT PRIMARY KEY, t INTEGER NOT NULL, value REAL NOT NULL,
+    fails INTEGER NOT NULL, offline_since INTEGER NOT NULL, spike_run INTEGER NOT NULL);
+"""
+STATE_COLUMNS = ["meter_id", "t", "value", "fails", "offline_since", "spike_run"]
+
+
+class DiskQueue:
+    """Samples and events waiting for the store; per-meter collector state."""
+
+    def __init__(self, directory: str | Path, warn_rows: int = 100_000, min_free_bytes: int = 500 * 2**20):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / QUEUE_FILE
+        self.warn_rows = warn_rows
+        self.min_free_bytes = min_free_bytes
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._next_warn = warn_rows
+        self._disk_warned = False
+        con = self._con()
+        con.executescript(SCHEMA)
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")  # a committed sample survives a power cut too
+            self._local.con = con
+            self._all.append(con)
+        return con
+
+    # -- writer side ------------------------------------------------------------
+    def put(self, samples: pd.DataFrame, events: pd.DataFrame | None = None, state: pd.DataFrame | None = None
+            ) -> None:
+        """Append samples (meter_id, t, value, quality) and events (meter_id, t, kind,
+        old_index, new_index), and upsert per-meter state, in one transaction."""
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if len(samples):
+                con.executemany("INSERT INTO sample_q (meter_id, t, value, quality) VALUES (?, ?, ?, ?)",
+                                zip(samples["meter_id"].astype(str), samples["t"].astype(np.int64).tolist(),
+                                    samples["value"].astype(float).tolist(),
+                                    samples["quality"].astype(np.int64).tolist(), strict=True))
+            if events is not None and len(events):
+                con.executemany("INSERT INTO event_q (meter_id, t, kind, old_index, new_index) VALUES (?, ?, ?, ?, ?)",
+                                events[["meter_id", "t", "kind", "old_index", "new_index"]].itertuples(index=False))
+            if state is not None and len(state):
+                con.executemany("INSERT OR REPLACE INTO meter_state VALUES (?, ?, ?, ?, ?, ?)",
+                                state[STATE_COLUMNS].itertuples(index=False))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._check_limits()
+
+    def load_state(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM meter_state", self._con())
+
+    def _check_limits(self) -> None:
+        n = self.backlog()
+        if n >= self._next_warn:
+            log.warning("store-and-forward queue holds %d samples (%s): the store is not keeping up or is down; "
+                        "nothing is dropped", n, self.path)
+            self._next_warn *= 10
+        elif n < self.warn_rows:
+            self._next_warn = self.warn_rows
+        free = shutil.disk_usage(self.directory).free
+        if free < self.min_free_bytes and not self._disk_warned:
+            log.warning("only %d MB free on the disk of the queue %s: collection continues until the disk is full",
+                        free // 2**20, self.path)
+            self._disk_warned = True
+        elif free >= self.min_free_bytes:
+            self._disk_warned = False
+
+    # -- drainer side -----------------------------------------------------------
+    def backlog(self) -> int:
+        row = self._con().execute("SELECT (SELECT count(*) FROM sample_q) + (SELECT count(*) FROM event_q)").fetchone()
+        return int(row[0])
+
+    def peek_samples(self, limit: int) -> tuple[pd.DataFrame, int]:
+        """The oldest `limit` samples (meter_id, t, value, quality) and the last seq."""
+        df = pd.read_sql_query("SELECT seq, meter_id, t, value, quality FROM sample_q ORDER BY seq LIMIT ?",
+                               self._con(), params=(limit,))
+        return df.drop(columns="seq"), int(df["seq"].iloc[-1]) if len(df) else 0
+
+    def ack_samples(self, last_seq: int) -> None:
+        self._con().execute("DELETE FROM sample_q WHERE seq <= ?", (last_seq,))
+
+    def peek_events(self, limit: int) -> tuple[pd.DataFrame, int]:
+        df = pd.read_sql_query("SELECT seq, meter_id, t, kind, old_index, new_index FROM event_q ORDER BY seq LIMIT ?",
+                               self._con(), params=(limit,))
+        return df.drop(columns="seq"), int(df["seq"].iloc[-1]) if len(df) else 0
+
+    def ack_events(self, last_seq: int) -> None:
+        self._con().execute("DELETE FROM event_q WHERE seq <= ?", (last_seq,))
+
+    def close(self) -> None:
+        for con in self._all:
+            try:
+                con.close()
+            except sqlite3.ProgrammingError:  # opened by another thread that is gone
+                pass
+        self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,256 @@
+"""Consumption by institution: meters' rollups and bills, in canonical units.
+
+The *use frame* is what every indicator is computed from. Columns:
+
+* institution_id (str), meter_id (str, None for a bill), energy (interfaces.md energy
+  code), subitem, heating (bool: heating-season energy of this row counts as heating
+  energy: purchased heat, or a meter marked ``heating: true``), is_main (bool: a top
+  meter, counted in totals; sub-meters are False and never added to totals),
+  period_start (tz-aware, local), quantity (canonical unit: `models.factors.UNITS`,
+  i.e. kWh, m3, GJ, or kg for liquid fuels), unit, estimated_share (0..1, the share of
+  `quantity` interpolated over gaps), source ("meter" or "bill").
+
+Choices (documented in docs/models.md):
+
+* Meters win over bills: a bill is used only for an (institution, energy) with no main
+  meter of that energy in the registry, so a metered energy is never counted twice.
+* A bill covering several days (dates inclusive) is spread evenly over its days and the
+  days are re-bucketed into the requested periods (hours: 1/24 of the day each).
+* Litres of gasoline and diesel become kg with the factor set's densities; t becomes
+  kg, MWh and 万kWh become kWh, MJ becomes GJ, 万m3 becomes m3; water in t equals m3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from models.factors import UNITS, FactorSet
+
+USE_COLUMNS = ["institution_id", "meter_id", "energy", "subitem", "heating", "is_main", "period_start",
+               "quantity", "unit", "estimated_share", "source"]
+FREQS = ("hour", "day", "month", "year")
+
+# Unit conversions to the canonical unit (scale factors; "L" is handled by density).
+UNIT_SCALE: dict[tuple[str, str], float] = {
+    ("kWh", "kWh"): 1.0, ("MWh", "kWh"): 1000.0, ("万kWh", "kWh"): 1e4,  # 1 MWh = 1000 kWh
+    ("m3", "m3"): 1.0, ("万m3", "m3"): 1e4, ("t", "m3"): 1.0,  # water: 1 t = 1 m3
+    ("GJ", "GJ"): 1.0, ("MJ", "GJ"): 1e-3,  # 1 GJ = 1000 MJ
+    ("kg", "kg"): 1.0, ("t", "kg"): 1000.0,
+}
+
+
+def empty_use() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in USE_COLUMNS})
+
+
+def to_canonical(quantity: np.ndarray | pd.Series, energy: np.ndarray | pd.Series, unit: np.ndarray | pd.Series,
+                 factors: FactorSet) -> np.ndarray:
+    """`quantity` (in `unit`) expressed in the canonical unit of `energy`.
+
+    Raises ValueError naming every unsupported (energy, unit) pair.
+    """
+    frame = pd.DataFrame({"energy": np.asarray(energy, dtype=object), "unit": np.asarray(unit, dtype=object)})
+    pairs = frame.drop_duplicates()
+    scale: dict[tuple[str, str], float] = {}
+    bad = []
+    for energy_, unit_ in pairs.itertuples(index=False):  # one per unique pair (few)
+        canon = UNITS.get(energy_)
+        if canon is None:
+            bad.append(f"unknown energy {energy_!r}")
+        elif unit_ == "L" and canon == "kg":
+            scale[(energy_, unit_)] = factors.density_kg_per_l(energy_)
+        elif (unit_, canon) in UNIT_SCALE:
+            scale[(energy_, unit_)] = UNIT_SCALE[(unit_, canon)]
+        else:
+            bad.append(f"{energy_} in {unit_!r} (expected {canon})")
+    if bad:
+        raise ValueError("cannot convert: " + "; ".join(bad))
+    keys = pd.MultiIndex.from_frame(frame)
+    s = pd.Series(scale)
+    s.index = pd.MultiIndex.from_tuples(s.index, names=["energy", "unit"])
+    return np.asarray(quantity, dtype=float) * s.reindex(keys).to_numpy(float)
+
+
+def _period_floor(local_days: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
+    """Start of the local period containing each local (naive) day."""
+    if freq == "day":
+        return local_days
+    if freq == "month":
+        return local_days.to_period("M").to_timestamp()
+    if freq == "year":
+        return local_days.to_period("Y").to_timestamp()
+    raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
+
+
+def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | None = None,
+                end: pd.Timestamp | None = None, factors: FactorSet | None = None) -> pd.DataFrame:
+    """Bills (institution_id, energy, period_start, period_end inclusive dates, quantity,
+    unit) as a use frame: each bill's quantity spread evenly over its days, converted to
+    the canonical unit and re-bucketed into `freq` periods; only periods starting in
+    [start, end) (local) are kept."""
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
+    if bills.empty:
+        return empty_use()
+    if factors is None:
+        from models.factors import load_factors
+        factors = load_factors()
+    b = bills.reset_index(drop=True)
+    d0 = pd.to_datetime(b["period_start"]).dt.normalize().to_numpy("datetime64[D]")
+    d1 = pd.to_datetime(b["period_end"]).dt.normalize().to_numpy("datetime64[D]")
+    ndays = (d1 - d0).astype(np.int64) + 1
+    if (ndays < 1).any():
+        bad = b[ndays < 1].iloc[0]
+        raise ValueError(f"bill of {bad['institution_id']} {bad['energy']}: period_end before period_start")
+    qty = to_canonical(b["quantity"], b["energy"], b["unit"], factors)
+    rows = np.repeat(np.arange(len(b)), ndays)
+    offs = np.arange(ndays.sum()) - np.repeat(np.cumsum(ndays) - ndays, ndays)
+    day = d0[rows] + offs.astype("timedelta64[D]")
+    per_day = (qty / ndays)[rows]
+    if freq == "hour":
+        rows = np.repeat(rows, 24)
+        per_day = np.repeat(per_day / 24.0, 24)
+        local = pd.DatetimeIndex(np.repeat(day, 24).astype("datetime64[s]")
+                                 + np.tile(np.arange(24) * 3600, len(day)).astype("timedelta64[s]"))
+    else:
+        local = _period_floor(pd.DatetimeIndex(day.astype("datetime64[s]")), freq)
+    energy = b["energy"].to_numpy(object)[rows]
+    df = pd.DataFrame({
+        "institution_id": b["institution_id"].astype(str).to_numpy(object)[rows],
+        "energy": energy,
+        "period_start": local.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward"),
+        "quantity": per_day,
+    })
+    if start is not None:
+        df = df[df["period_start"] >= _local_period_start(start, freq, tz)]
+    if end is not None:
+        e = pd.Timestamp(end)
+        df = df[df["period_start"] < (e.tz_localize(tz) if e.tzinfo is None else e.tz_convert(tz))]
+    g = df.groupby(["institution_id", "energy", "period_start"], as_index=False, sort=True)["quantity"].sum()
+    return pd.DataFrame({
+        "institution_id": g["institution_id"], "meter_id": None, "energy": g["energy"], "subitem": "total",
+        "heating": (g["energy"] == "heat").to_numpy(bool), "is_main": True, "period_start": g["period_start"],
+        "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(UNITS), "estimated_share": 0.0,
+        "source": "bill",
+    })[USE_COLUMNS]
+
+
+def _local_period_start(t: pd.Timestamp | str, freq: str, tz: str) -> pd.Timestamp:
+    t = pd.Timestamp(t)
+    t = t.tz_localize(tz) if t.tzinfo is None else t.tz_convert(tz)
+    if freq == "hour":
+        return t.floor("h")
+    if freq == "day":
+        return t.normalize()
+    if freq == "month":
+        return t.normalize().replace(day=1)
+    return t.normalize().replace(month=1, day=1)
+
+
+def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
+    """The store's consumption (meter_id, period_start, quantity x multiplier,
+    estimated_share) joined with the registry's meters frame, as a use frame.
+
+    Meters not in `meters` are dropped (they are not in the registry)."""
+    if consumption.empty:
+        return empty_use()
+    m = meters.set_index("meter_id")
+    c = consumption[consumption["meter_id"].isin(m.index)]
+    mi = m.loc[c["meter_id"].to_numpy()]
+    energy = mi["energy"].to_numpy(object)
+    qty = to_canonical(c["quantity"].to_numpy(float), energy, mi["unit"].to_numpy(object), factors)
+    return pd.DataFrame({
+        "institution_id": mi["institution_id"].to_numpy(object),
+        "meter_id": c["meter_id"].to_numpy(object),
+        "energy": energy,
+        "subitem": mi["subitem"].to_numpy(object),
+        "heating": mi["heating"].fillna(False).to_numpy(bool) | (energy == "heat"),
+        "is_main": mi["parent"].isna().to_numpy(bool),
+        "period_start": c["period_start"].to_numpy(),
+        "quantity": qty,
+        "unit": pd.Series(energy).map(UNITS).to_numpy(object),
+        "estimated_share": c["estimated_share"].to_numpy(float),
+        "source": "meter",
+    })[USE_COLUMNS].reset_index(drop=True)
+
+
+def combine_use(meter_rows: pd.DataFrame, bill_rows: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
+    """Meter rows plus the bill rows of (institution, energy) pairs that have no main
+    meter in the registry (meters win: an energy is never counted twice)."""
+    if bill_rows.empty:
+        return meter_rows
+    main = meters[meters["parent"].isna()]
+    metered = pd.MultiIndex.from_frame(main[["institution_id", "energy"]].astype(str))
+    keep = ~pd.MultiIndex.from_frame(bill_rows[["institution_id", "energy"]].astype(str)).isin(metered)
+    parts = [p for p in (meter_rows, bill_rows[keep]) if len(p)]
+    if not parts:
+        return empty_use()
+    return pd.concat(parts, ignore_index=True)
+
+
+def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp, freq: str = "month",
+               factors: FactorSet | None = None, include_submeters: bool = False,
+               institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """The use frame (module docstring) for periods starting in [start, end) local time.
+
+    Main meters and bills only unless `include_submeters` (then sub-meter rows come with
+    is_main False; indicators ignore them)."""
+    from models.factors import load_factors
+
+    factors = factors or load_factors()
+    meters = registry.meters_frame()
+    if institution_ids is not None:
+        meters = meters[meters["institution_id"].isin(list(institution_ids))]
+    chosen = meters if include_submeters else meters[meters["parent"].isna()]
+    cons = store.consumption(freq, start, end, meter_ids=chosen["meter_id"].tolist()) if len(chosen) else None
+    rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
+    bills = store.read_bills(None if institution_ids is None else list(institution_ids))
+    bills = bills[bills["institution_id"].isin(registry.institution_by_id)] if len(bills) else bills
+    bill_rows = split_bills(bills, freq, registry.timezone, start, end, factors) if len(bills) else empty_use()
+    out = combine_use(rows, bill_rows, meters)
+    return out.sort_values(["institution_id", "energy", "period_start"], kind="stable").reset_index(drop=True)
+
+
+def submeter_balance_from_frames(consumption: pd.DataFrame, meters: pd.DataFrame,
+                                 tolerance: float = 0.02) -> pd.DataFrame:
+    """Sub-meter balance per parent meter over the whole of `consumption`
+    (meter_id, quantity; any periods).
+
+    Returns parent_meter_id, institution_id, energy, children (count),
+    parent_quantity, children_quantity (sum of the direct sub-meters, same unit as
+    the parent), unaccounted (parent - children), unaccounted_share (unaccounted /
+    parent; NaN when the parent used nothing), over_parent (children exceed the
+    parent by more than `tolerance`, 2 % by default: a wiring or multiplier error)."""
+    totals = consumption.groupby("meter_id", sort=False)["quantity"].sum()
+    kids = meters[meters["parent"].notna()]
+    parents = meters[meters["meter_id"].isin(kids["parent"])].set_index("meter_id")
+    child_sum = kids.assign(q=kids["meter_id"].map(totals).fillna(0.0)).groupby("parent")["q"].agg(["sum", "size"])
+    parent_q = parents.index.to_series().map(totals).fillna(0.0).to_numpy(float)
+    children_q = child_sum["sum"].reindex(parents.index).fillna(0.0).to_numpy(float)
+    unacc = parent_q - children_q
+    share = np.divide(unacc, parent_q, out=np.full_like(unacc, np.nan), where=np.abs(parent_q) > 1e-12)
+    return pd.DataFrame({
+        "parent_meter_id": parents.index.to_numpy(object),
+        "institution_id": parents["institution_id"].to_numpy(object),
+        "energy": parents["energy"].to_numpy(object),
+        "children": child_sum["size"].reindex(parents.index).fillna(0).astype(int).to_numpy(),
+        "parent_quantity": parent_q,
+        "children_quantity": children_q,
+        "unaccounted": unacc,
+        "unaccounted_share": share,
+        "over_parent": children_q > parent_q * (1 + tolerance) + 1e-9,
+    })
+
+
+def submeter_balance(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                     tolerance: float = 0.02) -> pd.DataFrame:
+    """`submeter_balance_from_frames` on the store's daily consumption in [start, end)."""
+    meters = registry.meters_frame()
+    involved = meters[meters["parent"].notna() | meters["meter_id"].isin(meters["parent"])]
+    cons = store.consumption("day", start, end, meter_ids=involved["meter_id"].tolist()) if len(involved) else None
+    if cons is None or cons.empty:
+        cons = pd.DataFrame({"meter_id": pd.Series(dtype=object), "quantity": pd.Series(dtype=float)})
+    return submeter_balance_from_frames(cons, meters, tolerance)

@@ -1,0 +1,320 @@
+"""Factor sets as data: standard-coal coefficients, emission factors, grid factors.
+
+A factor set is a YAML file (the shipped one is `models/factorsets/cn-2024.yaml`); a
+user's file of the same shape merges on top of it: an entry with the same key replaces
+the shipped one, a new key is added. The merged set's `id` names every file that went
+into it (e.g. ``cn-2024+hebei-2025``) and every result records it.
+
+Lookups go from the most specific to the most general region (province -> grid region
+-> national). Within the chosen region the factor of the activity year is used; when
+that year is not published the latest earlier year is used (or the earliest, for years
+before the first publication) and the figure is marked *provisional* (domain.md §3).
+Entries flagged ``provisional`` or ``check`` in the file are provisional too.
+
+All factors are held per *canonical unit* (`UNITS`): kgce per unit for conversion,
+kgCO2 per unit for emissions (a grid factor in tCO2/MWh is the same number in kgCO2/kWh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+
+SHIPPED = Path(__file__).with_name("factorsets") / "cn-2024.yaml"
+
+#: Canonical unit of every energy in the models (fuels by mass, interfaces.md energies).
+UNITS: dict[str, str] = {
+    "electricity": "kWh", "pv": "kWh", "water": "m3", "natural_gas": "m3", "heat": "GJ",
+    "gasoline": "kg", "diesel": "kg", "lpg": "kg", "coal": "kg",
+}
+#: Energies converted to standard coal (water and on-site PV generation are not).
+COAL_ENERGIES = ("electricity", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal")
+#: Vehicle fuels, excluded from non-heating energy (domain.md §4).
+VEHICLE_FUELS = ("gasoline", "diesel")
+#: Scope of each energy's emissions (domain.md §3): fuels burnt on site 1, purchased 2.
+SCOPE: dict[str, int] = {"natural_gas": 1, "gasoline": 1, "diesel": 1, "lpg": 1, "coal": 1,
+                         "electricity": 2, "heat": 2}
+
+BASES = ("equivalent", "equal_value")
+BASIS_ALIASES = {"equivalent": "equivalent", "当量值": "equivalent", "calorific": "equivalent",
+                 "equal_value": "equal_value", "等价值": "equal_value", "generation": "equal_value"}
+BASIS_LABEL = {"equivalent": "当量值 (calorific equivalent)", "equal_value": "等价值 (equal value)"}
+NATIONAL = "national"
+
+
+def normalize_basis(basis: str) -> str:
+    """'equivalent' (当量值, default) or 'equal_value' (等价值); raises ValueError otherwise."""
+    try:
+        return BASIS_ALIASES[basis]
+    except KeyError:
+        raise ValueError(f"unknown electricity basis {basis!r}: use 'equivalent' (当量值) "
+                         f"or 'equal_value' (等价值)") from None
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor: value per canonical unit, with where it comes from."""
+
+    value: float
+    unit: str
+    source: str
+    region: str
+    year: int | None
+    provisional: bool
+
+
+@dataclass
+class FactorSet:
+    """A merged factor set. Tables are DataFrames with columns
+
+    * conversion: energy, basis, region, year, value (kgce/unit), unit, source, provisional
+    * emission: energy, scope, region, year, value (kgCO2/unit), unit, source, provisional
+    * grid: region, year, value (kgCO2/kWh = tCO2/MWh), unit, source, provisional
+    * densities: energy, region, value (kg/L), unit, source, provisional
+    """
+
+    id: str
+    name: str
+    conversion: pd.DataFrame
+    emission: pd.DataFrame
+    grid: pd.DataFrame
+    densities: pd.DataFrame
+    regions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+
+    # -- regions ------------------------------------------------------------------
+    def match_region(self, names: list[str]) -> str | None:
+        """The first of `names` (a registry region chain: ids and names, nearest first)
+        that this set knows as a province or grid region."""
+        index: dict[str, str] = {}
+        for key, spec in self.regions.items():
+            index[key.lower()] = key
+            for alias in spec.get("names", []) or []:
+                index[str(alias).lower()] = key
+        for name in names:
+            hit = index.get(str(name).lower())
+            if hit is not None and hit != NATIONAL:
+                return hit
+        return None
+
+    def region_chain(self, region: str | None) -> list[str]:
+        """Factor regions to try for `region`, most specific first, ending in national."""
+        out: list[str] = []
+        cur = region
+        while cur and cur not in out and cur != NATIONAL:
+            out.append(cur)
+            cur = (self.regions.get(cur) or {}).get("grid")
+        out.append(NATIONAL)
+        return out
+
+    # -- lookups ------------------------------------------------------------------
+    @staticmethod
+    def _pick(table: pd.DataFrame, chain: list[str], year: int | None) -> Factor | None:
+        for reg in chain:
+            rows = table[table["region"] == reg]
+            if rows.empty:
+                continue
+            years = rows["year"]
+            if year is None:
+                row = rows.loc[years.fillna(-1).idxmax()]
+                late = True
+            else:
+                exact = rows[years == year]
+                if len(exact):
+                    row, late = exact.iloc[-1], False
+                else:
+                    earlier = rows[years.fillna(-1) < year]
+                    row = (earlier.loc[earlier["year"].fillna(-1).idxmax()] if len(earlier)
+                           else rows.loc[years.fillna(1 << 30).idxmin()])
+                    late = True
+            yr = None if pd.isna(row["year"]) else int(row["year"])
+            return Factor(float(row["value"]), str(row["unit"]), str(row["source"]), reg, yr,
+                          bool(row["provisional"]) or (late and yr is not None and yr != year))
+        return None
+
+    def coal_factor(self, energy: str, basis: str = "equivalent", region: str | None = None,
+                    year: int | None = None) -> Factor:
+        """kgce per canonical unit of `energy` on `basis` (Factor with source)."""
+        basis = normalize_basis(basis)
+        t = self.conversion[(self.conversion["energy"] == energy)
+                            & self.conversion["basis"].isin([basis, "any"])]
+        f = self._pick(t, self.region_chain(region), year)
+        if f is None:
+            raise KeyError(f"factor set {self.id} has no standard-coal coefficient for {energy} ({basis})")
+        return f
+
+    def coal_kgce_per_unit(self, energy: str, basis: str = "equivalent", region: str | None = None,
+                           year: int | None = None) -> float:
+        """kgce per canonical unit (kWh, m3, GJ, kg) of `energy`; 0 for water and PV."""
+        if energy not in COAL_ENERGIES:
+            return 0.0
+        return self.coal_factor(energy, basis, region, year).value
+
+    def emission_factor(self, energy: str, region: str | None = None, year: int | None = None) -> Factor:
+        """kgCO2 per canonical unit: the grid factor for electricity (location-based),
+        the fuel or heat factor otherwise. Scope is `SCOPE[energy]`."""
+        chain = self.region_chain(region)
+        if energy == "electricity":
+            f = self._pick(self.grid, chain, year)
+        else:
+            f = self._pick(self.emission[self.emission["energy"] == energy], chain, year)
+        if f is None:
+            raise KeyError(f"factor set {self.id} has no emission factor for {energy}")
+        return f
+
+    def density_kg_per_l(self, energy: str, region: str | None = None) -> float:
+        """Density (kg/L) of a liquid fuel, for L -> kg."""
+        f = self._pick(self.densities[self.densities["energy"] == energy], self.region_chain(region), None)
+        if f is None:
+            raise KeyError(f"factor set {self.id} has no density for {energy}")
+        return f.value
+
+    # -- vectorised lookups over unique keys ----------------------------------------
+    def factor_frame(self, keys: pd.DataFrame, basis: str = "equivalent") -> pd.DataFrame:
+        """For each row of `keys` (energy, factor_region, year) the coefficients:
+        kgce_per_unit, kgco2_per_unit, scope, provisional (any of the two),
+        coal_source, emission_source. Computed once per unique key."""
+        basis = normalize_basis(basis)
+        keys = keys[["energy", "factor_region", "year"]].astype({"year": float, "energy": object})
+        keys = keys.assign(factor_region=keys["factor_region"].astype(object).where(keys["factor_region"].notna(), ""))
+        uniq = keys.drop_duplicates().reset_index(drop=True)
+        rows = []
+        for energy, reg, year in uniq.itertuples(index=False):  # one per unique key (few)
+            reg = reg or None
+            yr = None if year is None or pd.isna(year) else int(year)
+            coal = self.coal_factor(energy, basis, reg, yr) if energy in COAL_ENERGIES else None
+            emis = self.emission_factor(energy, reg, yr) if energy in SCOPE else None
+            rows.append({
+                "kgce_per_unit": coal.value if coal else 0.0,
+                "kgco2_per_unit": emis.value if emis else 0.0,
+                "scope": SCOPE.get(energy, 0),
+                "provisional": bool((coal and coal.provisional) or (emis and emis.provisional)),
+                "coal_source": coal.source if coal else "",
+                "emission_source": emis.source if emis else "",
+                "emission_unit": (emis.unit if emis else ""),
+            })
+        out = pd.concat([uniq, pd.DataFrame(rows, index=uniq.index)], axis=1)
+        return keys.merge(out, how="left", on=["energy", "factor_region", "year"])
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every factor in one table (for the ledger's `factors` sheet): kind, energy,
+        basis, scope, region, year, value, unit, source, provisional."""
+        conv = self.conversion.assign(kind="conversion", scope=np.nan)
+        emis = self.emission.assign(kind="emission", basis="")
+        grid = self.grid.assign(kind="grid", energy="electricity", basis="", scope=2)
+        dens = self.densities.assign(kind="density", basis="", scope=np.nan, year=np.nan)
+        cols = ["kind", "energy", "basis", "scope", "region", "year", "value", "unit", "source", "provisional"]
+        out = pd.concat([t[cols] for t in (conv, emis, grid, dens)], ignore_index=True)
+        return out.assign(factor_set=self.id)
+
+
+_TABLES: dict[str, tuple[list[str], list[str]]] = {
+    # table: (key columns, required columns)
+    "conversion": (["energy", "basis", "region", "year"], ["energy", "value"]),
+    "emission": (["energy", "scope", "region", "year"], ["energy", "value"]),
+    "grid": (["region", "year"], ["region", "year", "value"]),
+    "densities": (["energy", "region"], ["energy", "value"]),
+}
+_DEFAULT_UNIT = {"grid": "kgCO2/kWh", "densities": "kg/L"}
+
+
+def _parse(path: Path) -> tuple[dict[str, Any], list[Problem]]:
+    doc = load_yaml(path)
+    file = str(path)
+    problems: list[Problem] = []
+    if not isinstance(doc, LineDict):
+        return {}, [Problem(file, 1, "-", "a factor set must be a YAML mapping")]
+    known = {"id", "name", "units", "regions", *_TABLES}
+    for key in doc:
+        if key not in known:
+            problems.append(Problem(file, doc.line_of(key), str(key), "unknown key"))
+    out: dict[str, Any] = {"id": str(doc.get("id") or path.stem), "name": str(doc.get("name") or ""),
+                           "regions": dict(doc.get("regions") or {})}
+    for table, (_keys, required) in _TABLES.items():
+        rows = []
+        raw = doc.get(table) or []
+        if not isinstance(raw, list):
+            problems.append(Problem(file, doc.line_of(table), table, "must be a list"))
+            continue
+        for n, item in enumerate(raw):
+            where = f"{table}[{n}]"
+            if not isinstance(item, LineDict):
+                problems.append(Problem(file, doc.line_of(table), where, "must be a mapping"))
+                continue
+            for col in required:
+                if col not in item:
+                    problems.append(Problem(file, item.line, f"{where}.{col}", "required"))
+            value = item.get("value")
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                problems.append(Problem(file, item.line_of("value"), f"{where}.value",
+                                        f"must be a non-negative number, not {value!r}"))
+                continue
+            energy = item.get("energy")
+            if energy is not None and energy not in UNITS:
+                problems.append(Problem(file, item.line_of("energy"), f"{where}.energy", f"unknown energy {energy!r}"))
+            basis = item.get("basis", "any")
+            if table == "conversion" and basis != "any" and basis not in BASIS_ALIASES:
+                problems.append(Problem(file, item.line_of("basis"), f"{where}.basis", f"unknown basis {basis!r}"))
+                continue
+            year = item.get("year")
+            if year is not None and not isinstance(year, int):
+                problems.append(Problem(file, item.line_of("year"), f"{where}.year", "must be an integer year"))
+                continue
+            rows.append({
+                "energy": energy,
+                "basis": BASIS_ALIASES.get(basis, "any") if table == "conversion" else "",
+                "scope": item.get("scope"),
+                "region": str(item.get("region", NATIONAL)),
+                "year": year,
+                "value": float(value),
+                "unit": str(item.get("unit", _DEFAULT_UNIT.get(table, ""))),
+                "source": str(item.get("source", file)),
+                "provisional": bool(item.get("provisional", False) or item.get("check", False)),
+            })
+        out[table] = pd.DataFrame(rows, columns=["energy", "basis", "scope", "region", "year", "value", "unit",
+                                                 "source", "provisional"])
+    return out, problems
+
+
+def _merge(base: pd.DataFrame, over: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if over.empty:
+        return base
+    if base.empty:
+        return over
+    both = pd.concat([base, over], ignore_index=True)
+    k = both[keys].astype(str)
+    return both[~k.duplicated(keep="last")].reset_index(drop=True)
+
+
+def load_factors(path: str | Path | None = None, base: str | Path | None = SHIPPED) -> FactorSet:
+    """The shipped factor set, with the user's file at `path` (if any) merged on top.
+
+    Raises ConfigError listing every problem (file, line, field) of either file.
+    """
+    files = [Path(p) for p in (base, path) if p is not None]
+    parsed = []
+    problems: list[Problem] = []
+    for f in files:
+        doc, probs = _parse(f)
+        parsed.append(doc)
+        problems += probs
+    if problems:
+        raise ConfigError(problems)
+    merged = parsed[0]
+    for doc in parsed[1:]:
+        for table, (keys, _) in _TABLES.items():
+            merged[table] = _merge(merged[table], doc[table], keys)
+        merged["regions"] = {**merged["regions"], **doc["regions"]}
+    fid = "+".join(d["id"] for d in parsed)
+    name = " + ".join(d["name"] or d["id"] for d in parsed)
+    for table in _TABLES:
+        merged[table]["year"] = pd.to_numeric(merged[table]["year"], errors="coerce").astype(float)
+    return FactorSet(id=fid, name=name, conversion=merged["conversion"], emission=merged["emission"],
+                     grid=merged["grid"], densities=merged["densities"], regions=merged["regions"],
+                     files=tuple(str(f) for f in files))

@@ -1,0 +1,516 @@
+"""Indicators per institution and their aggregates: pure, vectorised arithmetic.
+
+Two steps, so the heavy part runs once over the big frame:
+
+1. `energy_sums(use, institutions, ...)` reduces a use frame (models.energy; only
+   institution_id, energy, period_start and quantity are required, estimated_share,
+   heating and is_main are optional) to one row per institution, energy and period
+   (year by default) with the quantity, its estimated part and its heating-season
+   heating part. It works on integer codes and `np.bincount`; categorical columns
+   (institution_id, energy, period_start) are used as they are, without hashing.
+2. `indicators_from_sums(sums, institutions, factors, basis)` applies the factor set
+   (per energy, the institution's factor region and the activity year) and computes
+   the indicators (`INDICATOR_COLUMNS`).
+
+Definitions (domain.md §2-4):
+
+* kgce = Σ quantity x standard-coal coefficient (water and PV generation excluded),
+  on the electricity basis asked for (当量值 'equivalent' by default, or 等价值
+  'equal_value'); tce = kgce / 1000.
+* t_co2_scope1 = Σ fuels x factor; t_co2_scope2 = electricity x grid factor (the
+  institution's province, else its grid region, else national; activity year, else
+  latest published and provisional) + purchased heat x factor. PV self-consumption
+  is not purchased and carries no emissions; `pv_kwh` reports generation.
+* heating_kgce: the heating-season part (the region's season, e.g. 11-15 to 03-15
+  inclusive; a monthly or yearly period counts the fraction of its days in the season)
+  of rows flagged `heating` (purchased heat, heating meters). heating_kgce_per_m2 is
+  per heated area; nonheating_kgce = kgce - heating_kgce - vehicle fuel kgce, per
+  floor area.
+* Intensities are per the period the use frame covers (a full year gives ·a
+  figures). Institutions without any data get zero totals, has_data False and NaN
+  intensities (they are not the best performers, they are missing).
+* Aggregates are ratios of sums (never means of ratios); areas and people of
+  institutions without data are left out of the denominators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, UNITS, VEHICLE_FUELS, FactorSet, normalize_basis
+
+ENERGIES: tuple[str, ...] = ("electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal",
+                             "pv")
+#: Column of each energy's total in the indicator frame (canonical unit in the name).
+QTY_COL: dict[str, str] = {
+    "electricity": "electricity_kwh", "water": "water_m3", "natural_gas": "gas_m3", "heat": "heat_gj",
+    "gasoline": "gasoline_kg", "diesel": "diesel_kg", "lpg": "lpg_kg", "coal": "coal_kg", "pv": "pv_kwh",
+}
+INSTITUTION_COLUMNS = ["institution_id", "name", "region", "category", "floor_area_m2", "heated_area_m2",
+                       "occupants"]
+#: Extensive columns: additive over institutions and periods.
+EXTENSIVE = [*QTY_COL.values(), "kgce", "heating_kgce", "vehicle_kgce", "estimated_kgce",
+             "estimated_water_m3", "kgco2_scope1", "kgco2_scope2"]
+INDICATOR_COLUMNS = [
+    *INSTITUTION_COLUMNS, "has_data", *QTY_COL.values(),
+    "kgce", "tce", "heating_kgce", "nonheating_kgce", "vehicle_kgce", "estimated_kgce", "estimated_water_m3",
+    "kgco2_scope1", "kgco2_scope2", "t_co2_scope1", "t_co2_scope2", "t_co2",
+    "kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2",
+    "heating_kgce_per_m2", "nonheating_kgce_per_m2", "estimated_share", "water_estimated_share",
+    "basis", "basis_label", "factor_set", "provisional",
+]
+#: Intensity indicators: name -> (numerator, denominator, unit).
+INTENSITIES: dict[str, tuple[str, str, str]] = {
+    "kgce_per_m2": ("kgce", "floor_area_m2", "kgce/m2"),
+    "kgce_per_person": ("kgce", "occupants", "kgce/person"),
+    "water_m3_per_person": ("water_m3", "occupants", "m3/person"),
+    "kgco2_per_m2": ("kgco2", "floor_area_m2", "kgCO2/m2"),
+    "heating_kgce_per_m2": ("heating_kgce", "heated_area_m2", "kgce/m2"),
+    "nonheating_kgce_per_m2": ("nonheating_kgce", "floor_area_m2", "kgce/m2"),
+}
+DEFAULT_SEASON = ("11-15", "03-15")  # Hebei and Beijing, domain.md §4
+KG_PER_T = 1000.0
+_MAX_DENSE_BINS = 40_000_000  # above this many (institution, energy, period) bins, hash the keys instead
+
+
+# -- institutions ----------------------------------------------------------------------
+def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
+    """The registry's institutions with what the arithmetic needs: INSTITUTION_COLUMNS
+    plus factor_region (province or grid region the factor set knows, or '' for
+    national), heating_start and heating_end ('MM-DD', the region's season)."""
+    inst = registry.institutions_frame()
+    regions = inst["region"].unique()
+    freg, hs, he = {}, {}, {}
+    for rid in regions:  # one per region (few)
+        chain = registry.region_ancestors(rid)
+        names = [x for r in chain for x in (r, registry.region_by_id[r].name if r in registry.region_by_id else r)]
+        freg[rid] = factors.match_region(names) or ""
+        season = registry.heating_season_of(rid)
+        hs[rid], he[rid] = season.start, season.end
+    return inst.assign(factor_region=inst["region"].map(freg), heating_start=inst["region"].map(hs),
+                       heating_end=inst["region"].map(he))
+
+
+def _complete_institutions(inst: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
+    out = inst.reset_index(drop=True).copy()
+    missing = [c for c in ("institution_id", "floor_area_m2", "occupants") if c not in out]
+    if missing:
+        raise ValueError(f"institutions frame lacks column(s) {missing}")
+    for col, default in (("name", ""), ("region", ""), ("category", "other"), ("heated_area_m2", 0.0)):
+        if col not in out:
+            out[col] = default
+    if "factor_region" not in out:
+        regs = pd.Series(out["region"].astype(str).unique())
+        out["factor_region"] = out["region"].astype(str).map(
+            dict(zip(regs, [factors.match_region([r]) or "" for r in regs], strict=True)))
+    if "heating_start" not in out:
+        out["heating_start"] = DEFAULT_SEASON[0]
+    if "heating_end" not in out:
+        out["heating_end"] = DEFAULT_SEASON[1]
+    if out["institution_id"].duplicated().any():
+        dup = out.loc[out["institution_id"].duplicated(), "institution_id"].iloc[0]
+        raise ValueError(f"institution {dup!r} appears twice in the institutions frame")
+    return out
+
+
+# -- codes -------------------------------------------------------------------------------
+def _codes(col: pd.Series, universe: pd.Index) -> np.ndarray:
+    """Position of each value of `col` in `universe` (-1 when absent), without hashing
+    every row when `col` is categorical."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        lut = universe.get_indexer(col.cat.categories)
+        lut = np.append(lut, -1)  # code -1 (missing) -> -1
+        return lut[col.cat.codes.to_numpy()]
+    return universe.get_indexer(col.to_numpy())
+
+
+def _period_codes(col: pd.Series, tz: str | None) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, uniq = col.cat.codes.to_numpy(), pd.DatetimeIndex(col.cat.categories)
+    else:
+        codes, uniq = pd.factorize(col, sort=False)
+        uniq = pd.DatetimeIndex(uniq)
+    if uniq.tz is None:
+        uniq = uniq.tz_localize(tz or "Asia/Shanghai")
+    elif tz is not None:
+        uniq = uniq.tz_convert(tz)
+    return np.asarray(codes, np.int64), uniq
+
+
+def infer_freq(periods: pd.DatetimeIndex) -> str:
+    """'hour', 'day', 'month' or 'year' from the spacing of the distinct period starts
+    (a single period: from its alignment). Pass `freq` explicitly where known."""
+    p = periods.sort_values().unique()
+    if len(p) > 1:
+        step = pd.Series(p).diff().dropna().min()
+        if step <= pd.Timedelta(hours=1):
+            return "hour"
+        if step <= pd.Timedelta(days=1):
+            return "day"
+        if step <= pd.Timedelta(days=31):
+            return "month"
+        return "year"
+    t = p[0]
+    if (t.hour, t.minute) != (0, 0):
+        return "hour"
+    if (t.month, t.day) == (1, 1):
+        return "year"
+    return "month" if t.day == 1 else "day"
+
+
+def _md(days: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    d = pd.DatetimeIndex(days)
+    return d.month.to_numpy() * 100 + d.day.to_numpy()
+
+
+def season_mask(days: pd.DatetimeIndex, start: str, end: str) -> np.ndarray:
+    """True for days inside the season [start, end] ('MM-DD', inclusive, may wrap the
+    new year as 11-15 .. 03-15)."""
+    md = _md(days)
+    s = int(start[:2]) * 100 + int(start[3:])
+    e = int(end[:2]) * 100 + int(end[3:])
+    return ((md >= s) & (md <= e)) if s <= e else ((md >= s) | (md <= e))
+
+
+def heating_fraction(periods: pd.DatetimeIndex, freq: str, seasons: Sequence[tuple[str, str]]) -> np.ndarray:
+    """Share of each period's days inside each season: array [season, period].
+    An hour or a day is in or out; a month or year counts its days."""
+    local = periods.tz_localize(None) if periods.tz is not None else periods
+    local = local.normalize()
+    out = np.zeros((len(seasons), len(periods)))
+    if freq in ("hour", "day"):
+        for k, (s, e) in enumerate(seasons):  # one per distinct season (few)
+            out[k] = season_mask(local, s, e)
+        return out
+    ends = local + (pd.offsets.MonthBegin(1) if freq == "month" else pd.offsets.YearBegin(1))
+    ndays = ((ends - local) / pd.Timedelta(days=1)).to_numpy().astype(np.int64)
+    rows = np.repeat(np.arange(len(local)), ndays)
+    offs = np.arange(ndays.sum()) - np.repeat(np.cumsum(ndays) - ndays, ndays)
+    days = pd.DatetimeIndex(local.to_numpy()[rows] + offs.astype("timedelta64[D]"))
+    for k, (s, e) in enumerate(seasons):
+        inside = np.bincount(rows, weights=season_mask(days, s, e), minlength=len(local))
+        out[k] = inside / ndays
+    return out
+
+
+def _period_key(uniq: pd.DatetimeIndex, period: str) -> pd.DatetimeIndex:
+    """Start of the output period (local tz-aware) for each native period start."""
+    tz = uniq.tz
+    naive = uniq.tz_localize(None)
+    if period == "native":
+        return uniq
+    if period == "day":
+        key = naive.normalize()
+    elif period == "month":
+        key = naive.to_period("M").to_timestamp()
+    elif period == "year":
+        key = naive.to_period("Y").to_timestamp()
+    else:
+        raise ValueError(f"period must be native, day, month or year, not {period!r}")
+    return key.tz_localize(tz)
+
+
+# -- step 1: sums ----------------------------------------------------------------------------
+def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "year", freq: str | None = None,
+                tz: str | None = None) -> pd.DataFrame:
+    """Reduce a use frame to one row per institution, energy and period.
+
+    period: 'year' (default), 'month', 'day' or 'native' (the use frame's own periods).
+    freq: the use frame's own period length (hour|day|month|year), inferred if None;
+    it decides how heating seasons split a period.
+
+    Returns institution_id, energy, period_start (local, tz-aware), year (int),
+    quantity (canonical unit), estimated_quantity, heating_quantity (the heating-season
+    part of heating rows), rows (count of use rows).
+    Sub-meter rows (is_main False) are ignored. Raises ValueError for rows of
+    institutions or energies not known.
+    """
+    inst = institutions.reset_index(drop=True)
+    universe = pd.Index(inst["institution_id"].astype(str))
+    if use.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in (
+            ("institution_id", object), ("energy", object), ("period_start", "datetime64[s, UTC]"), ("year", int),
+            ("quantity", float), ("estimated_quantity", float), ("heating_quantity", float), ("rows", int))})
+    ipos = _codes(use["institution_id"], universe)
+    epos = _codes(use["energy"], pd.Index(ENERGIES))
+    mask = None
+    if "is_main" in use:
+        mask = use["is_main"].to_numpy(bool)
+    for name, pos, known in (("institution", ipos, universe), ("energy", epos, ENERGIES)):
+        bad = pos < 0 if mask is None else (pos < 0) & mask
+        if bad.any():
+            col = "institution_id" if name == "institution" else "energy"
+            vals = pd.unique(use[col].to_numpy()[bad])[:5]
+            raise ValueError(f"use frame has rows of unknown {name}(s) {list(vals)} "
+                             f"(known: {len(known)}); add them to the registry or drop the rows")
+    pcodes, puniq = _period_codes(use["period_start"], tz)
+    freq = freq or infer_freq(puniq)
+    key_starts = _period_key(puniq, period)
+    kcodes, kuniq = pd.factorize(key_starts, sort=True)
+    kuniq = pd.DatetimeIndex(kuniq)
+    n_e, n_k = len(ENERGIES), len(kuniq)
+    key = (ipos.astype(np.int64) * n_e + epos) * n_k + kcodes[pcodes]
+    q = use["quantity"].to_numpy(np.float64)
+    est = q * use["estimated_share"].to_numpy(np.float64) if "estimated_share" in use else None
+    heating = use["heating"].to_numpy(bool) if "heating" in use else (epos == ENERGIES.index("heat"))
+    if mask is not None:
+        key, q, pcodes, ipos, heating = key[mask], q[mask], pcodes[mask], ipos[mask], heating[mask]
+        est = est[mask] if est is not None else None
+
+    # Heating-season part of heating rows.
+    seasons = inst[["heating_start", "heating_end"]].astype(str).agg("|".join, axis=1)
+    scodes, suniq = pd.factorize(seasons)
+    frac = heating_fraction(puniq, freq, [tuple(s.split("|")) for s in suniq])
+
+    nbins = len(universe) * n_e * n_k
+    if nbins <= _MAX_DENSE_BINS:
+        bins, nb = key, nbins
+    else:
+        bins, ukeys = pd.factorize(key)
+        nb = len(ukeys)
+    cnt = np.bincount(bins, minlength=nb)
+    qs = np.bincount(bins, weights=q, minlength=nb)
+    es = np.bincount(bins, weights=est, minlength=nb) if est is not None else np.zeros(nb)
+    h = np.flatnonzero(heating)
+    hw = q[h] * frac[scodes[ipos[h]], pcodes[h]]
+    hs = np.bincount(bins[h], weights=hw, minlength=nb)
+    present = np.flatnonzero(cnt)
+    full = present if nbins <= _MAX_DENSE_BINS else ukeys[present]
+    k = full % n_k
+    e = (full // n_k) % n_e
+    i = full // (n_k * n_e)
+    starts = kuniq[k]
+    return pd.DataFrame({
+        "institution_id": universe.to_numpy()[i],
+        "energy": np.asarray(ENERGIES, dtype=object)[e],
+        "period_start": starts,
+        "year": starts.year.to_numpy(),
+        "quantity": qs[present],
+        "estimated_quantity": es[present],
+        "heating_quantity": hs[present],
+        "rows": cnt[present],
+    })
+
+
+# -- step 2: factors and indicators ------------------------------------------------------------
+def priced_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet,
+                basis: str = "equivalent") -> pd.DataFrame:
+    """`sums` with the factors applied, one row per institution, energy and period:
+    the sums' columns plus unit, kgce_per_unit, kgce, estimated_kgce, heating_kgce,
+    scope (1, 2, or 0 for water/PV), kgco2_per_unit (grid factor for electricity),
+    emission_unit, kgco2, t_co2, coal_source, emission_source, provisional, factor_region.
+    The carbon ledger is this frame grouped by institution and energy."""
+    basis = normalize_basis(basis)
+    inst = _complete_institutions(institutions, factors).set_index("institution_id")
+    s = sums.copy()
+    s["factor_region"] = s["institution_id"].map(inst["factor_region"]).fillna("").to_numpy(object)
+    f = factors.factor_frame(s[["energy", "factor_region", "year"]], basis)
+    for col in ("kgce_per_unit", "kgco2_per_unit", "scope", "provisional", "coal_source", "emission_source",
+                "emission_unit"):
+        s[col] = f[col].to_numpy()
+    s["unit"] = s["energy"].map(UNITS)
+    s["kgce"] = s["quantity"] * s["kgce_per_unit"]
+    s["estimated_kgce"] = s["estimated_quantity"] * s["kgce_per_unit"]
+    s["heating_kgce"] = s["heating_quantity"] * s["kgce_per_unit"]
+    s["kgco2"] = s["quantity"] * s["kgco2_per_unit"]
+    s["t_co2"] = s["kgco2"] / KG_PER_T
+    s["basis"] = basis
+    s["factor_set"] = factors.id
+    return s
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, float)
+    den = np.asarray(den, float)
+    return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den > 0)
+
+
+def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Derived totals and intensities from the extensive columns (in place, returned):
+    tce, t_co2*, nonheating_kgce, the intensities of `INTENSITIES`, estimated shares.
+    Denominators are the frame's floor_area_m2, heated_area_m2, occupants; rows with
+    has_data False get NaN intensities."""
+    df["tce"] = df["kgce"] / KG_PER_T
+    df["t_co2_scope1"] = df["kgco2_scope1"] / KG_PER_T
+    df["t_co2_scope2"] = df["kgco2_scope2"] / KG_PER_T
+    df["t_co2"] = df["t_co2_scope1"] + df["t_co2_scope2"]
+    df["nonheating_kgce"] = df["kgce"] - df["heating_kgce"] - df["vehicle_kgce"]
+    has = df["has_data"].to_numpy(bool)
+    kgco2 = (df["kgco2_scope1"] + df["kgco2_scope2"]).to_numpy(float)
+    for name, (num, den, _unit) in INTENSITIES.items():
+        n = kgco2 if num == "kgco2" else df[num].to_numpy(float)
+        df[name] = np.where(has, _safe_div(n, df[den].to_numpy(float)), np.nan)
+    df["estimated_share"] = np.nan_to_num(_safe_div(df["estimated_kgce"], df["kgce"]))
+    df["water_estimated_share"] = np.nan_to_num(_safe_div(df["estimated_water_m3"], df["water_m3"]))
+    return df
+
+
+def _pivot(priced: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Extensive columns per `keys` from priced sums."""
+    p = priced
+    coal = p["energy"].isin(COAL_ENERGIES)
+    vehicle = p["energy"].isin(VEHICLE_FUELS)
+    water = (p["energy"] == "water").to_numpy()
+    parts = pd.DataFrame({
+        **{k: p[k].to_numpy() for k in keys},
+        "kgce": np.where(coal, p["kgce"], 0.0),
+        "heating_kgce": np.where(coal, p["heating_kgce"], 0.0),
+        "vehicle_kgce": np.where(vehicle, p["kgce"], 0.0),
+        "estimated_kgce": np.where(coal, p["estimated_kgce"], 0.0),
+        "estimated_water_m3": np.where(water, p["estimated_quantity"], 0.0),
+        "kgco2_scope1": np.where(p["scope"] == 1, p["kgco2"], 0.0),
+        "kgco2_scope2": np.where(p["scope"] == 2, p["kgco2"], 0.0),
+        "provisional": p["provisional"].to_numpy(bool) & (coal.to_numpy() | (p["scope"].to_numpy() > 0)),
+    })
+    g = parts.groupby(keys, sort=True).agg({c: "sum" for c in parts.columns if c not in keys} | {"provisional": "any"})
+    q = p.pivot_table(index=keys, columns="energy", values="quantity", aggfunc="sum", observed=True, sort=True)
+    q = q.reindex(columns=list(ENERGIES)).fillna(0.0)
+    q.columns = [QTY_COL[e] for e in ENERGIES]
+    return g.join(q, how="left")
+
+
+def indicators_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet,
+                         basis: str = "equivalent", by_period: bool = False) -> pd.DataFrame:
+    """Indicators (INDICATOR_COLUMNS) per institution, or per institution and period
+    (then with a period_start column) from `energy_sums`.
+
+    Every institution of `institutions` gets a row (per period when by_period: only
+    the periods present in `sums`); those without data have has_data False.
+    """
+    basis = normalize_basis(basis)
+    inst = _complete_institutions(institutions, factors)
+    priced = priced_sums(sums, inst, factors, basis)
+    keys = ["institution_id", "period_start"] if by_period else ["institution_id"]
+    ext = _pivot(priced, keys) if len(priced) else None
+    if by_period:
+        periods = pd.DatetimeIndex(sorted(sums["period_start"].unique())) if len(sums) else pd.DatetimeIndex([])
+        index = pd.MultiIndex.from_product([inst["institution_id"], periods], names=keys)
+    else:
+        index = pd.Index(inst["institution_id"], name="institution_id")
+    cols = [*QTY_COL.values(), "kgce", "heating_kgce", "vehicle_kgce", "estimated_kgce", "estimated_water_m3",
+            "kgco2_scope1", "kgco2_scope2"]
+    if ext is None:
+        body = pd.DataFrame(0.0, index=index, columns=cols)
+        body["provisional"] = False
+        body["has_data"] = False
+    else:
+        body = ext.reindex(index)
+        body["has_data"] = body["kgce"].notna().to_numpy()
+        body[cols] = body[cols].fillna(0.0)
+        body["provisional"] = body["provisional"].fillna(False).astype(bool)
+    body = body.reset_index()
+    out = body.merge(inst[INSTITUTION_COLUMNS], on="institution_id", how="left")
+    add_ratios(out)
+    out["basis"] = basis
+    out["basis_label"] = BASIS_LABEL[basis]
+    out["factor_set"] = factors.id
+    order = [*INDICATOR_COLUMNS[:1], *(["period_start"] if by_period else []), *INDICATOR_COLUMNS[1:]]
+    return out[order]
+
+
+def indicators_from_frames(use: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet,
+                           basis: str = "equivalent", freq: str | None = None,
+                           by_period: str | None = None, tz: str | None = None) -> pd.DataFrame:
+    """Indicators straight from a use frame (see `energy_sums`, `indicators_from_sums`).
+
+    by_period None: one row per institution over the whole frame; 'month', 'year',
+    'day' or 'native': one row per institution and such period."""
+    sums = energy_sums(use, _complete_institutions(institutions, factors), period=by_period or "year",
+                       freq=freq, tz=tz)
+    return indicators_from_sums(sums, institutions, factors, basis, by_period=by_period is not None)
+
+
+# -- aggregates -----------------------------------------------------------------------------------
+def _region_parents(regions) -> dict[str, str | None]:
+    if regions is None:
+        return {}
+    if hasattr(regions, "regions"):  # a Registry
+        return {r.id: r.parent for r in regions.regions}
+    if isinstance(regions, pd.DataFrame):
+        return dict(zip(regions["id"], regions["parent"], strict=True))
+    return dict(regions)
+
+
+def region_ancestors_frame(regions: Sequence[str], parents: dict[str, str | None]) -> pd.DataFrame:
+    """(region, ancestor) pairs, each region paired with itself and every ancestor."""
+    rows = []
+    for r in regions:  # one per distinct region (few)
+        cur, seen = r, set()
+        while cur is not None and cur not in seen:
+            rows.append((r, cur))
+            seen.add(cur)
+            cur = parents.get(cur)
+    return pd.DataFrame(rows, columns=["region", "ancestor"])
+
+
+def aggregate(ind: pd.DataFrame, by: Sequence[str] = ("region",), regions=None) -> pd.DataFrame:
+    """Indicators of groups of institutions: sums of the extensive columns and
+    intensities as ratios of sums (never means of ratios).
+
+    by: columns of `ind` (e.g. ['region'], ['category'], ['region', 'category'], and
+    'period_start' for per-period frames). When `regions` (a Registry, a frame of
+    id/parent or a dict id -> parent) is given and 'region' is in `by`, each region's
+    row covers its whole subtree (an institution counts in its region and every
+    ancestor). Denominators count only institutions with data. Returns the `by`
+    columns, institutions, institutions_with_data, floor_area_m2, heated_area_m2,
+    occupants, the extensive columns, ratios, basis, factor_set, provisional.
+    """
+    by = list(by)
+    df = ind
+    if regions is not None and "region" in by:
+        anc = region_ancestors_frame(df["region"].dropna().unique(), _region_parents(regions))
+        df = df.merge(anc, on="region").drop(columns="region").rename(columns={"ancestor": "region"})
+    has = df["has_data"].to_numpy(bool)
+    work = df[by].copy()
+    work["institutions"] = 1
+    work["institutions_with_data"] = has.astype(int)
+    for c in ("floor_area_m2", "heated_area_m2", "occupants"):
+        work[c] = np.where(has, df[c].to_numpy(float), 0.0)
+    for c in EXTENSIVE:
+        work[c] = df[c].to_numpy(float)
+    work["provisional"] = df["provisional"].to_numpy(bool)
+    g = work.groupby(by, sort=True, dropna=False).agg(
+        {c: "sum" for c in work.columns if c not in by and c != "provisional"} | {"provisional": "any"})
+    g = g.reset_index()
+    g["has_data"] = g["institutions_with_data"] > 0
+    add_ratios(g)
+    for col in ("basis", "basis_label", "factor_set"):
+        vals = ind[col].unique() if col in ind else []
+        g[col] = vals[0] if len(vals) == 1 else "/".join(map(str, vals))
+    return g
+
+
+def scale_quantities(use: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """A copy of a use frame with every quantity multiplied by `factor`."""
+    return use.assign(quantity=use["quantity"] * factor)
+
+
+def energy_ledger(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet,
+                  basis: str = "equivalent") -> pd.DataFrame:
+    """One row per institution, year and energy (the carbon ledger of interfaces.md):
+    institution_id, name, region, category, year, energy, quantity, unit, kgce,
+    kgce_per_unit, coal_source, scope (1, 2; 0 for water and PV), emission_factor
+    (kgCO2 per unit; for electricity the grid factor in kgCO2/kWh = tCO2/MWh),
+    factor_unit, factor_source, t_co2, provisional, basis, factor_set."""
+    priced = priced_sums(sums, institutions, factors, basis)
+    g = priced.groupby(["institution_id", "year", "energy"], sort=True, as_index=False).agg(
+        quantity=("quantity", "sum"), unit=("unit", "first"), kgce=("kgce", "sum"),
+        kgce_per_unit=("kgce_per_unit", "first"), coal_source=("coal_source", "first"), scope=("scope", "first"),
+        emission_factor=("kgco2_per_unit", "first"), factor_unit=("emission_unit", "first"),
+        factor_source=("emission_source", "first"), t_co2=("t_co2", "sum"), provisional=("provisional", "any"))
+    inst = _complete_institutions(institutions, factors)[["institution_id", "name", "region", "category"]]
+    g = g.merge(inst, on="institution_id", how="left")
+    g["basis"] = normalize_basis(basis)
+    g["factor_set"] = factors.id
+    return g[["institution_id", "name", "region", "category", "year", "energy", "quantity", "unit", "kgce",
+              "kgce_per_unit", "coal_source", "scope", "emission_factor", "factor_unit", "factor_source", "t_co2",
+              "provisional", "basis", "factor_set"]]
+
+
+__all__ = ["ENERGIES", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "SCOPE", "add_ratios", "aggregate",
+           "energy_ledger", "energy_sums", "heating_fraction", "indicators_from_frames", "indicators_from_sums",
+           "infer_freq", "institution_context", "priced_sums", "region_ancestors_frame", "scale_quantities",
+           "season_mask"]

@@ -1,0 +1,14 @@
+"""Savings verification for energy-performance contracts (IPMVP options B and C,
+ASHRAE Guideline 14): baseline models, fit statistics, savings uncertainty,
+normalized savings, contract payments and the report workbook.
+
+    project = load_project("emc-001.yaml", registry)   # or load_project(path)
+    result = verify(project, store)                    # -> MVResult
+    write_report(result, "emc-001.xlsx")
+"""
+
+from models.mv.project import Adjustment, Contract, MVProject, load_project
+from models.mv.report import write_report
+from models.mv.verify import MVResult, verify
+
+__all__ = ["Adjustment", "Contract", "MVProject", "MVResult", "load_project", "verify", "write_report"]

@@ -1,0 +1,301 @@
+"""Baseline models: consumption regressed on degree days and day types.
+
+One design serves daily, monthly (billing) and hourly data. Drivers are daily
+(a daily mean temperature, a working-day flag, an optional occupancy); a *layout*
+maps days to periods:
+
+* day: one period per day;
+* month: a period sums its days, so the intercept column counts days, the working-day
+  column counts working days and the degree-day columns are monthly degree-day sums
+  (the PRISM / ASHRAE inverse-model form, which handles months of unequal length and
+  partial months at the edges of a period);
+* hour: each hour gets 1/24 of its day's degree days, and the intercept and day-type
+  terms become hour-of-day (or hour-of-day x day-type) indicator columns, a reduced
+  time-of-week model. Only daily temperatures are asked of the user, so an hour's
+  weather term is its day's.
+
+Candidate forms: intercept only; heating degree days (HDD); cooling degree days (CDD);
+both. Each with and without a day-type term (and an occupancy term where the calendar
+gives one). Balance points are found by a grid search (every 0.5 °C), with the
+heating balance point not above the cooling one, and count as parameters of the model
+(an ASHRAE 3P change-point model has p = 3). Slopes must be positive (heating and
+cooling use rise away from the balance point); a balance point must leave at least
+`MIN_DD_SHARE` of the periods with non-zero degree days. Within a form the balance
+points minimise the residual sum of squares; across forms the stated criterion
+(adjusted R² by default, or AIC/BIC) picks the model.
+
+The grid search is exact and vectorised: the fixed columns are projected out once
+(Frisch-Waugh-Lovell), after which each balance point (pair) is a 1- or 2-column
+regression solved in closed form for the whole grid at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.mv import stats
+
+# Balance-point grid (°C): wide enough for buildings in China's climate zones; 0.5 K steps.
+HEATING_GRID_C = np.arange(5.0, 25.01, 0.5)
+COOLING_GRID_C = np.arange(10.0, 30.01, 0.5)
+# A balance point must leave at least this share of periods with non-zero degree days
+# (and at least MIN_DD_POINTS of them), so a slope is not fitted to a handful of points.
+MIN_DD_SHARE = 0.10
+MIN_DD_POINTS = 3
+HOURS_PER_DAY = 24
+KINDS = ("mean", "hdd", "cdd", "hdd_cdd")
+CRITERIA = ("adj_r2", "aic", "bic")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How days map to periods. For `day` and `hour`, `codes[i]` is the day position of
+    period i; for `month`, `codes[d]` is the period of day d. `hour` is the hour of day
+    of each period (hourly only)."""
+
+    granularity: str
+    codes: np.ndarray
+    n_periods: int
+    hour: np.ndarray | None = None
+
+    def aggregate(self, daily: np.ndarray) -> np.ndarray:
+        """Period values (P, k) of daily quantities (D, k): sums for months, the day's
+        value for days, 1/24 of it for hours."""
+        daily = np.asarray(daily, float)
+        if daily.ndim == 1:
+            daily = daily[:, None]
+        if self.granularity == "month":
+            out = np.zeros((self.n_periods, daily.shape[1]))
+            np.add.at(out, self.codes, daily)
+            return out
+        if self.granularity == "hour":
+            return daily[self.codes] / HOURS_PER_DAY
+        return daily[self.codes]
+
+    def period_working(self, working: np.ndarray) -> np.ndarray:
+        """Per period: working days (month: a count; day/hour: 0/1 of its day)."""
+        return self.aggregate(working)[:, 0] * (HOURS_PER_DAY if self.granularity == "hour" else 1)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model form and its balance points."""
+
+    kind: str
+    day_type: bool = False
+    occupancy: bool = False
+    heating_base_c: float | None = None
+    cooling_base_c: float | None = None
+
+    @property
+    def n_balance_points(self) -> int:
+        return {"mean": 0, "hdd": 1, "cdd": 1, "hdd_cdd": 2}[self.kind]
+
+    @property
+    def name(self) -> str:
+        parts = [{"mean": "intercept", "hdd": "HDD", "cdd": "CDD", "hdd_cdd": "HDD+CDD"}[self.kind]]
+        if self.heating_base_c is not None:
+            parts.append(f"Tb,h={self.heating_base_c:g}°C")
+        if self.cooling_base_c is not None:
+            parts.append(f"Tb,c={self.cooling_base_c:g}°C")
+        if self.day_type:
+            parts.append("day type")
+        if self.occupancy:
+            parts.append("occupancy")
+        return " + ".join(parts[:1] + [p for p in parts[1:] if not p.startswith("Tb")]) + (
+            f" ({', '.join(p for p in parts if p.startswith('Tb'))})" if self.n_balance_points else "")
+
+
+def fixed_columns(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout) -> tuple[np.ndarray, list[str]]:
+    """The columns that do not depend on balance points: intercept (days), day type,
+    occupancy; hour-of-day indicators for hourly data."""
+    working = drivers["working"].to_numpy(float)
+    if layout.granularity == "hour":
+        assert layout.hour is not None
+        w = working[layout.codes] if spec.day_type else np.zeros(layout.n_periods)
+        group = layout.hour + HOURS_PER_DAY * w.astype(int)
+        n_groups = HOURS_PER_DAY * (2 if spec.day_type else 1)
+        cols = (group[:, None] == np.arange(n_groups)[None, :]).astype(float)
+        names = [f"h{g % HOURS_PER_DAY:02d}_{'work' if g >= HOURS_PER_DAY else ('off' if spec.day_type else 'all')}"
+                 for g in range(n_groups)]
+        keep = cols.any(axis=0)
+        cols, names = cols[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+    else:
+        daily = [np.ones(len(drivers))]
+        names = ["days"]
+        if spec.day_type:
+            daily.append(working)
+            names.append("working_days")
+        cols = layout.aggregate(np.column_stack(daily))
+    if spec.occupancy:
+        occ = layout.aggregate(drivers["occupancy"].to_numpy(float))
+        cols = np.column_stack([cols, occ])
+        names = [*names, "occupancy"]
+    return cols, names
+
+
+def design(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout) -> tuple[np.ndarray, list[str]]:
+    """Full design matrix of a model with its balance points set."""
+    cols, names = fixed_columns(spec, drivers, layout)
+    temp = drivers["temp_c"].to_numpy(float)
+    extra, extra_names = [], []
+    if spec.kind in ("hdd", "hdd_cdd"):
+        extra.append(layout.aggregate(stats.heating_degree_days(temp, spec.heating_base_c))[:, 0])
+        extra_names.append("hdd")
+    if spec.kind in ("cdd", "hdd_cdd"):
+        extra.append(layout.aggregate(stats.cooling_degree_days(temp, spec.cooling_base_c))[:, 0])
+        extra_names.append("cdd")
+    if extra:
+        cols = np.column_stack([cols, *extra])
+    return cols, names + extra_names
+
+
+@dataclass
+class BaselineModel:
+    """A fitted model: form, coefficients (per column name) and fit statistics."""
+
+    spec: ModelSpec
+    columns: list[str]
+    coef: np.ndarray
+    stats: stats.FitStats
+    fitted: np.ndarray
+    candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def p(self) -> int:
+        return len(self.coef) + self.spec.n_balance_points
+
+    def predict(self, drivers: pd.DataFrame, layout: Layout) -> np.ndarray:
+        X, names = design(self.spec, drivers, layout)
+        # Hour groups absent from the fitting data get no column; align by name.
+        index = {n: i for i, n in enumerate(names)}
+        Xa = np.zeros((X.shape[0], len(self.columns)))
+        for j, name in enumerate(self.columns):
+            if name in index:
+                Xa[:, j] = X[:, index[name]]
+        return Xa @ self.coef
+
+    def coefficients(self) -> dict[str, float]:
+        return {n: float(c) for n, c in zip(self.columns, self.coef, strict=True)}
+
+
+def _project_out(F: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Residuals of the columns of M after regression on the columns of F."""
+    q, r = np.linalg.qr(F)
+    keep = np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(np.diag(r)).max())
+    q = q[:, keep]
+    return M - q @ (q.T @ M)
+
+
+def _min_points(n: int) -> int:
+    return max(MIN_DD_POINTS, int(np.ceil(MIN_DD_SHARE * n)))
+
+
+def _search(kind: str, F: np.ndarray, y: np.ndarray, H: np.ndarray, C: np.ndarray) -> tuple[int | None, int | None, float]:
+    """Best grid index (heating, cooling) and SSE of a form, or (None, None, inf) when
+    no balance point gives positive slopes."""
+    n = len(y)
+    yr = _project_out(F, y[:, None])[:, 0]
+    need = _min_points(n)
+    if kind == "mean":
+        return None, None, float(yr @ yr)
+    if kind in ("hdd", "cdd"):
+        M = H if kind == "hdd" else C
+        Mr = _project_out(F, M)
+        ss = np.einsum("ij,ij->j", Mr, Mr)
+        g = Mr.T @ yr
+        ok = (ss > 1e-12) & ((M > 0).sum(axis=0) >= need)
+        beta = np.divide(g, ss, out=np.zeros_like(g), where=ok)
+        sse = np.where(ok & (beta > 0), yr @ yr - beta * g, np.inf)
+        best = int(np.argmin(sse))
+        if not np.isfinite(sse[best]):
+            return None, None, float("inf")
+        return (best, None, float(sse[best])) if kind == "hdd" else (None, best, float(sse[best]))
+    Hr, Cr = _project_out(F, H), _project_out(F, C)
+    a = np.einsum("ij,ij->j", Hr, Hr)[:, None]
+    c = np.einsum("ij,ij->j", Cr, Cr)[None, :]
+    b = Hr.T @ Cr
+    gh = (Hr.T @ yr)[:, None]
+    gc = (Cr.T @ yr)[None, :]
+    det = a * c - b * b
+    ok = np.abs(det) > 1e-9 * np.maximum(a * c, 1e-300)
+    ok &= (HEATING_GRID_C[:, None] <= COOLING_GRID_C[None, :])
+    ok &= ((H > 0).sum(axis=0) >= need)[:, None] & ((C > 0).sum(axis=0) >= need)[None, :]
+    safe = np.where(ok, det, 1.0)
+    bh = (c * gh - b * gc) / safe
+    bc = (a * gc - b * gh) / safe
+    sse = np.where(ok & (bh > 0) & (bc > 0), yr @ yr - bh * gh - bc * gc, np.inf)
+    i, j = np.unravel_index(int(np.argmin(sse)), sse.shape)
+    if not np.isfinite(sse[i, j]):
+        return None, None, float("inf")
+    return int(i), int(j), float(sse[i, j])
+
+
+def _score(fs: stats.FitStats, criterion: str) -> float:
+    """Lower is better."""
+    return {"adj_r2": -fs.adj_r2, "aic": fs.aic, "bic": fs.bic}[criterion]
+
+
+def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion: str = "adj_r2",
+                 use_day_type: bool = True, use_occupancy: bool = True) -> BaselineModel:
+    """Fit every candidate form (balance points by search) to the period values `y`
+    and return the one the criterion prefers, with the table of candidates.
+
+    Periods with a NaN in `y` are left out of the fit.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}")
+    y = np.asarray(y, float)
+    ok = np.isfinite(y)
+    temp = drivers["temp_c"].to_numpy(float)
+    H = layout.aggregate(stats.heating_degree_days(temp, HEATING_GRID_C))[ok]
+    C = layout.aggregate(stats.cooling_degree_days(temp, COOLING_GRID_C))[ok]
+    working = layout.period_working(drivers["working"].to_numpy(float))[ok]
+    day_types = [False]
+    if use_day_type and np.ptp(working) > 0 and (layout.granularity != "month" or np.ptp(working / layout.aggregate(np.ones(len(drivers)))[ok, 0]) > 0):
+        day_types.append(True)
+    occupancies = [False]
+    if use_occupancy and "occupancy" in drivers and np.ptp(drivers["occupancy"].to_numpy(float)) > 0:
+        occupancies.append(True)
+
+    rows, best = [], None
+    yo = y[ok]
+    for kind in KINDS:
+        for dt in day_types:
+            for occ in occupancies:
+                spec0 = ModelSpec(kind, dt, occ)
+                F, _ = fixed_columns(spec0, drivers, layout)
+                F = F[ok]
+                ih, ic, sse = _search(kind, F, yo, H, C)
+                if not np.isfinite(sse):
+                    rows.append({"model": spec0.name, "accepted": False, "reason": "no balance point gives positive slopes"})
+                    continue
+                spec = ModelSpec(kind, dt, occ,
+                                 None if ih is None else float(HEATING_GRID_C[ih]),
+                                 None if ic is None else float(COOLING_GRID_C[ic]))
+                X, names = design(spec, drivers, layout)
+                X = X[ok]
+                keep = np.abs(X).sum(axis=0) > 0
+                coef = np.zeros(X.shape[1])
+                coef[keep] = stats.ols(X[:, keep], yo)
+                fitted = X @ coef
+                p = int(keep.sum()) + spec.n_balance_points
+                fs = stats.fit_stats(yo, fitted, p)
+                model = BaselineModel(spec, [n for n, k in zip(names, keep, strict=True) if k], coef[keep], fs, fitted)
+                score = _score(fs, criterion) if len(yo) > p + 1 else np.inf
+                rows.append({"model": spec.name, "accepted": bool(np.isfinite(score)), "reason": "",
+                             "heating_base_c": spec.heating_base_c, "cooling_base_c": spec.cooling_base_c,
+                             "n": fs.n, "p": p, "r2": fs.r2, "adj_r2": fs.adj_r2, "cvrmse": fs.cvrmse,
+                             "nmbe": fs.nmbe, "aic": fs.aic, "bic": fs.bic, "score": score})
+                if np.isfinite(score) and (best is None or score < best[0] - 1e-12):
+                    best = (score, model)
+    if best is None:
+        raise ValueError("no baseline model could be fitted (too few data points)")
+    model = best[1]
+    table = pd.DataFrame(rows)
+    table["selected"] = table["model"] == model.spec.name
+    model.candidates = table
+    return model

@@ -1,0 +1,328 @@
+"""Alert rules on meter data: offline meters, incomplete days, abnormal use, sub-meter
+imbalance. Pure, vectorised functions on frames; `meter_alerts` does the store I/O.
+
+Rules and their thresholds (named constants below, overridable per call):
+
+* ``meter_offline`` (critical): a live (Modbus) meter whose last sample is older than
+  `OFFLINE_POLLS` polling intervals at the evaluation time (domain.md §5). One open
+  alert per meter for the whole outage (key period ``live``).
+* ``data_completeness`` (warning): a meter whose last complete day has fewer than
+  `COMPLETENESS_TARGET` (90 %) of the expected samples (domain.md §5). The expected
+  count is 86,400 / the Modbus interval, or, for meters fed by imports, one per median
+  spacing of their last weeks. Not raised for a meter that is offline (that alert
+  already says it). One open alert per meter while the days stay incomplete.
+* ``abnormal_night_load`` (warning): main electricity or water meters whose mean
+  hourly use between 00:00 and 05:00 of the day is above `BASE_LOAD_FACTOR` x its
+  usual level (median of the previous `BASELINE_DAYS` nights) plus 3 median absolute
+  deviations; a water meter with a usually dry night that now flows is the classic leak.
+* ``abnormal_holiday_load`` (warning): the same test on the whole-day use of a
+  non-working day (weekend or listed holiday) against previous non-working days.
+* ``step_change`` (warning up, info down): the median daily use of the last
+  `STEP_WINDOW_DAYS` days differs from the median of the `BASELINE_DAYS` before by more
+  than `STEP_FACTOR` (x1.5 up or /1.5 down): new equipment left on, a failed
+  control, or a meter fault.
+* ``submeter_imbalance`` (warning): over the last `BALANCE_DAYS` days the direct
+  sub-meters of a meter add up to more than the parent (+2 % tolerance): a wiring,
+  CT-ratio or multiplier error (domain.md §4).
+
+Absolute guards keep trivial numbers quiet: a change smaller than `MIN_SHARE_OF_DAY`
+of the meter's median daily use never alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+
+from quotas.alerts_record import Alert
+
+OFFLINE_POLLS = 4  # domain.md §5: offline after N unanswered polls (N = 4 here)
+COMPLETENESS_TARGET = 0.90  # domain.md §5: >= 90 % of expected samples per day
+BASELINE_DAYS = 28  # four weeks of history for "usual" levels
+MIN_BASELINE_DAYS = 7  # fewer days of history: no abnormal-use verdict
+NIGHT_HOURS = (0, 5)  # local hours [0, 5): institutions are closed
+BASE_LOAD_FACTOR = 1.5  # "well above its usual level": +50 %
+STEP_WINDOW_DAYS = 7
+STEP_FACTOR = 1.5
+MIN_SHARE_OF_DAY = 0.02  # ignore changes below 2 % of the median daily use
+BALANCE_DAYS = 7
+BALANCE_TOLERANCE = 0.02  # sub-meters may exceed the parent by 2 % (meter accuracy class)
+ABNORMAL_ENERGIES = ("electricity", "water")
+
+
+@dataclass
+class MeterRuleSettings:
+    offline_polls: int = OFFLINE_POLLS
+    completeness_target: float = COMPLETENESS_TARGET
+    baseline_days: int = BASELINE_DAYS
+    base_load_factor: float = BASE_LOAD_FACTOR
+    step_factor: float = STEP_FACTOR
+    balance_tolerance: float = BALANCE_TOLERANCE
+    holidays: frozenset[date] = field(default_factory=frozenset)
+    workdays: frozenset[date] = field(default_factory=frozenset)  # make-up working days (调休)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+# -- pure rules ---------------------------------------------------------------------
+
+def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, polls: int) -> pd.DataFrame:
+    """Live meters (meter_id, institution_id, interval_s) whose last sample
+    (`last`: meter_id, time) is older than `polls` x interval at `as_of`, or who never
+    reported. Returns meter_id, institution_id, last_time (NaT: never), silent_s."""
+    df = live.merge(last[["meter_id", "time"]], on="meter_id", how="left")
+    t = pd.to_datetime(df["time"], utc=True)
+    silent = (as_of - t).dt.total_seconds()
+    off = silent.isna() | (silent > polls * df["interval_s"].to_numpy(float))
+    out = df.loc[off, ["meter_id", "institution_id"]].assign(last_time=t[off], silent_s=silent[off])
+    return out.reset_index(drop=True)
+
+
+def completeness(samples: pd.DataFrame, expected_interval_s: pd.Series, day_start: pd.Timestamp,
+                 day_end: pd.Timestamp) -> pd.DataFrame:
+    """Per meter of `expected_interval_s` (index meter_id): samples in [day_start,
+    day_end), expected, share (capped at 1) and the longest gap (s) inside the day."""
+    ids = expected_interval_s.index
+    span = (day_end - day_start).total_seconds()
+    s = samples[(samples["time"] >= day_start) & (samples["time"] < day_end) & samples["meter_id"].isin(ids)]
+    counts = s.groupby("meter_id").size().reindex(ids, fill_value=0).to_numpy(float)
+    expected = np.maximum(np.floor(span / expected_interval_s.to_numpy(float)), 1.0)
+    t = pd.DatetimeIndex(s["time"]).as_unit("s").asi8.astype(np.int64) if len(s) else np.zeros(0, np.int64)
+    gaps = pd.DataFrame({"meter_id": s["meter_id"].to_numpy(), "t": t})
+    bounds = pd.DataFrame({"meter_id": np.repeat(np.asarray(ids), 2),
+                           "t": np.tile([int(day_start.timestamp()), int(day_end.timestamp())], len(ids))})
+    g = pd.concat([gaps, bounds], ignore_index=True).sort_values(["meter_id", "t"], kind="stable")
+    g["gap"] = g.groupby("meter_id")["t"].diff()
+    max_gap = g.groupby("meter_id")["gap"].max().reindex(ids).fillna(span).to_numpy(float)
+    return pd.DataFrame({"meter_id": np.asarray(ids), "samples": counts.astype(int), "expected": expected.astype(int),
+                         "share": np.minimum(counts / expected, 1.0), "max_gap_s": max_gap})
+
+
+def _robust_baseline(values: pd.DataFrame, value_col: str, key: str = "meter_id") -> pd.DataFrame:
+    """median, MAD and count of `value_col` per key."""
+    g = values.groupby(key)[value_col]
+    med = g.median()
+    mad = (values[value_col] - values[key].map(med)).abs().groupby(values[key]).median()
+    return pd.DataFrame({"usual": med, "mad": mad, "n": g.size()})
+
+
+def abnormal_levels(history: pd.DataFrame, today: pd.DataFrame, factor: float, typical_day: pd.Series,
+                    min_days: int = MIN_BASELINE_DAYS) -> pd.DataFrame:
+    """Generic "well above its usual level" test. `history`: meter_id, level (one row per
+    past day); `today`: meter_id, level. Alerts where level > usual x factor + 3 MAD and
+    the excess exceeds MIN_SHARE_OF_DAY of the meter's typical daily use."""
+    if history.empty or today.empty:
+        return pd.DataFrame(columns=["meter_id", "level", "usual", "limit"])
+    base = _robust_baseline(history, "level")
+    df = today.set_index("meter_id").join(base, how="inner")
+    df = df[df["n"] >= min_days]
+    limit = df["usual"] * factor + 3 * df["mad"]
+    floor = typical_day.reindex(df.index).fillna(0.0) * MIN_SHARE_OF_DAY
+    hit = (df["level"] > limit) & (df["level"] - df["usual"] > floor)
+    out = df.assign(limit=limit)[hit]
+    return out[["level", "usual", "limit"]].reset_index()
+
+
+def step_changes(daily: pd.DataFrame, day_end: pd.Timestamp, window_days: int, baseline_days: int,
+                 factor: float) -> pd.DataFrame:
+    """meter_id, recent (median daily use of the last `window_days` before day_end),
+    before (median of the `baseline_days` before them), ratio; rows where the ratio is
+    above `factor` or below 1/factor."""
+    if daily.empty:
+        return pd.DataFrame(columns=["meter_id", "recent", "before", "ratio"])
+    t = pd.to_datetime(daily["period_start"])
+    w0 = day_end - pd.Timedelta(days=window_days)
+    b0 = w0 - pd.Timedelta(days=baseline_days)
+    recent = daily[(t >= w0) & (t < day_end)].groupby("meter_id")["quantity"].agg(["median", "size"])
+    before = daily[(t >= b0) & (t < w0)].groupby("meter_id")["quantity"].agg(["median", "size"])
+    df = recent.add_suffix("_r").join(before.add_suffix("_b"), how="inner")
+    df = df[(df["size_r"] >= window_days - 1) & (df["size_b"] >= MIN_BASELINE_DAYS)]
+    r, b = df["median_r"].to_numpy(float), df["median_b"].to_numpy(float)
+    ratio = np.divide(r, b, out=np.full_like(r, np.inf), where=b > 1e-12)
+    big = np.abs(r - b) > MIN_SHARE_OF_DAY * np.maximum(r, b) * 10  # at least 20 % of the larger level
+    hit = ((ratio > factor) | (ratio < 1 / factor)) & big & ((b > 1e-12) | (r > 1e-12))
+    return pd.DataFrame({"meter_id": df.index[hit], "recent": r[hit], "before": b[hit], "ratio": ratio[hit]})
+
+
+# -- evaluation with store I/O --------------------------------------------------------
+
+def _live_meters(registry) -> pd.DataFrame:
+    rows = [(m.id, m.institution, m.modbus.interval_s) for m in registry.meters if m.modbus is not None]
+    return pd.DataFrame(rows, columns=["meter_id", "institution_id", "interval_s"])
+
+
+def is_non_working(days: pd.DatetimeIndex, settings: MeterRuleSettings) -> np.ndarray:
+    d = pd.DatetimeIndex(days).tz_localize(None).normalize()
+    dates = np.array([x.date() for x in d])  # small: one per day
+    weekend = d.day_of_week >= 5
+    hol = np.isin(dates, list(settings.holidays)) if settings.holidays else np.zeros(len(d), bool)
+    work = np.isin(dates, list(settings.workdays)) if settings.workdays else np.zeros(len(d), bool)
+    return (weekend | hol) & ~work
+
+
+def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
+                 settings: MeterRuleSettings | None = None) -> list[Alert]:
+    """Every meter-data alert at `as_of` (tz-aware; the last complete local day is the one
+    before `as_of`'s day, unless `as_of` is exactly a midnight)."""
+    from models.energy import submeter_balance_from_frames
+
+    settings = settings or MeterRuleSettings()
+    tz = registry.timezone
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize(tz) if as_of.tzinfo is None else as_of.tz_convert(tz)
+    day_end = as_of.normalize()
+    day_start = day_end - pd.Timedelta(days=1)
+    day_label = day_start.strftime("%Y-%m-%d")
+    stamp = as_of.isoformat()
+    meters = registry.meters_frame()
+    alerts: list[Alert] = []
+    if meters.empty:
+        return alerts
+
+    # meter offline
+    live = _live_meters(registry)
+    offline_ids: set[str] = set()
+    if len(live):
+        last = store.last_samples_before(as_of, live["meter_id"].tolist())
+        off = offline_meters(last, live, as_of, settings.offline_polls)
+        offline_ids = set(off["meter_id"])
+        for r in off.itertuples(index=False):  # one per offline meter
+            since = "从未上报" if pd.isna(r.last_time) else f"自 {r.last_time.tz_convert(tz):%Y-%m-%d %H:%M} 起"
+            since_en = "never reported" if pd.isna(r.last_time) else f"silent since {r.last_time.tz_convert(tz):%Y-%m-%d %H:%M}"
+            hours = None if pd.isna(r.silent_s) else r.silent_s / 3600
+            alerts.append(Alert.new(
+                "meter_offline", "critical", f"meter:{r.meter_id}", "last_sample_age_h", as_of.strftime("%Y-%m-%d"),
+                key_period="live", institution_id=r.institution_id, actual=hours,
+                limit=settings.offline_polls * float(live.set_index("meter_id").at[r.meter_id, "interval_s"]) / 3600,
+                unit="h", first_seen=stamp,
+                message_zh=f"计量表 {r.meter_id}（{r.institution_id}）离线：{since}无数据",
+                message_en=f"Meter {r.meter_id} ({r.institution_id}) is offline: {since_en}"))
+
+    # completeness of the last complete day
+    hist_start = day_start - pd.Timedelta(days=settings.baseline_days + STEP_WINDOW_DAYS)
+    samples = store.read_samples(day_start - pd.Timedelta(days=7), day_end, meters["meter_id"].tolist())
+    if len(samples):
+        samples = samples.assign(time=pd.to_datetime(samples["time"], utc=True))
+        live_interval = live.set_index("meter_id")["interval_s"].astype(float) if len(live) else pd.Series(dtype=float)
+        samples = samples.sort_values(["meter_id", "time"], kind="stable")
+        step = samples["time"].diff().dt.total_seconds().where(samples["meter_id"].eq(samples["meter_id"].shift()))
+        spacing = step.groupby(samples["meter_id"]).median()
+        expected = live_interval.combine_first(spacing).dropna()
+        expected = expected[expected > 0]
+        comp = completeness(samples, expected, day_start, day_end)
+        comp = comp[(comp["share"] < settings.completeness_target) & ~comp["meter_id"].isin(offline_ids)]
+        inst = meters.set_index("meter_id")["institution_id"]
+        for r in comp.itertuples(index=False):
+            alerts.append(Alert.new(
+                "data_completeness", "warning", f"meter:{r.meter_id}", "completeness", day_label,
+                key_period="daily", institution_id=inst.get(r.meter_id), actual=round(r.share * 100, 1),
+                limit=settings.completeness_target * 100, unit="%", first_seen=stamp,
+                extra={"samples": int(r.samples), "expected": int(r.expected), "max_gap_h": round(r.max_gap_s / 3600, 2)},
+                message_zh=f"计量表 {r.meter_id} {day_label} 数据完整率 {r.share:.0%}，低于 90%（{r.samples}/{r.expected} 条，"
+                           f"最长中断 {r.max_gap_s / 3600:.1f} 小时）",
+                message_en=f"Meter {r.meter_id} data completeness on {day_label} was {r.share:.0%}, below 90 % "
+                           f"({r.samples}/{r.expected} samples, longest gap {r.max_gap_s / 3600:.1f} h)"))
+
+    # abnormal use on main electricity and water meters
+    main = meters[meters["parent"].isna() & meters["energy"].isin(ABNORMAL_ENERGIES)]
+    main = main[~main["meter_id"].isin(offline_ids)]
+    if len(main):
+        ids = main["meter_id"].tolist()
+        daily = store.consumption("day", hist_start, day_end, ids)
+        if len(daily):
+            daily = daily.assign(period_start=pd.to_datetime(daily["period_start"]).dt.tz_convert(tz))
+            typical = daily.groupby("meter_id")["quantity"].median()
+            alerts += _abnormal_alerts(store, registry, main, daily, typical, day_start, day_end, settings, stamp)
+            steps = step_changes(daily, day_end, STEP_WINDOW_DAYS, settings.baseline_days, settings.step_factor)
+            inst = main.set_index("meter_id")
+            for r in steps.itertuples(index=False):
+                up = r.ratio > 1
+                unit = inst.at[r.meter_id, "unit"]
+                alerts.append(Alert.new(
+                    "step_change", "warning" if up else "info", f"meter:{r.meter_id}", "daily_use_median",
+                    day_label, key_period="recent", institution_id=inst.at[r.meter_id, "institution_id"],
+                    actual=r.recent, limit=r.before * (settings.step_factor if up else 1 / settings.step_factor),
+                    unit=f"{unit}/d", first_seen=stamp, extra={"before": r.before, "ratio": round(float(r.ratio), 3)},
+                    message_zh=f"计量表 {r.meter_id} 近 {STEP_WINDOW_DAYS} 天日用量 {_fmt(r.recent)} {unit}，"
+                               f"较此前 {_fmt(r.before)} {unit} {'突增' if up else '突降'} {abs(r.ratio - 1):.0%}",
+                    message_en=f"Meter {r.meter_id}: daily use of the last {STEP_WINDOW_DAYS} days {_fmt(r.recent)} {unit}, "
+                               f"a step {'up' if up else 'down'} of {abs(r.ratio - 1):.0%} from {_fmt(r.before)} {unit}"))
+
+    # sub-meter balance over the last days
+    involved = meters[meters["parent"].notna() | meters["meter_id"].isin(meters["parent"])]
+    if len(involved):
+        cons = store.consumption("day", day_end - pd.Timedelta(days=BALANCE_DAYS), day_end, involved["meter_id"].tolist())
+        if len(cons):
+            bal = submeter_balance_from_frames(cons, meters, settings.balance_tolerance)
+            bal = bal[bal["over_parent"]]
+            for r in bal.itertuples(index=False):
+                over = -r.unaccounted_share if not np.isnan(r.unaccounted_share) else np.nan
+                alerts.append(Alert.new(
+                    "submeter_imbalance", "warning", f"meter:{r.parent_meter_id}", "submeter_excess_share",
+                    day_label, key_period="recent", institution_id=r.institution_id,
+                    actual=None if np.isnan(over) else round(over * 100, 2), limit=settings.balance_tolerance * 100,
+                    unit="%", first_seen=stamp,
+                    extra={"parent_quantity": r.parent_quantity, "children_quantity": r.children_quantity,
+                           "days": BALANCE_DAYS},
+                    message_zh=f"计量表 {r.parent_meter_id} 近 {BALANCE_DAYS} 天分项表合计 {_fmt(r.children_quantity)} "
+                               f"超过总表 {_fmt(r.parent_quantity)}，请检查接线、变比或倍率",
+                    message_en=f"Sub-meters of {r.parent_meter_id} add up to {_fmt(r.children_quantity)} over the last "
+                               f"{BALANCE_DAYS} days, more than the parent's {_fmt(r.parent_quantity)}: check wiring, "
+                               f"CT ratio or multiplier"))
+    return alerts
+
+
+def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, typical: pd.Series,
+                     day_start: pd.Timestamp, day_end: pd.Timestamp, settings: MeterRuleSettings,
+                     stamp: str) -> list[Alert]:
+    tz = registry.timezone
+    day_label = day_start.strftime("%Y-%m-%d")
+    inst = main.set_index("meter_id")
+    out: list[Alert] = []
+    ids = main["meter_id"].tolist()
+    # Night base load: hourly use between NIGHT_HOURS, today vs the previous nights.
+    hourly = store.consumption("hour", day_start - pd.Timedelta(days=settings.baseline_days), day_end, ids)
+    if len(hourly):
+        local = pd.to_datetime(hourly["period_start"]).dt.tz_convert(tz)
+        night = hourly[(local.dt.hour >= NIGHT_HOURS[0]) & (local.dt.hour < NIGHT_HOURS[1])]
+        nl = local[night.index]
+        per_night = night.assign(day=nl.dt.normalize()).groupby(["meter_id", "day"], as_index=False)["quantity"].mean()
+        per_night = per_night.rename(columns={"quantity": "level"})
+        today = per_night[per_night["day"] == day_start]
+        hist = per_night[per_night["day"] < day_start]
+        hits = abnormal_levels(hist, today, settings.base_load_factor, typical / 24.0)
+        for r in hits.itertuples(index=False):
+            unit = inst.at[r.meter_id, "unit"]
+            out.append(Alert.new(
+                "abnormal_night_load", "warning", f"meter:{r.meter_id}", "night_base_load", day_label,
+                key_period="recent", institution_id=inst.at[r.meter_id, "institution_id"], actual=r.level,
+                limit=r.limit, unit=f"{unit}/h", first_seen=stamp, extra={"usual": r.usual},
+                message_zh=f"计量表 {r.meter_id} {day_label} 夜间（0–5 时）基础负荷 {_fmt(r.level)} {unit}/h，"
+                           f"明显高于平常的 {_fmt(r.usual)} {unit}/h",
+                message_en=f"Meter {r.meter_id} night base load (00:00-05:00) on {day_label} was {_fmt(r.level)} "
+                           f"{unit}/h, well above its usual {_fmt(r.usual)} {unit}/h"))
+    # Holiday (non-working day) use vs previous non-working days.
+    if is_non_working(pd.DatetimeIndex([day_start]), settings)[0]:
+        d = daily[daily["period_start"] <= day_start]
+        off = d[is_non_working(pd.DatetimeIndex(d["period_start"]), settings)]
+        off = off.rename(columns={"quantity": "level"})
+        today = off[off["period_start"] == day_start][["meter_id", "level"]]
+        hist = off[off["period_start"] < day_start][["meter_id", "level"]]
+        hits = abnormal_levels(hist, today, settings.base_load_factor, typical, min_days=4)
+        for r in hits.itertuples(index=False):
+            unit = inst.at[r.meter_id, "unit"]
+            out.append(Alert.new(
+                "abnormal_holiday_load", "warning", f"meter:{r.meter_id}", "non_working_day_use", day_label,
+                key_period="recent", institution_id=inst.at[r.meter_id, "institution_id"], actual=r.level,
+                limit=r.limit, unit=unit, first_seen=stamp, extra={"usual": r.usual},
+                message_zh=f"计量表 {r.meter_id} 节假日/周末 {day_label} 用量 {_fmt(r.level)} {unit}，"
+                           f"明显高于平常节假日的 {_fmt(r.usual)} {unit}",
+                message_en=f"Meter {r.meter_id} used {_fmt(r.level)} {unit} on the non-working day {day_label}, "
+                           f"well above its usual {_fmt(r.usual)} {unit}"))
+    return out
+

@@ -1,0 +1,275 @@
+"""Quota levels (能耗定额) and dual-control targets (双控) evaluation.
+
+`quota_levels(ind, config)`: for every institution and standard indicator, the level
+its value meets under the most specific standard (the standard of its category in its
+nearest region beats a region-wide one, which beats a general one):
+'guide' (<= 引导值), 'baseline' (<= 基准值), 'constraint' (<= 约束值) or 'exceeds'; with
+two-level standards 'advanced' (<= 先进值), 'general' (<= 通用值) or 'exceeds';
+'no_data' when the institution's value is missing.
+
+`evaluate_targets(config, monthly, as_of)`: year-to-date use against the pro-rated
+target and a year-end projection that respects seasonality.
+
+* elapsed share: the share of the year's use that normally falls before `as_of` (data
+  up to, not including, `as_of`). With projection 'last_year' it is last year's monthly
+  shape of the same scope (the month of `as_of` counted pro rata by days); when last
+  year lacks a month of data, or with 'flat', it is the share of days elapsed.
+* pro-rated limit = limit x elapsed share; projected = year-to-date / elapsed share
+  (so actual > pro-rated limit exactly when projected > limit).
+* intensities use the scope's institutions with data this year as denominators.
+* status: 'breach' (the year-to-date already exceeds the annual limit),
+  'projected_breach' (projected > limit: flagged before it happens), 'warning'
+  (projected >= warning_ratio x limit), 'ok'; 'no_data' without any data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.indicators import _region_parents, region_ancestors_frame
+from quotas.config import STANDARD_INDICATORS, TARGET_INDICATORS, THREE_LEVELS, TWO_LEVELS, QuotaConfig
+
+LEVEL_ZH = {"guide": "引导值", "baseline": "基准值", "constraint": "约束值", "advanced": "先进值", "general": "通用值",
+            "exceeds": "超约束值", "no_data": "无数据"}
+#: Numerator of each target indicator in the monthly indicator frame, its scale to the
+#: target's unit, and its denominator (None for totals).
+TARGET_FORMULA: dict[str, tuple[str, float, str | None]] = {
+    "energy_tce": ("kgce", 1e-3, None),  # 1 tce = 1000 kgce
+    "water_m3": ("water_m3", 1.0, None),
+    "co2_t": ("t_co2", 1.0, None),
+    "kgce_per_m2": ("kgce", 1.0, "floor_area_m2"),
+    "kgce_per_person": ("kgce", 1.0, "occupants"),
+    "water_m3_per_person": ("water_m3", 1.0, "occupants"),
+    "kgco2_per_m2": ("t_co2", 1e3, "floor_area_m2"),  # 1 t = 1000 kg
+}
+NUMERATORS = ("kgce", "water_m3", "t_co2")
+STATUS_ORDER = ("no_data", "ok", "warning", "projected_breach", "breach")
+
+
+def _standards(config_or_frame) -> pd.DataFrame:
+    if isinstance(config_or_frame, QuotaConfig):
+        return config_or_frame.standards_frame()
+    return config_or_frame
+
+
+def quota_levels(ind: pd.DataFrame, standards, regions=None) -> pd.DataFrame:
+    """Level met per institution and standard indicator (module docstring).
+
+    ind: an indicator frame (one row per institution). standards: a QuotaConfig or its
+    `standards_frame()`. regions: Registry / id->parent mapping, so that a standard for
+    a region also applies to the regions below it (without: exact region match).
+    Returns institution_id, name, region, category, indicator, unit, value, standard_id,
+    level, level_zh, guide, baseline, constraint, advanced, general, meets_constraint
+    (value within the constraint or general value). Institutions without an applicable
+    standard for an indicator have no row for it.
+    """
+    std = _standards(standards)
+    cols = ["institution_id", "name", "region", "category", "indicator", "unit", "value", "standard_id", "level",
+            "level_zh", *THREE_LEVELS, *TWO_LEVELS, "meets_constraint"]
+    if std.empty or ind.empty:
+        return pd.DataFrame(columns=cols)
+    base = ind[["institution_id", "region", "category"]].copy()
+    base["name"] = ind["name"].to_numpy() if "name" in ind else ""
+    anc = region_ancestors_frame(base["region"].dropna().unique(), _region_parents(regions))
+    anc["depth"] = anc.groupby("region").cumcount()  # 0 = the region itself
+    regional = std[std["region"].notna()]
+    general = std[std["region"].isna()]
+    parts = []
+    if len(regional):
+        m = base.merge(anc, on="region").merge(regional.drop(columns=["category"]).assign(scat=regional["category"]),
+                                               left_on="ancestor", right_on="region", suffixes=("", "_std"))
+        parts.append(m.drop(columns=["ancestor", "region_std"]))
+    if len(general):
+        m = base.merge(general.drop(columns=["category", "region"]).assign(scat=general["category"]), how="cross")
+        m["depth"] = 1 << 20
+        parts.append(m)
+    cand = pd.concat(parts, ignore_index=True)
+    cand = cand[cand["scat"].isna() | (cand["scat"] == cand["category"])]
+    cand = cand.assign(catspec=cand["scat"].isna().astype(int))
+    cand = cand.sort_values(["institution_id", "indicator", "depth", "catspec"], kind="stable")
+    best = cand.drop_duplicates(["institution_id", "indicator"], keep="first").reset_index(drop=True)
+    # Value of each institution's indicator.
+    values = ind.set_index("institution_id")
+    v = np.full(len(best), np.nan)
+    for indicator in best["indicator"].unique():  # one per standard indicator (few)
+        sel = (best["indicator"] == indicator).to_numpy()
+        v[sel] = best.loc[sel, "institution_id"].map(values[indicator]).to_numpy(float)
+    best["value"] = v
+    three = best["constraint"].notna().to_numpy()
+    g, b, c = (best[k].to_numpy(float) for k in THREE_LEVELS)
+    adv, gen = (best[k].to_numpy(float) for k in TWO_LEVELS)
+    finite = np.isfinite(v)
+    level = np.where(
+        ~finite, "no_data",
+        np.where(three,
+                 np.select([v <= g, v <= b, v <= c], ["guide", "baseline", "constraint"], "exceeds"),
+                 np.select([v <= adv, v <= gen], ["advanced", "general"], "exceeds")))
+    best["level"] = level
+    best["level_zh"] = best["level"].map(LEVEL_ZH)
+    best["meets_constraint"] = finite & np.where(three, v <= c, v <= gen)
+    best["unit"] = best["indicator"].map(STANDARD_INDICATORS)
+    return best[cols].sort_values(["institution_id", "indicator"]).reset_index(drop=True)
+
+
+def quota_levels_wide(levels: pd.DataFrame) -> pd.DataFrame:
+    """One row per institution, one column per standard indicator (`level_<indicator>`)."""
+    if levels.empty:
+        return pd.DataFrame({"institution_id": pd.Series(dtype=object)})
+    w = levels.pivot(index="institution_id", columns="indicator", values="level")
+    w.columns = [f"level_{c}" for c in w.columns]
+    return w.reset_index()
+
+
+def _membership(targets: pd.DataFrame, institutions: pd.DataFrame, regions) -> pd.DataFrame:
+    """(t, institution_id) for every target row index t and member institution."""
+    parts = []
+    inst_t = targets[targets["institution_id"].notna()]
+    if len(inst_t):
+        parts.append(pd.DataFrame({"t": inst_t.index.to_numpy(), "institution_id": inst_t["institution_id"].to_numpy()}))
+    reg_t = targets[targets["institution_id"].isna()]
+    if len(reg_t):
+        anc = region_ancestors_frame(institutions["region"].dropna().unique(), _region_parents(regions))
+        ia = institutions[["institution_id", "region", "category"]].merge(anc, on="region")
+        m = reg_t.reset_index(names="t")[["t", "region", "category"]].merge(
+            ia, left_on="region", right_on="ancestor", suffixes=("_t", ""))
+        m = m[m["category_t"].isna() | (m["category_t"] == m["category"])]
+        parts.append(m[["t", "institution_id"]])
+    if not parts:
+        return pd.DataFrame({"t": pd.Series(dtype=int), "institution_id": pd.Series(dtype=object)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _month_fraction(years: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
+    """[n, 12]: share of each month of year `years[i]` before `as_of` (a local date)."""
+    out = np.zeros((len(years), 12))
+    a_year, a_month, a_day = as_of.year, as_of.month, as_of.day
+    for m in range(12):  # twelve months
+        dim = pd.Period(f"{a_year}-{m + 1:02d}").days_in_month
+        past = years < a_year
+        out[past, m] = 1.0
+        cur = years == a_year
+        if m + 1 < a_month:
+            out[cur, m] = 1.0
+        elif m + 1 == a_month:
+            out[cur, m] = (a_day - 1) / dim
+    return out
+
+
+def _days_fraction(years: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
+    start = pd.to_datetime([f"{y}-01-01" for y in years])
+    end = pd.to_datetime([f"{y + 1}-01-01" for y in years])
+    a = pd.Timestamp(as_of.date())
+    elapsed = np.clip(((a - start) / pd.Timedelta(days=1)).to_numpy(float), 0, None)
+    total = ((end - start) / pd.Timedelta(days=1)).to_numpy(float)
+    return np.minimum(elapsed / total, 1.0)
+
+
+def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd.Timestamp | None = None,
+                     regions=None, year: int | None = None) -> pd.DataFrame:
+    """Evaluate every target of `config` (of `year`, default: `as_of`'s year).
+
+    monthly: an indicator frame per institution and month (`models.api.indicators(...,
+    by_period='month')` or `indicators_from_sums(..., by_period=True)` of monthly sums)
+    covering the target year up to `as_of` and, for the seasonal shape, the year before.
+    as_of: data up to (not including) this local date; default today.
+    regions: Registry / id->parent mapping so a region target covers its subtree.
+
+    Returns one row per target and indicator: target_id, name, year, scope, region,
+    category, institution_id, indicator, unit, basis, limit, actual (year to date),
+    elapsed_share, prorated_limit, projected (year end), projected_ratio (projected /
+    limit), status, method ('last_year' | 'flat'), institutions (members with data),
+    as_of, factor_set.
+    """
+    as_of = pd.Timestamp(as_of if as_of is not None else pd.Timestamp.now().date())
+    as_of = as_of.tz_localize(None) if as_of.tzinfo is not None else as_of
+    year = year or as_of.year
+    cols = ["target_id", "name", "year", "scope", "region", "category", "institution_id", "indicator", "unit",
+            "basis", "limit", "actual", "elapsed_share", "prorated_limit", "projected", "projected_ratio", "status",
+            "method", "institutions", "as_of", "factor_set"]
+    tf = config.targets_frame()
+    tf = tf[tf["year"] == year].reset_index(drop=True)
+    if tf.empty:
+        return pd.DataFrame(columns=cols)
+    if "basis" in monthly and len(monthly) and (monthly["basis"] != config.basis).any():
+        raise ValueError(f"the quota file's targets are on the {config.basis} basis but the indicators are on "
+                         f"{sorted(monthly['basis'].unique())}: recompute them on the same basis")
+    # Targets as scopes (one per target id), rows of tf refer to them.
+    scopes = tf.drop_duplicates("target_id").reset_index(drop=True)
+    sidx = pd.Index(scopes["target_id"]).get_indexer(tf["target_id"])
+    institutions = monthly.drop_duplicates("institution_id")[["institution_id", "region", "category",
+                                                              "floor_area_m2", "occupants"]]
+    member = _membership(scopes, institutions, regions)
+
+    period = pd.DatetimeIndex(monthly["period_start"])
+    period = period.tz_localize(None) if period.tz is not None else period
+    mon = pd.DataFrame({"institution_id": monthly["institution_id"].to_numpy(), "y": period.year,
+                        "m": period.month - 1, "has": monthly["has_data"].to_numpy(bool),
+                        **{n: monthly[n].to_numpy(float) for n in NUMERATORS}})
+    cutoff = (period < as_of) | (period.year < year)
+    mon = mon[cutoff & ((mon["y"] == year) | (mon["y"] == year - 1))]
+    mon["rel"] = (mon["y"] == year).astype(int)  # 1 current, 0 previous
+    j = member.merge(mon, on="institution_id")
+    n_s = len(scopes)
+    arr = {}
+    grp = j.groupby(["t", "rel", "m"], sort=False)[list(NUMERATORS)].sum()
+    for n in NUMERATORS:
+        a = np.zeros((n_s, 2, 12))
+        if len(grp):
+            t_i, r_i, m_i = (grp.index.get_level_values(k).to_numpy() for k in ("t", "rel", "m"))
+            a[t_i, r_i, m_i] = grp[n].to_numpy(float)
+        arr[n] = a
+    # Denominators: members with data this year.
+    cur = j[(j["rel"] == 1) & j["has"]].drop_duplicates(["t", "institution_id"])
+    den = cur.merge(institutions[["institution_id", "floor_area_m2", "occupants"]], on="institution_id")
+    dsum = den.groupby("t")[["floor_area_m2", "occupants"]].sum().reindex(range(n_s)).fillna(0.0)
+    n_inst = cur.groupby("t").size().reindex(range(n_s)).fillna(0).astype(int).to_numpy()
+
+    years = np.full(n_s, year)
+    mfrac = _month_fraction(years, as_of)
+    dfrac = _days_fraction(years, as_of)
+    out = tf.copy()
+    actual = np.zeros(len(tf))
+    share = np.zeros(len(tf))
+    method = np.empty(len(tf), dtype=object)
+    for ind_name, (num, scale, denom) in TARGET_FORMULA.items():  # seven indicators
+        sel = (tf["indicator"] == ind_name).to_numpy()
+        if not sel.any():
+            continue
+        s = sidx[sel]
+        a = arr[num]
+        prev = a[s, 0, :]
+        seasonal_ok = (prev > 0).all(axis=1) & (config.projection == "last_year")
+        seasonal = np.divide((prev * mfrac[s]).sum(axis=1), prev.sum(axis=1),
+                             out=np.zeros(len(s)), where=prev.sum(axis=1) > 0)
+        sh = np.where(seasonal_ok, seasonal, dfrac[s])
+        tot = a[s, 1, :].sum(axis=1) * scale
+        if denom is not None:
+            d = dsum[denom].to_numpy(float)[s]
+            tot = np.divide(tot, d, out=np.full(len(s), np.nan), where=d > 0)
+        actual[sel] = tot
+        share[sel] = sh
+        method[sel] = np.where(seasonal_ok, "last_year", "flat")
+    limit = out["limit"].to_numpy(float)
+    projected = np.divide(actual, share, out=np.full(len(tf), np.nan), where=share > 0)
+    members = n_inst[sidx]
+    ratio = projected / limit
+    status = np.select(
+        [members == 0, actual > limit, projected > limit, ratio >= config.warning_ratio],
+        ["no_data", "breach", "projected_breach", "warning"], "ok")
+    out["basis"] = config.basis
+    out["actual"] = actual
+    out["elapsed_share"] = share
+    out["prorated_limit"] = limit * share
+    out["projected"] = projected
+    out["projected_ratio"] = ratio
+    out["status"] = status
+    out["method"] = method
+    out["institutions"] = members
+    out["as_of"] = as_of.date().isoformat()
+    out["factor_set"] = monthly["factor_set"].iloc[0] if "factor_set" in monthly and len(monthly) else ""
+    return out[cols]
+
+
+__all__ = ["LEVEL_ZH", "STATUS_ORDER", "TARGET_FORMULA", "TARGET_INDICATORS", "evaluate_targets", "quota_levels",
+           "quota_levels_wide"]

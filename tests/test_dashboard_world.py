@@ -1,0 +1,109 @@
+"""A small, fully known portfolio for the dashboard tests (helpers, no tests here).
+
+Eight institutions of the sample portfolio (two cities), synthetic cumulative indices
+with constant rates so every indicator has a closed form:
+
+* electricity main meter: `ELEC_KW_PER_M2 x floor area` kW, all day;
+* sub-meters: the sub-item shares of `SUB_SHARES` (90 % of the main: 10 % unaccounted);
+* water: `WATER_M3_PER_PERSON_DAY x occupants` m3/day; gas: `GAS_M3_PER_M2_DAY x floor` m3/day.
+
+History every 3 hours from 2025-01-01, then every 15 minutes for the last 8 days, up to
+`NOW`; one meter (`OFFLINE_METER`) stops 2 days before `NOW`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from civicwatt.registry import Registry, validate_registry_doc
+from civicwatt.sample import sample_registry_doc
+from dashboard import auth
+
+TZ = "Asia/Shanghai"
+NOW = pd.Timestamp("2026-03-10 12:00", tz=TZ)
+HISTORY_START = pd.Timestamp("2025-01-01", tz=TZ)
+ELEC_KW_PER_M2 = 0.01
+WATER_M3_PER_PERSON_DAY = 0.05
+GAS_M3_PER_M2_DAY = 0.002
+SUB_SHARES = {"lighting_socket": 0.3, "hvac": 0.3, "power": 0.2, "special": 0.1}
+OFFLINE_METER = "HB-0002-E3"
+PASSWORDS = {"admin": "admin-pass-123", "sjz": "region-pass-123", "inst1": "inst1-pass-123",
+             "inst5": "inst5-pass-123"}
+
+
+def registry() -> Registry:
+    doc = sample_registry_doc(n_institutions=8)
+    reg, problems = validate_registry_doc(_linedict(doc), "<test>")
+    assert not problems, problems
+    return reg
+
+
+def _linedict(obj):
+    from civicwatt.yamlfile import LineDict
+
+    if isinstance(obj, dict):
+        d = LineDict({k: _linedict(v) for k, v in obj.items()})
+        d.line = 1
+        d.key_lines = {}
+        return d
+    if isinstance(obj, list):
+        return [_linedict(x) for x in obj]
+    return obj
+
+
+def rate_per_hour(reg: Registry) -> pd.Series:
+    """Consumption per hour of each meter, after the multiplier (kWh, m3)."""
+    inst = reg.institution_by_id
+    out = {}
+    for m in reg.meters:
+        i = inst[m.institution]
+        if m.energy == "electricity":
+            main = ELEC_KW_PER_M2 * i.floor_area_m2
+            out[m.id] = main if m.parent is None else main * SUB_SHARES[m.subitem]
+        elif m.energy == "water":
+            out[m.id] = WATER_M3_PER_PERSON_DAY * i.occupants / 24
+        elif m.energy == "natural_gas":
+            out[m.id] = GAS_M3_PER_M2_DAY * i.floor_area_m2 / 24
+    return pd.Series(out)
+
+
+def sample_times() -> pd.DatetimeIndex:
+    coarse = pd.date_range(HISTORY_START, NOW - pd.Timedelta(days=8), freq="3h")
+    fine = pd.date_range(coarse[-1] + pd.Timedelta(minutes=15), NOW, freq="15min")
+    return coarse.append(fine)
+
+
+def samples(reg: Registry) -> pd.DataFrame:
+    """Cumulative raw indices (value = consumption since HISTORY_START / multiplier)."""
+    rates = rate_per_hour(reg)
+    times = sample_times()
+    hours = ((times - HISTORY_START) / pd.Timedelta(hours=1)).to_numpy(float)
+    mult = pd.Series({m.id: m.multiplier for m in reg.meters})
+    ids = rates.index.to_numpy()
+    n = len(times)
+    frame = pd.DataFrame({
+        "meter_id": np.repeat(ids, n),
+        "time": np.tile(times.tz_convert("UTC").to_numpy(), len(ids)),
+        "value": (np.outer(rates.to_numpy(float) / mult.reindex(ids).to_numpy(float), hours)).ravel() + 100.0,
+        "quality": 0,
+    })
+    cut = (frame["meter_id"] == OFFLINE_METER) & (frame["time"] > (NOW - pd.Timedelta(days=2)).tz_convert("UTC"))
+    frame = frame.loc[~cut].reset_index(drop=True)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
+
+
+def fill_store(store, reg: Registry) -> None:
+    store.set_meters(reg.meters_frame())
+    store.write_samples(samples(reg))
+
+
+def write_users(path: Path) -> Path:
+    auth.set_user(path, "admin", "admin", None, PASSWORDS["admin"])
+    auth.set_user(path, "sjz", "region", "sjz", PASSWORDS["sjz"])
+    auth.set_user(path, "inst1", "institution", "HB-0001", PASSWORDS["inst1"])
+    auth.set_user(path, "inst5", "institution", "HB-0005", PASSWORDS["inst5"])
+    return path

@@ -1,0 +1,119 @@
+"""Registry loading and `civicwatt check-config` / `civicwatt init`."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import yaml
+
+from civicwatt.cli import main
+from civicwatt.registry import load_registry
+from civicwatt.sample import sample_registry_doc, write_sample
+from civicwatt.yamlfile import ConfigError
+
+BAD_REGISTRY = textwrap.dedent("""\
+    timezone: Asia/Shanghai
+    regions:
+      - {id: hebei, name: 河北省}
+      - {id: sjz, name: 石家庄市, parent: nowhere}
+    institutions:
+      - id: HB-0001
+        name: 省直某厅
+        region: sjz
+        category: government
+        floor_area_m2: -5
+        occupants: 10
+      - id: HB-0001
+        name: twin
+        region: mars
+        category: school
+        floor_area_m2: 100
+        occupants: 3
+    meters:
+      - id: M1
+        institution: HB-0001
+        energy: electricity
+        parent: M2
+      - id: M2
+        institution: HB-0001
+        energy: electricity
+        parent: M1
+      - id: M3
+        institution: HB-0404
+        energy: plasma
+      - id: M4
+        institution: HB-0001
+        energy: water
+        modbus: {port: 15020, unit: 1, profile: nosuchmeter}
+""")
+
+
+def test_every_problem_is_listed_with_line_and_field(tmp_path):
+    path = tmp_path / "civicwatt.yaml"
+    path.write_text(BAD_REGISTRY, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    found = {(p.line, p.field) for p in info.value.problems}
+    assert (4, "regions[1].parent") in found  # unknown region
+    assert (10, "institutions[0].floor_area_m2") in found  # negative area
+    assert (6, "institutions[0].id") in found and (12, "institutions[1].id") in found  # duplicate id
+    assert (14, "institutions[1].region") in found  # unknown region
+    assert (22, "meters[0].parent") in found and (26, "meters[1].parent") in found  # sub-meter loop
+    assert (29, "meters[2].energy") in found  # unknown energy
+    assert (28, "meters[2].institution") in found  # meter of a missing institution
+    assert (31, "meters[3].institution") not in found
+    assert (33, "meters[3].modbus.profile") in found  # unknown profile
+    messages = " ".join(p.message for p in info.value.problems)
+    assert "loop" in messages and "nosuchmeter" in messages and "duplicate id 'HB-0001'" in messages
+    assert all(str(path) == p.file for p in info.value.problems)
+
+
+def test_meter_of_missing_institution(tmp_path):
+    doc = sample_registry_doc(n_institutions=2)
+    doc["meters"][3]["institution"] = "HB-9999"
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    problems = [p for p in info.value.problems if p.field == "meters[3].institution"]
+    assert len(problems) == 1 and "HB-9999" in problems[0].message
+    line = path.read_text(encoding="utf-8").splitlines()[problems[0].line - 1]
+    assert "HB-9999" in line  # the reported line is the one with the bad value
+
+
+def test_check_config_exit_codes(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_REGISTRY, encoding="utf-8")
+    assert main(["check-config", "--registry", str(bad), "--quotas", str(tmp_path / "none.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4: regions[1].parent: unknown region 'nowhere'" in err
+    assert "problem(s) found" in err
+
+    assert main(["init", str(tmp_path / "site")]) == 0
+    good = tmp_path / "site" / "civicwatt.yaml"
+    assert good.read_text(encoding="utf-8").startswith("# CivicWatt registry")
+    assert main(["check-config", "--registry", str(good), "--quotas", str(tmp_path / "none.yaml")]) == 0
+
+
+def test_sample_portfolio_shape():
+    registry = load_registry_from_doc(sample_registry_doc())
+    cats = {i.category for i in registry.institutions}
+    assert len(registry.institutions) == 30 and cats == {"government", "school", "hospital", "venue"}
+    energies = {m.energy for m in registry.meters}
+    assert {"electricity", "water", "natural_gas"} <= energies
+    subs = [m for m in registry.meters if m.parent]
+    assert subs and all(registry.meter_by_id[m.parent].subitem == "total" for m in subs)
+    assert registry.region_subtree("hebei") == {"hebei", "sjz", "bd", "ts"}
+    assert registry.heating_season_of("sjz").start == "11-15"  # inherited from hebei
+
+
+def load_registry_from_doc(doc):
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp())
+    write_sample(d)
+    p = d / "civicwatt.yaml"
+    p.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return load_registry(p)

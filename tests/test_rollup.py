@@ -1,0 +1,83 @@
+"""Property tests of the pure consumption arithmetic (storage.rollup)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storage.rollup import consumption, interval_increases, period_edges
+
+TZ = "Asia/Shanghai"
+T0 = int(pd.Timestamp("2025-01-30", tz=TZ).timestamp())
+
+increments = st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=2, max_size=300)
+steps = st.lists(st.integers(min_value=60, max_value=6 * 3600), min_size=2, max_size=300)
+
+
+def frame(incs, gaps, start=0.0):
+    n = min(len(incs), len(gaps))
+    t = T0 + np.cumsum(np.asarray(gaps[:n], dtype=np.int64))
+    v = start + np.cumsum(np.asarray(incs[:n], dtype=float))
+    return pd.DataFrame({"meter_id": "m", "t": t, "value": v, "quality": 0})
+
+
+def window(df):
+    lo = pd.Timestamp(int(df["t"].min()), unit="s", tz="UTC")
+    hi = pd.Timestamp(int(df["t"].max()) + 1, unit="s", tz="UTC")
+    return lo, hi
+
+
+@settings(max_examples=60, deadline=None)
+@given(increments, steps, st.sampled_from(["hour", "day", "month"]))
+def test_periods_add_up_to_the_index_increase(incs, gaps, freq):
+    df = frame(incs, gaps)
+    lo, hi = window(df)
+    out = consumption(df, lo, hi, freq, TZ)
+    total = df["value"].iloc[-1] - df["value"].iloc[0]
+    assert np.isclose(out["quantity"].sum(), total, rtol=1e-9, atol=1e-6)
+    assert (out["estimated_share"].between(0, 1)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(increments, steps, st.floats(min_value=0.01, max_value=1000))
+def test_scaling_readings_scales_consumption(incs, gaps, k):
+    df = frame(incs, gaps)
+    lo, hi = window(df)
+    a = consumption(df, lo, hi, "day", TZ)
+    b = consumption(df.assign(value=df["value"] * k), lo, hi, "day", TZ)
+    assert np.allclose(b["quantity"], a["quantity"] * k, rtol=1e-9, atol=1e-6)
+    assert np.allclose(b["estimated_share"], a["estimated_share"], atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(increments, steps, st.integers(min_value=1, max_value=298))
+def test_split_range_is_additive(incs, gaps, cut):
+    df = frame(incs, gaps)
+    lo, hi = window(df)
+    edges = period_edges(lo, hi, "hour", TZ)
+    mid = pd.Timestamp(int(edges[min(cut, len(edges) - 1)]), unit="s", tz="UTC")
+    whole = consumption(df, lo, hi, "hour", TZ)["quantity"].sum()
+    parts = consumption(df, lo, mid, "hour", TZ)["quantity"].sum() + consumption(df, mid, hi, "hour", TZ)[
+        "quantity"].sum()
+    assert np.isclose(whole, parts, rtol=1e-9, atol=1e-6)
+
+
+@given(st.floats(min_value=1000, max_value=1e7), st.floats(min_value=0, max_value=0.05),
+       st.floats(min_value=0, max_value=0.05))
+def test_rollover_is_recognised(top, before, after):
+    prev = top * (1 - before)
+    cur = top * after
+    df = pd.DataFrame({"meter_id": "m", "t": [0, 900], "value": [prev, cur], "quality": 0})
+    inc = interval_increases(df, rollover_at=pd.Series({"m": top}))
+    assert np.isclose(inc["increase"].iloc[0], top - prev + cur)
+    assert inc["flags"].iloc[0] == 0
+
+
+def test_local_day_edges_follow_the_time_zone():
+    edges = period_edges(pd.Timestamp("2025-01-01", tz=TZ), pd.Timestamp("2025-01-03", tz=TZ), "day", TZ)
+    assert [pd.Timestamp(e, unit="s", tz="UTC").tz_convert(TZ).hour for e in edges] == [0, 0, 0]
+    assert edges[1] - edges[0] == 86400
+    months = period_edges(pd.Timestamp("2024-01-15", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ), "month", TZ)
+    assert np.diff(months).tolist() == [31 * 86400, 29 * 86400, 31 * 86400]
