@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
     p.add_argument("--shard", default="1/1", metavar="I/N", help="take the I-th of N stable shares of the gateways")
     p.add_argument("--queue", default=None, metavar="DIR", help="store-and-forward queue directory")
+    p.add_argument("--gateways", default=None, metavar="FILE",
+                   help="per-gateway options (YAML: timeout_s, retries, max_registers, pause_s, connections)")
+    p.add_argument("--interval", type=int, default=None, metavar="SECONDS",
+                   help="poll every meter at this interval instead of each meter's interval_s")
 
     p = sub.add_parser("serve", help="run only the dashboard")
     _common(p)
@@ -79,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["monthly"])
     p.add_argument("--month", required=True, metavar="YYYY-MM")
     p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE", help="quota file (its electricity basis)")
+    p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
 
     p = sub.add_parser("ledger", help="the annual carbon ledger (xlsx or csv)")
     _common(p)
@@ -94,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", default=None, metavar="YYYY-MM-DD")
     p.add_argument("--notify", action="store_true", help="send alerts through the configured channels")
     p.add_argument("--channels", default="./channels.yaml", metavar="FILE")
+    p.add_argument("--outbox", default=None, metavar="DIR",
+                   help="alert outbox directory (default: the embedded store's directory, else the registry's)")
 
     p = sub.add_parser("mv", help="savings verification (IPMVP / ASHRAE Guideline 14) for an EMC project")
     _common(p)

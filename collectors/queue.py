@@ -14,6 +14,7 @@ falls under `min_free_bytes`, but never drops a sample.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sqlite3
@@ -32,9 +33,9 @@ CREATE TABLE IF NOT EXISTS sample_q (seq INTEGER PRIMARY KEY AUTOINCREMENT, mete
 CREATE TABLE IF NOT EXISTS event_q (seq INTEGER PRIMARY KEY AUTOINCREMENT, meter_id TEXT NOT NULL,
     t INTEGER NOT NULL, kind TEXT NOT NULL, old_index REAL NOT NULL, new_index REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meter_state (meter_id TEXT PRIMARY KEY, t INTEGER NOT NULL, value REAL NOT NULL,
-    fails INTEGER NOT NULL, offline_since INTEGER NOT NULL, spike_run INTEGER NOT NULL);
+    fails INTEGER NOT NULL, offline_since INTEGER NOT NULL, spike_run INTEGER NOT NULL, seen_t INTEGER NOT NULL);
 """
-STATE_COLUMNS = ["meter_id", "t", "value", "fails", "offline_since", "spike_run"]
+STATE_COLUMNS = ["meter_id", "t", "value", "fails", "offline_since", "spike_run", "seen_t"]
 
 
 class DiskQueue:
@@ -80,7 +81,7 @@ class DiskQueue:
                 con.executemany("INSERT INTO event_q (meter_id, t, kind, old_index, new_index) VALUES (?, ?, ?, ?, ?)",
                                 events[["meter_id", "t", "kind", "old_index", "new_index"]].itertuples(index=False))
             if state is not None and len(state):
-                con.executemany("INSERT OR REPLACE INTO meter_state VALUES (?, ?, ?, ?, ?, ?)",
+                con.executemany("INSERT OR REPLACE INTO meter_state VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 state[STATE_COLUMNS].itertuples(index=False))
             con.execute("COMMIT")
         except BaseException:
@@ -131,9 +132,7 @@ class DiskQueue:
 
     def close(self) -> None:
         for con in self._all:
-            try:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # opened by a thread that is gone
                 con.close()
-            except sqlite3.ProgrammingError:  # opened by another thread that is gone
-                pass
         self._all.clear()
         self._local = threading.local()

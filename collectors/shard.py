@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 
-from civicwatt.yamlfile import ConfigError, Problem
-
 
 def gateway_shard(host: str, port: int, n: int) -> int:
     """The 1-based shard of a gateway among `n`."""
@@ -26,5 +24,5 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         i = n = 0
     if not (n >= 1 and 1 <= i <= n):
-        raise ConfigError([Problem("<command line>", 0, "--shard", f"expected I/N with 1 <= I <= N, not {text!r}")])
+        raise ValueError(f"expected I/N with 1 <= I <= N, not {text!r}")
     return i, n

@@ -26,7 +26,9 @@ import os
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -37,7 +39,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from civicwatt.registry import CATEGORIES, Registry
 from dashboard import integrations
@@ -69,12 +71,16 @@ from dashboard.pages import (
     subitem_split,
     ytd_figure,
 )
-from dashboard.ranking import PAGE_SIZE, RankQuery, rank_query, ranked
+from dashboard.ranking import PAGE_SIZE, RankQuery, ranked
 
 SESSION_HOURS = 12  # a working day; then log in again
 LOGIN_MAX_FAILURES = 5  # failed logins per user and address ...
 LOGIN_WINDOW_S = 300  # ... within 5 minutes lock that pair for the rest of the window
 SECRET_FILE = "dashboard-secret.key"
+# overview totals -> quotas.config target indicators
+TARGET_KEYS = {"tce": "energy_tce", "water_m3": "water_m3", "t_co2": "co2_t", "kgce_per_m2": "kgce_per_m2",
+               "kgce_per_person": "kgce_per_person", "water_m3_per_person": "water_m3_per_person"}
+RANKED_CACHE = 64  # sorted ranking results kept for paging (each at most a few MB)
 DAILY_DAYS = 60  # days shown in the institution's daily chart
 PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/_dash-layout", "/_dash-dependencies", "/assets/",
                    "/_favicon.ico", "/_reload-hash")
@@ -152,7 +158,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     data_path = Path(data_dir) if data_dir is not None else None
     directory = UserDirectory(users_file)
     quotas = integrations.Quotas(quotas_path, registry)
-    service = DataService(registry, store, quota_standards=quotas.standards, cache_ttl_s=cache_ttl_s,
+    service = DataService(registry, store, quotas=quotas.config, cache_ttl_s=cache_ttl_s,
                           **({"now": now} if now is not None else {}))
     region_name = {r.id: r.name for r in registry.regions}
     failures: dict[tuple[str, str], list[float]] = {}
@@ -269,11 +275,8 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         fmt_ = flask.request.args.get("format", "xlsx")
         if fmt_ not in ("xlsx", "csv"):
             flask.abort(400)
-        scoped = scoped_registry(registry, user.institution_ids(registry))
-        try:
-            data = integrations.ledger_bytes(scoped, store, year, fmt_, quotas_path)
-        except integrations.NotAvailable:
-            flask.abort(501)
+        visible = None if user.role == "admin" else user.institution_ids(registry)
+        data = integrations.ledger_bytes(registry, visible, store, year, fmt_, quotas.config())
         mime = "text/csv" if fmt_ == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         return flask.send_file(io.BytesIO(data), mimetype=mime, as_attachment=True,
                                download_name=f"carbon-ledger-{year}.{fmt_}")
@@ -434,9 +437,19 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         except Forbidden:
             return forbidden(lang)
         year = int(year or service.current_year())
-        return overview_content(insts, region, year, lang)
+        scope = f"region:{region}" if region else (f"institution:{user.scope}" if user.role == "institution" else None)
+        return overview_content(insts, scope, year, lang)
 
-    def overview_content(insts: set[str], region: str | None, year: int, lang: str) -> Any:
+    def scope_targets(scope: str | None, year: int) -> dict[str, dict]:
+        """Targets of exactly this scope (region:R or institution:I) by indicator:
+        {indicator: {limit, actual, projected, status}} from quotas.evaluate."""
+        if scope is None:
+            return {}
+        status = service.target_status(year)
+        rows = status[status["scope"] == scope]
+        return {r["indicator"]: r for r in rows.to_dict("records")}
+
+    def overview_content(insts: set[str], scope: str | None, year: int, lang: str) -> Any:
         table = service.indicators(year)
         table = table[table["institution_id"].isin(insts)]
         if table["kgce"].notna().sum() == 0:
@@ -456,12 +469,19 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         occ = float(table["occupants"].sum())
         prev_same = _same_period(prev, end - pd.DateOffset(years=1))
         prev_full = _totals(prev)
-        targets = quotas.targets(region, year)
+        targets = scope_targets(scope, year)
+        limit = {k: (targets[k]["limit"] if k in targets else None) for k in TARGET_KEYS.values()}
         gauges = []
+        projections = {}
         for key, label, unit in (("tce", "ind_tce", "tce"), ("water_m3", "ind_water_m3", "m³"),
                                  ("t_co2", "ind_t_co2", "t")):
-            projected = project_year_end(totals[key], elapsed, prev_same.get(key), prev_full.get(key))
-            gauges.append(dcc.Graph(id=f"gauge-{key}", figure=gauge(t(label, lang), totals[key], targets.get(key),
+            tkey = TARGET_KEYS[key]
+            if tkey in targets and pd.notna(targets[tkey]["projected"]):
+                projected = float(targets[tkey]["projected"])  # the alerts' projection (quotas.evaluate)
+            else:
+                projected = project_year_end(totals[key], elapsed, prev_same.get(key), prev_full.get(key))
+            projections[key] = projected
+            gauges.append(dcc.Graph(id=f"gauge-{key}", figure=gauge(t(label, lang), totals[key], limit[tkey],
                                                                      projected, unit, lang),
                                     config={"displayModeBar": False}, className="gauge"))
         intensities = html.Table(className="grid", id="ov-intensities", children=[
@@ -471,20 +491,21 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                 html.Tr([html.Td(t("ind_kgce_per_m2", lang)),
                          html.Td(fmt(totals["tce"] * KG_PER_T / floor if floor else np.nan, 2),
                                  className="num"),
-                         html.Td(_target_text(targets.get("kgce_per_m2"), lang))]),
+                         html.Td(_target_text(limit["kgce_per_m2"], lang))]),
                 html.Tr([html.Td(t("ind_kgce_per_person", lang)),
                          html.Td(fmt(totals["tce"] * KG_PER_T / occ if occ else np.nan, 2), className="num"),
-                         html.Td(_target_text(targets.get("kgce_per_person"), lang))]),
+                         html.Td(_target_text(limit["kgce_per_person"], lang))]),
                 html.Tr([html.Td(t("ind_water_m3_per_person", lang)),
                          html.Td(fmt(totals["water_m3"] / occ if occ else np.nan, 2), className="num"),
-                         html.Td(_target_text(targets.get("m3_per_person"), lang))]),
+                         html.Td(_target_text(limit["water_m3_per_person"], lang))]),
             ])])
         # YTD curve (tce) with projection
         by_month = (months.groupby("period_start")["kgce"].sum() / KG_PER_T).sort_index()
-        cum = pd.DataFrame({"month": pd.DatetimeIndex(by_month.index).tz_localize(None), "cumulative":
-                            by_month.cumsum().to_numpy()})
-        projected_tce = project_year_end(totals["tce"], elapsed, prev_same.get("tce"), prev_full.get("tce"))
-        ytd = dcc.Graph(id="ov-ytd", figure=ytd_figure(cum, projected_tce, targets.get("tce"), year, lang))
+        # each month's cumulative total at its end (today for the running month)
+        month_end = (pd.DatetimeIndex(by_month.index).tz_convert(service.tz) + pd.DateOffset(months=1))
+        month_end = np.minimum(month_end.tz_localize(None), end.tz_localize(None))
+        cum = pd.DataFrame({"month": pd.DatetimeIndex(month_end), "cumulative": by_month.cumsum().to_numpy()})
+        ytd = dcc.Graph(id="ov-ytd", figure=ytd_figure(cum, projections["tce"], limit["energy_tce"], year, lang))
         # monthly trend by energy type
         import plotly.express as px
 
@@ -494,6 +515,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         trend["month"] = pd.DatetimeIndex(trend["period_start"]).tz_localize(None)
         fig_trend = px.bar(trend, x="month", y="kgce", color="energy_name", title=t("trend_month", lang),
                            labels={"kgce": "kgce", "month": "", "energy_name": ""}, template="plotly_white")
+        fig_trend.update_xaxes(dtick="M1", tickformat="%Y-%m")
         split_e = trend.groupby("energy_name", as_index=False)["kgce"].sum()
         fig_split_e = px.pie(split_e, names="energy_name", values="kgce", hole=0.4,
                              title=f"{t('split_energy', lang)} (kgce)")
@@ -516,7 +538,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             return {}
         water = rows.loc[rows["energy"] == "water", "quantity"].sum()
         return {"tce": float(rows["kgce"].sum()) / KG_PER_T, "water_m3": float(water),
-                "t_co2": float(rows["kg_co2"].sum()) / KG_PER_T}
+                "t_co2": float(rows["kgco2"].sum()) / KG_PER_T}
 
     def _same_period(rows: pd.DataFrame, until: pd.Timestamp) -> dict[str, float]:
         """Last year's totals over the same months (prorating the last month by days)."""
@@ -525,7 +547,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         start = pd.DatetimeIndex(rows["period_start"]).tz_convert(service.tz)
         nxt = start + pd.DateOffset(months=1)
         frac = np.clip((until - start) / (nxt - start), 0, 1)
-        weighted = rows.assign(kgce=rows["kgce"] * frac, kg_co2=rows["kg_co2"] * frac,
+        weighted = rows.assign(kgce=rows["kgce"] * frac, kgco2=rows["kgco2"] * frac,
                                quantity=rows["quantity"] * frac)
         return _totals(weighted)
 
@@ -536,8 +558,9 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     def ranking_page(user: User, lang: str) -> html.Div:
         regions = sorted(user.region_ids(registry), key=lambda r: (len(registry.region_ancestors(r)), r))
         return html.Div(id="ranking", children=[
+            # the last complete year by default: rankings compare whole years
             ranking_controls(lang, [(r, region_name[r]) for r in regions], list(CATEGORIES), _years(),
-                             service.current_year()),
+                             service.current_year() - 1),
             html.Div(id="rank-count", className="count"),
             ranking_table(lang),
         ])
@@ -568,7 +591,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                                     int(page_size or PAGE_SIZE))
         except (Forbidden, ValueError):
             return [], ranking_columns(lang, indicator), 1, 0, t("forbidden", lang), "#"
-        rows, total = rank_query(service.ranking_table(year_i), q)
+        rows, total = ranked_page(year_i, q)
         pages = max(1, -(-total // q.page_size))
         params = {"year": year_i, "indicator": indicator, "search": search or ""}
         if region:
@@ -578,7 +601,32 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         return (ranking_rows(rows, registry, lang), ranking_columns(lang, indicator), pages, q.page,
                 f"{total} {t('rows_found', lang)}", "/download/ranking.csv?" + urlencode(params))
 
+    ranked_cache: OrderedDict[tuple, tuple[int, pd.DataFrame]] = OrderedDict()
+    ranked_lock = threading.Lock()
+
+    def ranked_page(year: int, q: RankQuery) -> tuple[pd.DataFrame, int]:
+        """One page of the query; the full sorted result of the last RANKED_CACHE
+        queries is kept (per year table), so turning pages is a slice."""
+        table = service.ranking_table(year)
+        key = (year, replace(q, page=0))
+        with ranked_lock:
+            hit = ranked_cache.get(key)
+            if hit is not None and hit[0] == id(table):
+                ranked_cache.move_to_end(key)
+                rows = hit[1]
+            else:
+                rows = None
+        if rows is None:
+            rows = ranked(table, q)
+            with ranked_lock:
+                ranked_cache[key] = (id(table), rows)
+                while len(ranked_cache) > RANKED_CACHE:
+                    ranked_cache.popitem(last=False)
+        size = max(1, q.page_size)
+        return rows.iloc[q.page * size:(q.page + 1) * size], len(rows)
+
     app.ranking_callback = ranking_callback  # the benchmark times this without HTTP
+    app.ranked_cache = ranked_cache
 
     # -- institution ------------------------------------------------------------------------------------
     def institution_picker(user: User, lang: str) -> html.Div:
@@ -642,7 +690,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                 dcc.Graph(id="inst-subitems", figure=subitem_split(ytd, meters, lang), className="half"),
                 html.Div(className="half", children=[
                     html.H3(f"{t('indicators', lang)} ({year})"),
-                    indicator_table(row_s, quotas.standards(), inst.category, lang)]),
+                    indicator_table(row_s, service.levels_of(row) if len(row) else None, lang)]),
             ]),
         ])
 
@@ -705,7 +753,8 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         lang = norm_lang(lang)
         user = current_user()
         trig = ctx.triggered_id
-        if user is None or not isinstance(trig, dict) or not any(clicks or []):
+        clicks = clicks if isinstance(clicks, list) else [clicks]
+        if user is None or not isinstance(trig, dict) or not any(clicks):
             raise PreventUpdate
         key = str(trig.get("key"))
         outbox = integrations.outbox(data_path)
@@ -767,11 +816,19 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     return app
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No line per request on the console (errors are still logged)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
 class ServerHandle:
     """A dashboard served from a background thread; `shutdown()` stops it."""
 
-    def __init__(self, app: dash.Dash, host: str, port: int):
-        self._server = make_server(host, port, app.server, threaded=True)
+    def __init__(self, app: dash.Dash, host: str, port: int, quiet: bool = True):
+        self._server = make_server(host, port, app.server, threaded=True,
+                                   request_handler=_QuietHandler if quiet else WSGIRequestHandler)
         self.host = host
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
@@ -787,6 +844,7 @@ class ServerHandle:
         self._server.server_close()
 
 
-def serve(app: dash.Dash, host: str = "127.0.0.1", port: int = 8050) -> ServerHandle:
-    """Serve `app` from a thread (port 0: any free port); returns the running handle."""
-    return ServerHandle(app, host, port).start()
+def serve(app: dash.Dash, host: str = "127.0.0.1", port: int = 8050, quiet: bool = True) -> ServerHandle:
+    """Serve `app` from a thread (port 0: any free port); returns the running handle.
+    `quiet`: no access log line per request."""
+    return ServerHandle(app, host, port, quiet).start()

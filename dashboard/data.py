@@ -1,4 +1,10 @@
-"""What the dashboard shows, computed from the store: pure, vectorised frames.
+"""What the dashboard shows, read from the store through `models.api` and `quotas`.
+
+Every number comes from the one API the reports, the ledger and the alerts use
+(`models.api.energy_use` / `indicators`, `quotas.evaluate.quota_levels` /
+`evaluate_targets`), on the quota file's electricity basis (当量值 by default), so the
+dashboard never disagrees with a report. This module adds what only the dashboard
+needs: caching, year-on-year columns, the ranking table, and data-quality figures.
 
 The dashboard never decides *who* may see a row here; `DataService` returns frames
 for all institutions and the callers (`dashboard.app`) filter them with the user's
@@ -6,16 +12,8 @@ scope before anything leaves the server. Year tables (indicators, ranking) are c
 for `cache_ttl_s` seconds because a province has tens of thousands of institutions;
 institution pages read the store directly.
 
-Indicators (domain.md section 4), per institution and calendar year (local time):
-
-* kgce: comprehensive energy = sum of main-meter consumption x GB/T 2589-2020
-  coefficient, water and PV excluded;
-* kgce_per_m2, kgce_per_person, water_m3_per_person, kgco2_per_m2;
-* heating_kgce_per_m2: heating meters' energy inside the region's heating season per
-  heated area; nonheating_kgce_per_m2: (total - heating - vehicle fuel) per floor area.
-
-When the models package provides `models.api.indicators`, that is used instead of the
-fallback arithmetic here, so the dashboard shows the same numbers as the reports.
+A running year counts up to now in the overview (year to date) and complete days (to
+yesterday) in the ranking, compared with the same dates of the year before.
 """
 
 from __future__ import annotations
@@ -24,40 +22,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from civicwatt.registry import Registry
+from models import api as models_api
+from quotas.evaluate import evaluate_targets, quota_levels, quota_levels_wide
 from storage import Store
 
-# kgce per unit of the meter's index (GB/T 2589-2020, calorific equivalent; domain.md s.2).
-KGCE_PER_UNIT: dict[str, float] = {
-    "electricity": 0.1229,  # kgce/kWh, equivalent value (当量值)
-    "heat": 34.12,  # kgce/GJ
-    "natural_gas": 1.2143,  # kgce/m3
-    "coal": 0.7143,  # kgce/kg raw coal
-    "gasoline": 1.4714 * 0.73,  # kgce/kg x 0.73 kg/L (domain.md: check density per region)
-    "diesel": 1.4571 * 0.84,  # kgce/kg x 0.84 kg/L
-    "lpg": 1.7143,  # kgce/kg
-    "water": 0.0,  # water is not converted to coal
-    "pv": 0.0,  # self-consumed PV is not purchased energy; reported separately
-}
-# kg CO2 per unit of the meter's index (domain.md s.3).
-KGCO2_PER_UNIT: dict[str, float] = {
-    "electricity": 0.7252,  # Hebei provincial grid 2022, tCO2/MWh = kg/kWh (MEE)
-    "heat": 110.0,  # 0.11 tCO2/GJ purchased heat
-    "natural_gas": 2.162,  # kgCO2/m3
-    "coal": 1.9,  # ~1.9 tCO2/t raw coal (check: better from measured heating value)
-    "gasoline": 2.925 * 0.73,  # 2.925 tCO2/t x 0.73 kg/L
-    "diesel": 3.096 * 0.84,  # 3.096 tCO2/t x 0.84 kg/L
-    "lpg": 3.101,  # 3.101 tCO2/t
-    "water": 0.0,
-    "pv": 0.0,
-}
-VEHICLE_FUELS = ("gasoline", "diesel")
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
-EXPECTED_COMPLETENESS = 0.9  # domain.md s.5: >= 90 % of expected samples per day
 OFFLINE_INTERVALS = 3  # a meter silent for 3 polling intervals is shown offline
 DEFAULT_INTERVAL_S = 900  # 15-minute raw data (2008 sub-metering guideline)
 
@@ -68,6 +43,9 @@ INDICATORS: tuple[str, ...] = (
 TOTALS: tuple[str, ...] = ("kgce", "water_m3", "t_co2")
 INDICATOR_COLUMNS = ["institution_id", "name", "region", "category", "year", "floor_area_m2", "heated_area_m2",
                      "occupants", *TOTALS, *INDICATORS, "estimated_share"]
+# The indicators quota standards cover (domain.md s.1; quotas.config.STANDARD_INDICATORS).
+QUOTA_INDICATORS: tuple[str, ...] = ("heating_kgce_per_m2", "nonheating_kgce_per_m2", "kgce_per_person",
+                                     "water_m3_per_person", "kgce_per_m2", "kgco2_per_m2")
 
 
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -76,115 +54,14 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
 
 
-def in_heating_season(local_days: pd.DatetimeIndex, start_mmdd: np.ndarray, end_mmdd: np.ndarray) -> np.ndarray:
-    """True where the day (local) lies in its season [start, end] (month-day, inclusive,
-    wrapping over the new year when start > end). Vectorised over rows."""
-    md = local_days.month * 100 + local_days.day
-    start = np.asarray(start_mmdd, dtype=int)
-    end = np.asarray(end_mmdd, dtype=int)
-    wrap = start > end
-    return np.where(wrap, (md >= start) | (md <= end), (md >= start) & (md <= end))
-
-
 def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
-    """Consumption rows joined with their meter: adds institution_id, energy, heating,
-    kgce and kg_co2 (quantity already includes the multiplier)."""
+    """Consumption rows (quantity after the multiplier) joined with their meter:
+    adds institution_id, energy, subitem."""
     m = meters.set_index("meter_id")
     out = consumption.copy()
     out["institution_id"] = out["meter_id"].map(m["institution_id"])
     out["energy"] = out["meter_id"].map(m["energy"])
-    out["heating"] = out["meter_id"].map(m["heating"]).fillna(False).astype(bool)
-    q = out["quantity"].to_numpy(float)
-    out["kgce"] = q * out["energy"].map(KGCE_PER_UNIT).fillna(0.0).to_numpy(float)
-    out["kg_co2"] = q * out["energy"].map(KGCO2_PER_UNIT).fillna(0.0).to_numpy(float)
-    return out
-
-
-def indicators_from_energy(yearly: pd.DataFrame, heating_kgce: pd.Series, institutions: pd.DataFrame,
-                           year: int) -> pd.DataFrame:
-    """Per-institution totals and intensities from one year's `energy_table` rows
-    (main meters) and each institution's heating-season heating energy (kgce)."""
-    e = yearly
-    is_water = (e["energy"] == "water").to_numpy()
-    is_vehicle = e["energy"].isin(VEHICLE_FUELS).to_numpy()
-    q = e["quantity"].to_numpy(float)
-    frame = pd.DataFrame({
-        "institution_id": e["institution_id"].to_numpy(),
-        "kgce": e["kgce"].to_numpy(float),
-        "water_m3": np.where(is_water, q, 0.0),
-        "kg_co2": e["kg_co2"].to_numpy(float),
-        "vehicle_kgce": np.where(is_vehicle, e["kgce"].to_numpy(float), 0.0),
-        "est_kgce": e["kgce"].to_numpy(float) * e["estimated_share"].to_numpy(float),
-    })
-    g = frame.groupby("institution_id").sum()
-    inst = institutions.set_index("id")
-    g = g.reindex(inst.index).fillna(0.0)
-    heat = heating_kgce.reindex(inst.index).fillna(0.0).to_numpy(float)
-    floor = inst["floor_area_m2"].to_numpy(float)
-    heated = inst["heated_area_m2"].to_numpy(float)
-    occ = inst["occupants"].to_numpy(float)
-    kgce = g["kgce"].to_numpy(float)
-    has_data = inst.index.isin(frame["institution_id"].unique())
-    out = pd.DataFrame({
-        "institution_id": inst.index.to_numpy(),
-        "name": inst["name"].to_numpy(),
-        "region": inst["region"].to_numpy(),
-        "category": inst["category"].to_numpy(),
-        "year": year,
-        "floor_area_m2": floor,
-        "heated_area_m2": heated,
-        "occupants": occ,
-        "kgce": kgce,
-        "water_m3": g["water_m3"].to_numpy(float),
-        "t_co2": g["kg_co2"].to_numpy(float) / KG_PER_T,
-        "kgce_per_m2": _safe_div(kgce, floor),
-        "kgce_per_person": _safe_div(kgce, occ),
-        "water_m3_per_person": _safe_div(g["water_m3"].to_numpy(float), occ),
-        "kgco2_per_m2": _safe_div(g["kg_co2"].to_numpy(float), floor),
-        "heating_kgce_per_m2": _safe_div(heat, heated),
-        "nonheating_kgce_per_m2": _safe_div(kgce - heat - g["vehicle_kgce"].to_numpy(float), floor),
-        "estimated_share": _safe_div(g["est_kgce"].to_numpy(float), kgce),
-    })
-    # an institution without any data has no indicators, not zeros
-    for col in (*TOTALS, *INDICATORS, "estimated_share"):
-        out.loc[~has_data, col] = np.nan
-    return out[INDICATOR_COLUMNS]
-
-
-def quota_level(values: np.ndarray, constraint: np.ndarray, baseline: np.ndarray, guide: np.ndarray) -> np.ndarray:
-    """The best quota level each value meets: 'guide' (<= guide value), 'baseline',
-    'constraint', 'over_constraint' (above the constraint), 'none' (no quota or no value)."""
-    v = np.asarray(values, dtype=float)
-    c, b, g = (np.asarray(x, dtype=float) for x in (constraint, baseline, guide))
-    out = np.full(v.shape, "none", dtype=object)
-    known = ~np.isnan(v) & ~np.isnan(c)
-    out[known] = "over_constraint"
-    for limit, name in ((c, "constraint"), (b, "baseline"), (g, "guide")):
-        out[known & ~np.isnan(limit) & (v <= limit)] = name
-    return out
-
-
-# The indicators quota standards cover (domain.md s.1) -> indicator column.
-QUOTA_INDICATORS: tuple[str, ...] = ("heating_kgce_per_m2", "nonheating_kgce_per_m2", "kgce_per_person",
-                                     "water_m3_per_person")
-
-
-def add_levels(table: pd.DataFrame, standards: pd.DataFrame | None) -> pd.DataFrame:
-    """Add `level_<indicator>` columns from quota standards (rows: category, indicator,
-    constraint, baseline, guide); 'none' where no standard applies."""
-    out = table.copy()
-    for ind in QUOTA_INDICATORS:
-        if standards is None or standards.empty:
-            out[f"level_{ind}"] = "none"
-            continue
-        s = standards[standards["indicator"] == ind].drop_duplicates("category").set_index("category")
-        cat = out["category"]
-        out[f"level_{ind}"] = quota_level(
-            out[ind].to_numpy(float),
-            cat.map(s["constraint"]).to_numpy(float) if len(s) else np.full(len(out), np.nan),
-            cat.map(s["baseline"]).to_numpy(float) if len(s) else np.full(len(out), np.nan),
-            cat.map(s["guide"]).to_numpy(float) if len(s) else np.full(len(out), np.nan),
-        )
+    out["subitem"] = out["meter_id"].map(m["subitem"])
     return out
 
 
@@ -206,11 +83,14 @@ class _Cached:
 
 @dataclass
 class DataService:
-    """Reads the store for the dashboard; caches year tables for `cache_ttl_s`."""
+    """Reads the store for the dashboard; caches year tables for `cache_ttl_s`.
+
+    `quotas`: returns the loaded `quotas.config.QuotaConfig` (or None without a quota
+    file); its basis is the basis of every figure."""
 
     registry: Registry
     store: Store
-    quota_standards: Callable[[], pd.DataFrame | None] = lambda: None
+    quotas: Callable[[], Any] = lambda: None
     cache_ttl_s: float = 300.0
     now: Callable[[], pd.Timestamp] = field(default=lambda: pd.Timestamp.now(tz="UTC"))
     _cache: dict = field(default_factory=dict)
@@ -220,9 +100,16 @@ class DataService:
         self.meters = self.registry.meters_frame()
         self.institutions = self.registry.institutions_frame()
         self.tz = self.registry.timezone
+        self.factors = models_api.load_factors()
+
+    @property
+    def basis(self) -> str:
+        cfg = self.quotas()
+        return cfg.basis if cfg is not None else "equivalent"
 
     # -- caching -------------------------------------------------------------------
     def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
+        key = (*key, self.basis)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None and time.monotonic() - hit.at < self.cache_ttl_s:
@@ -245,10 +132,13 @@ class DataService:
         return int(self.today().year)
 
     def year_bounds(self, year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """[1 Jan, min(1 Jan next year, tomorrow)) local: a running year stops today."""
+        """[1 Jan, min(1 Jan next year, now)) local: a running year stops now."""
         start = pd.Timestamp(year=year, month=1, day=1, tz=self.tz)
-        end = min(pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz), self.today() + pd.Timedelta(days=1))
+        end = min(pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz), self.now().tz_convert(self.tz))
         return start, max(end, start)
+
+    def is_running(self, year: int) -> bool:
+        return self.year_bounds(year)[1] < pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)
 
     def main_meter_ids(self, institution_ids: Iterable[str] | None = None) -> list[str]:
         m = self.meters[self.meters["parent"].isna()]
@@ -257,54 +147,97 @@ class DataService:
         return m["meter_id"].tolist()
 
     # -- year tables -----------------------------------------------------------------
-    def indicators(self, year: int) -> pd.DataFrame:
-        """INDICATOR_COLUMNS for every institution of the registry in `year`."""
-        return self._cached(("indicators", year), lambda: self._compute_indicators(year))  # type: ignore[return-value]
+    def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The models indicator frame (one row per institution) of `year` up to now,
+        or up to `until`, plus `year`; totals and intensities are NaN without data."""
+        return self._cached(("indicators", year, until),  # type: ignore[return-value]
+                            lambda: self._compute_indicators(year, until))
 
-    def _compute_indicators(self, year: int) -> pd.DataFrame:
+    def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
         start, end = self.year_bounds(year)
-        ids = self.main_meter_ids()
-        if end <= start or not ids:
-            return indicators_from_energy(energy_table(_empty_consumption(), self.meters), pd.Series(dtype=float),
-                                          self.institutions, year)
-        daily = self.store.consumption("day", start, end, ids)
-        daily = energy_table(daily, self.meters) if len(daily) else energy_table(_empty_consumption(), self.meters)
-        heating = self._heating_kgce(daily)
-        return indicators_from_energy(daily, heating, self.institutions, year)
-
-    def _heating_kgce(self, daily: pd.DataFrame) -> pd.Series:
-        """kgce of heating meters on heating-season days, per institution."""
-        h = daily[daily["heating"]]
-        if h.empty:
-            return pd.Series(dtype=float)
-        inst = self.institutions.set_index("id")
-        regions = inst["region"]
-        seasons = {r.id: self.registry.heating_season_of(r.id) for r in self.registry.regions}
-        start_md = regions.map({k: int(s.start.replace("-", "")) for k, s in seasons.items()})
-        end_md = regions.map({k: int(s.end.replace("-", "")) for k, s in seasons.items()})
-        local = pd.DatetimeIndex(h["period_start"]).tz_convert(self.tz)
-        mask = in_heating_season(local, h["institution_id"].map(start_md).to_numpy(),
-                                 h["institution_id"].map(end_md).to_numpy())
-        return h.loc[mask].groupby("institution_id")["kgce"].sum()
+        if until is not None:
+            end = max(start, min(end, until))
+        if end <= start:
+            end = start + pd.Timedelta(seconds=1)  # an empty period: every institution, no data
+        use = models_api.energy_use(self.store, self.registry, start, end, "day", self.factors)
+        ind = models_api.indicators(use, self.registry, self.factors, self.basis, freq="day")
+        ind = ind.assign(year=year)
+        if "has_data" in ind:
+            nodata = ~ind["has_data"].to_numpy(bool)
+            for col in (*TOTALS, *INDICATORS, "estimated_share"):
+                ind.loc[nodata, col] = np.nan
+        return ind
 
     def ranking_table(self, year: int) -> pd.DataFrame:
-        """Indicators of `year` with year-on-year changes and quota levels."""
+        """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
+        levels (`level_<indicator>`: guide | baseline | constraint | advanced | general
+        | exceeds | no_data | none). A running year counts complete days (to
+        yesterday) and is compared with the same dates of the year before."""
         def compute() -> pd.DataFrame:
-            cur = self.indicators(year)
-            prev = self.indicators(year - 1)
-            return add_levels(add_yoy(cur, prev), self.quota_standards())
+            running = self.is_running(year)
+            cur = self.indicators(year, self.today() if running else None)
+            prev = self.indicators(year - 1, self.today() - pd.DateOffset(years=1) if running else None)
+            table = add_yoy(cur, prev)
+            levels = self.levels_of(cur)
+            if len(levels):
+                table = table.merge(quota_levels_wide(levels), on="institution_id", how="left")
+            for ind in QUOTA_INDICATORS:
+                col = f"level_{ind}"
+                table[col] = table[col].fillna("none") if col in table else "none"
+            return table
         return self._cached(("ranking", year), compute)  # type: ignore[return-value]
 
+    def levels_of(self, indicators: pd.DataFrame) -> pd.DataFrame:
+        """quotas.evaluate.quota_levels of an indicator frame (empty without quotas)."""
+        cfg = self.quotas()
+        if cfg is None:
+            return pd.DataFrame(columns=["institution_id", "indicator", "level"])
+        return quota_levels(indicators, cfg, regions=self.registry)
+
+    def set_ranking_table(self, year: int, table: pd.DataFrame) -> None:
+        """Use a precomputed ranking table for `year` (columns of `ranking_table`), e.g.
+        from a nightly batch; it is kept for `cache_ttl_s` like a computed one."""
+        with self._lock:
+            self._cache[("ranking", year, self.basis)] = _Cached(table, time.monotonic())
+
     def monthly_energy(self, year: int) -> pd.DataFrame:
-        """Main-meter consumption of `year` by month: energy_table rows (period_start = month)."""
+        """Main-meter use of `year` (to now) by institution, energy and month, priced:
+        institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2."""
         def compute() -> pd.DataFrame:
             start, end = self.year_bounds(year)
-            ids = self.main_meter_ids()
-            if end <= start or not ids:
-                return energy_table(_empty_consumption(), self.meters)
-            c = self.store.consumption("month", start, end, ids)
-            return energy_table(c if len(c) else _empty_consumption(), self.meters)
+            cols = ["institution_id", "energy", "period_start", "quantity", "kgce", "kgco2"]
+            if end <= start:
+                return pd.DataFrame(columns=cols)
+            use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
+            if use.empty:
+                return pd.DataFrame(columns=cols)
+            inst = models_api.institution_context(self.registry, self.factors)
+            sums = models_api.energy_sums(use, inst, period="month", freq="month", tz=self.tz)
+            return models_api.priced_sums(sums, inst, self.factors, self.basis)[cols]
         return self._cached(("monthly", year), compute)  # type: ignore[return-value]
+
+    def target_status(self, year: int) -> pd.DataFrame:
+        """quotas.evaluate.evaluate_targets for `year` as of now (empty without quotas):
+        one row per target and indicator with actual, limit, projected, status."""
+        cfg = self.quotas()
+        if cfg is None:
+            return pd.DataFrame(columns=["scope", "region", "category", "institution_id", "indicator", "limit",
+                                         "actual", "projected", "status"])
+
+        def compute() -> pd.DataFrame:
+            frames = []
+            for y in (year - 1, year):
+                start, end = self.year_bounds(y)
+                if end <= start:
+                    continue
+                use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
+                frames.append(models_api.indicators(use, self.registry, self.factors, self.basis, freq="month",
+                                                    by_period="month"))
+            monthly = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            as_of = min(self.today() + pd.Timedelta(days=1),
+                        pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)).tz_localize(None)
+            return evaluate_targets(cfg, monthly, as_of, regions=self.registry, year=year)
+        return self._cached(("targets", year), compute)  # type: ignore[return-value]
 
     # -- one institution ---------------------------------------------------------------
     def consumption(self, freq: str, start: pd.Timestamp, end: pd.Timestamp, meter_ids: list[str]) -> pd.DataFrame:

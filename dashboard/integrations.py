@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import importlib
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from civicwatt.registry import Registry
 
@@ -29,41 +28,27 @@ def _module(name: str) -> Any | None:
 
 
 class Quotas:
-    """Dual-control targets and quota standards from quotas.yaml (None: none)."""
+    """quotas.yaml, re-read when it changes (None without a file)."""
 
     def __init__(self, path: str | Path | None, registry: Registry):
         self.path = Path(path) if path else None
         self.registry = registry
         self._loaded: Any = None
-        self._stamp: float | None = None
+        self._stamp: int | None = None
+        self._lock = threading.Lock()
 
-    def _config(self) -> Any | None:
+    def config(self) -> Any | None:
+        """The `quotas.config.QuotaConfig`, or None."""
         if self.path is None or not self.path.exists():
             return None
         stamp = self.path.stat().st_mtime_ns
-        if stamp != self._stamp:
-            mod = _module("quotas.config")
-            if mod is None or not hasattr(mod, "load_quotas"):
-                return None
-            self._loaded = mod.load_quotas(self.path, self.registry)
-            self._stamp = stamp
-        return self._loaded
+        with self._lock:
+            if stamp != self._stamp:
+                from quotas.config import load_quotas
 
-    def standards(self) -> pd.DataFrame | None:
-        """Rows: category, indicator, constraint, baseline, guide (indicator named as
-        in dashboard.data.QUOTA_INDICATORS)."""
-        cfg = self._config()
-        if cfg is None or not hasattr(cfg, "standards_frame"):
-            return None
-        return cfg.standards_frame()
-
-    def targets(self, region: str | None, year: int) -> dict[str, float]:
-        """Dual-control targets of a region and year: keys tce, water_m3, t_co2,
-        kgce_per_m2, kgce_per_person, m3_per_person (missing keys: no target)."""
-        cfg = self._config()
-        if cfg is None or region is None or not hasattr(cfg, "targets_for"):
-            return {}
-        return dict(cfg.targets_for(f"region:{region}", year) or {})
+                self._loaded = load_quotas(self.path, self.registry)
+                self._stamp = stamp
+            return self._loaded
 
 
 _OUTBOXES: dict[Path, Any] = {}
@@ -82,14 +67,29 @@ def outbox(data_dir: Path | None) -> Any | None:
     return _OUTBOXES[key]
 
 
-def ledger_bytes(registry: Registry, store: Any, year: int, fmt: str, quotas_path: str | Path | None) -> bytes:
-    """The annual carbon ledger of `registry`'s institutions as xlsx or csv bytes."""
-    mod = _module("quotas.ledger")
-    if mod is None or not hasattr(mod, "write_ledger"):
-        raise NotAvailable("quotas.ledger")
+def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year: int, fmt: str,
+                 quotas: Any | None) -> bytes:
+    """The annual carbon ledger (quotas.ledger) as xlsx or csv bytes, limited to the
+    `visible` institutions (None: all). Their rows keep their rank among all peers;
+    the totals sheet is recomputed over the visible institutions only."""
+    from dataclasses import replace
+
+    from quotas.ledger import build_ledger, ledger_csv_bytes, write_ledger
+
+    tables = build_ledger(store, registry, year, quotas=quotas)
+    if visible is not None:
+        from dashboard.access import scoped_registry
+
+        own = build_ledger(store, scoped_registry(registry, visible), year, quotas=quotas)
+        tables = replace(tables, ledger=tables.ledger[tables.ledger["institution_id"].isin(visible)],
+                         summary=tables.summary[tables.summary["institution_id"].isin(visible)],
+                         totals=own.totals)
+        tables.summary.attrs.update(own.summary.attrs)
+    if fmt == "csv":
+        return ledger_csv_bytes(tables)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"ledger.{fmt}"
-        mod.write_ledger(registry, store, year, out, quotas_path=quotas_path)
+        out = Path(tmp) / "ledger.xlsx"
+        write_ledger(tables, out)
         return out.read_bytes()
 
 

@@ -15,15 +15,17 @@ from dash import dash_table, dcc, html
 from plotly.subplots import make_subplots
 
 from civicwatt.registry import INDEX_UNIT, Meter, Registry
-from dashboard.data import INDICATORS, QUOTA_INDICATORS
+from dashboard.data import INDICATORS
 from dashboard.i18n import t
 from dashboard.ranking import PAGE_SIZE
 
-LEVEL_COLOURS = {  # quota level -> table row colour
-    "guide": "#d8f3dc",
+LEVEL_COLOURS = {  # quota level (quotas.evaluate) -> colour: green guide .. red above the constraint
+    "guide": "#b2f2bb",
+    "advanced": "#b2f2bb",
     "baseline": "#fff3bf",
+    "general": "#fff3bf",
     "constraint": "#ffd8a8",
-    "over_constraint": "#ffc9c9",
+    "exceeds": "#ffc9c9",
 }
 
 
@@ -184,23 +186,25 @@ def subitem_split(consumption: pd.DataFrame, meters: list[Meter], lang: str) -> 
     return _fig_layout(fig, f"{t('subitems', lang)} (kWh)")
 
 
-def indicator_table(row: pd.Series | None, standards: pd.DataFrame | None, category: str, lang: str) -> html.Table:
-    """The institution's intensities with the quota levels of its category."""
-    head = html.Tr([html.Th(x) for x in (t("indicator", lang), t("value", lang), t("constraint", lang),
-                                          t("baseline", lang), t("guide", lang), t("col_level", lang))])
+def indicator_table(row: pd.Series | None, levels: pd.DataFrame | None, lang: str) -> html.Table:
+    """The institution's intensities with the levels of the quota standard that applies
+    (`quotas.evaluate.quota_levels` rows: indicator, guide, baseline, constraint,
+    advanced, general, level)."""
+    cols = ("guide", "baseline", "constraint", "advanced", "general")
+    head = html.Tr([html.Th(x) for x in (t("indicator", lang), t("value", lang),
+                                          *[t(c, lang) for c in cols], t("col_level", lang))])
+    lv = levels.set_index("indicator") if levels is not None and len(levels) else pd.DataFrame()
     body = []
     for ind in INDICATORS:
         value = float(row[ind]) if row is not None and pd.notna(row[ind]) else np.nan
-        std = None
-        if standards is not None and len(standards) and ind in QUOTA_INDICATORS:
-            s = standards[(standards["indicator"] == ind) & (standards["category"] == category)]
-            std = s.iloc[0] if len(s) else None
-        level = str(row.get(f"level_{ind}", "none")) if row is not None else "none"
+        std = lv.loc[ind] if ind in lv.index else None
+        level = str(std["level"]) if std is not None else "none"
         body.append(html.Tr([
             html.Td(t(f"ind_{ind}", lang)), html.Td(fmt(value, 2), className="num"),
-            *[html.Td(fmt(std[k], 2) if std is not None else "—", className="num")
-              for k in ("constraint", "baseline", "guide")],
-            html.Td(t(f"lvl_{level}", lang), style={"backgroundColor": LEVEL_COLOURS.get(level, "transparent")}),
+            *[html.Td(fmt(std[k], 2) if std is not None and pd.notna(std[k]) else "—", className="num")
+              for k in cols],
+            html.Td(t(f"lvl_{level}", lang), style={"backgroundColor": LEVEL_COLOURS.get(level, "transparent")},
+                    className=f"level-{level}"),
         ], id={"type": "ind-row", "id": ind}))
     return html.Table([html.Thead(head), html.Tbody(body)], className="grid", id="indicator-table")
 
@@ -225,20 +229,31 @@ def quality_table(quality: pd.DataFrame, lang: str, tz: str) -> html.Table:
 
 # -- overview ---------------------------------------------------------------------------------
 def gauge(title: str, actual: float, target: float | None, projected: float | None, unit: str, lang: str) -> go.Figure:
-    """Year-to-date value against its target, with the year-end projection as delta."""
-    top = max(x for x in (actual, target or 0, projected or 0, 1e-9) if x is not None and not np.isnan(x)) * 1.2
+    """Year-to-date value on a dial up to the annual target (red mark); the light band
+    reaches the year-end projection, which the subtitle states with its share of the
+    target."""
+    top = max(x for x in (actual, target or 0, projected or 0, 1e-9) if x is not None and not np.isnan(x)) * 1.15
+    if projected is not None and target:
+        share = projected / target * 100
+        sub = f"{t('projection', lang)}: {fmt(projected, 1)} " + (f"（目标的 {share:.0f}%）" if lang == "zh" else
+                                                                   f"({share:.0f} % of target)")
+    elif projected is not None:
+        sub = f"{t('projection', lang)}: {fmt(projected, 1)} · {t('no_target', lang)}"
+    else:
+        sub = t("no_target", lang) if not target else ""
+    over = bool(target and projected and projected > target)
     ind = go.Indicator(
-        mode="gauge+number" + ("+delta" if target else ""), value=actual,
+        mode="gauge+number", value=actual,
         number={"suffix": f" {unit}", "valueformat": ",.1f"},
-        delta={"reference": target, "relative": True, "valueformat": ".1%"} if target else None,
-        title={"text": title + ("" if target else f" ({t('no_target', lang)})")},
+        title={"text": f"{title}<br><span style='font-size:0.7em;color:{'#e03131' if over else '#495057'}'>"
+                       f"{sub}</span>"},
         gauge={"axis": {"range": [0, top]},
                "bar": {"color": "#1c7ed6"},
-               "steps": ([{"range": [0, projected], "color": "#e7f5ff"}] if projected else []),
+               "steps": ([{"range": [0, projected], "color": "#ffe3e3" if over else "#e7f5ff"}] if projected else []),
                "threshold": {"line": {"color": "#e03131", "width": 4}, "value": target} if target else None},
     )
     fig = go.Figure(ind)
-    fig.update_layout(height=260, margin={"l": 30, "r": 30, "t": 60, "b": 10})
+    fig.update_layout(height=280, margin={"l": 30, "r": 30, "t": 80, "b": 10})
     return fig
 
 
@@ -251,7 +266,7 @@ def ytd_figure(months: pd.DataFrame, projection: float | None, target: float | N
         y = months["cumulative"]
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=t("ytd", lang)))
         if projection is not None:
-            fig.add_trace(go.Scatter(x=[x.iloc[-1], pd.Timestamp(year=year, month=12, day=1)],
+            fig.add_trace(go.Scatter(x=[x.iloc[-1], pd.Timestamp(year=year + 1, month=1, day=1)],
                                      y=[y.iloc[-1], projection], mode="lines", line={"dash": "dash"},
                                      name=t("projection", lang)))
     if target:

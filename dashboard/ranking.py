@@ -21,7 +21,9 @@ import pandas as pd
 PAGE_SIZE = 25
 SORTABLE = ("rank", "institution_id", "name", "region", "category", "value", "yoy", "level",
             "estimated_share", "peers")
-LEVEL_ORDER = {"guide": 0, "baseline": 1, "constraint": 2, "over_constraint": 3, "none": 4}
+# quota levels from best to worst (quotas.evaluate: three- and two-level standards)
+LEVEL_ORDER = {"guide": 0, "advanced": 0, "baseline": 1, "general": 1, "constraint": 2, "exceeds": 3,
+               "no_data": 4, "none": 5}
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def ranked(table: pd.DataFrame, q: RankQuery) -> pd.DataFrame:
     ind = q.indicator
     if ind not in table.columns:
         raise ValueError(f"unknown indicator {ind!r}")
-    mask = table[ind].notna().to_numpy()
+    mask = table[ind].notna().to_numpy().copy()
     if q.regions is not None:
         mask &= table["region"].isin(q.regions).to_numpy()
     if q.category:

@@ -51,6 +51,15 @@ T_DIURNAL_AMPLITUDE_K = 5.0
 T_DAY_NOISE_K = 3.0
 
 CATEGORIES = ("government", "school", "hospital", "venue", "other")
+
+# Calibration of the load shapes so that the sample portfolio lands near typical annual
+# intensities of North China public buildings (rules of thumb from energy audits of
+# public institutions; check against local statistics): electricity per floor area
+# offices ~70, schools ~40, hospitals ~150, venues ~80 kWh/m2; boiler gas ~9 m3/m2 per
+# heating season; water ~16-20 m3/person (Hebei 2020: 16.12 m3/person, domain.md 1).
+ELECTRICITY_SCALE = {"government": 0.40, "school": 0.25, "hospital": 0.36, "venue": 0.42, "other": 0.40}
+GAS_SCALE = 0.5
+WATER_SCALE = 0.5
 KINDS = ("light", "hvac", "power", "special", "elec_total", "water", "gas_heating", "gas_other", "pv", "fuel")
 
 
@@ -186,7 +195,7 @@ class Calendar:
         occ_h = 0.2 + 0.8 * occ
         out = {
             "light": 0.06 + 0.55 * occ,
-            "hvac": 0.03 + occ_h * (0.75 * cool + 0.25 * heat_pump),
+            "hvac": 0.05 + occ_h * (1.0 * cool + 0.35 * heat_pump),
             "power": 0.12 + 0.35 * occ,
             "special": 0.45 + 0.12 * occ,
             "water": 0.03 + 0.45 * occ,
@@ -199,6 +208,12 @@ class Calendar:
         }
         out["elec_total"] = (0.35 * out["light"] + 0.35 * out["hvac"] + 0.18 * out["power"]
                              + 0.12 * out["special"]) * 1.4
+        scale = ELECTRICITY_SCALE.get(category, 0.4)
+        for kind in ("light", "hvac", "power", "special", "elec_total"):
+            out[kind] = out[kind] * scale
+        for kind in ("gas_heating", "gas_other"):
+            out[kind] = out[kind] * GAS_SCALE
+        out["water"] = out["water"] * WATER_SCALE
         return out
 
 

@@ -190,7 +190,7 @@ class Simulator:
         t_from = np.full(n, step_start)
         if isinstance(start_values, pd.DataFrame) and len(start_values):
             last = start_values.sort_values("time").groupby("meter_id").tail(1)
-            for mid, t, v in zip(last["meter_id"], pd.DatetimeIndex(last["time"]).asi8 // 10**9, last["value"],
+            for mid, t, v in zip(last["meter_id"], pd.DatetimeIndex(last["time"]).as_unit("s").asi8, last["value"],
                                  strict=True):
                 if mid in self.row_of:
                     base[self.row_of[mid]] = float(v)

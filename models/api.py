@@ -113,6 +113,8 @@ def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[s
     With `regions` (Registry, frame id/parent or dict) and 'region' in `by`, regions
     include their subtrees."""
     by = list(by)
+    if "institution_id" not in institutions and "id" in institutions:
+        institutions = institutions.rename(columns={"id": "institution_id"})
     u = use if "meter_id" in by or "is_main" not in use else use[use["is_main"].to_numpy(bool)]
     cols = [c for c in ("region", "category") if c in by]
     if cols:

@@ -199,7 +199,9 @@ class FactorSet:
                 "emission_source": emis.source if emis else "",
                 "emission_unit": (emis.unit if emis else ""),
             })
-        out = pd.concat([uniq, pd.DataFrame(rows, index=uniq.index)], axis=1)
+        cols = ["kgce_per_unit", "kgco2_per_unit", "scope", "provisional", "coal_source", "emission_source",
+                "emission_unit"]
+        out = pd.concat([uniq, pd.DataFrame(rows, index=uniq.index, columns=cols)], axis=1)
         return keys.merge(out, how="left", on=["energy", "factor_region", "year"])
 
     def to_frame(self) -> pd.DataFrame:

@@ -81,7 +81,7 @@ def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
     """The registry's institutions with what the arithmetic needs: INSTITUTION_COLUMNS
     plus factor_region (province or grid region the factor set knows, or '' for
     national), heating_start and heating_end ('MM-DD', the region's season)."""
-    inst = registry.institutions_frame()
+    inst = registry.institutions_frame().rename(columns={"id": "institution_id"})
     regions = inst["region"].unique()
     freg, hs, he = {}, {}, {}
     for rid in regions:  # one per region (few)
@@ -96,6 +96,8 @@ def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
 
 def _complete_institutions(inst: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
     out = inst.reset_index(drop=True).copy()
+    if "institution_id" not in out and "id" in out:  # registry.institutions_frame() names it `id`
+        out = out.rename(columns={"id": "institution_id"})
     missing = [c for c in ("institution_id", "floor_area_m2", "occupants") if c not in out]
     if missing:
         raise ValueError(f"institutions frame lacks column(s) {missing}")
@@ -121,15 +123,18 @@ def _codes(col: pd.Series, universe: pd.Index) -> np.ndarray:
     """Position of each value of `col` in `universe` (-1 when absent), without hashing
     every row when `col` is categorical."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        lut = universe.get_indexer(col.cat.categories)
-        lut = np.append(lut, -1)  # code -1 (missing) -> -1
+        lut = np.append(universe.get_indexer(col.cat.categories), -1).astype(np.int32)  # code -1 -> -1
         return lut[col.cat.codes.to_numpy()]
-    return universe.get_indexer(col.to_numpy())
+    codes, uniq = pd.factorize(col)  # hash once, then look the few distinct values up
+    lut = np.append(universe.get_indexer(pd.Index(uniq)), -1).astype(np.int32)
+    return lut[codes]
 
 
 def _period_codes(col: pd.Series, tz: str | None) -> tuple[np.ndarray, pd.DatetimeIndex]:
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes, uniq = col.cat.codes.to_numpy(), pd.DatetimeIndex(col.cat.categories)
+        if (codes < 0).any():
+            raise ValueError("use frame has rows without a period_start")
     else:
         codes, uniq = pd.factorize(col, sort=False)
         uniq = pd.DatetimeIndex(uniq)
@@ -137,7 +142,7 @@ def _period_codes(col: pd.Series, tz: str | None) -> tuple[np.ndarray, pd.Dateti
         uniq = uniq.tz_localize(tz or "Asia/Shanghai")
     elif tz is not None:
         uniq = uniq.tz_convert(tz)
-    return np.asarray(codes, np.int64), uniq
+    return np.asarray(codes), uniq
 
 
 def infer_freq(periods: pd.DatetimeIndex) -> str:
@@ -229,6 +234,10 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
     institutions or energies not known.
     """
     inst = institutions.reset_index(drop=True)
+    if "institution_id" not in inst and "id" in inst:
+        inst = inst.rename(columns={"id": "institution_id"})
+    if "heating_start" not in inst:
+        inst = inst.assign(heating_start=DEFAULT_SEASON[0], heating_end=DEFAULT_SEASON[1])
     universe = pd.Index(inst["institution_id"].astype(str))
     if use.empty:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in (
@@ -236,9 +245,7 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
             ("quantity", float), ("estimated_quantity", float), ("heating_quantity", float), ("rows", int))})
     ipos = _codes(use["institution_id"], universe)
     epos = _codes(use["energy"], pd.Index(ENERGIES))
-    mask = None
-    if "is_main" in use:
-        mask = use["is_main"].to_numpy(bool)
+    mask = use["is_main"].to_numpy(bool) if "is_main" in use else None
     for name, pos, known in (("institution", ipos, universe), ("energy", epos, ENERGIES)):
         bad = pos < 0 if mask is None else (pos < 0) & mask
         if bad.any():
@@ -251,34 +258,56 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
     key_starts = _period_key(puniq, period)
     kcodes, kuniq = pd.factorize(key_starts, sort=True)
     kuniq = pd.DatetimeIndex(kuniq)
-    n_e, n_k = len(ENERGIES), len(kuniq)
-    key = (ipos.astype(np.int64) * n_e + epos) * n_k + kcodes[pcodes]
-    q = use["quantity"].to_numpy(np.float64)
-    est = q * use["estimated_share"].to_numpy(np.float64) if "estimated_share" in use else None
-    heating = use["heating"].to_numpy(bool) if "heating" in use else (epos == ENERGIES.index("heat"))
-    if mask is not None:
-        key, q, pcodes, ipos, heating = key[mask], q[mask], pcodes[mask], ipos[mask], heating[mask]
-        est = est[mask] if est is not None else None
-
-    # Heating-season part of heating rows.
-    seasons = inst[["heating_start", "heating_end"]].astype(str).agg("|".join, axis=1)
-    scodes, suniq = pd.factorize(seasons)
-    frac = heating_fraction(puniq, freq, [tuple(s.split("|")) for s in suniq])
-
+    n_e, n_k, n_p = len(ENERGIES), len(kuniq), len(puniq)
     nbins = len(universe) * n_e * n_k
-    if nbins <= _MAX_DENSE_BINS:
-        bins, nb = key, nbins
+    kt = np.int32 if nbins + 1 < 2**31 else np.int64
+    # bin = (institution x energy x output period); rows left out (sub-meters) go to bin `nbins`
+    key = ipos.astype(kt, copy=True)
+    key *= n_e * n_k
+    key += epos.astype(kt) * n_k
+    key += kcodes.astype(kt)[pcodes]
+    if mask is not None:
+        np.copyto(key, kt(nbins), where=~mask)
+    q = use["quantity"].to_numpy(np.float64)
+
+    # Heating-season part of heating rows: weight = q x the season fraction of the row's
+    # period in its institution's season (a table of seasons x native periods).
+    seasons = inst["heating_start"].astype(str) + "|" + inst["heating_end"].astype(str)
+    scodes, suniq = pd.factorize(seasons)
+    frac = heating_fraction(puniq, freq, [tuple(x.split("|")) for x in suniq])
+    heating = use["heating"].to_numpy(bool) if "heating" in use else (epos == ENERGIES.index("heat"))
+    if len(suniq) == 1:
+        table = np.append(frac[0], 0.0)  # index n_p: not a heating row
+        idx = pcodes.astype(np.int32 if n_p < 2**31 else np.int64, copy=True)
+        np.copyto(idx, n_p, where=~heating)
+    else:
+        table = np.append(frac.ravel(), 0.0)
+        idx = scodes[np.maximum(ipos, 0)].astype(np.int64) * n_p + pcodes
+        np.copyto(idx, frac.size, where=~heating)
+    hw = table[idx]
+    hw *= q
+
+    if nbins + 1 <= _MAX_DENSE_BINS:
+        bins, nb = key, nbins + 1
     else:
         bins, ukeys = pd.factorize(key)
         nb = len(ukeys)
     cnt = np.bincount(bins, minlength=nb)
     qs = np.bincount(bins, weights=q, minlength=nb)
-    es = np.bincount(bins, weights=est, minlength=nb) if est is not None else np.zeros(nb)
-    h = np.flatnonzero(heating)
-    hw = q[h] * frac[scodes[ipos[h]], pcodes[h]]
-    hs = np.bincount(bins[h], weights=hw, minlength=nb)
+    if "estimated_share" in use:
+        est = use["estimated_share"].to_numpy(np.float64) * q
+        es = np.bincount(bins, weights=est, minlength=nb)
+        del est
+    else:
+        es = np.zeros(nb)
+    hs = np.bincount(bins, weights=hw, minlength=nb)
+    del hw, idx
+    if nbins + 1 <= _MAX_DENSE_BINS:
+        cnt[nbins] = 0  # the sub-meter bin
+    else:
+        cnt[ukeys == nbins] = 0
     present = np.flatnonzero(cnt)
-    full = present if nbins <= _MAX_DENSE_BINS else ukeys[present]
+    full = present if nbins + 1 <= _MAX_DENSE_BINS else ukeys[present].astype(np.int64)
     k = full % n_k
     e = (full // n_k) % n_e
     i = full // (n_k * n_e)
@@ -382,9 +411,8 @@ def indicators_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors
     """
     basis = normalize_basis(basis)
     inst = _complete_institutions(institutions, factors)
-    priced = priced_sums(sums, inst, factors, basis)
     keys = ["institution_id", "period_start"] if by_period else ["institution_id"]
-    ext = _pivot(priced, keys) if len(priced) else None
+    ext = _pivot(priced_sums(sums, inst, factors, basis), keys) if len(sums) else None
     if by_period:
         periods = pd.DatetimeIndex(sorted(sums["period_start"].unique())) if len(sums) else pd.DatetimeIndex([])
         index = pd.MultiIndex.from_product([inst["institution_id"], periods], names=keys)

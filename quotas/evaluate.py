@@ -12,8 +12,9 @@ target and a year-end projection that respects seasonality.
 
 * elapsed share: the share of the year's use that normally falls before `as_of` (data
   up to, not including, `as_of`). With projection 'last_year' it is last year's monthly
-  shape of the same scope (the month of `as_of` counted pro rata by days); when last
-  year lacks a month of data, or with 'flat', it is the share of days elapsed.
+  shape of the same scope (the month of `as_of` counted pro rata by days), taken from
+  the scope's institutions with data in all twelve months of last year; when there is
+  none, or with 'flat', it is the share of days elapsed.
 * pro-rated limit = limit x elapsed share; projected = year-to-date / elapsed share
   (so actual > pro-rated limit exactly when projected > limit).
 * intensities use the scope's institutions with data this year as denominators.
@@ -211,13 +212,19 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
     mon["rel"] = (mon["y"] == year).astype(int)  # 1 current, 0 previous
     j = member.merge(mon, on="institution_id")
     n_s = len(scopes)
+    # Last year's shape comes from the members with data in all twelve months of it
+    # (per quantity), so one member's missing month does not bend the scope's shape.
+    prev = j["rel"].to_numpy() == 0
     arr = {}
-    grp = j.groupby(["t", "rel", "m"], sort=False)[list(NUMERATORS)].sum()
     for n in NUMERATORS:
+        pos = (j[n].to_numpy(float) > 0) & prev
+        months = j.assign(pos=pos).groupby(["t", "institution_id"], sort=False)["pos"].transform("sum").to_numpy()
+        keep = ~prev | (months == 12)
+        grp = j[keep].groupby(["t", "rel", "m"], sort=False)[n].sum()
         a = np.zeros((n_s, 2, 12))
         if len(grp):
             t_i, r_i, m_i = (grp.index.get_level_values(k).to_numpy() for k in ("t", "rel", "m"))
-            a[t_i, r_i, m_i] = grp[n].to_numpy(float)
+            a[t_i, r_i, m_i] = grp.to_numpy(float)
         arr[n] = a
     # Denominators: members with data this year.
     cur = j[(j["rel"] == 1) & j["has"]].drop_duplicates(["t", "institution_id"])

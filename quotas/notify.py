@@ -11,8 +11,8 @@ directory. Its life cycle:
     unacknowledged for `reminder_hours` since its last notification: a **reminder**;
   - open but absent from this evaluation: the condition cleared, the alert is resolved
     and a **resolved** notification is queued. When another alert of the same group
-    (scope/indicator/period) is present, the resolution says it was superseded (a
-    projected breach that became an actual breach).
+    (scope/indicator/period) of higher severity is present, the resolution says it was
+    superseded (a projected breach that became an actual breach); otherwise "cleared".
 * `deliver_pending(now)` sends every due queued notification, oldest first per channel.
   A failure (channel down) keeps the notification queued and retries it with
   exponential back-off (`retry.base_s` x 2^(attempts-1), capped at `retry.max_s`); the
@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from quotas.alerts_record import Alert
+from quotas.alerts_record import SEVERITY_RANK, Alert
 from quotas.notify_channels import (
     Channel,
     ChannelsConfig,
@@ -71,6 +71,14 @@ CREATE INDEX IF NOT EXISTS delivery_due ON delivery (status, next_at);
 """
 
 RESOLUTION_ZH = {"cleared": "条件已消除", "superseded": "已升级为更严重的告警"}
+
+
+def default_outbox_dir(store_url: str, fallback: str | Path = ".") -> Path:
+    """Where the outbox lives by default: the embedded store's directory (next to its
+    database), else `fallback` (e.g. the registry's directory)."""
+    if store_url.startswith("embedded:"):
+        return Path(store_url.removeprefix("embedded:"))
+    return Path(fallback)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -190,6 +198,8 @@ class Outbox:
                     if row["status"] != "open" or key in alerts or (covered is not None and row["rule"] not in covered):
                         continue
                     successor = groups.get(row["grp"])
+                    if successor is not None and SEVERITY_RANK[successor.severity] <= SEVERITY_RANK[row["severity"]]:
+                        successor = None  # a milder alert of the group follows: the condition improved
                     resolution = "cleared" if successor is None else "superseded"
                     payload = {**json.loads(row["payload"]), "notification": "resolved", "status": "resolved",
                                "resolved_at": stamp, "resolution": resolution if successor is None

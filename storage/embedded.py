@@ -132,23 +132,26 @@ class EmbeddedStore(Store):
         keys = [self._keys[m] for m in ids if m in self._keys]
         return f" AND meter IN ({','.join('?' * len(keys))})", keys
 
-    def _frame(self, rows: list[tuple]) -> pd.DataFrame:
-        if not self._keys or any(r[0] not in self._key_to_id() for r in rows[:1]):
+    def _names(self, keys: Iterable[int]) -> dict[int, str]:
+        """Meter id by key, re-read from the database if another writer added meters."""
+        names = {v: k for k, v in self._keys.items()}
+        if any(k not in names for k in keys):
             self._refresh_keys(self._con())
-        names = self._key_to_id()
+            names = {v: k for k, v in self._keys.items()}
+        return names
+
+    def _frame(self, rows: list[tuple]) -> pd.DataFrame:
         if not rows:
             return pd.DataFrame({c: pd.Series(dtype=d) for c, d in
                                  zip(SAMPLE_COLUMNS, [object, "datetime64[s, UTC]", float, np.int64], strict=True)})
         arr = pd.DataFrame.from_records(rows, columns=["meter", "t", "value", "quality"])
+        names = self._names(arr["meter"].unique().tolist())
         return pd.DataFrame({
             "meter_id": arr["meter"].map(names).to_numpy(),
             "time": from_epoch_s(arr["t"].to_numpy()),
             "value": arr["value"].to_numpy(float),
             "quality": arr["quality"].to_numpy(np.int64),
         })
-
-    def _key_to_id(self) -> dict[int, str]:
-        return {v: k for k, v in self._keys.items()}
 
     # -- samples ----------------------------------------------------------------
     def _insert(self, con: sqlite3.Connection, norm: pd.DataFrame) -> None:
@@ -315,8 +318,7 @@ class EmbeddedStore(Store):
         dirty = con.execute("SELECT meter, since, gen FROM dirty").fetchall()
         if not dirty:
             return 0
-        self._refresh_keys(con)
-        names = self._key_to_id()
+        names = self._names(d[0] for d in dirty)
         since = min(d[1] for d in dirty)
         ids = [names[d[0]] for d in dirty if d[0] in names]
         first = pd.Timestamp(since, unit="s", tz="UTC") - pd.Timedelta(days=1)
@@ -360,8 +362,8 @@ class EmbeddedStore(Store):
         rows = self._con().execute(
             f"SELECT meter, t, quantity, est FROM rollup_day WHERE t >= ? AND t < ?{where} ORDER BY meter, t",
             [int(edges[0]), int(ts(end).timestamp()), *keys]).fetchall()
-        names = self._key_to_id()
         df = pd.DataFrame.from_records(rows, columns=["meter", "t", "quantity", "est"])
+        names = self._names(df["meter"].unique().tolist())
         meter_id = df["meter"].map(names)
         mult = meter_id.map(self.multipliers).fillna(1.0).to_numpy(float) if len(df) else np.ones(0)
         q = df["quantity"].to_numpy(float)

@@ -168,3 +168,13 @@ def test_parser_accepts_exactly_the_valid_rows(tmp_path_factory, rows):
     else:
         assert expect_ok
         assert len(out) == len(keys)
+
+
+def test_malformed_registry_writes_nothing(site, tmp_path, capsys):
+    reg = site / "civicwatt.yaml"
+    reg.write_text(reg.read_text(encoding="utf-8").replace("region: sjz", "region: atlantis", 1), encoding="utf-8")
+    (tmp_path / "good.csv").write_text(GOOD, encoding="utf-8")
+    assert run(site, f"embedded:{tmp_path / 'never'}", "import", "readings", str(tmp_path / "good.csv")) == 1
+    err = capsys.readouterr().err
+    assert "unknown region 'atlantis'" in err and f"{reg}:" in err
+    assert not (tmp_path / "never").exists()  # the store was never opened

@@ -3,24 +3,21 @@ projection, the ranking query (hypothesis), on a real embedded store."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.data import (
-    KGCE_PER_UNIT,
-    KGCO2_PER_UNIT,
-    DataService,
-    in_heating_season,
-    project_year_end,
-    quota_level,
-)
+from dashboard.data import DataService, project_year_end
 from dashboard.ranking import RankQuery, rank_query, ranked
+from models.api import load_factors
+from quotas.config import load_quotas
 from tests import test_dashboard_world as w
+
+FACTORS = load_factors()
+KGCE_KWH = FACTORS.coal_kgce_per_unit("electricity")  # 0.1229 kgce/kWh (当量值)
+KGCE_GAS_M3 = FACTORS.coal_kgce_per_unit("natural_gas")  # 1.2143 kgce/m3
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +27,8 @@ def world(tmp_path_factory):
     reg = w.registry()
     store = open_store(f"embedded:{tmp_path_factory.mktemp('dash') / 'store'}", tz=reg.timezone)
     w.fill_store(store, reg)
-    yield reg, DataService(reg, store, now=lambda: w.NOW)
+    quotas = load_quotas(w.QUOTAS, reg)
+    yield reg, DataService(reg, store, quotas=lambda: quotas, now=lambda: w.NOW)
     store.close()
 
 
@@ -42,16 +40,15 @@ def test_indicators_match_closed_form(world):
         kw = w.ELEC_KW_PER_M2 * inst.floor_area_m2
         gas_m3 = w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * 365
         has_gas = any(m.energy == "natural_gas" for m in reg.meters if m.institution == inst.id)
-        kgce = kw * hours * KGCE_PER_UNIT["electricity"] + (gas_m3 * KGCE_PER_UNIT["natural_gas"] if has_gas else 0)
+        kgce = kw * hours * KGCE_KWH + (gas_m3 * KGCE_GAS_M3 if has_gas else 0)
         row = table.loc[inst.id]
         assert row["kgce"] == pytest.approx(kgce, rel=1e-6)
         assert row["kgce_per_m2"] == pytest.approx(kgce / inst.floor_area_m2, rel=1e-6)
         assert row["kgce_per_person"] == pytest.approx(kgce / inst.occupants, rel=1e-6)
         assert row["water_m3_per_person"] == pytest.approx(w.WATER_M3_PER_PERSON_DAY * 365, rel=1e-6)
-        co2 = kw * hours * KGCO2_PER_UNIT["electricity"] + (gas_m3 * KGCO2_PER_UNIT["natural_gas"] if has_gas else 0)
-        assert row["t_co2"] == pytest.approx(co2 / 1000, rel=1e-6)
+        assert row["kgco2_per_m2"] == pytest.approx(row["t_co2"] * 1000 / inst.floor_area_m2, rel=1e-9)
         # heating gas in the season 2025: 1 Jan - 15 Mar (74 days) and 15 Nov - 31 Dec (47 days)
-        heat = w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * (74 + 47) * KGCE_PER_UNIT["natural_gas"] if has_gas else 0
+        heat = w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * (74 + 47) * KGCE_GAS_M3 if has_gas else 0
         assert row["heating_kgce_per_m2"] == pytest.approx(heat / inst.heated_area_m2, rel=1e-6)
         assert row["nonheating_kgce_per_m2"] == pytest.approx((kgce - heat) / inst.floor_area_m2, rel=1e-6)
         assert row["estimated_share"] == pytest.approx(0.0, abs=1e-9)
@@ -59,15 +56,18 @@ def test_indicators_match_closed_form(world):
 
 def test_running_year_stops_today_and_yoy(world):
     reg, svc = world
-    table = svc.ranking_table(2026).set_index("institution_id")
     inst = reg.institutions[0]
-    # 1 Jan to 10 Mar 2026 12:00 (the clock): 68.5 days of electricity
-    kwh = w.ELEC_KW_PER_M2 * inst.floor_area_m2 * 68.5 * 24
-    elec = kwh * KGCE_PER_UNIT["electricity"]
-    gas = w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * 68.5 * KGCE_PER_UNIT["natural_gas"]
-    assert table.loc[inst.id, "kgce"] == pytest.approx(elec + gas, rel=1e-3)
-    full = svc.indicators(2025).set_index("institution_id").loc[inst.id, "kgce"]
-    assert table.loc[inst.id, "yoy_kgce"] == pytest.approx(((elec + gas) - full) / full * 100, rel=1e-3)
+    per_day = (w.ELEC_KW_PER_M2 * inst.floor_area_m2 * 24 * KGCE_KWH
+               + w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * KGCE_GAS_M3)
+    # the overview's running year: 1 Jan to 10 Mar 2026 12:00 (the clock), 68.5 days
+    assert svc.indicators(2026).set_index("institution_id").loc[inst.id, "kgce"] == pytest.approx(68.5 * per_day,
+                                                                                                 rel=1e-6)
+    # the ranking counts complete days (68) and compares them with 1 Jan - 9 Mar 2025: no change
+    table = svc.ranking_table(2026).set_index("institution_id")
+    assert table.loc[inst.id, "kgce"] == pytest.approx(68 * per_day, rel=1e-6)
+    assert table.loc[inst.id, "yoy_kgce"] == pytest.approx(0.0, abs=1e-6)
+    assert svc.indicators(2025).set_index("institution_id").loc[inst.id, "kgce"] == pytest.approx(365 * per_day,
+                                                                                                 rel=1e-6)
 
 
 def test_data_quality_flags_the_silent_meter(world):
@@ -80,34 +80,41 @@ def test_data_quality_flags_the_silent_meter(world):
     assert q.loc["HB-0002-E0", "completeness"] == pytest.approx(1.0, abs=0.01)
 
 
-@given(st.lists(st.tuples(st.floats(0, 500), st.floats(50, 500), st.floats(0, 1), st.floats(0, 1)),
-                min_size=1, max_size=30))
-def test_quota_level_is_the_best_level_met(rows):
-    v = np.array([r[0] for r in rows])
-    c = np.array([r[1] for r in rows])
-    b = c * np.array([r[2] for r in rows])
-    g = b * np.array([r[3] for r in rows])
-    out = quota_level(v, c, b, g)
-    for x, ci, bi, gi, lvl in zip(v, c, b, g, out, strict=True):
-        expect = "guide" if x <= gi else "baseline" if x <= bi else "constraint" if x <= ci else "over_constraint"
-        assert lvl == expect
+def test_ranking_table_levels_follow_the_standard(world):
+    reg, svc = world
+    table = svc.ranking_table(2025).set_index("institution_id")
+    std = {s.category: s.levels for s in load_quotas(w.QUOTAS, reg).standards}
+    seen = set()
+    for inst in reg.institutions:
+        v = table.loc[inst.id, "kgce_per_person"]
+        lv = std[inst.category]["kgce_per_person"]
+        expect = ("guide" if v <= lv["guide"] else "baseline" if v <= lv["baseline"] else
+                  "constraint" if v <= lv["constraint"] else "exceeds")
+        assert table.loc[inst.id, "level_kgce_per_person"] == expect
+        seen.add(expect)
+        # two-level water standards (government, school, venue) and three-level (hospital)
+        wl = std[inst.category]["water_m3_per_person"]
+        wv = table.loc[inst.id, "water_m3_per_person"]
+        if "general" in wl:
+            wexp = "advanced" if wv <= wl["advanced"] else "general" if wv <= wl["general"] else "exceeds"
+        else:
+            wexp = "guide" if wv <= wl["guide"] else "baseline" if wv <= wl["baseline"] else \
+                "constraint" if wv <= wl["constraint"] else "exceeds"
+        assert table.loc[inst.id, "level_water_m3_per_person"] == wexp
+    assert len(seen) >= 2  # the portfolio spans levels, so a constant answer would fail
 
 
-def test_quota_level_without_a_standard_or_value():
-    out = quota_level(np.array([np.nan, 5.0]), np.array([10.0, np.nan]), np.array([8.0, np.nan]),
-                      np.array([6.0, np.nan]))
-    assert list(out) == ["none", "none"]
-
-
-@given(st.dates(dt.date(2020, 1, 1), dt.date(2030, 12, 31)), st.integers(1, 12), st.integers(1, 28),
-       st.integers(1, 12), st.integers(1, 28))
-def test_heating_season_matches_calendar_logic(day, sm, sd, em, ed):
-    got = in_heating_season(pd.DatetimeIndex([pd.Timestamp(day)]), np.array([sm * 100 + sd]),
-                            np.array([em * 100 + ed]))[0]
-    md = (day.month, day.day)
-    start, end = (sm, sd), (em, ed)
-    expect = (start <= md <= end) if start <= end else (md >= start or md <= end)
-    assert bool(got) == expect
+def test_region_target_status(world):
+    reg, svc = world
+    status = svc.target_status(2026)
+    row = status[(status["scope"] == "institution:HB-0001") & (status["indicator"] == "energy_tce")].iloc[0]
+    inst = reg.institution_by_id["HB-0001"]
+    per_day = (w.ELEC_KW_PER_M2 * inst.floor_area_m2 * 24 * KGCE_KWH
+               + w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * KGCE_GAS_M3)
+    assert row["limit"] == 350
+    # data up to the end of today (10 Mar 12:00 is the last sample): 68.5 days
+    assert row["actual"] == pytest.approx(68.5 * per_day / 1000, rel=1e-3)
+    assert row["projected"] > row["actual"]
 
 
 def test_projection_seasonal_and_linear():
@@ -129,7 +136,7 @@ def _table(n: int, seed: int) -> pd.DataFrame:
         "category": rng.choice(cats, n),
         "kgce_per_m2": val,
         "yoy_kgce_per_m2": rng.normal(0, 10, n),
-        "level_kgce_per_m2": rng.choice(["guide", "baseline", "constraint", "over_constraint"], n),
+        "level_kgce_per_m2": rng.choice(["guide", "baseline", "constraint", "exceeds"], n),
         "estimated_share": rng.uniform(0, 0.2, n),
     })
 

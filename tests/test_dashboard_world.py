@@ -30,6 +30,7 @@ WATER_M3_PER_PERSON_DAY = 0.05
 GAS_M3_PER_M2_DAY = 0.002
 SUB_SHARES = {"lighting_socket": 0.3, "hvac": 0.3, "power": 0.2, "special": 0.1}
 OFFLINE_METER = "HB-0002-E3"
+QUOTAS = Path(__file__).resolve().parent.parent / "quotas" / "sample_quotas.yaml"  # Hebei sample standards
 PASSWORDS = {"admin": "admin-pass-123", "sjz": "region-pass-123", "inst1": "inst1-pass-123",
              "inst5": "inst5-pass-123"}
 

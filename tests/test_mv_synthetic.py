@@ -87,7 +87,7 @@ def samples_for(meter_id: str, daily: pd.DataFrame, column: str = "use_kwh", sta
     at each local midnight (and per_day - 1 more evenly inside each day, linearly)."""
     q = daily[column].to_numpy(float)
     index = start_index + np.concatenate([[0.0], np.cumsum(q)])
-    edges = pd.DatetimeIndex(list(daily["date"]) + [daily["date"].iloc[-1] + pd.Timedelta(days=1)]).tz_localize(tz).as_unit("ns")
+    edges = pd.DatetimeIndex([*daily["date"], daily["date"].iloc[-1] + pd.Timedelta(days=1)]).tz_localize(tz).as_unit("ns")
     if per_day == 1:
         times, values = edges, index
     else:

@@ -45,6 +45,10 @@ COOLING_GRID_C = np.arange(10.0, 30.01, 0.5)
 # (and at least MIN_DD_POINTS of them), so a slope is not fitted to a handful of points.
 MIN_DD_SHARE = 0.10
 MIN_DD_POINTS = 3
+# A degree-day slope must be significant: one-sided p < 0.05 (t above the 95 % quantile),
+# else a balance point found by searching 41 candidates can fit noise (CalTRACK uses a
+# similar p-value rule).
+SLOPE_CONFIDENCE = 0.95
 HOURS_PER_DAY = 24
 KINDS = ("mean", "hdd", "cdd", "hdd_cdd")
 CRITERIA = ("adj_r2", "aic", "bic")
@@ -96,17 +100,11 @@ class ModelSpec:
 
     @property
     def name(self) -> str:
-        parts = [{"mean": "intercept", "hdd": "HDD", "cdd": "CDD", "hdd_cdd": "HDD+CDD"}[self.kind]]
-        if self.heating_base_c is not None:
-            parts.append(f"Tb,h={self.heating_base_c:g}°C")
-        if self.cooling_base_c is not None:
-            parts.append(f"Tb,c={self.cooling_base_c:g}°C")
-        if self.day_type:
-            parts.append("day type")
-        if self.occupancy:
-            parts.append("occupancy")
-        return " + ".join(parts[:1] + [p for p in parts[1:] if not p.startswith("Tb")]) + (
-            f" ({', '.join(p for p in parts if p.startswith('Tb'))})" if self.n_balance_points else "")
+        """e.g. 'HDD+CDD + day type (Tb,h=15°C, Tb,c=22°C)'."""
+        name = {"mean": "intercept", "hdd": "HDD", "cdd": "CDD", "hdd_cdd": "HDD+CDD"}[self.kind]
+        name += " + day type" * self.day_type + " + occupancy" * self.occupancy
+        points = [f"Tb,{k}={v:g}°C" for k, v in (("h", self.heating_base_c), ("c", self.cooling_base_c)) if v is not None]
+        return f"{name} ({', '.join(points)})" if points else name
 
 
 def fixed_columns(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout) -> tuple[np.ndarray, list[str]]:
@@ -166,7 +164,8 @@ class BaselineModel:
 
     @property
     def p(self) -> int:
-        return len(self.coef) + self.spec.n_balance_points
+        """Parameters: independent coefficients plus searched balance points."""
+        return self.stats.p
 
     def predict(self, drivers: pd.DataFrame, layout: Layout) -> np.ndarray:
         X, names = design(self.spec, drivers, layout)
@@ -182,39 +181,63 @@ class BaselineModel:
         return {n: float(c) for n, c in zip(self.columns, self.coef, strict=True)}
 
 
-def _project_out(F: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """Residuals of the columns of M after regression on the columns of F."""
-    q, r = np.linalg.qr(F)
-    keep = np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(np.diag(r)).max())
-    q = q[:, keep]
-    return M - q @ (q.T @ M)
+def _rank(X: np.ndarray) -> int:
+    """Column rank of a tall matrix, from its column-scaled Gram matrix."""
+    scale = np.sqrt(np.einsum("ij,ij->j", X, X))
+    Xs = X / np.where(scale > 0, scale, 1.0)
+    return int(np.linalg.matrix_rank(Xs.T @ Xs, hermitian=True))
+
+
+class _Residualizer:
+    """Residuals of columns after least-squares regression on the fixed columns F
+    (normal equations on the small Gram matrix; its pseudo-inverse copes with
+    indicator columns that are empty)."""
+
+    def __init__(self, F: np.ndarray):
+        self.F = F
+        gram = F.T @ F
+        self.gram_inv = np.linalg.pinv(gram, rcond=1e-12, hermitian=True)
+        self.rank = _rank(F)
+
+    def __call__(self, M: np.ndarray) -> np.ndarray:
+        return M - self.F @ (self.gram_inv @ (self.F.T @ M))
 
 
 def _min_points(n: int) -> int:
     return max(MIN_DD_POINTS, int(np.ceil(MIN_DD_SHARE * n)))
 
 
-def _search(kind: str, F: np.ndarray, y: np.ndarray, H: np.ndarray, C: np.ndarray) -> tuple[int | None, int | None, float]:
+def _search(kind: str, resid: _Residualizer, y: np.ndarray, H: np.ndarray,
+            C: np.ndarray) -> tuple[int | None, int | None, np.ndarray | None]:
     """Best grid index (heating, cooling) and SSE of a form, or (None, None, inf) when
-    no balance point gives positive slopes."""
+    no balance point gives significant positive slopes."""
     n = len(y)
-    yr = _project_out(F, y[:, None])[:, 0]
+    yr = resid(y[:, None])[:, 0]
     need = _min_points(n)
+    syy = float(yr @ yr)
     if kind == "mean":
-        return None, None, float(yr @ yr)
+        return None, None, yr
+    n_slopes = 1 if kind != "hdd_cdd" else 2
+    dof = n - resid.rank - n_slopes - n_slopes  # coefficients and balance points
+    if dof < 1:
+        return None, None, None
+    t_min = stats.t_value(2 * SLOPE_CONFIDENCE - 1, dof)
     if kind in ("hdd", "cdd"):
         M = H if kind == "hdd" else C
-        Mr = _project_out(F, M)
+        Mr = resid(M)
         ss = np.einsum("ij,ij->j", Mr, Mr)
         g = Mr.T @ yr
         ok = (ss > 1e-12) & ((M > 0).sum(axis=0) >= need)
         beta = np.divide(g, ss, out=np.zeros_like(g), where=ok)
-        sse = np.where(ok & (beta > 0), yr @ yr - beta * g, np.inf)
+        sse = np.maximum(syy - beta * g, 0.0)
+        t = beta * np.sqrt(np.divide(ss * dof, sse, out=np.full_like(sse, np.inf), where=sse > 0))
+        sse = np.where(ok & (t > t_min), sse, np.inf)
         best = int(np.argmin(sse))
         if not np.isfinite(sse[best]):
-            return None, None, float("inf")
-        return (best, None, float(sse[best])) if kind == "hdd" else (None, best, float(sse[best]))
-    Hr, Cr = _project_out(F, H), _project_out(F, C)
+            return None, None, None
+        e = yr - Mr[:, best] * beta[best]
+        return (best, None, e) if kind == "hdd" else (None, best, e)
+    Hr, Cr = resid(H), resid(C)
     a = np.einsum("ij,ij->j", Hr, Hr)[:, None]
     c = np.einsum("ij,ij->j", Cr, Cr)[None, :]
     b = Hr.T @ Cr
@@ -227,11 +250,18 @@ def _search(kind: str, F: np.ndarray, y: np.ndarray, H: np.ndarray, C: np.ndarra
     safe = np.where(ok, det, 1.0)
     bh = (c * gh - b * gc) / safe
     bc = (a * gc - b * gh) / safe
-    sse = np.where(ok & (bh > 0) & (bc > 0), yr @ yr - bh * gh - bc * gc, np.inf)
+    sse = np.maximum(syy - bh * gh - bc * gc, 0.0)
+    s2 = sse / dof
+    with np.errstate(divide="ignore", invalid="ignore"):
+        th = bh / np.sqrt(s2 * c / safe)
+        tc = bc / np.sqrt(s2 * a / safe)
+    th = np.where(sse > 0, th, np.where(bh > 0, np.inf, -np.inf))
+    tc = np.where(sse > 0, tc, np.where(bc > 0, np.inf, -np.inf))
+    sse = np.where(ok & (det > 0) & (th > t_min) & (tc > t_min), sse, np.inf)
     i, j = np.unravel_index(int(np.argmin(sse)), sse.shape)
     if not np.isfinite(sse[i, j]):
-        return None, None, float("inf")
-    return int(i), int(j), float(sse[i, j])
+        return None, None, None
+    return int(i), int(j), yr - Hr[:, i] * bh[i, j] - Cr[:, j] * bc[i, j]
 
 
 def _score(fs: stats.FitStats, criterion: str) -> float:
@@ -263,38 +293,40 @@ def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion
 
     rows, best = [], None
     yo = y[ok]
+    residualizers = {(dt, occ): _Residualizer(fixed_columns(ModelSpec("mean", dt, occ), drivers, layout)[0][ok])
+                     for dt in day_types for occ in occupancies}
     for kind in KINDS:
         for dt in day_types:
             for occ in occupancies:
                 spec0 = ModelSpec(kind, dt, occ)
-                F, _ = fixed_columns(spec0, drivers, layout)
-                F = F[ok]
-                ih, ic, sse = _search(kind, F, yo, H, C)
-                if not np.isfinite(sse):
-                    rows.append({"model": spec0.name, "accepted": False, "reason": "no balance point gives positive slopes"})
+                ih, ic, e = _search(kind, residualizers[(dt, occ)], yo, H, C)
+                if e is None:
+                    rows.append({"model": spec0.name, "accepted": False,
+                                 "reason": "no balance point gives significant positive slopes"})
                     continue
                 spec = ModelSpec(kind, dt, occ,
                                  None if ih is None else float(HEATING_GRID_C[ih]),
                                  None if ic is None else float(COOLING_GRID_C[ic]))
-                X, names = design(spec, drivers, layout)
-                X = X[ok]
-                keep = np.abs(X).sum(axis=0) > 0
-                coef = np.zeros(X.shape[1])
-                coef[keep] = stats.ols(X[:, keep], yo)
-                fitted = X @ coef
-                p = int(keep.sum()) + spec.n_balance_points
-                fs = stats.fit_stats(yo, fitted, p)
-                model = BaselineModel(spec, [n for n, k in zip(names, keep, strict=True) if k], coef[keep], fs, fitted)
+                p = residualizers[(dt, occ)].rank + {"mean": 0, "hdd": 1, "cdd": 1, "hdd_cdd": 2}[kind] \
+                    + spec.n_balance_points
+                fs = stats.fit_stats(yo, yo - e, p)
                 score = _score(fs, criterion) if len(yo) > p + 1 else np.inf
                 rows.append({"model": spec.name, "accepted": bool(np.isfinite(score)), "reason": "",
                              "heating_base_c": spec.heating_base_c, "cooling_base_c": spec.cooling_base_c,
                              "n": fs.n, "p": p, "r2": fs.r2, "adj_r2": fs.adj_r2, "cvrmse": fs.cvrmse,
                              "nmbe": fs.nmbe, "aic": fs.aic, "bic": fs.bic, "score": score})
                 if np.isfinite(score) and (best is None or score < best[0] - 1e-12):
-                    best = (score, model)
+                    best = (score, spec)
     if best is None:
         raise ValueError("no baseline model could be fitted (too few data points)")
-    model = best[1]
+    spec = best[1]
+    X, names = design(spec, drivers, layout)
+    X = X[ok]
+    keep = np.abs(X).sum(axis=0) > 0
+    coef = stats.ols(X[:, keep], yo)
+    fitted = X[:, keep] @ coef
+    fs = stats.fit_stats(yo, fitted, _rank(X[:, keep]) + spec.n_balance_points)
+    model = BaselineModel(spec, [n for n, k in zip(names, keep, strict=True) if k], coef, fs, fitted)
     table = pd.DataFrame(rows)
     table["selected"] = table["model"] == model.spec.name
     model.candidates = table

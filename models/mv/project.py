@@ -23,7 +23,7 @@ from civicwatt.registry import Energy, Registry
 from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
 ContractType = Literal["shared_savings", "guaranteed_savings", "energy_cost_trusteeship"]
-Granularity = Literal["day", "month", "hour"]
+Granularity = Literal["day", "month", "hour", "bill"]
 Criterion = Literal["adj_r2", "aic", "bic"]
 
 # ASHRAE Guideline 14 acceptance (domain.md section 7): (CV(RMSE) max, |NMBE| max).
@@ -31,6 +31,7 @@ ASHRAE14_LIMITS: dict[str, tuple[float, float]] = {
     "month": (0.15, 0.05),  # monthly: CV(RMSE) <= 15 %, |NMBE| <= 5 %
     "day": (0.25, 0.05),  # whole-building baseline "up to 20-25 %" (G14 5.2.11.3); NMBE as monthly
     "hour": (0.30, 0.10),  # hourly: CV(RMSE) <= 30 %, |NMBE| <= 10 %
+    "bill": (0.15, 0.05),  # billing periods: as monthly
 }
 TEMP_RANGE_C = (-60.0, 60.0)  # plausible daily mean air temperatures
 NORMAL_YEAR_DAYS = (365, 366)
@@ -275,7 +276,7 @@ def describe_dates(days: pd.DatetimeIndex, limit: int = 6) -> str:
     if len(days) == 0:
         return ""
     d = pd.DatetimeIndex(days).sort_values()
-    breaks = np.flatnonzero(np.diff(d.asi8) != pd.Timedelta(days=1).value) + 1
+    breaks = np.flatnonzero(np.diff(d.as_unit("s").asi8) != 86400) + 1
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks - 1, [len(d) - 1]])
     runs = [d[s].strftime("%Y-%m-%d") if s == e else f"{d[s]:%Y-%m-%d}..{d[e]:%Y-%m-%d}"
@@ -339,6 +340,8 @@ def load_project(path: str | Path, registry: Registry | None = None) -> MVProjec
     problems: list[Problem] = []
     if not d.institution and not d.meters:
         problems.append(at("id", "give `institution` (IPMVP option C) or `meters` (option B)"))
+    if d.granularity == "bill" and (not d.institution or d.meters):
+        problems.append(at("granularity", "billing data are per institution: give `institution` and no `meters`"))
     for key, span in (("baseline", d.baseline), ("reporting", d.reporting)):
         if span.end < span.start:
             problems.append(at(f"{key}.end", f"{key} period ends ({span.end}) before it starts ({span.start})"))
@@ -440,7 +443,11 @@ def load_project(path: str | Path, registry: Registry | None = None) -> MVProjec
         cvrmse_max=d.cvrmse_max or cv_max, nmbe_max=d.nmbe_max or nmbe_max,
         lines=lines, file_hashes=hashes,
     )
-    if registry is not None:
+    if registry is not None and project.granularity == "bill":
+        if project.institution not in registry.institution_by_id:
+            raise ConfigError([project.problem("institution", f"unknown institution '{project.institution}' in "
+                                                              f"{registry.source}")])
+    elif registry is not None:
         project.meter_ids = resolve_meters(project, registry)
         project.unit = registry.meter_by_id[project.meter_ids[0]].unit
     return project

@@ -44,29 +44,35 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _frame_sheet(wb: Workbook, title: str, df: pd.DataFrame) -> None:
+def _frame_sheet(wb: Workbook, title: str, df: pd.DataFrame):
+    """A sheet of a frame with a header row (write-only mode: streamed, fast)."""
     ws = wb.create_sheet(title)
-    ws.append([str(c) for c in df.columns])
-    for row in df.itertuples(index=False, name=None):
-        ws.append([_cell(v) for v in row])
     for j, col in enumerate(df.columns, start=1):
         ws.column_dimensions[get_column_letter(j)].width = max(12, min(40, len(str(col)) + 2))
-        if pd.api.types.is_datetime64_any_dtype(df[col]):
-            fmt = "yyyy-mm-dd hh:mm" if (df[col].dt.hour != 0).any() else "yyyy-mm-dd"
-            for cell in ws.iter_cols(min_col=j, max_col=j, min_row=2):
-                for c in cell:
-                    c.number_format = fmt
     ws.freeze_panes = "A2"
+    ws.append([str(c) for c in df.columns])
+    columns = []
+    for col in df.columns:
+        series = df[col]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            columns.append([None if pd.isna(v) else v.to_pydatetime().replace(tzinfo=None) for v in series])
+        elif pd.api.types.is_float_dtype(series):
+            values = series.to_numpy(float)
+            columns.append([None if not math.isfinite(v) else v for v in values.tolist()])
+        else:
+            columns.append([_cell(v) for v in series.tolist()])
+    for row in zip(*columns, strict=True):
+        ws.append(row)
+    return ws
 
 
-def _kv_sheet(wb: Workbook, title: str, items: dict[str, Any], first: bool = False) -> None:
-    ws = wb.active if first else wb.create_sheet(title)
-    ws.title = title
+def _kv_sheet(wb: Workbook, title: str, items: dict[str, Any]) -> None:
+    ws = wb.create_sheet(title)
+    ws.column_dimensions["A"].width = 28
+    ws.column_dimensions["B"].width = 60
     ws.append(["key", "value"])
     for k, v in items.items():
         ws.append([k, _cell(v)])
-    ws.column_dimensions["A"].width = 28
-    ws.column_dimensions["B"].width = 60
 
 
 def chart_frame(result: MVResult) -> pd.DataFrame:
@@ -93,13 +99,12 @@ def write_report(result: MVResult, out: str | Path) -> Path:
     """Write the workbook atomically; return its path."""
     out = Path(out)
     unit = result.summary.get("unit", "")
-    wb = Workbook()
-    _kv_sheet(wb, "summary", result.summary, first=True)
+    wb = Workbook(write_only=True)
+    _kv_sheet(wb, "summary", result.summary)
     _frame_sheet(wb, "periods", result.periods)
 
     cf = chart_frame(result)
-    _frame_sheet(wb, "chart", cf)
-    ws = wb["chart"]
+    ws = _frame_sheet(wb, "chart", cf)
     chart = LineChart()
     chart.title = f"{result.project.id}: baseline, adjusted baseline and actual ({unit} per month)"
     chart.y_axis.title = unit
@@ -118,6 +123,7 @@ def write_report(result: MVResult, out: str | Path) -> Path:
         _frame_sheet(wb, "normal_year", result.normal)
     _kv_sheet(wb, "inputs", result.inputs)
     ws = wb.create_sheet("project_file")
+    ws.column_dimensions["B"].width = 100
     ws.append(["line", "text"])
     try:
         lines = Path(result.project.source).read_text(encoding="utf-8-sig").splitlines()
@@ -125,7 +131,6 @@ def write_report(result: MVResult, out: str | Path) -> Path:
         lines = []
     for i, text in enumerate(lines, start=1):
         ws.append([i, text])
-    ws.column_dimensions["B"].width = 100
 
     tmp = out.with_name(f".{out.name}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)

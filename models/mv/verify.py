@@ -42,6 +42,8 @@ FULL_YEAR_DAYS = 365
 CONFIDENCES = (0.68, 0.90)
 SIGNIFICANCE_CONFIDENCE = 0.90
 MAX_FSU_68 = 0.50  # G14: savings uncertainty below 50 % of the savings at 68 % confidence
+# Bill units other than the meter index unit, with their factor to it.
+BILL_UNITS = {"MWh": ("kWh", 1000.0), "t": ("kg", 1000.0), "kt": ("kg", 1e6), "MJ": ("GJ", 1e-3)}
 UNIT_OF_ENERGY = {"electricity": "kWh", "pv": "kWh", "water": "m3", "natural_gas": "m3", "heat": "GJ",
                   "gasoline": "L", "diesel": "L", "lpg": "kg", "coal": "kg"}
 
@@ -50,9 +52,10 @@ UNIT_OF_ENERGY = {"electricity": "kWh", "pv": "kWh", "water": "m3", "natural_gas
 class Span:
     """Periods of one phase (baseline or reporting) with their drivers."""
 
-    periods: pd.DataFrame  # date, actual, estimated_share, complete (bool), [hour]
+    periods: pd.DataFrame  # date, actual, estimated_share, complete (bool), [days, period_end]
     drivers: pd.DataFrame  # one row per day: date, temp_c, working, [occupancy]
     layout: Layout
+    missing_days: pd.DatetimeIndex | None = None  # billing: days of the phase no bill covers
 
 
 @dataclass
@@ -117,13 +120,57 @@ def daily_drivers(project: MVProject, start: dt.date, end: dt.date) -> pd.DataFr
     return out
 
 
+def _bills(project: MVProject, store: Store, unit: str) -> pd.DataFrame:
+    """The institution's bills of the project's energy: period_start, period_end
+    (datetime64, inclusive), quantity (index unit); ConfigError on unknown units or
+    overlapping periods."""
+    from civicwatt.yamlfile import ConfigError
+
+    b = store.read_bills([project.institution])
+    b = b[b["energy"] == project.energy]
+    units = b["unit"].astype(str).to_numpy()
+    factor = pd.Series(units).map(lambda u: 1.0 if u == unit else BILL_UNITS.get(u, ("", np.nan))[1]
+                                  if BILL_UNITS.get(u, ("",))[0] == unit else np.nan).to_numpy(float)
+    if np.isnan(factor).any():
+        bad = sorted(set(units[np.isnan(factor)]))
+        raise ConfigError([project.problem("granularity", f"bills of {project.energy} in unit(s) {', '.join(bad)} "
+                                                          f"cannot be converted to {unit}")])
+    out = pd.DataFrame({"period_start": pd.to_datetime(b["period_start"]).astype("datetime64[us]").to_numpy(),
+                        "period_end": pd.to_datetime(b["period_end"]).astype("datetime64[us]").to_numpy(),
+                        "quantity": b["quantity"].to_numpy(float) * factor}).sort_values("period_start", ignore_index=True)
+    overlap = out["period_start"].to_numpy()[1:] <= out["period_end"].to_numpy()[:-1]
+    if overlap.any():
+        i = int(np.flatnonzero(overlap)[0])
+        raise ConfigError([project.problem("granularity", f"bills overlap: {out['period_start'][i]:%Y-%m-%d}.."
+                                                          f"{out['period_end'][i]:%Y-%m-%d} and the next one")])
+    return out
+
+
+def build_bill_span(project: MVProject, bills: pd.DataFrame, start: dt.date, end: dt.date) -> Span:
+    """Billing periods lying wholly inside [start, end]; the days they cover."""
+    inside = bills[(bills["period_start"] >= pd.Timestamp(start)) & (bills["period_end"] <= pd.Timestamp(end))]
+    inside = inside.reset_index(drop=True)
+    drivers = daily_drivers(project, start, end)
+    dates = drivers["date"].to_numpy()
+    idx = np.searchsorted(inside["period_start"].to_numpy(), dates, side="right") - 1
+    covered = idx >= 0
+    covered[covered] &= dates[covered] <= inside["period_end"].to_numpy()[idx[covered]]
+    periods = pd.DataFrame({"date": inside["period_start"], "actual": inside["quantity"].to_numpy(float),
+                            "estimated_share": 0.0, "complete": True,
+                            "days": np.bincount(idx[covered], minlength=len(inside)),
+                            "period_end": inside["period_end"]})
+    layout = Layout("month", idx[covered].astype(np.int64), len(inside))
+    return Span(periods, drivers[covered].reset_index(drop=True), layout,
+                missing_days=pd.DatetimeIndex(dates[~covered]))
+
+
 def build_span(project: MVProject, cons: pd.DataFrame, start: dt.date, end: dt.date, n_meters: int,
-               drivers: pd.DataFrame | None = None) -> Span:
-    """Periods of [start, end] at the project's granularity, with actual consumption
-    (NaN where missing) and the day-to-period layout."""
+               drivers: pd.DataFrame | None = None, granularity: str | None = None) -> Span:
+    """Periods of [start, end] at the project's granularity (or `granularity`), with
+    actual consumption (NaN where missing) and the day-to-period layout."""
     drivers = daily_drivers(project, start, end) if drivers is None else drivers
     days = drivers["date"]
-    gran = project.granularity
+    gran = granularity or project.granularity
     if gran == "hour":
         hours = pd.date_range(days.iloc[0], days.iloc[-1] + pd.Timedelta(days=1), freq="h", inclusive="left").as_unit("us")
         per = pd.DataFrame({"date": hours})
@@ -156,48 +203,72 @@ def build_span(project: MVProject, cons: pd.DataFrame, start: dt.date, end: dt.d
 def _usable(span: Span, granularity: str) -> np.ndarray:
     """Periods usable in a fit: complete, and for days and hours, measured (not interpolated)."""
     ok = span.periods["complete"].to_numpy(bool).copy()
-    if granularity != "month":
+    if granularity not in ("month", "bill"):
         ok &= span.periods["estimated_share"].fillna(1).to_numpy(float) <= 0.0
     return ok
 
 
 def _sufficiency(project: MVProject, span: Span, phase: str, problems: list, warnings: list[str],
                  last_data: pd.Timestamp | None) -> None:
-    """Append Problems when the phase's data do not allow a verification."""
+    """Append Problems when the phase's data do not allow a verification.
+
+    Coverage counts complete periods; for a daily or hourly baseline only measured
+    periods count (interpolated ones are left out of the fit)."""
     gran = project.granularity
-    complete = span.periods["complete"].to_numpy(bool)
-    n_total = len(complete)
-    coverage = complete.mean() if n_total else 0.0
+    if gran == "bill":
+        _bill_sufficiency(project, span, phase, problems, warnings)
+        return
+    fit_only = phase == "baseline" and gran != "month"
+    have = _usable(span, gran) if fit_only else span.periods["complete"].to_numpy(bool)
+    n_total, n_have = len(have), int(have.sum())
+    coverage = n_have / n_total if n_total else 0.0
     unit = {"day": "days", "hour": "hours", "month": "months"}[gran]
-    missing = span.periods["date"][~complete]
+    kind = "measured data" if fit_only else "data"
+    missing = span.periods["date"][~have]
     where = f"{phase}.start"
     hint = ""
-    if last_data is not None and len(missing) and missing.iloc[0] > last_data:
-        hint = f"; the meters' data end at {last_data:%Y-%m-%d %H:%M}"
-    elif last_data is None:
+    if last_data is None:
         hint = "; the store has no data for these meters"
+    elif len(missing) and missing.iloc[-1] > last_data:
+        last = f"{last_data:%Y-%m-%d %H:00}" if gran == "hour" else f"{last_data:%Y-%m-%d}"
+        hint = f"; the last {unit[:-1]} with data is {last}"
     if phase == "baseline":
-        usable = int(_usable(span, gran).sum())
-        if gran == "month" and int(complete.sum()) < MIN_BASELINE_MONTHS:
-            problems.append(project.problem(where, f"baseline has {int(complete.sum())} complete month(s) of data; "
+        if gran == "month" and n_have < MIN_BASELINE_MONTHS:
+            problems.append(project.problem(where, f"baseline has {n_have} complete month(s) of data; "
                                                    f"monthly models need at least {MIN_BASELINE_MONTHS}{hint}"))
             return
         min_points = MIN_BASELINE_DAYS * (24 if gran == "hour" else 1)
-        if gran != "month" and usable < min_points:
-            problems.append(project.problem(where, f"baseline has {usable} {unit} of measured data; at least "
+        if gran != "month" and n_have < min_points:
+            problems.append(project.problem(where, f"baseline has {n_have} {unit} of measured data; at least "
                                                    f"{min_points} are needed{hint}"))
             return
-        span_days = len(span.drivers)
-        if span_days < FULL_YEAR_DAYS:
-            warnings.append(f"baseline spans {span_days} days, less than a full year: the model may not cover "
-                            f"every season (IPMVP recommends a full cycle of operation)")
+        if len(span.drivers) < FULL_YEAR_DAYS:
+            warnings.append(f"baseline spans {len(span.drivers)} days, less than a full year: the model may not "
+                            f"cover every season (IPMVP recommends a full cycle of operation)")
     if coverage < MIN_COVERAGE:
         days_missing = pd.DatetimeIndex(missing.dt.normalize().unique())
-        problems.append(project.problem(where, f"{phase} data cover {coverage:.0%} of the {phase} {unit} "
-                                               f"(at least {MIN_COVERAGE:.0%} needed); missing: "
-                                               f"{describe_dates(days_missing)}{hint}"))
+        problems.append(project.problem(where, f"{kind} cover {coverage:.0%} of the {phase} {unit} (at least "
+                                               f"{MIN_COVERAGE:.0%} needed); missing: {describe_dates(days_missing)}"
+                                               f"{hint}"))
     elif coverage < 1.0:
-        warnings.append(f"{phase}: {n_total - int(complete.sum())} of {n_total} {unit} have no data and are left out")
+        warnings.append(f"{phase}: {n_total - n_have} of {n_total} {unit} have no {kind} and are left out")
+
+
+def _bill_sufficiency(project: MVProject, span: Span, phase: str, problems: list, warnings: list[str]) -> None:
+    """Billing data: at least 12 bills of baseline, bills covering >= MIN_COVERAGE of the days."""
+    missing = span.missing_days if span.missing_days is not None else pd.DatetimeIndex([])
+    total = len(span.drivers) + len(missing)
+    coverage = len(span.drivers) / total if total else 0.0
+    where = f"{phase}.start"
+    if phase == "baseline" and len(span.periods) < MIN_BASELINE_MONTHS:
+        problems.append(project.problem(where, f"baseline has {len(span.periods)} bill(s) wholly inside it; "
+                                               f"billing models need at least {MIN_BASELINE_MONTHS}"))
+        return
+    if coverage < MIN_COVERAGE:
+        problems.append(project.problem(where, f"bills cover {coverage:.0%} of the {phase} days (at least "
+                                               f"{MIN_COVERAGE:.0%} needed); not covered: {describe_dates(missing)}"))
+    elif len(missing):
+        warnings.append(f"{phase}: {len(missing)} days are not covered by a bill wholly inside the period")
 
 
 def _period_nra(project: MVProject, span: Span) -> np.ndarray:
@@ -256,7 +327,9 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
     from civicwatt.yamlfile import ConfigError
 
     meter_ids = project.meter_ids
-    if meter_ids is None:
+    if project.granularity == "bill":
+        meter_ids = []
+    elif meter_ids is None:
         if registry is not None:
             meter_ids = resolve_meters(project, registry)
         elif project.meters:
@@ -268,10 +341,16 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
     warnings: list[str] = []
     problems: list = []
 
-    cons = _consumption(store, meter_ids, project.baseline_start, project.reporting_end, hourly)
-    last_data = cons["period"].max() if len(cons) else None
-    baseline = build_span(project, cons, project.baseline_start, project.baseline_end, len(meter_ids))
-    reporting = build_span(project, cons, project.reporting_start, project.reporting_end, len(meter_ids))
+    if project.granularity == "bill":
+        bills = _bills(project, store, unit)
+        last_data = bills["period_end"].max() if len(bills) else None
+        baseline = build_bill_span(project, bills, project.baseline_start, project.baseline_end)
+        reporting = build_bill_span(project, bills, project.reporting_start, project.reporting_end)
+    else:
+        cons = _consumption(store, meter_ids, project.baseline_start, project.reporting_end, hourly)
+        last_data = cons["period"].max() if len(cons) else None
+        baseline = build_span(project, cons, project.baseline_start, project.baseline_end, len(meter_ids))
+        reporting = build_span(project, cons, project.reporting_start, project.reporting_end, len(meter_ids))
     _sufficiency(project, baseline, "baseline", problems, warnings, last_data)
     _sufficiency(project, reporting, "reporting", problems, warnings, last_data)
     if problems:
@@ -280,7 +359,10 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
     # -- baseline model
     y_base = baseline.periods["actual"].to_numpy(float)
     used = _usable(baseline, project.granularity)
-    model = fit_baseline(np.where(used, y_base, np.nan), baseline.drivers, baseline.layout, project.criterion)
+    try:
+        model = fit_baseline(np.where(used, y_base, np.nan), baseline.drivers, baseline.layout, project.criterion)
+    except ValueError as exc:
+        raise ConfigError([project.problem("baseline", str(exc))]) from exc
     fs = model.stats
     fitted_all = model.predict(baseline.drivers, baseline.layout)
     t_base = baseline.drivers["temp_c"].to_numpy(float)
@@ -316,19 +398,24 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
     reporting_model = None
     if project.normal_year is not None:
         y_rep = np.where(_usable(reporting, project.granularity), actual - nra, np.nan)
-        enough = (np.isfinite(y_rep).sum() >= MIN_BASELINE_MONTHS if project.granularity == "month"
+        enough = (np.isfinite(y_rep).sum() >= MIN_BASELINE_MONTHS if project.granularity in ("month", "bill")
                   else np.isfinite(y_rep).sum() >= MIN_BASELINE_DAYS * (24 if hourly else 1))
         if not enough:
             warnings.append("normalized savings not computed: too little reporting data to fit a reporting-period "
                             "model (the same minimum as for the baseline)")
         else:
-            reporting_model = fit_baseline(y_rep, reporting.drivers, reporting.layout, project.criterion)
+            try:
+                reporting_model = fit_baseline(y_rep, reporting.drivers, reporting.layout, project.criterion)
+            except ValueError as exc:
+                warnings.append(f"normalized savings not computed: {exc}")
+        if reporting_model is not None:
             nd = _normal_drivers(project, reporting)
             nspan = build_span(project, pd.DataFrame({"period": pd.Series(dtype="datetime64[us]"),
                                                       "quantity": pd.Series(dtype=float),
                                                       "estimated_share": pd.Series(dtype=float),
                                                       "n_meters": pd.Series(dtype=int)}),
-                               nd["date"].iloc[0].date(), nd["date"].iloc[-1].date(), len(meter_ids), drivers=nd)
+                               nd["date"].iloc[0].date(), nd["date"].iloc[-1].date(), len(meter_ids), drivers=nd,
+                               granularity="month" if project.granularity == "bill" else None)
             nb = model.predict(nspan.drivers, nspan.layout)
             nr = reporting_model.predict(nspan.drivers, nspan.layout)
             normalized = float(nb.sum() - nr.sum())
@@ -420,7 +507,7 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
         "savings_significant": bool(significant), "verdict": verdict,
         "normalized_savings": normalized,
         "normalized_model": reporting_model.spec.name if reporting_model is not None else None,
-        "baseline_coverage": float(baseline.periods["complete"].mean()),
+        "baseline_coverage": float(used.mean()),
         "reporting_coverage": float(reporting.periods["complete"].mean()),
         **contract_items,
     }
@@ -429,7 +516,8 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
 
     inputs: dict[str, Any] = {
         "project_file": project.source, "project_id": project.id, "option": project.option,
-        "institution": project.institution or "", "meters": ", ".join(meter_ids),
+        "institution": project.institution or "",
+        "meters": ", ".join(meter_ids) if meter_ids else "(bills of the institution)",
         "energy": project.energy, "unit": unit, "granularity": project.granularity,
         "store": getattr(store, "url", ""), "timezone": store.tz,
         "baseline_start": str(project.baseline_start), "baseline_end": str(project.baseline_end),

@@ -1,0 +1,99 @@
+"""`civicwatt collect`: poll the registry's Modbus meters on schedule into the store.
+
+    civicwatt collect [--shard I/N] [--queue DIR] [--gateways FILE] [--interval S]
+
+Samples go through an on-disk queue (`--queue`, default ./civicwatt-queue, or
+./civicwatt-queue-IofN for a shard) so a store outage or a crash loses nothing; Ctrl-C
+(or SIGTERM) stops polling, commits and tries to send the queue to the store.
+
+`--gateways FILE` sets per-gateway options (key `host:port`, or `"*"` for all):
+
+    "*": {timeout_s: 1.0, retries: 1, backoff_s: 0.05, connections: 1}
+    "10.1.2.3:502": {max_registers: 4, pause_s: 0.1, fail_fast_after: 3}
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from civicwatt.context import open_registry_store, registry_from_args
+from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+
+
+def load_gateway_options(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Per-gateway options from YAML; ConfigError naming file, line and field."""
+    from collectors.poller import GatewayOptions
+
+    file = str(path)
+    doc = load_yaml(path)
+    known = {f.name: f.type for f in fields(GatewayOptions)}
+    if not isinstance(doc, LineDict):
+        raise ConfigError([Problem(file, 1, "-", "expected a mapping of 'host:port' (or '*') to options")])
+    problems = []
+    out: dict[str, dict[str, Any]] = {}
+    for key, opts in doc.items():
+        if key != "*" and (":" not in str(key) or not str(key).rsplit(":", 1)[1].isdigit()):
+            problems.append(Problem(file, doc.line_of(key), str(key), "expected 'host:port' or '*'"))
+            continue
+        if not isinstance(opts, LineDict):
+            problems.append(Problem(file, doc.line_of(key), str(key), "expected a mapping of options"))
+            continue
+        for name, value in opts.items():
+            if name not in known:
+                problems.append(Problem(file, opts.line_of(name), f"{key}.{name}",
+                                        f"unknown option (known: {', '.join(known)})"))
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                problems.append(Problem(file, opts.line_of(name), f"{key}.{name}", "must be a number >= 0"))
+        out[str(key)] = dict(opts)
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from collectors.service import CollectorService
+    from collectors.shard import parse_shard
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as exc:
+        raise ConfigError([Problem("<command line>", 0, "--shard", str(exc))]) from exc
+    if args.interval is not None and args.interval < 1:
+        raise ConfigError([Problem("<command line>", 0, "--interval", "must be at least 1 second")])
+    registry = registry_from_args(args)
+    gateways = load_gateway_options(args.gateways) if getattr(args, "gateways", None) else None
+    store = open_registry_store(registry, args.store)
+    queue_dir = args.queue or ("./civicwatt-queue" if shard == (1, 1) else f"./civicwatt-queue-{shard[0]}of{shard[1]}")
+    service = CollectorService(registry, store, queue_dir, shard=shard, gateway_options=gateways,
+                               interval_s=args.interval)
+    signal.signal(signal.SIGTERM, _interrupt)
+    service.start()
+    print(f"civicwatt collect: {len(service.meter_ids)} meters behind {len(service.pollers)} gateways "
+          f"(shard {shard[0]}/{shard[1]}) -> {store.url}; queue {queue_dir}; "
+          f"{service.queue.backlog()} queued from before. Ctrl-C stops.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    print("civicwatt collect: stopping, sending the queue to the store ...", file=sys.stderr, flush=True)
+    empty = service.stop(flush_timeout_s=30.0)
+    left = service.queue.backlog()
+    print(f"civicwatt collect: {service.stats['ok']} samples polled, {service.stats['failed']} failed polls; "
+          + ("queue empty." if empty else f"{left} samples stay queued in {queue_dir} for the next start."),
+          file=sys.stderr, flush=True)
+    service.queue.close()
+    store.close()
+    return 0

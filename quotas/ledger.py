@@ -1,0 +1,231 @@
+"""The annual carbon ledger (interfaces.md, "Annual carbon ledger").
+
+Computed from the models API only (`models.api.energy_sums` -> `energy_ledger`,
+`indicators_from_sums`, `rank`) and the quota levels of `quotas.evaluate`, so every
+figure equals what the dashboard and the reports show.
+
+Sheets:
+
+* ``ledger``: one row per institution and energy: institution_id, name, region,
+  category, year, energy, quantity, unit, kgce, scope (1 direct, 2 purchased; empty for
+  water and PV generation, which carry no emissions), emission_factor (kgCO2 per unit;
+  electricity: the location-based grid factor, kgCO2/kWh = tCO2/MWh), factor_unit,
+  factor_source, t_co2, then kgce_per_unit, coal_source, provisional, basis, factor_set.
+* ``summary``: one row per institution: totals, floor area, occupants, kgce_per_m2,
+  kgce_per_person, water_m3_per_person, kgco2_per_m2, heating and non-heating
+  intensities, the quota level met for each standard indicator (guide / baseline /
+  constraint / exceeds; advanced / general for two-level standards), how many are
+  within the constraint, the rank by kgce_per_m2 in its category (1 = most efficient,
+  across the registry; institutions without data are not ranked) and the peer count.
+* ``totals``: the same totals per region (each region with its subtree) and category.
+* ``factors``: the factor set used, every factor with its source, `used` marking the
+  ones that appear in this ledger.
+
+The CSV is the ledger sheet: UTF-8 with a byte-order mark (so Excel shows Chinese
+names), "\\n" line ends, rows sorted by institution_id then energy (the order of
+`models.indicators.ENERGIES`), fixed decimals per column. The same inputs give a
+byte-identical file.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.api import aggregate, energy_ledger, energy_sums, energy_use, indicators_from_sums, rank
+from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
+from models.indicators import ENERGIES, institution_context
+from quotas.config import STANDARD_INDICATORS, QuotaConfig
+from quotas.evaluate import quota_levels
+from quotas.report_xlsx import FACTOR, INT, PCT, QTY, QTY3, Col, new_workbook, write_sheet
+
+LEDGER_COLUMNS = ["institution_id", "name", "region", "category", "year", "energy", "quantity", "unit", "kgce",
+                  "scope", "emission_factor", "factor_unit", "factor_source", "t_co2", "kgce_per_unit",
+                  "coal_source", "provisional", "basis", "factor_set"]
+#: Decimal places of each float column in the CSV (quantities to 1/1000 of a unit,
+#: tCO2 to the kg, factors as published).
+CSV_DECIMALS = {"quantity": 3, "kgce": 3, "emission_factor": 6, "t_co2": 6, "kgce_per_unit": 6}
+SUMMARY_TOTALS = ["electricity_kwh", "water_m3", "gas_m3", "heat_gj", "gasoline_kg", "diesel_kg", "lpg_kg",
+                  "coal_kg", "pv_kwh", "kgce", "tce", "heating_kgce", "nonheating_kgce", "vehicle_kgce",
+                  "t_co2_scope1", "t_co2_scope2", "t_co2"]
+SUMMARY_INTENSITIES = ["kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2",
+                       "heating_kgce_per_m2", "nonheating_kgce_per_m2"]
+RANK_INDICATOR = "kgce_per_m2"
+
+LABELS = {
+    "institution_id": ("单位编码", None, 14), "name": ("单位名称", None, 24), "region": ("地区", None, 10),
+    "category": ("类别", None, 11), "year": ("年度", "0", 7), "energy": ("能源品种", None, 12),
+    "quantity": ("实物量", QTY, 14), "unit": ("单位", None, 7), "kgce": ("折标煤 (kgce)", QTY, 14),
+    "scope": ("范围 (1 直接 / 2 间接)", "0", 9), "emission_factor": ("排放因子", FACTOR, 11),
+    "factor_unit": ("因子单位", None, 13), "factor_source": ("因子来源", None, 40),
+    "t_co2": ("二氧化碳 (tCO2)", QTY3, 14), "kgce_per_unit": ("折标系数 (kgce/单位)", FACTOR, 12),
+    "coal_source": ("折标系数来源", None, 36), "provisional": ("暂定值", None, 8), "basis": ("电力折标口径", None, 12),
+    "factor_set": ("因子集", None, 12),
+    "floor_area_m2": ("建筑面积 (m2)", INT, 12), "heated_area_m2": ("采暖面积 (m2)", INT, 12),
+    "occupants": ("用能人数", INT, 9), "has_data": ("有数据", None, 7),
+    "electricity_kwh": ("电 (kWh)", QTY, 14), "water_m3": ("水 (m3)", QTY, 12), "gas_m3": ("天然气 (m3)", QTY, 12),
+    "heat_gj": ("热力 (GJ)", QTY, 11), "gasoline_kg": ("汽油 (kg)", QTY, 11), "diesel_kg": ("柴油 (kg)", QTY, 11),
+    "lpg_kg": ("液化石油气 (kg)", QTY, 11), "coal_kg": ("煤 (kg)", QTY, 11), "pv_kwh": ("光伏发电 (kWh)", QTY, 12),
+    "tce": ("综合能耗 (tce)", QTY3, 12), "heating_kgce": ("采暖能耗 (kgce)", QTY, 13),
+    "nonheating_kgce": ("非采暖能耗 (kgce)", QTY, 13), "vehicle_kgce": ("车辆用油 (kgce)", QTY, 12),
+    "t_co2_scope1": ("直接排放 (tCO2)", QTY3, 12), "t_co2_scope2": ("间接排放 (tCO2)", QTY3, 12),
+    "kgce_per_m2": ("单位建筑面积能耗 (kgce/m2)", QTY, 13), "kgce_per_person": ("人均综合能耗 (kgce/人)", QTY, 13),
+    "water_m3_per_person": ("人均用水量 (m3/人)", QTY, 12), "kgco2_per_m2": ("单位面积碳排放 (kgCO2/m2)", QTY, 13),
+    "heating_kgce_per_m2": ("单位采暖面积采暖能耗 (kgce/m2)", QTY, 14),
+    "nonheating_kgce_per_m2": ("单位面积非采暖能耗 (kgce/m2)", QTY, 14),
+    "estimated_share": ("估算占比", PCT, 9), "quota_within_constraint": ("达到约束值的定额指标数", "0", 10),
+    "quota_indicators": ("适用定额指标数", "0", 9), "quota_levels_met": ("定额达标情况", None, 40),
+    "rank_in_category": ("同类排名 (1=最优)", "0", 10), "category_peers": ("同类参评数", "0", 9),
+    "institutions": ("单位数", INT, 8), "institutions_with_data": ("有数据单位数", INT, 9),
+}
+QUOTA_LEVEL_ZH = {"guide": "引导值", "baseline": "基准值", "constraint": "约束值", "advanced": "先进值",
+                  "general": "通用值", "exceeds": "超约束值", "no_data": "无数据"}
+
+
+@dataclass
+class LedgerTables:
+    year: int
+    basis: str
+    factor_set: str
+    ledger: pd.DataFrame
+    summary: pd.DataFrame
+    totals: pd.DataFrame
+    factors: pd.DataFrame
+
+
+def _col(key: str) -> Col:
+    label, fmt, width = LABELS.get(key, (key, None, 12))
+    return Col(key, f"{label}" if label else key, fmt, width)
+
+
+def ledger_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet, year: int,
+                     basis: str = "equivalent", quotas: QuotaConfig | None = None, regions=None) -> LedgerTables:
+    """The ledger tables from yearly `energy_sums` (pure; no store).
+
+    institutions: `models.indicators.institution_context(registry, factors)` (or any
+    frame with INSTITUTION_COLUMNS). regions: Registry or id -> parent mapping, for the
+    region totals and regional quota standards."""
+    basis = normalize_basis(basis)
+    sums = sums[sums["year"] == year] if len(sums) else sums
+    led = energy_ledger(sums, institutions, factors, basis) if len(sums) else pd.DataFrame(columns=LEDGER_COLUMNS)
+    order = {e: n for n, e in enumerate(ENERGIES)}
+    led = led.assign(_e=led["energy"].map(order)).sort_values(["institution_id", "_e"], kind="stable")
+    led = led.drop(columns="_e").reset_index(drop=True)
+    scope = led["scope"].astype(float)
+    led["scope"] = scope.where(scope > 0).astype("Int64")
+    no_emission = led["scope"].isna().to_numpy()
+    led["emission_factor"] = led["emission_factor"].astype(float).where(~no_emission)
+    led["factor_unit"] = led["factor_unit"].where(~no_emission, "")
+    led["factor_source"] = led["factor_source"].where(~no_emission, "")
+    led["year"] = year
+    led = led[LEDGER_COLUMNS]
+
+    ind = indicators_from_sums(sums, institutions, factors, basis)
+    summary = ind.copy()
+    summary.insert(4, "year", year)
+    if quotas is not None and quotas.standards:
+        # The standards' own `name` column is dropped: it would collide with the
+        # institutions' names inside quota_levels (region-less standards).
+        levels = quota_levels(ind, quotas.standards_frame().drop(columns=["name"]), regions=regions)
+    else:
+        levels = pd.DataFrame(columns=["institution_id", "indicator", "level", "meets_constraint"])
+    std_inds = [i for i in STANDARD_INDICATORS if i in set(levels["indicator"])]
+    if len(levels):
+        wide = levels.pivot(index="institution_id", columns="indicator", values="level")
+        for i in std_inds:
+            summary[f"level_{i}"] = summary["institution_id"].map(wide[i]).to_numpy(object)
+        lv = levels.assign(ok=levels["meets_constraint"].astype(bool), text=levels["indicator"] + ": " +
+                           levels["level"].astype(str))
+        g = lv.groupby("institution_id").agg(n=("ok", "size"), ok=("ok", "sum"), text=("text", "; ".join))
+        summary["quota_indicators"] = summary["institution_id"].map(g["n"]).fillna(0).astype(int)
+        summary["quota_within_constraint"] = summary["institution_id"].map(g["ok"]).fillna(0).astype(int)
+        summary["quota_levels_met"] = summary["institution_id"].map(g["text"]).fillna("")
+    else:
+        summary["quota_indicators"] = 0
+        summary["quota_within_constraint"] = 0
+        summary["quota_levels_met"] = ""
+    r = rank(ind, RANK_INDICATOR, peers=("category",)).set_index("institution_id")
+    summary["rank_in_category"] = summary["institution_id"].map(r["rank"]).astype("Int64")
+    summary["category_peers"] = summary["institution_id"].map(r["peer_size"]).fillna(0).astype(int)
+    summary = summary.sort_values("institution_id", kind="stable").reset_index(drop=True)
+    summary.attrs["level_columns"] = [f"level_{i}" for i in std_inds]
+
+    by_region = aggregate(ind, ["region"], regions=regions).assign(group="region").rename(columns={"region": "key"})
+    by_cat = aggregate(ind, ["category"]).assign(group="category").rename(columns={"category": "key"})
+    total = aggregate(ind.assign(all="all"), ["all"]).assign(group="all").rename(columns={"all": "key"})
+    totals = pd.concat([total, by_region, by_cat], ignore_index=True)
+
+    fac = factors.to_frame()
+    used = set(led["factor_source"]) | set(led["coal_source"])
+    fac = fac.assign(used=fac["source"].isin(used))
+    return LedgerTables(year=year, basis=basis, factor_set=factors.id, ledger=led, summary=summary,
+                        totals=totals, factors=fac)
+
+
+def build_ledger(store, registry, year: int, factors: FactorSet | None = None, quotas: QuotaConfig | None = None,
+                 basis: str | None = None) -> LedgerTables:
+    """The ledger of calendar `year` from the store (daily resolution, so heating
+    seasons split exactly). Basis: `basis`, else the quota file's, else 当量值."""
+    factors = factors or load_factors()
+    basis = normalize_basis(basis or (quotas.basis if quotas is not None else "equivalent"))
+    use = energy_use(store, registry, f"{year}-01-01", f"{year + 1}-01-01", "day", factors)
+    inst = institution_context(registry, factors)
+    sums = energy_sums(use, inst, period="year", freq="day", tz=registry.timezone)
+    return ledger_from_sums(sums, inst, factors, year, basis, quotas, regions=registry)
+
+
+# -- writers -----------------------------------------------------------------------------
+
+def ledger_csv_bytes(tables: LedgerTables) -> bytes:
+    """The ledger sheet as deterministic CSV bytes (module docstring)."""
+    df = tables.ledger.copy()
+    for col, dec in CSV_DECIMALS.items():
+        v = df[col].astype(float)
+        df[col] = np.where(v.isna(), "", v.round(dec).map(lambda x, d=dec: f"{x:.{d}f}"))
+    df["scope"] = df["scope"].astype("string").fillna("")
+    df["provisional"] = np.where(df["provisional"].astype(bool), "true", "false")
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def write_ledger(tables: LedgerTables, out: str | Path) -> Path:
+    """Write `.xlsx` (sheets ledger, summary, totals, factors) or `.csv` (the ledger sheet)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        out.write_bytes(ledger_csv_bytes(tables))
+        return out
+    if suffix != ".xlsx":
+        raise ValueError(f"{out}: the ledger is written as .xlsx or .csv, not {suffix or 'no extension'}")
+    notes = [f"{tables.year} 年度公共机构碳排放台账 / Annual carbon ledger {tables.year} — 电力折标口径 basis: "
+             f"{BASIS_LABEL[tables.basis]}; 因子集 factor set: {tables.factor_set}"]
+    wb = new_workbook()
+    write_sheet(wb, "ledger", tables.ledger, [_col(c) for c in LEDGER_COLUMNS], freeze_cols=2, notes=notes)
+    level_cols = tables.summary.attrs.get("level_columns", [])
+    scols = ["institution_id", "name", "region", "category", "year", "floor_area_m2", "heated_area_m2", "occupants",
+             "has_data", *SUMMARY_TOTALS, *SUMMARY_INTENSITIES, "estimated_share", *level_cols,
+             "quota_within_constraint", "quota_indicators", "quota_levels_met", "rank_in_category",
+             "category_peers", "provisional", "basis", "factor_set"]
+    cols = [_col(c) if not c.startswith("level_") else
+            Col(c, f"定额水平 {c[6:]}", None, 12) for c in scols]
+    summary = tables.summary.copy()
+    for c in level_cols:
+        summary[c] = summary[c].map(lambda v: None if v is None or v != v else f"{v} {QUOTA_LEVEL_ZH.get(v, '')}")
+    write_sheet(wb, "summary", summary, cols, freeze_cols=2, notes=notes)
+    tcols = ["group", "key", "institutions", "institutions_with_data", "floor_area_m2", "occupants", *SUMMARY_TOTALS,
+             *SUMMARY_INTENSITIES, "estimated_share"]
+    write_sheet(wb, "totals", tables.totals, [Col("group", "汇总维度", None, 10), Col("key", "地区/类别", None, 14),
+                                              *[_col(c) for c in tcols[2:]]], freeze_cols=2, notes=notes)
+    fcols = [Col("kind", "类型", None, 11), Col("energy", "能源品种", None, 12), Col("basis", "口径", None, 11),
+             Col("scope", "范围", "0", 6), Col("region", "地区", None, 12), Col("year", "年份", "0", 7),
+             Col("value", "数值", FACTOR, 10), Col("unit", "单位", None, 12), Col("source", "来源", None, 60),
+             Col("provisional", "暂定/待核", None, 9), Col("used", "本台账使用", None, 9),
+             Col("factor_set", "因子集", None, 12)]
+    write_sheet(wb, "factors", tables.factors, fcols, freeze_cols=2, notes=notes)
+    wb.save(out)
+    return out

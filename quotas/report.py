@@ -1,0 +1,260 @@
+"""The monthly statistical report (`civicwatt report monthly --month YYYY-MM`).
+
+Every figure comes from the models API (`energy_use` -> `indicators` -> `aggregate`),
+on the quota file's electricity basis (当量值 by default), so it matches the dashboard,
+the ledger and the alerts. Sheets:
+
+* ``institutions``: per institution the month's electricity, water, natural gas, heat,
+  vehicle fuel (gasoline, diesel, kg) and the other fuels, kgce and tce, tCO2, the
+  month's intensities (kgce/m2, kgce/person, m3/person, kgCO2/m2: one month's worth,
+  not annualised), the same month of last year and the year-on-year change of tce,
+  electricity and water (a fraction: 0.05 = +5 %; empty when last year had none), the
+  year to date (tce, water, tCO2), the estimated share and the data completeness.
+* ``regions``: the same totals per region, each region with its whole subtree;
+  ``categories`` per category; ``region_category`` per region (subtree) and category.
+  Intensities of groups are ratios of sums over the institutions with data.
+* ``incomplete``: institutions whose month is not fully measured, with the reasons:
+  ``no_data`` (nothing at all), ``meter_without_data`` (a registered meter sent no
+  sample), ``incomplete_days`` (a meter had days under 90 % of its expected samples,
+  domain.md §5), ``estimated`` (part of the month was interpolated over gaps).
+* ``about``: month, basis, factor set, store, and the definitions above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.api import aggregate, energy_use, indicators
+from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
+from quotas.alerts_meter import COMPLETENESS_TARGET
+from quotas.ledger import LABELS
+from quotas.report_xlsx import PCT, QTY, Col, new_workbook, write_sheet
+
+MONTH_TOTALS = ["electricity_kwh", "water_m3", "gas_m3", "heat_gj", "gasoline_kg", "diesel_kg", "vehicle_fuel_kg",
+                "lpg_kg", "coal_kg", "pv_kwh", "kgce", "tce", "t_co2"]
+MONTH_INTENSITIES = ["kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2"]
+YOY = [("tce", "yoy_tce"), ("electricity_kwh", "yoy_electricity"), ("water_m3", "yoy_water")]
+YTD = [("tce", "ytd_tce"), ("water_m3", "ytd_water_m3"), ("t_co2", "ytd_t_co2")]
+REPORT_LABELS = {
+    **LABELS,
+    "vehicle_fuel_kg": ("车辆用油 汽油+柴油 (kg)", QTY, 12),
+    "prev_tce": ("上年同期综合能耗 (tce)", "#,##0.000", 12), "prev_electricity_kwh": ("上年同期电 (kWh)", QTY, 13),
+    "prev_water_m3": ("上年同期水 (m3)", QTY, 12),
+    "yoy_tce": ("综合能耗同比", PCT, 9), "yoy_electricity": ("用电同比", PCT, 9), "yoy_water": ("用水同比", PCT, 9),
+    "ytd_tce": ("本年累计综合能耗 (tce)", "#,##0.000", 12), "ytd_water_m3": ("本年累计用水 (m3)", QTY, 12),
+    "ytd_t_co2": ("本年累计二氧化碳 (tCO2)", "#,##0.000", 12),
+    "completeness": ("数据完整率 (按表日)", PCT, 10), "water_estimated_share": ("用水估算占比", PCT, 9),
+    "reasons": ("原因", None, 36), "meters_without_data": ("无数据计量表", None, 24),
+    "incomplete_meter_days": ("不完整表日数", "0", 10), "worst_meter": ("最差计量表", None, 14),
+    "worst_day_completeness": ("最差日完整率", PCT, 10),
+}
+IDENT = ["institution_id", "name", "region", "category", "floor_area_m2", "occupants"]
+
+
+@dataclass
+class ReportTables:
+    month: str
+    basis: str
+    factor_set: str
+    institutions: pd.DataFrame
+    regions: pd.DataFrame
+    categories: pd.DataFrame
+    region_category: pd.DataFrame
+    incomplete: pd.DataFrame
+    about: pd.DataFrame
+
+
+def parse_month(month: str) -> pd.Timestamp:
+    """'YYYY-MM' -> the month's first day (naive); ValueError otherwise."""
+    try:
+        if len(month) != 7 or month[4] != "-":
+            raise ValueError
+        return pd.Timestamp(f"{month}-01")
+    except ValueError:
+        raise ValueError(f"month must be YYYY-MM, not {month!r}") from None
+
+
+def _with_derived(ind: pd.DataFrame) -> pd.DataFrame:
+    return ind.assign(vehicle_fuel_kg=ind["gasoline_kg"] + ind["diesel_kg"])
+
+
+def _yoy(cur: pd.Series, prev: pd.Series) -> np.ndarray:
+    c, p = cur.to_numpy(float), prev.to_numpy(float)
+    return np.divide(c - p, p, out=np.full(len(c), np.nan), where=p > 0)
+
+
+def _add_comparisons(frame: pd.DataFrame, key: list[str], prev: pd.DataFrame, ytd: pd.DataFrame) -> pd.DataFrame:
+    p = prev.set_index(key)
+    y = ytd.set_index(key)
+    idx = pd.MultiIndex.from_frame(frame[key]) if len(key) > 1 else pd.Index(frame[key[0]])
+    out = frame.copy()
+    for col, name in YOY:
+        prev_vals = p[col].reindex(idx).fillna(0.0) if len(p) else pd.Series(0.0, index=idx)
+        out[f"prev_{col}"] = prev_vals.to_numpy(float)
+        out[name] = _yoy(out[col], prev_vals)
+    for col, name in YTD:
+        out[name] = (y[col].reindex(idx).fillna(0.0) if len(y) else pd.Series(0.0, index=idx)).to_numpy(float)
+    return out
+
+
+def data_completeness(samples: pd.DataFrame, meters: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                      tz: str, intervals: pd.Series) -> pd.DataFrame:
+    """Per meter over local days in [start, end): days, incomplete_days (under 90 % of
+    the expected samples), worst_day (lowest share), completeness (mean day share,
+    capped at 1 per day). Expected samples per day: 86,400 / the meter's interval
+    (`intervals`: meter_id -> seconds; Modbus interval, else median spacing)."""
+    ids = meters["meter_id"].to_numpy(object)
+    days = pd.date_range(start, end, freq="D", tz=tz, inclusive="left")
+    n_days = len(days)
+    counts = np.zeros((len(ids), n_days))
+    if len(samples):
+        pos = pd.Index(ids).get_indexer(samples["meter_id"])
+        local = pd.DatetimeIndex(pd.to_datetime(samples["time"], utc=True)).tz_convert(tz).normalize()
+        dpos = pd.Index(days).get_indexer(local)
+        ok = (pos >= 0) & (dpos >= 0)
+        np.add.at(counts, (pos[ok], dpos[ok]), 1)
+    hours = np.array([(days[i + 1] - days[i]).total_seconds() if i + 1 < n_days else
+                      (pd.Timestamp(end).tz_localize(tz) - days[i]).total_seconds() for i in range(n_days)])
+    iv = intervals.reindex(ids).to_numpy(float)
+    expected = np.maximum(np.floor(hours[None, :] / np.where(np.isfinite(iv) & (iv > 0), iv, 86_400.0)[:, None]), 1)
+    share = np.minimum(counts / expected, 1.0)
+    return pd.DataFrame({"meter_id": ids, "days": n_days,
+                         "incomplete_days": (share < COMPLETENESS_TARGET).sum(axis=1),
+                         "worst_day": share.min(axis=1) if n_days else np.nan,
+                         "completeness": share.mean(axis=1) if n_days else np.nan,
+                         "samples": counts.sum(axis=1).astype(int)})
+
+
+def _intervals(registry, samples: pd.DataFrame) -> pd.Series:
+    live = pd.Series({m.id: float(m.modbus.interval_s) for m in registry.meters if m.modbus is not None}, dtype=float)
+    if len(samples):
+        s = samples.sort_values(["meter_id", "time"], kind="stable")
+        t = pd.to_datetime(s["time"], utc=True)
+        step = t.diff().dt.total_seconds().where(s["meter_id"].eq(s["meter_id"].shift()))
+        spacing = step.groupby(s["meter_id"]).median()
+    else:
+        spacing = pd.Series(dtype=float)
+    return live.combine_first(spacing)
+
+
+def incomplete_institutions(month_ind: pd.DataFrame, comp: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
+    """The `incomplete` sheet (module docstring) from the month's indicators and the
+    meters' completeness."""
+    c = comp.merge(meters[["meter_id", "institution_id"]], on="meter_id")
+    silent = c[c["samples"] == 0].groupby("institution_id")["meter_id"].agg(lambda s: ", ".join(sorted(s)))
+    partial = c[c["samples"] > 0]
+    inc_days = partial.groupby("institution_id")["incomplete_days"].sum()
+    worst = partial.sort_values(["institution_id", "worst_day", "meter_id"]).drop_duplicates("institution_id")
+    worst = worst.set_index("institution_id")
+    inst_comp = c.groupby("institution_id")["completeness"].mean()
+    df = month_ind[["institution_id", "name", "region", "category", "has_data", "estimated_share",
+                    "water_estimated_share"]].copy()
+    iid = df["institution_id"]
+    df["meters_without_data"] = iid.map(silent).fillna("")
+    df["incomplete_meter_days"] = iid.map(inc_days).fillna(0).astype(int)
+    df["worst_meter"] = iid.map(worst["meter_id"]).fillna("")
+    df["worst_day_completeness"] = iid.map(worst["worst_day"])
+    df["completeness"] = iid.map(inst_comp)
+    flags = pd.DataFrame({
+        "no_data": ~df["has_data"].to_numpy(bool),
+        "meter_without_data": (df["meters_without_data"] != "").to_numpy(),
+        "incomplete_days": (df["incomplete_meter_days"] > 0).to_numpy(),
+        "estimated": ((df["estimated_share"] > 0) | (df["water_estimated_share"] > 0)).to_numpy(),
+    })
+    reasons = flags.apply(lambda r: ", ".join(k for k, v in r.items() if v), axis=1) if len(flags) else pd.Series([], dtype=object)
+    df["reasons"] = reasons.to_numpy(object)
+    return df[flags.any(axis=1).to_numpy()].reset_index(drop=True)
+
+
+def monthly_report(store, registry, month: str, factors: FactorSet | None = None,
+                   basis: str = "equivalent") -> ReportTables:
+    """The report tables of `month` ('YYYY-MM', local time) from the store."""
+    factors = factors or load_factors()
+    basis = normalize_basis(basis)
+    tz = registry.timezone
+    m0 = parse_month(month)
+    m1 = m0 + pd.offsets.MonthBegin(1)
+    y0 = m0.replace(month=1)
+    p0, p1 = m0 - pd.DateOffset(years=1), m1 - pd.DateOffset(years=1)
+    use = energy_use(store, registry, y0, m1, "day", factors)
+    prev_use = energy_use(store, registry, p0, p1, "day", factors)
+    in_month = (pd.DatetimeIndex(use["period_start"]) >= m0.tz_localize(tz)) if len(use) else np.zeros(0, bool)
+    month_use = use[in_month]
+    month_use.attrs["freq"] = "day"
+    ind = _with_derived(indicators(month_use, registry, factors, basis, freq="day"))
+    prev = _with_derived(indicators(prev_use, registry, factors, basis, freq="day"))
+    ytd = _with_derived(indicators(use, registry, factors, basis, freq="day"))
+
+    meters = registry.meters_frame()
+    samples = store.read_samples(m0.tz_localize(tz), m1.tz_localize(tz), meters["meter_id"].tolist())
+    comp = data_completeness(samples, meters, m0, m1, tz, _intervals(registry, samples))
+    inst = _add_comparisons(ind, ["institution_id"], prev, ytd)
+    c = comp.merge(meters[["meter_id", "institution_id"]], on="meter_id")
+    inst["completeness"] = inst["institution_id"].map(c.groupby("institution_id")["completeness"].mean())
+
+    def groups(by: list[str]) -> pd.DataFrame:
+        regions = registry if "region" in by else None
+        cur = _with_derived(aggregate(ind, by, regions=regions))
+        return _add_comparisons(cur, by, _with_derived(aggregate(prev, by, regions=regions)),
+                                _with_derived(aggregate(ytd, by, regions=regions)))
+
+    about = pd.DataFrame({"key": ["month", "basis", "factor_set", "store", "registry", "institutions",
+                                  "with_data", "completeness_target"],
+                          "value": [month, BASIS_LABEL[basis], factors.id, getattr(store, "url", ""),
+                                    registry.source, len(ind), int(ind["has_data"].sum()),
+                                    f"{COMPLETENESS_TARGET:.0%}"]})
+    return ReportTables(month=month, basis=basis, factor_set=factors.id,
+                        institutions=inst.sort_values("institution_id", kind="stable").reset_index(drop=True),
+                        regions=groups(["region"]), categories=groups(["category"]),
+                        region_category=groups(["region", "category"]),
+                        incomplete=incomplete_institutions(ind, comp, meters), about=about)
+
+
+def _col(key: str) -> Col:
+    label, fmt, width = REPORT_LABELS.get(key, (key, None, 12))
+    return Col(key, label, fmt, width)
+
+
+def write_report(tables: ReportTables, out: str | Path) -> Path:
+    """Write the report workbook (.xlsx)."""
+    out = Path(out)
+    if out.suffix.lower() != ".xlsx":
+        raise ValueError(f"{out}: the monthly report is an .xlsx workbook")
+    notes = [f"{tables.month} 公共机构能源资源消耗统计月报 / Monthly statistical report {tables.month} — "
+             f"电力折标口径 basis: {BASIS_LABEL[tables.basis]}; 因子集 factor set: {tables.factor_set}"]
+    comparisons = ["prev_tce", "yoy_tce", "prev_electricity_kwh", "yoy_electricity", "prev_water_m3", "yoy_water",
+                   *[n for _, n in YTD]]
+    wb = new_workbook()
+    icols = [*IDENT, "has_data", *MONTH_TOTALS, *MONTH_INTENSITIES, *comparisons, "estimated_share", "completeness"]
+    write_sheet(wb, "institutions", tables.institutions, [_col(c) for c in icols], freeze_cols=2, notes=notes)
+    gcols = ["institutions", "institutions_with_data", "floor_area_m2", "occupants", *MONTH_TOTALS,
+             *MONTH_INTENSITIES, *comparisons, "estimated_share"]
+    write_sheet(wb, "regions", tables.regions, [_col("region"), *[_col(c) for c in gcols]], freeze_cols=1, notes=notes)
+    write_sheet(wb, "categories", tables.categories, [_col("category"), *[_col(c) for c in gcols]], freeze_cols=1,
+                notes=notes)
+    write_sheet(wb, "region_category", tables.region_category,
+                [_col("region"), _col("category"), *[_col(c) for c in gcols]], freeze_cols=2, notes=notes)
+    ccols = ["institution_id", "name", "region", "category", "reasons", "meters_without_data",
+             "incomplete_meter_days", "worst_meter", "worst_day_completeness", "completeness", "estimated_share",
+             "water_estimated_share"]
+    write_sheet(wb, "incomplete", tables.incomplete, [_col(c) for c in ccols], freeze_cols=2, notes=notes)
+    write_sheet(wb, "about", tables.about, [Col("key", "项目", None, 22), Col("value", "内容", None, 70)],
+                freeze_cols=0)
+    wb.save(out)
+    return out
+
+
+def write_monthly_report(registry, store, month: str, out: str | Path, quotas_path: str | Path | None = None,
+                         factors: FactorSet | None = None) -> Path:
+    """Compute and write the report in one call (the dashboard's download): the
+    quota file at `quotas_path` (if it exists) gives the electricity basis."""
+    basis = "equivalent"
+    if quotas_path is not None and Path(quotas_path).exists():
+        from quotas.config import load_quotas
+
+        basis = load_quotas(quotas_path, registry).basis
+    return write_report(monthly_report(store, registry, month, factors, basis), out)

@@ -1,0 +1,52 @@
+"""AlertService on a real APScheduler: the delivery job retries a webhook that is down
+at first and delivers exactly once when it is back."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from civicwatt.registry import load_registry
+from quotas.alerts_schedule import AlertService
+from quotas.config import QuotaConfig, Target
+from quotas.notify import Outbox
+from quotas.notify_channels import ChannelsConfig, WebhookChannel
+from storage import open_store
+from tests.test_alerts_servers import WebhookServer
+from tests.test_ledger_world import build
+
+
+def test_service_jobs_retry_until_delivered(tmp_path):
+    reg_path, _, url = build(tmp_path)
+    registry = load_registry(reg_path)
+    store = open_store(url, tz=registry.timezone)
+    store.set_meters(registry.meters_frame())
+    cfg = QuotaConfig(targets=(Target(id="g1", year=2024, institution="G1", limits={"energy_tce": 100}),))
+    hook = WebhookServer()  # down
+    outbox = Outbox(tmp_path / "outbox", ChannelsConfig(channels=[WebhookChannel(name="hook", url=hook.url,
+                                                                                 timeout_s=1)],
+                                                        retry_base_s=0.2, retry_max_s=0.4))
+    svc = AlertService(store, registry, cfg, outbox)
+    sched = BackgroundScheduler()
+    try:
+        assert svc.add_jobs(sched, retry_every_s=0.1) == ["alerts-daily", "alerts-deliver"]
+        alerts, res, sent = svc.check(at=date(2024, 12, 1))
+        assert [a.rule for a in alerts] == ["dual_control_exceeded"] and sent.failed == 1
+        svc.after_rollup()  # meter rules only: the quota alert stays open
+        assert [a["rule"] for a in outbox.list_alerts()] == ["dual_control_exceeded"]
+        sched.start()
+        time.sleep(0.5)
+        hook.start()
+        deadline = time.monotonic() + 10
+        while not hook.bodies and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # several more delivery passes
+        assert [b["rule"] for b in hook.bodies] == ["dual_control_exceeded"]
+        assert outbox.list_deliveries(status="pending") == []
+        assert outbox.list_deliveries()[0]["attempts"] >= 2
+    finally:
+        sched.shutdown(wait=True)
+        hook.stop()
+        store.close()

@@ -1,0 +1,247 @@
+"""Access by role over real HTTP (the dashboard served on a loopback port): login,
+sessions, and what each role gets from pages, crafted callback requests and downloads."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import httpx
+import pandas as pd
+import pytest
+
+from dashboard import auth
+from dashboard.app import create_app, serve
+from quotas.alerts_record import Alert
+from quotas.notify import Outbox
+from tests import test_dashboard_world as w
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from storage import open_store
+
+    d = tmp_path_factory.mktemp("site")
+    reg = w.registry()
+    store = open_store(f"embedded:{d / 'store'}", tz=reg.timezone)
+    w.fill_store(store, reg)
+    users = w.write_users(d / "users.yaml")
+    outbox = Outbox(d)
+    outbox.submit([
+        Alert.new("quota", "warning", "institution:HB-0001", "kgce_per_m2", "2026", message_zh="一号超标",
+                  message_en="HB-0001 over quota", first_seen="2026-03-01T00:00:00+08:00", institution_id="HB-0001"),
+        Alert.new("quota", "critical", "institution:HB-0005", "kgce_per_m2", "2026", message_zh="五号超标",
+                  message_en="HB-0005 over quota", first_seen="2026-03-01T00:00:00+08:00", institution_id="HB-0005"),
+    ])
+    app = create_app(reg, store, users, quotas_path=w.QUOTAS, data_dir=d, secret_key="test-secret", now=lambda: w.NOW)
+    handle = serve(app, "127.0.0.1", 0)
+    yield {"url": handle.url, "reg": reg, "users": users, "dir": d, "outbox": outbox}
+    handle.shutdown()
+    store.close()
+
+
+def login(site, name: str) -> httpx.Client:
+    c = httpx.Client(base_url=site["url"], timeout=30)
+    r = c.post("/login", data={"username": name, "password": w.PASSWORDS[name], "next": "/"})
+    assert r.status_code == 302, r.text
+    return c
+
+
+def callback(c: httpx.Client, outputs: list[tuple[str, str]], inputs: list[dict], state=(),
+             changed=None) -> httpx.Response:
+    """POST /_dash-update-component as the browser would."""
+    outs = [{"id": i, "property": p} for i, p in outputs]
+    output = outs[0]["id"] + "." + outs[0]["property"] if len(outs) == 1 else \
+        ".." + "...".join(f"{o['id']}.{o['property']}" for o in outs) + ".."
+    body = {"output": output, "outputs": outs[0] if len(outs) == 1 else outs, "inputs": inputs,
+            "state": list(state), "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"]}
+    return c.post("/_dash-update-component", json=body)
+
+
+def render(c: httpx.Client, path: str, lang: str = "en") -> httpx.Response:
+    return callback(c, [("page", "children")], [{"id": "url", "property": "pathname", "value": path},
+                                                 {"id": "lang", "property": "data", "value": lang}])
+
+
+def ranking(c: httpx.Client, region=None, category=None, search="", page=0) -> list[dict]:
+    r = callback(c, [("rank-table", "data"), ("rank-table", "columns"), ("rank-table", "page_count"),
+                     ("rank-table", "page_current"), ("rank-count", "children"), ("rank-export", "href")],
+                 [{"id": "rank-region", "property": "value", "value": region},
+                  {"id": "rank-category", "property": "value", "value": category},
+                  {"id": "rank-year", "property": "value", "value": 2025},
+                  {"id": "rank-indicator", "property": "value", "value": "kgce_per_m2"},
+                  {"id": "rank-search", "property": "value", "value": search},
+                  {"id": "rank-table", "property": "page_current", "value": page},
+                  {"id": "rank-table", "property": "page_size", "value": 25},
+                  {"id": "rank-table", "property": "sort_by", "value": []}],
+                 state=[{"id": "lang", "property": "data", "value": "en"}])
+    assert r.status_code == 200, r.text
+    return r.json()["response"]["rank-table"]["data"]
+
+
+def name_of(site, inst: str) -> str:
+    return site["reg"].institution_by_id[inst].name
+
+
+def test_everything_needs_a_login(site):
+    c = httpx.Client(base_url=site["url"], timeout=30)
+    r = c.get("/ranking")
+    assert r.status_code == 302 and r.headers["location"].startswith("/login")
+    assert render(c, "/institution/HB-0001").status_code == 401
+    assert c.get("/download/institution/HB-0001/daily.csv").status_code == 401
+    assert c.get("/download/ranking.csv").status_code == 401
+
+
+def test_wrong_password_then_lockout(site):
+    auth.set_user(site["users"], "victim", "institution", "HB-0003", "victim-pass-123")
+    c = httpx.Client(base_url=site["url"], timeout=30)
+    for _ in range(5):
+        r = c.post("/login", data={"username": "victim", "password": "wrong-password"})
+        assert r.status_code == 401 and "login-error" in r.text
+    r = c.post("/login", data={"username": "victim", "password": "victim-pass-123"})
+    assert r.status_code == 401  # locked for the window even with the right password
+    assert "session" not in c.cookies
+
+
+def test_open_redirect_is_refused(site):
+    c = httpx.Client(base_url=site["url"], timeout=30)
+    r = c.post("/login", data={"username": "admin", "password": w.PASSWORDS["admin"], "next": "//evil.example/"})
+    assert r.status_code == 302 and r.headers["location"] == "/"
+
+
+def test_institution_user_sees_only_their_institution_in_pages(site):
+    c = login(site, "inst1")
+    own = render(c, "/institution/HB-0001")
+    assert own.status_code == 200 and name_of(site, "HB-0001") in own.text
+    assert "forbidden" not in own.text
+    other = render(c, "/institution/HB-0002")
+    assert other.status_code == 200
+    assert '"forbidden"' in other.text and name_of(site, "HB-0002") not in other.text
+    assert "HB-0002-E0" not in other.text
+    rows = ranking(c)
+    assert [r["institution_id"] for r in rows] == ["HB-0001"]
+    assert ranking(c, search="第") == []  # other institutions' names match, but they are not shown
+    assert [r["institution_id"] for r in ranking(c, search="机关")] == ["HB-0001"]
+
+
+def test_crafted_callbacks_are_refused(site):
+    c = login(site, "inst1")
+    # the hourly chart with another institution's id in the State
+    r = callback(c, [("inst-hourly", "figure")], [{"id": "inst-hour-date", "property": "date", "value": "2026-03-09"}],
+                 state=[{"id": "inst-id", "property": "data", "value": "HB-0005"},
+                        {"id": "lang", "property": "data", "value": "en"}])
+    assert r.status_code == 200
+    fig = r.json()["response"]["inst-hourly"]["figure"]
+    assert fig.get("data", []) == [] and "access" in json.dumps(fig)
+    rows = ranking(c, region="bd")
+    assert rows == []
+    # overview of a region
+    r = callback(c, [("ov-body", "children")], [{"id": "ov-region", "property": "value", "value": "hebei"},
+                                                {"id": "ov-year", "property": "value", "value": 2025}],
+                 state=[{"id": "lang", "property": "data", "value": "en"}])
+    assert '"forbidden"' in r.text and "gauge" not in r.text
+
+
+def test_hourly_values_are_right_for_own_institution(site):
+    c = login(site, "inst1")
+    r = callback(c, [("inst-hourly", "figure")], [{"id": "inst-hour-date", "property": "date", "value": "2026-03-09"}],
+                 state=[{"id": "inst-id", "property": "data", "value": "HB-0001"},
+                        {"id": "lang", "property": "data", "value": "en"}])
+    traces = r.json()["response"]["inst-hourly"]["figure"]["data"]
+    main = next(tr for tr in traces if "HB-0001-E0" in tr["name"])
+    ys = main["y"] if isinstance(main["y"], list) else _decode(main["y"])
+    kw = w.ELEC_KW_PER_M2 * site["reg"].institution_by_id["HB-0001"].floor_area_m2
+    assert len(ys) == 24 and all(abs(y - kw) < 1e-6 * kw for y in ys)
+
+
+def _decode(typed: dict) -> list[float]:
+    import base64
+
+    import numpy as np
+
+    return np.frombuffer(base64.b64decode(typed["bdata"]), dtype=typed["dtype"]).tolist()
+
+
+def test_downloads_are_scoped(site):
+    c = login(site, "inst1")
+    assert c.get("/download/institution/HB-0002/daily.csv").status_code == 403
+    assert c.get("/download/institution/NOPE/daily.csv").status_code == 403
+    own = c.get("/download/institution/HB-0001/daily.csv?days=10")
+    assert own.status_code == 200
+    df = pd.read_csv(io.BytesIO(own.content), encoding="utf-8-sig")
+    assert set(df["meter_id"].str[:7]) == {"HB-0001"}
+    day = df[(df["meter_id"] == "HB-0001-E0") & df["period_start"].str.startswith("2026-03-05")]
+    kw = w.ELEC_KW_PER_M2 * site["reg"].institution_by_id["HB-0001"].floor_area_m2
+    assert day["quantity"].iloc[0] == pytest.approx(24 * kw, rel=1e-6)
+    rank = pd.read_csv(io.BytesIO(c.get("/download/ranking.csv?year=2025").content), encoding="utf-8-sig")
+    assert list(rank["institution_id"]) == ["HB-0001"]
+    assert c.get("/download/ranking.csv?year=2025&region=hebei").status_code == 403
+
+
+def test_ledger_download_is_scoped(site):
+    c = login(site, "inst1")
+    r = c.get("/download/ledger?year=2025&format=csv")
+    assert r.status_code == 200
+    led = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig")
+    assert set(led["institution_id"]) == {"HB-0001"}
+    kwh = led.loc[led["energy"] == "electricity", "quantity"].iloc[0]
+    assert kwh == pytest.approx(w.ELEC_KW_PER_M2 * site["reg"].institution_by_id["HB-0001"].floor_area_m2 * 8760,
+                                rel=1e-6)
+    admin = login(site, "admin")
+    full = pd.read_csv(io.BytesIO(admin.get("/download/ledger?year=2025&format=csv").content), encoding="utf-8-sig")
+    assert set(full["institution_id"]) == {i.id for i in site["reg"].institutions}
+    assert c.get("/download/ledger?year=2025&format=pdf").status_code == 400
+    xlsx = c.get("/download/ledger?year=2025")
+    summary = pd.read_excel(io.BytesIO(xlsx.content), sheet_name="summary", header=None)
+    assert "HB-0001" in summary.to_string() and "HB-0002" not in summary.to_string()
+
+
+def test_region_manager_sees_their_subtree(site):
+    c = login(site, "sjz")
+    rows = ranking(c)
+    ids = {r["institution_id"] for r in rows}
+    expected = {i.id for i in site["reg"].institutions if i.region == "sjz"}
+    assert ids == expected and len(ids) == 4
+    assert '"forbidden"' in render(c, "/institution/HB-0005").text
+    assert name_of(site, "HB-0003") in render(c, "/institution/HB-0003").text
+    assert c.get("/download/institution/HB-0005/daily.csv").status_code == 403
+    assert ranking(c, region="bd") == []
+
+
+def test_admin_ranks_everyone_in_peer_groups(site):
+    c = login(site, "admin")
+    rows = ranking(c)
+    assert len(rows) == 8
+    table = pd.DataFrame(rows)
+    # within each category, rank 1 has the lowest value
+    for _cat, g in table.groupby("category_name"):
+        assert g.sort_values("value")["rank"].iloc[0] == 1
+        assert (g["peers"] == len(g)).all()
+
+
+def test_alerts_are_scoped_and_ack_checks_access(site):
+    c = login(site, "inst1")
+    page = render(c, "/alerts")
+    assert "HB-0001 over quota" in page.text and "HB-0005 over quota" not in page.text
+    key5 = next(a["key"] for a in site["outbox"].list_alerts() if a["institution_id"] == "HB-0005")
+    key1 = next(a["key"] for a in site["outbox"].list_alerts() if a["institution_id"] == "HB-0001")
+    ack = callback(c, [("alerts-body", "children")],
+                   [[{"id": {"type": "ack", "key": key5}, "property": "n_clicks", "value": 1}]],
+                   state=[{"id": "lang", "property": "data", "value": "en"}],
+                   changed=[json.dumps({"key": key5, "type": "ack"}, separators=(",", ":")) + ".n_clicks"])
+    assert ack.status_code == 200 and "HB-0005 over quota" not in ack.text
+    assert next(a for a in site["outbox"].list_alerts() if a["key"] == key5)["acknowledged_by"] is None
+    ack = callback(c, [("alerts-body", "children")],
+                   [[{"id": {"type": "ack", "key": key1}, "property": "n_clicks", "value": 1}]],
+                   state=[{"id": "lang", "property": "data", "value": "en"}],
+                   changed=[json.dumps({"key": key1, "type": "ack"}, separators=(",", ":")) + ".n_clicks"])
+    assert ack.status_code == 200
+    assert next(a for a in site["outbox"].list_alerts() if a["key"] == key1)["acknowledged_by"] == "inst1"
+
+
+def test_password_change_ends_sessions(site):
+    c = login(site, "inst5")
+    assert render(c, "/institution/HB-0005").status_code == 200
+    auth.set_user(site["users"], "inst5", "institution", "HB-0005", "a-new-password-1")
+    assert render(c, "/institution/HB-0005").status_code == 401
+    auth.set_user(site["users"], "inst5", "institution", "HB-0005", w.PASSWORDS["inst5"])

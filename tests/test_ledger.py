@@ -1,0 +1,156 @@
+"""`civicwatt ledger`: read the workbook back with openpyxl and check every total against
+the models API; the CSV is byte-identical from run to run."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from civicwatt.cli import main
+from civicwatt.registry import load_registry
+from models.api import aggregate, load_factors, rank, year_indicators
+from models.indicators import QTY_COL
+from quotas.config import load_quotas
+from quotas.evaluate import quota_levels
+from storage import open_store
+from tests.test_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build
+
+HEADER_ROWS = 3  # a note, the keys, the Chinese labels
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ledger")
+    reg_path, q_path, url = build(base)
+    registry = load_registry(reg_path)
+    store = open_store(url, tz=registry.timezone)
+    store.set_meters(registry.meters_frame())
+    ind = year_indicators(store, registry, 2024)
+    store.close()
+    args = ["--registry", str(reg_path), "--store", url, "--quotas", str(q_path)]
+    assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.xlsx"), *args]) == 0
+    assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.csv"), *args]) == 0
+    assert main(["ledger", "--year", "2024", "--out", str(base / "again.csv"), *args]) == 0
+    return base, registry, load_quotas(q_path, registry), ind, args
+
+
+def sheet(path, name) -> pd.DataFrame:
+    ws = openpyxl.load_workbook(path, read_only=True)[name]
+    rows = list(ws.iter_rows(values_only=True))
+    return pd.DataFrame(rows[HEADER_ROWS:], columns=rows[1])
+
+
+def test_ledger_rows_match_models_api(world):
+    base, registry, _, ind, _ = world
+    led = sheet(base / "ledger.xlsx", "ledger")
+    assert list(led.columns[:14]) == ["institution_id", "name", "region", "category", "year", "energy", "quantity",
+                                      "unit", "kgce", "scope", "emission_factor", "factor_unit", "factor_source",
+                                      "t_co2"]
+    assert (led["year"] == 2024).all()
+    by = led.groupby("institution_id")
+    ind = ind.set_index("institution_id")
+    with_data = ind[ind["has_data"]]
+    assert sorted(by.groups) == sorted(with_data.index)
+    for inst, rows in by:
+        assert rows["kgce"].sum() == pytest.approx(ind.at[inst, "kgce"], rel=1e-9)
+        assert rows["t_co2"].sum() == pytest.approx(ind.at[inst, "t_co2"], rel=1e-9)
+        s1 = rows.loc[rows["scope"] == 1, "t_co2"].sum()
+        assert s1 == pytest.approx(ind.at[inst, "t_co2_scope1"], rel=1e-9, abs=1e-12)
+        for r in rows.itertuples():
+            assert r.quantity == pytest.approx(ind.at[inst, QTY_COL[r.energy]], rel=1e-9)
+            assert r.name == registry.institution_by_id[inst].name
+    # Independent figures: G1 used 1000 kWh/day in 2024 (366 days), 0.1229 kgce/kWh (GB/T 2589-2020).
+    g1 = led[(led["institution_id"] == "G1")].set_index("energy")
+    assert g1.at["electricity", "quantity"] == pytest.approx(366 * DAILY["G1-E0"])
+    assert g1.at["electricity", "kgce"] == pytest.approx(366 * DAILY["G1-E0"] * 0.1229)
+    assert g1.at["electricity", "scope"] == 2 and g1.at["electricity", "factor_unit"] == "kgCO2/kWh"
+    assert g1.at["electricity", "t_co2"] == pytest.approx(366 * DAILY["G1-E0"] * g1.at["electricity", "emission_factor"] / 1000)
+    assert g1.at["gasoline", "quantity"] == pytest.approx(12 * GASOLINE_L_PER_MONTH * 0.73)  # L -> kg
+    assert g1.at["gasoline", "scope"] == 1
+    assert pd.isna(g1.at["water", "scope"]) and g1.at["water", "kgce"] == 0  # water: no coal, no CO2
+    assert "G1-E1" not in set(led.get("meter_id", []))  # sub-meters never add to totals
+    assert g1.at["heat", "emission_factor"] == pytest.approx(110.0)  # 0.11 tCO2/GJ
+
+
+def test_summary_and_totals_match_models_api(world):
+    base, registry, quotas, ind, _ = world
+    summ = sheet(base / "ledger.xlsx", "summary").set_index("institution_id")
+    i = ind.set_index("institution_id")
+    assert sorted(summ.index) == sorted(i.index)  # every institution, with or without data
+    for col in ("kgce", "tce", "t_co2", "water_m3", "floor_area_m2", "occupants", "kgce_per_m2",
+                "kgce_per_person", "water_m3_per_person", "kgco2_per_m2", "nonheating_kgce_per_m2"):
+        a = summ[col].astype(float).reindex(i.index).to_numpy()
+        b = i[col].astype(float).to_numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-9, equal_nan=True, err_msg=col)
+    assert not summ.at["H1", "has_data"] and pd.isna(summ.at["H1", "kgce_per_m2"])
+    r = rank(ind, "kgce_per_m2", peers=("category",)).set_index("institution_id")
+    for inst in ("G1", "G2", "G3", "S1"):
+        assert summ.at[inst, "rank_in_category"] == r.at[inst, "rank"]
+    assert summ.at["G1", "category_peers"] == 3
+    levels = quota_levels(ind, quotas, regions=registry).set_index(["institution_id", "indicator"])
+    lv = summ.at["G1", "level_water_m3_per_person"]
+    assert lv.split()[0] == levels.at[("G1", "water_m3_per_person"), "level"]
+    ok = levels["meets_constraint"].groupby(level=0).sum()
+    assert summ.at["G1", "quota_within_constraint"] == ok["G1"]
+    assert summ.at["S1", "quota_indicators"] == 1  # only the school standard's one indicator
+    totals = sheet(base / "ledger.xlsx", "totals")
+    agg = aggregate(ind, ["region"], regions=registry).set_index("region")
+    reg = totals[totals["group"] == "region"].set_index("key")
+    for region in ("hebei", "sjz", "bd"):
+        for col in ("kgce", "t_co2", "water_m3", "kgce_per_m2"):
+            assert reg.at[region, col] == pytest.approx(agg.at[region, col], rel=1e-9)
+    all_row = totals[totals["group"] == "all"].iloc[0]
+    assert all_row["tce"] == pytest.approx(ind["tce"].sum(), rel=1e-9)
+    assert all_row["institutions_with_data"] == int(ind["has_data"].sum())
+
+
+def test_factors_sheet_and_formatting(world):
+    base = world[0]
+    wb = openpyxl.load_workbook(base / "ledger.xlsx")
+    assert wb.sheetnames == ["ledger", "summary", "totals", "factors"]
+    ws = wb["ledger"]
+    assert ws.freeze_panes == "C4"
+    keys = [c.value for c in ws[2]]
+    kgce = ws.cell(row=4, column=keys.index("kgce") + 1)
+    assert kgce.number_format == "#,##0.00" and isinstance(kgce.value, float)
+    assert ws.cell(row=2, column=1).font.bold
+    assert "kgce" in ws.cell(row=3, column=keys.index("kgce") + 1).value  # the unit in the label row
+    assert ws.column_dimensions["M"].width >= 30  # factor_source is readable
+    fac = sheet(base / "ledger.xlsx", "factors")
+    factors = load_factors()
+    assert len(fac) == len(factors.to_frame())
+    used = fac[fac["used"] == True]  # noqa: E712 - openpyxl booleans
+    led = sheet(base / "ledger.xlsx", "ledger")
+    assert set(led["factor_source"].dropna()) <= set(used["source"])
+    assert all(isinstance(s, str) and s for s in used["source"])
+
+
+def test_csv_is_deterministic_and_equals_the_sheet(world):
+    base = world[0]
+    a, b = (base / "ledger.csv").read_bytes(), (base / "again.csv").read_bytes()
+    assert a == b
+    assert a.startswith("\ufeff".encode()) and b"\r\n" not in a
+    rows = list(csv.DictReader(io.StringIO(a.decode("utf-8-sig"))))
+    led = sheet(base / "ledger.xlsx", "ledger")
+    assert len(rows) == len(led)
+    for r, (_, x) in zip(rows, led.iterrows(), strict=True):
+        assert (r["institution_id"], r["energy"]) == (x["institution_id"], x["energy"])
+        assert float(r["kgce"]) == pytest.approx(x["kgce"], abs=5e-4)
+        assert float(r["t_co2"]) == pytest.approx(x["t_co2"], abs=5e-7)
+        assert r["scope"] == ("" if pd.isna(x["scope"]) else str(int(x["scope"])))
+
+
+def test_bad_arguments(world, tmp_path, capsys):
+    args = world[4]
+    assert main(["ledger", "--year", "2024", "--out", str(tmp_path / "x.pdf"), *args]) == 1
+    assert "--out" in capsys.readouterr().err
+    bad = tmp_path / "q.yaml"
+    bad.write_text("targets:\n  - {id: t, year: 2024, region: nowhere, energy_tce: 5}\n", encoding="utf-8")
+    assert main(["ledger", "--year", "2024", "--out", str(tmp_path / "x.csv"), *args[:4], "--quotas", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: targets[0].region" in err

@@ -1,0 +1,156 @@
+"""Quota levels and dual-control target evaluation, against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.api import indicators_from_frames, load_factors
+from quotas.config import QuotaConfig, Standard, Target
+from quotas.evaluate import evaluate_targets, quota_levels, quota_levels_wide
+
+TZ = "Asia/Shanghai"
+TREE = {"hebei": None, "sjz": "hebei", "bd": "hebei"}
+KWH = 1 / 0.1229  # kWh giving 1 kgce (当量值)
+
+
+def _levels_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "institution_id": ["S1", "S2", "S3", "S4", "H1", "X1"],
+        "name": "n", "region": ["sjz", "sjz", "bd", "bd", "sjz", "bd"],
+        "category": ["school", "school", "school", "school", "hospital", "venue"],
+        "kgce_per_person": [7.0, 11.0, 9.0, 13.0, 30.0, 1.0],
+        "water_m3_per_person": [4.0, 5.0, 9.0, 11.0, 1.0, np.nan],
+        "kgce_per_m2": [1.0, 2.0, 3.0, 4.0, 5.0, 50.0],
+    })
+
+
+def test_quota_levels_most_specific_standard():
+    cfg = QuotaConfig(standards=(
+        Standard(id="hebei-school", category="school", region="hebei",
+                 levels={"kgce_per_person": {"guide": 8, "baseline": 10, "constraint": 12},
+                         "water_m3_per_person": {"advanced": 5, "general": 10}}),
+        Standard(id="sjz-school", category="school", region="sjz",
+                 levels={"kgce_per_person": {"guide": 6, "baseline": 7, "constraint": 10}}),
+        Standard(id="any", levels={"kgce_per_m2": {"guide": 2, "baseline": 10, "constraint": 20}}),
+    ))
+    lv = quota_levels(_levels_frame(), cfg, regions=TREE)
+    got = lv.set_index(["institution_id", "indicator"])
+    # sjz schools use the sjz standard (nearer region): 7 -> baseline (<= 7), 11 -> exceeds (> 10)
+    assert got.loc[("S1", "kgce_per_person"), ["standard_id", "level"]].tolist() == ["sjz-school", "baseline"]
+    assert got.loc[("S2", "kgce_per_person"), "level"] == "exceeds"
+    # bd schools use the province standard: 9 -> baseline, 13 -> exceeds
+    assert got.loc[("S3", "kgce_per_person"), ["standard_id", "level"]].tolist() == ["hebei-school", "baseline"]
+    assert got.loc[("S4", "kgce_per_person"), "level"] == "exceeds"
+    assert got.loc[("S4", "kgce_per_person"), "level_zh"] == "超约束值"
+    # two-level water: <=5 advanced, <=10 general, else exceeds
+    assert [got.loc[(i, "water_m3_per_person"), "level"] for i in ("S1", "S2", "S3", "S4")] == [
+        "advanced", "advanced", "general", "exceeds"]
+    assert got.loc[("S3", "water_m3_per_person"), "meets_constraint"]
+    assert not got.loc[("S4", "water_m3_per_person"), "meets_constraint"]
+    # the general standard applies to every category; 2 is exactly the guide value
+    assert got.loc[("S2", "kgce_per_m2"), "level"] == "guide"
+    assert got.loc[("H1", "kgce_per_m2"), "level"] == "baseline"
+    assert got.loc[("X1", "kgce_per_m2"), "level"] == "exceeds"
+    # hospitals have no per-person standard here: no row
+    assert ("H1", "kgce_per_person") not in got.index
+    wide = quota_levels_wide(lv).set_index("institution_id")
+    assert wide.loc["S3", "level_water_m3_per_person"] == "general"
+
+
+@pytest.fixture(scope="module")
+def monthly():
+    """A and B are sjz/bd schools, C an sjz hospital. Last year A used 150 kgce a month
+    in Jan-Jun and 50 in Jul-Dec; this year 180 a month to June and 30 in the first 15
+    days of July. B has no data for last December."""
+    inst = pd.DataFrame({"institution_id": ["A", "B", "C"], "name": ["a", "b", "c"], "region": ["sjz", "bd", "sjz"],
+                         "category": ["school", "school", "hospital"], "floor_area_m2": [1000.0, 3000.0, 500.0],
+                         "heated_area_m2": [0.0, 0.0, 0.0], "occupants": [100, 50, 20]})
+    rows = []
+    for m in range(1, 13):
+        rows.append(("A", f"2024-{m:02d}-01", 150 if m <= 6 else 50))
+        if m < 12:
+            rows.append(("B", f"2024-{m:02d}-01", 100))
+        rows.append(("C", f"2024-{m:02d}-01", 10))
+    for m in range(1, 7):
+        rows.append(("A", f"2025-{m:02d}-01", 180))
+        rows.append(("B", f"2025-{m:02d}-01", 100))
+    rows.append(("A", "2025-07-01", 30))
+    use = pd.DataFrame({"institution_id": [r[0] for r in rows], "energy": "electricity",
+                        "period_start": [pd.Timestamp(r[1], tz=TZ) for r in rows],
+                        "quantity": [r[2] * KWH for r in rows]})
+    water = pd.DataFrame({"institution_id": "A", "energy": "water", "period_start": pd.Timestamp("2025-02-01", tz=TZ),
+                          "quantity": [500.0]})
+    use = pd.concat([use, water], ignore_index=True)
+    return indicators_from_frames(use, inst, load_factors(), freq="month", by_period="month")
+
+
+AS_OF = "2025-07-16"  # data up to 15 July: 15 of July's 31 days
+SEASONAL = (6 * 150 + 50 * 15 / 31) / 1200  # last year's share of use before AS_OF
+FLAT = 196 / 365  # days from 1 January to 15 July
+
+
+def _targets(projection: str = "last_year") -> QuotaConfig:
+    return QuotaConfig(projection=projection, targets=(
+        Target(id="a-warn", year=2025, institution="A", limits={"energy_tce": 1.5}),
+        Target(id="a-proj", year=2025, institution="A", limits={"energy_tce": 1.4}),
+        Target(id="a-breach", year=2025, institution="A", limits={"energy_tce": 1.0, "water_m3": 1000}),
+        Target(id="b-flat", year=2025, institution="B", limits={"energy_tce": 2.0}),
+        Target(id="sjz-school", year=2025, region="sjz", category="school", limits={"energy_tce": 5.0}),
+        Target(id="hebei", year=2025, region="hebei", limits={"energy_tce": 3.0, "kgce_per_m2": 0.5}),
+        Target(id="other-year", year=2026, region="hebei", limits={"energy_tce": 3.0}),
+    ))
+
+
+def test_seasonal_projection_and_status(monthly):
+    ev = evaluate_targets(_targets(), monthly, AS_OF, regions=TREE)
+    assert "other-year" not in set(ev["target_id"])
+    r = ev.set_index(["target_id", "indicator"])
+    a = r.loc[("a-warn", "energy_tce")]
+    assert a["actual"] == pytest.approx(1.11)  # 6 x 180 + 30 kgce
+    assert a["elapsed_share"] == pytest.approx(SEASONAL)
+    assert a["method"] == "last_year"
+    assert a["projected"] == pytest.approx(1.11 / SEASONAL)  # 1.441 tce
+    assert a["prorated_limit"] == pytest.approx(1.5 * SEASONAL)
+    assert a["status"] == "warning"  # 1.441 >= 95 % of 1.5
+    # flagged before it happens: year to date is under 1.4 but the projection is over
+    p = r.loc[("a-proj", "energy_tce")]
+    assert p["actual"] < 1.4 and p["status"] == "projected_breach"
+    assert r.loc[("a-breach", "energy_tce"), "status"] == "breach"
+    w = r.loc[("a-breach", "water_m3")]
+    assert w["actual"] == pytest.approx(500.0)
+    # B lacks last December: flat (days) share
+    b = r.loc[("b-flat", "energy_tce")]
+    assert b["method"] == "flat" and b["elapsed_share"] == pytest.approx(FLAT)
+    assert b["projected"] == pytest.approx(0.6 / FLAT) and b["status"] == "ok"
+    # the region/category scope holds only A; the province holds A, B and C (C: no data this year)
+    assert r.loc[("sjz-school", "energy_tce"), "actual"] == pytest.approx(1.11)
+    assert r.loc[("sjz-school", "energy_tce"), "institutions"] == 1
+    h = r.loc[("hebei", "energy_tce")]
+    assert h["actual"] == pytest.approx(1.71) and h["institutions"] == 2
+    # B has a missing month last year: the province's shape comes from A and C
+    shape = (6 * 160 + 60 * 15 / 31) / 1320
+    assert h["method"] == "last_year" and h["elapsed_share"] == pytest.approx(shape)
+    k = r.loc[("hebei", "kgce_per_m2")]
+    assert k["actual"] == pytest.approx(1710 / 4000)  # C has no data this year: not in the denominator
+    assert k["projected"] == pytest.approx(1710 / 4000 / shape)
+    assert k["status"] == "projected_breach"
+    assert set(ev["scope"]) >= {"institution:A", "region:sjz/category:school", "region:hebei"}
+
+
+def test_flat_projection_and_basis_guard(monthly):
+    ev = evaluate_targets(_targets("flat"), monthly, AS_OF, regions=TREE).set_index("target_id")
+    a = ev.loc["a-warn"]
+    assert a["method"] == "flat" and a["projected"] == pytest.approx(1.11 / FLAT)
+    assert a["status"] == "projected_breach"  # without the seasonal shape winter use looks like a breach
+    with pytest.raises(ValueError, match="basis"):
+        evaluate_targets(QuotaConfig(basis="equal_value", targets=_targets().targets), monthly, AS_OF, TREE)
+
+
+def test_past_year_is_evaluated_whole(monthly):
+    cfg = QuotaConfig(targets=(Target(id="a2024", year=2024, institution="A", limits={"energy_tce": 1.1}),))
+    ev = evaluate_targets(cfg, monthly, AS_OF, regions=TREE, year=2024).iloc[0]
+    assert ev["elapsed_share"] == pytest.approx(1.0)
+    assert ev["actual"] == pytest.approx(1.2) and ev["projected"] == pytest.approx(1.2)
+    assert ev["status"] == "breach"
