@@ -6,7 +6,9 @@ the line number of every mapping and of every key inside it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +78,16 @@ def load_yaml(path: str | Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         raise ConfigError([Problem(str(path), line, "-", f"YAML syntax error: {exc}")]) from exc
+    except ValueError as exc:  # PyYAML builds dates itself: `2024-11-31` raises ValueError
+        raise ConfigError([Problem(str(path), _line_of_bad_value(text, exc), "-", f"invalid value: {exc}")]) from exc
+
+
+def _line_of_bad_value(text: str, exc: ValueError) -> int:
+    """Best effort: the first line holding an impossible ISO date (what PyYAML rejects)."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        for y, m, d in re.findall(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", line):
+            try:
+                date(int(y), int(m), int(d))
+            except ValueError:
+                return n
+    return 0

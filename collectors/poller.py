@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +182,8 @@ class GatewayPoller:
             blocks.update(zip(range(r.address, r.address + r.count), regs, strict=True))
         vals = extract(plan.fields, blocks)
         energy = vals["energy"]
+        if not math.isfinite(energy):
+            raise ReadFailed(f"the meter returned an invalid index ({energy})")
         if t.energy_ct_pt and ctpt != t.multiplier:
             energy = energy * ctpt / t.multiplier  # stored index x registry multiplier = primary
         instant = float("nan")

@@ -239,7 +239,9 @@ class CollectorService:
 
     # -- polling ----------------------------------------------------------------
     def _tick(self, iv: int) -> None:
-        slot = math.floor(time.time() / iv) * iv
+        # the job is due at a slot boundary: the nearest boundary is its slot (a job that
+        # fires a hair early must not poll the previous slot again)
+        slot = round(time.time() / iv) * iv
         self._submit(slot, iv)
 
     def _submit(self, at: float, only_interval: int | None = None) -> Any:
@@ -364,16 +366,9 @@ class CollectorService:
             # attribute the gap: interpolate the index at every missed slot (from the
             # last good sample to this one, at the slots after the last answered one)
             if fill.any():
-                f_rows, f_t0, f_t1 = rows[fill], self.last_t[rows][fill], t[fill]
-                f_v0, f_v1 = self.last_v[rows][fill], v[fill]
-                f_iv = iv[fill]
-                first = (seen[fill] // f_iv + 1) * f_iv
-                count = np.clip((f_t1 - 1 - first) // f_iv + 1, 0, MAX_FILL_SLOTS)
-                rep = np.repeat(np.arange(len(f_rows)), count)
-                offs = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-                ft = first[rep] + offs * f_iv[rep]
-                frac = (ft - f_t0[rep]) / (f_t1[rep] - f_t0[rep])
-                fv = f_v0[rep] + (f_v1[rep] - f_v0[rep]) * frac
+                f_rows = rows[fill]
+                rep, ft, fv = validate.attribute_gaps(self.last_t[rows][fill], self.last_v[rows][fill], seen[fill],
+                                                      t[fill], v[fill], iv[fill], MAX_FILL_SLOTS)
                 if len(ft):
                     samples.append(pd.DataFrame({"row": f_rows[rep], "t": ft, "value": fv,
                                                  "quality": np.full(len(ft), quality.ESTIMATED, np.int64)}))

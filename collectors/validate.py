@@ -50,3 +50,21 @@ def check(value: np.ndarray, power: np.ndarray, prev_value: np.ndarray, dt_s: np
                                                       | (power < -REVERSE_TOLERANCE * rated))
     flags[out] |= quality.OUT_OF_RANGE
     return flags, is_wrap
+
+
+def attribute_gaps(t0: np.ndarray, v0: np.ndarray, seen: np.ndarray, t1: np.ndarray, v1: np.ndarray,
+                   interval: np.ndarray, max_slots: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples for the slots a meter missed, by linear interpolation of its index.
+
+    For each gap i: the last good sample (t0, v0), the last slot answered `seen` (>= t0),
+    the new sample (t1, v1) and the poll interval. Returns (gap index, slot time, value)
+    for every multiple of the interval strictly between `seen` and `t1` (at most
+    `max_slots` per gap): the gap's consumption attributed in proportion to time.
+    """
+    first = (seen // interval + 1) * interval
+    count = np.clip((t1 - 1 - first) // interval + 1, 0, max_slots)
+    rep = np.repeat(np.arange(len(t0)), count)
+    offs = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    slot = first[rep] + offs * interval[rep]
+    frac = (slot - t0[rep]) / (t1[rep] - t0[rep])
+    return rep, slot, v0[rep] + (v1[rep] - v0[rep]) * frac

@@ -37,11 +37,13 @@ import dash
 import flask
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from civicwatt.registry import CATEGORIES, Registry
+from civicwatt.yamlfile import ConfigError
 from dashboard import integrations
 from dashboard.access import (
     Forbidden,
@@ -71,7 +73,7 @@ from dashboard.pages import (
     subitem_split,
     ytd_figure,
 )
-from dashboard.ranking import PAGE_SIZE, RankQuery, ranked
+from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankQuery, ranked
 
 SESSION_HOURS = 12  # a working day; then log in again
 LOGIN_MAX_FAILURES = 5  # failed logins per user and address ...
@@ -82,6 +84,7 @@ TARGET_KEYS = {"tce": "energy_tce", "water_m3": "water_m3", "t_co2": "co2_t", "k
                "kgce_per_person": "kgce_per_person", "water_m3_per_person": "water_m3_per_person"}
 RANKED_CACHE = 64  # sorted ranking results kept for paging (each at most a few MB)
 DAILY_DAYS = 60  # days shown in the institution's daily chart
+MAX_DOWNLOAD_DAYS = 3660  # ten years of daily rows at most per download
 PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/_dash-layout", "/_dash-dependencies", "/assets/",
                    "/_favicon.ico", "/_reload-hash")
 
@@ -146,18 +149,25 @@ def _esc(s: str) -> str:
 
 def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_path: str | Path | None = None,
                data_dir: str | Path | None = None, secret_key: str | None = None,
-               now: Callable[[], pd.Timestamp] | None = None, cache_ttl_s: float = 300.0) -> dash.Dash:
+               now: Callable[[], pd.Timestamp] | None = None, cache_ttl_s: float = 300.0,
+               mv_dirs: list[str | Path] | None = None) -> dash.Dash:
     """The dashboard for `registry` over `store`.
 
     users_file: the YAML written by `civicwatt users` (see dashboard.auth);
     quotas_path: quotas.yaml (dual-control targets, quota standards), optional;
     data_dir: where alerts (the outbox) live and the session key is kept;
-    now: a clock (tests); cache_ttl_s: how long year tables are reused.
+    now: a clock (tests); cache_ttl_s: how long year tables are reused;
+    mv_dirs: folders of savings-verification project files (default: `mv/` next to
+    the registry file and in data_dir).
     """
     users_file = Path(users_file)
     data_path = Path(data_dir) if data_dir is not None else None
     directory = UserDirectory(users_file)
     quotas = integrations.Quotas(quotas_path, registry)
+    if mv_dirs is None:
+        mv_dirs = [p / "mv" for p in (Path(registry.source).parent if Path(registry.source).is_file() else None,
+                                      data_path) if p is not None]
+    mv = integrations.MVProjects([Path(d) for d in mv_dirs], registry, store)
     service = DataService(registry, store, quotas=quotas.config, cache_ttl_s=cache_ttl_s,
                           **({"now": now} if now is not None else {}))
     region_name = {r.id: r.name for r in registry.regions}
@@ -244,7 +254,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         args = flask.request.args
         try:
             q = _rank_query(user, args.get("year"), args.get("region") or None, args.get("category") or None,
-                            args.get("indicator") or "kgce_per_m2", args.get("search") or "", [], 0, 10**9)
+                            args.get("indicator") or DEFAULT_INDICATOR, args.get("search") or "", [], 0, 10**9)
         except Forbidden:
             flask.abort(403)
         except ValueError:
@@ -261,7 +271,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         except Forbidden:
             flask.abort(403)
         end = service.today() + pd.Timedelta(days=1)
-        start = end - pd.Timedelta(days=int(flask.request.args.get("days", DAILY_DAYS)))
+        start = end - pd.Timedelta(days=min(max(_int_arg("days", DAILY_DAYS), 1), MAX_DOWNLOAD_DAYS))
         ids = [m.id for m in institution_meters(registry, inst)]
         c = service.consumption("day", start, end, ids)
         out = c[["meter_id", "period_start", "quantity", "estimated_share"]].copy()
@@ -289,11 +299,8 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             period = pd.Period(month, freq="M")
         except ValueError:
             flask.abort(400)
-        scoped = scoped_registry(registry, user.institution_ids(registry))
-        try:
-            data = integrations.report_bytes(scoped, store, str(period), quotas_path)
-        except integrations.NotAvailable:
-            flask.abort(501)
+        scoped = registry if user.role == "admin" else scoped_registry(registry, user.institution_ids(registry))
+        data = integrations.report_bytes(scoped, store, str(period), quotas.config())
         return flask.send_file(io.BytesIO(data), as_attachment=True, download_name=f"monthly-report-{period}.xlsx",
                                mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
@@ -324,8 +331,11 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             regions = frozenset(registry.region_subtree(require_region(user, registry, region)))
         elif user.role == "region":
             regions = frozenset(user.region_ids(registry))
+        elif user.role == "institution" and user.scope in registry.institution_by_id:
+            # peers: the same category in the institution's own region (rows limited below)
+            regions = frozenset(registry.region_subtree(registry.institution_by_id[user.scope].region))
         else:
-            regions = None  # admin: all; institution user: peers everywhere, rows limited below
+            regions = None  # admin: the whole portfolio
         visible = None if user.role == "admin" else frozenset(user.institution_ids(registry))
         sort = tuple((str(s.get("column_id")), str(s.get("direction", "asc"))) for s in (sort_by or []))
         sort = tuple(("level" if c == "level_name" else "region" if c == "region_name" else
@@ -436,7 +446,10 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             insts &= user.institution_ids(registry)
         except Forbidden:
             return forbidden(lang)
-        year = int(year or service.current_year())
+        try:
+            year = int(year or service.current_year())
+        except (ValueError, TypeError):
+            raise PreventUpdate from None
         scope = f"region:{region}" if region else (f"institution:{user.scope}" if user.role == "institution" else None)
         return overview_content(insts, scope, year, lang)
 
@@ -581,7 +594,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                          indicator: str | None, search: str | None, page: int | None, page_size: int | None,
                          sort_by: list | None, lang: str | None, trigger: Any = None) -> tuple:
         lang = norm_lang(lang)
-        indicator = indicator or "kgce_per_m2"
+        indicator = indicator or DEFAULT_INDICATOR
         if user is None:
             raise PreventUpdate
         if trigger not in (None, "rank-table"):
@@ -703,7 +716,10 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             inst = require_institution(user, registry, inst_id)
         except Forbidden:
             return {"layout": {"title": {"text": t("forbidden", lang)}}}
-        day = pd.Timestamp(date or service.today().date().isoformat()).tz_localize(service.tz)
+        try:
+            day = pd.Timestamp(date or service.today().date().isoformat()).normalize().tz_localize(service.tz)
+        except (ValueError, TypeError):
+            raise PreventUpdate from None
         meters = institution_meters(registry, inst)
         hourly = service.consumption("hour", day, day + pd.Timedelta(days=1),
                                      [m.id for m in meters if m.energy == "electricity"])
@@ -799,17 +815,86 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         return f"/download/ledger?year={year}", f"/download/ledger?year={year}&format=csv"
 
     # -- savings verification ------------------------------------------------------------------------------
+    def visible_projects(user: User) -> list[dict]:
+        """Projects whose every institution the user may see (a project without a
+        resolvable institution is for administrators only)."""
+        out = []
+        for p in mv.projects():
+            insts = p["institutions"]
+            if user.role == "admin" or (insts and all(user.can_see(registry, i) for i in insts)):
+                out.append(p)
+        return out
+
     def mv_page(user: User, lang: str) -> html.Div:
-        projects = integrations.mv_projects(data_path, quotas_path)
-        visible = [p for p in projects if user.can_see(registry, str(p.get("institution", "")))]
-        if not visible:
-            return html.Div(t("not_available", lang) if not projects else t("no_data", lang), className="empty",
-                            id="mv")
-        rows = [html.Tr([html.Td(p.get("id", "")), html.Td(p.get("institution", "")),
-                         html.Td(str(p.get("energy", ""))), html.Td(str(p.get("file", "")))]) for p in visible]
-        return html.Div(id="mv", children=[html.H2(t("nav_mv", lang)), html.Table(
-            [html.Thead(html.Tr([html.Th(t("project", lang)), html.Th(t("col_name", lang)), html.Th("energy"),
-                                 html.Th("file")])), html.Tbody(rows)], className="grid")])
+        projects = visible_projects(user)
+        if not projects:
+            return html.Div(t("no_mv_projects", lang), className="empty", id="mv")
+        return html.Div(id="mv", children=[
+            html.H2(t("nav_mv", lang)),
+            html.Div(className="controls", children=[
+                html.Label([t("project", lang), dcc.Dropdown(
+                    id="mv-project", options=[{"label": f"{p['name']} ({p['id']})", "value": p["id"]}
+                                              for p in projects], value=projects[0]["id"], clearable=False)]),
+                html.A(t("download", lang) + " (xlsx)", id="mv-download", href="#", className="button"),
+            ]),
+            dcc.Loading(html.Div(id="mv-body")),
+        ])
+
+    @app.callback(Output("mv-body", "children"), Output("mv-download", "href"), Input("mv-project", "value"),
+                  State("lang", "data"))
+    def mv_body(project_id: str | None, lang: str | None) -> tuple:
+        lang = norm_lang(lang)
+        user = current_user()
+        match = [p for p in visible_projects(user)] if user is not None else []
+        match = [p for p in match if p["id"] == project_id]
+        if not match:
+            return forbidden(lang), "#"
+        p = match[0]
+        if p["error"]:
+            return html.Pre(p["error"], className="error"), "#"
+        try:
+            result = mv.result(p["file"])
+        except (ConfigError, ValueError) as exc:  # data do not allow a verification: show every problem
+            return html.Pre(str(exc), className="error", id="mv-error"), "#"
+        return mv_content(result, lang), f"/download/mv/{p['id']}.xlsx"
+
+    def mv_content(result: Any, lang: str) -> html.Div:
+        from models.mv.report import chart_frame
+
+        s = result.summary
+        keys = ["model", "n", "r2", "cvrmse", "nmbe", "meets_ashrae14", "adjusted_baseline", "reporting_actual",
+                "avoided", "avoided_fraction", "avoided_low90", "avoided_high90", "normalized_savings", "payment_cny"]
+        rows = [html.Tr([html.Td(k), html.Td(_mv_value(s.get(k)), className="num")]) for k in keys if k in s]
+        chart = chart_frame(result)
+        fig = go.Figure()
+        for col, name in (("actual", t("actual", lang)), ("baseline_model", t("baseline_model", lang)),
+                          ("adjusted_baseline", t("adjusted_baseline", lang))):
+            fig.add_trace(go.Scatter(x=chart["month"], y=chart[col], mode="lines+markers", name=name))
+        fig.update_layout(title=f"{t('nav_mv', lang)} ({result.project.unit or ''})", template="plotly_white",
+                          height=360, margin={"l": 40, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h"})
+        return html.Div([
+            html.Table([html.Tbody(rows)], className="grid", id="mv-summary"),
+            dcc.Graph(id="mv-chart", figure=fig),
+            html.Ul([html.Li(w_) for w_ in result.warnings], className="warnings") if result.warnings else None,
+        ])
+
+    def _mv_value(v: Any) -> str:
+        if isinstance(v, float):
+            return fmt(v, 4) if abs(v) < 10 else fmt(v, 1)
+        return str(v)
+
+    @server.route("/download/mv/<project_id>.xlsx")
+    def download_mv(project_id: str) -> Any:
+        user = _user_or_401()
+        match = [p for p in visible_projects(user) if p["id"] == project_id and not p["error"]]
+        if not match:
+            flask.abort(403)
+        try:
+            data = mv.report_bytes(match[0]["file"])
+        except (ConfigError, ValueError) as exc:  # the verification's own message, as text
+            return flask.Response(str(exc), status=422, mimetype="text/plain")
+        return flask.send_file(io.BytesIO(data), as_attachment=True, download_name=f"mv-{project_id}.xlsx",
+                               mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     app.service = service  # for tests and the demo: cache control
     app.users = directory

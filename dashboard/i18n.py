@@ -140,6 +140,10 @@ TEXT: dict[str, dict[str, str]] = {
     # savings verification
     "project": {"zh": "项目", "en": "Project"},
     "avoided": {"zh": "节能量", "en": "Avoided energy"},
+    "baseline_model": {"zh": "基准模型", "en": "Baseline model"},
+    "adjusted_baseline": {"zh": "调整后基准", "en": "Adjusted baseline"},
+    "no_mv_projects": {"zh": "暂无节能量核定项目（将项目文件放入 mv/ 目录）。",
+                       "en": "No savings-verification projects (put project files in an mv/ folder)."},
     # login
     "username": {"zh": "用户名", "en": "Username"},
     "password": {"zh": "密码", "en": "Password"},

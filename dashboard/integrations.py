@@ -1,30 +1,17 @@
 """Thin adapters to the quotas, alerts, ledger, report and savings-verification code.
 
-Those packages are developed alongside the dashboard; each adapter imports lazily and
-degrades to "not available" (an empty result or `NotAvailable`) when the package or
-its input file is missing, so the dashboard always starts.
+Each adapter imports its package when first used and keeps what is costly (the quota
+file, the outbox, verification results) until its files change.
 """
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from civicwatt.registry import Registry
-
-
-class NotAvailable(Exception):
-    """The feature's package or configuration is not there."""
-
-
-def _module(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
 
 
 class Quotas:
@@ -58,12 +45,11 @@ def outbox(data_dir: Path | None) -> Any | None:
     """The alert outbox kept in `data_dir` (quotas.notify.Outbox), or None."""
     if data_dir is None:
         return None
-    mod = _module("quotas.notify")
-    if mod is None:
-        return None
+    from quotas.notify import Outbox
+
     key = Path(data_dir).resolve()
     if key not in _OUTBOXES:
-        _OUTBOXES[key] = mod.Outbox(key)
+        _OUTBOXES[key] = Outbox(key)
     return _OUTBOXES[key]
 
 
@@ -93,34 +79,76 @@ def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year:
         return out.read_bytes()
 
 
-def report_bytes(registry: Registry, store: Any, month: str, quotas_path: str | Path | None) -> bytes:
-    """The monthly statistical report (xlsx bytes)."""
-    mod = _module("quotas.report")
-    if mod is None or not hasattr(mod, "write_monthly_report"):
-        raise NotAvailable("quotas.report")
+def report_bytes(registry: Registry, store: Any, month: str, quotas: Any | None) -> bytes:
+    """The monthly statistical report (quotas.report) of `registry`'s institutions as
+    xlsx bytes. Pass a registry scoped to what the user may see: region and category
+    sheets then sum only those institutions."""
+    from quotas.report import monthly_report, write_report
+
+    tables = monthly_report(store, registry, month, basis=quotas.basis if quotas is not None else "equivalent")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.xlsx"
-        mod.write_monthly_report(registry, store, month, out, quotas_path=quotas_path)
+        write_report(tables, out)
         return out.read_bytes()
 
 
-def mv_projects(data_dir: Path | None, quotas_path: str | Path | None) -> list[dict]:
-    """Savings-verification project files (`*.yaml` under `<data_dir>/mv/`): id,
-    institution, energy, file."""
-    if data_dir is None:
-        return []
-    folder = Path(data_dir) / "mv"
-    if not folder.is_dir():
-        return []
-    import yaml
-
-    out = []
-    for f in sorted(folder.glob("*.yaml")):
-        try:
-            doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
-            continue
-        if isinstance(doc, dict):
-            out.append({"id": doc.get("id", f.stem), "institution": doc.get("institution", ""),
-                        "energy": doc.get("energy", ""), "file": f.name})
+def mv_project_files(dirs: list[Path]) -> list[Path]:
+    """Savings-verification project files (`*.yaml`) in these folders."""
+    out: list[Path] = []
+    for d in dirs:
+        if d.is_dir():
+            out.extend(sorted(d.glob("*.yaml")))
     return out
+
+
+class MVProjects:
+    """Savings-verification projects (models.mv) found in folders; each loaded and
+    verified once per version of its files (cached by file modification times)."""
+
+    def __init__(self, dirs: list[Path], registry: Registry, store: Any):
+        self.dirs = dirs
+        self.registry = registry
+        self.store = store
+        self._cache: dict[Path, tuple[tuple, Any]] = {}
+        self._lock = threading.Lock()
+
+    def projects(self) -> list[dict]:
+        """id, name, institution ids it covers, file; projects that fail to load are
+        listed with their error."""
+        from models.mv import load_project
+
+        out = []
+        for f in mv_project_files(self.dirs):
+            try:
+                p = load_project(f, self.registry)
+            except Exception as exc:  # a bad file must not take the page down: show the problem
+                out.append({"id": f.stem, "name": f.stem, "institutions": set(), "file": f, "error": str(exc)})
+                continue
+            insts = {p.institution} if p.institution else set()
+            by_id = self.registry.meter_by_id
+            insts |= {by_id[m].institution for m in (p.meter_ids or p.meters or []) if m in by_id}
+            out.append({"id": p.id, "name": p.name or p.id, "institutions": insts, "file": f, "error": None})
+        return out
+
+    def result(self, file: Path) -> Any:
+        """models.mv.verify of the project in `file` (cached per version of its files)."""
+        from models.mv import load_project, verify
+
+        project = load_project(file, self.registry)
+        stamp = (*sorted(project.file_hashes.items()), file.stat().st_mtime_ns)
+        with self._lock:
+            hit = self._cache.get(file)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+        result = verify(project, self.store, self.registry)
+        with self._lock:
+            self._cache[file] = (stamp, result)
+        return result
+
+    def report_bytes(self, file: Path) -> bytes:
+        from models.mv import write_report
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "mv.xlsx"
+            write_report(self.result(file), out)
+            return out.read_bytes()

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from civicwatt.registry import INDEX_UNIT, Meter, Registry
 from dashboard.data import INDICATORS
 from dashboard.i18n import t
-from dashboard.ranking import PAGE_SIZE
+from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE
 
 LEVEL_COLOURS = {  # quota level (quotas.evaluate) -> colour: green guide .. red above the constraint
     "guide": "#b2f2bb",
@@ -61,7 +61,7 @@ def ranking_controls(lang: str, regions: list[tuple[str, str]], categories: list
         html.Label([t("year", lang), dcc.Dropdown(id="rank-year", options=[
             {"label": str(y), "value": y} for y in years], value=year, clearable=False)]),
         html.Label([t("indicator", lang), dcc.Dropdown(id="rank-indicator", options=[
-            {"label": t(f"ind_{i}", lang), "value": i} for i in INDICATORS], value="kgce_per_m2",
+            {"label": t(f"ind_{i}", lang), "value": i} for i in INDICATORS], value=DEFAULT_INDICATOR,
             clearable=False)]),
         html.Label([t("search_name", lang), dcc.Input(id="rank-search", type="search", debounce=True,
                                                       placeholder=t("search_name", lang))]),
@@ -86,7 +86,7 @@ def ranking_columns(lang: str, indicator: str) -> list[dict]:
 
 def ranking_table(lang: str) -> dash_table.DataTable:
     return dash_table.DataTable(
-        id="rank-table", columns=ranking_columns(lang, "kgce_per_m2"), data=[],
+        id="rank-table", columns=ranking_columns(lang, DEFAULT_INDICATOR), data=[],
         page_action="custom", page_current=0, page_size=PAGE_SIZE, page_count=1,
         sort_action="custom", sort_mode="single", sort_by=[],
         markdown_options={"link_target": "_self"},

@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 PAGE_SIZE = 25
+# Energy per person: a headline indicator (domain.md s.1) with a quota standard, so the
+# table opens with its level colours.
+DEFAULT_INDICATOR = "kgce_per_person"
 SORTABLE = ("rank", "institution_id", "name", "region", "category", "value", "yoy", "level",
             "estimated_share", "peers")
 # quota levels from best to worst (quotas.evaluate: three- and two-level standards)
@@ -31,7 +34,7 @@ class RankQuery:
     """What the user asked for. `regions`: the chosen region's subtree (None: all);
     `visible`: institution ids the user may see (None: all, i.e. administrator)."""
 
-    indicator: str = "kgce_per_m2"
+    indicator: str = DEFAULT_INDICATOR
     regions: frozenset[str] | None = None
     category: str | None = None
     search: str = ""

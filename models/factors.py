@@ -17,6 +17,7 @@ kgCO2 per unit for emissions (a grid factor in tCO2/MWh is the same number in kg
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,10 @@ def _parse(path: Path) -> tuple[dict[str, Any], list[Problem]]:
                 if col not in item:
                     problems.append(Problem(file, item.line, f"{where}.{col}", "required"))
             value = item.get("value")
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            if isinstance(value, str):  # YAML 1.1 reads 1e-3 as text
+                with contextlib.suppress(ValueError):
+                    value = float(value)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
                 problems.append(Problem(file, item.line_of("value"), f"{where}.value",
                                         f"must be a non-negative number, not {value!r}"))
                 continue

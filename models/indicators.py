@@ -119,21 +119,29 @@ def _complete_institutions(inst: pd.DataFrame, factors: FactorSet) -> pd.DataFra
 
 
 # -- codes -------------------------------------------------------------------------------
-def _codes(col: pd.Series, universe: pd.Index) -> np.ndarray:
-    """Position of each value of `col` in `universe` (-1 when absent), without hashing
-    every row when `col` is categorical."""
+def _code_lut(col: pd.Series, universe: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, lut): per row a code and a table mapping codes to positions in
+    `universe` (-1 when absent; the last entry serves code -1, a missing value), so
+    that `lut[codes]` is each row's position. Categorical columns are not hashed."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        lut = np.append(universe.get_indexer(col.cat.categories), -1).astype(np.int32)  # code -1 -> -1
-        return lut[col.cat.codes.to_numpy()]
-    codes, uniq = pd.factorize(col)  # hash once, then look the few distinct values up
-    lut = np.append(universe.get_indexer(pd.Index(uniq)), -1).astype(np.int32)
-    return lut[codes]
+        codes, cats = col.cat.codes.to_numpy(), pd.Index(col.cat.categories)
+    else:
+        codes, cats = pd.factorize(col)  # hash once, then look the few distinct values up
+        cats = pd.Index(cats)
+    lut = np.append(universe.get_indexer(cats), -1).astype(np.int64)
+    return codes, lut
+
+
+def _codes(col: pd.Series, universe: pd.Index) -> np.ndarray:
+    """Position of each value of `col` in `universe` (-1 when absent)."""
+    codes, lut = _code_lut(col, universe)
+    return lut.astype(np.int32)[codes]
 
 
 def _period_codes(col: pd.Series, tz: str | None) -> tuple[np.ndarray, pd.DatetimeIndex]:
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes, uniq = col.cat.codes.to_numpy(), pd.DatetimeIndex(col.cat.categories)
-        if (codes < 0).any():
+        if codes.min(initial=0) < 0:
             raise ValueError("use frame has rows without a period_start")
     else:
         codes, uniq = pd.factorize(col, sort=False)
@@ -227,9 +235,10 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
     freq: the use frame's own period length (hour|day|month|year), inferred if None;
     it decides how heating seasons split a period.
 
-    Returns institution_id, energy, period_start (local, tz-aware), year (int),
-    quantity (canonical unit), estimated_quantity, heating_quantity (the heating-season
-    part of heating rows), rows (count of use rows).
+    Returns institution_id, energy (both categorical: integer codes, compare with
+    strings as usual), period_start (local, tz-aware), year (int), quantity (canonical
+    unit), estimated_quantity, heating_quantity (the heating-season part of heating
+    rows), rows (count of use rows).
     Sub-meter rows (is_main False) are ignored. Raises ValueError for rows of
     institutions or energies not known.
     """
@@ -240,81 +249,80 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
         inst = inst.assign(heating_start=DEFAULT_SEASON[0], heating_end=DEFAULT_SEASON[1])
     universe = pd.Index(inst["institution_id"].astype(str))
     if use.empty:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in (
-            ("institution_id", object), ("energy", object), ("period_start", "datetime64[s, UTC]"), ("year", int),
-            ("quantity", float), ("estimated_quantity", float), ("heating_quantity", float), ("rows", int))})
-    ipos = _codes(use["institution_id"], universe)
-    epos = _codes(use["energy"], pd.Index(ENERGIES))
+        return pd.DataFrame({
+            "institution_id": pd.Categorical([], categories=universe), "energy": pd.Categorical([], categories=ENERGIES),
+            "period_start": pd.DatetimeIndex([], tz=tz or "Asia/Shanghai"), "year": np.array([], int),
+            **{c: np.array([], float) for c in ("quantity", "estimated_quantity", "heating_quantity")},
+            "rows": np.array([], int)})
     mask = use["is_main"].to_numpy(bool) if "is_main" in use else None
-    for name, pos, known in (("institution", ipos, universe), ("energy", epos, ENERGIES)):
-        bad = pos < 0 if mask is None else (pos < 0) & mask
-        if bad.any():
-            col = "institution_id" if name == "institution" else "energy"
-            vals = pd.unique(use[col].to_numpy()[bad])[:5]
-            raise ValueError(f"use frame has rows of unknown {name}(s) {list(vals)} "
-                             f"(known: {len(known)}); add them to the registry or drop the rows")
-    pcodes, puniq = _period_codes(use["period_start"], tz)
+    ci, lut_i = _code_lut(use["institution_id"], universe)
+    ce, lut_e = _code_lut(use["energy"], pd.Index(ENERGIES))
+    for name, codes, lut, known in (("institution", ci, lut_i, universe), ("energy", ce, lut_e, ENERGIES)):
+        if (lut < 0).any():  # only then look at the rows
+            bad = lut[codes] < 0
+            if mask is not None:
+                bad &= mask
+            if bad.any():
+                col = "institution_id" if name == "institution" else "energy"
+                vals = pd.unique(use[col].to_numpy()[bad])[:5]
+                raise ValueError(f"use frame has rows of unknown {name}(s) {list(vals)} "
+                                 f"(known: {len(known)}); add them to the registry or drop the rows")
+    cp, puniq = _period_codes(use["period_start"], tz)
     freq = freq or infer_freq(puniq)
     key_starts = _period_key(puniq, period)
     kcodes, kuniq = pd.factorize(key_starts, sort=True)
     kuniq = pd.DatetimeIndex(kuniq)
-    n_e, n_k, n_p = len(ENERGIES), len(kuniq), len(puniq)
+    n_e, n_k = len(ENERGIES), len(kuniq)
     nbins = len(universe) * n_e * n_k
     kt = np.int32 if nbins + 1 < 2**31 else np.int64
-    # bin = (institution x energy x output period); rows left out (sub-meters) go to bin `nbins`
-    key = ipos.astype(kt, copy=True)
-    key *= n_e * n_k
-    key += epos.astype(kt) * n_k
-    key += kcodes.astype(kt)[pcodes]
+    # bin = institution x energy x output period, from three lookups in premultiplied
+    # tables; rows left out (sub-meters) go to the extra bin `nbins`.
+    key = np.maximum(lut_i, 0).astype(kt)[ci]
+    key *= kt(n_e * n_k)
+    key += (np.maximum(lut_e, 0) * n_k).astype(kt)[ce]
+    key += kcodes.astype(kt)[cp]
     if mask is not None:
         np.copyto(key, kt(nbins), where=~mask)
-    q = use["quantity"].to_numpy(np.float64)
-
-    # Heating-season part of heating rows: weight = q x the season fraction of the row's
-    # period in its institution's season (a table of seasons x native periods).
-    seasons = inst["heating_start"].astype(str) + "|" + inst["heating_end"].astype(str)
-    scodes, suniq = pd.factorize(seasons)
-    frac = heating_fraction(puniq, freq, [tuple(x.split("|")) for x in suniq])
-    heating = use["heating"].to_numpy(bool) if "heating" in use else (epos == ENERGIES.index("heat"))
-    if len(suniq) == 1:
-        table = np.append(frac[0], 0.0)  # index n_p: not a heating row
-        idx = pcodes.astype(np.int32 if n_p < 2**31 else np.int64, copy=True)
-        np.copyto(idx, n_p, where=~heating)
-    else:
-        table = np.append(frac.ravel(), 0.0)
-        idx = scodes[np.maximum(ipos, 0)].astype(np.int64) * n_p + pcodes
-        np.copyto(idx, frac.size, where=~heating)
-    hw = table[idx]
-    hw *= q
-
-    if nbins + 1 <= _MAX_DENSE_BINS:
+    dense = nbins + 1 <= _MAX_DENSE_BINS
+    if dense:
         bins, nb = key, nbins + 1
     else:
         bins, ukeys = pd.factorize(key)
         nb = len(ukeys)
+    q = use["quantity"].to_numpy(np.float64)
     cnt = np.bincount(bins, minlength=nb)
     qs = np.bincount(bins, weights=q, minlength=nb)
     if "estimated_share" in use:
-        est = use["estimated_share"].to_numpy(np.float64) * q
-        es = np.bincount(bins, weights=est, minlength=nb)
-        del est
+        est = use["estimated_share"].to_numpy()
+        es = np.bincount(bins, weights=np.multiply(q, est, dtype=np.float64), minlength=nb)
     else:
         es = np.zeros(nb)
-    hs = np.bincount(bins, weights=hw, minlength=nb)
-    del hw, idx
-    if nbins + 1 <= _MAX_DENSE_BINS:
+
+    # Heating-season part of heating rows: quantity x the share of the row's period in
+    # its institution's season (a small table of seasons x native periods).
+    heating = use["heating"].to_numpy(bool) if "heating" in use else (lut_e[ce] == ENERGIES.index("heat"))
+    h = np.flatnonzero(heating if mask is None else heating & mask)
+    seasons = inst["heating_start"].astype(str) + "|" + inst["heating_end"].astype(str)
+    scodes, suniq = pd.factorize(seasons)
+    frac = heating_fraction(puniq, freq, [tuple(x.split("|")) for x in suniq])
+    # one season for all (the usual case): index by period only
+    w = frac[0][cp[h]] if len(suniq) == 1 else frac[scodes[lut_i[ci[h]]], cp[h]]
+    w *= q[h]
+    hs = np.bincount(bins[h], weights=w, minlength=nb)
+    del w, h, key, bins
+    if dense:
         cnt[nbins] = 0  # the sub-meter bin
     else:
         cnt[ukeys == nbins] = 0
     present = np.flatnonzero(cnt)
-    full = present if nbins + 1 <= _MAX_DENSE_BINS else ukeys[present].astype(np.int64)
+    full = present if dense else ukeys[present].astype(np.int64)
     k = full % n_k
     e = (full // n_k) % n_e
     i = full // (n_k * n_e)
     starts = kuniq[k]
     return pd.DataFrame({
-        "institution_id": universe.to_numpy()[i],
-        "energy": np.asarray(ENERGIES, dtype=object)[e],
+        "institution_id": pd.Categorical.from_codes(i.astype(np.int32), categories=universe, validate=False),
+        "energy": pd.Categorical.from_codes(e.astype(np.int8), categories=list(ENERGIES), validate=False),
         "period_start": starts,
         "year": starts.year.to_numpy(),
         "quantity": qs[present],
@@ -325,6 +333,31 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
 
 
 # -- step 2: factors and indicators ------------------------------------------------------------
+_FACTOR_COLS = ("kgce_per_unit", "kgco2_per_unit", "scope", "provisional", "coal_source", "emission_source",
+                "emission_unit")
+
+
+def _factor_lookup(sums: pd.DataFrame, inst: pd.DataFrame, factors: FactorSet, basis: str,
+                   columns: Sequence[str] = _FACTOR_COLS) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(institution positions in `inst`, energy codes, {factor column: array per row of
+    sums}); factors are looked up once per distinct (energy, factor region, year)."""
+    ic = _codes(sums["institution_id"], pd.Index(inst["institution_id"].astype(str)))
+    if (ic < 0).any():
+        unknown = pd.unique(sums["institution_id"].to_numpy()[ic < 0])[:5]
+        raise ValueError(f"sums have rows of unknown institution(s) {list(unknown)}")
+    ec = _codes(sums["energy"], pd.Index(ENERGIES))
+    rcodes, runiq = pd.factorize(inst["factor_region"].fillna("").astype(str))
+    ycodes, yuniq = pd.factorize(sums["year"].to_numpy(np.int64))
+    n_r, n_y = max(len(runiq), 1), max(len(yuniq), 1)
+    combo = (ec.astype(np.int64) * n_r + rcodes[ic]) * n_y + ycodes
+    ucombo, inv = np.unique(combo, return_inverse=True)
+    keys = pd.DataFrame({"energy": np.asarray(ENERGIES, dtype=object)[ucombo // (n_r * n_y)],
+                         "factor_region": np.asarray(runiq, dtype=object)[(ucombo // n_y) % n_r],
+                         "year": np.asarray(yuniq)[ucombo % n_y].astype(float)})
+    ff = factors.factor_frame(keys, basis)
+    return ic, ec, {c: ff[c].to_numpy()[inv] for c in columns}
+
+
 def priced_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet,
                 basis: str = "equivalent") -> pd.DataFrame:
     """`sums` with the factors applied, one row per institution, energy and period:
@@ -333,14 +366,16 @@ def priced_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorS
     emission_unit, kgco2, t_co2, coal_source, emission_source, provisional, factor_region.
     The carbon ledger is this frame grouped by institution and energy."""
     basis = normalize_basis(basis)
-    inst = _complete_institutions(institutions, factors).set_index("institution_id")
+    inst = _complete_institutions(institutions, factors)
+    ic, _ec, f = _factor_lookup(sums, inst, factors, basis)
     s = sums.copy()
-    s["factor_region"] = s["institution_id"].map(inst["factor_region"]).fillna("").to_numpy(object)
-    f = factors.factor_frame(s[["energy", "factor_region", "year"]], basis)
-    for col in ("kgce_per_unit", "kgco2_per_unit", "scope", "provisional", "coal_source", "emission_source",
-                "emission_unit"):
-        s[col] = f[col].to_numpy()
-    s["unit"] = s["energy"].map(UNITS)
+    for col in ("institution_id", "energy"):  # plain strings in this (small) frame
+        if isinstance(s[col].dtype, pd.CategoricalDtype):
+            s[col] = s[col].astype(object)
+    s["factor_region"] = inst["factor_region"].fillna("").to_numpy(object)[ic]
+    for col in _FACTOR_COLS:
+        s[col] = f[col]
+    s["unit"] = s["energy"].astype(object).map(UNITS)
     s["kgce"] = s["quantity"] * s["kgce_per_unit"]
     s["estimated_kgce"] = s["estimated_quantity"] * s["kgce_per_unit"]
     s["heating_kgce"] = s["heating_quantity"] * s["kgce_per_unit"]
@@ -377,28 +412,43 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _pivot(priced: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Extensive columns per `keys` from priced sums."""
-    p = priced
-    coal = p["energy"].isin(COAL_ENERGIES)
-    vehicle = p["energy"].isin(VEHICLE_FUELS)
-    water = (p["energy"] == "water").to_numpy()
-    parts = pd.DataFrame({
-        **{k: p[k].to_numpy() for k in keys},
-        "kgce": np.where(coal, p["kgce"], 0.0),
-        "heating_kgce": np.where(coal, p["heating_kgce"], 0.0),
-        "vehicle_kgce": np.where(vehicle, p["kgce"], 0.0),
-        "estimated_kgce": np.where(coal, p["estimated_kgce"], 0.0),
-        "estimated_water_m3": np.where(water, p["estimated_quantity"], 0.0),
-        "kgco2_scope1": np.where(p["scope"] == 1, p["kgco2"], 0.0),
-        "kgco2_scope2": np.where(p["scope"] == 2, p["kgco2"], 0.0),
-        "provisional": p["provisional"].to_numpy(bool) & (coal.to_numpy() | (p["scope"].to_numpy() > 0)),
-    })
-    g = parts.groupby(keys, sort=True).agg({c: "sum" for c in parts.columns if c not in keys} | {"provisional": "any"})
-    q = p.pivot_table(index=keys, columns="energy", values="quantity", aggfunc="sum", observed=True, sort=True)
-    q = q.reindex(columns=list(ENERGIES)).fillna(0.0)
-    q.columns = [QTY_COL[e] for e in ENERGIES]
-    return g.join(q, how="left")
+_COAL_MASK = np.isin(np.asarray(ENERGIES), COAL_ENERGIES)
+_VEHICLE_MASK = np.isin(np.asarray(ENERGIES), VEHICLE_FUELS)
+_WATER = ENERGIES.index("water")
+_EXT_COLS = ["kgce", "heating_kgce", "vehicle_kgce", "estimated_kgce", "estimated_water_m3", "kgco2_scope1",
+             "kgco2_scope2"]
+
+
+def _extensive(sums: pd.DataFrame, inst: pd.DataFrame, factors: FactorSet, basis: str,
+               group: np.ndarray | None, n_groups: int) -> dict[str, np.ndarray]:
+    """Extensive columns per group (bincount over integer group codes of the sums rows;
+    group None: per institution of `inst`)."""
+    ic, ec, f = _factor_lookup(sums, inst, factors, basis, ("kgce_per_unit", "kgco2_per_unit", "scope",
+                                                           "provisional"))
+    g = ic if group is None else group
+    q = sums["quantity"].to_numpy(float)
+    kpu = f["kgce_per_unit"].astype(float) * _COAL_MASK[ec]
+    kco2 = q * f["kgco2_per_unit"].astype(float)
+    scope = f["scope"].astype(int)
+    kgce = q * kpu
+    w = {
+        "kgce": kgce,
+        "heating_kgce": sums["heating_quantity"].to_numpy(float) * kpu,
+        "vehicle_kgce": kgce * _VEHICLE_MASK[ec],
+        "estimated_kgce": sums["estimated_quantity"].to_numpy(float) * kpu,
+        "estimated_water_m3": sums["estimated_quantity"].to_numpy(float) * (ec == _WATER),
+        "kgco2_scope1": kco2 * (scope == 1),
+        "kgco2_scope2": kco2 * (scope == 2),
+    }
+    out = {k: np.bincount(g, weights=v, minlength=n_groups) for k, v in w.items()}
+    qty = np.bincount(g.astype(np.int64) * len(ENERGIES) + ec, weights=q,
+                      minlength=n_groups * len(ENERGIES)).reshape(n_groups, len(ENERGIES))
+    for j, e in enumerate(ENERGIES):
+        out[QTY_COL[e]] = qty[:, j]
+    prov = f["provisional"].astype(bool) & (_COAL_MASK[ec] | (scope > 0))
+    out["provisional"] = np.bincount(g, weights=prov, minlength=n_groups) > 0
+    out["has_data"] = np.bincount(g, minlength=n_groups) > 0
+    return out
 
 
 def indicators_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet,
@@ -407,30 +457,31 @@ def indicators_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors
     (then with a period_start column) from `energy_sums`.
 
     Every institution of `institutions` gets a row (per period when by_period: only
-    the periods present in `sums`); those without data have has_data False.
+    the periods present in `sums`), in the order of `institutions`; those without data
+    have has_data False.
     """
     basis = normalize_basis(basis)
     inst = _complete_institutions(institutions, factors)
-    keys = ["institution_id", "period_start"] if by_period else ["institution_id"]
-    ext = _pivot(priced_sums(sums, inst, factors, basis), keys) if len(sums) else None
+    n_i = len(inst)
     if by_period:
-        periods = pd.DatetimeIndex(sorted(sums["period_start"].unique())) if len(sums) else pd.DatetimeIndex([])
-        index = pd.MultiIndex.from_product([inst["institution_id"], periods], names=keys)
+        pc, periods = pd.factorize(sums["period_start"], sort=True)
+        periods = pd.DatetimeIndex(periods)
+        n_per = len(periods)
+        ic = _codes(sums["institution_id"], pd.Index(inst["institution_id"].astype(str)))
+        group = ic.astype(np.int64) * n_per + pc
+        n_groups = n_i * n_per
+        rows = np.repeat(np.arange(n_i), n_per)
     else:
-        index = pd.Index(inst["institution_id"], name="institution_id")
-    cols = [*QTY_COL.values(), "kgce", "heating_kgce", "vehicle_kgce", "estimated_kgce", "estimated_water_m3",
-            "kgco2_scope1", "kgco2_scope2"]
-    if ext is None:
-        body = pd.DataFrame(0.0, index=index, columns=cols)
-        body["provisional"] = False
-        body["has_data"] = False
+        group, n_groups, rows = None, n_i, np.arange(n_i)
+    if len(sums):
+        ext = _extensive(sums, inst, factors, basis, group, n_groups)
     else:
-        body = ext.reindex(index)
-        body["has_data"] = body["kgce"].notna().to_numpy()
-        body[cols] = body[cols].fillna(0.0)
-        body["provisional"] = body["provisional"].fillna(False).astype(bool)
-    body = body.reset_index()
-    out = body.merge(inst[INSTITUTION_COLUMNS], on="institution_id", how="left")
+        ext = {**{c: np.zeros(n_groups) for c in [*QTY_COL.values(), *_EXT_COLS]},
+               "provisional": np.zeros(n_groups, bool), "has_data": np.zeros(n_groups, bool)}
+    out = inst[INSTITUTION_COLUMNS].iloc[rows].reset_index(drop=True)
+    if by_period:
+        out.insert(1, "period_start", periods[np.tile(np.arange(n_per), n_i)])
+    out = out.assign(**ext)
     add_ratios(out)
     out["basis"] = basis
     out["basis_label"] = BASIS_LABEL[basis]
@@ -524,7 +575,7 @@ def energy_ledger(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Facto
     (kgCO2 per unit; for electricity the grid factor in kgCO2/kWh = tCO2/MWh),
     factor_unit, factor_source, t_co2, provisional, basis, factor_set."""
     priced = priced_sums(sums, institutions, factors, basis)
-    g = priced.groupby(["institution_id", "year", "energy"], sort=True, as_index=False).agg(
+    g = priced.groupby(["institution_id", "year", "energy"], sort=True, as_index=False, observed=True).agg(
         quantity=("quantity", "sum"), unit=("unit", "first"), kgce=("kgce", "sum"),
         kgce_per_unit=("kgce_per_unit", "first"), coal_source=("coal_source", "first"), scope=("scope", "first"),
         emission_factor=("kgco2_per_unit", "first"), factor_unit=("emission_unit", "first"),

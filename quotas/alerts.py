@@ -186,8 +186,7 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
             window = use[(local >= roll_start.tz_localize(tz))] if len(use) else use
             window.attrs["freq"] = "day"
             ind = indicators(window, registry, factors, quotas_cfg.basis, freq="day")
-            # the standards' own `name` would collide with the institutions' in quota_levels
-            levels = quota_levels(ind, quotas_cfg.standards_frame().drop(columns=["name"]), regions=registry)
+            levels = quota_levels(ind, quotas_cfg, regions=registry)
             if details is not None:
                 details["levels"] = levels
             last_day = (end - pd.Timedelta(days=1)).date().isoformat()

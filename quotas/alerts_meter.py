@@ -9,7 +9,8 @@ Rules and their thresholds (named constants below, overridable per call):
 * ``data_completeness`` (warning): a meter whose last complete day has fewer than
   `COMPLETENESS_TARGET` (90 %) of the expected samples (domain.md §5). The expected
   count is 86,400 / the Modbus interval, or, for meters fed by imports, one per median
-  spacing of their last weeks. Not raised for a meter that is offline (that alert
+  spacing of their last weeks (also for a day mostly made of backfilled or imported
+  samples, which keep the resolution they were stored at). Not raised for a meter that is offline (that alert
   already says it). One open alert per meter while the days stay incomplete.
 * ``abnormal_night_load`` (warning): main electricity or water meters whose mean
   hourly use between 00:00 and 05:00 of the day is above `BASE_LOAD_FACTOR` x its
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from quotas.alerts_record import Alert
+from storage import quality
 
 OFFLINE_POLLS = 4  # domain.md §5: offline after N unanswered polls (N = 4 here)
 COMPLETENESS_TARGET = 0.90  # domain.md §5: >= 90 % of expected samples per day
@@ -212,7 +214,14 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
         samples = samples.sort_values(["meter_id", "time"], kind="stable")
         step = samples["time"].diff().dt.total_seconds().where(samples["meter_id"].eq(samples["meter_id"].shift()))
         spacing = step.groupby(samples["meter_id"]).median()
-        expected = live_interval.combine_first(spacing).dropna()
+        # Days stored from backfill or import (re-read from a meter's memory, generated
+        # history) have their own resolution: expect their spacing, not the poll interval.
+        day_rows = (samples["time"] >= day_start) & (samples["time"] < day_end)
+        stored = (samples["quality"].to_numpy(np.int64) & (quality.BACKFILL | quality.IMPORTED)) != 0
+        mostly_stored = pd.Series(stored[day_rows.to_numpy()]).groupby(
+            samples.loc[day_rows, "meter_id"].to_numpy()).mean() > 0.5
+        expected = live_interval.drop(mostly_stored.index[mostly_stored], errors="ignore")
+        expected = expected.combine_first(spacing).dropna()
         expected = expected[expected > 0]
         comp = completeness(samples, expected, day_start, day_end)
         comp = comp[(comp["share"] < settings.completeness_target) & ~comp["meter_id"].isin(offline_ids)]

@@ -7,7 +7,8 @@
 
 * `check(at=None)`: every rule, submitted as one complete evaluation (alerts that no
   longer hold are resolved), then a delivery pass. Scheduled daily at `daily_at`
-  (06:00 local by default, after the night's rollups).
+  (06:00 local by default, after the night's rollups), followed by pruning sent
+  notifications and resolved alerts older than `KEEP_DAYS`.
 * `after_rollup()`: only the meter-data rules (offline, completeness, abnormal use,
   imbalance), so the quota alerts are not resolved by a partial evaluation.
 * A delivery job every `retry_every_s` (60 s) sends what is due: without it a channel
@@ -31,6 +32,7 @@ log = logging.getLogger("civicwatt.alerts")
 
 DAILY_AT = "06:00"  # local time of the daily check: after the night's rollups
 RETRY_EVERY_S = 60
+KEEP_DAYS = 400  # sent notifications and resolved alerts kept a little over a year
 
 
 class AlertService:
@@ -59,6 +61,7 @@ class AlertService:
 
     def daily(self) -> None:
         self._safe(self.check, "daily alert check")
+        self._safe(lambda: self.outbox.prune(KEEP_DAYS), "outbox pruning")
 
     def deliver(self) -> None:
         self._safe(self.outbox.deliver_pending, "alert delivery")

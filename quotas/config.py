@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
@@ -122,8 +123,23 @@ class QuotaConfig:
                                            "unit", *THREE_LEVELS, *TWO_LEVELS])
 
 
+def _number(v: Any) -> float | None:
+    """A finite number, also from text such as '3.57e6' (YAML 1.1 reads 1e6 as a string)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        try:
+            v = float(v.replace("_", ""))
+        except ValueError:
+            return None
+    if isinstance(v, int | float) and np.isfinite(v):
+        return float(v)
+    return None
+
+
 def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and v == v and v >= 0
+    x = _number(v)
+    return x is not None and x >= 0
 
 
 def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, list[Problem]]:
@@ -149,7 +165,7 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
     if projection not in PROJECTIONS:
         bad(doc.line_of("projection"), "projection", f"must be one of {', '.join(PROJECTIONS)}")
     ratio = doc.get("warning_ratio", DEFAULT_WARNING_RATIO)
-    if not _num(ratio) or not 0 < ratio <= 1:
+    if not _num(ratio) or not 0 < _number(ratio) <= 1:
         bad(doc.line_of("warning_ratio"), "warning_ratio", "must be a number in (0, 1]")
 
     regions = set(registry.region_by_id) if registry is not None else None
@@ -203,11 +219,11 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
         limits = {}
         for k in TARGET_INDICATORS:
             if k in item:
-                if not _num(item[k]) or item[k] <= 0:
+                if not _num(item[k]) or _number(item[k]) <= 0:
                     bad(item.line_of(k), f"{where}.{k}", f"must be a positive number, not {item[k]!r}")
                     ok = False
                 else:
-                    limits[k] = float(item[k])
+                    limits[k] = _number(item[k])
         if not limits and not any(k in item for k in TARGET_INDICATORS):
             bad(item.line, where, f"no limit given (any of {', '.join(TARGET_INDICATORS)})")
             ok = False
@@ -272,11 +288,11 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
                 continue
             vals_ok = True
             for k in order:
-                if not _num(lv[k]) or lv[k] <= 0:
+                if not _num(lv[k]) or _number(lv[k]) <= 0:
                     bad(lv.line_of(k), f"{fld}.{k}", f"must be a positive number, not {lv[k]!r}")
                     vals_ok = ok = False
             if vals_ok:
-                vals = [float(lv[k]) for k in order]
+                vals = [_number(lv[k]) for k in order]
                 if vals != sorted(vals):
                     bad(line, fld, " <= ".join(order) + " must hold (" +
                         ", ".join(f"{k}={v:g}" for k, v in zip(order, vals, strict=True)) + ")")
@@ -299,7 +315,7 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
     if problems:
         return None, sorted(problems, key=lambda p: (p.line, p.field))
     return QuotaConfig(targets=tuple(targets), standards=tuple(standards), basis=BASIS_ALIASES[basis],
-                       projection=projection, warning_ratio=float(ratio), source=file), []
+                       projection=projection, warning_ratio=float(_number(ratio)), source=file), []
 
 
 def validate_quotas_file(path: str | Path, registry=None) -> list[Problem]:

@@ -66,6 +66,7 @@ def quota_levels(ind: pd.DataFrame, standards, regions=None) -> pd.DataFrame:
     standard for an indicator have no row for it.
     """
     std = _standards(standards)
+    std = std.drop(columns=[c for c in ("name", "source", "unit") if c in std])  # the institution's name wins
     cols = ["institution_id", "name", "region", "category", "indicator", "unit", "value", "standard_id", "level",
             "level_zh", *THREE_LEVELS, *TWO_LEVELS, "meets_constraint"]
     if std.empty or ind.empty:
@@ -202,35 +203,38 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
                                                               "floor_area_m2", "occupants"]]
     member = _membership(scopes, institutions, regions)
 
+    # Dense monthly arrays per institution: [institution, rel (0 last year, 1 this), month].
     period = pd.DatetimeIndex(monthly["period_start"])
     period = period.tz_localize(None) if period.tz is not None else period
-    mon = pd.DataFrame({"institution_id": monthly["institution_id"].to_numpy(), "y": period.year,
-                        "m": period.month - 1, "has": monthly["has_data"].to_numpy(bool),
-                        **{n: monthly[n].to_numpy(float) for n in NUMERATORS}})
-    cutoff = (period < as_of) | (period.year < year)
-    mon = mon[cutoff & ((mon["y"] == year) | (mon["y"] == year - 1))]
-    mon["rel"] = (mon["y"] == year).astype(int)  # 1 current, 0 previous
-    j = member.merge(mon, on="institution_id")
+    py, pm = period.year.to_numpy(), period.month.to_numpy() - 1
+    keep = np.asarray((period < as_of) | (py < year)) & ((py == year) | (py == year - 1))
+    universe = pd.Index(institutions["institution_id"])
+    ic = universe.get_indexer(monthly["institution_id"].to_numpy())
+    n_u = len(universe)
+    cell = (ic * 2 + (py == year)) * 12 + pm
+    dense = {n: np.bincount(cell[keep], weights=monthly[n].to_numpy(float)[keep], minlength=n_u * 24)
+             .reshape(n_u, 2, 12) for n in NUMERATORS}
+    has_cur = np.bincount(ic[keep & (py == year)], weights=monthly["has_data"].to_numpy(bool)[keep & (py == year)],
+                          minlength=n_u) > 0
+    mt = member["t"].to_numpy(np.int64)
+    mi = universe.get_indexer(member["institution_id"].to_numpy())
     n_s = len(scopes)
-    # Last year's shape comes from the members with data in all twelve months of it
-    # (per quantity), so one member's missing month does not bend the scope's shape.
-    prev = j["rel"].to_numpy() == 0
     arr = {}
     for n in NUMERATORS:
-        pos = (j[n].to_numpy(float) > 0) & prev
-        months = j.assign(pos=pos).groupby(["t", "institution_id"], sort=False)["pos"].transform("sum").to_numpy()
-        keep = ~prev | (months == 12)
-        grp = j[keep].groupby(["t", "rel", "m"], sort=False)[n].sum()
+        d = dense[n]
+        # Last year's shape comes from the members with data in all twelve months of it,
+        # so one member's missing month does not bend the scope's shape.
+        complete = (d[:, 0, :] > 0).all(axis=1)
         a = np.zeros((n_s, 2, 12))
-        if len(grp):
-            t_i, r_i, m_i = (grp.index.get_level_values(k).to_numpy() for k in ("t", "rel", "m"))
-            a[t_i, r_i, m_i] = grp.to_numpy(float)
+        for m in range(12):  # twelve months
+            a[:, 1, m] = np.bincount(mt, weights=d[mi, 1, m], minlength=n_s)
+            a[:, 0, m] = np.bincount(mt, weights=d[mi, 0, m] * complete[mi], minlength=n_s)
         arr[n] = a
     # Denominators: members with data this year.
-    cur = j[(j["rel"] == 1) & j["has"]].drop_duplicates(["t", "institution_id"])
-    den = cur.merge(institutions[["institution_id", "floor_area_m2", "occupants"]], on="institution_id")
-    dsum = den.groupby("t")[["floor_area_m2", "occupants"]].sum().reindex(range(n_s)).fillna(0.0)
-    n_inst = cur.groupby("t").size().reindex(range(n_s)).fillna(0).astype(int).to_numpy()
+    hc = has_cur[mi]
+    dsum = pd.DataFrame({c: np.bincount(mt, weights=institutions[c].to_numpy(float)[mi] * hc, minlength=n_s)
+                         for c in ("floor_area_m2", "occupants")})
+    n_inst = np.bincount(mt, weights=hc, minlength=n_s).astype(int)
 
     years = np.full(n_s, year)
     mfrac = _month_fraction(years, as_of)

@@ -128,9 +128,7 @@ def ledger_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Fa
     summary = ind.copy()
     summary.insert(4, "year", year)
     if quotas is not None and quotas.standards:
-        # The standards' own `name` column is dropped: it would collide with the
-        # institutions' names inside quota_levels (region-less standards).
-        levels = quota_levels(ind, quotas.standards_frame().drop(columns=["name"]), regions=regions)
+        levels = quota_levels(ind, quotas, regions=regions)
     else:
         levels = pd.DataFrame(columns=["institution_id", "indicator", "level", "meets_constraint"])
     std_inds = [i for i in STANDARD_INDICATORS if i in set(levels["indicator"])]

@@ -12,7 +12,9 @@ directory. Its life cycle:
   - open but absent from this evaluation: the condition cleared, the alert is resolved
     and a **resolved** notification is queued. When another alert of the same group
     (scope/indicator/period) of higher severity is present, the resolution says it was
-    superseded (a projected breach that became an actual breach); otherwise "cleared".
+    superseded (a projected breach that became an actual breach); "period ended" when
+    the alert's year or month is over (a 2025 breach stops being evaluated in 2026: the
+    final figure is in the ledger); otherwise "cleared".
 * `deliver_pending(now)` sends every due queued notification, oldest first per channel.
   A failure (channel down) keeps the notification queued and retries it with
   exponential back-off (`retry.base_s` x 2^(attempts-1), capped at `retry.max_s`); the
@@ -70,7 +72,17 @@ CREATE TABLE IF NOT EXISTS delivery (
 CREATE INDEX IF NOT EXISTS delivery_due ON delivery (status, next_at);
 """
 
-RESOLUTION_ZH = {"cleared": "条件已消除", "superseded": "已升级为更严重的告警"}
+RESOLUTION_ZH = {"cleared": "条件已消除", "superseded": "已升级为更严重的告警",
+                 "period ended": "考核期已结束（最终结果见年度台账）"}
+
+
+def _period_over(period: str, now: datetime) -> bool:
+    """A year ('2025') or month ('2025-03') period that ended before `now`."""
+    if len(period) == 4 and period.isdigit():
+        return int(period) < now.year
+    if len(period) == 7 and period[:4].isdigit() and period[4] == "-" and period[5:].isdigit():
+        return (int(period[:4]), int(period[5:])) < (now.year, now.month)
+    return False
 
 
 def default_outbox_dir(store_url: str, fallback: str | Path = ".") -> Path:
@@ -168,7 +180,7 @@ class Outbox:
                     episode = 1 if row is None else row["episode"] + 1
                     if not alert.first_seen:
                         alert = alert.with_first_seen(stamp)
-                    payload = {**alert.to_dict(), "notification": "open", "status": "open"}
+                    payload = {**alert.to_dict(), "notification": "open", "status": "open", "episode": episode}
                     con.execute(
                         "INSERT OR REPLACE INTO alert (key, rule, severity, scope, institution_id, grp, payload, status,"
                         " episode, first_seen, last_seen, last_notified, reminders, resolved_at, resolution, ack_by,"
@@ -186,7 +198,8 @@ class Outbox:
                 due = now.timestamp() - row["last_notified"] >= self.reminder.total_seconds() - 1e-6
                 if row["ack_by"] is None and self.reminder.total_seconds() > 0 and due:
                     n = row["reminders"] + 1
-                    payload = {**alert.to_dict(), "notification": "reminder", "status": "open", "reminder": n}
+                    payload = {**alert.to_dict(), "notification": "reminder", "status": "open", "reminder": n,
+                               "episode": row["episode"]}
                     self._enqueue(con, payload, row["episode"], "reminder", n, now)
                     con.execute("UPDATE alert SET reminders = ?, last_notified = ? WHERE key = ?",
                                 (n, now.timestamp(), key))
@@ -200,8 +213,15 @@ class Outbox:
                     successor = groups.get(row["grp"])
                     if successor is not None and SEVERITY_RANK[successor.severity] <= SEVERITY_RANK[row["severity"]]:
                         successor = None  # a milder alert of the group follows: the condition improved
-                    resolution = "cleared" if successor is None else "superseded"
-                    payload = {**json.loads(row["payload"]), "notification": "resolved", "status": "resolved",
+                    last = json.loads(row["payload"])
+                    if successor is not None:
+                        resolution = "superseded"
+                    elif _period_over(str(last.get("period", "")), now):
+                        resolution = "period ended"
+                    else:
+                        resolution = "cleared"
+                    payload = {**last, "notification": "resolved", "status": "resolved",
+                               "episode": row["episode"],
                                "resolved_at": stamp, "resolution": resolution if successor is None
                                else f"superseded by {successor.rule}",
                                "resolution_zh": RESOLUTION_ZH[resolution]}
@@ -238,11 +258,13 @@ class Outbox:
             con.executemany("UPDATE delivery SET lease_until = ? WHERE id = ?", [(t + LEASE_S, i) for i in ids])
             con.execute("COMMIT")
             failed_channels: set[str] = set()
+            done: set[int] = set()
             for row in rows:
                 name = row["channel"]
                 ch = self.channels.get(name)
                 if ch is None or name in failed_channels:
                     continue
+                done.add(row["id"])
                 payload = {**json.loads(row["payload"]), "delivery_id": row["id"]}
                 try:
                     ch.send(payload)
@@ -257,9 +279,9 @@ class Outbox:
                 con.execute("UPDATE delivery SET status = 'sent', attempts = attempts + 1, sent_at = ?,"
                             " lease_until = 0, last_error = NULL WHERE id = ?", (now.isoformat(), row["id"]))
                 result.sent += 1
-            # release leases of rows skipped because their channel failed earlier in this pass
-            con.execute("UPDATE delivery SET lease_until = 0 WHERE status = 'pending' AND lease_until = ?",
-                        (t + LEASE_S,))
+            # release the leases of rows skipped because their channel failed earlier in this pass
+            con.executemany("UPDATE delivery SET lease_until = 0 WHERE id = ? AND status = 'pending'",
+                            [(i,) for i in ids if i not in done])
             result.pending = con.execute("SELECT count(*) FROM delivery WHERE status = 'pending'").fetchone()[0]
         finally:
             con.close()
@@ -290,6 +312,17 @@ class Outbox:
             cur = con.execute("UPDATE alert SET ack_by = ?, ack_at = ? WHERE key = ? AND status = 'open'",
                               (user, now.isoformat(), key))
             return cur.rowcount > 0
+
+    def prune(self, keep_days: float = 400.0, now: datetime | None = None) -> int:
+        """Delete sent notifications and resolved alerts older than `keep_days`
+        (default a little over a year, for the annual review); returns rows deleted.
+        Pending notifications and open alerts are never deleted."""
+        cutoff = (_now(now) - timedelta(days=keep_days)).isoformat()
+        with closing(self._connect()) as con:
+            n = con.execute("DELETE FROM delivery WHERE status = 'sent' AND sent_at < ?", (cutoff,)).rowcount
+            n += con.execute("DELETE FROM alert WHERE status = 'resolved' AND resolved_at < ? AND key NOT IN "
+                             "(SELECT key FROM delivery WHERE status = 'pending')", (cutoff,)).rowcount
+        return n
 
     def list_deliveries(self, key: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Queued and sent notifications: id, key, episode, kind, seq, channel, status,

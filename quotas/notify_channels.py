@@ -380,13 +380,14 @@ def parse_channels(doc: Any, file: str = "<memory>", base: Path | None = None) -
     if not isinstance(raw_channels, list):
         problems.append(Problem(file, doc.line_of("channels"), "channels", "must be a list"))
         raw_channels = []
-    channels = [ch for n, raw in enumerate(raw_channels) if (ch := _channel(file, base, n, raw, problems))]
+    parsed = [(n, ch) for n, raw in enumerate(raw_channels) if (ch := _channel(file, base, n, raw, problems))]
     seen: set[str] = set()
-    for n, ch in enumerate(channels):
+    for n, ch in parsed:
         if ch.name in seen:
             problems.append(Problem(file, raw_channels[n].line_of("name"), f"channels[{n}].name",
                                     f"duplicate channel name '{ch.name}'"))
         seen.add(ch.name)
+    channels = [ch for _, ch in parsed]
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: (p.line, p.field)))
     return ChannelsConfig(channels=channels, reminder_hours=reminder, retry_base_s=base_s, retry_max_s=max_s)

@@ -168,3 +168,25 @@ def test_step_change_both_directions():
     out = step_changes(df, days[-1] + pd.Timedelta(days=1), 7, 28, 1.5).set_index("meter_id")
     assert sorted(out.index) == ["down", "up"]
     assert out.at["up", "ratio"] == pytest.approx(2.0) and out.at["down", "ratio"] == pytest.approx(0.5)
+
+
+def test_rules_on_both_backends(store):
+    """The same rules through the Store interface of each backend (embedded, InfluxDB)."""
+    reg = registry()
+    store.set_meters(reg.meters_frame())
+    as_of = pd.Timestamp("2025-02-20 01:00", tz=TZ)
+    full = samples(as_of)
+    t = pd.to_datetime(full["time"], utc=True)
+    keep = t >= pd.Timestamp("2025-02-10", tz=TZ)  # ten days of history
+    keep &= ~((full["meter_id"] == "B-E0") & (t >= pd.Timestamp("2025-02-19 18:00", tz=TZ)))
+    keep &= ~((full["meter_id"] == "A-W0") & (t >= pd.Timestamp("2025-02-19 06:00", tz=TZ))
+              & (t < pd.Timestamp("2025-02-20", tz=TZ)))
+    store.write_samples(full[keep])
+    got = {(a.rule, a.scope): a for a in meter_alerts(store, reg, as_of)}
+    # B-E0 silent since 18:00 on the 19th; A-W0 lost 18 of the 24 hourly readings of the
+    # 19th; A's sub-meters exceed it by 20 %; the loads of this window are all usual.
+    assert set(got) == {("meter_offline", "meter:B-E0"), ("data_completeness", "meter:A-W0"),
+                        ("submeter_imbalance", "meter:A-E0")}
+    assert got[("meter_offline", "meter:B-E0")].actual == pytest.approx(7.25)
+    assert got[("data_completeness", "meter:A-W0")].actual == pytest.approx(25.0)
+    assert got[("submeter_imbalance", "meter:A-E0")].actual == pytest.approx(20.0)

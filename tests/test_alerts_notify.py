@@ -62,7 +62,7 @@ def test_webhook_open_once_then_resolved(tmp_path, hook):
     kinds = [b["notification"] for b in hook.bodies]
     assert kinds == ["open", "resolved"]
     first = hook.bodies[0]
-    assert INTERFACE_FIELDS <= set(first)
+    assert set(first) >= INTERFACE_FIELDS
     assert first["actual"] == 120.0 and first["limit"] == 100.0 and first["key"] == alert().key
     assert first["first_seen"] == T0.isoformat()
     assert hook.bodies[1]["actual"] == 125.0  # the resolved message carries the last values
@@ -203,7 +203,7 @@ def test_email_starttls_auth_and_down_at_first(tmp_path, cert):
         assert "年度综合能耗" in text and "annual energy" in text
         att = next(p for p in msg.iter_attachments() if p.get_filename() == "alert.json")
         payload = json.loads(att.get_content())
-        assert INTERFACE_FIELDS <= set(payload) and payload["actual"] == 120.0
+        assert set(payload) >= INTERFACE_FIELDS and payload["actual"] == 120.0
         # Wrong password: the server refuses, the delivery stays queued.
         box2 = Outbox(tmp_path / "o2", config(EmailChannel(**{**mail.__dict__, "password": "wrong"})))
         box2.submit([alert()], now=T0)
@@ -216,7 +216,7 @@ def test_email_starttls_auth_and_down_at_first(tmp_path, cert):
 def test_alert_record_fields():
     a = alert()
     d = a.to_dict()
-    assert set(ALERT_FIELDS) == set(d) and INTERFACE_FIELDS <= set(d)
+    assert set(ALERT_FIELDS) == set(d) and set(d) >= INTERFACE_FIELDS
     assert Alert.from_dict(json.loads(a.to_json())) == a
     assert a.key == "total_exceeded/institution:HB-0001/energy_tce/2025"
     with pytest.raises(ValueError):
@@ -251,3 +251,112 @@ def test_channels_file_errors_name_file_line_field(tmp_path, monkeypatch):
     assert cfg.reminder_hours == 6 and cfg.retry_base_s == 5 and cfg.retry_max_s == 50
     assert cfg.channels[0].password == "pw" and cfg.channels[0].port == 587
     assert cfg.channels[1].path == str((tmp_path / "logs" / "a.jsonl").resolve())
+
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sets(st.sampled_from(["A", "B", "C"])), st.integers(min_value=1, max_value=30)),
+                min_size=1, max_size=12))
+def test_outbox_sequences_are_well_formed(tmp_path_factory, steps):
+    """Any sequence of evaluations: per alert, open (reminder)* resolved, repeated; a
+    reminder only after reminder_hours without notice; each notification sent once."""
+    d = tmp_path_factory.mktemp("seq")
+    log = d / "log.jsonl"
+    box = Outbox(d / "o", config(JsonlChannel(name="log", path=str(log)), reminder_hours=24))
+    now = T0
+    expected_open: set[str] = set()
+    sent: list[tuple[datetime, dict]] = []
+    for present, hours in steps:
+        now = now + timedelta(hours=hours)
+        box.submit([alert(inst=i) for i in present], now=now)
+        box.deliver_pending(now=now)
+        lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+        sent += [(now, json.loads(x)) for x in lines[len(sent):]]
+        expected_open = {alert(inst=i).key for i in present}
+    assert {a["key"] for a in box.list_alerts(open_only=True)} == expected_open
+    by_key: dict[str, list[tuple[datetime, dict]]] = {}
+    for t, x in sent:
+        by_key.setdefault(x["key"], []).append((t, x))
+    for key, seq in by_key.items():
+        state, last = "closed", None
+        for t, x in seq:
+            kind = x["notification"]
+            if kind == "open":
+                assert state == "closed"
+                state = "open"
+            elif kind == "reminder":
+                assert state == "open" and t - last >= timedelta(hours=24)
+            else:
+                assert state == "open" and kind == "resolved"
+                state = "closed"
+            last = t
+        assert (state == "open") == (key in expected_open)
+    ids = {(x["key"], x["episode"], x["notification"], x.get("reminder")) for _, x in sent}
+    assert len(ids) == len(sent)
+
+
+def test_sample_channels_file_parses(tmp_path):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "quotas" / "sample_channels.yaml"
+    copy = tmp_path / "channels.yaml"
+    copy.write_text(sample.read_text(encoding="utf-8"), encoding="utf-8")
+    cfg = load_channels(copy)
+    assert [c.name for c in cfg.channels] == ["log"] and cfg.reminder_hours == 24
+    assert cfg.channels[0].path == str(tmp_path / "alerts.jsonl")
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_email_implicit_tls(tmp_path, cert):
+    smtp = SmtpServer(*cert, implicit_tls=True).start()
+    try:
+        mail = EmailChannel(name="mail", host="127.0.0.1", port=smtp.port, security="ssl", username="alerts",
+                            password="s3cret", ca_file=str(cert[0]), to=("a@example.cn",), language="en")
+        box = Outbox(tmp_path / "o", config(mail))
+        box.submit([alert()], now=T0)
+        assert box.deliver_pending(now=T0).sent == 1
+        msg = smtp.messages[0]["message"]
+        assert msg["Subject"].strip().startswith("[CivicWatt alert]") and "超过" not in msg.get_body(("plain",)).get_content()
+    finally:
+        smtp.stop()
+
+
+def test_two_senders_share_an_outbox_without_double_sending(tmp_path):
+    import threading
+
+    hook = WebhookServer(delay_s=0.3).start()
+    try:
+        channels = config(WebhookChannel(name="hook", url=hook.url))
+        a, b = Outbox(tmp_path / "o", channels), Outbox(tmp_path / "o", channels)
+        a.submit([alert(inst=f"I{n}") for n in range(3)], now=T0)
+        results = []
+        threads = [threading.Thread(target=lambda box=box: results.append(box.deliver_pending(now=T0)))
+                   for box in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.sent for r in results) == [0, 3]
+        assert sorted(x["institution_id"] for x in hook.bodies) == ["I0", "I1", "I2"]
+    finally:
+        hook.stop()
+
+
+def test_prune_keeps_open_and_pending(tmp_path):
+    log = tmp_path / "log.jsonl"
+    box = Outbox(tmp_path / "o", config(JsonlChannel(name="log", path=str(log))))
+    box.submit([alert(inst="OLD"), alert(inst="KEEP")], now=T0)
+    box.deliver_pending(now=T0)
+    box.submit([alert(inst="KEEP")], now=T0 + timedelta(days=1))  # OLD resolves
+    box.deliver_pending(now=T0 + timedelta(days=1))
+    assert box.prune(keep_days=30, now=T0 + timedelta(days=10)) == 0
+    # sent: OLD open, KEEP open, KEEP's reminder (24 h later), OLD resolved; and OLD itself
+    assert box.prune(keep_days=30, now=T0 + timedelta(days=100)) == 5
+    assert [a["institution_id"] for a in box.list_alerts(open_only=False)] == ["KEEP"]
+    # KEEP is still open: evaluating it again only reminds, it does not reopen.
+    res = box.submit([alert(inst="KEEP")], now=T0 + timedelta(days=100))
+    assert res.opened == [] and res.reminded == [alert(inst="KEEP").key]

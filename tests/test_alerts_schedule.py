@@ -32,7 +32,7 @@ def test_service_jobs_retry_until_delivered(tmp_path):
     sched = BackgroundScheduler()
     try:
         assert svc.add_jobs(sched, retry_every_s=0.1) == ["alerts-daily", "alerts-deliver"]
-        alerts, res, sent = svc.check(at=date(2024, 12, 1))
+        alerts, _, sent = svc.check(at=date(2024, 12, 1))
         assert [a.rule for a in alerts] == ["dual_control_exceeded"] and sent.failed == 1
         svc.after_rollup()  # meter rules only: the quota alert stays open
         assert [a["rule"] for a in outbox.list_alerts()] == ["dual_control_exceeded"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,8 +21,9 @@ class WebhookServer:
     """Records every POST (path, headers, JSON body); answers `status` and `reply`.
     `start()` may be called late to model a receiver that is down at first."""
 
-    def __init__(self, port: int | None = None, status: int = 200, reply: dict | None = None):
+    def __init__(self, port: int | None = None, status: int = 200, reply: dict | None = None, delay_s: float = 0.0):
         self.port = port or free_port()
+        self.delay_s = delay_s
         self.status = status
         self.reply = reply if reply is not None else {"ok": True}
         self.received: list[dict] = []
@@ -37,6 +39,8 @@ class WebhookServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                if owner.delay_s:
+                    time.sleep(owner.delay_s)
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 owner.received.append({"path": self.path, "headers": dict(self.headers),
@@ -91,7 +95,7 @@ class SmtpServer:
     """aiosmtpd on loopback requiring STARTTLS before AUTH (user/password)."""
 
     def __init__(self, cert: Path, key: Path, user: str = "alerts", password: str = "s3cret",
-                 port: int | None = None):
+                 port: int | None = None, implicit_tls: bool = False):
         import ssl
 
         self.port = port or free_port()
@@ -105,10 +109,13 @@ class SmtpServer:
                 and auth_data.password.decode() == password
             return AuthResult(success=ok, handled=False)
 
+        # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; an implicit-TLS
+        # listener is encrypted from the first byte, so AUTH may be offered at once.
+        tls = ({"ssl_context": ctx, "auth_require_tls": False} if implicit_tls else
+               {"tls_context": ctx, "require_starttls": True, "auth_require_tls": True})
         self.controller = Controller(_Handler(self.messages), hostname="127.0.0.1", port=self.port,
-                                     tls_context=ctx, require_starttls=True, auth_required=True,
-                                     auth_require_tls=True, authenticator=authenticator,
-                                     server_hostname="127.0.0.1")
+                                     auth_required=True, authenticator=authenticator,
+                                     server_hostname="127.0.0.1", **tls)
 
     def start(self) -> SmtpServer:
         self.controller.start()

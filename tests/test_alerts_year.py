@@ -111,7 +111,7 @@ def test_year_projected_actual_recovery(world, tmp_path):
     sup = next(b for b in x_bodies if b["rule"] == "projected_breach" and b["notification"] == "resolved")
     assert sup["resolution"] == "superseded by dual_control_exceeded"
     assert sup["resolved_at"].startswith(breach_day.isoformat())
-    assert x_bodies[-1]["resolved_at"].startswith("2026-01-07") and x_bodies[-1]["resolution"] == "cleared"
+    assert x_bodies[-1]["resolved_at"].startswith("2026-01-07") and x_bodies[-1]["resolution"] == "period ended"
 
     # Y: projected breach, then thrift brings the projection back under the limit.
     def y_projected(d: date) -> float:

@@ -304,3 +304,81 @@ def test_live_collection_continues_the_backfilled_history(tmp_path):
         assert now[m["id"]] == pytest.approx(sim_reading(sim, m, clock()), rel=1e-9)
     last_hist = end_values(hist).set_index("meter_id")["value"]
     assert (now - last_hist[now.index] > 0).all()
+
+
+def test_gateway_options_file_errors_name_file_line_and_field(tmp_path):
+    from civicwatt.commands.collect import load_gateway_options
+    from civicwatt.yamlfile import ConfigError
+
+    good = tmp_path / "gw.yaml"
+    good.write_text('"*": {timeout_s: 0.5}\n"10.0.0.1:502": {max_registers: 4, pause_s: 0.1}\n')
+    assert load_gateway_options(good) == {"*": {"timeout_s": 0.5}, "10.0.0.1:502": {"max_registers": 4,
+                                                                                     "pause_s": 0.1}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('"*":\n  timeout_s: fast\n  colour: 3\nnot-a-gateway: {retries: 1}\n')
+    with pytest.raises(ConfigError) as err:
+        load_gateway_options(bad)
+    assert [(p.file, p.line, p.field) for p in err.value.problems] == [
+        (str(bad), 2, "*.timeout_s"), (str(bad), 3, "*.colour"), (str(bad), 4, "not-a-gateway")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(t0=st.integers(0, 10**6), lag=st.integers(0, 5), missed=st.integers(0, 40),
+       iv=st.sampled_from([60, 300, 900]), v0=st.floats(0, 1e6), rate=st.floats(0, 100))
+def test_gap_attribution_is_linear_over_the_missed_slots(t0, lag, missed, iv, v0, rate):
+    t0 = t0 * iv
+    seen = t0 + lag * iv  # flagged answers after the last good one are not refilled
+    t1 = seen + (missed + 1) * iv
+    v1 = v0 + rate * (t1 - t0)
+    rep, slot, value = validate.attribute_gaps(np.array([t0]), np.array([v0]), np.array([seen]), np.array([t1]),
+                                               np.array([v1]), np.array([iv]), 10**6)
+    assert slot.tolist() == list(range(seen + iv, t1, iv))
+    assert (rep == 0).all()
+    assert value == pytest.approx(v0 + rate * (slot - t0), rel=1e-9, abs=1e-6)
+    capped = validate.attribute_gaps(np.array([t0]), np.array([v0]), np.array([seen]), np.array([t1]),
+                                     np.array([v1]), np.array([iv]), 3)[1]
+    assert len(capped) == min(3, missed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prev_frac=st.floats(0.9, 0.99999), inc=st.floats(0.01, 1000.0), rated=st.floats(10.0, 1e4))
+def test_a_wrap_at_the_register_maximum_is_a_rollover_not_a_decrease(prev_frac, inc, rated):
+    roll = 21474836.48
+    prev = roll * prev_frac
+    value = (prev + inc) % roll
+    dt = 3600.0 * inc / rated  # exactly the energy the rated power gives: plausible
+    flags, wrap = validate.check(np.array([value]), np.array([np.nan]), np.array([prev]), np.array([dt]),
+                                 np.array([rated]), np.array([1.0]), np.array([roll]))
+    assert flags.tolist() == [0]
+    assert wrap.tolist() == [prev + inc >= roll]
+
+
+def test_a_growing_queue_warns_but_keeps_everything(tmp_path, caplog):
+    q = DiskQueue(tmp_path, warn_rows=10, min_free_bytes=2**62)  # more free space than any disk has
+    rows = pd.DataFrame({"meter_id": ["m"] * 6, "t": range(6), "value": np.arange(6.0), "quality": [0] * 6})
+    with caplog.at_level("WARNING", logger="civicwatt.collect"):
+        for k in range(20):
+            q.put(rows.assign(t=rows["t"] + 6 * k))
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("queue holds" in m for m in messages) == 2  # at 10 rows and at 100, not at every put
+    assert sum("free on the disk" in m for m in messages) == 1
+    assert q.backlog() == 120
+    df, _ = q.peek_samples(1000)
+    assert df["t"].tolist() == list(range(120))
+
+
+def test_two_shards_fill_one_influxdb_without_gap_or_overlap(tmp_path, influx_store):
+    registry, meters, _ = write_registry(tmp_path, registry_doc(n_institutions=6))
+    clock = Clock()
+    influx_store.set_meters(registry.meters_frame())
+    with Simulator(meters, clock=clock) as sim:
+        shards = [CollectorService(registry, influx_store, tmp_path / f"q{i}", shard=(i, 2)) for i in (1, 2)]
+        assert sum(len(s.meter_ids) for s in shards) == len(meters)  # six gateways split over the two
+        for svc in shards:
+            assert svc.poll_once(at=clock())["failed"] == 0
+            assert svc.stop(flush_timeout_s=20)
+        got = influx_store.read_samples()
+        assert sorted(got["meter_id"]) == sorted(m["id"] for m in meters)  # each meter exactly once
+        for r in got.itertuples():
+            m = next(x for x in meters if x["id"] == r.meter_id)
+            assert r.value == pytest.approx(sim_reading(sim, m, clock()), rel=1e-9)

@@ -158,3 +158,32 @@ def test_scheduler_polls_every_slot(tmp_path):
         assert (np.diff(t) == 1).all()  # every 1-s slot, none missed, none twice
     assert s["meter_id"].nunique() == len(meters)
     assert svc.scheduler.get_jobs() == [] or not svc.scheduler.running
+
+
+def test_slow_unit_goes_last_and_parallel_connections(rig):
+    opts = {"*": {"timeout_s": 0.5, "retries": 0, "connections": 2}}
+    _, meters, clock, sim, svc, store, _ = rig(gateway_options=opts)
+    slow = "HB-0001-W0"  # flow and index in one request
+    sim.inject(slow, "slow", delay_s=0.3)
+    poller = next(iter(svc.pollers.values()))
+    assert len(poller._conns) == 2
+    first = svc.poll_once(at=clock())
+    assert first["ok"] == len(meters)  # 0.3 s is slow but inside the timeout
+    target = next(t for t in poller.targets if t.meter_id == slow)
+    assert target.slow
+    order: list[str] = []
+    real = poller._read_target
+
+    async def spy(conn, t):
+        order.append(t.meter_id)
+        return await real(conn, t)
+
+    poller._read_target = spy
+    clock.advance(900)
+    started = time.perf_counter()
+    assert svc.poll_once(at=clock())["ok"] == len(meters)
+    assert order[-1] == slow  # the slow unit is read after every healthy one
+    # with two connections, the six others are read while the slow one answers
+    assert time.perf_counter() - started < 0.45
+    assert svc.flush(10)
+    assert len(store.read_samples()) == 2 * len(meters)

@@ -26,6 +26,7 @@ def site(tmp_path_factory):
     store = open_store(f"embedded:{d / 'store'}", tz=reg.timezone)
     w.fill_store(store, reg)
     users = w.write_users(d / "users.yaml")
+    w.write_mv_project(d / "mv")
     outbox = Outbox(d)
     outbox.submit([
         Alert.new("quota", "warning", "institution:HB-0001", "kgce_per_m2", "2026", message_zh="一号超标",
@@ -120,6 +121,8 @@ def test_institution_user_sees_only_their_institution_in_pages(site):
     assert "HB-0002-E0" not in other.text
     rows = ranking(c)
     assert [r["institution_id"] for r in rows] == ["HB-0001"]
+    # peers: government offices of its own region (sjz has one; the province has two)
+    assert rows[0]["peers"] == 1 and rows[0]["rank"] == 1
     assert ranking(c, search="第") == []  # other institutions' names match, but they are not shown
     assert [r["institution_id"] for r in ranking(c, search="机关")] == ["HB-0001"]
 
@@ -196,6 +199,31 @@ def test_ledger_download_is_scoped(site):
     assert "HB-0001" in summary.to_string() and "HB-0002" not in summary.to_string()
 
 
+def _sheet(content: bytes, name: str) -> pd.DataFrame:
+    raw = pd.read_excel(io.BytesIO(content), sheet_name=name, header=None)
+    head = next(n for n in range(len(raw)) if "institution_id" in raw.iloc[n].astype(str).tolist()
+                or "region" in raw.iloc[n].astype(str).tolist())
+    df = pd.read_excel(io.BytesIO(content), sheet_name=name, header=head)
+    return df.iloc[1:] if df.iloc[0].astype(str).str.contains("[\u4e00-\u9fff]").any() else df
+
+
+def test_monthly_report_download_is_scoped(site):
+    c = login(site, "inst1")
+    r = c.get("/download/report?month=2026-02")
+    assert r.status_code == 200
+    inst = _sheet(r.content, "institutions")
+    assert list(inst["institution_id"]) == ["HB-0001"]
+    kw = w.ELEC_KW_PER_M2 * site["reg"].institution_by_id["HB-0001"].floor_area_m2
+    assert float(inst["electricity_kwh"].iloc[0]) == pytest.approx(28 * 24 * kw, rel=1e-6)
+    # the region sheet sums only what the user may see: sjz holds HB-0001 alone here
+    regions = _sheet(r.content, "regions").set_index("region")
+    assert float(regions.loc["sjz", "electricity_kwh"]) == pytest.approx(28 * 24 * kw, rel=1e-6)
+    assert c.get("/download/report?month=nonsense").status_code == 400
+    admin = login(site, "admin")
+    full = _sheet(admin.get("/download/report?month=2026-02").content, "institutions")
+    assert len(full) == 8
+
+
 def test_region_manager_sees_their_subtree(site):
     c = login(site, "sjz")
     rows = ranking(c)
@@ -237,6 +265,36 @@ def test_alerts_are_scoped_and_ack_checks_access(site):
                    changed=[json.dumps({"key": key1, "type": "ack"}, separators=(",", ":")) + ".n_clicks"])
     assert ack.status_code == 200
     assert next(a for a in site["outbox"].list_alerts() if a["key"] == key1)["acknowledged_by"] == "inst1"
+
+
+def mv_callback(c: httpx.Client, project: str) -> httpx.Response:
+    return callback(c, [("mv-body", "children"), ("mv-download", "href")],
+                    [{"id": "mv-project", "property": "value", "value": project}],
+                    state=[{"id": "lang", "property": "data", "value": "en"}])
+
+
+def test_savings_verification_page_and_download(site):
+    c = login(site, "inst1")
+    assert "emc-001" in render(c, "/mv").text
+    r = mv_callback(c, "emc-001")
+    assert r.status_code == 200
+    body = r.json()["response"]
+    assert body["mv-download"]["href"] == "/download/mv/emc-001.xlsx"
+    # constant use in both periods: nothing avoided; the reporting actual is 68 days of the main meter
+    kw = w.ELEC_KW_PER_M2 * site["reg"].institution_by_id["HB-0001"].floor_area_m2
+    text = json.dumps(body["mv-body"])
+    assert f"{68 * 24 * kw:,.1f}" in text
+    xlsx = c.get("/download/mv/emc-001.xlsx")
+    summary = pd.read_excel(io.BytesIO(xlsx.content), sheet_name="summary")
+    kv = dict(zip(summary.iloc[:, 0], summary.iloc[:, 1], strict=False))
+    assert float(kv["reporting_actual"]) == pytest.approx(68 * 24 * kw, rel=1e-6)
+    assert abs(float(kv["avoided"])) < 1e-6 * 68 * 24 * kw
+    # another institution's user: not listed, crafted callback and download refused
+    other = login(site, "inst5")
+    assert "emc-001" not in render(other, "/mv").text
+    r = mv_callback(other, "emc-001")
+    assert '"forbidden"' in r.text and f"{68 * 24 * kw:,.1f}" not in r.text
+    assert other.get("/download/mv/emc-001.xlsx").status_code == 403
 
 
 def test_password_change_ends_sessions(site):

@@ -171,12 +171,12 @@ def test_rank_pages_partition_the_filtered_rows(n, seed, category, regions, page
 
 def test_rank_visible_and_search_keep_true_ranks():
     table = _table(200, 3)
-    everyone = ranked(table, RankQuery()).set_index("institution_id")
+    everyone = ranked(table, RankQuery(indicator="kgce_per_m2")).set_index("institution_id")
     mine = "I00007" if pd.notna(table.loc[7, "kgce_per_m2"]) else "I00008"
-    rows, total = rank_query(table, RankQuery(visible=frozenset({mine})))
+    rows, total = rank_query(table, RankQuery(indicator="kgce_per_m2", visible=frozenset({mine})))
     assert total == 1 and rows.iloc[0]["institution_id"] == mine
     assert rows.iloc[0]["rank"] == everyone.loc[mine, "rank"]
-    found = ranked(table, RankQuery(search="机构1"))
+    found = ranked(table, RankQuery(indicator="kgce_per_m2", search="机构1"))
     assert len(found) and all("机构1" in n for n in found["name"])
     assert (found.set_index("institution_id")["rank"] == everyone.loc[found["institution_id"], "rank"]).all()
 

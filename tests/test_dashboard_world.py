@@ -108,3 +108,20 @@ def write_users(path: Path) -> Path:
     auth.set_user(path, "inst1", "institution", "HB-0001", PASSWORDS["inst1"])
     auth.set_user(path, "inst5", "institution", "HB-0005", PASSWORDS["inst5"])
     return path
+
+
+def write_mv_project(folder: Path) -> Path:
+    """An option-C savings-verification project for HB-0001 (baseline 2025, reporting
+    1 Jan - 9 Mar 2026) with a seasonal daily temperature file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    days = pd.date_range("2025-01-01", "2026-03-09")
+    temp = 12 - 14 * np.cos(2 * np.pi * (days.day_of_year - 15) / 365)
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "temp_c": temp.round(1)}).to_csv(folder / "temps.csv",
+                                                                                       index=False)
+    path = folder / "emc-001.yaml"
+    path.write_text("id: emc-001\nname: 一号机构照明改造\ninstitution: HB-0001\nenergy: electricity\n"
+                    "baseline: {start: 2025-01-01, end: 2025-12-31}\n"
+                    "reporting: {start: 2026-01-01, end: 2026-03-09}\ntemperature: temps.csv\n"
+                    "contract: {type: shared_savings, tariff_cny_per_unit: 0.75, contractor_share: 0.7}\n",
+                    encoding="utf-8")
+    return path

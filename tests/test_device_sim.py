@@ -262,3 +262,36 @@ def test_gateway_limits_like_small_devices(tmp_path):
         assert not first.isError() and second.exception_code == 6 and not third.isError()
         with pytest.raises(Exception):  # noqa: B017 - no meter at unit 99: no answer, like an RTU bus
             asyncio.run(_read(water["port"], 99, 2, 2, timeout=0.3))
+
+
+def test_simulate_command_with_a_fault_script(tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    from civicwatt.commands.simulate import load_fault_script
+    from civicwatt.yamlfile import ConfigError
+
+    _, meters, path = write_registry(tmp_path, registry_doc(n_institutions=1))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {meter: HB-0001-E0, kind: offline}\n- meter: NOPE\n  kind: offline\n"
+                   "- {meter: HB-0001-E1, kind: melt}\n- {meter: HB-0001-E1, kind: slow, delay_s: -1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_fault_script(bad, {m["id"] for m in meters})
+    assert [(p.line, p.field) for p in err.value.problems] == [(2, "[1].meter"), (4, "[2].kind"),
+                                                               (5, "[3].delay_s")]
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {meter: HB-0001-E2, kind: exception, code: 6}\n")
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "civicwatt.cli", "simulate", "--registry", str(path),
+                             "--faults", str(faults)], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert "7 meters behind 1 gateways" in proc.stdout.readline()
+        assert _mbpoll(meters[0]) > 0
+        failing = next(m for m in meters if m["id"] == "HB-0001-E2")
+        with pytest.raises(subprocess.CalledProcessError):
+            _mbpoll(failing)
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0

@@ -36,6 +36,7 @@ def world(tmp_path_factory):
     assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.xlsx"), *args]) == 0
     assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.csv"), *args]) == 0
     assert main(["ledger", "--year", "2024", "--out", str(base / "again.csv"), *args]) == 0
+    assert main(["ledger", "--year", "2024", "--out", str(base / "again.xlsx"), *args]) == 0
     return base, registry, load_quotas(q_path, registry), ind, args
 
 
@@ -134,6 +135,7 @@ def test_csv_is_deterministic_and_equals_the_sheet(world):
     base = world[0]
     a, b = (base / "ledger.csv").read_bytes(), (base / "again.csv").read_bytes()
     assert a == b
+    assert (base / "ledger.xlsx").read_bytes() == (base / "again.xlsx").read_bytes()  # the workbook too
     assert a.startswith("\ufeff".encode()) and b"\r\n" not in a
     rows = list(csv.DictReader(io.StringIO(a.decode("utf-8-sig"))))
     led = sheet(base / "ledger.xlsx", "ledger")
@@ -154,3 +156,45 @@ def test_bad_arguments(world, tmp_path, capsys):
     assert main(["ledger", "--year", "2024", "--out", str(tmp_path / "x.csv"), *args[:4], "--quotas", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:2: targets[0].region" in err
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from models.indicators import energy_sums  # noqa: E402
+from quotas.ledger import ledger_csv_bytes, ledger_from_sums  # noqa: E402
+
+_FACTORS = load_factors()
+_INST = pd.DataFrame({"institution_id": ["A", "B", "C"], "name": ["甲", "乙", "丙"], "region": "hebei",
+                      "category": ["school", "school", "government"], "floor_area_m2": [1000.0, 2000.0, 500.0],
+                      "heated_area_m2": [900.0, 0.0, 500.0], "occupants": [50, 80, 10], "factor_region": "hebei",
+                      "heating_start": "11-15", "heating_end": "03-15"})
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]),
+                          st.sampled_from(["electricity", "water", "natural_gas", "heat", "diesel"]),
+                          st.integers(min_value=1, max_value=12), st.integers(min_value=0, max_value=10**6)),
+                min_size=1, max_size=40),
+       st.randoms(use_true_random=False))
+def test_csv_bytes_do_not_depend_on_row_order(rows, rnd):
+    # whole quantities: sums are exact in any order, so the test cannot flake on rounding
+    use = pd.DataFrame(rows, columns=["institution_id", "energy", "month", "quantity"]).astype({"quantity": float})
+    use = use.drop_duplicates(["institution_id", "energy", "month"]).reset_index(drop=True)
+    use["period_start"] = pd.to_datetime({"year": 2025, "month": use["month"], "day": 1}).dt.tz_localize(
+        "Asia/Shanghai")
+    use = use.drop(columns="month")
+
+    def csv_of(frame: pd.DataFrame) -> bytes:
+        sums = energy_sums(frame, _INST, period="year", freq="month", tz="Asia/Shanghai")
+        return ledger_csv_bytes(ledger_from_sums(sums, _INST, _FACTORS, 2025))
+
+    order = list(range(len(use)))
+    rnd.shuffle(order)
+    first = csv_of(use)
+    assert csv_of(use.iloc[order].reset_index(drop=True)) == first
+    text = first.decode("utf-8-sig")
+    body = [line.split(",") for line in text.splitlines()[1:]]
+    assert len(body) == use.groupby(["institution_id", "energy"]).ngroups
+    water = [r for r in body if r[5] == "water"]
+    assert all(r[9] == "" and r[8] == "0.000" for r in water)  # no scope, no coal for water

@@ -210,6 +210,11 @@ def test_store_rollover_bills_and_submeters(store, factors):
     use = energy_use(store, reg, "2024-01-01", "2024-01-04", "day", factors)
     e0 = use[use["meter_id"] == "A-E0"]["quantity"].tolist()
     assert e0 == pytest.approx([50.0, 100.0, 200.0])  # rollover handled, x multiplier 10
+    hourly = energy_use(store, reg, "2024-01-02", "2024-01-03", "hour", factors)
+    h0 = hourly[hourly["meter_id"] == "A-E0"]
+    assert len(h0) == 24 and h0["quantity"].sum() == pytest.approx(100.0)  # the wrap day, hour by hour
+    monthly = energy_use(store, reg, "2024-01-01", "2024-02-01", "month", factors)
+    assert monthly[monthly["meter_id"] == "A-E0"]["quantity"].sum() == pytest.approx(350.0)
     assert set(use["meter_id"].dropna()) == {"A-E0", "A-G0"}  # no sub-meters
     gas = use[use["meter_id"] == "A-G0"]
     assert gas["quantity"].sum() == pytest.approx(30 * 0.73) and set(gas["unit"]) == {"kg"}

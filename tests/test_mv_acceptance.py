@@ -4,6 +4,7 @@ embedded store, verified through `civicwatt mv` (issue 6)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
-from models.mv import load_project, verify
+from civicwatt.registry import load_registry
+from models.mv import load_project, verify, verify_file
 from tests.test_mv_synthetic import REGISTRY_YAML, Case, make_case, samples_for, true_use, write_temps
 
 BASELINE = (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
@@ -196,7 +198,7 @@ def test_trusteeship_baseline_from_stored_years(tmp_path, embedded_store):
 
 
 @pytest.mark.parametrize("case_name", ["reporting_before_baseline", "missing_temperatures", "too_little_baseline",
-                                       "offline_meter", "data_end_early"])
+                                       "offline_meter", "data_end_early", "hourly_from_daily_readings"])
 def test_bad_input_gives_a_clear_message_and_no_report(tmp_path, embedded_store, capsys, case_name):
     case = make_case(BASELINE, REPORTING, effect=0.15, seed=3)
     text, expected = _project(), ""
@@ -213,6 +215,9 @@ def test_bad_input_gives_a_clear_message_and_no_report(tmp_path, embedded_store,
     elif case_name == "offline_meter":
         offline = case.daily["date"].between("2024-03-01", "2024-04-30")
         case.daily.loc[offline, "use_kwh"] = 0.0  # no readings: drop the samples below
+    elif case_name == "hourly_from_daily_readings":
+        text = _project(granularity="hour")
+        expected = "granularity: meter HB-0001-E0 reads every 24 h; hourly models need a reading at least every 1 h"
     elif case_name == "data_end_early":
         case.daily = case.daily[case.daily["date"] < pd.Timestamp("2025-09-01")].reset_index(drop=True)
         expected = "missing: 2025-09-01..2025-12-31 (122 days); the last day with data is 2025-08-31"
@@ -318,7 +323,36 @@ def test_verification_on_both_store_backends(store, tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text(_project(institution=None, meters="[HB-0001-E0]", granularity="month"), encoding="utf-8")
     s = verify(load_project(p), store).summary
+    assert json.loads(json.dumps(s)) == s  # plain values: ready for a web page or an API
     rep = case.daily[case.daily["date"] >= pd.Timestamp(REPORTING[0])]
     assert s["reporting_actual"] == pytest.approx(rep["use_kwh"].sum(), rel=1e-9)
     assert s["n"] == 12 and s["m"] == 12
     assert s["avoided_low90"] <= case.true_savings_kwh <= s["avoided_high90"]
+
+
+@pytest.mark.parametrize(("unit", "overlap", "expected"), [("kJ", False, "in unit(s) kJ cannot be converted to kWh"),
+                                                           ("kWh", True, "bills overlap: 2024-01-01..2024-02-03 and 2024-02-01..2024-03-03")])
+def test_bad_bills_are_refused(tmp_path, embedded_store, capsys, unit, overlap, expected):
+    case = make_case(BASELINE, REPORTING, effect=0.15, seed=3)
+    starts = pd.date_range("2024-01-01", "2025-12-01", freq="MS")
+    ends = starts + pd.offsets.MonthEnd(0) + (pd.Timedelta(days=3) if overlap else pd.Timedelta(0))
+    embedded_store.write_bills(pd.DataFrame({"institution_id": "HB-0001", "energy": "electricity",
+                                             "period_start": starts.date, "period_end": ends.date,
+                                             "quantity": 1000.0, "unit": unit, "cost_cny": 750.0}))
+    project, out = _setup(tmp_path, embedded_store, case, _project(granularity="bill"))
+    assert _run(tmp_path, project, out) == 1
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_main_meter_without_data_is_named(tmp_path, embedded_store, capsys):
+    case = make_case(BASELINE, REPORTING, effect=0.15, seed=3)
+    project, out = _setup(tmp_path, embedded_store, case, _project())
+    registry = REGISTRY_YAML + "  - {id: HB-0001-E9, institution: HB-0001, energy: electricity}\n"
+    (tmp_path / "civicwatt.yaml").write_text(registry, encoding="utf-8")
+    assert verify_file(project, load_registry(tmp_path / "civicwatt.yaml"), embedded_store)[1] == [
+        f"{project}:2: institution: meter(s) in scope without any data from 2024-01-01 to 2025-12-31: HB-0001-E9"]
+    assert _run(tmp_path, project, out) == 1
+    err = capsys.readouterr().err
+    assert "project.yaml:2: institution: meter(s) in scope without any data from 2024-01-01 to 2025-12-31: HB-0001-E9" in err
+    assert not out.exists()

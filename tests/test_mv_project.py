@@ -81,6 +81,14 @@ def test_schema_errors_are_located(tmp_path):
     assert ("colour", 10) in found
 
 
+def test_nested_errors_are_located(tmp_path):
+    text = PROJECT.replace("reason: exhibition", "reason: ''").replace("end: 2024-12-31}", "end: 2024-11-31}")
+    problems = _problems(_write(tmp_path, PROJECT.replace("reason: exhibition", "reason: ''")))
+    assert [(p.field, p.line) for p in problems] == [("adjustments[0].reason", 8)]
+    problems = _problems(_write(tmp_path, text))  # YAML itself refuses an impossible date
+    assert [(p.line, p.message) for p in problems] == [(4, "not a valid date: 2024-11-31")]
+
+
 def test_missing_temperatures_are_listed(tmp_path):
     p = _write(tmp_path)
     _temps(tmp_path / "temps.csv", drop=("2024-03-05", "2024-03-06", "2024-03-07", "2025-02-01"))

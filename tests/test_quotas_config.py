@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from civicwatt.registry import load_registry
 from civicwatt.sample import write_sample
@@ -96,3 +98,31 @@ def test_yaml_syntax_error_and_empty_file(tmp_path):
     f.write_text("", encoding="utf-8")
     assert validate_quotas_file(f) == []
     assert load_quotas(f).targets == ()
+
+
+INDICATORS = ["energy_tce", "water_m3", "co2_t", "kgce_per_m2", "kgce_per_person", "water_m3_per_person"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(INDICATORS), st.floats(-1e6, 1e9, allow_nan=False)), min_size=1,
+                max_size=6, unique_by=lambda x: x[0]),
+       st.lists(st.floats(0.1, 100), min_size=3, max_size=3))
+def test_parser_flags_exactly_the_bad_values(tmp_path_factory, limits, levels):
+    lines = ["targets:", "  - id: t", "    year: 2026", "    region: hebei"]
+    bad_lines = set()
+    for name, value in limits:
+        lines.append(f"    {name}: {value!r}")
+        if value <= 0:
+            bad_lines.add(len(lines))
+    g, b, c = levels
+    lines += ["standards:", "  - id: s", f"    kgce_per_person: {{guide: {g!r}, baseline: {b!r}, constraint: {c!r}}}"]
+    f = tmp_path_factory.mktemp("q") / "quotas.yaml"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    problems = validate_quotas_file(f)
+    assert {p.line for p in problems if p.field.startswith("targets")} == bad_lines
+    ordered = g <= b <= c
+    assert any(p.field == "standards[0].kgce_per_person" for p in problems) == (not ordered)
+    if not problems:
+        q = load_quotas(f)
+        assert q.targets[0].limits == {k: v for k, v in limits}
+        assert q.standards[0].levels["kgce_per_person"] == {"guide": g, "baseline": b, "constraint": c}

@@ -33,9 +33,11 @@ def test_quota_levels_most_specific_standard():
                          "water_m3_per_person": {"advanced": 5, "general": 10}}),
         Standard(id="sjz-school", category="school", region="sjz",
                  levels={"kgce_per_person": {"guide": 6, "baseline": 7, "constraint": 10}}),
-        Standard(id="any", levels={"kgce_per_m2": {"guide": 2, "baseline": 10, "constraint": 20}}),
+        Standard(id="any", name="general standard", source="somewhere",
+                 levels={"kgce_per_m2": {"guide": 2, "baseline": 10, "constraint": 20}}),
     ))
     lv = quota_levels(_levels_frame(), cfg, regions=TREE)
+    assert set(lv["name"]) == {"n"}  # the institutions' names, not the standards'
     got = lv.set_index(["institution_id", "indicator"])
     # sjz schools use the sjz standard (nearer region): 7 -> baseline (<= 7), 11 -> exceeds (> 10)
     assert got.loc[("S1", "kgce_per_person"), ["standard_id", "level"]].tolist() == ["sjz-school", "baseline"]

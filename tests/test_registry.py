@@ -117,3 +117,12 @@ def load_registry_from_doc(doc):
     p = d / "civicwatt.yaml"
     p.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return load_registry(p)
+
+
+def test_impossible_date_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("timezone: Asia/Shanghai\nregions:\n  - {id: a, name: A}\nbuilt: 2024-11-31\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    assert [(p.line, p.field) for p in info.value.problems] == [(4, "-")]
+    assert "day is out of range" in info.value.problems[0].message

@@ -142,3 +142,18 @@ def test_bad_month(world, tmp_path, capsys):
     assert "--month" in capsys.readouterr().err
     with pytest.raises(ValueError):
         parse_month("2024-13")
+
+
+def test_completeness_of_backfilled_days():
+    """Hourly backfilled history of a 15-minute meter is complete; a live day with hourly
+    samples is not."""
+    from storage import quality
+
+    meters = pd.DataFrame({"meter_id": ["m"]})
+    hourly = pd.date_range("2024-01-01", "2024-01-03", freq="h", tz=TZ, inclusive="left")
+    q = [quality.BACKFILL if t.day == 1 else 0 for t in hourly]
+    s = pd.DataFrame({"meter_id": "m", "time": hourly, "quality": q})
+    out = data_completeness(s, meters, pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-03"), TZ,
+                            pd.Series({"m": 900.0}), pd.Series({"m": 3600.0})).iloc[0]
+    assert out["incomplete_days"] == 1 and out["worst_day"] == pytest.approx(24 / 96)
+    assert out["completeness"] == pytest.approx((1 + 24 / 96) / 2)

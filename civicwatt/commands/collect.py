@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from collectors.shard import parse_shard
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per poll job is noise
     try:
         shard = parse_shard(args.shard)
     except ValueError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 from civicwatt.context import open_registry_store, registry_from_args
 from dashboard.app import create_app, serve
 from dashboard.auth import ensure_admin, load_users
+from quotas.notify import default_outbox_dir
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
     if created:
         print(f"created user admin in {users_file} with password: {created}")
     print(f"{len(load_users(users_file))} dashboard user(s) in {users_file}")
-    data_dir = Path(store.url.removeprefix("embedded:")) if store.url.startswith("embedded:") else users_file.parent
+    # the same outbox `civicwatt quotas check --notify` writes to
+    data_dir = default_outbox_dir(store.url, Path(args.registry).parent)
     quotas = Path(args.quotas) if args.quotas and Path(args.quotas).exists() else None
     app = create_app(registry, store, users_file, quotas_path=quotas, data_dir=data_dir)
     handle = serve(app, args.host, args.port)

@@ -120,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     faults = load_fault_script(args.faults, {m["id"] for m in meters}) if args.faults else []
     sim = Simulator(meters, seed=args.seed)
-    sim.start()
+    try:
+        sim.start()
+    except RuntimeError as exc:  # a port in use, typically
+        print(f"civicwatt simulate: {exc}", file=sys.stderr)
+        return 1
     apply_faults(sim, faults)
     gateways = sim.gateways()
     print(f"civicwatt simulate: {len(meters)} meters behind {len(gateways)} gateways "

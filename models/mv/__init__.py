@@ -8,7 +8,8 @@ normalized savings, contract payments and the report workbook.
 """
 
 from models.mv.project import Adjustment, Contract, MVProject, load_project
-from models.mv.report import write_report
-from models.mv.verify import MVResult, verify
+from models.mv.report import chart_frame, write_report
+from models.mv.verify import MVResult, verify, verify_file
 
-__all__ = ["Adjustment", "Contract", "MVProject", "MVResult", "load_project", "verify", "write_report"]
+__all__ = ["Adjustment", "Contract", "MVProject", "MVResult", "chart_frame", "load_project", "verify", "verify_file",
+           "write_report"]

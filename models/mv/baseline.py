@@ -283,9 +283,11 @@ def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion
     temp = drivers["temp_c"].to_numpy(float)
     H = layout.aggregate(stats.heating_degree_days(temp, HEATING_GRID_C))[ok]
     C = layout.aggregate(stats.cooling_degree_days(temp, COOLING_GRID_C))[ok]
-    working = layout.period_working(drivers["working"].to_numpy(float))[ok]
+    # Share of working days per period: a day-type term needs it to vary (for months,
+    # a constant share would make the term collinear with the day count).
+    share = (layout.aggregate(drivers["working"].to_numpy(float)) / layout.aggregate(np.ones(len(drivers))))[ok, 0]
     day_types = [False]
-    if use_day_type and np.ptp(working) > 0 and (layout.granularity != "month" or np.ptp(working / layout.aggregate(np.ones(len(drivers)))[ok, 0]) > 0):
+    if use_day_type and len(share) and np.ptp(share) > 0:
         day_types.append(True)
     occupancies = [False]
     if use_occupancy and "occupancy" in drivers and np.ptp(drivers["occupancy"].to_numpy(float)) > 0:
@@ -307,8 +309,8 @@ def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion
                 spec = ModelSpec(kind, dt, occ,
                                  None if ih is None else float(HEATING_GRID_C[ih]),
                                  None if ic is None else float(COOLING_GRID_C[ic]))
-                p = residualizers[(dt, occ)].rank + {"mean": 0, "hdd": 1, "cdd": 1, "hdd_cdd": 2}[kind] \
-                    + spec.n_balance_points
+                # fixed columns + one slope and one balance point per degree-day term
+                p = residualizers[(dt, occ)].rank + 2 * spec.n_balance_points
                 fs = stats.fit_stats(yo, yo - e, p)
                 score = _score(fs, criterion) if len(yo) > p + 1 else np.inf
                 rows.append({"model": spec.name, "accepted": bool(np.isfinite(score)), "reason": "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -217,7 +218,7 @@ def parse_dates(path: Path, df: pd.DataFrame, problems: list[Problem]) -> pd.Ser
     dates = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
     problems += _row_problems(path, dates.isna().to_numpy(), "date", "not a date (YYYY-MM-DD)", raw)
     dup = dates.duplicated(keep="first").to_numpy() & dates.notna().to_numpy()
-    problems += _row_problems(path, dup, "date", "date repeated", raw)
+    problems += _row_problems(path, dup, "date", "date repeated (one row per day expected)", raw)
     return dates
 
 
@@ -316,10 +317,26 @@ def resolve_meters(project: MVProject, registry: Registry) -> list[str]:
     return ids
 
 
+def _bad_date_problems(path: Path) -> list[Problem]:
+    """YAML turns 2024-12-32 into an exception, not a value: find such dates by line."""
+    out = []
+    text = path.read_text(encoding="utf-8-sig")
+    for n, line in enumerate(text.splitlines(), start=1):
+        for token in re.findall(r"(?<![\w-])(\d{4}-\d{1,2}-\d{1,2})(?![\w-])", line.split("#")[0]):
+            try:
+                dt.date.fromisoformat("-".join(f"{int(x):02d}" for x in token.split("-")))
+            except ValueError:
+                out.append(Problem(str(path), n, "-", f"not a valid date: {token}"))
+    return out or [Problem(str(path), 0, "-", "invalid value in the YAML file")]
+
+
 def load_project(path: str | Path, registry: Registry | None = None) -> MVProject:
     """Load and validate a project file and its CSVs; with `registry`, resolve meters."""
     path = Path(path)
-    doc = load_yaml(path)
+    try:
+        doc = load_yaml(path)
+    except ValueError as exc:  # e.g. an impossible date: PyYAML raises instead of reporting
+        raise ConfigError(_bad_date_problems(path)) from exc
     src = str(path)
     if not isinstance(doc, LineDict):
         raise ConfigError([Problem(src, 1, "-", "the project file must be a YAML mapping")])

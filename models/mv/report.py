@@ -110,6 +110,8 @@ def write_report(result: MVResult, out: str | Path) -> Path:
     chart.y_axis.title = unit
     chart.x_axis.title = "month"
     chart.x_axis.number_format = "yyyy-mm"
+    chart.x_axis.delete = False  # openpyxl >= 3.1 hides axes unless told otherwise
+    chart.y_axis.delete = False
     chart.height, chart.width = 10, 24
     data = Reference(ws, min_col=3, max_col=5, min_row=1, max_row=len(cf) + 1)
     chart.add_data(data, titles_from_data=True)

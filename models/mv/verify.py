@@ -4,7 +4,7 @@ Steps (IPMVP, ASHRAE Guideline 14; domain.md section 7):
 
 1. consumption of the meters in scope per period (daily or hourly from the store;
    monthly = sums of days), summed over meters; a period counts only when every meter
-   has data for it;
+   has data for it; or, for `granularity: bill`, the institution's stored bills;
 2. data sufficiency: at least 12 complete months of baseline for monthly data, 90 days
    for daily and hourly data, and at least `MIN_COVERAGE` of the baseline and reporting
    periods with data (domain.md section 5's completeness target);
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from civicwatt.registry import INDEX_UNIT
 from models.mv import stats
 from models.mv.baseline import BaselineModel, Layout, fit_baseline
 from models.mv.contract import TRUSTEESHIP_YEARS, settle, trusteeship_baseline
@@ -39,13 +40,12 @@ MIN_COVERAGE = 0.90  # domain.md section 5: completeness target >= 90 %
 MIN_BASELINE_MONTHS = 12  # domain.md section 7: at least 12 months of baseline for monthly data
 MIN_BASELINE_DAYS = 90  # daily / hourly: a season at least; a full year is recommended (warning below)
 FULL_YEAR_DAYS = 365
+RESOLUTION_PROBE_DAYS = 14  # readings looked at to find each meter's sampling interval
 CONFIDENCES = (0.68, 0.90)
 SIGNIFICANCE_CONFIDENCE = 0.90
 MAX_FSU_68 = 0.50  # G14: savings uncertainty below 50 % of the savings at 68 % confidence
 # Bill units other than the meter index unit, with their factor to it.
 BILL_UNITS = {"MWh": ("kWh", 1000.0), "t": ("kg", 1000.0), "kt": ("kg", 1e6), "MJ": ("GJ", 1e-3)}
-UNIT_OF_ENERGY = {"electricity": "kWh", "pv": "kWh", "water": "m3", "natural_gas": "m3", "heat": "GJ",
-                  "gasoline": "L", "diesel": "L", "lpg": "kg", "coal": "kg"}
 
 
 @dataclass
@@ -89,9 +89,17 @@ class MVResult:
 # -- data -------------------------------------------------------------------------
 def _consumption(store: Store, meter_ids: list[str], start: dt.date, end: dt.date, hourly: bool) -> pd.DataFrame:
     """Summed consumption per local period (naive local `period`) over [start, end]:
-    quantity, estimated_share, n_meters."""
+    quantity, estimated_share, n_meters. `attrs["meters_seen"]`: meters with any data."""
     freq = "hour" if hourly else "day"
     raw = store.consumption(freq, pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1), meter_ids)
+    seen = set(raw["meter_id"]) if len(raw) else set()
+    out = _sum_meters(raw)
+    out.attrs["meters_seen"] = seen
+    return out
+
+
+def _sum_meters(raw: pd.DataFrame) -> pd.DataFrame:
+    """Consumption rows of several meters summed per period, with the meter count."""
     if raw.empty:
         return pd.DataFrame({"period": pd.Series(dtype="datetime64[us]"), "quantity": pd.Series(dtype=float),
                              "estimated_share": pd.Series(dtype=float), "n_meters": pd.Series(dtype=int)})
@@ -103,6 +111,27 @@ def _consumption(store: Store, meter_ids: list[str], start: dt.date, end: dt.dat
                       out=np.zeros(len(g)), where=np.abs(g["quantity"].to_numpy(float)) > 1e-12)
     return pd.DataFrame({"period": g["period"], "quantity": g["quantity"].to_numpy(float),
                          "estimated_share": np.clip(share, 0, 1), "n_meters": g["n_meters"].to_numpy(int)})
+
+
+def _resolution_problems(project: MVProject, store: Store, meter_ids: list[str]) -> list:
+    """Hourly models need readings at least hourly, daily models at least daily: a
+    coarser meter would give interpolated, not measured, periods."""
+    need_s = {"hour": 3600, "day": 86400}.get(project.granularity)
+    if need_s is None or not meter_ids:
+        return []
+    start = pd.Timestamp(project.baseline_start).tz_localize(store.tz)
+    sample = store.read_samples(start, start + pd.Timedelta(days=RESOLUTION_PROBE_DAYS), meter_ids)
+    if sample.empty:
+        return []
+    t = pd.DatetimeIndex(sample["time"]).as_unit("s").asi8
+    step = pd.DataFrame({"meter_id": sample["meter_id"].to_numpy(), "dt": np.diff(t, prepend=t[0])})
+    step = step[step["meter_id"].eq(step["meter_id"].shift())]
+    median = step.groupby("meter_id")["dt"].median()
+    coarse = median[median > need_s]
+    kind = {"hour": "hourly", "day": "daily"}[project.granularity]
+    return [project.problem("granularity", f"meter {mid} reads every {dt_s / 3600:g} h; {kind} models need a "
+                                           f"reading at least every {need_s // 3600} h (use a coarser granularity)")
+            for mid, dt_s in coarse.items()]
 
 
 def daily_drivers(project: MVProject, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -141,8 +170,9 @@ def _bills(project: MVProject, store: Store, unit: str) -> pd.DataFrame:
     overlap = out["period_start"].to_numpy()[1:] <= out["period_end"].to_numpy()[:-1]
     if overlap.any():
         i = int(np.flatnonzero(overlap)[0])
-        raise ConfigError([project.problem("granularity", f"bills overlap: {out['period_start'][i]:%Y-%m-%d}.."
-                                                          f"{out['period_end'][i]:%Y-%m-%d} and the next one")])
+        spans = [f"{out['period_start'][k]:%Y-%m-%d}..{out['period_end'][k]:%Y-%m-%d}" for k in (i, i + 1)]
+        raise ConfigError([project.problem("granularity", f"bills overlap: {spans[0]} and {spans[1]} "
+                                                          f"({project.institution}, {project.energy})")])
     return out
 
 
@@ -336,7 +366,7 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
             meter_ids = list(project.meters)
         else:
             raise ConfigError([project.problem("institution", "option C needs the registry to find the main meters")])
-    unit = project.unit or UNIT_OF_ENERGY.get(project.energy, "")
+    unit = project.unit or INDEX_UNIT.get(project.energy, "")
     hourly = project.granularity == "hour"
     warnings: list[str] = []
     problems: list = []
@@ -349,8 +379,14 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
     else:
         cons = _consumption(store, meter_ids, project.baseline_start, project.reporting_end, hourly)
         last_data = cons["period"].max() if len(cons) else None
+        silent = [m for m in meter_ids if m not in cons.attrs["meters_seen"]]
+        if silent and len(silent) < len(meter_ids):  # the root cause: say only this
+            raise ConfigError([project.problem("meters" if project.meters else "institution",
+                                               f"meter(s) in scope without any data from {project.baseline_start} to "
+                                               f"{project.reporting_end}: {', '.join(silent)}")])
         baseline = build_span(project, cons, project.baseline_start, project.baseline_end, len(meter_ids))
         reporting = build_span(project, cons, project.reporting_start, project.reporting_end, len(meter_ids))
+    problems += _resolution_problems(project, store, meter_ids)
     _sufficiency(project, baseline, "baseline", problems, warnings, last_data)
     _sufficiency(project, reporting, "reporting", problems, warnings, last_data)
     if problems:
@@ -387,9 +423,9 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
     fraction = avoided_total / adjusted_total if adjusted_total else float("nan")
 
     half = {c: stats.savings_uncertainty(fs.cvrmse, fs.n, model.p, m, fs.rho, c, baseline_total) for c in CONFIDENCES}
-    fsu = {c: (half[c] / abs(avoided_total) if avoided_total else float("inf")) for c in CONFIDENCES}
+    fsu = {c: (half[c] / abs(avoided_total) if avoided_total else None) for c in CONFIDENCES}
     low90 = avoided_total - half[0.90]
-    significant = low90 > 0
+    significant = avoided_total - half[SIGNIFICANCE_CONFIDENCE] > 0
     meets = bool(fs.cvrmse <= project.cvrmse_max and abs(fs.nmbe) <= project.nmbe_max)
 
     # -- normalized savings
@@ -502,7 +538,7 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
         "uncertainty68": half[0.68], "uncertainty90": half[0.90],
         "avoided_low68": avoided_total - half[0.68], "avoided_high68": avoided_total + half[0.68],
         "avoided_low90": low90, "avoided_high90": avoided_total + half[0.90],
-        "fsu68": fsu[0.68], "fsu90": fsu[0.90], "fsu68_below_50pct": bool(fsu[0.68] <= MAX_FSU_68),
+        "fsu68": fsu[0.68], "fsu90": fsu[0.90], "fsu68_below_50pct": bool(fsu[0.68] is not None and fsu[0.68] <= MAX_FSU_68),
         "t68": stats.t_value(0.68, fs.n - model.p), "t90": stats.t_value(0.90, fs.n - model.p),
         "savings_significant": bool(significant), "verdict": verdict,
         "normalized_savings": normalized,
@@ -545,3 +581,15 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
     return MVResult(project, summary, periods, baseline_periods, drivers, model.candidates, normal_table,
                     inputs, model, warnings)
 
+
+
+def verify_file(path, registry, store: Store) -> tuple[MVResult | None, list[str]]:
+    """Load and verify a project file in one call, for pages that list projects:
+    (result, []) or (None, every problem as 'file:line: field: message')."""
+    from civicwatt.yamlfile import ConfigError
+    from models.mv.project import load_project
+
+    try:
+        return verify(load_project(path, registry), store), []
+    except ConfigError as exc:
+        return None, [str(p) for p in exc.problems]

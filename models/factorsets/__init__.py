@@ -1,0 +1,1 @@
+"""Shipped factor sets (YAML data files)."""
