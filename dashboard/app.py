@@ -743,8 +743,8 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         past = [a for a in alerts if a.get("status") != "open"]
 
         def table(rows: list[dict], with_ack: bool, table_id: str) -> html.Table:
-            head = html.Tr([html.Th(x) for x in (t("severity", lang), t("period", lang), t("message", lang),
-                                                  t("first_seen", lang), "")])
+            head = html.Tr([html.Th(x) for x in (t("severity", lang), t("scope", lang), t("period", lang),
+                                                  t("message", lang), t("first_seen", lang), "")])
             body = []
             for a in rows:
                 if a.get("acknowledged_by"):
@@ -754,8 +754,11 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                                          className="ack")
                 else:
                     action = a.get("resolution") or ""
+                inst = registry.institution_by_id.get(str(a.get("institution_id") or ""))
                 body.append(html.Tr([
-                    html.Td(a.get("severity", ""), className=f"sev-{a.get('severity', '')}"),
+                    html.Td(t(f"sev_{a.get('severity', '')}", lang), className=f"sev-{a.get('severity', '')}"),
+                    html.Td(dcc.Link(inst.name, href=f"/institution/{inst.id}") if inst else
+                            str(a.get("scope", ""))),
                     html.Td(a.get("period", "")), html.Td(a.get("message_zh" if lang == "zh" else "message_en", "")),
                     html.Td(str(a.get("first_seen", ""))[:16]), html.Td(action)], className="alert-row"))
             return html.Table([html.Thead(head), html.Tbody(body)], className="grid", id=table_id)
@@ -864,7 +867,8 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         s = result.summary
         keys = ["model", "n", "r2", "cvrmse", "nmbe", "meets_ashrae14", "adjusted_baseline", "reporting_actual",
                 "avoided", "avoided_fraction", "avoided_low90", "avoided_high90", "normalized_savings", "payment_cny"]
-        rows = [html.Tr([html.Td(k), html.Td(_mv_value(s.get(k)), className="num")]) for k in keys if k in s]
+        rows = [html.Tr([html.Td(t(f"mv_{k}", lang)), html.Td(_mv_value(s.get(k)), className="num")],
+                        id={"type": "mv-row", "key": k}) for k in keys if k in s]
         chart = chart_frame(result)
         fig = go.Figure()
         for col, name in (("actual", t("actual", lang)), ("baseline_model", t("baseline_model", lang)),

@@ -16,6 +16,7 @@ Rules and their thresholds (named constants below, overridable per call):
   hourly use between 00:00 and 05:00 of the day is above `BASE_LOAD_FACTOR` x its
   usual level (median of the previous `BASELINE_DAYS` nights) plus 3 median absolute
   deviations; a water meter with a usually dry night that now flows is the classic leak.
+  Only for meters read at least hourly (a daily reading shows no night).
 * ``abnormal_holiday_load`` (warning): the same test on the whole-day use of a
   non-working day (weekend or listed holiday) against previous non-working days.
 * ``step_change`` (warning up, info down): the median daily use of the last
@@ -53,6 +54,7 @@ MIN_SHARE_OF_DAY = 0.02  # ignore changes below 2 % of the median daily use
 BALANCE_DAYS = 7
 BALANCE_TOLERANCE = 0.02  # sub-meters may exceed the parent by 2 % (meter accuracy class)
 ABNORMAL_ENERGIES = ("electricity", "water")
+HOURLY_S = 3600.0  # the night rule needs samples at least this often
 
 
 @dataclass
@@ -208,12 +210,14 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
     # completeness of the last complete day
     hist_start = day_start - pd.Timedelta(days=settings.baseline_days + STEP_WINDOW_DAYS)
     samples = store.read_samples(day_start - pd.Timedelta(days=7), day_end, meters["meter_id"].tolist())
+    hourly_ids: set[str] = set()  # meters with samples at least hourly: their night can be seen
     if len(samples):
         samples = samples.assign(time=pd.to_datetime(samples["time"], utc=True))
         live_interval = live.set_index("meter_id")["interval_s"].astype(float) if len(live) else pd.Series(dtype=float)
         samples = samples.sort_values(["meter_id", "time"], kind="stable")
         step = samples["time"].diff().dt.total_seconds().where(samples["meter_id"].eq(samples["meter_id"].shift()))
         spacing = step.groupby(samples["meter_id"]).median()
+        hourly_ids = set(spacing.index[spacing <= HOURLY_S])
         # Days stored from backfill or import (re-read from a meter's memory, generated
         # history) have their own resolution: expect their spacing, not the poll interval.
         day_rows = (samples["time"] >= day_start) & (samples["time"] < day_end)
@@ -246,7 +250,8 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
         if len(daily):
             daily = daily.assign(period_start=pd.to_datetime(daily["period_start"]).dt.tz_convert(tz))
             typical = daily.groupby("meter_id")["quantity"].median()
-            alerts += _abnormal_alerts(store, registry, main, daily, typical, day_start, day_end, settings, stamp)
+            alerts += _abnormal_alerts(store, registry, main, daily, typical, day_start, day_end, settings, stamp,
+                                       hourly_ids)
             steps = step_changes(daily, day_end, STEP_WINDOW_DAYS, settings.baseline_days, settings.step_factor)
             inst = main.set_index("meter_id")
             for r in steps.itertuples(index=False):
@@ -288,14 +293,16 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
 
 def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, typical: pd.Series,
                      day_start: pd.Timestamp, day_end: pd.Timestamp, settings: MeterRuleSettings,
-                     stamp: str) -> list[Alert]:
+                     stamp: str, hourly_ids: set[str]) -> list[Alert]:
     tz = registry.timezone
     day_label = day_start.strftime("%Y-%m-%d")
     inst = main.set_index("meter_id")
     out: list[Alert] = []
-    ids = main["meter_id"].tolist()
-    # Night base load: hourly use between NIGHT_HOURS, today vs the previous nights.
-    hourly = store.consumption("hour", day_start - pd.Timedelta(days=settings.baseline_days), day_end, ids)
+    # Night base load: hourly use between NIGHT_HOURS, today vs the previous nights; only
+    # for meters read at least hourly (a daily reading spread over 24 h shows no night).
+    ids = [m for m in main["meter_id"] if m in hourly_ids]
+    hourly = (store.consumption("hour", day_start - pd.Timedelta(days=settings.baseline_days), day_end, ids)
+              if ids else pd.DataFrame())
     if len(hourly):
         local = pd.to_datetime(hourly["period_start"]).dt.tz_convert(tz)
         night = hourly[(local.dt.hour >= NIGHT_HOURS[0]) & (local.dt.hour < NIGHT_HOURS[1])]

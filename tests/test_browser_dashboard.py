@@ -33,6 +33,7 @@ def site(tmp_path_factory):
     store = open_store(f"embedded:{d / 'store'}", tz=reg.timezone)
     w.fill_store(store, reg)
     users = w.write_users(d / "users.yaml")
+    w.write_mv_project(d / "mv")
     Outbox(d).submit([
         Alert.new("quota", "warning", "institution:HB-0001", "kgce_per_m2", "2026", message_zh="一号机构能耗超定额",
                   message_en="HB-0001 above its quota", first_seen="2026-03-01T00:00:00+08:00",
@@ -135,6 +136,11 @@ def test_admin_walks_through_the_dashboard(site):
     elec = ledger[(ledger["institution_id"] == "HB-0001") & (ledger["energy"] == "electricity")]
     floor = site["reg"].institution_by_id["HB-0001"].floor_area_m2
     assert float(elec["quantity"].iloc[0]) == pytest.approx(w.ELEC_KW_PER_M2 * floor * 8760, rel=1e-6)
+    # savings verification: the project's summary and chart
+    page.click("#nav-mv")
+    expect(page.locator("#mv-summary")).to_contain_text("Reporting-period actual")
+    expect(page.locator("#mv-chart .main-svg").first).to_be_visible()
+    _shot(page, "savings-verification")
     page.context.close()
 
 

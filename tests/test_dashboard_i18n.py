@@ -30,7 +30,8 @@ def test_dynamic_keys_and_both_languages():
         assert key in TEXT, key
     for key, entry in TEXT.items():
         assert set(entry) == set(LANGS), key
-        assert entry["zh"] != entry["en"] or key.startswith("ind_"), key
+        # a forgotten translation shows as the same text twice (statistics' symbols excepted)
+        assert entry["zh"] != entry["en"] or key in ("mv_r2", "mv_cvrmse", "mv_nmbe"), key
     assert t("nav_ranking", "zh") == "排名" and t("nav_ranking", "en") == "Rankings"
     assert t("nav_ranking", "fr") == "Rankings"  # a language without the label: English
     assert t("nav_ranking", None) == "排名"  # none chosen yet: the default, Chinese

@@ -171,7 +171,7 @@ _INST = pd.DataFrame({"institution_id": ["A", "B", "C"], "name": ["甲", "乙", 
                       "heating_start": "11-15", "heating_end": "03-15"})
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]),
                           st.sampled_from(["electricity", "water", "natural_gas", "heat", "diesel"]),
                           st.integers(min_value=1, max_value=12), st.integers(min_value=0, max_value=10**6)),
