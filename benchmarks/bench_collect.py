@@ -1,7 +1,7 @@
 """Collector throughput: end to end (poll, decode, validate, disk queue, store) against a
 bare pymodbus read loop with the same concurrency, against the same simulator.
 
-    python benchmarks/bench_collect.py [--meters 10000] [--per-gateway 28] [--minute]
+    python benchmarks/bench_collect.py [--meters 10000] [--per-gateway 28] [--minute] [--influx]
 
 * The simulator (`civicwatt simulate`) runs in its own process, pinned to the second
   core; this process (collector and baseline) is pinned to the first, so "one core" is
@@ -11,7 +11,7 @@ bare pymodbus read loop with the same concurrency, against the same simulator.
   plan), and nothing else: no decoding, no checks, no queue, no store.
 * end to end: `CollectorService.poll_once` + `flush` into the embedded store: every
   sample decoded, checked, committed to the on-disk queue (synchronous=FULL) and written
-  to the store.
+  to the store (embedded, or with --influx a real influxd on a free loopback port).
 * CPU seconds per 1,000 meters polled: process CPU time (all threads) / polls x 1000.
 * --minute: also run the scheduler for real at a 1-minute interval and time one slot
   from its start until its last sample is in the store.
@@ -106,6 +106,7 @@ def main() -> int:
     ap.add_argument("--per-gateway", type=int, default=28)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--minute", action="store_true", help="also run the scheduler for one real 1-minute slot")
+    ap.add_argument("--influx", action="store_true", help="store into a real influxd instead of the embedded store")
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cores[0]})  # the collector gets one core
@@ -115,8 +116,20 @@ def main() -> int:
     print(f"{len(registry.meters)} meters behind {len({m.modbus.port for m in registry.meters})} gateways; "
           f"collector on core {cores[0]}, simulator on core {cores[-1]}", flush=True)
     sim = start_simulator(path)
+    influxd = None
+    if args.influx:
+        from tests.servers import Influxd
+
+        influxd = Influxd()
+        influxd.start()
+
+    def new_store(name: str):
+        url = influxd.url(name) if influxd is not None else f"embedded:{work / name}"
+        return open_store(url, tz=registry.timezone)
+
     try:
-        store = open_store(f"embedded:{work / 'store'}", tz=registry.timezone)
+        store = new_store("store")
+        print(f"store: {store.url}", flush=True)
         store.set_meters(registry.meters_frame())
         svc = CollectorService(registry, store, work / "queue", gateway_options={"*": {"timeout_s": 3.0}})
         concurrency = svc.max_gateways_in_flight
@@ -154,7 +167,7 @@ def main() -> int:
         svc.stop(flush_timeout_s=60)
 
         if args.minute:
-            store2 = open_store(f"embedded:{work / 'store2'}", tz=registry.timezone)  # fresh: no gap to attribute
+            store2 = new_store("store2")  # fresh: no gap to attribute
             store2.set_meters(registry.meters_frame())
             svc2 = CollectorService(registry, store2, work / "queue2", interval_s=60,
                                     gateway_options={"*": {"timeout_s": 3.0}})
@@ -176,6 +189,8 @@ def main() -> int:
     finally:
         sim.terminate()
         sim.wait(20)
+        if influxd is not None:
+            influxd.cleanup()
     return 0
 
 

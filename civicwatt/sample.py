@@ -107,9 +107,9 @@ REGISTRY_HEADER = """\
 
 
 def write_sample(directory: str | Path, force: bool = False, **kwargs: Any) -> list[Path]:
-    """Write `civicwatt.yaml` and `quotas.yaml` into `directory`; return the files written.
-
-    Existing files are kept unless `force`.
+    """Write `civicwatt.yaml`, `quotas.yaml` and `channels.yaml` (alert delivery: a
+    JSON-lines log; webhook, WeCom, DingTalk and e-mail commented out) into `directory`;
+    return the files written. Existing files are kept unless `force`.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -119,9 +119,10 @@ def write_sample(directory: str | Path, force: bool = False, **kwargs: Any) -> l
         body = yaml.safe_dump(sample_registry_doc(**kwargs), allow_unicode=True, sort_keys=False, width=120)
         reg.write_text(REGISTRY_HEADER + "\n" + body, encoding="utf-8")
         written.append(reg)
-    quotas_src = Path(__file__).resolve().parent.parent / "quotas" / "sample_quotas.yaml"
-    quotas = directory / "quotas.yaml"
-    if quotas_src.exists() and (force or not quotas.exists()):
-        quotas.write_text(quotas_src.read_text(encoding="utf-8"), encoding="utf-8")
-        written.append(quotas)
+    samples = Path(__file__).resolve().parent.parent / "quotas"
+    for src, name in (("sample_quotas.yaml", "quotas.yaml"), ("sample_channels.yaml", "channels.yaml")):
+        dst = directory / name
+        if force or not dst.exists():
+            dst.write_text((samples / src).read_text(encoding="utf-8"), encoding="utf-8")
+            written.append(dst)
     return written

@@ -200,7 +200,8 @@ class CollectorService:
             first = math.floor(now / iv) * iv + iv
             self.scheduler.add_job(self._tick, IntervalTrigger(seconds=int(iv), start_date=pd.Timestamp(
                 first, unit="s", tz="UTC").to_pydatetime()), args=[int(iv)], id=f"poll-{iv}s",
-                name=f"poll meters every {iv}s", misfire_grace_time=int(iv), coalesce=True, max_instances=4)
+                name=f"poll meters every {iv}s", misfire_grace_time=int(iv), coalesce=True, max_instances=4,
+                replace_existing=True)
         if not self.scheduler.running:
             self.scheduler.start()
         log.info("collecting %d meters behind %d gateways (shard %d/%d)", len(self.meter_ids), len(self.pollers),
@@ -294,9 +295,15 @@ class CollectorService:
         done.wait()
 
     def _ingest_main(self) -> None:
+        pending: list[tuple] = []  # polled but not yet committed (kept when the disk refuses a commit)
         while True:
-            item = self._ingest_q.get()
+            try:
+                item = self._ingest_q.get(timeout=1.0 if pending else None)
+            except queue_mod.Empty:
+                item = []
             if item is None:
+                if pending:
+                    log.error("stopping with %d polled samples that could not be written to the queue", len(pending))
                 return
             batch: list[tuple] = []
             waiters: list[threading.Event] = []
@@ -313,15 +320,32 @@ class CollectorService:
                     item = self._ingest_q.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue_mod.Empty:
                     break
-            if batch:
+            pending.extend(batch)
+            if pending:
                 try:
-                    self._ingest(batch)
-                except Exception:  # never let a bad batch stop collection
-                    log.exception("ingest of %d poll results failed", len(batch))
+                    self._ingest(pending)
+                    pending = []
+                except Exception:  # e.g. disk full: keep the samples in memory, retry, keep polling
+                    log.exception("could not commit %d poll results to the queue; keeping them and retrying",
+                                  len(pending))
             for w in waiters:
                 w.set()
 
+    _STATE = ("last_t", "last_v", "fails", "offline_since", "spike_run", "seen_t")
+
     def _ingest(self, batch: list[tuple]) -> None:
+        """Validate and commit a batch; on failure the per-meter state is as before."""
+        saved = {name: getattr(self, name).copy() for name in self._STATE}
+        stats = dict(self.stats)
+        try:
+            self._ingest_unsafe(batch)
+        except BaseException:
+            for name, arr in saved.items():
+                setattr(self, name, arr)
+            self.stats.update(stats)
+            raise
+
+    def _ingest_unsafe(self, batch: list[tuple]) -> None:
         df = pd.DataFrame(batch, columns=["row", "t", "value", "power", "error"])
         self.stats["polls"] += len(df)
         ok = df["error"].isna().to_numpy() & np.isfinite(df["value"].to_numpy(float))

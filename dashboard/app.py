@@ -57,6 +57,7 @@ from dashboard.auth import User, authenticate, load_users
 from dashboard.data import INDICATORS, KG_PER_T, DataService, project_year_end
 from dashboard.i18n import norm_lang, t
 from dashboard.pages import (
+    KEEP,
     daily_figure,
     fmt,
     forbidden,
@@ -164,6 +165,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     data_path = Path(data_dir) if data_dir is not None else None
     directory = UserDirectory(users_file)
     quotas = integrations.Quotas(quotas_path, registry)
+    quotas.config()  # a bad quota file fails here, with every problem, not in a callback
     if mv_dirs is None:
         mv_dirs = [p / "mv" for p in (Path(registry.source).parent if Path(registry.source).is_file() else None,
                                       data_path) if p is not None]
@@ -421,10 +423,10 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         return html.Div(id="overview", children=[
             html.Div(className="controls", children=[
                 html.Label([t("region", lang), dcc.Dropdown(
-                    id="ov-region", options=[{"label": region_name[r], "value": r} for r in regions],
+                    id="ov-region", **KEEP, options=[{"label": region_name[r], "value": r} for r in regions],
                     value=_default_region(user), clearable=False, disabled=not regions)]),
                 html.Label([t("year", lang), dcc.Dropdown(
-                    id="ov-year", options=[{"label": str(y), "value": y} for y in _years()],
+                    id="ov-year", **KEEP, options=[{"label": str(y), "value": y} for y in _years()],
                     value=service.current_year(), clearable=False)]),
             ]),
             dcc.Loading(html.Div(id="ov-body")),
@@ -671,7 +673,8 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         year = service.current_year()
         ystart, yend = service.year_bounds(year)
         ytd = service.consumption("year", ystart, yend, [m.id for m in meters])
-        table = service.ranking_table(year)
+        # indicators of the last complete year: quota standards are annual
+        table = service.ranking_table(year - 1)
         row = table[table["institution_id"] == inst_id]
         row_s = row.iloc[0] if len(row) else None
         est = float(np.nanmean(quality["estimated_share"])) if quality["estimated_share"].notna().any() else np.nan
@@ -695,14 +698,14 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             dcc.Graph(id="inst-daily", figure=daily_figure(daily, lang)),
             html.Div(className="controls", children=[
                 html.Label([t("date", lang), dcc.DatePickerSingle(
-                    id="inst-hour-date", date=(today - pd.Timedelta(days=1)).date().isoformat(),
+                    id="inst-hour-date", **KEEP, date=(today - pd.Timedelta(days=1)).date().isoformat(),
                     display_format="YYYY-MM-DD")]),
             ]),
             dcc.Graph(id="inst-hourly"),
             html.Div(className="row", children=[
                 dcc.Graph(id="inst-subitems", figure=subitem_split(ytd, meters, lang), className="half"),
                 html.Div(className="half", children=[
-                    html.H3(f"{t('indicators', lang)} ({year})"),
+                    html.H3(f"{t('indicators', lang)} ({year - 1})"),
                     indicator_table(row_s, service.levels_of(row) if len(row) else None, lang)]),
             ]),
         ])
@@ -793,14 +796,14 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         return html.Div(id="reports", children=[
             html.H2(t("monthly_report", lang)),
             html.Div(className="controls", children=[
-                html.Label([t("month", lang), dcc.Dropdown(id="rep-month", options=months, value=months[0],
+                html.Label([t("month", lang), dcc.Dropdown(id="rep-month", **KEEP, options=months, value=months[0],
                                                            clearable=False)]),
                 html.A(t("download", lang), id="rep-download", href=f"/download/report?month={months[0]}",
                        className="button"),
             ]),
             html.H2(t("carbon_ledger", lang)),
             html.Div(className="controls", children=[
-                html.Label([t("year", lang), dcc.Dropdown(id="ledger-year", options=years, value=years[1],
+                html.Label([t("year", lang), dcc.Dropdown(id="ledger-year", **KEEP, options=years, value=years[1],
                                                           clearable=False)]),
                 html.A(f"{t('download', lang)} (xlsx)", id="ledger-xlsx", href=f"/download/ledger?year={years[1]}",
                        className="button"),
@@ -836,7 +839,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             html.H2(t("nav_mv", lang)),
             html.Div(className="controls", children=[
                 html.Label([t("project", lang), dcc.Dropdown(
-                    id="mv-project", options=[{"label": f"{p['name']} ({p['id']})", "value": p["id"]}
+                    id="mv-project", **KEEP, options=[{"label": f"{p['name']} ({p['id']})", "value": p["id"]}
                                               for p in projects], value=projects[0]["id"], clearable=False)]),
                 html.A(t("download", lang) + " (xlsx)", id="mv-download", href="#", className="button"),
             ]),

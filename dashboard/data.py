@@ -116,7 +116,10 @@ class DataService:
                 return hit.value
         value = compute()
         with self._lock:
-            self._cache[key] = _Cached(value, time.monotonic())
+            now = time.monotonic()
+            for k in [k for k, v in self._cache.items() if now - v.at >= self.cache_ttl_s]:
+                del self._cache[k]  # expired tables (e.g. yesterday's year to date) go
+            self._cache[key] = _Cached(value, now)
         return value
 
     def clear_cache(self) -> None:
@@ -171,13 +174,19 @@ class DataService:
     def ranking_table(self, year: int) -> pd.DataFrame:
         """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
         levels (`level_<indicator>`: guide | baseline | constraint | advanced | general
-        | exceeds | no_data | none). A running year counts complete days (to
+        | exceeds | no_data | none; 'partial' for every institution in a running year,
+        as the standards are annual). A running year counts complete days (to
         yesterday) and is compared with the same dates of the year before."""
         def compute() -> pd.DataFrame:
             running = self.is_running(year)
             cur = self.indicators(year, self.today() if running else None)
             prev = self.indicators(year - 1, self.today() - pd.DateOffset(years=1) if running else None)
             table = add_yoy(cur, prev)
+            if running:
+                # quota standards are annual: a part of the year is not compared with them
+                for ind in QUOTA_INDICATORS:
+                    table[f"level_{ind}"] = "partial"
+                return table
             levels = self.levels_of(cur)
             if len(levels):
                 table = table.merge(quota_levels_wide(levels), on="institution_id", how="left")

@@ -84,6 +84,7 @@ TEXT: dict[str, dict[str, str]] = {
     "lvl_advanced": {"zh": "先进值以内", "en": "Within advanced"},
     "lvl_general": {"zh": "通用值以内", "en": "Within general"},
     "lvl_no_data": {"zh": "无数据", "en": "No data"},
+    "lvl_partial": {"zh": "年度未完", "en": "Year not complete"},
     "advanced": {"zh": "先进值", "en": "Advanced"},
     "general": {"zh": "通用值", "en": "General"},
     "lvl_constraint": {"zh": "约束值以内", "en": "Within constraint"},

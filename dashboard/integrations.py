@@ -6,12 +6,16 @@ file, the outbox, verification results) until its files change.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from civicwatt.registry import Registry
+from civicwatt.yamlfile import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Quotas:
@@ -25,7 +29,9 @@ class Quotas:
         self._lock = threading.Lock()
 
     def config(self) -> Any | None:
-        """The `quotas.config.QuotaConfig`, or None."""
+        """The `quotas.config.QuotaConfig`, or None. A file edited into an invalid
+        state keeps the last valid configuration in use (the problems are logged);
+        an invalid file at the first load raises ConfigError."""
         if self.path is None or not self.path.exists():
             return None
         stamp = self.path.stat().st_mtime_ns
@@ -33,7 +39,12 @@ class Quotas:
             if stamp != self._stamp:
                 from quotas.config import load_quotas
 
-                self._loaded = load_quotas(self.path, self.registry)
+                try:
+                    self._loaded = load_quotas(self.path, self.registry)
+                except ConfigError as exc:
+                    if self._stamp is None:
+                        raise
+                    log.warning("%s is invalid, keeping the last valid quotas:\n%s", self.path, exc)
                 self._stamp = stamp
             return self._loaded
 

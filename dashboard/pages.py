@@ -19,6 +19,9 @@ from dashboard.data import INDICATORS
 from dashboard.i18n import t
 from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE
 
+# a control keeps the user's choice while the page re-renders (language switch) and
+# for the browser session
+KEEP = {"persistence": True, "persistence_type": "session"}
 LEVEL_COLOURS = {  # quota level (quotas.evaluate) -> colour: green guide .. red above the constraint
     "guide": "#b2f2bb",
     "advanced": "#b2f2bb",
@@ -53,17 +56,17 @@ def forbidden(lang: str) -> html.Div:
 def ranking_controls(lang: str, regions: list[tuple[str, str]], categories: list[str], years: list[int],
                      year: int) -> html.Div:
     return html.Div(className="controls", children=[
-        html.Label([t("region", lang), dcc.Dropdown(id="rank-region", options=[
+        html.Label([t("region", lang), dcc.Dropdown(id="rank-region", **KEEP, options=[
             {"label": name, "value": rid} for rid, name in regions], value=None, placeholder=t("all", lang))]),
-        html.Label([t("category", lang), dcc.Dropdown(id="rank-category", options=[
+        html.Label([t("category", lang), dcc.Dropdown(id="rank-category", **KEEP, options=[
             {"label": t(f"cat_{c}", lang), "value": c} for c in categories], value=None,
             placeholder=t("all", lang))]),
-        html.Label([t("year", lang), dcc.Dropdown(id="rank-year", options=[
+        html.Label([t("year", lang), dcc.Dropdown(id="rank-year", **KEEP, options=[
             {"label": str(y), "value": y} for y in years], value=year, clearable=False)]),
-        html.Label([t("indicator", lang), dcc.Dropdown(id="rank-indicator", options=[
+        html.Label([t("indicator", lang), dcc.Dropdown(id="rank-indicator", **KEEP, options=[
             {"label": t(f"ind_{i}", lang), "value": i} for i in INDICATORS], value=DEFAULT_INDICATOR,
             clearable=False)]),
-        html.Label([t("search_name", lang), dcc.Input(id="rank-search", type="search", debounce=True,
+        html.Label([t("search_name", lang), dcc.Input(id="rank-search", **KEEP, type="search", debounce=True,
                                                       placeholder=t("search_name", lang))]),
         html.A(t("export_csv", lang), id="rank-export", href="/download/ranking.csv", className="button"),
     ])
@@ -86,7 +89,8 @@ def ranking_columns(lang: str, indicator: str) -> list[dict]:
 
 def ranking_table(lang: str) -> dash_table.DataTable:
     return dash_table.DataTable(
-        id="rank-table", columns=ranking_columns(lang, DEFAULT_INDICATOR), data=[],
+        id="rank-table", **KEEP, persisted_props=["sort_by"],
+        columns=ranking_columns(lang, DEFAULT_INDICATOR), data=[],
         page_action="custom", page_current=0, page_size=PAGE_SIZE, page_count=1,
         sort_action="custom", sort_mode="single", sort_by=[],
         markdown_options={"link_target": "_self"},

@@ -26,7 +26,7 @@ SORTABLE = ("rank", "institution_id", "name", "region", "category", "value", "yo
             "estimated_share", "peers")
 # quota levels from best to worst (quotas.evaluate: three- and two-level standards)
 LEVEL_ORDER = {"guide": 0, "advanced": 0, "baseline": 1, "general": 1, "constraint": 2, "exceeds": 3,
-               "no_data": 4, "none": 5}
+               "no_data": 4, "partial": 5, "none": 6}
 
 
 @dataclass(frozen=True)

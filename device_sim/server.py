@@ -225,7 +225,12 @@ class Simulator:
         """Index before faults and wrapping (raw units)."""
         with self._lock:
             self._advance(now)
-            return float(self._anchor[row] + self._rate[row] * (now - self._step * STEP_S))
+            start = self._step * STEP_S
+            if now >= start:
+                return float(self._anchor[row] + self._rate[row] * (now - start))
+            # a moment before the current step (tests looking back): integrate backwards
+            back = self.model.integrate(np.full(len(self.meters), float(now)), float(start))
+            return float(self._anchor[row] - back[row])
 
     def index(self, meter_id: str, now: float | None = None) -> float:
         """The index the meter's energy register holds now (engineering value, before

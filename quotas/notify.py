@@ -54,6 +54,7 @@ from quotas.notify_channels import (
 DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
 LEASE_S = 120.0  # a sender owns a claimed delivery this long (longer than any channel timeout)
+REMINDER_GRACE_S = 600.0  # a reminder is due up to 10 min early (scheduled checks drift)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert (
@@ -195,7 +196,9 @@ class Outbox:
                 con.execute("UPDATE alert SET payload = ?, severity = ?, last_seen = ? WHERE key = ?",
                             (json.dumps(alert.to_dict(), ensure_ascii=False, sort_keys=True), alert.severity,
                              stamp, key))
-                due = now.timestamp() - row["last_notified"] >= self.reminder.total_seconds() - 1e-6
+                interval = self.reminder.total_seconds()
+                grace = min(REMINDER_GRACE_S, 0.05 * interval)  # a daily check that runs a little early
+                due = now.timestamp() - row["last_notified"] >= interval - grace
                 if row["ack_by"] is None and self.reminder.total_seconds() > 0 and due:
                     n = row["reminders"] + 1
                     payload = {**alert.to_dict(), "notification": "reminder", "status": "open", "reminder": n,

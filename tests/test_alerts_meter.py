@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,6 +119,7 @@ def test_every_meter_rule_fires_where_it_should(loaded):
     assert imb.actual == pytest.approx(20.0)
     assert imb.extra["children_quantity"] == pytest.approx(1.2 * imb.extra["parent_quantity"])
     assert all(a.message_zh and a.message_en for a in alerts)
+    assert all(json.loads(a.to_json())["key"] == a.key for a in alerts)  # plain JSON, numpy values included
 
 
 def test_offline_meter_back_clears(loaded, tmp_path):

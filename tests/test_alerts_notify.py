@@ -102,6 +102,7 @@ def test_reminders_acknowledge_and_restart(tmp_path, hook):
     other = alert(inst="HB-0002")
     box.submit([alert(), other], now=T0)
     box.submit([alert(), other], now=T0 + timedelta(hours=12))  # not due
+    box.submit([alert(), other], now=T0 + timedelta(hours=23, minutes=45))  # not due (the grace is 10 min)
     # A restart: a new Outbox on the same directory keeps the state.
     box = Outbox(tmp_path / "outbox", channels)
     assert sorted(box.submit([alert(), other], now=T0 + timedelta(hours=25)).reminded) == sorted([alert().key, other.key])
@@ -289,7 +290,7 @@ def test_outbox_sequences_are_well_formed(tmp_path_factory, steps):
                 assert state == "closed"
                 state = "open"
             elif kind == "reminder":
-                assert state == "open" and t - last >= timedelta(hours=24)
+                assert state == "open" and t - last >= timedelta(hours=24) - timedelta(minutes=10)
             else:
                 assert state == "open" and kind == "resolved"
                 state = "closed"
@@ -360,3 +361,10 @@ def test_prune_keeps_open_and_pending(tmp_path):
     # KEEP is still open: evaluating it again only reminds, it does not reopen.
     res = box.submit([alert(inst="KEEP")], now=T0 + timedelta(days=100))
     assert res.opened == [] and res.reminded == [alert(inst="KEEP").key]
+
+
+def test_reminder_grace_for_a_check_that_runs_early(tmp_path):
+    box = Outbox(tmp_path / "o", config(reminder_hours=24))
+    box.submit([alert()], now=T0)
+    assert box.submit([alert()], now=T0 + timedelta(hours=23, minutes=49)).reminded == []
+    assert box.submit([alert()], now=T0 + timedelta(hours=23, minutes=55)).reminded == [alert().key]

@@ -86,6 +86,11 @@ def test_admin_walks_through_the_dashboard(site):
     page.click("#rank-category")
     page.get_by_role("option", name="School").click()
     expect(page.locator("#rank-count")).to_contain_text("2 institutions")
+    # switching language keeps the filter
+    page.click("#lang-zh")
+    expect(page.locator("#rank-count")).to_contain_text("2 条记录")
+    page.click("#lang-en")
+    expect(page.locator("#rank-count")).to_contain_text("2 institutions")
     # switch the indicator (the column follows), then back to energy per person; sort by value descending
     page.click("#rank-indicator")
     page.get_by_role("option", name="Water per person (m³/person)").click()

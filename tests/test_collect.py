@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -382,3 +383,76 @@ def test_two_shards_fill_one_influxdb_without_gap_or_overlap(tmp_path, influx_st
         for r in got.itertuples():
             m = next(x for x in meters if x["id"] == r.meter_id)
             assert r.value == pytest.approx(sim_reading(sim, m, clock()), rel=1e-9)
+
+
+def test_collectors_against_the_pymodbus_simulator_command(tmp_path):
+    """pymodbus's own simulator program (`pymodbus.simulator`), configured with the
+    SDM630 register map; its energy register counts up by one on every read."""
+    import json
+    import os
+    import shutil
+    import socket
+    import sys
+    import time
+
+    exe = shutil.which("pymodbus.simulator") or str(Path(sys.executable).with_name("pymodbus.simulator"))
+    modbus_port, http_port = free_port(), free_port()
+    while http_port == modbus_port:
+        http_port = free_port()
+    sdm = load_profiles()["sdm630"]["registers"]
+
+    def f32(name, value, action=None):
+        a = sdm[name]["address"]
+        return {"addr": [a, a + 1], "value": value, "action": action}
+
+    none = {k: None for k in ("bits", "uint16", "uint32", "float32", "float64", "string")}
+    config = {
+        "server_list": {"server": {"comm": "tcp", "host": "127.0.0.1", "port": modbus_port,
+                                   "ignore_missing_devices": False, "framer": "socket"}},
+        "device_list": {"device": {
+            "setup": {"co size": 16, "di size": 16, "hr size": 400, "ir size": 400, "shared blocks": True,
+                      "type exception": False,
+                      "defaults": {"value": {"bits": 0, "uint16": 0, "uint32": 0, "float32": 0.0, "float64": 0.0,
+                                             "string": " "}, "action": none}},
+            "invalid": [], "write": [], "bits": [], "uint16": [], "uint32": [], "float64": [], "string": [],
+            "repeat": [],
+            "float32": [f32("energy", 12345.5, "increment"), f32("power", 4200.0), f32("energy_total", 12345.5)],
+        }},
+    }
+    cfg = tmp_path / "pymodbus-sim.json"
+    cfg.write_text(json.dumps(config))
+    proc = subprocess.Popen([exe, "--json_file", str(cfg), "--modbus_server", "server", "--modbus_device", "device",
+                             "--http_host", "127.0.0.1", "--http_port", str(http_port), "--log", "error"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", modbus_port)) == 0:
+                    break
+            assert time.monotonic() < deadline and proc.poll() is None, "pymodbus.simulator did not start"
+            time.sleep(0.1)
+        doc = {"regions": [{"id": "r", "name": "R"}],
+               "institutions": [{"id": "I", "name": "I", "region": "r", "category": "venue", "floor_area_m2": 500,
+                                 "occupants": 5}],
+               "meters": [{"id": "SDM", "institution": "I", "energy": "electricity", "rated": 10,
+                           "modbus": {"port": modbus_port, "unit": 1, "profile": "sdm630"}}]}
+        registry, _, _ = write_registry(tmp_path, doc)
+        store = open_store(f"embedded:{tmp_path / 'store'}")
+        store.set_meters(registry.meters_frame())
+        svc = CollectorService(registry, store, tmp_path / "q")
+        for slot in (1767578400, 1767579300):
+            assert svc.poll_once(at=slot) == {"polls": 1, "ok": 1, "failed": 0}
+        assert svc.stop(flush_timeout_s=10)
+        got = store.read_samples()
+        assert got["value"].tolist() == [12346.5, 12347.5]  # one read of the index per poll
+        assert (got["quality"] == 0).all()
+        out = subprocess.run(["/usr/bin/mbpoll", "-m", "tcp", "-a", "1", "-p", str(modbus_port), "-t", "3:float",
+                              "-B", "-0", "-r", str(sdm["energy"]["address"]), "-c", "1", "-1", "127.0.0.1"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+        assert float(next(x for x in out.splitlines() if x.startswith("[")).split(":", 1)[1]) == 12348.5
+        store.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)

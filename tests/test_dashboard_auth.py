@@ -104,3 +104,26 @@ def test_scoped_registry_holds_only_the_chosen(ids):
     assert set(sub.institution_by_id) == ids  # no stale lookup maps from the original
     for i in sub.institutions:  # every region up the tree is kept
         assert set(reg.region_ancestors(i.region)) <= set(sub.region_by_id)
+
+
+def test_quota_file_bad_at_start_fails_bad_later_keeps_last(tmp_path):
+    import os
+    import shutil
+
+    from dashboard.integrations import Quotas
+
+    reg = w.registry()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("standards:\n  - id: x\n    category: school\n    kgce_per_person: {constraint: oops}\n",
+                   encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        Quotas(bad, reg).config()
+    assert str(bad) in str(err.value)
+    good = tmp_path / "quotas.yaml"
+    shutil.copy(w.QUOTAS, good)
+    q = Quotas(good, reg)
+    first = q.config()
+    assert len(first.standards) == 4
+    good.write_text(bad.read_text(encoding="utf-8"), encoding="utf-8")
+    os.utime(good, ns=(1, 1))  # a different modification time, whatever the clock
+    assert q.config() is first

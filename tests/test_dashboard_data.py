@@ -66,6 +66,7 @@ def test_running_year_stops_today_and_yoy(world):
     table = svc.ranking_table(2026).set_index("institution_id")
     assert table.loc[inst.id, "kgce"] == pytest.approx(68 * per_day, rel=1e-6)
     assert table.loc[inst.id, "yoy_kgce"] == pytest.approx(0.0, abs=1e-6)
+    assert (table["level_kgce_per_person"] == "partial").all()  # annual standards: no verdict mid-year
     assert svc.indicators(2025).set_index("institution_id").loc[inst.id, "kgce"] == pytest.approx(365 * per_day,
                                                                                                  rel=1e-6)
 
@@ -184,3 +185,22 @@ def test_rank_visible_and_search_keep_true_ranks():
 def test_rank_unknown_indicator_is_refused():
     with pytest.raises(ValueError, match="unknown indicator"):
         ranked(_table(5, 1), RankQuery(indicator="nope"))
+
+
+def test_institution_figures_on_both_backends(store):
+    """The institution page's reads (indicators, hourly, data quality) agree on the
+    embedded store and on a real influxd."""
+    reg = w.registry()
+    w.fill_store(store, reg)
+    svc = DataService(reg, store, now=lambda: w.NOW)
+    inst = reg.institution_by_id["HB-0002"]
+    kw = w.ELEC_KW_PER_M2 * inst.floor_area_m2
+    row = svc.indicators(2025).set_index("institution_id").loc["HB-0002"]
+    assert row["kgce"] == pytest.approx(365 * (24 * kw * KGCE_KWH + w.GAS_M3_PER_M2_DAY * inst.floor_area_m2
+                                               * KGCE_GAS_M3), rel=1e-6)
+    day = pd.Timestamp("2026-03-09", tz=w.TZ)
+    hourly = svc.consumption("hour", day, day + pd.Timedelta(days=1), ["HB-0002-E0"])
+    assert len(hourly) == 24 and np.allclose(hourly["quantity"], kw)
+    q = svc.data_quality("HB-0002").set_index("meter_id")
+    assert bool(q.loc[w.OFFLINE_METER, "offline"]) and not q.drop(index=w.OFFLINE_METER)["offline"].any()
+    assert q.loc[w.OFFLINE_METER, "completeness"] == pytest.approx(5.5 / 7, abs=0.01)

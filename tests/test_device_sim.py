@@ -295,3 +295,16 @@ def test_simulate_command_with_a_fault_script(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(20) == 0
+
+
+def test_simulator_index_is_the_same_looking_back(portfolio):
+    _, meters, _ = portfolio
+    clock = Clock()
+    sim = Simulator(meters, clock=clock)
+    earlier = {m["id"]: sim.index(m["id"]) for m in meters}
+    t_then = clock()
+    clock.advance(3 * 3600 + 123)
+    later = {m["id"]: sim.index(m["id"]) for m in meters}  # the simulator moves on
+    for m in meters:
+        assert sim.index(m["id"], t_then) == pytest.approx(earlier[m["id"]], rel=1e-9)
+        assert later[m["id"]] > earlier[m["id"]]

@@ -198,3 +198,29 @@ def test_csv_bytes_do_not_depend_on_row_order(rows, rnd):
     assert len(body) == use.groupby(["institution_id", "energy"]).ngroups
     water = [r for r in body if r[5] == "water"]
     assert all(r[9] == "" and r[8] == "0.000" for r in water)  # no scope, no coal for water
+
+
+def test_ledger_and_report_on_influxdb(influxd, tmp_path):
+    """The same portfolio in a real InfluxDB gives the same ledger and report totals."""
+    from quotas.ledger import build_ledger
+    from quotas.report import monthly_report
+
+    for d in ("e", "i"):
+        (tmp_path / d).mkdir()
+    reg_path, _, embedded_url = build(tmp_path / "e")
+    influx_url = influxd.url("ledger_influx")
+    build(tmp_path / "i", url=influx_url)
+    registry = load_registry(reg_path)
+    out = {}
+    for name, url in (("embedded", embedded_url), ("influx", influx_url)):
+        store = open_store(url, tz=registry.timezone)
+        store.set_meters(registry.meters_frame())
+        try:
+            out[name] = (build_ledger(store, registry, 2024), monthly_report(store, registry, "2024-03"))
+        finally:
+            store.close()
+    (le, re_), (li, ri) = out["embedded"], out["influx"]
+    pd.testing.assert_frame_equal(le.ledger, li.ledger, rtol=1e-9)
+    close = ["kgce", "tce", "t_co2", "water_m3", "yoy_tce", "ytd_tce"]
+    pd.testing.assert_frame_equal(re_.institutions[close], ri.institutions[close], rtol=1e-9)
+    assert list(re_.incomplete["institution_id"]) == list(ri.incomplete["institution_id"]) == ["G3", "H1"]

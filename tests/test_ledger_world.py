@@ -65,13 +65,14 @@ OUTAGE = (pd.Timestamp("2024-03-05", tz=TZ), pd.Timestamp("2024-03-20", tz=TZ))
 GASOLINE_L_PER_MONTH = 300.0  # G1's vehicle fuel from monthly bills
 
 
-def build(base: Path) -> tuple[Path, Path, str]:
-    """Writes civicwatt.yaml, quotas.yaml and the store under `base`; returns their paths/URL."""
+def build(base: Path, url: str | None = None) -> tuple[Path, Path, str]:
+    """Writes civicwatt.yaml, quotas.yaml and the store (under `base`, or at `url`);
+    returns their paths and the store URL."""
     reg_path = base / "civicwatt.yaml"
     reg_path.write_text(REGISTRY, encoding="utf-8")
     q_path = base / "quotas.yaml"
     q_path.write_text(QUOTAS, encoding="utf-8")
-    url = f"embedded:{base / 'store'}"
+    url = url or f"embedded:{base / 'store'}"
     registry = load_registry(reg_path)
     store = open_store(url, tz=TZ)
     store.set_meters(registry.meters_frame())

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from civicwatt.context import open_registry_store
 from civicwatt.registry import Registry, load_registry
 from civicwatt.sample import write_sample
+from quotas.notify import default_outbox_dir
 from storage import Store
 
 HISTORY_INTERVAL_S = 3600  # backfilled history is hourly; live polling is every 15 minutes
@@ -101,17 +102,19 @@ def run(args: argparse.Namespace) -> int:
     if hasattr(store, "refresh_rollups"):
         collector.scheduler.add_job(store.refresh_rollups, "interval", minutes=ROLLUP_EVERY_MIN, id="rollups",
                                     max_instances=1, coalesce=True)
-    alert_job = _quota_job(registry, store, quotas_path, base / "alerts")
-    if alert_job is not None:
-        collector.scheduler.add_job(alert_job, "interval", minutes=QUOTA_CHECK_EVERY_MIN, id="quota-checks",
-                                    max_instances=1, coalesce=True, next_run_time=pd.Timestamp.now().to_pydatetime())
+    outbox_dir = default_outbox_dir(store.url, fallback=base)
+    alerts = _alert_service(registry, store, quotas_path, outbox_dir, base / "channels.yaml")
+    if alerts is not None:
+        alerts.add_jobs(collector.scheduler)
+        collector.scheduler.add_job(alerts.daily, "date", id="first-alert-check")  # once at start-up
     collector.start()
     print(f"collectors polling {len(registry.meters)} meters; queue in {base / 'queue'}")
+    print(f"alerts     outbox in {outbox_dir}" + ("" if alerts else " (no quotas.yaml: quota checks off)"))
 
     users_file = base / "users.yaml"
     password = ensure_admin(users_file)
     app = create_app(registry, store, users_file, quotas_path=quotas_path if quotas_path.exists() else None,
-                     data_dir=base / "alerts")
+                     data_dir=outbox_dir)
     handle = serve(app, args.host, args.port)
     print(f"dashboard  {handle.url}  user admin" + (f", password {password}" if password else
                                                      f" (password set earlier, see {users_file})"))
@@ -129,22 +132,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quota_job(registry: Registry, store: Store, quotas_path: Path, outbox_dir: Path):
-    """The scheduled quota check: evaluate alert rules and hand them to the outbox."""
+def _alert_service(registry: Registry, store: Store, quotas_path: Path, outbox_dir: Path, channels: Path):
+    """Scheduled alert checks into the outbox, delivered through `channels` (a
+    channels.yaml next to the registry; without it alerts are kept for the dashboard)."""
     if not quotas_path.exists():
         return None
-    try:
-        from quotas.alerts import evaluate_alerts
-        from quotas.config import load_quotas
-        from quotas.notify import Outbox
-    except ImportError:
-        return None
-    cfg = load_quotas(quotas_path, registry)
-    outbox = Outbox(outbox_dir, None)
+    from quotas.alerts_schedule import AlertService
+    from quotas.config import load_quotas
+    from quotas.notify import Outbox
 
-    def job() -> None:
-        today = pd.Timestamp.now(tz=registry.timezone).date()
-        outbox.submit(evaluate_alerts(store, registry, cfg, today))
-        outbox.deliver_pending()
-
-    return job
+    outbox = Outbox(outbox_dir, channels if channels.exists() else None)
+    return AlertService(store, registry, load_quotas(quotas_path, registry), outbox)

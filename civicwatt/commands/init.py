@@ -1,4 +1,4 @@
-"""`civicwatt init [DIR]`: write a commented sample civicwatt.yaml and quotas.yaml."""
+"""`civicwatt init [DIR]`: write a commented sample civicwatt.yaml, quotas.yaml and channels.yaml."""
 
 from __future__ import annotations
 
@@ -13,5 +13,5 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     if not written:
-        print(f"nothing written: {args.dir} already has civicwatt.yaml and quotas.yaml (use --force to overwrite)")
+        print(f"nothing written: {args.dir} already has civicwatt.yaml, quotas.yaml and channels.yaml (use --force to overwrite)")
     return 0

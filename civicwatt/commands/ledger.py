@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".xlsx", ".csv"):
         raise ConfigError([Problem("<command line>", 0, "--out", "must end in .xlsx or .csv")])
+    if not out.parent.is_dir():
+        raise ConfigError([Problem("<command line>", 0, "--out", f"no such directory: {out.parent}")])
     if not 1990 <= args.year <= 2100:
         raise ConfigError([Problem("<command line>", 0, "--year", f"not a plausible year: {args.year}")])
     registry = registry_from_args(args)

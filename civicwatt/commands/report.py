@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".xlsx":
         raise ConfigError([Problem("<command line>", 0, "--out", "the monthly report is written as .xlsx")])
+    if not out.parent.is_dir():
+        raise ConfigError([Problem("<command line>", 0, "--out", f"no such directory: {out.parent}")])
     registry = registry_from_args(args)
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     factors = load_factors(args.factors) if getattr(args, "factors", None) else load_factors()
