@@ -24,8 +24,8 @@ REGIONS = [
 
 # name pattern, floor area range (m2), occupants per 1000 m2 (typical of each category)
 CATEGORY_SHAPES: dict[str, tuple[str, tuple[float, float], float]] = {
-    "government": ("{city}某{n}局机关办公楼", (6_000, 25_000), 30.0),
-    "school": ("{city}第{n}中学", (15_000, 45_000), 70.0),
+    "government": ("{city}某{n}局机关办公楼", (6_000, 25_000), 40.0),
+    "school": ("{city}第{n}中学", (15_000, 45_000), 100.0),
     "hospital": ("{city}第{n}人民医院", (20_000, 80_000), 25.0),
     "venue": ("{city}{n}号文体中心", (8_000, 30_000), 8.0),
 }

@@ -111,6 +111,7 @@ TEXT: dict[str, dict[str, str]] = {
     "constraint": {"zh": "约束值", "en": "Constraint"},
     "baseline": {"zh": "基准值", "en": "Baseline"},
     "guide": {"zh": "引导值", "en": "Guide"},
+    "quota_values": {"zh": "定额值", "en": "Quota values"},
     "date": {"zh": "日期", "en": "Date"},
     "quantity": {"zh": "用量", "en": "Quantity"},
     # overview

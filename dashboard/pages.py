@@ -191,22 +191,22 @@ def subitem_split(consumption: pd.DataFrame, meters: list[Meter], lang: str) -> 
 
 
 def indicator_table(row: pd.Series | None, levels: pd.DataFrame | None, lang: str) -> html.Table:
-    """The institution's intensities with the levels of the quota standard that applies
+    """The institution's intensities with the values of the quota standard that applies
     (`quotas.evaluate.quota_levels` rows: indicator, guide, baseline, constraint,
-    advanced, general, level)."""
-    cols = ("guide", "baseline", "constraint", "advanced", "general")
-    head = html.Tr([html.Th(x) for x in (t("indicator", lang), t("value", lang),
-                                          *[t(c, lang) for c in cols], t("col_level", lang))])
+    advanced, general, level) and the level met."""
     lv = levels.set_index("indicator") if levels is not None and len(levels) else pd.DataFrame()
+    head = html.Tr([html.Th(x) for x in (t("indicator", lang), t("value", lang), t("quota_values", lang),
+                                          t("col_level", lang))])
     body = []
     for ind in INDICATORS:
         value = float(row[ind]) if row is not None and pd.notna(row[ind]) else np.nan
         std = lv.loc[ind] if ind in lv.index else None
         level = str(std["level"]) if std is not None else "none"
+        limits = "—" if std is None else " · ".join(
+            f"{t(k, lang)} {fmt(std[k], 2)}" for k in ("guide", "baseline", "constraint", "advanced", "general")
+            if pd.notna(std[k]))
         body.append(html.Tr([
-            html.Td(t(f"ind_{ind}", lang)), html.Td(fmt(value, 2), className="num"),
-            *[html.Td(fmt(std[k], 2) if std is not None and pd.notna(std[k]) else "—", className="num")
-              for k in cols],
+            html.Td(t(f"ind_{ind}", lang)), html.Td(fmt(value, 2), className="num"), html.Td(limits),
             html.Td(t(f"lvl_{level}", lang), style={"backgroundColor": LEVEL_COLOURS.get(level, "transparent")},
                     className=f"level-{level}"),
         ], id={"type": "ind-row", "id": ind}))

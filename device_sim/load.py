@@ -8,8 +8,8 @@ same index for the same instant.
 What drives the load, per institution category (government, school, hospital, venue,
 other): office hours and weekends, Chinese public holidays and make-up working days
 (`holidays_cn.yaml`), school vacations, a night base load, an outdoor temperature
-series (heating season 15 Nov - 15 Mar driving boiler gas, summer heat driving
-air-conditioning), and deterministic noise (a counter-based hash of seed, meter and
+series (boiler gas in the region's heating season, default 15 Nov - 15 Mar; summer heat
+driving air-conditioning), and deterministic noise (a counter-based hash of seed, meter and
 step: the same seed gives the same data on any machine, in any order of computation).
 
 A meter with sub-meters draws the sum of its children plus `UNMETERED_SHARE` (losses,
@@ -51,6 +51,7 @@ T_DIURNAL_AMPLITUDE_K = 5.0
 T_DAY_NOISE_K = 3.0
 
 CATEGORIES = ("government", "school", "hospital", "venue", "other")
+DEFAULT_HEATING_SEASON = (1115, 315)  # 15 Nov - 15 Mar, Hebei and Beijing (domain.md section 4)
 
 # Calibration of the load shapes so that the sample portfolio lands near typical annual
 # intensities of North China public buildings (rules of thumb from energy audits of
@@ -75,6 +76,14 @@ def _kind_of(meter: dict[str, Any]) -> str:
     if energy == "pv":
         return "pv"
     return "fuel"
+
+
+def _season_of(meter: dict[str, Any]) -> tuple[int, int]:
+    """The meter's heating season as (MMDD, MMDD), from {"start": "11-15", "end": "03-15"}."""
+    season = meter.get("heating_season")
+    if not season:
+        return DEFAULT_HEATING_SEASON
+    return (int(str(season["start"]).replace("-", "")), int(str(season["end"]).replace("-", "")))
 
 
 def default_rated(meter: dict[str, Any]) -> float:
@@ -160,13 +169,20 @@ class Calendar:
         mmdd = (month * 100 + dom)[inv]
         self.mmdd = mmdd
         doy = (dt - dt.astype("datetime64[Y]")).astype(np.int64)[inv]
-        self.heating_season = (mmdd >= 1115) | (mmdd <= 315)
+        self.heating_season = self.in_season(DEFAULT_HEATING_SEASON)
         day_noise = hash_uniform(seed, np.uint64(0xC11A7E), uday)[inv] * 2 - 1
         self.temp_c = (T_ANNUAL_MEAN_C
                        - T_SEASONAL_AMPLITUDE_K * np.cos(2 * np.pi * (doy - T_COLDEST_DAY) / 365.25)
                        + T_DIURNAL_AMPLITUDE_K * np.cos(2 * np.pi * (self.hour - 15.0) / 24.0)
                        + T_DAY_NOISE_K * day_noise)
         self.doy = doy
+
+    def in_season(self, season: tuple[int, int]) -> np.ndarray:
+        """Steps inside a season given as (MMDD start, MMDD end), both inclusive."""
+        start, end = season
+        if start <= end:
+            return (self.mmdd >= start) & (self.mmdd <= end)
+        return (self.mmdd >= start) | (self.mmdd <= end)  # across the new year
 
     def occupancy(self, category: str) -> np.ndarray:
         """Share of the building in use, 0..1, per step."""
@@ -187,9 +203,10 @@ class Calendar:
             occ = np.where(work, office, 0.04)
         return np.maximum(occ, 0.02)
 
-    def shapes(self, category: str) -> dict[str, np.ndarray]:
-        """Load shape (share of rated power/flow) per kind of meter."""
+    def shapes(self, category: str, season: tuple[int, int] = (1115, 315)) -> dict[str, np.ndarray]:
+        """Load shape (share of rated power/flow) per kind of meter, for a heating season."""
         occ = self.occupancy(category)
+        heating = self.in_season(season)
         cool = np.clip((self.temp_c - 24.0) / 10.0, 0, 1)
         heat_pump = np.clip((8.0 - self.temp_c) / 20.0, 0, 1)
         occ_h = 0.2 + 0.8 * occ
@@ -199,7 +216,7 @@ class Calendar:
             "power": 0.12 + 0.35 * occ,
             "special": 0.45 + 0.12 * occ,
             "water": 0.03 + 0.45 * occ,
-            "gas_heating": (self.heating_season * (0.15 + 0.65 * np.clip((16.0 - self.temp_c) / 22.0, 0, 1))
+            "gas_heating": (heating * (0.15 + 0.65 * np.clip((16.0 - self.temp_c) / 22.0, 0, 1))
                             * (0.7 + 0.3 * occ) + 0.03 * occ),
             "gas_other": 0.05 + 0.4 * occ,
             "pv": np.maximum(0.0, np.sin(np.pi * (self.hour - 6.0) / 12.0))
@@ -232,7 +249,9 @@ class MeterModel:
         self.multiplier = np.array([float(m.get("multiplier") or 1.0) for m in meters])
         self.kind = np.array([KINDS.index(_kind_of(m)) for m in meters], dtype=np.int64)
         cats = [m.get("category") if m.get("category") in CATEGORIES else "other" for m in meters]
-        self.cat = np.array([CATEGORIES.index(c) for c in cats], dtype=np.int64)
+        seasons = [_season_of(m) for m in meters]
+        self.groups = sorted(set(zip(cats, seasons, strict=True)))  # (category, heating season) pairs
+        self.group = np.array([self.groups.index(g) for g in zip(cats, seasons, strict=True)], dtype=np.int64)
         parent = np.array([pos.get(m.get("parent") or "", -1) for m in meters], dtype=np.int64)
         self.parent = parent
         self.has_children = np.zeros(n, bool)
@@ -257,11 +276,9 @@ class MeterModel:
         cal = Calendar(steps, self.seed, self.tz_offset_s)
         n, k = len(self.ids), len(steps)
         shape = np.empty((n, k))
-        for ci, cat in enumerate(CATEGORIES):  # five categories, not rows
-            rows = np.flatnonzero(self.cat == ci)
-            if len(rows) == 0:
-                continue
-            shapes = cal.shapes(cat)
+        for gi, (cat, season) in enumerate(self.groups):  # a few (category, season) groups, not rows
+            rows = np.flatnonzero(self.group == gi)
+            shapes = cal.shapes(cat, season)
             table = np.stack([shapes[kind] for kind in KINDS])  # (kinds, k)
             shape[rows] = table[self.kind[rows]]
         u1 = hash_uniform(self.seed, self.keys[:, None], steps[None, :])

@@ -80,6 +80,17 @@ def ranking(c: httpx.Client, region=None, category=None, search="", page=0) -> l
     return r.json()["response"]["rank-table"]["data"]
 
 
+def _walk(node):
+    """Every dict and list inside a Dash JSON response."""
+    yield node
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
 def name_of(site, inst: str) -> str:
     return site["reg"].institution_by_id[inst].name
 
@@ -115,6 +126,20 @@ def test_institution_user_sees_only_their_institution_in_pages(site):
     own = render(c, "/institution/HB-0001")
     assert own.status_code == 200 and name_of(site, "HB-0001") in own.text
     assert "forbidden" not in own.text
+    # the 2025 energy per person against the government standard of the quota file
+    from models.api import load_factors
+    from quotas.config import load_quotas
+
+    inst = site["reg"].institution_by_id["HB-0001"]
+    f = load_factors()
+    per_person = 365 * (24 * w.ELEC_KW_PER_M2 * f.coal_kgce_per_unit("electricity")
+                        + w.GAS_M3_PER_M2_DAY * f.coal_kgce_per_unit("natural_gas")) * inst.floor_area_m2 / inst.occupants
+    lv = next(s for s in load_quotas(w.QUOTAS, site["reg"]).standards if s.category == "government")
+    lv = lv.levels["kgce_per_person"]
+    expect = next((k for k in ("guide", "baseline", "constraint") if per_person <= lv[k]), "exceeds")
+    row = next(r for r in _walk(own.json()) if isinstance(r, dict) and r.get("props", {}).get("id") ==
+               {"type": "ind-row", "id": "kgce_per_person"})
+    assert f"level-{expect}" in json.dumps(row) and f"{per_person:,.2f}" in json.dumps(row)
     other = render(c, "/institution/HB-0002")
     assert other.status_code == 200
     assert '"forbidden"' in other.text and name_of(site, "HB-0002") not in other.text
@@ -143,6 +168,42 @@ def test_crafted_callbacks_are_refused(site):
                                                 {"id": "ov-year", "property": "value", "value": 2025}],
                  state=[{"id": "lang", "property": "data", "value": "en"}])
     assert '"forbidden"' in r.text and "gauge" not in r.text
+
+
+def _overview(c: httpx.Client, region, year=2026) -> dict:
+    r = callback(c, [("ov-body", "children")], [{"id": "ov-region", "property": "value", "value": region},
+                                                {"id": "ov-year", "property": "value", "value": year}],
+                 state=[{"id": "lang", "property": "data", "value": "en"}])
+    assert r.status_code == 200
+    return r.json()
+
+
+def _gauge(resp: dict, key: str) -> dict:
+    graph = next(n for n in _walk(resp) if isinstance(n, dict) and n.get("props", {}).get("id") == f"gauge-{key}")
+    return graph["props"]["figure"]["data"][0]
+
+
+def test_overview_gauges_use_the_scope_targets(site):
+    kw_all = {i.id: w.ELEC_KW_PER_M2 * i.floor_area_m2 for i in site["reg"].institutions}
+    # institution user: their own institution against its own target (HB-0001-2026: 350 tce)
+    c = login(site, "inst1")
+    g = _gauge(_overview(c, None), "tce")
+    assert g["gauge"]["threshold"]["value"] == 350
+    from models.api import load_factors
+
+    f = load_factors()
+    inst = site["reg"].institution_by_id["HB-0001"]
+    per_day = (24 * kw_all["HB-0001"] * f.coal_kgce_per_unit("electricity")
+               + w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * f.coal_kgce_per_unit("natural_gas"))
+    assert g["value"] == pytest.approx(68.5 * per_day / 1000, rel=1e-3)  # to 10 Mar 12:00
+    # administrator on the province: the Hebei 2026 target
+    admin = login(site, "admin")
+    g = _gauge(_overview(admin, "hebei"), "tce")
+    assert g["gauge"]["threshold"]["value"] == 3_570_000
+    # a region manager on their region, which has no target of its own: no threshold
+    mgr = login(site, "sjz")
+    g = _gauge(_overview(mgr, "sjz"), "tce")
+    assert not g["gauge"].get("threshold")
 
 
 def test_hourly_values_are_right_for_own_institution(site):

@@ -308,3 +308,15 @@ def test_simulator_index_is_the_same_looking_back(portfolio):
     for m in meters:
         assert sim.index(m["id"], t_then) == pytest.approx(earlier[m["id"]], rel=1e-9)
         assert later[m["id"]] > earlier[m["id"]]
+
+
+def test_heating_gas_follows_the_regions_heating_season():
+    base = {"energy": "natural_gas", "heating": True, "category": "government", "rated": 100.0}
+    meters = [{**base, "id": "north"}, {**base, "id": "late", "heating_season": {"start": "12-01", "end": "02-28"}}]
+    model = MeterModel(meters)
+    t = pd.Timestamp("2025-11-25 10:00", tz="Asia/Shanghai").timestamp()  # in Hebei's season, not in the late one
+    p = model.power(np.array([int(t // STEP_S)]))[:, 0]
+    assert p[0] > 5 * p[1]
+    t = pd.Timestamp("2026-01-20 10:00", tz="Asia/Shanghai").timestamp()  # both heat in January
+    p = model.power(np.array([int(t // STEP_S)]))[:, 0]
+    assert p[0] == pytest.approx(p[1], rel=0.35)

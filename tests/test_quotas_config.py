@@ -33,7 +33,7 @@ def test_sample_quotas_file_is_valid(sample):
     sf = q.standards_frame()
     assert set(sf["category"]) == {"government", "school", "hospital", "venue"}
     water = sf[(sf["standard_id"] == "hebei-school") & (sf["indicator"] == "water_m3_per_person")].iloc[0]
-    assert (water["advanced"], water["general"]) == (12, 18)
+    assert (water["advanced"], water["general"]) == (14, 17)
     assert q.basis == "equivalent" and q.projection == "last_year"
 
 

@@ -34,8 +34,8 @@ FAULT_FIELDS = {"meter", "gateway", "kind", "at_s", "duration_s", "code", "delay
 def meters_for_sim(registry: Registry) -> list[dict[str, Any]]:
     """One dict per Modbus meter of the registry, with what the load model and the
     servers need: id, institution, energy, subitem, parent, category, floor_area_m2,
-    heated_area_m2, occupants, rated, multiplier, heating, rollover, host, port, unit,
-    profile, interval_s."""
+    heated_area_m2, occupants, heating_season ({start, end} as MM-DD), rated, multiplier,
+    heating, rollover, host, port, unit, profile, interval_s."""
     out = []
     for m in registry.meters:
         inst = registry.institution_by_id.get(m.institution)
@@ -47,6 +47,8 @@ def meters_for_sim(registry: Registry) -> list[dict[str, Any]]:
             "floor_area_m2": inst.floor_area_m2 if inst else None,
             "heated_area_m2": inst.heated_area_m2 if inst else None,
             "occupants": inst.occupants if inst else None,
+            "heating_season": (registry.heating_season_of(inst.region).model_dump() if inst
+                               else registry.heating_season.model_dump()),
         }
         if m.modbus is not None:
             d.update(host=m.modbus.host, port=m.modbus.port, unit=m.modbus.unit, profile=m.modbus.profile,
