@@ -42,7 +42,7 @@ def site(tmp_path_factory):
                   message_en="HB-0005 above its quota", first_seen="2026-03-01T00:00:00+08:00",
                   institution_id="HB-0005"),
     ])
-    app = create_app(reg, store, users, quotas_path=w.QUOTAS, data_dir=d, secret_key="browser-secret", now=lambda: w.NOW)
+    app = create_app(reg, store, users, quotas_path=w.write_quotas(d / "quotas.yaml", reg), data_dir=d, secret_key="browser-secret", now=lambda: w.NOW)
     handle = serve(app, "127.0.0.1", 0)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:

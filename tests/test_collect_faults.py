@@ -183,8 +183,8 @@ def test_slow_unit_goes_last_and_parallel_connections(rig):
     started = time.perf_counter()
     assert svc.poll_once(at=clock())["ok"] == len(meters)
     assert order[-1] == slow  # the slow unit is read after every healthy one
-    # with two connections, the six others are read while the slow one answers
-    assert time.perf_counter() - started < 0.45
+    # the slow unit costs its own 0.3 s once per cycle, and delays no one
+    assert time.perf_counter() - started < 0.55
     assert svc.flush(10)
     assert len(store.read_samples()) == 2 * len(meters)
 

@@ -34,9 +34,10 @@ def site(tmp_path_factory):
         Alert.new("quota", "critical", "institution:HB-0005", "kgce_per_m2", "2026", message_zh="五号超标",
                   message_en="HB-0005 over quota", first_seen="2026-03-01T00:00:00+08:00", institution_id="HB-0005"),
     ])
-    app = create_app(reg, store, users, quotas_path=w.QUOTAS, data_dir=d, secret_key="test-secret", now=lambda: w.NOW)
+    quotas = w.write_quotas(d / "quotas.yaml", reg)
+    app = create_app(reg, store, users, quotas_path=quotas, data_dir=d, secret_key="test-secret", now=lambda: w.NOW)
     handle = serve(app, "127.0.0.1", 0)
-    yield {"url": handle.url, "reg": reg, "users": users, "dir": d, "outbox": outbox}
+    yield {"url": handle.url, "reg": reg, "users": users, "dir": d, "outbox": outbox, "quotas": quotas}
     handle.shutdown()
     store.close()
 
@@ -126,15 +127,11 @@ def test_institution_user_sees_only_their_institution_in_pages(site):
     own = render(c, "/institution/HB-0001")
     assert own.status_code == 200 and name_of(site, "HB-0001") in own.text
     assert "forbidden" not in own.text
-    # the 2025 energy per person against the government standard of the quota file
-    from models.api import load_factors
+    # the 2025 energy per person against the standard of the quota file
     from quotas.config import load_quotas
 
-    inst = site["reg"].institution_by_id["HB-0001"]
-    f = load_factors()
-    per_person = 365 * (24 * w.ELEC_KW_PER_M2 * f.coal_kgce_per_unit("electricity")
-                        + w.GAS_M3_PER_M2_DAY * f.coal_kgce_per_unit("natural_gas")) * inst.floor_area_m2 / inst.occupants
-    lv = next(s for s in load_quotas(w.QUOTAS, site["reg"]).standards if s.category == "government")
+    per_person = w.kgce_per_person_2025(site["reg"])["HB-0001"]
+    lv = next(s for s in load_quotas(site["quotas"], site["reg"]).standards if s.id == "general")
     lv = lv.levels["kgce_per_person"]
     expect = next((k for k in ("guide", "baseline", "constraint") if per_person <= lv[k]), "exceeds")
     row = next(r for r in _walk(own.json()) if isinstance(r, dict) and r.get("props", {}).get("id") ==
@@ -188,7 +185,7 @@ def test_overview_gauges_use_the_scope_targets(site):
     # institution user: their own institution against its own target (HB-0001-2026: 350 tce)
     c = login(site, "inst1")
     g = _gauge(_overview(c, None), "tce")
-    assert g["gauge"]["threshold"]["value"] == 350
+    assert g["gauge"]["threshold"]["value"] == w.TARGET_HB0001_TCE
     from models.api import load_factors
 
     f = load_factors()
@@ -199,7 +196,7 @@ def test_overview_gauges_use_the_scope_targets(site):
     # administrator on the province: the Hebei 2026 target
     admin = login(site, "admin")
     g = _gauge(_overview(admin, "hebei"), "tce")
-    assert g["gauge"]["threshold"]["value"] == 3_570_000
+    assert g["gauge"]["threshold"]["value"] == w.TARGET_HEBEI_TCE
     # a region manager on their region, which has no target of its own: no threshold
     mgr = login(site, "sjz")
     g = _gauge(_overview(mgr, "sjz"), "tce")

@@ -108,7 +108,6 @@ def test_scoped_registry_holds_only_the_chosen(ids):
 
 def test_quota_file_bad_at_start_fails_bad_later_keeps_last(tmp_path):
     import os
-    import shutil
 
     from dashboard.integrations import Quotas
 
@@ -119,11 +118,10 @@ def test_quota_file_bad_at_start_fails_bad_later_keeps_last(tmp_path):
     with pytest.raises(ConfigError) as err:
         Quotas(bad, reg).config()
     assert str(bad) in str(err.value)
-    good = tmp_path / "quotas.yaml"
-    shutil.copy(w.QUOTAS, good)
+    good = w.write_quotas(tmp_path / "quotas.yaml", reg)
     q = Quotas(good, reg)
     first = q.config()
-    assert len(first.standards) == 4
+    assert [s.id for s in first.standards] == ["general", "hospital"]
     good.write_text(bad.read_text(encoding="utf-8"), encoding="utf-8")
     os.utime(good, ns=(1, 1))  # a different modification time, whatever the clock
     assert q.config() is first

@@ -30,7 +30,8 @@ WATER_M3_PER_PERSON_DAY = 0.05
 GAS_M3_PER_M2_DAY = 0.002
 SUB_SHARES = {"lighting_socket": 0.3, "hvac": 0.3, "power": 0.2, "special": 0.1}
 OFFLINE_METER = "HB-0002-E3"
-QUOTAS = Path(__file__).resolve().parent.parent / "quotas" / "sample_quotas.yaml"  # Hebei sample standards
+TARGET_HB0001_TCE = 350.0  # the institution target of HB-0001 for 2026
+TARGET_HEBEI_TCE = 5000.0  # the province target for 2026
 PASSWORDS = {"admin": "admin-pass-123", "sjz": "region-pass-123", "inst1": "inst1-pass-123",
              "inst5": "inst5-pass-123"}
 
@@ -124,4 +125,40 @@ def write_mv_project(folder: Path) -> Path:
                     "reporting: {start: 2026-01-01, end: 2026-03-09}\ntemperature: temps.csv\n"
                     "contract: {type: shared_savings, tariff_cny_per_unit: 0.75, contractor_share: 0.7}\n",
                     encoding="utf-8")
+    return path
+
+
+def kgce_per_person_2025(reg: Registry) -> pd.Series:
+    """The closed form of each institution's 2025 energy per person (kgce/person)."""
+    from models.api import load_factors
+
+    f = load_factors()
+    gas = {m.institution for m in reg.meters if m.energy == "natural_gas"}
+    return pd.Series({
+        i.id: 365 * i.floor_area_m2 * (24 * ELEC_KW_PER_M2 * f.coal_kgce_per_unit("electricity")
+                                       + (GAS_M3_PER_M2_DAY * f.coal_kgce_per_unit("natural_gas")
+                                          if i.id in gas else 0.0)) / i.occupants
+        for i in reg.institutions})
+
+
+def write_quotas(path: Path, reg: Registry) -> Path:
+    """A quota file for this portfolio: a general standard whose energy-per-person
+    levels sit at the quartiles of the institutions' 2025 values (so they spread over
+    every level) with a two-level water standard, a hospital standard with three water
+    levels, a province target and an institution target for 2026."""
+    q = kgce_per_person_2025(reg).quantile([0.25, 0.5, 0.75]).round(2).tolist()
+    person = f"{{guide: {q[0]}, baseline: {q[1]}, constraint: {q[2]}}}"
+    path.write_text(f"""basis: equivalent
+targets:
+  - {{id: hebei-2026, year: 2026, region: hebei, energy_tce: {TARGET_HEBEI_TCE}, water_m3: 200000, co2_t: 20000}}
+  - {{id: hb0001-2026, year: 2026, institution: HB-0001, energy_tce: {TARGET_HB0001_TCE}}}
+standards:
+  - id: general
+    kgce_per_person: {person}
+    water_m3_per_person: {{general: 20, advanced: 15}}
+  - id: hospital
+    category: hospital
+    kgce_per_person: {person}
+    water_m3_per_person: {{constraint: 20, baseline: 15, guide: 10}}
+""", encoding="utf-8")
     return path
