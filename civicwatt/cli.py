@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="sample portfolio, simulator, history, collectors and dashboard in one go")
     _common(p)
     p.add_argument("--dir", default="./civicwatt-demo", help="where the demo writes its registry and data")
-    p.add_argument("--days", type=int, default=400, help="days of history to backfill (default 400)")
+    p.add_argument("--days", type=int, default=None,
+                   help="days of history to backfill (default: back to 1 January of last year, at least 400)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--modbus-port", type=int, default=15020, help="first Modbus TCP port of the simulator")

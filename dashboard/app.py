@@ -350,7 +350,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     app = dash.Dash(__name__, server=server, suppress_callback_exceptions=True, title="CivicWatt",
                     update_title=None, assets_folder=str(Path(__file__).parent / "assets"))
     app.layout = html.Div([
-        dcc.Location(id="url"),
+        dcc.Location(id="url", refresh="callback-nav"),
         dcc.Store(id="lang", storage_type="local"),
         html.Header(className="top", children=[
             html.Div(id="nav", className="nav"),

@@ -120,6 +120,13 @@ def test_admin_walks_through_the_dashboard(site):
     expect(page.locator("#meter-tree")).to_contain_text(f"{schools[0].id}-E1")
     expect(page.locator("#inst-daily .main-svg").first).to_be_visible()
     _shot(page, "institution")
+    # the institution picker: choose by name
+    page.click("#nav-institution")
+    page.click("#inst-picker")
+    other = site["reg"].institution_by_id["HB-0003"]
+    page.get_by_role("option", name=f"{other.name} (HB-0003)").click()
+    page.wait_for_url(lambda u: "/institution/HB-0003" in u)
+    expect(page.locator("#inst-title")).to_contain_text("HB-0003")
     # overview
     page.click("#nav-overview")
     expect(page.locator("#gauge-tce")).to_be_visible()

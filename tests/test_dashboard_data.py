@@ -33,7 +33,7 @@ def world(tmp_path_factory):
 
 
 def test_indicators_match_closed_form(world):
-    reg, svc, quotas = world
+    reg, svc, _quotas = world
     table = svc.indicators(2025).set_index("institution_id")
     hours = 365 * 24
     for inst in reg.institutions:
@@ -55,7 +55,7 @@ def test_indicators_match_closed_form(world):
 
 
 def test_running_year_stops_today_and_yoy(world):
-    reg, svc, quotas = world
+    reg, svc, _quotas = world
     inst = reg.institutions[0]
     per_day = (w.ELEC_KW_PER_M2 * inst.floor_area_m2 * 24 * KGCE_KWH
                + w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * KGCE_GAS_M3)
@@ -106,7 +106,7 @@ def test_ranking_table_levels_follow_the_standard(world):
 
 
 def test_region_target_status(world):
-    reg, svc, quotas = world
+    reg, svc, _quotas = world
     status = svc.target_status(2026)
     row = status[(status["scope"] == "institution:HB-0001") & (status["indicator"] == "energy_tce")].iloc[0]
     inst = reg.institution_by_id["HB-0001"]

@@ -2,8 +2,10 @@
 
 1. writes the sample portfolio (`civicwatt.yaml`, `quotas.yaml`) into `--dir` unless it is
    there already;
-2. backfills `--days` of hourly history straight into the store (computed, not polled),
-   unless the store already holds it;
+2. backfills `--days` of history (default: back to 1 January of last year, at least
+   400 days) straight into the store (computed, not polled; the
+   last 35 days at the 15-minute poll interval, hourly before), unless the store
+   already holds it;
 3. starts the Modbus simulator for every meter, continuing the history's indices;
 4. starts the collectors and the scheduler (15-minute polls, rollups, quota checks and
    alerts);
@@ -16,7 +18,6 @@ simulator.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import threading
 import time
@@ -31,40 +32,51 @@ from civicwatt.sample import write_sample
 from quotas.notify import default_outbox_dir
 from storage import Store
 
-HISTORY_INTERVAL_S = 3600  # backfilled history is hourly; live polling is every 15 minutes
-HISTORY_CHUNK_DAYS = 50  # days generated and written at a time (keeps memory flat)
+MIN_HISTORY_DAYS = 400
+LIVE_INTERVAL_S = 900  # the sample meters are polled every 15 minutes
+FULL_RESOLUTION_DAYS = 35  # recent history at the poll interval, older history hourly
+WRITE_CHUNK = 500_000  # samples per store write (and progress step)
 ROLLUP_EVERY_MIN = 5
 QUOTA_CHECK_EVERY_MIN = 60
 
 
-def backfill(registry: Registry, store: Store, days: int, now: pd.Timestamp) -> pd.DataFrame:
-    """Write `days` of hourly history up to `now` for meters that have none; return the
-    last stored sample of every meter (where the simulator continues)."""
-    from civicwatt.commands.simulate import meters_for_sim
-    from device_sim.history import end_values, generate_history
+def history_days(now: pd.Timestamp, tz: str) -> int:
+    """At least `MIN_HISTORY_DAYS`, and back to 1 January of last year, so rankings, quota
+    levels and the carbon ledger have one complete year and this year has a
+    year-on-year comparison."""
+    jan1 = pd.Timestamp(year=now.tz_convert(tz).year - 1, month=1, day=1, tz=tz)
+    return max(MIN_HISTORY_DAYS, (now - jan1).days + 1)
 
-    meters = meters_for_sim(registry)
-    have = set(store.meter_ids())
-    todo = [m for m in meters if m["id"] not in have]
-    start = (now - pd.Timedelta(days=days)).floor("D")
-    last = store.last_samples_before(now + pd.Timedelta(seconds=1))
+
+def backfill(registry: Registry, store: Store, days: int, now: pd.Timestamp) -> pd.DataFrame:
+    """Write `days` of history up to `now` for meters that have none; return the last
+    stored sample of every meter (where the simulator continues).
+
+    The history is generated in one pass at the poll interval (indices must be
+    continuous), then kept at that interval for the last `FULL_RESOLUTION_DAYS` and
+    hourly before, which is how a site with a year of archived hourly readings and a
+    month of live polling looks."""
+    from civicwatt.commands.simulate import meters_for_sim
+    from device_sim.history import generate_history
+
+    todo = [m for m in meters_for_sim(registry) if m["id"] not in set(store.meter_ids())]
     if todo:
-        edges = pd.date_range(start, now, freq=f"{HISTORY_CHUNK_DAYS}D").append(pd.DatetimeIndex([now]))
-        with tqdm(total=len(edges) - 1, desc=f"history {days} days x {len(todo)} meters", unit="chunk",
-                  file=sys.stderr) as bar:
-            prev_end = None
-            for lo, hi in itertools.pairwise(edges):
-                chunk = generate_history(todo, lo, hi, interval_s=HISTORY_INTERVAL_S, seed=1)
-                if prev_end is not None:
-                    chunk = chunk[chunk["time"] > prev_end]
+        start = (now - pd.Timedelta(days=days)).floor("D")
+        interval = min(int(m.get("interval_s") or LIVE_INTERVAL_S) for m in todo)
+        print(f"generating {days} days of history for {len(todo)} meters ...", file=sys.stderr)
+        history = generate_history(todo, start, now, interval_s=interval, seed=1)
+        t = history["time"]
+        recent = t >= now - pd.Timedelta(days=FULL_RESOLUTION_DAYS)
+        history = history[recent | (t.dt.minute == 0) & (t.dt.second == 0)]
+        with tqdm(total=len(history), desc="history", unit="sample", unit_scale=True, file=sys.stderr) as bar:
+            for i in range(0, len(history), WRITE_CHUNK):
+                chunk = history.iloc[i:i + WRITE_CHUNK]
                 store.write_samples(chunk)
-                prev_end = chunk["time"].max()
-                last = end_values(chunk)
-                bar.update(1)
+                bar.update(len(chunk))
         if hasattr(store, "refresh_rollups"):
             print("computing daily rollups ...", file=sys.stderr)
             store.refresh_rollups()
-        last = store.last_samples_before(now + pd.Timedelta(seconds=1))
+    last = store.last_samples_before(now + pd.Timedelta(seconds=1))
     return last[["meter_id", "time", "value"]]
 
 
@@ -90,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     now = pd.Timestamp.now(tz="UTC").floor("s")
-    last = backfill(registry, store, args.days, now)
-    print(f"history    {args.days} days up to {now.tz_convert(registry.timezone):%Y-%m-%d %H:%M} "
+    days = args.days or history_days(now, registry.timezone)
+    last = backfill(registry, store, days, now)
+    print(f"history    {days} days up to {now.tz_convert(registry.timezone):%Y-%m-%d %H:%M} "
           f"({time.perf_counter() - started:.0f} s)")
 
     sim = Simulator(meters_for_sim(registry), seed=1, start_values=last).start()
