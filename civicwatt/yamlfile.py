@@ -79,15 +79,17 @@ def load_yaml(path: str | Path) -> Any:
         line = mark.line + 1 if mark is not None else 0
         raise ConfigError([Problem(str(path), line, "-", f"YAML syntax error: {exc}")]) from exc
     except ValueError as exc:  # PyYAML builds dates itself: `2024-11-31` raises ValueError
-        raise ConfigError([Problem(str(path), _line_of_bad_value(text, exc), "-", f"invalid value: {exc}")]) from exc
+        line, bad = _bad_date(text)
+        message = f"not a valid date: {bad}" if bad else f"invalid value: {exc}"
+        raise ConfigError([Problem(str(path), line, "-", message)]) from exc
 
 
-def _line_of_bad_value(text: str, exc: ValueError) -> int:
-    """Best effort: the first line holding an impossible ISO date (what PyYAML rejects)."""
+def _bad_date(text: str) -> tuple[int, str]:
+    """The first line holding an impossible ISO date (what PyYAML rejects), and the date."""
     for n, line in enumerate(text.splitlines(), start=1):
         for y, m, d in re.findall(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", line):
             try:
                 date(int(y), int(m), int(d))
             except ValueError:
-                return n
-    return 0
+                return n, f"{y}-{m}-{d}"
+    return 0, ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -317,26 +316,10 @@ def resolve_meters(project: MVProject, registry: Registry) -> list[str]:
     return ids
 
 
-def _bad_date_problems(path: Path) -> list[Problem]:
-    """YAML turns 2024-12-32 into an exception, not a value: find such dates by line."""
-    out = []
-    text = path.read_text(encoding="utf-8-sig")
-    for n, line in enumerate(text.splitlines(), start=1):
-        for token in re.findall(r"(?<![\w-])(\d{4}-\d{1,2}-\d{1,2})(?![\w-])", line.split("#")[0]):
-            try:
-                dt.date.fromisoformat("-".join(f"{int(x):02d}" for x in token.split("-")))
-            except ValueError:
-                out.append(Problem(str(path), n, "-", f"not a valid date: {token}"))
-    return out or [Problem(str(path), 0, "-", "invalid value in the YAML file")]
-
-
 def load_project(path: str | Path, registry: Registry | None = None) -> MVProject:
     """Load and validate a project file and its CSVs; with `registry`, resolve meters."""
     path = Path(path)
-    try:
-        doc = load_yaml(path)
-    except ValueError as exc:  # e.g. an impossible date: PyYAML raises instead of reporting
-        raise ConfigError(_bad_date_problems(path)) from exc
+    doc = load_yaml(path)  # reports impossible dates (e.g. 2024-11-31) by line
     src = str(path)
     if not isinstance(doc, LineDict):
         raise ConfigError([Problem(src, 1, "-", "the project file must be a YAML mapping")])
