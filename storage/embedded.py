@@ -160,14 +160,17 @@ class EmbeddedStore(Store):
             "INSERT OR REPLACE INTO sample VALUES (?,?,?,?)",
             zip(keys.tolist(), norm["t"].tolist(), norm["value"].tolist(), norm["quality"].tolist(), strict=True),
         )
-        t = norm["t"].to_numpy()
+        self._mark_dirty(con, keys, norm["t"].to_numpy())
+
+    @staticmethod
+    def _mark_dirty(con: sqlite3.Connection, keys: np.ndarray, t: np.ndarray) -> None:
+        """Record, per meter, the earliest time whose daily rollup must be recomputed."""
         order = np.lexsort((t, keys))
         first = np.r_[True, keys[order][1:] != keys[order][:-1]]
-        since = pd.Series(t[order][first], index=keys[order][first])
         con.executemany(
             "INSERT INTO dirty VALUES (?,?,1) ON CONFLICT(meter) DO UPDATE "
             "SET since=min(since, excluded.since), gen=gen+1",
-            zip(since.index.tolist(), since.tolist(), strict=True),
+            zip(keys[order][first].tolist(), t[order][first].tolist(), strict=True),
         )
 
     def write_samples(self, samples: pd.DataFrame) -> int:
@@ -258,11 +261,7 @@ class EmbeddedStore(Store):
             try:
                 con.executemany("INSERT OR REPLACE INTO event VALUES (?,?,?,?,?)",
                                 ev[["meter_id", "t", "kind", "old_index", "new_index"]].itertuples(index=False))
-                keys = self._keys_for(con, ev["meter_id"].to_numpy())
-                con.executemany(
-                    "INSERT INTO dirty VALUES (?,?,1) ON CONFLICT(meter) DO UPDATE "
-                    "SET since=min(since, excluded.since), gen=gen+1",
-                    zip(keys.tolist(), ev["t"].tolist(), strict=True))
+                self._mark_dirty(con, self._keys_for(con, ev["meter_id"].to_numpy()), ev["t"].to_numpy())
             except BaseException:
                 con.execute("ROLLBACK")
                 raise

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError([Problem("<command line>", 0, "--out", f"no such directory: {out.parent}")])
     registry = registry_from_args(args)
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
-    factors = load_factors(args.factors) if getattr(args, "factors", None) else load_factors()
+    factors = load_factors(getattr(args, "factors", None))
     started = time.monotonic()
     store = open_registry_store(registry, args.store)
     try:
