@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--modbus-port", type=int, default=15020, help="first Modbus TCP port of the simulator")
 
-    p = sub.add_parser("init", help="write a commented sample civicwatt.yaml and quotas.yaml")
+    p = sub.add_parser("init", help="write a commented sample civicwatt.yaml, quotas.yaml and channels.yaml")
     p.add_argument("dir", nargs="?", default=".")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
 

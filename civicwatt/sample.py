@@ -5,15 +5,24 @@ Modbus TCP gateway (one port per institution, one unit id per meter, as real sit
 wired): an electricity main meter with sub-meters for the four sub-items (lighting &
 sockets, HVAC, power, special), a water meter and, for most, a gas meter (boiler gas,
 counted as heating energy in the heating season).
+
+It also holds the demo's energy-performance contract (`write_sample_mv_project`): a
+lighting retrofit at HB-0001 that the simulated data really contain (see
+`sample_mv_setup` and docs/mv.md, "Demo project").
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
+
+from civicwatt.registry import Registry
 
 REGIONS = [
     {"id": "hebei", "name": "河北省", "heating_season": {"start": "11-15", "end": "03-15"}},
@@ -126,3 +135,150 @@ def write_sample(directory: str | Path, force: bool = False, **kwargs: Any) -> l
             dst.write_text((samples / src).read_text(encoding="utf-8"), encoding="utf-8")
             written.append(dst)
     return written
+
+
+# -- the demo's energy-performance contract (节能量核定 demo) -------------------------
+MV_PROJECT_ID = "emc-001"
+MV_INSTITUTION = "HB-0001"  # sample institution 1: a government office building in Shijiazhuang
+MV_RETROFIT_METER = "HB-0001-E1"  # its lighting & sockets sub-meter
+# LED lamps with occupancy and daylight controls typically save 30-60 % of lighting
+# energy; on a lighting-and-sockets circuit 30 % is a modest, credible figure. With
+# lighting about a third of the building's electricity this is a ~10 % whole-building
+# saving: the size IPMVP option C is meant for.
+MV_RETROFIT_FACTOR = 0.70
+MV_RETROFIT_MONTH_DAY = (2, 1)  # installed in January, in service from 1 February
+MV_REPORTING_MONTH_DAY = (3, 1)  # February is commissioning: left out of both periods
+MV_MIN_REPORTING_DAYS = 61  # before 1 May the demo's retrofit year is last year (2+ months to report)
+MV_TARIFF_CNY_PER_KWH = 0.75  # a typical Hebei general commercial tariff, flat average
+MV_CONTRACTOR_SHARE = 0.7  # the ESCO's share of the savings during the contract term
+
+
+@dataclass(frozen=True)
+class SampleMVSetup:
+    """Dates of the demo project: the retrofit (simulated), baseline and reporting periods
+    (local dates, inclusive)."""
+
+    retrofit_start: dt.date
+    baseline: tuple[dt.date, dt.date]
+    reporting: tuple[dt.date, dt.date]
+
+    @property
+    def history_start(self) -> dt.date:
+        """The first day the store must hold for the project to verify."""
+        return self.baseline[0]
+
+
+def sample_mv_setup(now: Any, tz: str = "Asia/Shanghai") -> SampleMVSetup:
+    """The demo project's dates for a given moment: the retrofit goes into service on
+    1 February of this year (of last year before 1 May, so that there are two months to
+    report), the baseline is the whole calendar year before it, and the reporting period
+    runs from 1 March to the last complete day before `now`."""
+    stamp = pd.Timestamp(now)
+    today = (stamp.tz_convert(tz) if stamp.tzinfo is not None else stamp).date()
+    year = today.year
+    if (today - dt.date(year, *MV_REPORTING_MONTH_DAY)).days < MV_MIN_REPORTING_DAYS:
+        year -= 1
+    return SampleMVSetup(retrofit_start=dt.date(year, *MV_RETROFIT_MONTH_DAY),
+                         baseline=(dt.date(year - 1, 1, 1), dt.date(year - 1, 12, 31)),
+                         reporting=(dt.date(year, *MV_REPORTING_MONTH_DAY), today - dt.timedelta(days=1)))
+
+
+def read_sample_mv_setup(directory: str | Path) -> SampleMVSetup | None:
+    """The set-up of a demo project already written into `directory`/mv (None if there is
+    none): its periods, and the retrofit on 1 February of the reporting period's year, so
+    a restarted demo simulates the retrofit its stored history was generated with."""
+    path = Path(directory) / "mv" / f"{MV_PROJECT_ID}.yaml"
+    if not path.exists():
+        return None
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        base, rep = doc["baseline"], doc["reporting"]
+        spans = [(pd.Timestamp(str(d["start"])).date(), pd.Timestamp(str(d["end"])).date()) for d in (base, rep)]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: baseline/reporting: cannot read the demo project's periods ({exc})") from exc
+    return SampleMVSetup(retrofit_start=dt.date(spans[1][0].year, *MV_RETROFIT_MONTH_DAY),
+                         baseline=spans[0], reporting=spans[1])
+
+
+def sample_retrofits(setup: SampleMVSetup) -> dict[str, dict[str, Any]]:
+    """meter id -> `retrofit` entry of the load model (device_sim.load) for the demo."""
+    return {MV_RETROFIT_METER: {"start": setup.retrofit_start.isoformat(), "factor": MV_RETROFIT_FACTOR}}
+
+
+def apply_retrofits(meters: list[dict[str, Any]], retrofits: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the simulator's meter dicts (`meters_for_sim`) with `retrofit` set where given."""
+    return [{**m, "retrofit": retrofits[m["id"]]} if m["id"] in retrofits else m for m in meters]
+
+
+def sample_mv_applies(registry: Registry) -> bool:
+    """Whether the registry has the demo project's institution and lighting sub-meter."""
+    meter = registry.meter_by_id.get(MV_RETROFIT_METER)
+    return (MV_INSTITUTION in registry.institution_by_id and meter is not None
+            and meter.subitem == "lighting_socket" and meter.parent is not None)
+
+
+MV_PROJECT_TEMPLATE = """\
+# Demo savings-verification project (节能量核定), written by `civicwatt demo`; see docs/mv.md.
+#
+# What the simulated data hold: {institution} ({inst_name}) had its lighting replaced by
+# LED lamps with occupancy and daylight controls; from {retrofit} the lighting & sockets
+# sub-meter {meter} draws {saving:.0%} less (a ~10 % whole-building saving). January is
+# installation and February commissioning, so both are outside the periods below.
+#
+# IPMVP option C (whole facility): the contract is settled on the building's main
+# electricity meter, the one the utility bills; the regression on the temperature
+# (heating / cooling degree days) and working days separates the saving from weather
+# and calendar. (Option B on {meter} alone would isolate the retrofit but ignore its
+# effects on the rest of the building; the ESCO and the owner agreed on C.)
+id: {id}
+name: {name}
+institution: {institution}
+energy: electricity
+granularity: day
+baseline: {{start: {b0}, end: {b1}}}
+reporting: {{start: {r0}, end: {r1}}}
+temperature: temps.csv          # daily mean outdoor temperature (the simulation's own weather)
+normal_year: normal.csv         # the climate normal, for normalized savings
+calendar: workdays.csv          # working days with Chinese public holidays and make-up days
+contract: {{type: shared_savings, tariff_cny_per_unit: {tariff}, contractor_share: {share}}}
+"""
+
+
+def write_sample_mv_project(directory: str | Path, registry: Registry, now: Any, seed: int = 1) -> list[Path]:
+    """Write the demo EMC project into `directory`/mv, each file only when missing:
+    `emc-001.yaml`, `temps.csv` (the load model's daily mean temperature over both
+    periods, for the simulation `seed`), `normal.csv` (the model's climate normal) and
+    `workdays.csv` (the model's working days). The dates come from an existing project
+    file, else from `sample_mv_setup(now)`. Returns the files written (none if the
+    registry lacks HB-0001's lighting sub-meter)."""
+    from device_sim.load import daily_calendar, daily_temperature, normal_temperature
+
+    if not sample_mv_applies(registry):
+        return []
+    mv_dir = Path(directory) / "mv"
+    mv_dir.mkdir(parents=True, exist_ok=True)
+    setup = read_sample_mv_setup(directory) or sample_mv_setup(now, registry.timezone)
+    (b0, b1), (r0, r1) = setup.baseline, setup.reporting
+    inst = registry.institution_by_id[MV_INSTITUTION]
+    files = {
+        f"{MV_PROJECT_ID}.yaml": lambda: MV_PROJECT_TEMPLATE.format(
+            id=MV_PROJECT_ID, name=f"{inst.name} 照明节能改造（LED + 智能控制）", institution=MV_INSTITUTION,
+            inst_name=inst.name, meter=MV_RETROFIT_METER, retrofit=setup.retrofit_start,
+            saving=1.0 - MV_RETROFIT_FACTOR, b0=b0, b1=b1, r0=r0, r1=r1, tariff=MV_TARIFF_CNY_PER_KWH,
+            share=MV_CONTRACTOR_SHARE),
+        "temps.csv": lambda: _csv(daily_temperature(b0, r1, seed=seed), "%.2f"),
+        "normal.csv": lambda: _csv(normal_temperature(r0.year), "%.2f"),
+        "workdays.csv": lambda: _csv(daily_calendar(b0, r1), None),
+    }
+    written = []
+    for name, text in files.items():
+        path = mv_dir / name
+        if not path.exists():
+            path.write_text(text(), encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def _csv(frame: pd.DataFrame, float_format: str | None) -> str:
+    return frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).to_csv(index=False, float_format=float_format,
+                                                                          lineterminator="\n")

@@ -15,6 +15,21 @@ step: the same seed gives the same data on any machine, in any order of computat
 A meter with sub-meters draws the sum of its children plus `UNMETERED_SHARE` (losses,
 unmetered loads), so sub-meter balances look like real ones.
 
+Retrofits: a meter dict may carry `retrofit: {start: "YYYY-MM-DD", factor: 0.7}`: from
+that local date on, the energy the meter draws is multiplied by `factor` (an
+energy-saving measure, e.g. LED lighting on a lighting sub-meter). Its parent meters drop
+by the same energy: the unmetered share of a parent is taken on its children's
+pre-retrofit load (a lighting retrofit does not change the unmetered loads), so
+parent = sum of children (as retrofitted) + `UNMETERED_SHARE` x sum of children (before
+any retrofit). A retrofit belongs on a meter without sub-meters (where the changed loads
+are metered). The history generator and the live simulator both compute power here, so
+both honour it identically.
+
+`daily_temperature(start, end, seed)` gives the daily mean outdoor temperature that drives
+the load (one climate for every meter: the model has no per-region weather), and
+`normal_temperature(year)` the climate normal without the day-to-day noise; together with
+`daily_calendar` (working days) they are the true drivers for savings verification.
+
 Units: electricity kW, water m3/h, gas m3/h, heat GJ/h. Indices are "raw": the primary
 quantity divided by the meter's multiplier (CT x PT), as the register holds it.
 """
@@ -28,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
 STEP_S = 900  # model step: 15 minutes (2008 sub-metering guideline raw-data interval)
@@ -35,6 +51,8 @@ TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
 UNMETERED_SHARE = 0.06  # parent = sum of sub-meters x 1.06 (transformer/cable losses, unmetered loads)
 NOISE = 0.08  # relative standard deviation of step-to-step noise
 HOLIDAYS_FILE = Path(__file__).with_name("holidays_cn.yaml")
+NO_RETROFIT_DAY = np.iinfo(np.int64).max  # "never": no retrofit
+MAX_RETROFIT_FACTOR = 10.0  # a factor above 1 adds load (e.g. a new wing); beyond 10x it is a typo
 
 # Rated power / flow by floor area when the registry gives none (design rules of thumb):
 # ~60 W/m2 peak electrical demand for offices, 12 L/h of gas per m2 of heated area.
@@ -84,6 +102,25 @@ def _season_of(meter: dict[str, Any]) -> tuple[int, int]:
     if not season:
         return DEFAULT_HEATING_SEASON
     return (int(str(season["start"]).replace("-", "")), int(str(season["end"]).replace("-", "")))
+
+
+def _retrofit_of(meter: dict[str, Any]) -> tuple[int, float]:
+    """(first local day as days since 1970-01-01, factor) of a meter's retrofit; a day
+    after any simulated one and factor 1 without one. ValueError names meter and field."""
+    spec = meter.get("retrofit")
+    if not spec:
+        return NO_RETROFIT_DAY, 1.0
+    mid = meter.get("id")
+    if not isinstance(spec, dict) or "start" not in spec or "factor" not in spec:
+        raise ValueError(f"meter {mid}: retrofit must be {{start: YYYY-MM-DD, factor: number}}, got {spec!r}")
+    try:
+        day = int(np.datetime64(str(spec["start"]), "D").astype(np.int64))
+    except ValueError as exc:
+        raise ValueError(f"meter {mid}: retrofit.start {spec['start']!r} is not a date (YYYY-MM-DD)") from exc
+    factor = spec["factor"]
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0.0 <= float(factor) <= MAX_RETROFIT_FACTOR:
+        raise ValueError(f"meter {mid}: retrofit.factor must be a number in [0, {MAX_RETROFIT_FACTOR:g}], got {factor!r}")
+    return day, float(factor)
 
 
 def default_rated(meter: dict[str, Any]) -> float:
@@ -266,6 +303,14 @@ class MeterModel:
             depth[alive] += 1
             cur = np.where(alive, parent[np.maximum(cur, 0)], -1)
         self.depth = depth
+        retrofits = [_retrofit_of(m) for m in meters]
+        self.retrofit_day = np.array([r[0] for r in retrofits], dtype=np.int64)
+        self.retrofit_factor = np.array([r[1] for r in retrofits])
+        self.has_retrofit = self.retrofit_day != NO_RETROFIT_DAY
+        bad = np.flatnonzero(self.has_retrofit & self.has_children)
+        if len(bad):
+            raise ValueError(f"meter {self.ids[bad[0]]}: a retrofit belongs on the sub-meters whose loads change, "
+                             "not on a meter with sub-meters")
         u = hash_uniform(seed, self.keys, np.full(n, 7))
         self.initial_index = np.round((1000.0 + 9000.0 * u) / self.multiplier, 2)
         self.size_factor = 0.85 + 0.3 * hash_uniform(seed, self.keys, np.full(n, 11))
@@ -284,16 +329,26 @@ class MeterModel:
         u1 = hash_uniform(self.seed, self.keys[:, None], steps[None, :])
         u2 = hash_uniform(self.seed + 1, self.keys[:, None], steps[None, :])
         noise = 1.0 + NOISE * np.sqrt(3.0) * (u1 + u2 - 1.0)  # triangular, sd ~= NOISE
-        p = self.rated[:, None] * self.size_factor[:, None] * shape * noise
+        p0 = np.maximum(self.rated[:, None] * self.size_factor[:, None] * shape * noise, 0.0)  # before retrofits
+        p = p0
+        if self.has_retrofit.any():
+            after = cal.day[None, :] >= self.retrofit_day[:, None]
+            p = p0 * np.where(after, self.retrofit_factor[:, None], 1.0)
         if self.has_children.any():
             for d in range(int(self.depth.max()), 0, -1):
                 child = np.flatnonzero(self.depth == d)
                 parents = self.parent[child]
+                upd = np.unique(parents)
                 sums = np.zeros((n, k))
                 np.add.at(sums, parents, p[child])
-                upd = np.unique(parents)
-                p[upd] = sums[upd] * (1.0 + UNMETERED_SHARE)
-        return np.maximum(p, 0.0)
+                if p is p0:  # no retrofit: parent = children x (1 + unmetered share)
+                    p[upd] = sums[upd] * (1.0 + UNMETERED_SHARE)
+                    continue
+                sums0 = np.zeros((n, k))
+                np.add.at(sums0, parents, p0[child])
+                p0[upd] = sums0[upd] * (1.0 + UNMETERED_SHARE)
+                p[upd] = sums[upd] + sums0[upd] * UNMETERED_SHARE  # unmetered loads as before the retrofit
+        return p
 
     def raw_energy(self, steps: np.ndarray) -> np.ndarray:
         """Raw index increase (primary / multiplier) over each full step."""
@@ -315,6 +370,53 @@ class MeterModel:
             return cum[rows, j] + p[rows, j] * (t - (lo + j) * STEP_S)
 
         return at(np.full(len(self.ids), float(t_to))) - at(t_from)
+
+
+STEPS_PER_DAY = 86400 // STEP_S
+
+
+def _day_number(value: Any) -> int:
+    """Days since 1970-01-01 of a date, 'YYYY-MM-DD' or timestamp (its local date if tz-aware)."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert(None) + pd.Timedelta(seconds=TZ_OFFSET_S)
+    return int(np.datetime64(stamp.date(), "D").astype(np.int64))
+
+
+def daily_temperature(start: Any, end: Any, seed: int = 1, tz_offset_s: int = TZ_OFFSET_S) -> pd.DataFrame:
+    """date (datetime64, local midnight), temp_c: the daily mean outdoor air temperature
+    (°C) the load model uses for every local day of [start, end] (inclusive): the mean of
+    its 96 fifteen-minute values, for the same `seed` as the meters'. The model has one
+    climate (North China plain) for every region, so this is every region's driver."""
+    lo, hi = _day_number(start), _day_number(end)
+    if hi < lo:
+        raise ValueError(f"daily_temperature: end {end} before start {start}")
+    days = np.arange(lo, hi + 1, dtype=np.int64)
+    first = (lo * 86400 - tz_offset_s) // STEP_S  # the step starting at local midnight of `start`
+    steps = np.arange(first, first + len(days) * STEPS_PER_DAY, dtype=np.int64)
+    temp = Calendar(steps, seed, tz_offset_s).temp_c.reshape(len(days), STEPS_PER_DAY).mean(axis=1)
+    return pd.DataFrame({"date": days.astype("datetime64[D]").astype("datetime64[us]"), "temp_c": temp})
+
+
+def normal_temperature(year: int) -> pd.DataFrame:
+    """date, temp_c: the model's climate normal for each day of `year` (the seasonal curve
+    of `T_ANNUAL_MEAN_C` and `T_SEASONAL_AMPLITUDE_K` without day-to-day noise; the
+    diurnal swing averages out over a day): a normal year for normalized savings."""
+    dates = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    doy = np.arange(len(dates))
+    temp = T_ANNUAL_MEAN_C - T_SEASONAL_AMPLITUDE_K * np.cos(2 * np.pi * (doy - T_COLDEST_DAY) / 365.25)
+    return pd.DataFrame({"date": dates.as_unit("us"), "temp_c": temp})
+
+
+def daily_calendar(start: Any, end: Any) -> pd.DataFrame:
+    """date, working (0/1): the working days of the load model (Monday-Friday except
+    public holidays, plus make-up working days, from `holidays_cn.yaml`) for [start, end]."""
+    days = np.arange(_day_number(start), _day_number(end) + 1, dtype=np.int64)
+    hol, work = holidays_and_workdays(days)
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    working = ((weekday < 5) & ~hol) | work
+    return pd.DataFrame({"date": days.astype("datetime64[D]").astype("datetime64[us]"),
+                         "working": working.astype(np.int64)})
 
 
 def local_date(epoch_s: float, tz_offset_s: int = TZ_OFFSET_S) -> date:

@@ -2,14 +2,25 @@
 
 1. writes the sample portfolio (`civicwatt.yaml`, `quotas.yaml`) into `--dir` unless it is
    there already;
-2. backfills `--days` of history (default: back to 1 January of last year, at least
-   400 days) straight into the store (computed, not polled; the
-   last 35 days at the 15-minute poll interval, hourly before), unless the store
-   already holds it;
-3. starts the Modbus simulator for every meter, continuing the history's indices;
-4. starts the collectors and the scheduler (15-minute polls, rollups, quota checks and
+2. writes the demo energy-performance contract into `--dir`/mv (`emc-001.yaml` with
+   `temps.csv`, `normal.csv`, `workdays.csv`, each only when missing): HB-0001's
+   lighting retrofit, which the simulation really contains: from 1 February of this
+   year (of last year before 1 May) the lighting & sockets sub-meter HB-0001-E1 draws
+   30 % less, and the building's main meter the same kWh less; the project verifies it
+   on the main meter (IPMVP option C), baseline the calendar year before, reporting from
+   1 March to yesterday (`civicwatt.sample.sample_mv_setup`, docs/mv.md "Demo project").
+   The retrofit comes with the project: a store whose history predates the project
+   (an older demo directory), or a `--days` too short for its baseline, gets neither;
+3. backfills `--days` of history (default: back to 1 January of last year, at least
+   400 days, and back to the demo project's baseline) straight into the store
+   (computed, not polled; the last 35 days at the 15-minute poll interval, hourly
+   before), unless the store already holds it;
+4. starts the Modbus simulator for every meter (with the same retrofit), continuing the
+   history's indices;
+5. starts the collectors and the scheduler (15-minute polls, rollups, quota checks and
    alerts);
-5. serves the dashboard and prints where, with a generated admin password.
+6. serves the dashboard (the savings-verification page reads `--dir`/mv) and prints
+   where, with a generated admin password.
 
 Ctrl-C stops the dashboard, flushes the collectors' queue into the store, and stops the
 simulator.
@@ -22,13 +33,25 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
 from civicwatt.context import open_registry_store
 from civicwatt.registry import Registry, load_registry
-from civicwatt.sample import write_sample
+from civicwatt.sample import (
+    MV_PROJECT_ID,
+    MV_RETROFIT_METER,
+    SampleMVSetup,
+    apply_retrofits,
+    read_sample_mv_setup,
+    sample_mv_applies,
+    sample_mv_setup,
+    sample_retrofits,
+    write_sample,
+    write_sample_mv_project,
+)
 from quotas.notify import default_outbox_dir
 from storage import Store
 
@@ -38,6 +61,7 @@ FULL_RESOLUTION_DAYS = 35  # recent history at the poll interval, older history 
 WRITE_CHUNK = 500_000  # samples per store write (and progress step)
 ROLLUP_EVERY_MIN = 5
 QUOTA_CHECK_EVERY_MIN = 60
+SEED = 1  # the load model's seed, for the history, the simulator and the demo project's temperatures
 
 
 def history_days(now: pd.Timestamp, tz: str) -> int:
@@ -48,9 +72,12 @@ def history_days(now: pd.Timestamp, tz: str) -> int:
     return max(MIN_HISTORY_DAYS, (now - jan1).days + 1)
 
 
-def backfill(registry: Registry, store: Store, days: int, now: pd.Timestamp) -> pd.DataFrame:
+def backfill(registry: Registry, store: Store, days: int, now: pd.Timestamp,
+             meters: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Write `days` of history up to `now` for meters that have none; return the last
-    stored sample of every meter (where the simulator continues).
+    stored sample of every meter (where the simulator continues). `meters`: the
+    simulator's meter dicts (default `meters_for_sim(registry)`; the demo passes them
+    with its retrofit).
 
     The history is generated in one pass at the poll interval (indices must be
     continuous), then kept at that interval for the last `FULL_RESOLUTION_DAYS` and
@@ -59,12 +86,13 @@ def backfill(registry: Registry, store: Store, days: int, now: pd.Timestamp) -> 
     from civicwatt.commands.simulate import meters_for_sim
     from device_sim.history import generate_history
 
-    todo = [m for m in meters_for_sim(registry) if m["id"] not in set(store.meter_ids())]
+    have = set(store.meter_ids())
+    todo = [m for m in (meters if meters is not None else meters_for_sim(registry)) if m["id"] not in have]
     if todo:
         start = (now - pd.Timedelta(days=days)).floor("D")
         interval = min(int(m.get("interval_s") or LIVE_INTERVAL_S) for m in todo)
         print(f"generating {days} days of history for {len(todo)} meters ...", file=sys.stderr)
-        history = generate_history(todo, start, now, interval_s=interval, seed=1)
+        history = generate_history(todo, start, now, interval_s=interval, seed=SEED)
         t = history["time"]
         recent = t >= now - pd.Timedelta(days=FULL_RESOLUTION_DAYS)
         history = history[recent | (t.dt.minute == 0) & (t.dt.second == 0)]
@@ -102,12 +130,20 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     now = pd.Timestamp.now(tz="UTC").floor("s")
+    setup, note = demo_mv_setup(base, registry, store, now, args.days)
     days = args.days or history_days(now, registry.timezone)
-    last = backfill(registry, store, days, now)
+    if setup is not None and not args.days:
+        days = max(days, (now.tz_convert(registry.timezone).date() - setup.history_start).days + 1)
+    meters = meters_for_sim(registry)
+    if setup is not None:
+        meters = apply_retrofits(meters, sample_retrofits(setup))
+        write_sample_mv_project(base, registry, now, seed=SEED)
+    print(f"mv         {note}")
+    last = backfill(registry, store, days, now, meters)
     print(f"history    {days} days up to {now.tz_convert(registry.timezone):%Y-%m-%d %H:%M} "
           f"({time.perf_counter() - started:.0f} s)")
 
-    sim = Simulator(meters_for_sim(registry), seed=1, start_values=last).start()
+    sim = Simulator(meters, seed=SEED, start_values=last).start()
     ports = sorted({m.modbus.port for m in registry.meters if m.modbus})
     print(f"simulator  Modbus TCP on 127.0.0.1 ports {ports[0]}-{ports[-1]} ({len(ports)} gateways)")
 
@@ -126,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
 
     users_file = base / "users.yaml"
     password = ensure_admin(users_file)
+    mv_dirs = list(dict.fromkeys(p.resolve() for p in (registry_path.parent / "mv", outbox_dir / "mv", base / "mv")))
     app = create_app(registry, store, users_file, quotas_path=quotas_path if quotas_path.exists() else None,
-                     data_dir=outbox_dir)
+                     data_dir=outbox_dir, mv_dirs=mv_dirs)
     handle = serve(app, args.host, args.port)
     print(f"dashboard  {handle.url}  user admin" + (f", password {password}" if password else
                                                      f" (password set earlier, see {users_file})"))
@@ -143,6 +180,29 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     print("stopped; everything collected is in the store.")
     return 0
+
+
+def demo_mv_setup(base: Path, registry: Registry, store: Store, now: pd.Timestamp,
+                  days: int | None) -> tuple[SampleMVSetup | None, str]:
+    """The demo project's set-up (None: no project, no retrofit) and a line saying why.
+
+    An existing project in `base`/mv fixes the dates (its history was generated with
+    its retrofit); otherwise a new one is set up for `now`, unless the store already
+    holds history of the retrofitted meter without it, or `days` is too short to cover
+    its baseline."""
+    mv_file = base / "mv" / f"{MV_PROJECT_ID}.yaml"
+    if not sample_mv_applies(registry):
+        return None, f"no demo savings project (the registry has no {MV_RETROFIT_METER} lighting sub-meter)"
+    existing = read_sample_mv_setup(base)
+    if existing is not None:
+        return existing, f"{mv_file} (retrofit of {MV_RETROFIT_METER} from {existing.retrofit_start})"
+    if MV_RETROFIT_METER in set(store.meter_ids()):
+        return None, (f"no demo savings project: the store's history of {MV_RETROFIT_METER} predates it "
+                      "(start with a new --dir to get one)")
+    setup = sample_mv_setup(now, registry.timezone)
+    if days and (now.tz_convert(registry.timezone).date() - setup.history_start).days + 1 > days:
+        return None, f"no demo savings project: --days {days} does not reach its baseline ({setup.baseline[0]})"
+    return setup, f"{mv_file} [new] (retrofit of {MV_RETROFIT_METER} from {setup.retrofit_start})"
 
 
 def _alert_service(registry: Registry, store: Store, quotas_path: Path, outbox_dir: Path, channels: Path):
