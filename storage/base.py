@@ -68,10 +68,16 @@ def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
     """meter_id, t (epoch s), value, quality from a frame with `time` or `t`."""
     t = samples["t"].to_numpy(np.int64) if "t" in samples else to_epoch_s(samples["time"])
     q = samples["quality"].to_numpy(np.int64) if "quality" in samples else np.zeros(len(samples), np.int64)
+    values = samples["value"].to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = samples[bad].iloc[0]
+        raise ValueError(f"{int(bad.sum())} sample(s) without a finite value, e.g. meter {first['meter_id']} "
+                         f"at {first['time'] if 'time' in samples else first['t']}: {first['value']}")
     return pd.DataFrame({
         "meter_id": samples["meter_id"].astype(str).to_numpy(),
         "t": t,
-        "value": samples["value"].to_numpy(np.float64),
+        "value": values,
         "quality": q,
     })
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from storage import ImportRejected
 from storage.quality import ESTIMATED
@@ -149,3 +151,18 @@ def test_import_conflict_leaves_store_unchanged(store):
     # the same values again are accepted (idempotent import)
     assert store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0])) == 4
     assert store.read_samples()["value"].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False), min_size=1,
+                max_size=50))
+def test_values_round_trip_exactly(store, values):
+    store.write_samples(series("F", values))
+    got = store.read_samples(meter_ids=["F"])
+    assert got["value"].tolist()[:len(values)] == [float(v) for v in values]
+
+
+def test_non_finite_values_are_refused(store):
+    with pytest.raises(ValueError, match="without a finite value"):
+        store.write_samples(series("N", [1.0, float("nan"), 3.0]))
+    assert store.read_samples(meter_ids=["N"]).empty
