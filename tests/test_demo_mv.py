@@ -211,3 +211,26 @@ def test_demo_project_verifies_the_simulated_saving(tmp_path):
     assert s["savings_significant"] and s["avoided_low90"] > 0
     assert 0.07 < s["avoided_fraction"] < 0.15  # a visible ~10 % of the whole building
     assert s["payment_cny"] == pytest.approx(s["avoided"] * MV_TARIFF_CNY_PER_KWH * MV_CONTRACTOR_SHARE, rel=1e-9)
+
+
+def test_demo_sets_up_the_project_only_with_a_history_to_match(tmp_path):
+    from civicwatt.commands.demo import demo_mv_setup
+
+    now = pd.Timestamp("2026-11-21 02:00", tz="UTC")
+    write_sample(tmp_path)
+    registry = load_registry(tmp_path / "civicwatt.yaml")
+    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
+    try:
+        fresh, note = demo_mv_setup(tmp_path, registry, store, now, None)
+        assert fresh == sample_mv_setup(now) and "[new]" in note
+        short, note = demo_mv_setup(tmp_path, registry, store, now, 3)  # `--days 3` cannot hold the baseline
+        assert short is None and "--days 3" in note
+        store.write_samples(generate_history([{"id": MV_RETROFIT_METER, "profile": "ddsu666"}],
+                                             "2026-11-19", now, 3600))
+        old, note = demo_mv_setup(tmp_path, registry, store, now, None)  # history without the retrofit
+        assert old is None and "predates" in note
+        write_sample_mv_project(tmp_path, registry, now - pd.Timedelta(days=200))  # a project written in May
+        kept, _ = demo_mv_setup(tmp_path, registry, store, now, None)
+        assert kept == sample_mv_setup(now - pd.Timedelta(days=200)) and kept.reporting[1] == dt.date(2026, 5, 4)
+    finally:
+        store.close()
