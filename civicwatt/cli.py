@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from civicwatt import __version__
 from civicwatt.yamlfile import ConfigError
@@ -124,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def install_stop_signals() -> None:
+    """SIGTERM (systemd, docker, kill) stops a verb the way Ctrl-C does: cleanly, with
+    queues flushed. SIGINT is re-armed too, since a shell's background job inherits it
+    ignored."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -138,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"civicwatt {args.verb}: not available yet in this version", file=sys.stderr)
             return 2
         raise
+    if threading.current_thread() is threading.main_thread():
+        install_stop_signals()
     try:
         return int(module.run(args) or 0)
     except ConfigError as exc:

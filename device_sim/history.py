@@ -4,8 +4,8 @@
 
 A meter dict (built from the registry by `civicwatt.commands.simulate.meters_for_sim`)
 carries: id, institution, energy, subitem, parent, category, floor_area_m2, rated
-(kW or unit/h), multiplier, heating, rollover, and for serving: host, port, unit,
-profile, interval_s.
+(kW or unit/h), multiplier, heating, rollover, optionally retrofit ({start: YYYY-MM-DD,
+factor}: see device_sim.load), and for serving: host, port, unit, profile, interval_s.
 
 Values are raw indices (before the multiplier) rounded to what the meter's energy
 register can hold (float32, or integer hundredths), wrapped at the register's rollover,

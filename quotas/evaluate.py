@@ -10,8 +10,14 @@ two-level standards 'advanced' (<= 先进值), 'general' (<= 通用值) or 'exce
 `evaluate_targets(config, monthly, as_of)`: year-to-date use against the pro-rated
 target and a year-end projection that respects seasonality.
 
+`project_year_end(actual_to_date, monthly_last_year, as_of)`: THE year-end projection
+(pure, vectorised over scopes); `evaluate_targets` and `project_scope_totals` (the
+dashboard's scopes without a target) both call it, so a scope's projection is the same
+with or without a target.
+
 * elapsed share: the share of the year's use that normally falls before `as_of` (data
-  up to, not including, `as_of`). With projection 'last_year' it is last year's monthly
+  up to, not including, `as_of`; a local date, or a local time for a running day,
+  which then counts pro rata). With projection 'last_year' it is last year's monthly
   shape of the same scope (the month of `as_of` counted pro rata by days), taken from
   the scope's institutions with data in all twelve months of last year; when there is
   none, or with 'flat', it is the share of days elapsed.
@@ -25,11 +31,13 @@ target and a year-end projection that respects seasonality.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
 from models.indicators import _region_parents, region_ancestors_frame
-from quotas.config import STANDARD_INDICATORS, TARGET_INDICATORS, THREE_LEVELS, TWO_LEVELS, QuotaConfig
+from quotas.config import PROJECTIONS, STANDARD_INDICATORS, TARGET_INDICATORS, THREE_LEVELS, TWO_LEVELS, QuotaConfig
 
 LEVEL_ZH = {"guide": "引导值", "baseline": "基准值", "constraint": "约束值", "advanced": "先进值", "general": "通用值",
             "exceeds": "超约束值", "no_data": "无数据"}
@@ -142,10 +150,18 @@ def _membership(targets: pd.DataFrame, institutions: pd.DataFrame, regions) -> p
     return pd.concat(parts, ignore_index=True)
 
 
+def _local_as_of(as_of: str | pd.Timestamp | None) -> pd.Timestamp:
+    """`as_of` as a naive local timestamp (default: today's local midnight)."""
+    ts = pd.Timestamp(as_of if as_of is not None else pd.Timestamp.now().date())
+    return ts.tz_localize(None) if ts.tzinfo is not None else ts
+
+
 def _month_fraction(years: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
-    """[n, 12]: share of each month of year `years[i]` before `as_of` (a local date)."""
+    """[n, 12]: share of each month of year `years[i]` before `as_of` (a local date, or a
+    local time: the running day counts pro rata)."""
     out = np.zeros((len(years), 12))
-    a_year, a_month, a_day = as_of.year, as_of.month, as_of.day
+    a_year, a_month = as_of.year, as_of.month
+    a_days = (as_of - as_of.replace(day=1).normalize()) / pd.Timedelta(days=1)  # days of the month before as_of
     for m in range(12):  # twelve months
         dim = pd.Period(f"{a_year}-{m + 1:02d}").days_in_month
         past = years < a_year
@@ -154,56 +170,62 @@ def _month_fraction(years: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
         if m + 1 < a_month:
             out[cur, m] = 1.0
         elif m + 1 == a_month:
-            out[cur, m] = (a_day - 1) / dim
+            out[cur, m] = a_days / dim
     return out
 
 
 def _days_fraction(years: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
     start = pd.to_datetime([f"{y}-01-01" for y in years])
     end = pd.to_datetime([f"{y + 1}-01-01" for y in years])
-    a = pd.Timestamp(as_of.date())
-    elapsed = np.clip(((a - start) / pd.Timedelta(days=1)).to_numpy(float), 0, None)
+    elapsed = np.clip(((as_of - start) / pd.Timedelta(days=1)).to_numpy(float), 0, None)
     total = ((end - start) / pd.Timedelta(days=1)).to_numpy(float)
     return np.minimum(elapsed / total, 1.0)
 
 
-def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd.Timestamp | None = None,
-                     regions=None, year: int | None = None) -> pd.DataFrame:
-    """Evaluate every target of `config` (of `year`, default: `as_of`'s year).
+class YearEndProjection(NamedTuple):
+    """`project_year_end`'s result, one value per scope."""
 
-    monthly: an indicator frame per institution and month (`models.api.indicators(...,
-    by_period='month')` or `indicators_from_sums(..., by_period=True)` of monthly sums)
-    covering the target year up to `as_of` and, for the seasonal shape, the year before.
-    as_of: data up to (not including) this local date; default today.
-    regions: Registry / id->parent mapping so a region target covers its subtree.
+    projected: np.ndarray  # year-end value (NaN before any of the year has elapsed)
+    elapsed_share: np.ndarray  # share of the year's use normally done before as_of
+    method: np.ndarray  # 'last_year' (seasonal shape) | 'flat' (share of days)
 
-    Returns one row per target and indicator: target_id, name, year, scope, region,
-    category, institution_id, indicator, unit, basis, limit, actual (year to date),
-    elapsed_share, prorated_limit, projected (year end), projected_ratio (projected /
-    limit), status, method ('last_year' | 'flat'), institutions (members with data),
-    as_of, factor_set.
+
+def project_year_end(actual_to_date, monthly_last_year, as_of: str | pd.Timestamp | None = None,
+                     year: int | None = None, method: str = "last_year") -> YearEndProjection:
+    """Year-end projection of running totals, one per scope (module docstring).
+
+    actual_to_date: [n] the year-to-date values (a total, or an intensity over a fixed
+    denominator: both scale the same way). monthly_last_year: [n, 12] the scopes' use
+    of each month of the year before (the members with data in all twelve months; the
+    shape only, so any unit). as_of: data up to (not including) this local date or
+    time. year: the projected year (default `as_of`'s year; an earlier year is
+    complete: its share is 1). method: 'last_year' (seasonal where last year has all
+    twelve months, else flat) or 'flat' (share of days).
+
+    elapsed_share = sum(last_year x month elapsed share) / sum(last_year) (seasonal) or
+    days elapsed / days in the year (flat); projected = actual / elapsed_share.
     """
-    as_of = pd.Timestamp(as_of if as_of is not None else pd.Timestamp.now().date())
-    as_of = as_of.tz_localize(None) if as_of.tzinfo is not None else as_of
-    year = year or as_of.year
-    cols = ["target_id", "name", "year", "scope", "region", "category", "institution_id", "indicator", "unit",
-            "basis", "limit", "actual", "elapsed_share", "prorated_limit", "projected", "projected_ratio", "status",
-            "method", "institutions", "as_of", "factor_set"]
-    tf = config.targets_frame()
-    tf = tf[tf["year"] == year].reset_index(drop=True)
-    if tf.empty:
-        return pd.DataFrame(columns=cols)
-    if "basis" in monthly and len(monthly) and (monthly["basis"] != config.basis).any():
-        raise ValueError(f"the quota file's targets are on the {config.basis} basis but the indicators are on "
-                         f"{sorted(monthly['basis'].unique())}: recompute them on the same basis")
-    # Targets as scopes (one per target id), rows of tf refer to them.
-    scopes = tf.drop_duplicates("target_id").reset_index(drop=True)
-    sidx = pd.Index(scopes["target_id"]).get_indexer(tf["target_id"])
-    institutions = monthly.drop_duplicates("institution_id")[["institution_id", "region", "category",
-                                                              "floor_area_m2", "occupants"]]
-    member = _membership(scopes, institutions, regions)
+    if method not in PROJECTIONS:
+        raise ValueError(f"projection method must be one of {', '.join(PROJECTIONS)}, not {method!r}")
+    as_of = _local_as_of(as_of)
+    actual = np.asarray(actual_to_date, dtype=float).reshape(-1)
+    prev = np.asarray(monthly_last_year, dtype=float).reshape(len(actual), 12)
+    years = np.full(len(actual), year or as_of.year)
+    seasonal_ok = (prev > 0).all(axis=1) & (method == "last_year")
+    total = prev.sum(axis=1)
+    seasonal = np.divide((prev * _month_fraction(years, as_of)).sum(axis=1), total, out=np.zeros(len(actual)),
+                         where=total > 0)
+    share = np.where(seasonal_ok, seasonal, _days_fraction(years, as_of))
+    projected = np.divide(actual, share, out=np.full(len(actual), np.nan), where=share > 0)
+    return YearEndProjection(projected, share, np.where(seasonal_ok, "last_year", "flat").astype(object))
 
-    # Dense monthly arrays per institution: [institution, rel (0 last year, 1 this), month].
+
+def _scope_sums(monthly: pd.DataFrame, institutions: pd.DataFrame, member: pd.DataFrame, n_s: int, year: int,
+                as_of: pd.Timestamp) -> tuple[dict[str, np.ndarray], pd.DataFrame, np.ndarray]:
+    """Per scope (member: t, institution_id): {numerator: [n_s, 2 (last year, this
+    year to as_of), 12 months]} (last year from the members with data in all twelve of
+    its months), the denominators (floor_area_m2, occupants) and the number of members
+    with data this year."""
     period = pd.DatetimeIndex(monthly["period_start"])
     period = period.tz_localize(None) if period.tz is not None else period
     py, pm = period.year.to_numpy(), period.month.to_numpy() - 1
@@ -218,7 +240,6 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
                           minlength=n_u) > 0
     mt = member["t"].to_numpy(np.int64)
     mi = universe.get_indexer(member["institution_id"].to_numpy())
-    n_s = len(scopes)
     arr = {}
     for n in NUMERATORS:
         d = dense[n]
@@ -235,13 +256,59 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
     dsum = pd.DataFrame({c: np.bincount(mt, weights=institutions[c].to_numpy(float)[mi] * hc, minlength=n_s)
                          for c in ("floor_area_m2", "occupants")})
     n_inst = np.bincount(mt, weights=hc, minlength=n_s).astype(int)
+    return arr, dsum, n_inst
 
-    years = np.full(n_s, year)
-    mfrac = _month_fraction(years, as_of)
-    dfrac = _days_fraction(years, as_of)
+
+def _institutions(monthly: pd.DataFrame) -> pd.DataFrame:
+    return monthly.drop_duplicates("institution_id")[["institution_id", "region", "category", "floor_area_m2",
+                                                      "occupants"]]
+
+
+def _as_of_label(as_of: pd.Timestamp) -> str:
+    """A date for a midnight, else the local time to the minute."""
+    return as_of.date().isoformat() if as_of == as_of.normalize() else as_of.isoformat(timespec="minutes")
+
+
+def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd.Timestamp | None = None,
+                     regions=None, year: int | None = None) -> pd.DataFrame:
+    """Evaluate every target of `config` (of `year`, default: `as_of`'s year).
+
+    monthly: an indicator frame per institution and month (`models.api.indicators(...,
+    by_period='month')` or `indicators_from_sums(..., by_period=True)` of monthly sums)
+    covering the target year up to `as_of` and, for the seasonal shape, the year before.
+    as_of: data up to (not including) this local date (or local time, for a running
+    day); default today.
+    regions: Registry / id->parent mapping so a region target covers its subtree.
+
+    Returns one row per target and indicator: target_id, name, year, scope, region,
+    category, institution_id, indicator, unit, basis, limit, actual (year to date),
+    elapsed_share, prorated_limit, projected (year end), projected_ratio (projected /
+    limit), status, method ('last_year' | 'flat'), institutions (members with data),
+    as_of, factor_set.
+    """
+    as_of = _local_as_of(as_of)
+    year = year or as_of.year
+    cols = ["target_id", "name", "year", "scope", "region", "category", "institution_id", "indicator", "unit",
+            "basis", "limit", "actual", "elapsed_share", "prorated_limit", "projected", "projected_ratio", "status",
+            "method", "institutions", "as_of", "factor_set"]
+    tf = config.targets_frame()
+    tf = tf[tf["year"] == year].reset_index(drop=True)
+    if tf.empty:
+        return pd.DataFrame(columns=cols)
+    if "basis" in monthly and len(monthly) and (monthly["basis"] != config.basis).any():
+        raise ValueError(f"the quota file's targets are on the {config.basis} basis but the indicators are on "
+                         f"{sorted(monthly['basis'].unique())}: recompute them on the same basis")
+    # Targets as scopes (one per target id), rows of tf refer to them.
+    scopes = tf.drop_duplicates("target_id").reset_index(drop=True)
+    sidx = pd.Index(scopes["target_id"]).get_indexer(tf["target_id"])
+    institutions = _institutions(monthly)
+    member = _membership(scopes, institutions, regions)
+    arr, dsum, n_inst = _scope_sums(monthly, institutions, member, len(scopes), year, as_of)
+
     out = tf.copy()
     actual = np.zeros(len(tf))
     share = np.zeros(len(tf))
+    projected = np.full(len(tf), np.nan)
     method = np.empty(len(tf), dtype=object)
     for ind_name, (num, scale, denom) in TARGET_FORMULA.items():  # seven indicators
         sel = (tf["indicator"] == ind_name).to_numpy()
@@ -249,20 +316,16 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
             continue
         s = sidx[sel]
         a = arr[num]
-        prev = a[s, 0, :]
-        seasonal_ok = (prev > 0).all(axis=1) & (config.projection == "last_year")
-        seasonal = np.divide((prev * mfrac[s]).sum(axis=1), prev.sum(axis=1),
-                             out=np.zeros(len(s)), where=prev.sum(axis=1) > 0)
-        sh = np.where(seasonal_ok, seasonal, dfrac[s])
         tot = a[s, 1, :].sum(axis=1) * scale
         if denom is not None:
             d = dsum[denom].to_numpy(float)[s]
             tot = np.divide(tot, d, out=np.full(len(s), np.nan), where=d > 0)
+        proj = project_year_end(tot, a[s, 0, :], as_of, year, config.projection)
         actual[sel] = tot
-        share[sel] = sh
-        method[sel] = np.where(seasonal_ok, "last_year", "flat")
+        share[sel] = proj.elapsed_share
+        projected[sel] = proj.projected
+        method[sel] = proj.method
     limit = out["limit"].to_numpy(float)
-    projected = np.divide(actual, share, out=np.full(len(tf), np.nan), where=share > 0)
     members = n_inst[sidx]
     ratio = projected / limit
     status = np.select(
@@ -277,10 +340,47 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
     out["status"] = status
     out["method"] = method
     out["institutions"] = members
-    out["as_of"] = as_of.date().isoformat()
+    out["as_of"] = _as_of_label(as_of)
     out["factor_set"] = monthly["factor_set"].iloc[0] if "factor_set" in monthly and len(monthly) else ""
     return out[cols]
 
 
-__all__ = ["LEVEL_ZH", "STATUS_ORDER", "TARGET_FORMULA", "TARGET_INDICATORS", "evaluate_targets", "quota_levels",
-           "quota_levels_wide"]
+
+#: The totals of a scope the dashboard projects when the scope has no target.
+TOTAL_INDICATORS: tuple[str, ...] = ("energy_tce", "water_m3", "co2_t")
+
+
+def project_scope_totals(monthly: pd.DataFrame, as_of: str | pd.Timestamp | None = None, year: int | None = None,
+                         method: str = "last_year", institution_ids=None) -> pd.DataFrame:
+    """Year-end projection of one scope's totals, for a scope without a target.
+
+    The same arithmetic as `evaluate_targets` (same members' seasonal shape, same
+    `project_year_end`), so a scope's projection does not change when a target is set.
+    monthly: the monthly indicator frame (as for `evaluate_targets`); institution_ids:
+    the scope's institutions (default: every institution of `monthly`); method: the
+    quota file's `projection`. Returns one row per total indicator (energy_tce tce,
+    water_m3 m3, co2_t tCO2): indicator, unit, actual (year to date), elapsed_share,
+    projected (NaN without data), method, institutions (members with data this year).
+    """
+    as_of = _local_as_of(as_of)
+    year = year or as_of.year
+    if len(monthly) and institution_ids is not None:
+        monthly = monthly[monthly["institution_id"].isin(list(institution_ids))]
+    if len(monthly):
+        institutions = _institutions(monthly)
+        member = pd.DataFrame({"t": 0, "institution_id": institutions["institution_id"].to_numpy()})
+        arr, _dsum, n_inst = _scope_sums(monthly, institutions, member, 1, year, as_of)
+    else:
+        arr, n_inst = {n: np.zeros((1, 2, 12)) for n in NUMERATORS}, np.zeros(1, int)
+    nums = [TARGET_FORMULA[i] for i in TOTAL_INDICATORS]
+    actual = np.array([arr[num][0, 1, :].sum() * scale for num, scale, _denom in nums])
+    prev = np.stack([arr[num][0, 0, :] for num, _scale, _denom in nums])
+    proj = project_year_end(actual, prev, as_of, year, method)
+    members = int(n_inst[0])
+    return pd.DataFrame({"indicator": list(TOTAL_INDICATORS), "unit": [TARGET_INDICATORS[i] for i in TOTAL_INDICATORS],
+                         "actual": actual, "elapsed_share": proj.elapsed_share,
+                         "projected": np.where(members > 0, proj.projected, np.nan), "method": proj.method,
+                         "institutions": members})
+
+__all__ = ["LEVEL_ZH", "STATUS_ORDER", "TARGET_FORMULA", "TARGET_INDICATORS", "TOTAL_INDICATORS", "YearEndProjection",
+           "evaluate_targets", "project_scope_totals", "project_year_end", "quota_levels", "quota_levels_wide"]

@@ -12,6 +12,7 @@ import time
 
 import httpx
 import pandas as pd
+import pytest
 
 from civicwatt.registry import load_registry
 from storage import open_store
@@ -41,7 +42,8 @@ def free_port_range(n: int) -> int:
     raise RuntimeError("no free port range")
 
 
-def test_demo_runs_serves_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_runs_serves_and_stops_cleanly(tmp_path, stop):
     web = free_port()
     modbus = free_port_range(GATEWAYS)
     proc = subprocess.Popen(
@@ -74,7 +76,7 @@ def test_demo_runs_serves_and_stops_cleanly(tmp_path):
             assert header.startswith("institution_id,name,region,category,year,energy,quantity,unit,kgce,scope")
             assert "HB-0001" in ledger.text
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         code = proc.wait(timeout=60)
         reader.join(5)
     out = "".join(lines)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import time
 from dataclasses import fields
@@ -57,9 +56,6 @@ def load_gateway_options(path: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
 
 def run(args: argparse.Namespace) -> int:
     from collectors.service import CollectorService
@@ -79,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
     queue_dir = args.queue or ("./civicwatt-queue" if shard == (1, 1) else f"./civicwatt-queue-{shard[0]}of{shard[1]}")
     service = CollectorService(registry, store, queue_dir, shard=shard, gateway_options=gateways,
                                interval_s=args.interval)
-    signal.signal(signal.SIGTERM, _interrupt)
     service.start()
     print(f"civicwatt collect: {len(service.meter_ids)} meters behind {len(service.pollers)} gateways "
           f"(shard {shard[0]}/{shard[1]}) -> {store.url}; queue {queue_dir}; "

@@ -108,9 +108,6 @@ def apply_faults(sim: Any, faults: list[dict[str, Any]]) -> None:
                        **params)
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
 
 def run(args: argparse.Namespace) -> int:
     from device_sim.server import Simulator
@@ -132,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"civicwatt simulate: {len(meters)} meters behind {len(gateways)} gateways "
           f"({', '.join(f'{h}:{p}' for h, p in list(gateways)[:5])}{' ...' if len(gateways) > 5 else ''}); "
           f"{len(faults)} fault(s) scheduled. Ctrl-C stops.", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         signal.pause()
     except KeyboardInterrupt:
