@@ -54,7 +54,7 @@ from dashboard.access import (
     scoped_registry,
 )
 from dashboard.auth import User, authenticate, load_users
-from dashboard.data import INDICATORS, KG_PER_T, DataService, project_year_end
+from dashboard.data import INDICATORS, KG_PER_T, DataService
 from dashboard.i18n import norm_lang, t
 from dashboard.pages import (
     KEEP,
@@ -471,10 +471,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             return no_data(lang)
         months = service.monthly_energy(year)
         months = months[months["institution_id"].isin(insts)]
-        prev = service.monthly_energy(year - 1)
-        prev = prev[prev["institution_id"].isin(insts)]
-        start, end = service.year_bounds(year)
-        elapsed = (end - start) / (pd.Timestamp(year=year + 1, month=1, day=1, tz=service.tz) - start)
+        end = service.year_bounds(year)[1]
         totals = {
             "tce": float(table["kgce"].sum()) / KG_PER_T,
             "water_m3": float(table["water_m3"].sum()),
@@ -482,9 +479,9 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         }
         floor = float(table["floor_area_m2"].sum())
         occ = float(table["occupants"].sum())
-        prev_same = _same_period(prev, end - pd.DateOffset(years=1))
-        prev_full = _totals(prev)
         targets = scope_targets(scope, year)
+        # without a target: the same projection quotas.evaluate gives a target's scope
+        own = service.year_end_projection(insts, year).set_index("indicator")["projected"]
         limit = {k: (targets[k]["limit"] if k in targets else None) for k in TARGET_KEYS.values()}
         gauges = []
         projections = {}
@@ -494,7 +491,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             if tkey in targets and pd.notna(targets[tkey]["projected"]):
                 projected = float(targets[tkey]["projected"])  # the alerts' projection (quotas.evaluate)
             else:
-                projected = project_year_end(totals[key], elapsed, prev_same.get(key), prev_full.get(key))
+                projected = float(own[tkey]) if pd.notna(own[tkey]) else None
             projections[key] = projected
             gauges.append(dcc.Graph(id=f"gauge-{key}", figure=gauge(t(label, lang), totals[key], limit[tkey],
                                                                      projected, unit, lang),
@@ -547,24 +544,6 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
             html.Div([dcc.Graph(id="ov-split-energy", figure=fig_split_e, className="half"),
                       dcc.Graph(id="ov-split-category", figure=fig_split_c, className="half")], className="row"),
         ])
-
-    def _totals(rows: pd.DataFrame) -> dict[str, float]:
-        if rows.empty:
-            return {}
-        water = rows.loc[rows["energy"] == "water", "quantity"].sum()
-        return {"tce": float(rows["kgce"].sum()) / KG_PER_T, "water_m3": float(water),
-                "t_co2": float(rows["kgco2"].sum()) / KG_PER_T}
-
-    def _same_period(rows: pd.DataFrame, until: pd.Timestamp) -> dict[str, float]:
-        """Last year's totals over the same months (prorating the last month by days)."""
-        if rows.empty:
-            return {}
-        start = pd.DatetimeIndex(rows["period_start"]).tz_convert(service.tz)
-        nxt = start + pd.DateOffset(months=1)
-        frac = np.clip((until - start) / (nxt - start), 0, 1)
-        weighted = rows.assign(kgce=rows["kgce"] * frac, kgco2=rows["kgco2"] * frac,
-                               quantity=rows["quantity"] * frac)
-        return _totals(weighted)
 
     def _target_text(value: float | None, lang: str) -> str:
         return f"{t('target', lang)}: {fmt(value, 2)}" if value else t("no_target", lang)

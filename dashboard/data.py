@@ -2,9 +2,11 @@
 
 Every number comes from the one API the reports, the ledger and the alerts use
 (`models.api.energy_use` / `indicators`, `quotas.evaluate.quota_levels` /
-`evaluate_targets`), on the quota file's electricity basis (当量值 by default), so the
-dashboard never disagrees with a report. This module adds what only the dashboard
-needs: caching, year-on-year columns, the ranking table, and data-quality figures.
+`evaluate_targets` / `project_scope_totals`, `quotas.alerts_meter.daily_completeness` /
+`offline_meters`), on the quota file's electricity basis (当量值 by default), so the
+dashboard never disagrees with a report or an alert. This module adds what only the
+dashboard needs: caching, year-on-year columns, the ranking table, and the per-meter
+data-quality table.
 
 The dashboard never decides *who* may see a row here; `DataService` returns frames
 for all institutions and the callers (`dashboard.app`) filter them with the user's
@@ -29,12 +31,17 @@ import pandas as pd
 
 from civicwatt.registry import Registry
 from models import api as models_api
-from quotas.evaluate import evaluate_targets, quota_levels, quota_levels_wide
+from quotas.alerts_meter import (
+    COMPLETENESS_LOOKBACK_DAYS,
+    MeterRuleSettings,
+    daily_completeness,
+    live_meters,
+    offline_meters,
+)
+from quotas.evaluate import evaluate_targets, project_scope_totals, quota_levels, quota_levels_wide
 from storage import Store
 
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
-OFFLINE_INTERVALS = 3  # a meter silent for 3 polling intervals is shown offline
-DEFAULT_INTERVAL_S = 900  # 15-minute raw data (2008 sub-metering guideline)
 
 INDICATORS: tuple[str, ...] = (
     "kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2",
@@ -86,13 +93,16 @@ class DataService:
     """Reads the store for the dashboard; caches year tables for `cache_ttl_s`.
 
     `quotas`: returns the loaded `quotas.config.QuotaConfig` (or None without a quota
-    file); its basis is the basis of every figure."""
+    file); its basis is the basis of every figure. `meter_rules`: the meter alert
+    settings (offline after `offline_polls` polls), so a meter shown offline is one the
+    alerts call offline."""
 
     registry: Registry
     store: Store
     quotas: Callable[[], Any] = lambda: None
     cache_ttl_s: float = 300.0
     now: Callable[[], pd.Timestamp] = field(default=lambda: pd.Timestamp.now(tz="UTC"))
+    meter_rules: MeterRuleSettings = field(default_factory=MeterRuleSettings)  # the alerts' offline rule
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -225,14 +235,10 @@ class DataService:
             return models_api.priced_sums(sums, inst, self.factors, self.basis)[cols]
         return self._cached(("monthly", year), compute)  # type: ignore[return-value]
 
-    def target_status(self, year: int) -> pd.DataFrame:
-        """quotas.evaluate.evaluate_targets for `year` as of now (empty without quotas):
-        one row per target and indicator with actual, limit, projected, status."""
-        cfg = self.quotas()
-        if cfg is None:
-            return pd.DataFrame(columns=["scope", "region", "category", "institution_id", "indicator", "limit",
-                                         "actual", "projected", "status"])
-
+    def monthly_indicators(self, year: int) -> pd.DataFrame:
+        """Monthly indicator frame (`models.api.indicators(..., by_period='month')`) of
+        every institution for `year` - 1 and `year` up to now: the input of the target
+        evaluation and of the year-end projection."""
         def compute() -> pd.DataFrame:
             frames = []
             for y in (year - 1, year):
@@ -242,11 +248,37 @@ class DataService:
                 use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
                 frames.append(models_api.indicators(use, self.registry, self.factors, self.basis, freq="month",
                                                     by_period="month"))
-            monthly = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-            as_of = min(self.today() + pd.Timedelta(days=1),
-                        pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)).tz_localize(None)
-            return evaluate_targets(cfg, monthly, as_of, regions=self.registry, year=year)
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return self._cached(("monthly_indicators", year), compute)  # type: ignore[return-value]
+
+    def projection_as_of(self, year: int) -> pd.Timestamp:
+        """The moment (naive local) the data of `year` run to: now, or its year end."""
+        return self.year_bounds(year)[1].tz_localize(None)
+
+    def target_status(self, year: int) -> pd.DataFrame:
+        """quotas.evaluate.evaluate_targets for `year` as of now (empty without quotas):
+        one row per target and indicator with actual, limit, projected, status. The
+        elapsed share runs to now, as the year-to-date data do."""
+        cfg = self.quotas()
+        if cfg is None:
+            return pd.DataFrame(columns=["scope", "region", "category", "institution_id", "indicator", "limit",
+                                         "actual", "projected", "status"])
+
+        def compute() -> pd.DataFrame:
+            return evaluate_targets(cfg, self.monthly_indicators(year), self.projection_as_of(year),
+                                    regions=self.registry, year=year)
         return self._cached(("targets", year), compute)  # type: ignore[return-value]
+
+    def year_end_projection(self, institution_ids: Iterable[str], year: int) -> pd.DataFrame:
+        """quotas.evaluate.project_scope_totals of these institutions for `year` as of now,
+        with the quota file's projection method (the seasonal 'last_year' without one):
+        the projection `target_status` gives a target of the same scope. One row per
+        total: indicator (energy_tce, water_m3, co2_t), unit, actual, elapsed_share,
+        projected, method, institutions."""
+        cfg = self.quotas()
+        method = cfg.projection if cfg is not None else "last_year"
+        return project_scope_totals(self.monthly_indicators(year), self.projection_as_of(year), year, method,
+                                    institution_ids=sorted(institution_ids))
 
     # -- one institution ---------------------------------------------------------------
     def consumption(self, freq: str, start: pd.Timestamp, end: pd.Timestamp, meter_ids: list[str]) -> pd.DataFrame:
@@ -257,8 +289,13 @@ class DataService:
 
     def data_quality(self, institution_id: str, days: int = 7) -> pd.DataFrame:
         """Per meter of the institution: completeness over the last `days` full days
-        (samples / expected from its polling interval), estimated share of that
-        period's consumption, last sample time and whether it is offline."""
+        (mean of the day shares the `data_completeness` alert judges: samples / expected
+        from the polling interval, or from the stored spacing for backfilled or imported
+        history; `quotas.alerts_meter.daily_completeness`), estimated share of that
+        period's consumption, last sample time and whether it is offline (the
+        `meter_offline` alert's rule, `quotas.alerts_meter.offline_meters`: a live meter
+        silent for `meter_rules.offline_polls` polls; meters fed by imports are never
+        offline)."""
         from dashboard.access import institution_meters  # local: avoids a cycle at import
 
         meters = institution_meters(self.registry, institution_id)
@@ -267,29 +304,31 @@ class DataService:
         end = self.today()
         start = end - pd.Timedelta(days=days)
         ids = [m.id for m in meters]
-        samples = self.store.read_samples(start, end, ids)
-        counts = samples.groupby("meter_id").size() if len(samples) else pd.Series(dtype=int)
-        interval = pd.Series({m.id: (m.modbus.interval_s if m.modbus else DEFAULT_INTERVAL_S) for m in meters})
-        expected = days * 86400 / interval
-        last = self.store.last_samples_before(self.now() + pd.Timedelta(seconds=1), ids)
+        idx = pd.Index(ids, name="meter_id")
+        live = live_meters(meters)
+        samples = self.store.read_samples(start - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), end, ids)
+        daily = daily_completeness(samples, live.set_index("meter_id")["interval_s"].astype(float), start, end)
+        # a meter absent from a day (no sample, no known interval) had none of its samples
+        share = daily.groupby("meter_id")["share"].sum().reindex(idx).fillna(0.0) / max(days, 1)
+        now = self.now()
+        last = self.store.last_samples_before(now + pd.Timedelta(seconds=1), ids)
         last_t = last.set_index("meter_id")["time"] if len(last) else pd.Series(dtype="datetime64[s, UTC]")
+        offline = (offline_meters(last, live, now, self.meter_rules.offline_polls) if len(live)
+                   else pd.DataFrame({"meter_id": pd.Series(dtype=object)}))
         cons = self.store.consumption("day", start, end, ids)
         if len(cons):
             est = (cons["quantity"] * cons["estimated_share"]).groupby(cons["meter_id"]).sum()
             tot = cons.groupby("meter_id")["quantity"].sum()
-            share = pd.Series(_safe_div(est.to_numpy(float), tot.reindex(est.index).to_numpy(float)), index=est.index)
+            est_share = pd.Series(_safe_div(est.to_numpy(float), tot.reindex(est.index).to_numpy(float)),
+                                  index=est.index)
         else:
-            share = pd.Series(dtype=float)
-        idx = pd.Index(ids, name="meter_id")
-        last_seen = last_t.reindex(idx)
-        age_s = (self.now() - last_seen).dt.total_seconds()
+            est_share = pd.Series(dtype=float)
         return pd.DataFrame({
             "meter_id": ids,
-            "completeness": np.clip(counts.reindex(idx).fillna(0).to_numpy(float) / expected.reindex(idx).to_numpy(float),
-                                    0, 1),
-            "estimated_share": share.reindex(idx).to_numpy(float),
-            "last_seen": last_seen.to_numpy(),
-            "offline": (age_s.isna() | (age_s > OFFLINE_INTERVALS * interval.reindex(idx))).to_numpy(bool),
+            "completeness": share.to_numpy(float),
+            "estimated_share": est_share.reindex(idx).to_numpy(float),
+            "last_seen": last_t.reindex(idx).to_numpy(),
+            "offline": idx.isin(offline["meter_id"]),
         })
 
 
@@ -298,16 +337,3 @@ def _empty_consumption() -> pd.DataFrame:
                          "period_start": pd.Series(dtype="datetime64[s, UTC]"),
                          "quantity": pd.Series(dtype=float), "estimated_share": pd.Series(dtype=float)})
 
-
-def project_year_end(ytd: float, elapsed_fraction: float, prev_same_period: float | None = None,
-                     prev_full_year: float | None = None) -> float | None:
-    """Year-end forecast of a running total.
-
-    Seasonal when last year is known (this year to date x last year's full total /
-    last year's total over the same dates), else linear in time (ytd / elapsed
-    fraction of the year). None before any time has elapsed."""
-    if prev_same_period and prev_full_year and prev_same_period > 0:
-        return float(ytd) * float(prev_full_year) / float(prev_same_period)
-    if elapsed_fraction <= 0:
-        return None
-    return float(ytd) / min(1.0, float(elapsed_fraction))

@@ -55,6 +55,7 @@ BALANCE_DAYS = 7
 BALANCE_TOLERANCE = 0.02  # sub-meters may exceed the parent by 2 % (meter accuracy class)
 ABNORMAL_ENERGIES = ("electricity", "water")
 HOURLY_S = 3600.0  # the night rule needs samples at least this often
+COMPLETENESS_LOOKBACK_DAYS = 7  # a meter's usual spacing: median over the day and the week before
 
 
 @dataclass
@@ -107,6 +108,59 @@ def completeness(samples: pd.DataFrame, expected_interval_s: pd.Series, day_star
                          "share": np.minimum(counts / expected, 1.0), "max_gap_s": max_gap})
 
 
+
+def sample_spacing(samples: pd.DataFrame) -> pd.Series:
+    """Median spacing (s) between consecutive samples of each meter (`samples`:
+    meter_id, time; any order)."""
+    if samples.empty:
+        return pd.Series(dtype=float)
+    s = samples.sort_values(["meter_id", "time"], kind="stable")
+    step = pd.to_datetime(s["time"], utc=True).diff().dt.total_seconds().where(s["meter_id"].eq(s["meter_id"].shift()))
+    return step.groupby(s["meter_id"]).median()
+
+
+def expected_intervals(samples: pd.DataFrame, live_interval: pd.Series, day_start: pd.Timestamp,
+                       day_end: pd.Timestamp, spacing: pd.Series | None = None) -> pd.Series:
+    """Expected spacing (s) of each meter's samples in [day_start, day_end), index
+    meter_id: the live (Modbus) polling interval (`live_interval`); the median spacing
+    of the meter's `samples` (or `spacing`, if given) for a meter without one, and for a
+    window mostly made of backfilled or imported samples (storage.quality BACKFILL |
+    IMPORTED: re-read from a meter's memory or generated history keep the resolution
+    they were stored at). Meters with neither are left out (no sample: share 0)."""
+    spacing = sample_spacing(samples) if spacing is None else spacing
+    if samples.empty:
+        mostly_stored = pd.Series(dtype=bool)
+    else:
+        t = pd.to_datetime(samples["time"], utc=True)
+        rows = ((t >= day_start) & (t < day_end)).to_numpy()
+        stored = (samples["quality"].to_numpy(np.int64) & (quality.BACKFILL | quality.IMPORTED)) != 0
+        mostly_stored = pd.Series(stored[rows]).groupby(samples["meter_id"].to_numpy()[rows]).mean() > 0.5
+    expected = live_interval.drop(mostly_stored.index[mostly_stored], errors="ignore")
+    expected = expected.combine_first(spacing).dropna()
+    return expected[expected > 0]
+
+
+def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: pd.Timestamp,
+                       end: pd.Timestamp, lookback_days: int = COMPLETENESS_LOOKBACK_DAYS) -> pd.DataFrame:
+    """The `data_completeness` rule's figures for each local day in [start, end) (local
+    midnights): meter_id, day, samples, expected, share, max_gap_s — each day exactly as
+    `meter_alerts` judges it (`expected_intervals` from the samples of the day and the
+    `lookback_days` before it, then `completeness`), so a multi-day view (the
+    dashboard) shows the completeness the alerts use. `samples` must cover
+    [start - lookback_days, end). Meters with no sample and no live interval are absent."""
+    t = pd.to_datetime(samples["time"], utc=True) if len(samples) else pd.Series(dtype="datetime64[ns, UTC]")
+    samples = samples.assign(time=t)
+    parts = []
+    for d0 in pd.date_range(start, end, freq="D", inclusive="left"):  # one per day of the window (a week)
+        d1 = d0 + pd.Timedelta(days=1)
+        window = samples[((t >= d0 - pd.Timedelta(days=lookback_days)) & (t < d1)).to_numpy()]
+        comp = completeness(window, expected_intervals(window, live_interval, d0, d1), d0, d1)
+        parts.append(comp.assign(day=d0))
+    cols = ["meter_id", "day", "samples", "expected", "share", "max_gap_s"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True)[cols]
+
 def _robust_baseline(values: pd.DataFrame, value_col: str, key: str = "meter_id") -> pd.DataFrame:
     """median, MAD and count of `value_col` per key."""
     g = values.groupby(key)[value_col]
@@ -155,9 +209,15 @@ def step_changes(daily: pd.DataFrame, day_end: pd.Timestamp, window_days: int, b
 
 # -- evaluation with store I/O --------------------------------------------------------
 
-def _live_meters(registry) -> pd.DataFrame:
-    rows = [(m.id, m.institution, m.modbus.interval_s) for m in registry.meters if m.modbus is not None]
+def live_meters(meters) -> pd.DataFrame:
+    """meter_id, institution_id, interval_s of the live (Modbus-polled) meters among
+    `meters` (registry Meter objects)."""
+    rows = [(m.id, m.institution, m.modbus.interval_s) for m in meters if m.modbus is not None]
     return pd.DataFrame(rows, columns=["meter_id", "institution_id", "interval_s"])
+
+
+def _live_meters(registry) -> pd.DataFrame:
+    return live_meters(registry.meters)
 
 
 def is_non_working(days: pd.DatetimeIndex, settings: MeterRuleSettings) -> np.ndarray:
@@ -209,24 +269,15 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
 
     # completeness of the last complete day
     hist_start = day_start - pd.Timedelta(days=settings.baseline_days + STEP_WINDOW_DAYS)
-    samples = store.read_samples(day_start - pd.Timedelta(days=7), day_end, meters["meter_id"].tolist())
+    samples = store.read_samples(day_start - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), day_end,
+                                 meters["meter_id"].tolist())
     hourly_ids: set[str] = set()  # meters with samples at least hourly: their night can be seen
     if len(samples):
         samples = samples.assign(time=pd.to_datetime(samples["time"], utc=True))
         live_interval = live.set_index("meter_id")["interval_s"].astype(float) if len(live) else pd.Series(dtype=float)
-        samples = samples.sort_values(["meter_id", "time"], kind="stable")
-        step = samples["time"].diff().dt.total_seconds().where(samples["meter_id"].eq(samples["meter_id"].shift()))
-        spacing = step.groupby(samples["meter_id"]).median()
+        spacing = sample_spacing(samples)
         hourly_ids = set(spacing.index[spacing <= HOURLY_S])
-        # Days stored from backfill or import (re-read from a meter's memory, generated
-        # history) have their own resolution: expect their spacing, not the poll interval.
-        day_rows = (samples["time"] >= day_start) & (samples["time"] < day_end)
-        stored = (samples["quality"].to_numpy(np.int64) & (quality.BACKFILL | quality.IMPORTED)) != 0
-        mostly_stored = pd.Series(stored[day_rows.to_numpy()]).groupby(
-            samples.loc[day_rows, "meter_id"].to_numpy()).mean() > 0.5
-        expected = live_interval.drop(mostly_stored.index[mostly_stored], errors="ignore")
-        expected = expected.combine_first(spacing).dropna()
-        expected = expected[expected > 0]
+        expected = expected_intervals(samples, live_interval, day_start, day_end, spacing)
         comp = completeness(samples, expected, day_start, day_end)
         comp = comp[(comp["share"] < settings.completeness_target) & ~comp["meter_id"].isin(offline_ids)]
         inst = meters.set_index("meter_id")["institution_id"]

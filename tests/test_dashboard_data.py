@@ -1,5 +1,6 @@
 """Dashboard arithmetic and queries: indicators, quota levels, heating season,
-projection, the ranking query (hypothesis), on a real embedded store."""
+projection and data quality (the same as quotas.evaluate and the meter alerts), the
+ranking query (hypothesis), on a real embedded store."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.data import DataService, project_year_end
+from dashboard.data import DataService
 from dashboard.ranking import RankQuery, rank_query, ranked
 from models.api import load_factors
+from quotas.alerts_meter import daily_completeness, meter_alerts
 from quotas.config import load_quotas
+from storage import quality
 from tests import test_dashboard_world as w
 
 FACTORS = load_factors()
@@ -118,11 +121,82 @@ def test_region_target_status(world):
     assert row["projected"] > row["actual"]
 
 
-def test_projection_seasonal_and_linear():
-    assert project_year_end(100.0, 0.25) == pytest.approx(400.0)
-    # last year: 30 by this date, 90 over the year -> this year's 40 projects to 120
-    assert project_year_end(40.0, 0.25, 30.0, 90.0) == pytest.approx(120.0)
-    assert project_year_end(10.0, 0.0) is None
+def test_projection_with_or_without_a_target_is_the_same(world):
+    """A scope without a target is projected by quotas.evaluate like a target's scope:
+    the same number for HB-0001 (which has a target) either way. Constant use: last
+    year's shape is the share of days, to now (68.5 of 365 days), so the projection is
+    a whole year of use."""
+    reg, svc, _quotas = world
+    inst = reg.institution_by_id["HB-0001"]
+    per_day = (w.ELEC_KW_PER_M2 * inst.floor_area_m2 * 24 * KGCE_KWH
+               + w.GAS_M3_PER_M2_DAY * inst.floor_area_m2 * KGCE_GAS_M3)
+    status = svc.target_status(2026)
+    target = status[(status["scope"] == "institution:HB-0001") & (status["indicator"] == "energy_tce")].iloc[0]
+    own = svc.year_end_projection({"HB-0001"}, 2026).set_index("indicator")
+    assert own.loc["energy_tce", "method"] == "last_year"
+    assert own.loc["energy_tce", "elapsed_share"] == pytest.approx(68.5 / 365, rel=1e-9)
+    assert own.loc["energy_tce", "projected"] == pytest.approx(365 * per_day / 1000, rel=1e-3)
+    assert target["projected"] == pytest.approx(own.loc["energy_tce", "projected"], rel=1e-12)
+    water = w.WATER_M3_PER_PERSON_DAY * inst.occupants * 365
+    assert own.loc["water_m3", "projected"] == pytest.approx(water, rel=1e-3)
+    # a past year is complete: projected = actual
+    past = svc.year_end_projection({"HB-0001"}, 2025).set_index("indicator")
+    assert past.loc["energy_tce", "projected"] == pytest.approx(365 * per_day / 1000, rel=1e-6)
+    assert past.loc["energy_tce", "elapsed_share"] == pytest.approx(1.0)
+
+
+def _quality_samples(until: pd.Timestamp) -> pd.DataFrame:
+    """HB-0001 from 20 Feb: E0 hourly backfilled history (quality BACKFILL) to 7 Mar, E1
+    the same hourly history unflagged, both then every 15 minutes; E2 stops 50 minutes
+    before NOW, E3 70 minutes before (4 polls of 15 minutes = 60); the other meters
+    never report."""
+    hourly = pd.date_range(pd.Timestamp("2026-02-20 00:30", tz=w.TZ), pd.Timestamp("2026-03-07", tz=w.TZ), freq="h")
+    fine = pd.date_range(pd.Timestamp("2026-03-07", tz=w.TZ), until, freq="15min")
+    full = pd.date_range(pd.Timestamp("2026-02-20", tz=w.TZ), until, freq="15min")
+    frames = []
+    for m, t, flag in (("HB-0001-E0", hourly, quality.BACKFILL), ("HB-0001-E0", fine, 0),
+                       ("HB-0001-E1", hourly, 0), ("HB-0001-E1", fine, 0),
+                       ("HB-0001-E2", full[full <= w.NOW - pd.Timedelta(minutes=50)], 0),
+                       ("HB-0001-E3", full[full <= w.NOW - pd.Timedelta(minutes=70)], 0)):
+        frames.append(pd.DataFrame({"meter_id": m, "time": t.tz_convert("UTC"), "quality": flag}))
+    out = pd.concat(frames, ignore_index=True)
+    out["value"] = out.groupby("meter_id").cumcount().astype(float) + 100.0
+    return out
+
+
+def test_data_quality_is_what_the_alerts_judge(tmp_path):
+    """Completeness and offline on the institution page are the meter alerts' rules:
+    backfilled history at its stored resolution, offline after 4 silent polls."""
+    from storage import open_store
+
+    reg = w.registry()
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=reg.timezone)
+    try:
+        store.set_meters(reg.meters_frame())
+        store.write_samples(_quality_samples(w.NOW))
+        svc = DataService(reg, store, now=lambda: w.NOW)
+        q = svc.data_quality("HB-0001").set_index("meter_id")
+        # window 3-9 March: E0's backfilled hourly days (3-6 Mar) are complete at 1 h
+        assert q.loc["HB-0001-E0", "completeness"] == pytest.approx(1.0)
+        # E1's unflagged hourly days count against its 15-minute polls: 24/96 on 4 days
+        assert q.loc["HB-0001-E1", "completeness"] == pytest.approx((4 * 24 / 96 + 3) / 7)
+        assert q.loc["HB-0001-W0", "completeness"] == 0.0
+        # silent 50 min: online (the old 3-poll dashboard rule said offline); 70 min: offline
+        assert not q.loc["HB-0001-E2", "offline"] and q.loc["HB-0001-E3", "offline"]
+        alerts = meter_alerts(store, reg, w.NOW)
+        off = {a.scope.removeprefix("meter:") for a in alerts if a.rule == "meter_offline"}
+        assert set(q.index[q["offline"]]) == off & set(q.index)
+        # a backfilled day: the alert's completeness of 4 March is the dashboard's day share
+        day = pd.Timestamp("2026-03-04", tz=w.TZ)
+        comp = {a.scope.removeprefix("meter:"): a.actual
+                for a in meter_alerts(store, reg, day + pd.Timedelta(days=1, hours=1))
+                if a.rule == "data_completeness"}
+        assert comp["HB-0001-E1"] == pytest.approx(25.0) and "HB-0001-E0" not in comp
+        samples = store.read_samples(day - pd.Timedelta(days=7), day + pd.Timedelta(days=1), ["HB-0001-E1"])
+        d = daily_completeness(samples, pd.Series({"HB-0001-E1": 900.0}), day, day + pd.Timedelta(days=1))
+        assert d["share"].iloc[0] * 100 == pytest.approx(comp["HB-0001-E1"])
+    finally:
+        store.close()
 
 
 def _table(n: int, seed: int) -> pd.DataFrame:

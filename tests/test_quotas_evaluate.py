@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.api import indicators_from_frames, load_factors
 from quotas.config import QuotaConfig, Standard, Target
-from quotas.evaluate import evaluate_targets, quota_levels, quota_levels_wide
+from quotas.evaluate import evaluate_targets, project_scope_totals, project_year_end, quota_levels, quota_levels_wide
 
 TZ = "Asia/Shanghai"
 TREE = {"hebei": None, "sjz": "hebei", "bd": "hebei"}
@@ -156,3 +158,72 @@ def test_past_year_is_evaluated_whole(monthly):
     assert ev["elapsed_share"] == pytest.approx(1.0)
     assert ev["actual"] == pytest.approx(1.2) and ev["projected"] == pytest.approx(1.2)
     assert ev["status"] == "breach"
+
+
+def test_project_year_end_seasonal_flat_and_past():
+    """The one year-end projection (dashboard and targets), against hand-computed values."""
+    last = [10, 10, 10, 20, 5, 5, 5, 5, 5, 5, 5, 5]  # 90 over the year, 30 before April
+    # last year's 30 of 90 by 1 April: this year's 40 projects to 120
+    p = project_year_end([40.0], [last], "2025-04-01")
+    assert p.elapsed_share[0] == pytest.approx(30 / 90) and p.projected[0] == pytest.approx(120.0)
+    assert p.method[0] == "last_year"
+    # no last year: linear in time; 2 April 06:00 is 91.25 of 365 days = a quarter
+    p = project_year_end([100.0], [np.zeros(12)], pd.Timestamp("2025-04-02 06:00"))
+    assert p.method[0] == "flat" and p.elapsed_share[0] == pytest.approx(0.25)
+    assert p.projected[0] == pytest.approx(400.0)
+    # a running day counts pro rata: 15.5 of April's 30 days
+    share = (30 + 20 * 15.5 / 30) / 90
+    p = project_year_end([50.0], [last], "2025-04-16 12:00")
+    assert p.elapsed_share[0] == pytest.approx(share) and p.projected[0] == pytest.approx(50.0 / share)
+    # vectorised over scopes; 'flat' ignores the shape; one month missing last year: flat
+    gap = [*last[:11], 0.0]
+    p = project_year_end([40.0, 40.0], [last, gap], "2025-04-01", method="flat")
+    assert list(p.method) == ["flat", "flat"] and p.elapsed_share == pytest.approx([90 / 365] * 2)
+    p = project_year_end([40.0, 40.0], [last, gap], "2025-04-01")
+    assert list(p.method) == ["last_year", "flat"]
+    assert p.projected == pytest.approx([120.0, 40.0 / (90 / 365)])
+    # nothing elapsed yet: no projection; a past year is complete
+    assert np.isnan(project_year_end([10.0], [last], "2025-01-01").projected[0])
+    p = project_year_end([75.0], [last], "2025-04-01", year=2024)
+    assert p.elapsed_share[0] == pytest.approx(1.0) and p.projected[0] == pytest.approx(75.0)
+    with pytest.raises(ValueError, match="projection method"):
+        project_year_end([1.0], [last], "2025-04-01", method="linear")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=0.1, max_value=1e6), st.integers(0, 364 * 24 * 4), st.floats(min_value=0, max_value=1e6))
+def test_seasonal_share_of_a_steady_year_is_the_share_of_days(rate, quarter_hours, actual):
+    """Constant use (each month in proportion to its days) has no season: both methods
+    agree, and projected x elapsed share gives back the year to date."""
+    as_of = pd.Timestamp("2025-01-01") + pd.Timedelta(minutes=15 * quarter_hours)
+    days = np.array([pd.Period(f"2025-{m:02d}").days_in_month for m in range(1, 13)], float)
+    seasonal = project_year_end([actual], [rate * days], as_of)
+    flat = project_year_end([actual], [rate * days], as_of, method="flat")
+    assert seasonal.elapsed_share[0] == pytest.approx(flat.elapsed_share[0], rel=1e-9, abs=1e-12)
+    assert seasonal.elapsed_share[0] == pytest.approx(quarter_hours / (365 * 96), rel=1e-9, abs=1e-12)
+    if quarter_hours:
+        assert seasonal.projected[0] * seasonal.elapsed_share[0] == pytest.approx(actual, rel=1e-9, abs=1e-9)
+
+
+def test_scope_without_target_projects_as_a_target_would(monthly):
+    """project_scope_totals (the dashboard's scopes without a target) gives the numbers
+    evaluate_targets gives the same scope with a target."""
+    ev = evaluate_targets(_targets(), monthly, AS_OF, regions=TREE).set_index(["target_id", "indicator"])
+    a = project_scope_totals(monthly, AS_OF, institution_ids=["A"]).set_index("indicator")
+    assert a.loc["energy_tce", "actual"] == pytest.approx(1.11)
+    assert a.loc["energy_tce", "elapsed_share"] == pytest.approx(SEASONAL)
+    assert a.loc["energy_tce", "projected"] == pytest.approx(1.11 / SEASONAL)
+    assert a.loc["energy_tce", "projected"] == pytest.approx(ev.loc[("a-warn", "energy_tce"), "projected"], rel=1e-12)
+    # A had no water last year: flat
+    assert a.loc["water_m3", "method"] == "flat" and a.loc["water_m3", "projected"] == pytest.approx(500 / FLAT)
+    assert a.loc["water_m3", "unit"] == "m3" and a.loc["energy_tce", "institutions"] == 1
+    # the whole province: the shape of A and C only (B misses last December)
+    h = project_scope_totals(monthly, AS_OF).set_index("indicator").loc["energy_tce"]
+    shape = (6 * 160 + 60 * 15 / 31) / 1320
+    assert h["elapsed_share"] == pytest.approx(shape) and h["projected"] == pytest.approx(1.71 / shape)
+    assert h["projected"] == pytest.approx(ev.loc[("hebei", "energy_tce"), "projected"], rel=1e-12)
+    # the quota file's 'flat' method, and a scope without data
+    f = project_scope_totals(monthly, AS_OF, method="flat", institution_ids=["A"]).set_index("indicator")
+    assert f.loc["energy_tce", "projected"] == pytest.approx(1.11 / FLAT)
+    none = project_scope_totals(monthly, AS_OF, institution_ids=["nobody"])
+    assert none["projected"].isna().all() and (none["institutions"] == 0).all()
