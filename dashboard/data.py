@@ -289,9 +289,10 @@ class DataService:
 
     def data_quality(self, institution_id: str, days: int = 7) -> pd.DataFrame:
         """Per meter of the institution: completeness over the last `days` full days
-        (mean of the day shares the `data_completeness` alert judges: samples / expected
-        from the polling interval, or from the stored spacing for backfilled or imported
-        history; `quotas.alerts_meter.daily_completeness`), estimated share of that
+        (mean of the day shares the `data_completeness` alert and the monthly report
+        judge, `quotas.alerts_meter.daily_completeness`: samples / expected from the
+        polling interval, or, for a day whose samples are all backfilled or imported, from
+        the resolution that day carries), estimated share of that
         period's consumption, last sample time and whether it is offline (the
         `meter_offline` alert's rule, `quotas.alerts_meter.offline_meters`: a live meter
         silent for `meter_rules.offline_polls` polls; meters fed by imports are never

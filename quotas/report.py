@@ -16,8 +16,10 @@ the ledger and the alerts. Sheets:
 * ``incomplete``: institutions whose month is not fully measured, with the reasons:
   ``no_data`` (nothing at all), ``meter_without_data`` (a registered meter sent no
   sample), ``incomplete_days`` (a meter had days under 90 % of its expected samples,
-  domain.md §5; days of backfilled or imported history are judged at the resolution
-  they were stored at), ``estimated`` (part of the month was interpolated over gaps).
+  domain.md §5, by `quotas.alerts_meter.daily_completeness`, the rule of the
+  ``data_completeness`` alert and the dashboard: a day whose samples are all backfilled
+  or imported is judged at the resolution it carries, any other day at the meter's
+  poll interval), ``estimated`` (part of the month was interpolated over gaps).
 * ``about``: month, basis, factor set, store, and the definitions above.
 """
 
@@ -31,10 +33,9 @@ import pandas as pd
 
 from models.api import aggregate, energy_use, indicators
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
-from quotas.alerts_meter import COMPLETENESS_TARGET
+from quotas.alerts_meter import COMPLETENESS_LOOKBACK_DAYS, COMPLETENESS_TARGET, daily_completeness, live_meters
 from quotas.ledger import LABELS
 from quotas.report_xlsx import PCT, QTY, Col, new_workbook, write_sheet
-from storage import quality
 
 MONTH_TOTALS = ["electricity_kwh", "water_m3", "gas_m3", "heat_gj", "gasoline_kg", "diesel_kg", "vehicle_fuel_kg",
                 "lpg_kg", "coal_kg", "pv_kwh", "kgce", "tce", "t_co2"]
@@ -104,65 +105,29 @@ def _add_comparisons(frame: pd.DataFrame, key: list[str], prev: pd.DataFrame, yt
 
 
 def data_completeness(samples: pd.DataFrame, meters: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
-                      tz: str, intervals: pd.Series, stored_intervals: pd.Series | None = None) -> pd.DataFrame:
-    """Per meter over local days in [start, end): days, incomplete_days (under 90 % of
-    the expected samples), worst_day (lowest share), completeness (mean day share,
-    capped at 1 per day), samples. Expected samples per day: the day's length / the
-    meter's interval (`intervals`: meter_id -> seconds; Modbus interval, else median
-    spacing). A day made mostly of backfilled or imported samples (quality flags
-    BACKFILL, IMPORTED) is expected at the spacing those were stored at
-    (`stored_intervals`), not at the live polling interval."""
-    ids = meters["meter_id"].to_numpy(object)
-    days = pd.date_range(start, end, freq="D", tz=tz, inclusive="left")
+                      tz: str, live_interval: pd.Series) -> pd.DataFrame:
+    """Per meter of `meters` over the local days in [start, end) (naive local
+    midnights): days, incomplete_days (under `COMPLETENESS_TARGET` of the expected
+    samples), worst_day (lowest share), completeness (mean day share), samples. Each
+    day's share is `quotas.alerts_meter.daily_completeness` (the rule of the
+    `data_completeness` alert and the dashboard: an all-backfilled/imported day at the
+    resolution it carries, any other day at the live poll interval `live_interval`);
+    `samples` should start `COMPLETENESS_LOOKBACK_DAYS` before `start`. A meter
+    absent from it (no poll interval, no sample) has share 0 every day."""
+    ids = pd.Index(meters["meter_id"].to_numpy(object), name="meter_id")
+    s0, s1 = pd.Timestamp(start).tz_localize(tz), pd.Timestamp(end).tz_localize(tz)
+    daily = daily_completeness(samples, live_interval, s0, s1)
+    days = pd.date_range(s0, s1, freq="D", inclusive="left")
+    grid = pd.MultiIndex.from_product([ids, days], names=["meter_id", "day"])
+    d = daily.set_index(["meter_id", "day"]).reindex(grid)
+    share = d["share"].fillna(0.0).to_numpy(float).reshape(len(ids), len(days))
+    counts = d["samples"].fillna(0).to_numpy(float).reshape(len(ids), len(days))
     n_days = len(days)
-    counts = np.zeros((len(ids), n_days))
-    stored = np.zeros((len(ids), n_days))
-    if len(samples):
-        pos = pd.Index(ids).get_indexer(samples["meter_id"])
-        local = pd.DatetimeIndex(pd.to_datetime(samples["time"], utc=True)).tz_convert(tz).normalize()
-        dpos = pd.Index(days).get_indexer(local)
-        ok = (pos >= 0) & (dpos >= 0)
-        np.add.at(counts, (pos[ok], dpos[ok]), 1)
-        if "quality" in samples:
-            flag = (samples["quality"].to_numpy(np.int64) & (quality.BACKFILL | quality.IMPORTED)) != 0
-            np.add.at(stored, (pos[ok & flag], dpos[ok & flag]), 1)
-    edges = days.append(pd.DatetimeIndex([pd.Timestamp(end).tz_localize(tz)]))
-    seconds = np.diff(edges.as_unit("s").asi8).astype(float)  # 23 or 25 h on DST days
-    live_iv = intervals.reindex(ids).to_numpy(float)
-    live_iv = np.where(np.isfinite(live_iv) & (live_iv > 0), live_iv, 86_400.0)
-    st_iv = (stored_intervals if stored_intervals is not None else intervals).reindex(ids).to_numpy(float)
-    st_iv = np.where(np.isfinite(st_iv) & (st_iv > 0), st_iv, live_iv)
-    iv = np.where(stored * 2 > counts, st_iv[:, None], live_iv[:, None])
-    expected = np.maximum(np.floor(seconds[None, :] / iv), 1)
-    share = np.minimum(counts / expected, 1.0)
-    return pd.DataFrame({"meter_id": ids, "days": n_days,
+    return pd.DataFrame({"meter_id": ids.to_numpy(object), "days": n_days,
                          "incomplete_days": (share < COMPLETENESS_TARGET).sum(axis=1),
                          "worst_day": share.min(axis=1) if n_days else np.nan,
                          "completeness": share.mean(axis=1) if n_days else np.nan,
                          "samples": counts.sum(axis=1).astype(int)})
-
-
-def _spacing(samples: pd.DataFrame) -> pd.Series:
-    """Median spacing (s) between consecutive samples of each meter."""
-    if samples.empty:
-        return pd.Series(dtype=float)
-    s = samples.sort_values(["meter_id", "time"], kind="stable")
-    t = pd.to_datetime(s["time"], utc=True)
-    step = t.diff().dt.total_seconds().where(s["meter_id"].eq(s["meter_id"].shift()))
-    return step.groupby(s["meter_id"]).median()
-
-
-def _intervals(registry, samples: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """(expected interval per meter: Modbus interval, else median spacing;
-    spacing of the meter's backfilled or imported samples)."""
-    live = pd.Series({m.id: float(m.modbus.interval_s) for m in registry.meters if m.modbus is not None}, dtype=float)
-    spacing = _spacing(samples)
-    if len(samples) and "quality" in samples:
-        flag = (samples["quality"].to_numpy(np.int64) & (quality.BACKFILL | quality.IMPORTED)) != 0
-        stored = _spacing(samples[flag])
-    else:
-        stored = pd.Series(dtype=float)
-    return live.combine_first(spacing), stored.combine_first(spacing)
 
 
 def incomplete_institutions(month_ind: pd.DataFrame, comp: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
@@ -214,9 +179,10 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
     ytd = _with_derived(indicators(use, registry, factors, basis, freq="day"))
 
     meters = registry.meters_frame()
-    samples = store.read_samples(m0.tz_localize(tz), m1.tz_localize(tz), meters["meter_id"].tolist())
-    live_iv, stored_iv = _intervals(registry, samples)
-    comp = data_completeness(samples, meters, m0, m1, tz, live_iv, stored_iv)
+    samples = store.read_samples(m0.tz_localize(tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
+                                 m1.tz_localize(tz), meters["meter_id"].tolist())
+    live_iv = live_meters(registry.meters).set_index("meter_id")["interval_s"].astype(float)
+    comp = data_completeness(samples, meters, m0, m1, tz, live_iv)
     inst = _add_comparisons(ind, ["institution_id"], prev, ytd)
     c = comp.merge(meters[["meter_id", "institution_id"]], on="meter_id")
     inst["completeness"] = inst["institution_id"].map(c.groupby("institution_id")["completeness"].mean())

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from civicwatt.registry import Institution, Meter, ModbusAddress, Region, Registry
-from quotas.alerts_meter import abnormal_levels, completeness, meter_alerts, step_changes
+from quotas.alerts_meter import abnormal_levels, daily_completeness, meter_alerts, step_changes
 from storage import open_store
 
 TZ = "Asia/Shanghai"
@@ -138,8 +138,8 @@ def test_offline_meter_back_clears(loaded, tmp_path):
 def test_completeness_counts_and_gaps(offsets, interval):
     day = pd.Timestamp("2025-01-02", tz="UTC")
     t = day + pd.to_timedelta(sorted(offsets), unit="s")
-    s = pd.DataFrame({"meter_id": "m", "time": t})
-    out = completeness(s, pd.Series({"m": float(interval)}), day, day + pd.Timedelta(days=1)).iloc[0]
+    s = pd.DataFrame({"meter_id": "m", "time": t, "quality": 0})
+    out = daily_completeness(s, pd.Series({"m": float(interval)}), day, day + pd.Timedelta(days=1)).iloc[0]
     expected = 86_400 // interval
     assert out["samples"] == len(offsets) and out["expected"] == expected
     assert out["share"] == pytest.approx(min(len(offsets) / expected, 1.0))
@@ -193,3 +193,124 @@ def test_rules_on_both_backends(store):
     assert got[("meter_offline", "meter:B-E0")].actual == pytest.approx(7.25)
     assert got[("data_completeness", "meter:A-W0")].actual == pytest.approx(25.0)
     assert got[("submeter_imbalance", "meter:A-E0")].actual == pytest.approx(20.0)
+
+
+# -- the one completeness rule (daily_completeness) -----------------------------------
+# Hand-computed: a 15-minute meter owes 96 samples a day; a day whose samples are all
+# backfilled or imported owes one per the spacing it carries (hourly: 24).
+
+DAY = pd.Timestamp("2025-03-10", tz=TZ)
+LIVE_15 = pd.Series({"m": 900.0})
+
+
+def _day_samples(day: pd.Timestamp, freq: str, flag: int = 0, meter: str = "m") -> pd.DataFrame:
+    t = pd.date_range(day, day + pd.Timedelta(days=1), freq=freq, inclusive="left")
+    return pd.DataFrame({"meter_id": meter, "time": t.tz_convert("UTC"), "quality": flag})
+
+
+def _one_day(s: pd.DataFrame, live: pd.Series = LIVE_15, day: pd.Timestamp = DAY) -> pd.Series:
+    out = daily_completeness(s, live, day, day + pd.Timedelta(days=1))
+    return out.set_index(["meter_id", "day"]).loc[("m", day)]
+
+
+def test_live_day_with_ten_percent_missing_is_at_the_target():
+    """10 % of 96 polls is 9.6: 9 lost polls leave 87/96 = 90.6 % (complete), 10 leave
+    86/96 = 89.6 % (incomplete, alerted)."""
+    full = _day_samples(DAY, "15min")
+    nine, ten = full.drop(index=range(0, 90, 10)), full.drop(index=range(0, 100, 10))
+    a, b = _one_day(nine), _one_day(ten)
+    assert (a["samples"], a["expected"], b["samples"]) == (87, 96, 86)
+    assert a["share"] == pytest.approx(87 / 96) and a["share"] >= 0.90 > b["share"] == pytest.approx(86 / 96)
+    assert a["share"] == pytest.approx(0.90, abs=1 / 96) and not a["stored"]
+
+
+def test_hourly_backfilled_day_is_complete():
+    from storage import quality
+
+    for flag in (quality.BACKFILL, quality.IMPORTED, quality.BACKFILL | quality.ESTIMATED):
+        r = _one_day(_day_samples(DAY, "h", flag))
+        assert (r["samples"], r["expected"], r["interval_s"], r["share"]) == (24, 24, 3600.0, 1.0) and r["stored"]
+    # the same hourly samples polled live (unflagged) owe the 96 polls: 25 %
+    live = _one_day(_day_samples(DAY, "h"))
+    assert live["expected"] == 96 and live["share"] == pytest.approx(0.25)
+    # a day half live, half backfilled is a live day: 48 polls + 12 hourly = 60/96
+    half = pd.concat([_day_samples(DAY, "15min").iloc[:48],
+                      _day_samples(DAY, "h", quality.BACKFILL).iloc[12:]], ignore_index=True)
+    assert _one_day(half)["share"] == pytest.approx(60 / 96)
+
+
+def test_backfilled_day_among_live_days_is_complete():
+    """The old alert took the expected spacing from the week's median (15 min) and read
+    this day as 24/96 = 25 %; the report said 100 %. Both now say 100 %."""
+    from storage import quality
+
+    days = [DAY + pd.Timedelta(days=k) for k in range(-7, 2)]
+    s = pd.concat([_day_samples(d, "h", quality.BACKFILL) if d == DAY else _day_samples(d, "15min") for d in days],
+                  ignore_index=True)
+    r = _one_day(s)
+    assert (r["samples"], r["expected"], r["share"]) == (24, 24, 1.0)
+    week = daily_completeness(s, LIVE_15, days[0], days[-1] + pd.Timedelta(days=1))
+    assert (week["share"] == 1.0).all() and week["expected"].tolist() == [96] * 7 + [24, 96]
+
+
+def test_live_day_with_a_six_hour_outage():
+    s = _day_samples(DAY, "15min")
+    local = pd.DatetimeIndex(s["time"]).tz_convert(TZ)
+    s = s[(local.hour < 6) | (local.hour >= 12)]  # nothing from 06:00 to 11:45
+    r = _one_day(s)
+    assert (r["samples"], r["expected"]) == (72, 96) and r["share"] == pytest.approx(0.75)
+    assert r["max_gap_s"] == pytest.approx(6.25 * 3600)  # 05:45 -> 12:00
+
+
+def test_completeness_alert_uses_the_same_rule(tmp_path):
+    """meter_alerts on a backfilled hourly day among live days (no alert) and on a live
+    day with a 6-hour outage (75 %)."""
+    from storage import quality
+
+    reg = registry()
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=TZ)
+    try:
+        store.set_meters(reg.meters_frame())
+        days = [DAY + pd.Timedelta(days=k) for k in range(-7, 3)]
+        frames = []
+        for d in days:
+            if d == DAY:
+                frames.append(_day_samples(d, "h", quality.BACKFILL, "B-E0"))
+            else:
+                frames.append(_day_samples(d, "15min", 0, "B-E0"))
+            c = _day_samples(d, "15min", 0, "C-E0")
+            if d == DAY:
+                local = pd.DatetimeIndex(c["time"]).tz_convert(TZ)
+                c = c[(local.hour < 6) | (local.hour >= 12)]
+            frames.append(c)
+        s = pd.concat(frames, ignore_index=True)
+        store.write_samples(s.assign(value=s.groupby("meter_id").cumcount().astype(float)))
+        comp = {a.scope: a for a in meter_alerts(store, reg, DAY + pd.Timedelta(days=1, hours=1))
+                if a.rule == "data_completeness"}
+        assert "meter:B-E0" not in comp
+        assert comp["meter:C-E0"].actual == pytest.approx(75.0)
+        assert comp["meter:C-E0"].extra == {"samples": 72, "expected": 96, "max_gap_h": 6.25}
+    finally:
+        store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9 * 86_400 - 1), st.sampled_from([0, 32, 64, 1])), max_size=150,
+                unique_by=lambda x: x[0]),
+       st.sampled_from([None, 900.0, 3600.0]), st.integers(0, 4), st.integers(1, 5))
+@example([(0, 64), (8 * 86_400 + 3600, 64)], 900.0, 0, 2)  # a predecessor just outside one window
+@example([(0, 0), (8 * 86_400 + 3600, 0)], None, 0, 2)
+def test_a_day_reads_the_same_in_any_window(points, live, first, ndays):
+    """The alert (one day), the dashboard (a week) and the report (a month) call
+    `daily_completeness` with different windows: a day's figures must not depend on it."""
+    origin = pd.Timestamp("2025-03-01", tz=TZ)
+    s = pd.DataFrame({"meter_id": "m", "time": [origin + pd.Timedelta(seconds=o) for o, _ in points],
+                      "quality": [q for _, q in points]})
+    iv = pd.Series({"m": live}) if live else pd.Series(dtype=float)
+    start = origin + pd.Timedelta(days=7 + first // 2)
+    end = min(start + pd.Timedelta(days=ndays), origin + pd.Timedelta(days=9))
+    wide = daily_completeness(s, iv, start, end)
+    for d in pd.date_range(start, end, freq="D", inclusive="left"):
+        one = daily_completeness(s, iv, d, d + pd.Timedelta(days=1))
+        got = wide[wide["day"] == d].reset_index(drop=True)
+        pd.testing.assert_frame_equal(one.reset_index(drop=True), got, check_dtype=False)

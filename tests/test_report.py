@@ -154,6 +154,85 @@ def test_completeness_of_backfilled_days():
     q = [quality.BACKFILL if t.day == 1 else 0 for t in hourly]
     s = pd.DataFrame({"meter_id": "m", "time": hourly, "quality": q})
     out = data_completeness(s, meters, pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-03"), TZ,
-                            pd.Series({"m": 900.0}), pd.Series({"m": 3600.0})).iloc[0]
+                            pd.Series({"m": 900.0})).iloc[0]
     assert out["incomplete_days"] == 1 and out["worst_day"] == pytest.approx(24 / 96)
     assert out["completeness"] == pytest.approx((1 + 24 / 96) / 2)
+
+
+def test_report_dashboard_and_alert_agree_on_completeness(tmp_path):
+    """One institution, February 2026, hand-computed days (every other day complete):
+    X-E0 live 15 min with a 6-hour outage on the 24th (72/96 = 75 %), X-E1 live 15 min
+    with the 25th backfilled hourly (24/24 = 100 %), X-E2 live 15 min missing 10 polls
+    on the 26th (86/96), X-W0 imported hourly water (no poll interval) with 12 of 24
+    readings on the 27th (50 %). The report's incomplete sheet, the dashboard's
+    data-quality table (the week 22-28 Feb) and the alert of each day say the same."""
+    from civicwatt.registry import Institution, Meter, ModbusAddress, Region, Registry
+    from dashboard.data import DataService
+    from quotas.alerts_meter import meter_alerts
+    from quotas.report import monthly_report
+    from storage import quality
+
+    mb = [ModbusAddress(port=15020, unit=u, profile="dtsu666", interval_s=900) for u in (1, 2, 3)]
+    reg = Registry(regions=(Region(id="hebei", name="河北省"),),
+                   institutions=(Institution(id="X", name="X", region="hebei", category="government",
+                                             floor_area_m2=1000, occupants=50),),
+                   meters=(Meter(id="X-E0", institution="X", energy="electricity", modbus=mb[0]),
+                           Meter(id="X-E1", institution="X", energy="electricity", modbus=mb[1]),
+                           Meter(id="X-E2", institution="X", energy="electricity", modbus=mb[2]),
+                           Meter(id="X-W0", institution="X", energy="water")))
+    now = pd.Timestamp("2026-03-01 12:00", tz=TZ)
+
+    def day(d: int) -> pd.Timestamp:
+        return pd.Timestamp("2026-02-01", tz=TZ) + pd.Timedelta(days=d - 1)
+
+    fine = pd.date_range(day(1), now, freq="15min", inclusive="left")
+    hourly = pd.date_range(day(1), now, freq="h", inclusive="left")
+    in_day = {d: (fine >= day(d)) & (fine < day(d) + pd.Timedelta(days=1)) for d in (24, 25, 26)}
+    e0 = fine[~(in_day[24] & (fine.hour >= 6) & (fine.hour < 12))]
+    e1_live = fine[~in_day[25]]
+    e1_back = hourly[(hourly >= day(25)) & (hourly < day(26))]
+    e2 = fine[~(in_day[26] & np.isin(np.arange(len(fine)), np.flatnonzero(in_day[26])[:10]))]
+    w0 = hourly[~((hourly >= day(27) + pd.Timedelta(hours=12)) & (hourly < day(28)))]
+    frames = [pd.DataFrame({"meter_id": m, "time": t.tz_convert("UTC"), "quality": q})
+              for m, t, q in (("X-E0", e0, 0), ("X-E1", e1_live, 0), ("X-E1", e1_back, quality.BACKFILL),
+                              ("X-E2", e2, 0), ("X-W0", w0, quality.IMPORTED))]
+    s = pd.concat(frames, ignore_index=True).sort_values(["meter_id", "time"])
+    s["value"] = s.groupby("meter_id").cumcount().astype(float) + 100.0
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=TZ)
+    try:
+        store.set_meters(reg.meters_frame())
+        store.write_samples(s)
+        day_share = {("X-E0", 24): 0.75, ("X-E2", 26): 86 / 96, ("X-W0", 27): 0.5}  # every other day: 1
+        week = {m: (6 + sum(v for (mm, _), v in day_share.items() if mm == m)) / 7
+                for m in ("X-E0", "X-E1", "X-E2", "X-W0")}
+        week["X-E1"] = 1.0
+
+        # the alert of each day of the week
+        alerted = {}
+        for d in range(22, 29):
+            for a in meter_alerts(store, reg, day(d) + pd.Timedelta(days=1, hours=1)):
+                if a.rule == "data_completeness":
+                    alerted[(a.scope.removeprefix("meter:"), d)] = a.actual / 100
+        assert alerted == pytest.approx({k: round(v * 100, 1) / 100 for k, v in day_share.items()})
+
+        # the dashboard's table of the same week
+        q = DataService(reg, store, now=lambda: now).data_quality("X").set_index("meter_id")["completeness"]
+        assert q.to_dict() == pytest.approx(week)
+        from_alerts = {m: (7 - sum(1 for (mm, _) in alerted if mm == m)
+                           + sum(v for (mm, _), v in alerted.items() if mm == m)) / 7 for m in week}
+        assert q.to_dict() == pytest.approx(from_alerts, abs=1e-3)  # the alert rounds to 0.1 %
+
+        # the report's function on the same week, and its incomplete sheet for the month
+        meters = reg.meters_frame()
+        live = pd.Series({"X-E0": 900.0, "X-E1": 900.0, "X-E2": 900.0})
+        rep = data_completeness(store.read_samples(day(15), day(29), list(meters["meter_id"])), meters, pd.Timestamp("2026-02-22"),
+                                pd.Timestamp("2026-03-01"), TZ, live).set_index("meter_id")
+        assert rep["completeness"].to_dict() == pytest.approx(week)
+        assert rep["worst_day"].to_dict() == pytest.approx({"X-E0": 0.75, "X-E1": 1.0, "X-E2": 86 / 96, "X-W0": 0.5})
+        inc = monthly_report(store, reg, "2026-02").incomplete.set_index("institution_id")
+        assert "incomplete_days" in inc.at["X", "reasons"] and inc.at["X", "incomplete_meter_days"] == 3
+        assert inc.at["X", "worst_meter"] == "X-W0" and inc.at["X", "worst_day_completeness"] == pytest.approx(0.5)
+        lost = 0.25 + 10 / 96 + 0.5
+        assert inc.at["X", "completeness"] == pytest.approx((4 * 28 - lost) / (4 * 28))
+    finally:
+        store.close()
