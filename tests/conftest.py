@@ -6,11 +6,18 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from storage import Store, open_store
 from tests.servers import Influxd
 
 _db_counter = itertools.count()
+
+# Property tests explore the same examples on every run (deterministic CI); no deadline,
+# since a loaded 2-core machine makes timings meaningless.
+settings.register_profile("civicwatt", derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("civicwatt")
 
 
 @pytest.fixture(scope="session")
