@@ -8,8 +8,8 @@ import json
 import pytest
 
 from civicwatt.cli import main
-from tests.test_alerts_servers import WebhookServer
-from tests.test_ledger_world import build
+from tests.support_alerts_servers import WebhookServer
+from tests.support_ledger_world import build
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from quotas.notify_channels import (
     WebhookChannel,
     load_channels,
 )
-from tests.test_alerts_servers import SmtpServer, WebhookServer, make_cert
+from tests.support_alerts_servers import SmtpServer, WebhookServer, make_cert
 
 T0 = datetime(2025, 6, 1, 1, 0, tzinfo=UTC)
 INTERFACE_FIELDS = {"rule", "severity", "institution_id", "scope", "indicator", "period", "actual", "limit",

@@ -14,8 +14,8 @@ from quotas.config import QuotaConfig, Target
 from quotas.notify import Outbox
 from quotas.notify_channels import ChannelsConfig, WebhookChannel
 from storage import open_store
-from tests.test_alerts_servers import WebhookServer
-from tests.test_ledger_world import build
+from tests.support_alerts_servers import WebhookServer
+from tests.support_ledger_world import build
 
 
 def test_service_jobs_retry_until_delivered(tmp_path):

@@ -17,7 +17,7 @@ from quotas.config import QuotaConfig, Target
 from quotas.notify import Outbox
 from quotas.notify_channels import ChannelsConfig, WebhookChannel
 from storage import open_store
-from tests.test_alerts_servers import WebhookServer
+from tests.support_alerts_servers import WebhookServer
 
 TZ = "Asia/Shanghai"
 LIMIT_TCE = 50.0

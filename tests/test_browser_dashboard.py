@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from dashboard.app import create_app, serve
 from quotas.alerts_record import Alert
 from quotas.notify import Outbox
-from tests import test_dashboard_world as w
+from tests import support_dashboard_world as w
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -24,7 +24,7 @@ from collectors.shard import gateway_shard, parse_shard
 from device_sim.server import Simulator
 from storage import open_store, quality
 from tests.servers import free_port
-from tests.test_collect_support import Clock, registry_doc, sim_reading, write_registry
+from tests.support_collect import Clock, registry_doc, sim_reading, write_registry
 
 
 # -- read planning ----------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from collectors.service import CollectorService
 from device_sim.server import Simulator
 from storage import open_store, quality
-from tests.test_collect_support import Clock, registry_doc, sim_reading, write_registry
+from tests.support_collect import Clock, registry_doc, sim_reading, write_registry
 
 FAST = {"*": {"timeout_s": 0.3, "retries": 1, "backoff_s": 0.02}}
 

@@ -17,7 +17,7 @@ from collectors.service import CollectorService
 from device_sim.server import Simulator
 from storage import open_store, quality
 from tests.servers import Influxd
-from tests.test_collect_support import Clock, registry_doc, sim_reading, write_registry
+from tests.support_collect import Clock, registry_doc, sim_reading, write_registry
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from dashboard import auth
 from dashboard.app import create_app, serve
 from quotas.alerts_record import Alert
 from quotas.notify import Outbox
-from tests import test_dashboard_world as w
+from tests import support_dashboard_world as w
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from civicwatt.cli import main
 from civicwatt.yamlfile import ConfigError
 from dashboard import auth
 from dashboard.access import Forbidden, alert_visible, require_institution, require_region, scoped_registry
-from tests import test_dashboard_world as w
+from tests import support_dashboard_world as w
 
 
 def test_users_verb_round_trip(tmp_path, capsys):

@@ -16,7 +16,7 @@ from models.api import load_factors
 from quotas.alerts_meter import daily_completeness, meter_alerts
 from quotas.config import load_quotas
 from storage import quality
-from tests import test_dashboard_world as w
+from tests import support_dashboard_world as w
 
 FACTORS = load_factors()
 KGCE_KWH = FACTORS.coal_kgce_per_unit("electricity")  # 0.1229 kgce/kWh (当量值)

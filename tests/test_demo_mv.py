@@ -35,7 +35,7 @@ from device_sim.load import (
 )
 from device_sim.server import Simulator
 from models.mv import load_project, verify
-from tests.test_collect_support import registry_doc, write_registry
+from tests.support_collect import registry_doc, write_registry
 
 TZ = "Asia/Shanghai"
 RETROFIT = "2026-02-01"

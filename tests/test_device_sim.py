@@ -21,7 +21,7 @@ from device_sim import codec
 from device_sim.history import end_values, generate_history
 from device_sim.load import STEP_S, MeterModel
 from device_sim.server import Simulator
-from tests.test_collect_support import T0, Clock, registry_doc, sim_reading, write_registry
+from tests.support_collect import T0, Clock, registry_doc, sim_reading, write_registry
 
 ORDERS = [("big", "big"), ("little", "big"), ("big", "little"), ("little", "little")]
 

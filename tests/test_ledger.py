@@ -18,7 +18,7 @@ from models.indicators import QTY_COL
 from quotas.config import load_quotas
 from quotas.evaluate import quota_levels
 from storage import open_store
-from tests.test_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build
+from tests.support_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build
 
 HEADER_ROWS = 3  # a note, the keys, the Chinese labels
 

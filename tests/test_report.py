@@ -13,7 +13,7 @@ from civicwatt.registry import load_registry
 from models.api import aggregate, energy_use, indicators, load_factors
 from quotas.report import data_completeness, parse_month
 from storage import open_store
-from tests.test_ledger_world import DAILY, TZ, build
+from tests.support_ledger_world import DAILY, TZ, build
 
 HEADER_ROWS = 3
 
