@@ -23,3 +23,23 @@ def open_registry_store(registry: Registry, url: str | None) -> Store:
     store = open_store(url, tz=registry.timezone)
     store.set_meters(registry.meters_frame())
     return store
+
+
+def load_optional_quotas(path: str | None, registry: Registry):
+    """The quota file when it exists (None otherwise); errors raise ConfigError."""
+    if not path or not Path(path).exists():
+        return None
+    from quotas.config import load_quotas
+
+    return load_quotas(path, registry)
+
+
+def output_path(arg: str, suffixes: tuple[str, ...], wrong_suffix: str) -> Path:
+    """`--out` as a Path, refused (ConfigError) unless it ends in one of `suffixes` and
+    its directory exists; `wrong_suffix` is the message for a wrong ending."""
+    out = Path(arg)
+    if out.suffix.lower() not in suffixes:
+        raise ConfigError([Problem("<command line>", 0, "--out", wrong_suffix)])
+    if not out.parent.is_dir():
+        raise ConfigError([Problem("<command line>", 0, "--out", f"no such directory: {out.parent}")])
+    return out

@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from civicwatt.context import open_registry_store
+from civicwatt.context import load_optional_quotas, open_registry_store
 from civicwatt.registry import Registry, load_registry
 from civicwatt.sample import (
     MV_PROJECT_ID,
@@ -208,11 +208,11 @@ def demo_mv_setup(base: Path, registry: Registry, store: Store, now: pd.Timestam
 def _alert_service(registry: Registry, store: Store, quotas_path: Path, outbox_dir: Path, channels: Path):
     """Scheduled alert checks into the outbox, delivered through `channels` (a
     channels.yaml next to the registry; without it alerts are kept for the dashboard)."""
-    if not quotas_path.exists():
+    quotas = load_optional_quotas(str(quotas_path), registry)
+    if quotas is None:
         return None
     from quotas.alerts_schedule import AlertService
-    from quotas.config import load_quotas
     from quotas.notify import Outbox
 
     outbox = Outbox(outbox_dir, channels if channels.exists() else None)
-    return AlertService(store, registry, load_quotas(quotas_path, registry), outbox)
+    return AlertService(store, registry, quotas, outbox)

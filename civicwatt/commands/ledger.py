@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from civicwatt.context import open_registry_store, registry_from_args
+from civicwatt.context import load_optional_quotas, open_registry_store, output_path, registry_from_args
 from civicwatt.yamlfile import ConfigError, Problem
-
-
-def load_optional_quotas(path: str | None, registry):
-    """The quota file when it exists (None otherwise); errors raise ConfigError."""
-    if not path or not Path(path).exists():
-        return None
-    from quotas.config import load_quotas
-
-    return load_quotas(path, registry)
 
 
 def run(args: argparse.Namespace) -> int:
     from models.factors import load_factors
     from quotas.ledger import build_ledger, write_ledger
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".xlsx", ".csv"):
-        raise ConfigError([Problem("<command line>", 0, "--out", "must end in .xlsx or .csv")])
-    if not out.parent.is_dir():
-        raise ConfigError([Problem("<command line>", 0, "--out", f"no such directory: {out.parent}")])
+    out = output_path(args.out, (".xlsx", ".csv"), "must end in .xlsx or .csv")
     if not 1990 <= args.year <= 2100:
         raise ConfigError([Problem("<command line>", 0, "--year", f"not a plausible year: {args.year}")])
     registry = registry_from_args(args)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from civicwatt.commands.ledger import load_optional_quotas
-from civicwatt.context import open_registry_store, registry_from_args
+from civicwatt.context import load_optional_quotas, open_registry_store, registry_from_args
 from civicwatt.yamlfile import ConfigError, Problem
 
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from civicwatt.commands.ledger import load_optional_quotas
-from civicwatt.context import open_registry_store, registry_from_args
+from civicwatt.context import load_optional_quotas, open_registry_store, output_path, registry_from_args
 from civicwatt.yamlfile import ConfigError, Problem
 
 
@@ -22,11 +20,7 @@ def run(args: argparse.Namespace) -> int:
         parse_month(args.month)
     except ValueError as exc:
         raise ConfigError([Problem("<command line>", 0, "--month", str(exc))]) from exc
-    out = Path(args.out)
-    if out.suffix.lower() != ".xlsx":
-        raise ConfigError([Problem("<command line>", 0, "--out", "the monthly report is written as .xlsx")])
-    if not out.parent.is_dir():
-        raise ConfigError([Problem("<command line>", 0, "--out", f"no such directory: {out.parent}")])
+    out = output_path(args.out, (".xlsx",), "the monthly report is written as .xlsx")
     registry = registry_from_args(args)
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     factors = load_factors(getattr(args, "factors", None))
