@@ -31,6 +31,7 @@ EVENT_COLUMNS = ["meter_id", "time", "kind", "old_index", "new_index"]
 EVENT_KINDS = ("replacement", "rollover", "reset")
 BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
 IMPORT_CHUNK = 100_000  # rows per write (and per progress step) of an import
+MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
 
 
@@ -44,6 +45,19 @@ class ImportRejected(Exception):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+    @classmethod
+    def conflicts(cls, rows: list[tuple[str, int, float, float]], total: int | None = None) -> ImportRejected:
+        """Refusal for samples that would change stored values: rows of (meter_id, t,
+        new value, stored value), the first MAX_CONFLICTS_LISTED listed; `total` is the
+        number of conflicts when known (else: more than listed if `rows` is longer)."""
+        problems = [f"meter {m} at {from_epoch_s([t])[0].isoformat()}: value {new:g} differs from the stored {old:g}"
+                    for m, t, new, old in rows[:MAX_CONFLICTS_LISTED]]
+        if total is not None and total > MAX_CONFLICTS_LISTED:
+            problems.append(f"... and {total - MAX_CONFLICTS_LISTED} more conflicting samples")
+        elif total is None and len(rows) > MAX_CONFLICTS_LISTED:
+            problems.append("... and more conflicting samples")
+        return cls(problems)
 
 
 def to_epoch_s(values: pd.Series | pd.DatetimeIndex | Iterable) -> np.ndarray:
@@ -152,13 +166,9 @@ class Store(ABC):
             merged = norm.merge(existing, on=["meter_id", "t"], suffixes=("", "_old"))
             diff = merged[~np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)]
             if len(diff):
-                problems = [
-                    f"meter {r.meter_id} at {from_epoch_s([r.t])[0].isoformat()}: value {r.value:g} differs from "
-                    f"the stored {r.value_old:g}" for r in diff.head(50).itertuples()
-                ]
-                if len(diff) > 50:
-                    problems.append(f"... and {len(diff) - 50} more conflicting samples")
-                raise ImportRejected(problems)
+                rows = list(diff[["meter_id", "t", "value", "value_old"]].head(MAX_CONFLICTS_LISTED)
+                            .itertuples(index=False, name=None))
+                raise ImportRejected.conflicts(rows, total=len(diff))
         for i in range(0, len(norm), IMPORT_CHUNK):
             chunk = norm.iloc[i:i + IMPORT_CHUNK]
             self.write_samples(chunk)
@@ -213,7 +223,9 @@ class Store(ABC):
         return self._consumption_from_samples("day", start, end, ids)
 
     def _consumption_from_samples(self, freq: str, start: pd.Timestamp, end: pd.Timestamp,
-                                  ids: list[str] | None) -> pd.DataFrame:
+                                  ids: list[str] | None, apply_multiplier: bool = True) -> pd.DataFrame:
+        """Consumption computed from raw samples (with the last one before the first
+        period); in index units when not `apply_multiplier` (for caches)."""
         first_edge = rollup.period_edges(start, end, freq, self.tz)[0]
         lo = from_epoch_s([first_edge])[0]
         body = self.read_samples(lo, end + pd.Timedelta(days=1) if freq != "hour" else end + pd.Timedelta(hours=1), ids)
@@ -225,7 +237,8 @@ class Store(ABC):
         ev = self.read_events(ids)
         out = rollup.consumption(norm, start, end, freq, self.tz,
                                  events=normalize_events(ev) if len(ev) else None,
-                                 multiplier=self.multipliers, rollover_at=self.rollovers)
+                                 multiplier=self.multipliers if apply_multiplier else None,
+                                 rollover_at=self.rollovers)
         return out[out["period_start"] < end].reset_index(drop=True)
 
     def close(self) -> None:  # noqa: B027 - optional hook

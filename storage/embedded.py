@@ -24,9 +24,9 @@ import pandas as pd
 from storage import rollup
 from storage.base import (
     BILL_COLUMNS,
-    CONSUMPTION_COLUMNS,
     EVENT_COLUMNS,
     IMPORT_CHUNK,
+    MAX_CONFLICTS_LISTED,
     SAMPLE_COLUMNS,
     ImportRejected,
     Store,
@@ -205,14 +205,11 @@ class EmbeddedStore(Store):
                                 zip(keys.tolist(), norm["t"].tolist(), norm["value"].tolist(), strict=True))
                 conflicts = con.execute(
                     "SELECT m.id, s.t, s.value, o.value FROM staged s JOIN sample o ON o.meter=s.meter AND o.t=s.t "
-                    "JOIN meter m ON m.key=s.meter WHERE abs(o.value - s.value) > 1e-9 ORDER BY m.id, s.t LIMIT 51"
-                ).fetchall()
+                    "JOIN meter m ON m.key=s.meter WHERE abs(o.value - s.value) > 1e-9 ORDER BY m.id, s.t LIMIT ?",
+                    (MAX_CONFLICTS_LISTED + 1,)).fetchall()
                 con.execute("DELETE FROM staged")
                 if conflicts:
-                    raise ImportRejected([
-                        f"meter {m} at {from_epoch_s([t])[0].isoformat()}: value {new:g} differs from the stored {old:g}"
-                        for m, t, new, old in conflicts[:50]
-                    ] + (["... and more conflicting samples"] if len(conflicts) > 50 else []))
+                    raise ImportRejected.conflicts(conflicts)
                 for i in range(0, len(norm), IMPORT_CHUNK):
                     chunk = norm.iloc[i:i + IMPORT_CHUNK]
                     self._insert(con, chunk)
@@ -325,7 +322,7 @@ class EmbeddedStore(Store):
         end = pd.Timestamp(last_t, unit="s", tz="UTC") + pd.Timedelta(days=2)
         edges = rollup.period_edges(first, end, "day", self.tz)
         day0 = from_epoch_s([edges[0]])[0]
-        raw = self._raw_daily(day0, end, ids)
+        raw = self._consumption_from_samples("day", day0, end, ids, apply_multiplier=False)
         keys = raw["meter_id"].map(self._keys).to_numpy(np.int64)
         t = (pd.DatetimeIndex(raw["period_start"]).tz_convert("UTC").as_unit("s").asi8).astype(np.int64)
         with self._write_lock:
@@ -342,17 +339,6 @@ class EmbeddedStore(Store):
                 raise
             con.execute("COMMIT")
         return len(dirty)
-
-    def _raw_daily(self, start: pd.Timestamp, end: pd.Timestamp, ids: list[str]) -> pd.DataFrame:
-        body = self.read_samples(start, end, ids)
-        before = self.last_samples_before(start, ids)
-        samples = pd.concat([before, body], ignore_index=True) if len(before) else body
-        if samples.empty:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in CONSUMPTION_COLUMNS})
-        ev = self.read_events(ids)
-        return rollup.consumption(normalize_samples(samples), start, end, "day", self.tz,
-                                  events=normalize_events(ev) if len(ev) else None,
-                                  multiplier=None, rollover_at=self.rollovers)
 
     def _daily_consumption(self, start: pd.Timestamp, end: pd.Timestamp, ids: list[str] | None) -> pd.DataFrame:
         self.refresh_rollups()

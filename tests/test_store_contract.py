@@ -166,3 +166,13 @@ def test_non_finite_values_are_refused(store):
     with pytest.raises(ValueError, match="without a finite value"):
         store.write_samples(series("N", [1.0, float("nan"), 3.0]))
     assert store.read_samples(meter_ids=["N"]).empty
+
+
+def test_many_conflicts_are_listed_up_to_the_cap(store):
+    store.write_samples(series("A", np.arange(60, dtype=float)))
+    with pytest.raises(ImportRejected) as info:
+        store.import_samples(series("A", np.arange(60, dtype=float) + 0.5))
+    problems = info.value.problems
+    assert len(problems) == 51 and problems[-1].startswith("... and ")
+    assert problems[0].startswith("meter A at 2025-03-09T16:00:00+00:00: value 0.5 differs from the stored 0")
+    assert store.read_samples(meter_ids=["A"])["value"].tolist() == list(np.arange(60, dtype=float))
