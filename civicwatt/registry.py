@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from civicwatt.profiles import load_profiles
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
 
 Category = Literal["government", "school", "hospital", "venue", "other"]
 Energy = Literal[
@@ -205,26 +205,17 @@ def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
                 problems: list[Problem]) -> tuple[list[tuple[int, LineDict, Any]], list[str]]:
     """Validate each item of `doc[key]`: (index, raw, object) of the valid ones, and the
     ids of all items, valid or not (so references to an invalid item are not reported twice)."""
-    raw = doc.get(key) or []
-    if not isinstance(raw, list):
-        problems.append(Problem(file, doc.line_of(key), key, "must be a list"))
-        return [], []
+    items = mapping_items(doc, key, file, problems)
+    ids = [str(item["id"]) for _, item in items if "id" in item]
     out = []
-    ids: list[str] = []
-    for n, item in enumerate(raw):
-        where = f"{key}[{n}]"
-        if not isinstance(item, LineDict):
-            problems.append(Problem(file, doc.line_of(key), where, "must be a mapping"))
-            continue
-        if "id" in item:
-            ids.append(str(item["id"]))
+    for n, item in items:
         try:
             out.append((n, item, model.model_validate(dict(item))))
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(file, item, where, exc))
+            problems.extend(_pydantic_problems(file, item, f"{key}[{n}]", exc))
     counts = Counter(ids)
-    for n, item in enumerate(raw):
-        if isinstance(item, LineDict) and "id" in item and counts[str(item["id"])] > 1:
+    for n, item in items:
+        if "id" in item and counts[str(item["id"])] > 1:
             problems.append(Problem(file, item.line_of("id"), f"{key}[{n}].id", f"duplicate id '{item['id']}'"))
     return out, ids
 

@@ -65,6 +65,22 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def mapping_items(doc: LineDict, key: str, file: str, problems: list[Problem]) -> list[tuple[int, LineDict]]:
+    """(index, item) for each mapping in the list `doc[key]` (a missing key: none).
+    A value that is not a list, or an item that is not a mapping, becomes a problem."""
+    raw = doc.get(key) or []
+    if not isinstance(raw, list):
+        problems.append(Problem(file, doc.line_of(key), key, "must be a list"))
+        return []
+    items = []
+    for n, item in enumerate(raw):
+        if isinstance(item, LineDict):
+            items.append((n, item))
+        else:
+            problems.append(Problem(file, doc.line_of(key), f"{key}[{n}]", "must be a mapping"))
+    return items
+
+
 def load_yaml(path: str | Path) -> Any:
     """Load a YAML file; mappings come back as `LineDict`. Syntax errors raise ConfigError."""
     path = Path(path)

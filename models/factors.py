@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
 
 SHIPPED = Path(__file__).with_name("factorsets") / "cn-2024.yaml"
 
@@ -241,15 +241,8 @@ def _parse(path: Path) -> tuple[dict[str, Any], list[Problem]]:
                            "regions": dict(doc.get("regions") or {})}
     for table, (_keys, required) in _TABLES.items():
         rows = []
-        raw = doc.get(table) or []
-        if not isinstance(raw, list):
-            problems.append(Problem(file, doc.line_of(table), table, "must be a list"))
-            continue
-        for n, item in enumerate(raw):
+        for n, item in mapping_items(doc, table, file, problems):
             where = f"{table}[{n}]"
-            if not isinstance(item, LineDict):
-                problems.append(Problem(file, doc.line_of(table), where, "must be a mapping"))
-                continue
             for col in required:
                 if col not in item:
                     problems.append(Problem(file, item.line, f"{where}.{col}", "required"))

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
 
 #: Target indicators and their units.
 TARGET_INDICATORS: dict[str, str] = {
@@ -172,15 +172,9 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
     insts = set(registry.institution_by_id) if registry is not None else None
 
     targets: list[Target] = []
-    raw_targets = doc.get("targets") or []
-    if not isinstance(raw_targets, list):
-        bad(doc.line_of("targets"), "targets", "must be a list")
-        raw_targets = []
-    for n, item in enumerate(raw_targets):
+    target_items = mapping_items(doc, "targets", file, problems)
+    for n, item in target_items:
         where = f"targets[{n}]"
-        if not isinstance(item, LineDict):
-            bad(doc.line_of("targets"), where, "must be a mapping")
-            continue
         ok = True
         allowed = {"id", "name", "year", "region", "category", "institution", *TARGET_INDICATORS}
         for key in item:
@@ -232,21 +226,15 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
                                   region=None if region is None else str(region), category=category,
                                   institution=None if inst is None else str(inst),
                                   name=str(item.get("name", "")), line=item.line))
-    tids = Counter(str(t.get("id")) for t in raw_targets if isinstance(t, LineDict))
-    for n, item in enumerate(raw_targets):
-        if isinstance(item, LineDict) and tids[str(item.get("id"))] > 1:
+    tids = Counter(str(t.get("id")) for _, t in target_items)
+    for n, item in target_items:
+        if tids[str(item.get("id"))] > 1:
             bad(item.line_of("id"), f"targets[{n}].id", f"duplicate id '{item.get('id')}'")
 
     standards: list[Standard] = []
-    raw_std = doc.get("standards") or []
-    if not isinstance(raw_std, list):
-        bad(doc.line_of("standards"), "standards", "must be a list")
-        raw_std = []
-    for n, item in enumerate(raw_std):
+    standard_items = mapping_items(doc, "standards", file, problems)
+    for n, item in standard_items:
         where = f"standards[{n}]"
-        if not isinstance(item, LineDict):
-            bad(doc.line_of("standards"), where, "must be a mapping")
-            continue
         ok = True
         for key in item:
             if key not in {"id", "name", "source", "category", "region", *STANDARD_INDICATORS}:
@@ -307,9 +295,9 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
                                       region=None if region is None else str(region),
                                       name=str(item.get("name", "")), source=str(item.get("source", "")),
                                       line=item.line))
-    ids = Counter(str(s.get("id")) for s in raw_std if isinstance(s, LineDict))
-    for n, item in enumerate(raw_std):
-        if isinstance(item, LineDict) and ids[str(item.get("id"))] > 1:
+    ids = Counter(str(s.get("id")) for _, s in standard_items)
+    for n, item in standard_items:
+        if ids[str(item.get("id"))] > 1:
             bad(item.line_of("id"), f"standards[{n}].id", f"duplicate id '{item.get('id')}'")
 
     if problems:

@@ -126,3 +126,12 @@ def test_impossible_date_is_reported_with_its_line(tmp_path):
         load_registry(path)
     assert [(p.line, p.field) for p in info.value.problems] == [(4, "-")]
     assert info.value.problems[0].message == "not a valid date: 2024-11-31"
+
+
+def test_lists_and_mappings_are_checked(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("regions: oops\ninstitutions: []\nmeters:\n  - 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    assert [(p.line, p.field, p.message) for p in info.value.problems] == [
+        (1, "regions", "must be a list"), (3, "meters[0]", "must be a mapping")]
