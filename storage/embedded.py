@@ -128,7 +128,8 @@ class EmbeddedStore(Store):
         if meter_ids is None:
             return "", []
         ids = list(meter_ids)
-        self._refresh_keys(self._con())
+        if any(m not in self._keys for m in ids):  # another writer may have added meters
+            self._refresh_keys(self._con())
         keys = [self._keys[m] for m in ids if m in self._keys]
         return f" AND meter IN ({','.join('?' * len(keys))})", keys
 
