@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 
-from civicwatt.registry import load_registry  # noqa: E402
 from civicwatt.sample import sample_registry_doc  # noqa: E402
 from collectors.service import CollectorService  # noqa: E402
+from core.registry import load_registry  # noqa: E402
 from storage import open_store  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 

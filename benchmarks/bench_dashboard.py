@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from civicwatt.registry import Institution, Region, Registry
+from core.registry import Institution, Region, Registry
 from dashboard import auth
 from dashboard.app import create_app, serve
 from dashboard.data import INDICATORS, QUOTA_INDICATORS, TOTALS

@@ -26,7 +26,7 @@ from openpyxl import Workbook
 from models.factors import load_factors
 from models.indicators import energy_sums
 from quotas.config import QuotaConfig, Standard
-from quotas.ledger import ledger_csv_bytes, ledger_from_sums, write_ledger
+from reports.ledger import ledger_csv_bytes, ledger_from_sums, write_ledger
 
 TZ = "Asia/Shanghai"
 CATEGORIES = np.array(["government", "school", "hospital", "venue", "other"], dtype=object)

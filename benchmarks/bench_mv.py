@@ -28,9 +28,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.mv import load_project, verify, write_report
-from models.mv import stats as mvstats
-from models.mv.baseline import (
+from storage import open_store
+from tests.test_mv_synthetic import make_case, samples_for, write_temps
+from verification import load_project, verify, write_report
+from verification import stats as mvstats
+from verification.baseline import (
     COOLING_GRID_C,
     HEATING_GRID_C,
     KINDS,
@@ -39,8 +41,6 @@ from models.mv.baseline import (
     design,
     fit_baseline,
 )
-from storage import open_store
-from tests.test_mv_synthetic import make_case, samples_for, write_temps
 
 BASE = (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
 REP = (dt.date(2025, 1, 1), dt.date(2025, 12, 31))

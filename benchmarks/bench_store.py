@@ -118,7 +118,7 @@ def bench_influx(df: pd.DataFrame, rounds: int = 2) -> float:
 def bench_import(n: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         write_sample(d, n_institutions=30)
-        from civicwatt.registry import load_registry
+        from core.registry import load_registry
 
         ids = [m.id for m in load_registry(Path(d) / "civicwatt.yaml").meters][:100]
         per = n // len(ids)

@@ -10,7 +10,7 @@ import sys
 import threading
 
 from civicwatt import __version__
-from civicwatt.yamlfile import ConfigError
+from core.yamlfile import ConfigError
 
 DEFAULT_REGISTRY = "./civicwatt.yaml"
 DEFAULT_QUOTAS = "./quotas.yaml"

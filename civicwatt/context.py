@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from civicwatt.registry import Registry, load_registry
-from civicwatt.yamlfile import ConfigError, Problem
+from core.registry import Registry, load_registry
+from core.yamlfile import ConfigError, Problem
 from storage import Store, open_store
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from civicwatt.registry import Registry
+from core.registry import Registry
 
 REGIONS = [
     {"id": "hebei", "name": "河北省", "heating_season": {"start": "11-15", "end": "03-15"}},
@@ -128,11 +128,12 @@ def write_sample(directory: str | Path, force: bool = False, **kwargs: Any) -> l
         body = yaml.safe_dump(sample_registry_doc(**kwargs), allow_unicode=True, sort_keys=False, width=120)
         reg.write_text(REGISTRY_HEADER + "\n" + body, encoding="utf-8")
         written.append(reg)
-    samples = Path(__file__).resolve().parent.parent / "quotas"
-    for src, name in (("sample_quotas.yaml", "quotas.yaml"), ("sample_channels.yaml", "channels.yaml")):
+    root = Path(__file__).resolve().parent.parent
+    for src, name in ((root / "quotas" / "sample_quotas.yaml", "quotas.yaml"),
+                      (root / "alerts" / "sample_channels.yaml", "channels.yaml")):
         dst = directory / name
         if force or not dst.exists():
-            dst.write_text((samples / src).read_text(encoding="utf-8"), encoding="utf-8")
+            dst.write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
             written.append(dst)
     return written
 

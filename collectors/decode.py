@@ -1,6 +1,6 @@
 """Decoding register values per meter profile, and planning the reads.
 
-A profile (civicwatt/profiles.yaml) says, per register: address (0-based), type
+A profile (core/profiles.yaml) says, per register: address (0-based), type
 (int16/uint16/int32/uint32/float32/float64), word_order (big = ABCD, little = CDAB),
 byte_order (little swaps the bytes of each word: BADC, DCBA), scale and ct_pt (the
 value is secondary-side: multiply by the CT and PT ratios read from the meter).
@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from civicwatt.profiles import REGISTER_WORDS, load_profiles
+from core.profiles import REGISTER_WORDS, load_profiles
 
 _STRUCT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f", "float64": ">d"}
 MODBUS_MAX_READ = 125  # Modbus application protocol v1.1b3, 6.3: at most 125 registers per read

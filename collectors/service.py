@@ -41,12 +41,12 @@ import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from civicwatt.profiles import load_profiles
 from collectors import validate
 from collectors.decode import INSTANT_REGISTERS, profile_plan
 from collectors.poller import GatewayOptions, GatewayPoller, Target
 from collectors.queue import STATE_COLUMNS, DiskQueue
 from collectors.shard import gateway_shard
+from core.profiles import load_profiles
 from storage import quality
 
 log = logging.getLogger("civicwatt.collect")

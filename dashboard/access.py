@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from civicwatt.registry import Meter, Registry
+from core.registry import Meter, Registry
 from dashboard.auth import User
 
 

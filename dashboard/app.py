@@ -42,8 +42,9 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from civicwatt.registry import CATEGORIES, Registry
-from civicwatt.yamlfile import ConfigError
+from core.registry import Registry
+from core.vocab import CATEGORIES
+from core.yamlfile import ConfigError
 from dashboard import integrations
 from dashboard.access import (
     Forbidden,
@@ -844,7 +845,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
         return mv_content(result, lang), f"/download/mv/{p['id']}.xlsx"
 
     def mv_content(result: Any, lang: str) -> html.Div:
-        from models.mv.report import chart_frame
+        from verification.report import chart_frame
 
         s = result.summary
         keys = ["model", "n", "r2", "cvrmse", "nmbe", "meets_ashrae14", "adjusted_baseline", "reporting_actual",

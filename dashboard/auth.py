@@ -25,8 +25,8 @@ from pathlib import Path
 import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from civicwatt.registry import Registry
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from core.registry import Registry
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
 ROLES = ("admin", "region", "institution")
 HASH_METHOD = "scrypt"  # werkzeug's scrypt (N=2**15, r=8, p=1): memory-hard, stdlib hashlib

@@ -2,7 +2,7 @@
 
 Every number comes from the one API the reports, the ledger and the alerts use
 (`models.api.energy_use` / `indicators`, `quotas.evaluate.quota_levels` /
-`evaluate_targets` / `project_scope_totals`, `quotas.alerts_meter.daily_completeness` /
+`evaluate_targets` / `project_scope_totals`, `models.completeness.daily_completeness` /
 `offline_meters`), on the quota file's electricity basis (当量值 by default), so the
 dashboard never disagrees with a report or an alert. This module adds what only the
 dashboard needs: caching, year-on-year columns, the ranking table, and the per-meter
@@ -29,15 +29,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from civicwatt.registry import Registry
-from models import api as models_api
-from quotas.alerts_meter import (
+from alerts.meter_rules import (
     COMPLETENESS_LOOKBACK_DAYS,
     MeterRuleSettings,
     daily_completeness,
     live_meters,
     offline_meters,
 )
+from core.registry import Registry
+from models import api as models_api
 from quotas.evaluate import evaluate_targets, project_scope_totals, quota_levels, quota_levels_wide
 from storage import Store
 
@@ -290,11 +290,11 @@ class DataService:
     def data_quality(self, institution_id: str, days: int = 7) -> pd.DataFrame:
         """Per meter of the institution: completeness over the last `days` full days
         (mean of the day shares the `data_completeness` alert and the monthly report
-        judge, `quotas.alerts_meter.daily_completeness`: samples / expected from the
+        judge, `models.completeness.daily_completeness`: samples / expected from the
         polling interval, or, for a day whose samples are all backfilled or imported, from
         the resolution that day carries), estimated share of that
         period's consumption, last sample time and whether it is offline (the
-        `meter_offline` alert's rule, `quotas.alerts_meter.offline_meters`: a live meter
+        `meter_offline` alert's rule, `alerts.meter_rules.offline_meters`: a live meter
         silent for `meter_rules.offline_polls` polls; meters fed by imports are never
         offline)."""
         from dashboard.access import institution_meters  # local: avoids a cycle at import

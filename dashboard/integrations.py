@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from civicwatt.registry import Registry
-from civicwatt.yamlfile import ConfigError
+from core.registry import Registry
+from core.yamlfile import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,10 @@ _OUTBOXES: dict[Path, Any] = {}
 
 
 def outbox(data_dir: Path | None) -> Any | None:
-    """The alert outbox kept in `data_dir` (quotas.notify.Outbox), or None."""
+    """The alert outbox kept in `data_dir` (alerts.outbox.Outbox), or None."""
     if data_dir is None:
         return None
-    from quotas.notify import Outbox
+    from alerts.outbox import Outbox
 
     key = Path(data_dir).resolve()
     if key not in _OUTBOXES:
@@ -66,12 +66,12 @@ def outbox(data_dir: Path | None) -> Any | None:
 
 def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year: int, fmt: str,
                  quotas: Any | None) -> bytes:
-    """The annual carbon ledger (quotas.ledger) as xlsx or csv bytes, limited to the
+    """The annual carbon ledger (reports.ledger) as xlsx or csv bytes, limited to the
     `visible` institutions (None: all). Their rows keep their rank among all peers;
     the totals sheet is recomputed over the visible institutions only."""
     from dataclasses import replace
 
-    from quotas.ledger import build_ledger, ledger_csv_bytes, write_ledger
+    from reports.ledger import build_ledger, ledger_csv_bytes, write_ledger
 
     tables = build_ledger(store, registry, year, quotas=quotas)
     if visible is not None:
@@ -91,10 +91,10 @@ def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year:
 
 
 def report_bytes(registry: Registry, store: Any, month: str, quotas: Any | None) -> bytes:
-    """The monthly statistical report (quotas.report) of `registry`'s institutions as
+    """The monthly statistical report (reports.monthly) of `registry`'s institutions as
     xlsx bytes. Pass a registry scoped to what the user may see: region and category
     sheets then sum only those institutions."""
-    from quotas.report import monthly_report, write_report
+    from reports.monthly import monthly_report, write_report
 
     tables = monthly_report(store, registry, month, basis=quotas.basis if quotas is not None else "equivalent")
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +113,7 @@ def mv_project_files(dirs: list[Path]) -> list[Path]:
 
 
 class MVProjects:
-    """Savings-verification projects (models.mv) found in folders; each loaded and
+    """Savings-verification projects (verification) found in folders; each loaded and
     verified once per version of its files (cached by file modification times)."""
 
     def __init__(self, dirs: list[Path], registry: Registry, store: Any):
@@ -126,7 +126,7 @@ class MVProjects:
     def projects(self) -> list[dict]:
         """id, name, institution ids it covers, file; projects that fail to load are
         listed with their error."""
-        from models.mv import load_project
+        from verification import load_project
 
         out = []
         for f in mv_project_files(self.dirs):
@@ -142,8 +142,8 @@ class MVProjects:
         return out
 
     def result(self, file: Path) -> Any:
-        """models.mv.verify of the project in `file` (cached per version of its files)."""
-        from models.mv import load_project, verify
+        """verification.verify of the project in `file` (cached per version of its files)."""
+        from verification import load_project, verify
 
         project = load_project(file, self.registry)
         stamp = (*sorted(project.file_hashes.items()), file.stat().st_mtime_ns)
@@ -157,7 +157,7 @@ class MVProjects:
         return result
 
     def report_bytes(self, file: Path) -> bytes:
-        from models.mv import write_report
+        from verification import write_report
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "mv.xlsx"

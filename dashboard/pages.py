@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from dash import dash_table, dcc, html
 from plotly.subplots import make_subplots
 
-from civicwatt.registry import INDEX_UNIT, Meter, Registry
+from core.registry import Meter, Registry
+from core.vocab import INDEX_UNIT
 from dashboard.data import INDICATORS
 from dashboard.i18n import t
 from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from civicwatt.profiles import load_profiles
+from core.profiles import load_profiles
 from device_sim.load import STEP_S, MeterModel
 
 BACKFILL = 64  # storage.quality.BACKFILL (device_sim imports nothing of ours but profiles)

@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from core.vocab import CATEGORIES
+
 STEP_S = 900  # model step: 15 minutes (2008 sub-metering guideline raw-data interval)
 TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
 UNMETERED_SHARE = 0.06  # parent = sum of sub-meters x 1.06 (transformer/cable losses, unmetered loads)
@@ -68,7 +70,6 @@ T_COLDEST_DAY = 20  # day of year of the coldest normal day
 T_DIURNAL_AMPLITUDE_K = 5.0
 T_DAY_NOISE_K = 3.0
 
-CATEGORIES = ("government", "school", "hospital", "venue", "other")
 DEFAULT_HEATING_SEASON = (1115, 315)  # 15 Nov - 15 Mar, Hebei and Beijing (domain.md section 4)
 
 # Calibration of the load shapes so that the sample portfolio lands near typical annual

@@ -48,7 +48,7 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from civicwatt.profiles import load_profiles
+from core.profiles import load_profiles
 from device_sim import codec
 from device_sim.history import rollover_of
 from device_sim.load import STEP_S, MeterModel

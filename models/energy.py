@@ -27,19 +27,12 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from core.vocab import UNIT_SCALE
 from models.factors import UNITS, FactorSet
 
 USE_COLUMNS = ["institution_id", "meter_id", "energy", "subitem", "heating", "is_main", "period_start",
                "quantity", "unit", "estimated_share", "source"]
 FREQS = ("hour", "day", "month", "year")
-
-# Unit conversions to the canonical unit (scale factors; "L" is handled by density).
-UNIT_SCALE: dict[tuple[str, str], float] = {
-    ("kWh", "kWh"): 1.0, ("MWh", "kWh"): 1000.0, ("万kWh", "kWh"): 1e4,  # 1 MWh = 1000 kWh
-    ("m3", "m3"): 1.0, ("万m3", "m3"): 1e4, ("t", "m3"): 1.0,  # water: 1 t = 1 m3
-    ("GJ", "GJ"): 1.0, ("MJ", "GJ"): 1e-3,  # 1 GJ = 1000 MJ
-    ("kg", "kg"): 1.0, ("t", "kg"): 1000.0,
-}
 
 
 def empty_use() -> pd.DataFrame:

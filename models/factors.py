@@ -25,15 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
+from core.vocab import CANONICAL_UNIT
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
 
 SHIPPED = Path(__file__).with_name("factorsets") / "cn-2024.yaml"
 
-#: Canonical unit of every energy in the models (fuels by mass, interfaces.md energies).
-UNITS: dict[str, str] = {
-    "electricity": "kWh", "pv": "kWh", "water": "m3", "natural_gas": "m3", "heat": "GJ",
-    "gasoline": "kg", "diesel": "kg", "lpg": "kg", "coal": "kg",
-}
+#: Canonical unit of every energy in the models (fuels by mass): `core.vocab.CANONICAL_UNIT`.
+UNITS = CANONICAL_UNIT
 #: Energies converted to standard coal (water and on-site PV generation are not).
 COAL_ENERGIES = ("electricity", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal")
 #: Vehicle fuels, excluded from non-heating energy (domain.md §4).

@@ -40,10 +40,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from core.vocab import ENERGIES
 from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, UNITS, VEHICLE_FUELS, FactorSet, normalize_basis
 
-ENERGIES: tuple[str, ...] = ("electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal",
-                             "pv")
 #: Column of each energy's total in the indicator frame (canonical unit in the name).
 QTY_COL: dict[str, str] = {
     "electricity": "electricity_kwh", "water": "water_m3", "natural_gas": "gas_m3", "heat": "heat_gj",

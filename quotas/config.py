@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
+from core.vocab import CATEGORIES
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
 
 #: Target indicators and their units.
 TARGET_INDICATORS: dict[str, str] = {
@@ -52,7 +53,6 @@ STANDARD_INDICATORS: dict[str, str] = {
 THREE_LEVELS = ("guide", "baseline", "constraint")  # 引导值 <= 基准值 <= 约束值
 TWO_LEVELS = ("advanced", "general")  # 先进值 <= 通用值
 PROJECTIONS = ("last_year", "flat")
-CATEGORIES = ("government", "school", "hospital", "venue", "other")
 DEFAULT_WARNING_RATIO = 0.95
 
 

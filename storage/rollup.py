@@ -179,3 +179,12 @@ def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, f
         "quantity": qty,
         "estimated_share": np.clip(share, 0.0, 1.0),
     }).reset_index(drop=True)
+
+
+def estimated_share(estimated: np.ndarray | pd.Series, quantity: np.ndarray | pd.Series) -> np.ndarray:
+    """The share (0..1) of `quantity` that is estimated, given the estimated part of it:
+    estimated / quantity, 0 where the quantity is (numerically) zero. The one home of this
+    arithmetic: every aggregate carries its share as sum(estimated) / sum(quantity)."""
+    q = np.asarray(quantity, dtype=float)
+    e = np.asarray(estimated, dtype=float)
+    return np.clip(np.divide(e, q, out=np.zeros_like(q), where=np.abs(q) > 1e-12), 0.0, 1.0)

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from civicwatt.commands.simulate import meters_for_sim
-from civicwatt.registry import Registry, load_registry
 from civicwatt.sample import sample_registry_doc
+from core.registry import Registry, load_registry
 from tests.servers import free_port
 
 # 2026-01-05 (a Monday) 10:00 Beijing time: a working morning in the heating season
@@ -60,7 +60,7 @@ def write_registry(tmp_path: Path, doc: dict[str, Any]) -> tuple[Registry, list[
 
 def sim_reading(sim: Any, meter: dict[str, Any], at: float) -> float:
     """What the meter's energy register holds at `at`, after the register's own rounding."""
-    from civicwatt.profiles import load_profiles
+    from core.profiles import load_profiles
     from device_sim.codec import served_value
 
     spec = load_profiles()[meter["profile"]]["registers"]["energy"]

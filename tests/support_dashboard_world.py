@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from civicwatt.registry import Registry, validate_registry_doc
 from civicwatt.sample import sample_registry_doc
+from core.registry import Registry, validate_registry_doc
 from dashboard import auth
 
 TZ = "Asia/Shanghai"
@@ -44,7 +44,7 @@ def registry() -> Registry:
 
 
 def _linedict(obj):
-    from civicwatt.yamlfile import LineDict
+    from core.yamlfile import LineDict
 
     if isinstance(obj, dict):
         d = LineDict({k: _linedict(v) for k, v in obj.items()})

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from civicwatt.registry import load_registry
+from core.registry import load_registry
 from storage import open_store
 
 TZ = "Asia/Shanghai"

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from civicwatt.registry import Institution, Meter, ModbusAddress, Region, Registry
-from quotas.alerts_meter import abnormal_levels, daily_completeness, meter_alerts, step_changes
+from alerts.meter_rules import abnormal_levels, meter_alerts, step_changes
+from core.registry import Institution, Meter, ModbusAddress, Region, Registry
+from models.completeness import daily_completeness
 from storage import open_store
 
 TZ = "Asia/Shanghai"

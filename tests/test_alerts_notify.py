@@ -11,16 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from civicwatt.yamlfile import ConfigError
-from quotas.alerts_record import ALERT_FIELDS, Alert
-from quotas.notify import Outbox
-from quotas.notify_channels import (
+from alerts.channels import (
     ChannelsConfig,
     EmailChannel,
     JsonlChannel,
     WebhookChannel,
     load_channels,
 )
+from alerts.outbox import Outbox
+from alerts.record import ALERT_FIELDS, Alert
+from core.yamlfile import ConfigError
 from tests.support_alerts_servers import SmtpServer, WebhookServer, make_cert
 
 T0 = datetime(2025, 6, 1, 1, 0, tzinfo=UTC)
@@ -303,7 +303,7 @@ def test_outbox_sequences_are_well_formed(tmp_path_factory, steps):
 def test_sample_channels_file_parses(tmp_path):
     from pathlib import Path
 
-    sample = Path(__file__).resolve().parent.parent / "quotas" / "sample_channels.yaml"
+    sample = Path(__file__).resolve().parent.parent / "alerts" / "sample_channels.yaml"
     copy = tmp_path / "channels.yaml"
     copy.write_text(sample.read_text(encoding="utf-8"), encoding="utf-8")
     cfg = load_channels(copy)

@@ -8,11 +8,11 @@ from datetime import date
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from civicwatt.registry import load_registry
-from quotas.alerts_schedule import AlertService
+from alerts.channels import ChannelsConfig, WebhookChannel
+from alerts.outbox import Outbox
+from alerts.service import AlertService
+from core.registry import load_registry
 from quotas.config import QuotaConfig, Target
-from quotas.notify import Outbox
-from quotas.notify_channels import ChannelsConfig, WebhookChannel
 from storage import open_store
 from tests.support_alerts_servers import WebhookServer
 from tests.support_ledger_world import build

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from civicwatt.registry import Institution, Meter, Region, Registry
-from quotas.alerts import QUOTA_RULES, evaluate_alerts
+from alerts.channels import ChannelsConfig, WebhookChannel
+from alerts.outbox import Outbox
+from alerts.rules import QUOTA_RULES, evaluate_alerts
+from core.registry import Institution, Meter, Region, Registry
 from quotas.config import QuotaConfig, Target
-from quotas.notify import Outbox
-from quotas.notify_channels import ChannelsConfig, WebhookChannel
 from storage import open_store
 from tests.support_alerts_servers import WebhookServer
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from alerts.outbox import Outbox
+from alerts.record import Alert
 from dashboard.app import create_app, serve
-from quotas.alerts_record import Alert
-from quotas.notify import Outbox
 from tests import support_dashboard_world as w
 
 CHROMIUM = "/usr/bin/chromium"

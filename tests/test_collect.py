@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from civicwatt.profiles import load_profiles
 from collectors import validate
 from collectors.decode import plan_reads, profile_plan
 from collectors.queue import DiskQueue
 from collectors.service import CollectorService
 from collectors.shard import gateway_shard, parse_shard
+from core.profiles import load_profiles
 from device_sim.server import Simulator
 from storage import open_store, quality
 from tests.servers import free_port
@@ -309,7 +309,7 @@ def test_live_collection_continues_the_backfilled_history(tmp_path):
 
 def test_gateway_options_file_errors_name_file_line_and_field(tmp_path):
     from civicwatt.commands.collect import load_gateway_options
-    from civicwatt.yamlfile import ConfigError
+    from core.yamlfile import ConfigError
 
     good = tmp_path / "gw.yaml"
     good.write_text('"*": {timeout_s: 0.5}\n"10.0.0.1:502": {max_registers: 4, pause_s: 0.1}\n')

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from civicwatt.cli import main
-from civicwatt.csvio import parse_readings
-from civicwatt.registry import load_registry
 from civicwatt.sample import write_sample
-from civicwatt.yamlfile import ConfigError
+from core.csvio import parse_readings
+from core.registry import load_registry
+from core.yamlfile import ConfigError
 from storage import open_store
 
 

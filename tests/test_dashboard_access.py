@@ -10,10 +10,10 @@ import httpx
 import pandas as pd
 import pytest
 
+from alerts.outbox import Outbox
+from alerts.record import Alert
 from dashboard import auth
 from dashboard.app import create_app, serve
-from quotas.alerts_record import Alert
-from quotas.notify import Outbox
 from tests import support_dashboard_world as w
 
 

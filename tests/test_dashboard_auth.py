@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from civicwatt.cli import main
-from civicwatt.yamlfile import ConfigError
+from core.yamlfile import ConfigError
 from dashboard import auth
 from dashboard.access import Forbidden, alert_visible, require_institution, require_region, scoped_registry
 from tests import support_dashboard_world as w

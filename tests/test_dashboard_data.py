@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerts.meter_rules import meter_alerts
 from dashboard.data import DataService
 from dashboard.ranking import RankQuery, rank_query, ranked
 from models.api import load_factors
-from quotas.alerts_meter import daily_completeness, meter_alerts
+from models.completeness import daily_completeness
 from quotas.config import load_quotas
 from storage import quality
 from tests import support_dashboard_world as w

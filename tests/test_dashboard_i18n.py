@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from civicwatt.registry import CATEGORIES, ENERGIES, SUBITEMS
+from core.vocab import CATEGORIES, ENERGIES, SUBITEMS
 from dashboard.data import INDICATORS
 from dashboard.i18n import LANGS, TEXT, t
 from dashboard.ranking import LEVEL_ORDER

@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from civicwatt.registry import load_registry
+from core.registry import load_registry
 from storage import open_store
 from tests.servers import free_port
 

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from civicwatt.context import open_registry_store
-from civicwatt.registry import load_registry
 from civicwatt.sample import (
     MV_CONTRACTOR_SHARE,
     MV_RETROFIT_FACTOR,
@@ -23,6 +22,7 @@ from civicwatt.sample import (
     write_sample,
     write_sample_mv_project,
 )
+from core.registry import load_registry
 from device_sim.history import end_values, generate_history
 from device_sim.load import (
     STEP_S,
@@ -34,8 +34,8 @@ from device_sim.load import (
     normal_temperature,
 )
 from device_sim.server import Simulator
-from models.mv import load_project, verify
 from tests.support_collect import registry_doc, write_registry
+from verification import load_project, verify
 
 TZ = "Asia/Shanghai"
 RETROFIT = "2026-02-01"

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 
-from civicwatt.profiles import load_profiles
 from collectors.decode import decode
+from core.profiles import load_profiles
 from device_sim import codec
 from device_sim.history import end_values, generate_history
 from device_sim.load import STEP_S, MeterModel
@@ -270,7 +270,7 @@ def test_simulate_command_with_a_fault_script(tmp_path):
     from pathlib import Path
 
     from civicwatt.commands.simulate import load_fault_script
-    from civicwatt.yamlfile import ConfigError
+    from core.yamlfile import ConfigError
 
     _, meters, path = write_registry(tmp_path, registry_doc(n_institutions=1))
     bad = tmp_path / "bad.yaml"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
-from civicwatt.registry import load_registry
+from core.registry import load_registry
 from models.api import aggregate, load_factors, rank, year_indicators
 from models.indicators import QTY_COL
 from quotas.config import load_quotas
@@ -162,7 +162,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from models.indicators import energy_sums  # noqa: E402
-from quotas.ledger import ledger_csv_bytes, ledger_from_sums  # noqa: E402
+from reports.ledger import ledger_csv_bytes, ledger_from_sums  # noqa: E402
 
 _FACTORS = load_factors()
 _INST = pd.DataFrame({"institution_id": ["A", "B", "C"], "name": ["甲", "乙", "丙"], "region": "hebei",
@@ -202,8 +202,8 @@ def test_csv_bytes_do_not_depend_on_row_order(rows, rnd):
 
 def test_ledger_and_report_on_influxdb(influxd, tmp_path):
     """The same portfolio in a real InfluxDB gives the same ledger and report totals."""
-    from quotas.ledger import build_ledger
-    from quotas.report import monthly_report
+    from reports.ledger import build_ledger
+    from reports.monthly import monthly_report
 
     for d in ("e", "i"):
         (tmp_path / d).mkdir()

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from civicwatt.registry import Registry
-from civicwatt.yamlfile import ConfigError
+from core.registry import Registry
+from core.yamlfile import ConfigError
 from models.api import (
     aggregate,
     consumption_by,
@@ -169,7 +169,7 @@ def test_bill_spanning_two_months(factors):
 
 
 def _registry(**kw) -> Registry:
-    from civicwatt.registry import Institution, Meter, Region
+    from core.registry import Institution, Meter, Region
 
     return Registry(
         regions=(Region(id="hebei", name="河北省"), Region(id="sjz", name="石家庄市", parent="hebei")),
@@ -322,7 +322,7 @@ def test_user_factor_override(tmp_path, factors):
 
 
 def test_registry_seasons_and_factor_regions(factors):
-    from civicwatt.registry import HeatingSeason, Region
+    from core.registry import HeatingSeason, Region
 
     reg = _registry()
     reg2 = Registry(regions=(Region(id="hebei", name="河北省", heating_season=HeatingSeason(start="11-01",

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
-from civicwatt.registry import load_registry
-from models.mv import load_project, verify, verify_file
+from core.registry import load_registry
 from tests.test_mv_synthetic import REGISTRY_YAML, Case, make_case, samples_for, true_use, write_temps
+from verification import load_project, verify, verify_file
 
 BASELINE = (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
 REPORTING = (dt.date(2025, 1, 1), dt.date(2025, 12, 31))

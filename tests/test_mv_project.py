@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from civicwatt.registry import load_registry
-from civicwatt.yamlfile import ConfigError
-from models.mv import load_project
-from models.mv.contract import settle, trusteeship_baseline
-from models.mv.project import Contract, read_calendar_csv, read_temperature_csv
+from core.registry import load_registry
+from core.yamlfile import ConfigError
 from tests.test_mv_synthetic import REGISTRY_YAML
+from verification import load_project
+from verification.contract import settle, trusteeship_baseline
+from verification.project import Contract, read_calendar_csv, read_temperature_csv
 
 PROJECT = """\
 id: emc-001

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.mv import stats
-from models.mv.baseline import COOLING_GRID_C, HEATING_GRID_C, Layout, ModelSpec, design, fit_baseline
+from verification import stats
+from verification.baseline import COOLING_GRID_C, HEATING_GRID_C, Layout, ModelSpec, design, fit_baseline
 
 
 def test_cvrmse_by_hand():

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from civicwatt.registry import load_registry
 from civicwatt.sample import write_sample
-from civicwatt.yamlfile import ConfigError
+from core.registry import load_registry
+from core.yamlfile import ConfigError
 from quotas.config import load_quotas, validate_quotas_file
 
 

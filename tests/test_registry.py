@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from civicwatt.cli import main
-from civicwatt.registry import load_registry
 from civicwatt.sample import sample_registry_doc, write_sample
-from civicwatt.yamlfile import ConfigError
+from core.registry import load_registry
+from core.yamlfile import ConfigError
 
 BAD_REGISTRY = textwrap.dedent("""\
     timezone: Asia/Shanghai

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
-from civicwatt.registry import load_registry
+from core.registry import load_registry
 from models.api import aggregate, energy_use, indicators, load_factors
-from quotas.report import data_completeness, parse_month
+from reports.monthly import data_completeness, parse_month
 from storage import open_store
 from tests.support_ledger_world import DAILY, TZ, build
 
@@ -166,10 +166,10 @@ def test_report_dashboard_and_alert_agree_on_completeness(tmp_path):
     on the 26th (86/96), X-W0 imported hourly water (no poll interval) with 12 of 24
     readings on the 27th (50 %). The report's incomplete sheet, the dashboard's
     data-quality table (the week 22-28 Feb) and the alert of each day say the same."""
-    from civicwatt.registry import Institution, Meter, ModbusAddress, Region, Registry
+    from alerts.meter_rules import meter_alerts
+    from core.registry import Institution, Meter, ModbusAddress, Region, Registry
     from dashboard.data import DataService
-    from quotas.alerts_meter import meter_alerts
-    from quotas.report import monthly_report
+    from reports.monthly import monthly_report
     from storage import quality
 
     mb = [ModbusAddress(port=15020, unit=u, profile="dtsu666", interval_s=900) for u in (1, 2, 3)]

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from civicwatt.registry import validate_registry_doc
-from civicwatt.yamlfile import ConfigError, Problem, load_yaml
+from core.registry import validate_registry_doc
+from core.yamlfile import ConfigError, Problem, load_yaml
 
 
 def check(registry_path: str, quotas_path: str | None) -> list[Problem]:

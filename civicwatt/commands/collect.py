@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from civicwatt.context import open_registry_store, registry_from_args
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
 
 def load_gateway_options(path: str | Path) -> dict[str, dict[str, Any]]:

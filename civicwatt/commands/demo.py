@@ -38,8 +38,8 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from alerts.outbox import default_outbox_dir
 from civicwatt.context import load_optional_quotas, open_registry_store
-from civicwatt.registry import Registry, load_registry
 from civicwatt.sample import (
     MV_PROJECT_ID,
     MV_RETROFIT_METER,
@@ -52,7 +52,7 @@ from civicwatt.sample import (
     write_sample,
     write_sample_mv_project,
 )
-from quotas.notify import default_outbox_dir
+from core.registry import Registry, load_registry
 from storage import Store
 
 MIN_HISTORY_DAYS = 400
@@ -211,8 +211,8 @@ def _alert_service(registry: Registry, store: Store, quotas_path: Path, outbox_d
     quotas = load_optional_quotas(str(quotas_path), registry)
     if quotas is None:
         return None
-    from quotas.alerts_schedule import AlertService
-    from quotas.notify import Outbox
+    from alerts.outbox import Outbox
+    from alerts.service import AlertService
 
     outbox = Outbox(outbox_dir, channels if channels.exists() else None)
     return AlertService(store, registry, quotas, outbox)

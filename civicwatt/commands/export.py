@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from civicwatt.context import open_registry_store, registry_from_args
-from civicwatt.csvio import consumption_csv, readings_csv
-from civicwatt.yamlfile import ConfigError, Problem
+from core.csvio import consumption_csv, readings_csv
+from core.yamlfile import ConfigError, Problem
 from storage.base import ts
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -13,7 +13,7 @@ import time
 from tqdm import tqdm
 
 from civicwatt.context import open_registry_store, registry_from_args
-from civicwatt.csvio import parse_bills, parse_readings
+from core.csvio import parse_bills, parse_readings
 from storage import ImportRejected, quality
 
 

@@ -10,12 +10,12 @@ import argparse
 import time
 
 from civicwatt.context import load_optional_quotas, open_registry_store, output_path, registry_from_args
-from civicwatt.yamlfile import ConfigError, Problem
+from core.yamlfile import ConfigError, Problem
 
 
 def run(args: argparse.Namespace) -> int:
     from models.factors import load_factors
-    from quotas.ledger import build_ledger, write_ledger
+    from reports.ledger import build_ledger, write_ledger
 
     out = output_path(args.out, (".xlsx", ".csv"), "must end in .xlsx or .csv")
     if not 1990 <= args.year <= 2100:

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from civicwatt.context import open_registry_store, registry_from_args
-from models.mv import load_project, verify, write_report
+from verification import load_project, verify, write_report
 
 
 def _fmt(value: object) -> str:

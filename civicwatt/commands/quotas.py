@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from civicwatt.context import load_optional_quotas, open_registry_store, registry_from_args
-from civicwatt.yamlfile import ConfigError, Problem
+from core.yamlfile import ConfigError, Problem
 
 
 def _print_targets(targets: pd.DataFrame) -> None:
@@ -29,9 +29,9 @@ def _print_targets(targets: pd.DataFrame) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quotas.alerts import evaluate_alerts
-    from quotas.notify import Outbox, default_outbox_dir
-    from quotas.notify_channels import load_channels
+    from alerts.channels import load_channels
+    from alerts.outbox import Outbox, default_outbox_dir
+    from alerts.rules import evaluate_alerts
 
     registry = registry_from_args(args)
     at = None

@@ -9,12 +9,12 @@ import argparse
 import time
 
 from civicwatt.context import load_optional_quotas, open_registry_store, output_path, registry_from_args
-from civicwatt.yamlfile import ConfigError, Problem
+from core.yamlfile import ConfigError, Problem
 
 
 def run(args: argparse.Namespace) -> int:
     from models.factors import load_factors
-    from quotas.report import monthly_report, parse_month, write_report
+    from reports.monthly import monthly_report, parse_month, write_report
 
     try:
         parse_month(args.month)

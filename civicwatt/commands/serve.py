@@ -6,10 +6,10 @@ import argparse
 import threading
 from pathlib import Path
 
+from alerts.outbox import default_outbox_dir
 from civicwatt.context import open_registry_store, registry_from_args
 from dashboard.app import create_app, serve
 from dashboard.auth import ensure_admin, load_users
-from quotas.notify import default_outbox_dir
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from civicwatt.context import registry_from_args
-from civicwatt.registry import Registry
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from core.registry import Registry
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
 FAULT_FIELDS = {"meter", "gateway", "kind", "at_s", "duration_s", "code", "delay_s", "amount", "new_index", "margin"}
 

@@ -1,5 +1,5 @@
 """Alert rules: `evaluate_alerts(store, registry, quotas_cfg, at)` returns every alert that
-holds on date `at`; `quotas.notify.Outbox.submit` turns successive evaluations into
+holds on date `at`; `alerts.outbox.Outbox.submit` turns successive evaluations into
 open / reminder / resolved notifications.
 
 Evaluation date: `at` is a local date; the quota rules use the data *before* it (the
@@ -20,7 +20,7 @@ Quota rules (from `quotas.yaml`, on its electricity basis):
   (通用值) value of the quota standard that applies to it. A rolling year compares an
   annual standard with a year of use at any date, and clears when use comes back down.
 
-Meter-data rules: see `quotas.alerts_meter` (meter_offline, data_completeness,
+Meter-data rules: see `alerts.meter_rules` (meter_offline, data_completeness,
 abnormal_night_load, abnormal_holiday_load, step_change, submeter_imbalance).
 """
 
@@ -31,8 +31,8 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from quotas.alerts_meter import MeterRuleSettings, meter_alerts
-from quotas.alerts_record import Alert
+from alerts.meter_rules import MeterRuleSettings, meter_alerts
+from alerts.record import Alert
 from quotas.config import STANDARD_INDICATORS, TARGET_INDICATORS, QuotaConfig
 
 __all__ = ["ALL_RULES", "METER_RULES", "QUOTA_RULES", "Alert", "MeterRuleSettings", "evaluate_alerts",

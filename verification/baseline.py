@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models.mv import stats
+from verification import stats
 
 # Balance-point grid (°C): wide enough for buildings in China's climate zones; 0.5 K steps.
 HEATING_GRID_C = np.arange(5.0, 25.01, 0.5)

@@ -16,7 +16,7 @@ the ledger and the alerts. Sheets:
 * ``incomplete``: institutions whose month is not fully measured, with the reasons:
   ``no_data`` (nothing at all), ``meter_without_data`` (a registered meter sent no
   sample), ``incomplete_days`` (a meter had days under 90 % of its expected samples,
-  domain.md §5, by `quotas.alerts_meter.daily_completeness`, the rule of the
+  domain.md §5, by `models.completeness.daily_completeness`, the rule of the
   ``data_completeness`` alert and the dashboard: a day whose samples are all backfilled
   or imported is judged at the resolution it carries, any other day at the meter's
   poll interval), ``estimated`` (part of the month was interpolated over gaps).
@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from models.api import aggregate, energy_use, indicators
+from models.completeness import COMPLETENESS_LOOKBACK_DAYS, COMPLETENESS_TARGET, daily_completeness, live_meters
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
-from quotas.alerts_meter import COMPLETENESS_LOOKBACK_DAYS, COMPLETENESS_TARGET, daily_completeness, live_meters
-from quotas.ledger import LABELS
-from quotas.report_xlsx import PCT, QTY, Col, new_workbook, write_sheet
+from reports.ledger import LABELS
+from reports.xlsx import PCT, QTY, Col, new_workbook, write_sheet
 
 MONTH_TOTALS = ["electricity_kwh", "water_m3", "gas_m3", "heat_gj", "gasoline_kg", "diesel_kg", "vehicle_fuel_kg",
                 "lpg_kg", "coal_kg", "pv_kwh", "kgce", "tce", "t_co2"]
@@ -109,7 +109,7 @@ def data_completeness(samples: pd.DataFrame, meters: pd.DataFrame, start: pd.Tim
     """Per meter of `meters` over the local days in [start, end) (naive local
     midnights): days, incomplete_days (under `COMPLETENESS_TARGET` of the expected
     samples), worst_day (lowest share), completeness (mean day share), samples. Each
-    day's share is `quotas.alerts_meter.daily_completeness` (the rule of the
+    day's share is `models.completeness.daily_completeness` (the rule of the
     `data_completeness` alert and the dashboard: an all-backfilled/imported day at the
     resolution it carries, any other day at the live poll interval `live_interval`);
     `samples` should start `COMPLETENESS_LOOKBACK_DAYS` before `start`. A meter

@@ -7,9 +7,9 @@ normalized savings, contract payments and the report workbook.
     write_report(result, "emc-001.xlsx")
 """
 
-from models.mv.project import Adjustment, Contract, MVProject, load_project
-from models.mv.report import chart_frame, write_report
-from models.mv.verify import MVResult, verify, verify_file
+from verification.project import Adjustment, Contract, MVProject, load_project
+from verification.report import chart_frame, write_report
+from verification.verify import MVResult, verify, verify_file
 
 __all__ = ["Adjustment", "Contract", "MVProject", "MVResult", "chart_frame", "load_project", "verify", "verify_file",
            "write_report"]

@@ -13,17 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from civicwatt.registry import ENERGIES, INDEX_UNIT, Registry
-from civicwatt.yamlfile import ConfigError, Problem
+from core.registry import Registry
+from core.vocab import BILL_UNITS, ENERGIES, INDEX_UNIT
+from core.yamlfile import ConfigError, Problem
 
 READINGS_COLUMNS = ["meter_id", "time", "value"]
 BILLS_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
-# Units a bill may state per energy (interfaces.md: kWh, m3, GJ, L, kg, t).
-BILL_UNITS: dict[str, set[str]] = {
-    "electricity": {"kWh", "MWh"}, "pv": {"kWh", "MWh"},
-    "water": {"m3", "t"}, "natural_gas": {"m3"}, "heat": {"GJ", "MJ"},
-    "gasoline": {"L", "kg", "t"}, "diesel": {"L", "kg", "t"}, "lpg": {"kg", "t"}, "coal": {"kg", "t"},
-}
 MAX_LISTED = 200  # problems listed in full; the rest are counted
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 FIRST_DATA_LINE = 2  # line 1 is the header

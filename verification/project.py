@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from civicwatt.registry import Energy, Registry
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from core.registry import Energy, Registry
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
 ContractType = Literal["shared_savings", "guaranteed_savings", "energy_cost_trusteeship"]
 Granularity = Literal["day", "month", "hour", "bill"]
@@ -100,7 +100,7 @@ class Adjustment:
 
 @dataclass(frozen=True)
 class Contract:
-    """Contract terms; see models.mv.contract for how each type is settled."""
+    """Contract terms; see verification.contract for how each type is settled."""
 
     type: str
     tariff_cny_per_unit: float

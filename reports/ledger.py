@@ -41,7 +41,7 @@ from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
 from models.indicators import ENERGIES, institution_context
 from quotas.config import STANDARD_INDICATORS, QuotaConfig
 from quotas.evaluate import quota_levels
-from quotas.report_xlsx import FACTOR, INT, PCT, QTY, QTY3, Col, new_workbook, write_sheet
+from reports.xlsx import FACTOR, INT, PCT, QTY, QTY3, Col, new_workbook, write_sheet
 
 LEDGER_COLUMNS = ["institution_id", "name", "region", "category", "year", "energy", "quantity", "unit", "kgce",
                   "scope", "emission_factor", "factor_unit", "factor_source", "t_co2", "kgce_per_unit",

@@ -51,7 +51,7 @@ def trusteeship_baseline(annual: dict[int, float]) -> tuple[float, str, bool]:
 def settle(contract, avoided: np.ndarray, low90_total: float, actual_total: float,
            reporting_days: int, adjustments_total: float = 0.0,
            trusteeship_annual: float | None = None) -> tuple[dict, np.ndarray]:
-    """Payment due under `contract` (a models.mv.project.Contract).
+    """Payment due under `contract` (a verification.project.Contract).
 
     avoided: verified avoided energy per reporting period (energy units).
     Returns (summary items, payment per period in CNY).

@@ -8,7 +8,7 @@ Steps (IPMVP, ASHRAE Guideline 14; domain.md section 7):
 2. data sufficiency: at least 12 complete months of baseline for monthly data, 90 days
    for daily and hourly data, and at least `MIN_COVERAGE` of the baseline and reporting
    periods with data (domain.md section 5's completeness target);
-3. the baseline model (models.mv.baseline) fitted on baseline periods with measured
+3. the baseline model (verification.baseline) fitted on baseline periods with measured
    data (daily and hourly periods holding interpolated data are left out of the fit;
    months keep them since their totals are exact);
 4. adjusted baseline = the model on reporting-period conditions + non-routine
@@ -17,7 +17,7 @@ Steps (IPMVP, ASHRAE Guideline 14; domain.md section 7):
 5. uncertainty of the savings at 68 % and 90 % (G14 Annex B, lag-1 autocorrelation);
 6. normalized savings: the baseline model and a model fitted the same way on the
    reporting period (actual minus non-routine adjustments), both on the normal year;
-7. the payment due under the contract (models.mv.contract).
+7. the payment due under the contract (verification.contract).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from civicwatt.registry import INDEX_UNIT
-from models.mv import stats
-from models.mv.baseline import BaselineModel, Layout, fit_baseline
-from models.mv.contract import TRUSTEESHIP_YEARS, settle, trusteeship_baseline
-from models.mv.project import MVProject, describe_dates, resolve_meters
+from core.vocab import INDEX_UNIT, unit_scale
 from storage import Store
+from verification import stats
+from verification.baseline import BaselineModel, Layout, fit_baseline
+from verification.contract import TRUSTEESHIP_YEARS, settle, trusteeship_baseline
+from verification.project import MVProject, describe_dates, resolve_meters
 
 MIN_COVERAGE = 0.90  # domain.md section 5: completeness target >= 90 %
 MIN_BASELINE_MONTHS = 12  # domain.md section 7: at least 12 months of baseline for monthly data
@@ -45,7 +45,6 @@ CONFIDENCES = (0.68, 0.90)
 SIGNIFICANCE_CONFIDENCE = 0.90
 MAX_FSU_68 = 0.50  # G14: savings uncertainty below 50 % of the savings at 68 % confidence
 # Bill units other than the meter index unit, with their factor to it.
-BILL_UNITS = {"MWh": ("kWh", 1000.0), "t": ("kg", 1000.0), "kt": ("kg", 1e6), "MJ": ("GJ", 1e-3)}
 
 
 @dataclass
@@ -153,13 +152,13 @@ def _bills(project: MVProject, store: Store, unit: str) -> pd.DataFrame:
     """The institution's bills of the project's energy: period_start, period_end
     (datetime64, inclusive), quantity (index unit); ConfigError on unknown units or
     overlapping periods."""
-    from civicwatt.yamlfile import ConfigError
+    from core.yamlfile import ConfigError
 
     b = store.read_bills([project.institution])
     b = b[b["energy"] == project.energy]
     units = b["unit"].astype(str).to_numpy()
-    factor = pd.Series(units).map(lambda u: 1.0 if u == unit else BILL_UNITS.get(u, ("", np.nan))[1]
-                                  if BILL_UNITS.get(u, ("",))[0] == unit else np.nan).to_numpy(float)
+    scale = {u: unit_scale(u, unit) or (1.0 if u == unit else np.nan) for u in pd.unique(units)}  # few units
+    factor = pd.Series(units).map(scale).to_numpy(float)
     if np.isnan(factor).any():
         bad = sorted(set(units[np.isnan(factor)]))
         raise ConfigError([project.problem("granularity", f"bills of {project.energy} in unit(s) {', '.join(bad)} "
@@ -351,10 +350,10 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
 
     Meters: `project.meter_ids` if resolved (load_project with a registry), else
     resolved with `registry`, else the listed meters (option B). Raises
-    civicwatt.yamlfile.ConfigError (every problem, located in the project file) when
+    core.yamlfile.ConfigError (every problem, located in the project file) when
     the data do not allow a verification.
     """
-    from civicwatt.yamlfile import ConfigError
+    from core.yamlfile import ConfigError
 
     meter_ids = project.meter_ids
     if project.granularity == "bill":
@@ -586,8 +585,8 @@ def verify(project: MVProject, store: Store, registry=None) -> MVResult:
 def verify_file(path, registry, store: Store) -> tuple[MVResult | None, list[str]]:
     """Load and verify a project file in one call, for pages that list projects:
     (result, []) or (None, every problem as 'file:line: field: message')."""
-    from civicwatt.yamlfile import ConfigError
-    from models.mv.project import load_project
+    from core.yamlfile import ConfigError
+    from verification.project import load_project
 
     try:
         return verify(load_project(path, registry), store), []

@@ -43,13 +43,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from quotas.alerts_record import SEVERITY_RANK, Alert
-from quotas.notify_channels import (
+from alerts.channels import (
     Channel,
     ChannelsConfig,
     DeliveryError,
     load_channels,
 )
+from alerts.record import SEVERITY_RANK, Alert
 
 DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_MS = 30_000

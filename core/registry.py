@@ -9,37 +9,15 @@ from __future__ import annotations
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from civicwatt.profiles import load_profiles
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
-
-Category = Literal["government", "school", "hospital", "venue", "other"]
-Energy = Literal[
-    "electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal", "pv"
-]
-Subitem = Literal["total", "lighting_socket", "hvac", "power", "special"]
-
-CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
-ENERGIES: tuple[str, ...] = Energy.__args__  # type: ignore[attr-defined]
-SUBITEMS: tuple[str, ...] = Subitem.__args__  # type: ignore[attr-defined]
-
-# The unit of each energy's cumulative index (interfaces.md: kWh, m3, GJ, L, kg).
-INDEX_UNIT: dict[str, str] = {
-    "electricity": "kWh",
-    "pv": "kWh",
-    "water": "m3",
-    "natural_gas": "m3",
-    "heat": "GJ",
-    "gasoline": "L",
-    "diesel": "L",
-    "lpg": "kg",
-    "coal": "kg",
-}
+from core.profiles import load_profiles
+from core.vocab import INDEX_UNIT, Category, Energy, Subitem
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
@@ -184,23 +162,6 @@ class Registry(_Strict):
         return pd.DataFrame(rows, columns=cols)
 
 
-def _pydantic_problems(file: str, item: LineDict, where: str, exc: ValidationError) -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        node: Any = item
-        line = item.line
-        for part in loc:
-            if isinstance(node, LineDict) and part in node:
-                line = node.line_of(part)
-                node = node[part]
-            else:
-                break
-        field = ".".join([where, *loc]) if loc else where
-        problems.append(Problem(file, line, field, err["msg"]))
-    return problems
-
-
 def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
                 problems: list[Problem]) -> tuple[list[tuple[int, LineDict, Any]], list[str]]:
     """Validate each item of `doc[key]`: (index, raw, object) of the valid ones, and the
@@ -212,7 +173,7 @@ def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
         try:
             out.append((n, item, model.model_validate(dict(item))))
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(file, item, f"{key}[{n}]", exc))
+            problems.extend(pydantic_problems(file, item, f"{key}[{n}]", exc))
     counts = Counter(ids)
     for n, item in items:
         if "id" in item and counts[str(item["id"])] > 1:

@@ -1,6 +1,6 @@
 """Running the alert rules on a schedule (APScheduler 3.x) and after rollups.
 
-    from quotas.alerts_schedule import AlertService
+    from alerts.service import AlertService
     svc = AlertService(store, registry, quotas_cfg, Outbox(dir, "channels.yaml"))
     svc.add_jobs(scheduler)          # daily full check + delivery retries every minute
     svc.after_rollup()               # call from the rollup job: the meter-data rules
@@ -24,9 +24,9 @@ import logging
 import threading
 from datetime import date
 
-from quotas.alerts import ALL_RULES, METER_RULES, evaluate_alerts
-from quotas.alerts_record import Alert
-from quotas.notify import DeliveryResult, Outbox, SubmitResult
+from alerts.outbox import DeliveryResult, Outbox, SubmitResult
+from alerts.record import Alert
+from alerts.rules import ALL_RULES, METER_RULES, evaluate_alerts
 
 log = logging.getLogger("civicwatt.alerts")
 

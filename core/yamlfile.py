@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 
 class LineDict(dict):
@@ -79,6 +80,39 @@ def mapping_items(doc: LineDict, key: str, file: str, problems: list[Problem]) -
         else:
             problems.append(Problem(file, doc.line_of(key), f"{key}[{n}]", "must be a mapping"))
     return items
+
+
+def pydantic_problems(file: str, node: Any, where: str, exc: ValidationError) -> list[Problem]:
+    """The one mapper from a pydantic ValidationError on `node` (a LineDict or list
+    loaded by `load_yaml`) to problems located as FILE:LINE: FIELD, `where` being the
+    field path of `node` itself ("" at the top of the file)."""
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        cur: Any = node
+        line = getattr(node, "line", 0)
+        for part in loc:
+            if isinstance(cur, LineDict) and part in cur:
+                line = cur.line_of(part)
+                cur = cur[part]
+            elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+                cur = cur[int(part)]
+                line = getattr(cur, "line", line)
+            else:
+                break
+        field = ".".join(x for x in [where, *loc] if x) or "-"
+        problems.append(Problem(file, line, field, err["msg"]))
+    return problems
+
+
+def validate_node(model: type[BaseModel], node: Any, file: str, where: str,
+                  problems: list[Problem]) -> Any | None:
+    """`model` validated from `node`, or None with its problems appended to `problems`."""
+    try:
+        return model.model_validate(node)
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(file, node, where, exc))
+        return None
 
 
 def load_yaml(path: str | Path) -> Any:

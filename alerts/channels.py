@@ -50,8 +50,8 @@ from typing import Any
 
 import httpx
 
-from civicwatt.yamlfile import ConfigError, LineDict, Problem, load_yaml
-from quotas.alerts_record import SEVERITY_RANK
+from alerts.record import SEVERITY_RANK
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
 DEFAULT_REMINDER_HOURS = 24.0
 DEFAULT_RETRY_BASE_S = 30.0

@@ -1,0 +1,1 @@
+"""Alerts: the rules on targets and meter data, the persistent outbox and its delivery channels."""

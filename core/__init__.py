@@ -1,0 +1,1 @@
+"""The floor: registry, YAML loading with lines and limits, meter profiles, calendar and the shared vocabulary."""
