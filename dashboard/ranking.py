@@ -17,6 +17,7 @@ all peers without seeing the peers' rows.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,8 +71,8 @@ def user_query(user: Principal, registry: Registry, year: Any, region: str | Non
     if category is not None and category not in CATEGORIES:
         raise ValueError(category)
     regions = peer_regions(user, registry, region)
-    sort = tuple((DISPLAY_COLUMNS.get(str(s.get("column_id")), str(s.get("column_id"))), str(s.get("direction", "asc")))
-                 for s in (sort_by or []))
+    asked = ((str(s.get("column_id")), str(s.get("direction", "asc"))) for s in (sort_by or []))
+    sort = tuple((DISPLAY_COLUMNS.get(col, col), direction) for col, direction in asked)
     return RankQuery(indicator=indicator, regions=regions, category=category, search=search or "",
                      sort_by=sort or (("rank", "asc"),), page=page, page_size=page_size,
                      visible=visible_filter(user, registry)), year_i
@@ -143,7 +144,7 @@ class RankedPages:
     last RANKED_CACHE queries is kept (per year table: a new table recomputes), so
     turning pages is a slice."""
 
-    def __init__(self, table_of: Any, size: int = RANKED_CACHE):
+    def __init__(self, table_of: Callable[[int], pd.DataFrame], size: int = RANKED_CACHE):
         self.table_of = table_of
         self.cache: LRUCache = LRUCache(maxsize=size)
         self._lock = threading.Lock()
