@@ -19,9 +19,9 @@ from dashboard.context import Context
 from dashboard.data import institution_meters
 from dashboard.pages.institution import DAILY_DAYS
 from dashboard.ranking import DEFAULT_INDICATOR, ranked, user_query
-from dashboard.widgets import XLSX_MIME
 
 MAX_DOWNLOAD_DAYS = 3660  # ten years of daily rows at most per download
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _user_or_401(c: Context) -> User:

@@ -25,7 +25,6 @@ LEVEL_COLOURS = {  # quota level (quotas.evaluate) -> colour: green guide .. red
     "constraint": "#ffd8a8",
     "exceeds": "#ffc9c9",
 }
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def fmt(v: Any, digits: int = 1) -> str:
