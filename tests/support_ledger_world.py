@@ -1,6 +1,6 @@
-"""A small portfolio with two years of daily meter readings and fuel bills, written to
-files (registry, quotas) and an embedded store, shared by the ledger and report tests.
-No tests live here."""
+"""Two years of daily readings and fuel bills of a small portfolio, for ledger and report tests.
+
+Written to files (registry, quotas) and an embedded store. No tests live here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from civicwatt.context import open_registry_store
 from core.registry import load_registry
-from storage import open_store
 
 TZ = "Asia/Shanghai"
 
@@ -74,8 +74,7 @@ def build(base: Path, url: str | None = None) -> tuple[Path, Path, str]:
     q_path.write_text(QUOTAS, encoding="utf-8")
     url = url or f"embedded:{base / 'store'}"
     registry = load_registry(reg_path)
-    store = open_store(url, tz=TZ)
-    store.set_meters(registry.meters_frame())
+    store = open_registry_store(registry, url)
     days = pd.date_range("2023-01-01", "2025-03-01", freq="D", tz=TZ)
     frames = []
     for meter, per_day in DAILY.items():

@@ -1,5 +1,6 @@
-"""`civicwatt ledger`: read the workbook back with openpyxl and check every total against
-the models API; the CSV is byte-identical from run to run."""
+"""`civicwatt ledger`: the workbook's totals equal the models API; the CSV is reproducible.
+
+The workbook is read back with openpyxl; the CSV is byte-identical from run to run."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
+from civicwatt.context import open_registry_store
 from core.registry import load_registry
 from models.api import aggregate, load_factors, rank, year_indicators
 from models.indicators import QTY_COL
 from quotas.config import load_quotas
 from quotas.evaluate import quota_levels
-from storage import open_store
 from tests.support_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build
 
 HEADER_ROWS = 3  # a note, the keys, the Chinese labels
@@ -28,8 +29,7 @@ def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("ledger")
     reg_path, q_path, url = build(base)
     registry = load_registry(reg_path)
-    store = open_store(url, tz=registry.timezone)
-    store.set_meters(registry.meters_frame())
+    store = open_registry_store(registry, url)
     ind = year_indicators(store, registry, 2024)
     store.close()
     args = ["--registry", str(reg_path), "--store", url, "--quotas", str(q_path)]
@@ -213,8 +213,7 @@ def test_ledger_and_report_on_influxdb(influxd, tmp_path):
     registry = load_registry(reg_path)
     out = {}
     for name, url in (("embedded", embedded_url), ("influx", influx_url)):
-        store = open_store(url, tz=registry.timezone)
-        store.set_meters(registry.meters_frame())
+        store = open_registry_store(registry, url)
         try:
             out[name] = (build_ledger(store, registry, 2024), monthly_report(store, registry, "2024-03"))
         finally:

@@ -1,5 +1,6 @@
-"""`civicwatt report monthly`: read the workbook back with openpyxl and check every total
-against the models API."""
+"""`civicwatt report monthly`: every total of the workbook equals the models API.
+
+The workbook is read back with openpyxl."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
+from civicwatt.context import open_registry_store
 from core.registry import load_registry
 from models.api import aggregate, energy_use, indicators, load_factors
 from reports.monthly import data_completeness, parse_month
@@ -23,8 +25,7 @@ def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
     reg_path, q_path, url = build(base)
     registry = load_registry(reg_path)
-    store = open_store(url, tz=registry.timezone)
-    store.set_meters(registry.meters_frame())
+    store = open_registry_store(registry, url)
     factors = load_factors()
 
     def ind(start, end):
