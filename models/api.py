@@ -67,6 +67,7 @@ from models.indicators import (
     institution_context,
     priced_sums,
 )
+from models.compare import yoy_change
 from models.ranking import rank
 from storage.rollup import estimated_share
 
@@ -122,5 +123,5 @@ __all__ = [
     "BASIS_LABEL", "CANONICAL_UNIT", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "FactorSet", "aggregate",
     "consumption_by", "energy_ledger", "energy_sums", "energy_use", "heating_fraction", "indicators",
     "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors", "priced_sums", "rank",
-    "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators",
+    "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators", "yoy_change",
 ]

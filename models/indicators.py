@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.registry import RegionTree, region_ancestors_frame
+from core.registry import DEFAULT_HEATING_SEASON, RegionTree, region_ancestors_frame
 from core.vocab import CANONICAL_UNIT, ENERGIES
 from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, VEHICLE_FUELS, FactorSet, normalize_basis
 from storage.rollup import estimated_share
@@ -72,7 +72,8 @@ INTENSITIES: dict[str, tuple[str, str, str]] = {
     "heating_kgce_per_m2": ("heating_kgce", "heated_area_m2", "kgce/m2"),
     "nonheating_kgce_per_m2": ("nonheating_kgce", "floor_area_m2", "kgce/m2"),
 }
-DEFAULT_SEASON = ("11-15", "03-15")  # Hebei and Beijing, domain.md §4
+#: (start, end) of the heating season of a frame without one: the registry's default.
+DEFAULT_SEASON = (DEFAULT_HEATING_SEASON["start"], DEFAULT_HEATING_SEASON["end"])
 KG_PER_T = 1000.0
 _MAX_DENSE_BINS = 40_000_000  # above this many (institution, energy, period) bins, hash the keys instead
 

@@ -53,7 +53,6 @@ TARGET_FORMULA: dict[str, tuple[str, float, str | None]] = {
     "kgco2_per_m2": ("t_co2", 1e3, "floor_area_m2"),  # 1 t = 1000 kg
 }
 NUMERATORS = ("kgce", "water_m3", "t_co2")
-STATUS_ORDER = ("no_data", "ok", "warning", "projected_breach", "breach")
 
 
 def _standards(config_or_frame) -> pd.DataFrame:
@@ -344,7 +343,6 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
     return out[cols]
 
 
-
 #: The totals of a scope the dashboard projects when the scope has no target.
 TOTAL_INDICATORS: tuple[str, ...] = ("energy_tce", "water_m3", "co2_t")
 
@@ -381,5 +379,5 @@ def project_scope_totals(monthly: pd.DataFrame, as_of: str | pd.Timestamp | None
                          "projected": np.where(members > 0, proj.projected, np.nan), "method": proj.method,
                          "institutions": members})
 
-__all__ = ["LEVEL_ZH", "STATUS_ORDER", "TARGET_FORMULA", "TARGET_INDICATORS", "TOTAL_INDICATORS", "YearEndProjection",
+__all__ = ["LEVEL_ZH", "TARGET_FORMULA", "TARGET_INDICATORS", "TOTAL_INDICATORS", "YearEndProjection",
            "evaluate_targets", "project_scope_totals", "project_year_end", "quota_levels", "quota_levels_wide"]

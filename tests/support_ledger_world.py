@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from civicwatt.context import open_registry_store
-from core.registry import load_registry
+from core.registry import Registry, load_registry
+from storage import Store
 
 TZ = "Asia/Shanghai"
 
@@ -93,3 +95,18 @@ def build(base: Path, url: str | None = None) -> tuple[Path, Path, str]:
         "cost_cny": GASOLINE_L_PER_MONTH * 7.8}))
     store.close()
     return reg_path, q_path, url
+
+
+class OpenWorld(NamedTuple):
+    registry: Registry
+    store: Store  # open: close it when done
+    quotas_path: Path
+    args: list[str]  # --registry, --store and --quotas naming the world, for the CLI
+
+
+def open_world(base: Path) -> OpenWorld:
+    """`build` under `base`, then its registry loaded and its store opened."""
+    reg_path, q_path, url = build(base)
+    registry = load_registry(reg_path)
+    return OpenWorld(registry, open_registry_store(registry, url), q_path,
+                     ["--registry", str(reg_path), "--store", url, "--quotas", str(q_path)])

@@ -12,17 +12,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from alerts.channels import ChannelsConfig, WebhookChannel
 from alerts.outbox import Outbox
 from alerts.service import AlertService
-from civicwatt.context import open_registry_store
-from core.registry import load_registry
 from quotas.config import QuotaConfig, Target
 from tests.support_alerts_servers import WebhookServer
-from tests.support_ledger_world import build
+from tests.support_ledger_world import open_world
 
 
 def test_service_jobs_retry_until_delivered(tmp_path):
-    reg_path, _, url = build(tmp_path)
-    registry = load_registry(reg_path)
-    store = open_registry_store(registry, url)
+    registry, store, _, _ = open_world(tmp_path)
     cfg = QuotaConfig(targets=(Target(id="g1", year=2024, institution="G1", limits={"energy_tce": 100}),))
     hook = WebhookServer()  # down
     outbox = Outbox(tmp_path / "outbox", ChannelsConfig(channels=[WebhookChannel(name="hook", url=hook.url,

@@ -19,7 +19,7 @@ from models.api import aggregate, load_factors, rank, year_indicators
 from models.indicators import QTY_COL
 from quotas.config import load_quotas
 from quotas.evaluate import quota_levels
-from tests.support_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build
+from tests.support_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build, open_world
 
 HEADER_ROWS = 3  # a note, the keys, the Chinese labels
 
@@ -27,12 +27,9 @@ HEADER_ROWS = 3  # a note, the keys, the Chinese labels
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("ledger")
-    reg_path, q_path, url = build(base)
-    registry = load_registry(reg_path)
-    store = open_registry_store(registry, url)
-    ind = year_indicators(store, registry, 2024)
-    store.close()
-    args = ["--registry", str(reg_path), "--store", url, "--quotas", str(q_path)]
+    registry, store, q_path, args = open_world(base)
+    with store:
+        ind = year_indicators(store, registry, 2024)
     assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.xlsx"), *args]) == 0
     assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.csv"), *args]) == 0
     assert main(["ledger", "--year", "2024", "--out", str(base / "again.csv"), *args]) == 0

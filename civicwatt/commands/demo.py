@@ -60,7 +60,6 @@ LIVE_INTERVAL_S = 900  # the sample meters are polled every 15 minutes
 FULL_RESOLUTION_DAYS = 35  # recent history at the poll interval, older history hourly
 WRITE_CHUNK = 500_000  # samples per store write (and progress step)
 ROLLUP_EVERY_MIN = 5
-QUOTA_CHECK_EVERY_MIN = 60
 SEED = 1  # the load model's seed, for the history, the simulator and the demo project's temperatures
 
 
