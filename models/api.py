@@ -51,6 +51,7 @@ import pandas as pd
 
 from core.registry import RegionTree
 from core.vocab import CANONICAL_UNIT
+from models.compare import yoy_change
 from models.energy import energy_use, split_bills, submeter_balance, submeter_balance_from_frames, to_canonical
 from models.factors import BASIS_LABEL, FactorSet, load_factors
 from models.indicators import (
@@ -67,7 +68,6 @@ from models.indicators import (
     institution_context,
     priced_sums,
 )
-from models.compare import yoy_change
 from models.ranking import rank
 from storage.rollup import estimated_share
 
