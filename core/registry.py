@@ -177,7 +177,8 @@ def region_parents(tree: RegionTree) -> dict[str, str | None]:
     if isinstance(tree, Registry):
         return tree.region_parents
     if isinstance(tree, pd.DataFrame):
-        return dict(zip(tree["id"], tree["parent"], strict=True))
+        parent = tree["parent"].astype(object)
+        return dict(zip(tree["id"], parent.where(parent.notna(), None), strict=True))  # a missing parent: a root
     return dict(tree)
 
 

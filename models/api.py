@@ -67,6 +67,7 @@ from models.indicators import (
     indicators_from_sums,
     institution_context,
     priced_sums,
+    with_institution_id,
 )
 from models.ranking import rank
 from storage.rollup import estimated_share
@@ -102,8 +103,7 @@ def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[s
     With `regions` (Registry, frame id/parent or dict) and 'region' in `by`, regions
     include their subtrees."""
     by = list(by)
-    if "institution_id" not in institutions and "id" in institutions:
-        institutions = institutions.rename(columns={"id": "institution_id"})
+    institutions = with_institution_id(institutions)
     u = use if "meter_id" in by or "is_main" not in use else use[use["is_main"].to_numpy(bool)]
     cols = [c for c in ("region", "category") if c in by]
     if cols:

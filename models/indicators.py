@@ -79,11 +79,19 @@ _MAX_DENSE_BINS = 40_000_000  # above this many (institution, energy, period) bi
 
 
 # -- institutions ----------------------------------------------------------------------
+def with_institution_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its `id` column named `institution_id` (as `registry.institutions_frame()`
+    names it `id`); a frame that has `institution_id` already is returned as it is."""
+    if "institution_id" not in frame and "id" in frame:
+        return frame.rename(columns={"id": "institution_id"})
+    return frame
+
+
 def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
     """The registry's institutions with what the arithmetic needs: INSTITUTION_COLUMNS
     plus factor_region (province or grid region the factor set knows, or '' for
     national), heating_start and heating_end ('MM-DD', the region's season)."""
-    inst = registry.institutions_frame().rename(columns={"id": "institution_id"})
+    inst = with_institution_id(registry.institutions_frame())
     regions = inst["region"].unique()
     freg, hs, he = {}, {}, {}
     for rid in regions:  # one per region (few)
@@ -97,9 +105,7 @@ def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
 
 
 def _complete_institutions(inst: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
-    out = inst.reset_index(drop=True).copy()
-    if "institution_id" not in out and "id" in out:  # registry.institutions_frame() names it `id`
-        out = out.rename(columns={"id": "institution_id"})
+    out = with_institution_id(inst.reset_index(drop=True).copy())
     missing = [c for c in ("institution_id", "floor_area_m2", "occupants") if c not in out]
     if missing:
         raise ValueError(f"institutions frame lacks column(s) {missing}")
@@ -244,9 +250,7 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
     Sub-meter rows (is_main False) are ignored. Raises ValueError for rows of
     institutions or energies not known.
     """
-    inst = institutions.reset_index(drop=True)
-    if "institution_id" not in inst and "id" in inst:
-        inst = inst.rename(columns={"id": "institution_id"})
+    inst = with_institution_id(institutions.reset_index(drop=True))
     if "heating_start" not in inst:
         inst = inst.assign(heating_start=DEFAULT_SEASON[0], heating_end=DEFAULT_SEASON[1])
     universe = pd.Index(inst["institution_id"].astype(str))
@@ -576,23 +580,7 @@ def energy_ledger(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Facto
               "provisional", "basis", "factor_set"]]
 
 
-__all__ = [
-    "ENERGIES",
-    "INDICATOR_COLUMNS",
-    "INTENSITIES",
-    "QTY_COL",
-    "SCOPE",
-    "add_ratios",
-    "aggregate",
-    "energy_ledger",
-    "energy_sums",
-    "heating_fraction",
-    "in_every_ancestor",
-    "indicators_from_frames",
-    "indicators_from_sums",
-    "infer_freq",
-    "institution_context",
-    "priced_sums",
-    "scale_quantities",
-    "season_mask",
-]
+__all__ = ["ENERGIES", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "SCOPE", "add_ratios", "aggregate",
+           "energy_ledger", "energy_sums", "heating_fraction", "in_every_ancestor", "indicators_from_frames",
+           "indicators_from_sums", "infer_freq", "institution_context", "priced_sums", "scale_quantities",
+           "season_mask", "with_institution_id"]

@@ -220,3 +220,14 @@ def test_ledger_and_report_on_influxdb(influxd, tmp_path):
     close = ["kgce", "tce", "t_co2", "water_m3", "yoy_tce", "ytd_tce"]
     pd.testing.assert_frame_equal(re_.institutions[close], ri.institutions[close], rtol=1e-9)
     assert list(re_.incomplete["institution_id"]) == list(ri.incomplete["institution_id"]) == ["G3", "H1"]
+
+
+def test_level_columns_follow_the_institutions_shown():
+    """The summary sheet's quota-level columns are those with a level for a shown institution
+    (a download cut to some institutions drops the standards that apply to none of them)."""
+    from reports.ledger import level_columns
+
+    summary = pd.DataFrame({"institution_id": ["A", "B"], "level_kgce_per_person": ["guide", None],
+                            "level_water_m3_per_person": [None, "no_data"], "tce": [1.0, 2.0]})
+    assert level_columns(summary) == ["level_kgce_per_person", "level_water_m3_per_person"]
+    assert level_columns(summary.iloc[:1]) == ["level_kgce_per_person"]
