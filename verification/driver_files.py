@@ -1,4 +1,4 @@
-"""The driver CSVs of a savings-verification project (temperature, normal year, calendar), with every problem by row and field.
+"""Driver CSVs of a savings-verification project (temperature, normal year, calendar), problems by row and field.
 
 Lines in problems are file lines: the header is line 1, the first row line 2.
 """

@@ -1,4 +1,4 @@
-"""Phase frames of a verification (periods with consumption, their daily drivers, the day-to-period layout), pure.
+"""Phase frames of a verification (periods with consumption, daily drivers, day-to-period layout), pure.
 
 Built from frames only (the store's consumption rows, bills, the driver CSVs' frames):
 reading the store is `verification.verify`'s job.

@@ -1,4 +1,4 @@
-"""The baseline model on phase frames: `fit(baseline span) -> BaselineModel`, `predict(model, span) -> frame` (pure).
+"""The baseline model on phase frames (pure): `fit(span) -> BaselineModel`, `predict(model, span) -> frame`.
 
 As eemeter's `fit(df)` / `predict(df)`: the model knows nothing of the store; a span
 (verification.frames.Span) carries the periods, their daily drivers and the layout.

@@ -1,4 +1,4 @@
-"""The savings-verification project file (interfaces.md): a pydantic model located by line, its rules, its driver CSVs.
+"""The savings-verification project file (interfaces.md): a pydantic model located by line, and its rules.
 
 `load_project(path, registry=None)` validates the YAML and every CSV it names and
 raises `ConfigError` listing every problem with file, line and field (schema errors

@@ -1,4 +1,8 @@
-"""A verification's result (`MVResult`) computed from phase frames and a fitted baseline, pure: savings, interval, normalized savings, payment, summary and inputs."""
+"""A verification's result (`MVResult`) from phase frames and a fitted baseline, pure.
+
+`evaluate` computes savings, interval, normalized savings and payment, and the
+result's tables, summary and inputs.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Savings arithmetic on frames (pure): non-routine adjustments, avoided energy, its uncertainty, the verdict, normalized savings.
+"""Savings arithmetic on frames (pure): adjustments, avoided energy, its uncertainty, verdict, normalized savings.
 
 Energy figures are in the project's unit (the meters' index unit, e.g. kWh); formulas
 in domain.md section 7 and verification.stats.

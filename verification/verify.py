@@ -1,4 +1,4 @@
-"""Savings verification of a project against the store, `verify(project, store)`: reads the store into phase frames, then runs the pure model layer.
+"""`verify(project, store)`: reads the store into phase frames, then runs the pure model layer on them.
 
 Steps (IPMVP, ASHRAE Guideline 14; domain.md section 7), each in its own module:
 
