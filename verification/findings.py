@@ -16,7 +16,8 @@ class Finding:
     code: stable identifier (e.g. `baseline_short`, `extrapolation`) for programs;
     message: the sentence the report, the CLI and the dashboard show;
     values: the figures behind the message (plain numbers and strings, units in the keys);
-    field: the project-file field the finding is about (`baseline.start`), "" when none.
+    field: the field the finding is about: of the project file (`baseline.start`) or,
+      for a driver CSV's finding, its column (`temp_c`, the file in `values["file"]`); "" when none.
     """
 
     code: str
