@@ -68,7 +68,6 @@ def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year:
         tables = replace(tables, ledger=tables.ledger[tables.ledger["institution_id"].isin(visible)],
                          summary=tables.summary[tables.summary["institution_id"].isin(visible)],
                          totals=own.totals)
-        tables.summary.attrs.update(own.summary.attrs)
     if fmt == "csv":
         return ledger_csv_bytes(tables)
     with tempfile.TemporaryDirectory() as tmp:
