@@ -157,8 +157,8 @@ def design(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout) -> tuple[np.n
 class BaselineModel:
     """A fitted model: form, coefficients (per column name), fit statistics, and what
     its uncertainty needs: J, the Jacobian of the fitted periods (`jacobian`), their
-    values y (energy units) and integer time positions, and rho_ar1, the AR(1)
-    coefficient of its errors (verification.stats.ar1_rho on J)."""
+    integer time positions, and rho_ar1, the AR(1) coefficient of its errors
+    (verification.stats.ar1_rho on J)."""
 
     spec: ModelSpec
     columns: list[str]
@@ -166,7 +166,6 @@ class BaselineModel:
     stats: stats.FitStats
     fitted: np.ndarray
     J: np.ndarray
-    y: np.ndarray
     positions: np.ndarray
     rho_ar1: float
     candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -201,22 +200,29 @@ class BaselineModel:
         return self.design_matrix(drivers, layout) @ self.coef
 
     def jacobian(self, drivers: pd.DataFrame, layout: Layout) -> np.ndarray:
-        """Derivatives of the predictions per period with respect to every parameter:
-        the design columns (the coefficients) and, per searched balance point, the
-        slope times the days beyond it (heating: d HDD / d Tb = days below Tb; cooling:
-        -days above Tb), the Gauss-Newton linearization of the change-point model. The
-        uncertainty takes the balance points as estimated parameters through it."""
-        cols = [self.design_matrix(drivers, layout)]
-        temp = drivers["temp_c"].to_numpy(float)
-        coef = self.coefficients()
-        if self.spec.heating_base_c is not None:
-            cols.append(layout.aggregate(coef["hdd"] * (temp < self.spec.heating_base_c)))
-        if self.spec.cooling_base_c is not None:
-            cols.append(layout.aggregate(-coef["cdd"] * (temp > self.spec.cooling_base_c)))
-        return np.column_stack(cols)
+        """Derivatives of the predictions per period with respect to every parameter
+        (see `balance_point_columns`), the Gauss-Newton linearization of the model."""
+        return np.column_stack([self.design_matrix(drivers, layout),
+                                *balance_point_columns(self.spec, self.coefficients(), drivers, layout)])
 
     def coefficients(self) -> dict[str, float]:
         return {n: float(c) for n, c in zip(self.columns, self.coef, strict=True)}
+
+
+def balance_point_columns(spec: ModelSpec, coef: dict[str, float], drivers: pd.DataFrame,
+                          layout: Layout) -> list[np.ndarray]:
+    """Per searched balance point, the derivative of the predictions with respect to it:
+    the slope times the days beyond it (heating: d HDD / d Tb = days below Tb; cooling:
+    minus the days above Tb), per period. With the design columns (the derivatives with
+    respect to the coefficients) they make the Jacobian of the change-point model, through
+    which the uncertainty takes the balance points as estimated parameters."""
+    temp = drivers["temp_c"].to_numpy(float)
+    cols = []
+    if spec.heating_base_c is not None:
+        cols.append(layout.aggregate(coef["hdd"] * (temp < spec.heating_base_c))[:, 0])
+    if spec.cooling_base_c is not None:
+        cols.append(layout.aggregate(-coef["cdd"] * (temp > spec.cooling_base_c))[:, 0])
+    return cols
 
 
 def _rank(X: np.ndarray) -> int:
@@ -350,14 +356,13 @@ def _refit(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout, ok: np.ndarra
     X = X[ok]
     keep = np.abs(X).sum(axis=0) > 0
     Xk = X[:, keep]
+    columns = [n for n, k in zip(names, keep, strict=True) if k]
     coef = stats.ols(Xk, yo)
     fitted = Xk @ coef
     fs = stats.fit_stats(yo, fitted, _rank(Xk) + spec.n_balance_points, positions)
-    model = BaselineModel(spec, [n for n, k in zip(names, keep, strict=True) if k], coef, fs, fitted,
-                          np.empty((len(yo), 0)), yo, positions, 0.0)
-    model.J = model.jacobian(drivers, layout)[ok]
-    model.rho_ar1 = stats.ar1_rho(model.J, yo - fitted, positions)
-    return model
+    J = np.column_stack([Xk, *(c[ok] for c in balance_point_columns(spec, dict(zip(columns, coef, strict=True)),
+                                                                     drivers, layout))])
+    return BaselineModel(spec, columns, coef, fs, fitted, J, positions, stats.ar1_rho(J, yo - fitted, positions))
 
 
 def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion: str = "adj_r2",
