@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from collectors.meter_state import STATE_COLUMNS  # the columns of the meter_state table, in order
+
 log = logging.getLogger("civicwatt.collect")
 
 QUEUE_FILE = "queue.sqlite3"
@@ -35,7 +37,6 @@ CREATE TABLE IF NOT EXISTS event_q (seq INTEGER PRIMARY KEY AUTOINCREMENT, meter
 CREATE TABLE IF NOT EXISTS meter_state (meter_id TEXT PRIMARY KEY, t INTEGER NOT NULL, value REAL NOT NULL,
     fails INTEGER NOT NULL, offline_since INTEGER NOT NULL, spike_run INTEGER NOT NULL, seen_t INTEGER NOT NULL);
 """
-STATE_COLUMNS = ["meter_id", "t", "value", "fails", "offline_since", "spike_run", "seen_t"]
 
 
 class DiskQueue:
