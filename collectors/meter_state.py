@@ -40,7 +40,7 @@ from storage import quality
 OFFLINE_AFTER = 3  # domain.md section 5: a meter that has not answered for N polls is offline
 MAX_FILL_SLOTS = 20_000  # longest gap filled sample by sample (longer gaps: the rollup interpolates)
 
-POLL_COLUMNS = ["row", "t", "value", "power", "error"]
+POLL_COLUMNS = ["row", "t", "value", "power", "error"]  # t: slot (epoch s); value: raw index; power: kW or unit/h
 SAMPLE_COLUMNS = ["meter_id", "t", "value", "quality"]
 ROLLOVER_COLUMNS = ["meter_id", "t", "kind", "old_index", "new_index"]
 # the persisted state of one meter (collectors.queue keeps it beside the samples)
@@ -179,19 +179,21 @@ def step(table: MeterTable, state: MeterState, polls: pd.DataFrame, now: pd.Time
     """
     out = state.copy()
     polls = polls.sort_values(["t", "row"], kind="stable")
-    ok = polls["error"].isna().to_numpy() & np.isfinite(polls["value"].to_numpy(float))
+    rows, t = polls["row"].to_numpy(np.int64), polls["t"].to_numpy(np.int64)
+    value, power, error = polls["value"].to_numpy(float), polls["power"].to_numpy(float), polls["error"].to_numpy(object)
+    ok = pd.isna(error) & np.isfinite(value)
     rnd = polls.groupby("row").cumcount().to_numpy()  # the k-th result of a meter goes in round k
     acc = _Acc(now=now)
     for k in range(int(rnd.max()) + 1 if len(polls) else 0):
-        this = rnd == k
-        _fail(table, out, polls[this & ~ok], offline_after, acc)
-        _answer(table, out, polls[this & ok], max_fill_slots, acc)
+        f, a = (rnd == k) & ~ok, (rnd == k) & ok
+        _fail(table, out, rows[f], t[f], error[f], offline_after, acc)
+        _answer(table, out, rows[a], t[a], value[a], power[a], max_fill_slots, acc)
     samples = _with_ids(table, acc.samples, SAMPLE_COLUMNS)
     rollovers = _with_ids(table, acc.rollovers, ROLLOVER_COLUMNS)
     n_ok = int(ok.sum())
     counts = {"polls": len(polls), "ok": n_ok, "failed": len(polls) - n_ok, "estimated": acc.estimated,
               "samples_queued": len(samples)}
-    touched = np.unique(polls["row"].to_numpy(np.int64))
+    touched = np.unique(rows)
     return Step(state=out, samples=samples, rollovers=rollovers,
                 state_rows=out.frame(table, touched), events=acc.events, counts=counts)
 
@@ -216,32 +218,28 @@ def _with_ids(table: MeterTable, parts: list[pd.DataFrame], columns: list[str]) 
     return df[columns]
 
 
-def _fail(table: MeterTable, st: MeterState, failed: pd.DataFrame, offline_after: int, acc: _Acc) -> None:
-    """Failed polls (at most one per meter): count them, raise `meter_offline` once."""
-    if not len(failed):
-        return
-    rows = failed["row"].to_numpy(np.int64)
-    ts = failed["t"].to_numpy(np.int64)
-    errors = failed["error"].to_numpy(object)
+def _fail(table: MeterTable, st: MeterState, rows: np.ndarray, t: np.ndarray, error: np.ndarray,
+          offline_after: int, acc: _Acc) -> None:
+    """Failed polls of `rows` (each at most once) at slots `t`: count them; raise
+    `meter_offline` once, at the `offline_after`-th in a row."""
     st.fails[rows] += 1
     newly = (st.fails[rows] >= offline_after) & (st.offline_since[rows] < 0)
-    since = ts[newly] - (offline_after - 1) * table.interval_s[rows[newly]]
+    since = t[newly] - (offline_after - 1) * table.interval_s[rows[newly]]
     st.offline_since[rows[newly]] = since
     acc.events.extend(meter_event(table, "meter_offline", int(r), int(s), None, e, acc.now)
-                      for r, s, e in zip(rows[newly], since, errors[newly], strict=True))
+                      for r, s, e in zip(rows[newly], since, error[newly], strict=True))
 
 
-def _answer(table: MeterTable, st: MeterState, good: pd.DataFrame, max_fill_slots: int, acc: _Acc) -> None:
-    """Answers (at most one per meter): flags, gap attribution, back online, new baseline."""
-    if not len(good):
+def _answer(table: MeterTable, st: MeterState, rows: np.ndarray, t: np.ndarray, v: np.ndarray, power: np.ndarray,
+            max_fill_slots: int, acc: _Acc) -> None:
+    """Answers of `rows` (each at most once) at slots `t`: raw index `v`, instantaneous
+    `power` (kW or unit/h): flags, gap attribution, back online, new baseline."""
+    if not len(rows):
         return
-    rows = good["row"].to_numpy(np.int64)
-    t = good["t"].to_numpy(np.int64)
-    v = good["value"].to_numpy(float)
     last_t, last_v, iv = st.last_t[rows], st.last_v[rows], table.interval_s[rows]
     has_prev = last_t >= 0
     newer = ~has_prev | (t > last_t)
-    flags, wrap = validate.check(v, good["power"].to_numpy(float), np.where(has_prev, last_v, np.nan),
+    flags, wrap = validate.check(v, power, np.where(has_prev, last_v, np.nan),
                                  np.where(has_prev, t - last_t, np.nan).astype(float), table.rated[rows],
                                  table.multiplier[rows], table.rollover_at[rows])
     spike = (flags & quality.SPIKE) != 0
