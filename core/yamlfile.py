@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -82,26 +83,78 @@ def mapping_items(doc: LineDict, key: str, file: str, problems: list[Problem]) -
     return items
 
 
-def pydantic_problems(file: str, node: Any, where: str, exc: ValidationError) -> list[Problem]:
+def _echo(value: Any) -> str:
+    """`value` as quoted in a message, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model that `loc` (a pydantic error location, the last part
+    being the unknown key) sits in: walks models, lists, tuples, dicts and optionals."""
+    tp = model
+    for part in loc[:-1]:
+        while get_origin(tp) in (Union, UnionType, Annotated):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            tp = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            tp = field.annotation if field is not None else None
+        elif get_origin(tp) in (list, tuple, dict):
+            tp = get_args(tp)[-1 if get_origin(tp) is dict else 0]
+        else:
+            return []
+    while get_origin(tp) in (Union, UnionType):
+        tp = next((a for a in get_args(tp) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+
+
+_PLAIN = {"missing": "required", "model_type": "must be a mapping", "dict_type": "must be a mapping",
+          "list_type": "must be a list", "tuple_type": "must be a list"}
+
+
+def _message(err: Any, model: Any) -> str:
+    """A pydantic error as a sentence: rule messages as written, the bad value echoed."""
+    kind = err["type"]
+    if kind in _PLAIN:
+        return _PLAIN[kind]
+    if kind == "extra_forbidden":
+        known = _known_keys(model, err["loc"]) if model is not None else []
+        return "unknown key" + (f" (known: {', '.join(known)})" if known else "")
+    if kind in ("value_error", "assertion_error"):
+        return str(err["ctx"]["error"])
+    value = err.get("input")
+    if isinstance(value, str | int | float | bool | type(None)):
+        return f"{err['msg']}, not {_echo(value)}"
+    return err["msg"]
+
+
+def pydantic_problems(file: str, node: Any, where: str, exc: ValidationError,
+                      model: Any = None) -> list[Problem]:
     """The one mapper from a pydantic ValidationError on `node` (a LineDict or list
     loaded by `load_yaml`) to problems located as FILE:LINE: FIELD, `where` being the
-    field path of `node` itself ("" at the top of the file)."""
+    field path of `node` itself ("" at the top of the file). List items read `key[0]`;
+    `model` (the validated model) lets an unknown key's message list the known ones."""
     problems = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
         cur: Any = node
         line = getattr(node, "line", 0)
-        for part in loc:
+        for part in err["loc"]:
             if isinstance(cur, LineDict) and part in cur:
                 line = cur.line_of(part)
                 cur = cur[part]
-            elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-                cur = cur[int(part)]
+            elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+                cur = cur[part]
                 line = getattr(cur, "line", line)
             else:
                 break
-        field = ".".join(x for x in [where, *loc] if x) or "-"
-        problems.append(Problem(file, line, field, err["msg"]))
+        field = where
+        for part in err["loc"]:
+            if isinstance(part, int):
+                field += f"[{part}]"
+            elif part != "[key]":
+                field += f".{part}" if field else str(part)
+        problems.append(Problem(file, line, field or "-", _message(err, model)))
     return problems
 
 
@@ -111,7 +164,7 @@ def validate_node(model: type[BaseModel], node: Any, file: str, where: str,
     try:
         return model.model_validate(node)
     except ValidationError as exc:
-        problems.extend(pydantic_problems(file, node, where, exc))
+        problems.extend(pydantic_problems(file, node, where, exc, model))
         return None
 
 
