@@ -14,7 +14,7 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 
 class LineDict(dict):
@@ -25,6 +25,16 @@ class LineDict(dict):
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
+
+
+class LineList(list):
+    """A list that knows the 1-based line of itself (`line`) and of each item (`item_lines`)."""
+
+    line: int = 0
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -43,7 +53,15 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return out
 
 
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    out = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return out
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 @dataclass(frozen=True)
@@ -91,12 +109,19 @@ def _echo(value: Any) -> str:
 
 def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
     """The field names of the model that `loc` (a pydantic error location, the last part
-    being the unknown key) sits in: walks models, lists, tuples, dicts and optionals."""
+    being the unknown key) sits in: walks models, root models, lists, tuples, dicts, optionals."""
     tp = model
-    for part in loc[:-1]:
-        while get_origin(tp) in (Union, UnionType, Annotated):
-            args = [a for a in get_args(tp) if a is not type(None)]
-            tp = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+    for part in (*loc[:-1], None):
+        while True:
+            if get_origin(tp) in (Union, UnionType, Annotated):
+                args = [a for a in get_args(tp) if a is not type(None)]
+                tp = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+            elif isinstance(tp, type) and issubclass(tp, RootModel):
+                tp = tp.model_fields["root"].annotation
+            else:
+                break
+        if part is None:
+            break
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             field = tp.model_fields.get(str(part))
             tp = field.annotation if field is not None else None
@@ -104,8 +129,6 @@ def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
             tp = get_args(tp)[-1 if get_origin(tp) is dict else 0]
         else:
             return []
-    while get_origin(tp) in (Union, UnionType):
-        tp = next((a for a in get_args(tp) if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
 
 
@@ -144,8 +167,8 @@ def pydantic_problems(file: str, node: Any, where: str, exc: ValidationError,
                 line = cur.line_of(part)
                 cur = cur[part]
             elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+                line = cur.line_of(part) if isinstance(cur, LineList) else getattr(cur[part], "line", line)
                 cur = cur[part]
-                line = getattr(cur, "line", line)
             else:
                 break
         field = where
@@ -169,7 +192,7 @@ def validate_node(model: type[BaseModel], node: Any, file: str, where: str,
 
 
 def load_yaml(path: str | Path) -> Any:
-    """Load a YAML file; mappings come back as `LineDict`. Syntax errors raise ConfigError."""
+    """Load a YAML file; mappings come back as `LineDict`, lists as `LineList`. Syntax errors raise ConfigError."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
