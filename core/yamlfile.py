@@ -7,6 +7,7 @@ the line number of every mapping and of every key inside it.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, RootModel, ValidationError
+
+#: Limits of every YAML file read through `load_yaml` (issue 15: no input may crash or hang a command).
+MAX_BYTES = 10 * 1024 * 1024  # a config file larger than this is refused (the registry allows more)
+MAX_DEPTH = 50  # nesting levels
+MAX_ALIAS_NODES = 10_000  # nodes that anchors/aliases may add when expanded ("billion laughs")
 
 
 class LineDict(dict):
@@ -37,11 +43,46 @@ class LineList(list):
         return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
 
 
+class _Refused(Exception):
+    """Composition stopped at `line` for `message` (a limit, or a duplicate key)."""
+
+    def __init__(self, line: int, message: str, field: str = "-"):
+        super().__init__(message)
+        self.line, self.message, self.field = line, message, field
+
+
 class _LineLoader(yaml.SafeLoader):
-    pass
+    """SafeLoader that records lines, refuses deep nesting and counts aliases."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Refused(self.peek_event().start_mark.line + 1, f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    first: dict[Any, int] = {}
+    for key_node, _ in node.value:  # explicit keys only: a merged (`<<`) key may be overridden
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, Hashable):
+            raise _Refused(line, "a key must be text or a number")
+        if key in first:
+            raise _Refused(line, f"duplicate key '{key}' (also at line {first[key]})", str(key))
+        first[key] = line
     loader.flatten_mapping(node)
     out = LineDict()
     out.line = node.start_mark.line + 1
@@ -191,23 +232,72 @@ def validate_node(model: type[BaseModel], node: Any, file: str, where: str,
         return None
 
 
-def load_yaml(path: str | Path) -> Any:
-    """Load a YAML file; mappings come back as `LineDict`, lists as `LineList`. Syntax errors raise ConfigError."""
-    path = Path(path)
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes under `node` with every alias expanded (counted, not built)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once here; the constructor refuses it
+    if isinstance(node, yaml.SequenceNode):
+        memo[id(node)] = 1 + sum(_expanded_size(c, memo) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        memo[id(node)] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    return memo[id(node)]
+
+
+def _read_text(path: Path, max_bytes: int) -> str:
+    """The file as text (UTF-8, with or without BOM); ConfigError when unreadable, too big or not UTF-8."""
+    file = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ConfigError([Problem(file, 0, "-", f"file too large: {size:,} bytes (at most {max_bytes:,})")])
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError([Problem(str(path), 0, "-", f"cannot read file: {exc.strerror}")]) from exc
+        raise ConfigError([Problem(file, 0, "-", f"cannot read file: {exc.strerror}")]) from exc
     try:
-        return yaml.load(text, Loader=_LineLoader)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(file, line, "-", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                                                    f"{exc.start}): save the file as UTF-8")]) from exc
+
+
+def load_yaml(path: str | Path, max_bytes: int = MAX_BYTES) -> Any:
+    """Load a YAML file; mappings come back as `LineDict`, lists as `LineList`.
+
+    The one entry for every config file: syntax errors, duplicate keys, text that is not
+    UTF-8, files over `max_bytes`, nesting deeper than MAX_DEPTH and aliases expanding to
+    more than MAX_ALIAS_NODES extra nodes raise ConfigError (FILE:LINE: FIELD: reason)."""
+    path = Path(path)
+    file = str(path)
+    text = _read_text(path, max_bytes)
+    loader = None
+    try:
+        loader = _LineLoader(text)  # the reader refuses control characters here
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if loader.aliases:
+            memo: dict[int, int] = {}
+            extra = _expanded_size(node, memo) - len(memo)
+            if extra > MAX_ALIAS_NODES:
+                raise ConfigError([Problem(file, 1, "-", f"anchors and aliases expand to {extra:,} more nodes "
+                                                         f"(at most {MAX_ALIAS_NODES:,})")])
+        return loader.construct_document(node)
+    except _Refused as exc:
+        raise ConfigError([Problem(file, exc.line, exc.field, exc.message)]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise ConfigError([Problem(str(path), line, "-", f"YAML syntax error: {exc}")]) from exc
+        pos = getattr(exc, "position", None)  # a ReaderError (control character) has no mark
+        line = mark.line + 1 if mark is not None else text.count("\n", 0, pos) + 1 if pos is not None else 0
+        raise ConfigError([Problem(file, line, "-", f"YAML syntax error: {exc}")]) from exc
     except ValueError as exc:  # PyYAML builds dates itself: `2024-11-31` raises ValueError
         line, bad = _bad_date(text)
         message = f"not a valid date: {bad}" if bad else f"invalid value: {exc}"
-        raise ConfigError([Problem(str(path), line, "-", message)]) from exc
+        raise ConfigError([Problem(file, line, "-", message)]) from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def _bad_date(text: str) -> tuple[int, str]:
