@@ -53,7 +53,7 @@ import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
 
 from alerts.record import SEVERITIES, SEVERITY_RANK
-from core.schemas.base import NonNegative, Number, Strict
+from core.schemas.base import Ident, NonNegative, Number, Strict
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, validate_node
 
 DEFAULT_REMINDER_HOURS = 24.0
@@ -294,7 +294,7 @@ class WebhookEntry(_ChannelEntry):
     url: Annotated[str, AfterValidator(_http_url)]
     format: Literal["json", "wecom", "dingtalk"] = "json"
     secret: str | None = None
-    headers: dict[str, str | int | float] = Field(default_factory=dict)
+    headers: dict[str, Ident] = Field(default_factory=dict)
     timeout_s: Timeout = DEFAULT_TIMEOUT_S
 
 
@@ -351,7 +351,7 @@ def _channel(e: _ChannelEntry, base: Path) -> Channel:
     common = {"name": e.name, "min_severity": e.min_severity, "language": e.language}
     if isinstance(e, WebhookEntry):
         return WebhookChannel(**common, url=e.url, format=e.format, secret=e.secret,
-                              headers={k: str(v) for k, v in e.headers.items()}, timeout_s=e.timeout_s)
+                              headers=dict(e.headers), timeout_s=e.timeout_s)
     if isinstance(e, JsonlEntry):
         return JsonlChannel(**common, path=str((base / e.path).resolve()))
     assert isinstance(e, EmailEntry)

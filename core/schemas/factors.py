@@ -21,7 +21,7 @@ class FactorRegion(Strict):
 
     level: str | None = None
     grid: str | None = None
-    names: tuple[str | int, ...] = ()
+    names: tuple[Ident, ...] = ()
 
 
 class _Entry(Strict):
@@ -40,7 +40,7 @@ class Conversion(_Entry):
     """Standard-coal coefficient (kgce per unit); `basis: any` applies to both bases."""
 
     energy: Energy
-    basis: BasisName | Literal["any"] = "any"
+    basis: Literal[BasisName, "any"] = "any"
 
 
 class Emission(_Entry):
