@@ -1,7 +1,10 @@
-"""YAML loading that remembers where every value came from.
+"""YAML loading that remembers where every value came from, and the one pydantic-error mapper.
 
 Configuration errors must name the file, the line and the field, so the loader keeps
-the line number of every mapping and of every key inside it.
+the line number of every mapping, of every key inside it and of every list item.
+`load_yaml` is the one entry for every config file and holds the limits (size, nesting,
+alias expansion, duplicate keys, UTF-8); `validate_node` / `pydantic_problems` turn a
+schema's errors into FILE:LINE: FIELD problems.
 """
 
 from __future__ import annotations

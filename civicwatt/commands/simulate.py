@@ -66,7 +66,7 @@ def load_fault_script(path: str | Path, meter_ids: set[str]) -> list[Fault]:
     problems: list[Problem] = []
     parsed = validate_node(FaultScript, doc, file, "", problems)
     for n, item in enumerate(doc):
-        if isinstance(item, LineDict) and "meter" in item and "gateway" not in item and item["meter"] not in meter_ids:
+        if isinstance(item, LineDict) and "meter" in item and "gateway" not in item and str(item["meter"]) not in meter_ids:
             problems.append(Problem(file, item.line_of("meter"), f"[{n}].meter",
                                     f"unknown Modbus meter {item['meter']!r}"))
     if problems or parsed is None:
