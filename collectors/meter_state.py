@@ -41,8 +41,8 @@ OFFLINE_AFTER = 3  # domain.md section 5: a meter that has not answered for N po
 MAX_FILL_SLOTS = 20_000  # longest gap filled sample by sample (longer gaps: the rollup interpolates)
 
 POLL_COLUMNS = ["row", "t", "value", "power", "error"]  # t: slot (epoch s); value: raw index; power: kW or unit/h
-SAMPLE_COLUMNS = ["meter_id", "t", "value", "quality"]
-ROLLOVER_COLUMNS = ["meter_id", "t", "kind", "old_index", "new_index"]
+SAMPLE_COLUMNS = ("meter_id", "t", "value", "quality")
+EVENT_COLUMNS = ("meter_id", "t", "kind", "old_index", "new_index")  # queued events: rollovers
 # the persisted state of one meter (collectors.queue keeps it beside the samples)
 STATE_COLUMNS = ["meter_id", "t", "value", "fails", "offline_since", "spike_run", "seen_t"]
 
@@ -163,7 +163,7 @@ class Step:
 
     state: MeterState  # the new state of every meter
     samples: pd.DataFrame  # SAMPLE_COLUMNS: to queue (raw index; quality flags of storage.quality)
-    rollovers: pd.DataFrame  # ROLLOVER_COLUMNS: `rollover` events to queue with the samples
+    rollovers: pd.DataFrame  # EVENT_COLUMNS: `rollover` events to queue with the samples
     state_rows: pd.DataFrame  # STATE_COLUMNS of the meters this batch touched, to persist with them
     events: list[dict[str, Any]]  # meter_offline / meter_online alerts (see `meter_event`)
     counts: dict[str, int]  # polls, ok, failed, estimated (filled slots), samples_queued
@@ -189,7 +189,7 @@ def step(table: MeterTable, state: MeterState, polls: pd.DataFrame, now: pd.Time
         _fail(table, out, rows[f], t[f], error[f], offline_after, acc)
         _answer(table, out, rows[a], t[a], value[a], power[a], max_fill_slots, acc)
     samples = _with_ids(table, acc.samples, SAMPLE_COLUMNS)
-    rollovers = _with_ids(table, acc.rollovers, ROLLOVER_COLUMNS)
+    rollovers = _with_ids(table, acc.rollovers, EVENT_COLUMNS)
     n_ok = int(ok.sum())
     counts = {"polls": len(polls), "ok": n_ok, "failed": len(polls) - n_ok, "estimated": acc.estimated,
               "samples_queued": len(samples)}
@@ -209,13 +209,13 @@ class _Acc:
     estimated: int = 0
 
 
-def _with_ids(table: MeterTable, parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+def _with_ids(table: MeterTable, parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
     """The parts as one frame of `columns`, rows replaced by meter ids."""
     if not parts:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=list(columns))
     df = pd.concat(parts, ignore_index=True)
     df["meter_id"] = np.array(table.meter_ids, dtype=object)[df["row"].to_numpy(np.int64)]
-    return df[columns]
+    return df[list(columns)]
 
 
 def _fail(table: MeterTable, st: MeterState, rows: np.ndarray, t: np.ndarray, error: np.ndarray,

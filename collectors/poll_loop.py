@@ -21,7 +21,8 @@ import numpy as np
 
 from collectors.decode import INSTANT_REGISTERS, profile_plan
 from collectors.meter_state import slot_s
-from collectors.poller import GatewayOptions, GatewayPoller, Target
+from collectors.poller import GatewayPoller, Target
+from core.schemas.gateways import GatewayOptions
 
 GatewayKey = tuple[str, int]
 

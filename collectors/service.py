@@ -41,10 +41,10 @@ from collectors.forward import Forwarder
 from collectors.ingest import Ingester
 from collectors.meter_state import OFFLINE_AFTER, MeterState, MeterTable
 from collectors.poll_loop import PollLoop, build_pollers
-from collectors.poller import GatewayOptions
 from collectors.queue import DiskQueue
 from collectors.shard import gateway_shard
 from core.profiles import load_profiles
+from core.schemas.gateways import GatewayOptions
 
 log = logging.getLogger("civicwatt.collect")
 
