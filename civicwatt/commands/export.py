@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in args.meter or [] if m not in registry.meter_by_id]
     if unknown:
         raise ConfigError([Problem("<command line>", 0, "--meter", f"unknown meter '{m}'") for m in unknown])
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     try:
         if args.kind == "readings":
             text = readings_csv(store.read_samples(lo, hi, args.meter), registry.timezone)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     factors = load_factors(getattr(args, "factors", None))
     started = time.monotonic()
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     try:
         tables = build_ledger(store, registry, args.year, factors, quotas)
     finally:

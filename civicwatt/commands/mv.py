@@ -22,7 +22,7 @@ def _fmt(value: object) -> str:
 def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     project = load_project(args.project, registry)
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     try:
         result = verify(project, store)
     finally:

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     channels = None
     if args.notify and args.channels and Path(args.channels).exists():
         channels = load_channels(args.channels)
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     details: dict = {}
     try:
         alerts = evaluate_alerts(store, registry, quotas, at, details=details)
