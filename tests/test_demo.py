@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,30 +15,9 @@ import pytest
 
 from core.registry import load_registry
 from storage import open_store
-from tests.servers import free_port
+from tests.servers import free_port, free_port_range
 
 GATEWAYS = 30  # one Modbus port per sample institution
-
-
-def free_port_range(n: int) -> int:
-    """A base port with n free consecutive ports after it."""
-    for _ in range(50):
-        base = free_port()
-        if base + n >= 65000:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
