@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -123,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     written = write_sample(base, base_port=args.modbus_port)
     registry_path = Path(args.registry)  # the CLI's default: base/civicwatt.yaml
     registry = load_registry(registry_path)
+    busy = _busy_ports(args.host, args.port, registry)
+    if busy:
+        print(f"civicwatt demo: {busy}", file=sys.stderr)
+        return 1
     quotas_path = base / "quotas.yaml"
     store = open_registry_store(registry, args.store)
     print(f"registry   {registry_path} ({len(registry.institutions)} institutions, {len(registry.meters)} meters)"
@@ -184,6 +189,29 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     print("stopped; everything collected is in the store.")
     return 0
+
+
+def _busy_ports(host: str, port: int, registry: Registry) -> str | None:
+    """Why the demo cannot start, when the dashboard's port or one of the simulator's
+    (from the registry) is taken; checked before the minute of backfilling."""
+    def taken(h: str, p: int) -> bool:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as both servers do
+            try:
+                s.bind((h, p))
+            except OSError:
+                return True
+        return False
+
+    if taken(host, port):
+        return f"port {port} for the dashboard is in use: give --port N"
+    modbus = sorted({(m.modbus.host, m.modbus.port) for m in registry.meters if m.modbus})
+    used = [p for h, p in modbus if taken(h, p)]
+    if used:
+        return (f"Modbus port(s) {', '.join(map(str, used[:5]))}{' ...' if len(used) > 5 else ''} for the simulator "
+                f"in use. The ports ({modbus[0][1]}-{modbus[-1][1]}) are in {registry.source}, written on the first "
+                "start: free them, edit the file, or start afresh with another --dir and --modbus-port N")
+    return None
 
 
 def _config_dir(base: Path) -> Path:
