@@ -39,8 +39,8 @@ _TOP_KEY = re.compile(r'^\s*"?([A-Za-z0-9_-]+)"?\s*=')
 
 
 def load_workdir_config(path: str | Path) -> dict[str, str]:
-    """The settings of a `civicwatt.toml`, paths made relative to the current directory
-    (embedded store URLs too); ConfigError naming file, line and field."""
+    """The settings of a `civicwatt.toml`, its relative paths (embedded store URLs too)
+    taken from the file's directory; ConfigError naming file, line and field."""
     path = Path(path)
     file = str(path)
     try:
@@ -107,15 +107,13 @@ def write_workdir_config(directory: str | Path, locations: Mapping[str, str]) ->
 
 
 def resolve_locations(args: argparse.Namespace, names: Iterable[str], *,
-                      defaults: Mapping[str, str] | None = None, discover: bool = True,
-                      environ: Mapping[str, str] | None = None) -> None:
+                      defaults: Mapping[str, str] | None = None, discover: bool = True) -> None:
     """Fill each of `names` (registry, store, quotas, channels, users) that the command
     line left unset (absent or None) in `args`: from the environment (`CIVICWATT_STORE`),
     then `./civicwatt.toml`, then `defaults` (else DEFAULTS). `discover=False` skips the
     environment and the file (the demo keeps to its own directory). Where each value
     came from is kept in `args.origin` (name -> "command line", "CIVICWATT_STORE",
     "civicwatt.toml" or "default")."""
-    environ = os.environ if environ is None else environ
     origin = dict(getattr(args, "origin", {}))
     config: dict[str, str] | None = None
     for name in names:
@@ -123,8 +121,8 @@ def resolve_locations(args: argparse.Namespace, names: Iterable[str], *,
             origin.setdefault(name, "command line")
             continue
         value, source = None, "default"
-        if discover and environ.get(ENVIRONMENT.get(name, "")):
-            value, source = environ[ENVIRONMENT[name]], ENVIRONMENT[name]
+        if discover and os.environ.get(ENVIRONMENT.get(name, "")):
+            value, source = os.environ[ENVIRONMENT[name]], ENVIRONMENT[name]
         if value is None and discover:
             if config is None:
                 config = load_workdir_config(CONFIG_FILE) if Path(CONFIG_FILE).is_file() else {}

@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
           + (" [new]" if written else ""))
     print(f"store      {store.url}")
     users_file = Path(args.users)
-    print(f"config     {_write_config(base, args, quotas_path)}")
+    config_note, found_here = _write_config(base, args, quotas_path)
+    print(f"config     {config_note}")
 
     started = time.perf_counter()
     now = pd.Timestamp.now(tz="UTC").floor("s")
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"dashboard  {handle.url}  user admin" + (f", password {password}" if password else
                                                      " (password set at the first start)"))
     print(f"           new admin password: {_self_command()} users passwd admin --generate"
-          f"{'' if _finds_config(base) else f' --users {users_file}'}")
+          f"{'' if found_here else f' --users {users_file}'}")
     print("Ctrl-C stops everything.")
     try:
         threading.Event().wait()
@@ -221,22 +222,18 @@ def _config_dir(base: Path) -> Path:
     return cwd if base.resolve().is_relative_to(cwd) else base.resolve().parent
 
 
-def _finds_config(base: Path) -> bool:
-    """Whether verbs run here find the demo's civicwatt.toml."""
-    return _config_dir(base) == Path.cwd()
-
-
-def _write_config(base: Path, args: argparse.Namespace, quotas_path: Path) -> str:
-    """Write civicwatt.toml for the other verbs; say where and how they find the files."""
+def _write_config(base: Path, args: argparse.Namespace, quotas_path: Path) -> tuple[str, bool]:
+    """Write civicwatt.toml for the other verbs; return what to say about it, and
+    whether verbs run in the current directory now find the demo's files."""
     path, ok = write_workdir_config(_config_dir(base), {
         "registry": args.registry, "store": args.store, "quotas": str(quotas_path),
         "channels": str(base / "channels.yaml"), "users": args.users})
     if not ok:
         return (f"{path} was not written by the demo and is left as it is: give the other verbs "
-                f"--registry {args.registry} --store {args.store}")
-    if _finds_config(base):
-        return f"{path}: the other verbs run here find registry, store and users without options"
-    return f"{path}: the other verbs find registry, store and users when run in {path.parent}"
+                f"--registry {args.registry} --store {args.store}"), False
+    if path.parent == Path.cwd():
+        return f"{path}: the other verbs run here find registry, store and users without options", True
+    return f"{path}: the other verbs find registry, store and users when run in {path.parent}", False
 
 
 def _self_command() -> str:
