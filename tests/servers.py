@@ -22,27 +22,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def free_port_range(n: int) -> int:
-    """A base port with n free consecutive ports after it."""
-    for _ in range(50):
-        base = free_port()
-        if base + n >= 65000:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
-
-
 class Influxd:
     """An influxd process with its own temp data dir; `start()`, `stop()`, `url`."""
 

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 
 import httpx
 import pandas as pd
 
-from tests.servers import free_port, free_port_range
-
-GATEWAYS = 30  # one Modbus port per sample institution
+from tests.support_demo import DemoProcess
 
 
 def civicwatt(*argv: str, cwd, env) -> subprocess.CompletedProcess:
@@ -32,21 +27,9 @@ def login(web: int, password: str) -> int:
 
 def test_the_demo_leaves_a_working_directory_the_other_verbs_find(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CIVICWATT_STORE"}
-    web, modbus = free_port(), free_port_range(GATEWAYS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "civicwatt.cli", "demo", "--days", "3", "--port", str(web),
-         "--modbus-port", str(modbus)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
+    demo = DemoProcess("--days", "3", cwd=tmp_path, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any("Ctrl-C stops everything" in x for x in lines):
-            assert proc.poll() is None, "".join(lines)
-            time.sleep(0.2)
-        banner = "".join(lines)
-        assert "Ctrl-C stops everything" in banner, banner
+        banner = demo.wait_ready()
         first = re.search(r"user admin, password (\S+)", banner).group(1)
         # the banner says how to reset the password, with no option: run here, it finds the users file
         assert re.search(r"new admin password: civicwatt users passwd admin --generate\n", banner), banner
@@ -61,13 +44,11 @@ def test_the_demo_leaves_a_working_directory_the_other_verbs_find(tmp_path):
         assert "in civicwatt-demo/users.yaml" in reset.stdout
         new = re.search(r"password: (\S+)", reset.stdout).group(1)
         assert new != first
-        assert login(web, new) == 302  # the running dashboard takes the new password at once
-        assert login(web, first) == 401
+        assert login(demo.web, new) == 302  # the running dashboard takes the new password at once
+        assert login(demo.web, first) == 401
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
-        reader.join(5)
-    assert code == 0, "".join(lines)
+        code = demo.stop()
+    assert code == 0, demo.output
 
     yesterday = pd.Timestamp.now(tz="Asia/Shanghai") - pd.Timedelta(days=1)
     report = civicwatt("report", "monthly", "--month", f"{yesterday:%Y-%m}", "--out", "report.xlsx",
