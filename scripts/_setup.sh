@@ -59,7 +59,7 @@ apt_install() {
       return 1
     fi
   fi
-  say "installing Debian packages: $sudo $cmd"
+  say "installing Debian packages: ${sudo:+sudo }$cmd"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   INSTALLED_PACKAGES=1
