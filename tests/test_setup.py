@@ -83,7 +83,7 @@ def test_as_root_it_runs_apt_get_for_exactly_what_is_missing(tmp_path):
     # the recorder installed nothing, so the programs are still missing: said, and no test runs
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"installing Debian packages: apt-get install -y --no-install-recommends {packages}" in done.stderr
-    assert "installed, but still not found on PATH" in done.stderr
+    assert "installed, but the programs of these packages are still not on PATH" in done.stderr
     assert "stopped before running any test" in done.stderr
 
 
