@@ -72,7 +72,9 @@ def _quotas(p: argparse.ArgumentParser, help: str = "quota file (default: civicw
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="civicwatt", parents=_shared(tuple(SHARED_HELP)),
+        prog="civicwatt", parents=_shared(tuple(SHARED_HELP), {
+            name: f"{text}; for {', '.join(v for v, takes in VERB_SHARED.items() if name in takes)}"
+            for name, text in SHARED_HELP.items()}),
         description="CivicWatt: energy monitoring and carbon accounting for public institutions.",
         epilog="Verbs other than demo find their files in ./civicwatt.toml when the options are not given "
                "(civicwatt demo writes one). Precedence: command line > environment (CIVICWATT_STORE) > "
