@@ -115,8 +115,8 @@ def backfill(store: Store, registry: Registry, days: int, now: pd.Timestamp,
 def run(args: argparse.Namespace) -> int:
     from civicwatt.commands.simulate import meters_for_sim
     from collectors.service import CollectorService
+    from core.users import ensure_admin
     from dashboard.app import create_app, serve
-    from dashboard.auth import ensure_admin
     from device_sim.server import Simulator
 
     base = Path(args.dir)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from alerts.outbox import default_outbox_dir
 from civicwatt.context import open_registry_store, registry_from_args
+from core.users import ensure_admin, load_users
 from dashboard.app import create_app, serve
-from dashboard.auth import ensure_admin, load_users
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import argparse
 import getpass
 import sys
 
-from dashboard import auth
+from core import users as auth
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
