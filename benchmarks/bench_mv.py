@@ -110,7 +110,7 @@ def bench_fit() -> None:
     plain_search(yh, drivers, hl, kinds=("hdd",), day_types=(True,))
     plain_h = time.perf_counter() - t0
     print(f"fit hourly (8,784 points): fit_baseline all 8 forms {fast_h:.2f} s; plain search of ONE form "
-          f"(HDD + day type, 41 balance points) {plain_h:.2f} s; ratio (one plain form / all fast forms) "
+          f"(HDD + day type, {len(HEATING_GRID_C)} balance points) {plain_h:.2f} s; ratio (one plain form / all fast forms) "
           f"{plain_h / fast_h:.1f}x")
 
 

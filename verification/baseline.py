@@ -48,7 +48,7 @@ COOLING_GRID_C = np.arange(-1.0, 32.01, 0.5)
 MIN_DD_SHARE = 0.10
 MIN_DD_POINTS = 3
 # A degree-day slope must be significant: one-sided p < 0.05 (t above the 95 % quantile),
-# else a balance point found by searching 41 candidates can fit noise (CalTRACK uses a
+# else a balance point found by searching 67 candidates can fit noise (CalTRACK uses a
 # similar p-value rule).
 SLOPE_CONFIDENCE = 0.95
 HOURS_PER_DAY = 24
