@@ -15,9 +15,17 @@ multiplier (domain.md section 4). The increase between two consecutive samples i
 
 The increase of an interval is spread over the periods it overlaps in proportion to
 time (linear interpolation of the cumulative index). An interval is *estimated* when it
-is longer than the meter's gap threshold (2.5 x its median sampling interval, so a
-missing poll or an outage is interpolated) or when its closing sample is flagged
-ESTIMATED. Each period reports the estimated share of its quantity.
+is a gap, longer than GAP_FACTOR (2.5) x the median length of the intervals around it
+(itself and GAP_RADIUS = 2 intervals of the same meter on each side: a missed poll or an
+outage is interpolated, while a meter whose archived history is hourly and whose live
+polls are every 15 minutes has no gap where the resolution changes), or when its closing
+sample is flagged ESTIMATED. Each period reports the estimated share of its quantity, and
+the OR of its intervals' flags.
+
+Everything here is local: an interval's increase, flags and gap test depend only on its
+own samples, the events inside it and GAP_RADIUS intervals on each side, so consumption
+can be maintained as samples arrive (`storage.base.Store` recomputes only the periods a
+batch touches) and equals `consumption()` over all raw samples, the reference path.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from storage import quality
 FREQS = ("hour", "day", "month", "year")
 _PANDAS_FREQ = {"hour": "h", "day": "D", "month": "MS", "year": "YS"}
 
-GAP_FACTOR = 2.5  # an interval longer than this x the median interval is a gap
+GAP_FACTOR = 2.5  # an interval longer than this x the median of the intervals around it is a gap
+GAP_RADIUS = 2  # ... around it: this many intervals of the same meter on each side (and itself)
 ROLLOVER_PLAUSIBLE = 0.1  # a wrap explains a fall if the wrapped increase < 10 % of range
 
 
@@ -110,23 +119,44 @@ def interval_increases(samples: pd.DataFrame, events: pd.DataFrame | None = None
         flags[reset] |= quality.DECREASE
 
     dt = (t1 - t0).astype(float)
-    out = pd.DataFrame({"meter_id": meter[idx], "t0": t0, "t1": t1, "increase": inc, "dt": dt})
-    median_dt = out.groupby("meter_id", sort=False)["dt"].transform("median").to_numpy()
-    gap = dt > GAP_FACTOR * median_dt
-    out["estimated"] = gap | ((q[idx] & quality.ESTIMATED) != 0)
-    out["flags"] = flags | q[idx]
-    return out.drop(columns="dt")
+    gap = dt > GAP_FACTOR * local_median(dt, meter[idx], GAP_RADIUS)
+    return pd.DataFrame({"meter_id": meter[idx], "t0": t0, "t1": t1, "increase": inc,
+                         "estimated": gap | ((q[idx] & quality.ESTIMATED) != 0), "flags": flags | q[idx]})
+
+
+def local_median(x: np.ndarray, group: np.ndarray, radius: int) -> np.ndarray:
+    """Median of each element and the `radius` elements on each side of it in the same
+    group (`group` sorted so that each group is contiguous; windows are cut at group
+    ends). Vectorised: a (n, 2 radius + 1) window matrix, NaN outside the group."""
+    n = len(x)
+    if n == 0:
+        return np.zeros(0)
+    start = np.r_[True, group[1:] != group[:-1]]
+    gid = np.cumsum(start)
+    win = np.full((n, 2 * radius + 1), np.nan)
+    for k in range(-radius, radius + 1):
+        j = np.arange(n) + k
+        ok = (j >= 0) & (j < n)
+        ok[ok] &= gid[j[ok]] == gid[ok]
+        win[ok, k + radius] = x[j[ok]]
+    win.sort(axis=1)  # NaN last
+    valid = (~np.isnan(win)).sum(axis=1)
+    rows = np.arange(n)
+    return (win[rows, (valid - 1) // 2] + win[rows, valid // 2]) / 2
 
 
 def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     """Split each interval's increase over the periods given by `edges` (epoch s) in
     proportion to time; drop what falls outside [edges[0], edges[-1]).
 
-    Returns meter_id, period (index into edges), quantity, estimated_quantity.
+    Returns meter_id, period (index into edges), quantity, estimated_quantity, flags
+    (the OR of the flags of the intervals overlapping the period), sorted by meter_id
+    and period.
     """
     if intervals.empty or len(edges) < 2:
-        return pd.DataFrame({"meter_id": pd.Series(dtype=object), "period": pd.Series(dtype=np.int64),
-                             "quantity": pd.Series(dtype=float), "estimated_quantity": pd.Series(dtype=float)})
+        return pd.DataFrame({"meter_id": pd.Series(dtype=intervals["meter_id"].dtype), "period": pd.Series(dtype=np.int64),
+                             "quantity": pd.Series(dtype=float), "estimated_quantity": pd.Series(dtype=float),
+                             "flags": pd.Series(dtype=np.int64)})
     t0 = intervals["t0"].to_numpy(np.int64)
     t1 = intervals["t1"].to_numpy(np.int64)
     first = np.searchsorted(edges, t0, side="right") - 1  # period containing t0
@@ -144,12 +174,36 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     frac = np.where(span > 0, (p_end - p_start) / np.where(span > 0, span, 1), 1.0)
     qty = intervals["increase"].to_numpy(float)[rows] * frac
     est = intervals["estimated"].to_numpy(bool)[rows]
-    df = pd.DataFrame({
-        "meter_id": intervals["meter_id"].to_numpy()[rows],
-        "period": period.astype(np.int64),
-        "quantity": qty,
-        "estimated_quantity": np.where(est, qty, 0.0),
+    meter = intervals["meter_id"].to_numpy()[rows]
+    codes, uniques = pd.factorize(meter, sort=True)
+    key = codes.astype(np.int64) * len(edges) + period  # (meter, period), in that order
+    df = pd.DataFrame({"quantity": qty, "estimated_quantity": np.where(est, qty, 0.0)})
+    out = df.groupby(key, sort=True).sum()
+    keys = out.index.to_numpy(np.int64)
+    flags = intervals["flags"].to_numpy(np.int64)[rows] if "flags" in intervals else np.zeros(len(rows), np.int64)
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]]) if len(order) else np.zeros(0, np.int64)
+    return pd.DataFrame({
+        "meter_id": np.asarray(uniques)[keys // len(edges)],
+        "period": keys % len(edges),
+        "quantity": out["quantity"].to_numpy(float),
+        "estimated_quantity": out["estimated_quantity"].to_numpy(float),
+        "flags": np.bitwise_or.reduceat(flags[order], starts) if len(order) else np.zeros(0, np.int64),
     })
+
+
+def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
+    """Per meter and period of `edges` (epoch s), the number of samples with time in
+    the period and how many of them are flagged BACKFILL or IMPORTED (stored history,
+    which the completeness rule judges at its own resolution). Returns meter_id, period,
+    samples, stored."""
+    t = samples["t"].to_numpy(np.int64)
+    period = np.searchsorted(edges, t, side="right") - 1
+    ok = (period >= 0) & (period < len(edges) - 1)
+    q = samples["quality"].to_numpy(np.int64)[ok]
+    df = pd.DataFrame({"meter_id": samples["meter_id"].to_numpy()[ok], "period": period[ok],
+                       "samples": np.ones(int(ok.sum()), np.int64),
+                       "stored": ((q & (quality.BACKFILL | quality.IMPORTED)) != 0).astype(np.int64)})
     return df.groupby(["meter_id", "period"], as_index=False, sort=True).sum()
 
 
@@ -170,14 +224,13 @@ def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, f
         m = spread["meter_id"].map(multiplier).fillna(1.0).to_numpy(float)
         spread = spread.assign(quantity=spread["quantity"] * m, estimated_quantity=spread["estimated_quantity"] * m)
     qty = spread["quantity"].to_numpy(float)
-    est = spread["estimated_quantity"].to_numpy(float)
-    share = np.divide(est, qty, out=np.zeros_like(qty), where=np.abs(qty) > 1e-12)
+    share = estimated_share(spread["estimated_quantity"].to_numpy(float), qty)
     period_start = pd.to_datetime(edges[spread["period"].to_numpy()], unit="s", utc=True).tz_convert(tz)
     return pd.DataFrame({
         "meter_id": spread["meter_id"].to_numpy(),
         "period_start": period_start,
         "quantity": qty,
-        "estimated_share": np.clip(share, 0.0, 1.0),
+        "estimated_share": share,
     }).reset_index(drop=True)
 
 
