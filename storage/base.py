@@ -296,12 +296,12 @@ class Store(ABC):
         rows = self._periods_between(freq, start, end, meter_ids)
         rows = rows[rows["covered"].to_numpy(bool)]
         mult = pd.Series(rows["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
-        raw = rows["quantity"].to_numpy(float)
+        quantity = rows["quantity"].to_numpy(float) * mult
         out = pd.DataFrame({
             "meter_id": rows["meter_id"].to_numpy(object),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
-            "quantity": raw * mult,
-            "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float), raw),
+            "quantity": quantity,
+            "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float) * mult, quantity),
         })
         return out if freq in ("hour", "day") else regroup(out, freq, self.tz)
 
