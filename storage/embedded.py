@@ -219,7 +219,7 @@ class EmbeddedStore(Store):
         b = (f"coalesce((SELECT t FROM sample s WHERE s.meter = win.meter AND s.t >= win.hi ORDER BY s.t "
              f"LIMIT 1 OFFSET {after - 1}), 9000000000000000000)" if after else "win.hi - 1")
         cur.execute(f"UPDATE win SET a = {a}, b = {b}")
-        pick = "SELECT s.meter, s.t, s.value, s.quality FROM win w JOIN sample s ON s.meter = w.meter AND "
+        pick = "SELECT s.meter, s.t, s.value, s.quality FROM win w CROSS JOIN sample s ON s.meter = w.meter AND "
         if inside:
             sql = pick + "s.t >= w.a AND s.t <= w.b"
         else:
@@ -240,7 +240,7 @@ class EmbeddedStore(Store):
         hi = int(np.ceil(ts(t, self.tz).timestamp()))
         where, params = self._ids_filter(meter_ids, "m.key")
         return self._frame(self._arrow(
-            "SELECT s.meter, s.t, s.value, s.quality FROM meter m JOIN sample s ON s.meter = m.key "
+            "SELECT s.meter, s.t, s.value, s.quality FROM meter m CROSS JOIN sample s ON s.meter = m.key "
             f"AND s.t = (SELECT max(t) FROM sample WHERE meter = m.key AND t < ?) WHERE 1=1{where}", [hi, *params]))
 
     def meter_ids(self) -> list[str]:
