@@ -48,6 +48,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -117,7 +118,9 @@ def ts(value: str | pd.Timestamp, tz: str = "UTC") -> pd.Timestamp:
 
 
 def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
-    """meter_id, t (epoch s), value, quality from a frame with `time` or `t`."""
+    """meter_id, t (epoch s), value, quality from a frame with `time` or `t`. meter_id is
+    a Categorical of strings (sorted categories): the write path works on its integer
+    codes, never on a string per row."""
     t = samples["t"].to_numpy(np.int64) if "t" in samples else to_epoch_s(samples["time"])
     q = samples["quality"].to_numpy(np.int64) if "quality" in samples else np.zeros(len(samples), np.int64)
     values = samples["value"].to_numpy(np.float64)
@@ -126,12 +129,30 @@ def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
         first = samples[bad].iloc[0]
         raise ValueError(f"{int(bad.sum())} sample(s) without a finite value, e.g. meter {first['meter_id']} "
                          f"at {first['time'] if 'time' in samples else first['t']}: {first['value']}")
-    return pd.DataFrame({
-        "meter_id": samples["meter_id"].astype(str).to_numpy(),
-        "t": t,
-        "value": values,
-        "quality": q,
-    })
+    return pd.DataFrame({"meter_id": meter_categorical(samples["meter_id"]), "t": t, "value": values, "quality": q})
+
+
+def meter_categorical(ids: pd.Series | np.ndarray) -> pd.Categorical:
+    """Meter ids as a Categorical of strings with sorted categories."""
+    if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(ids)
+        cat = cat.rename_categories([str(c) for c in cat.categories])
+        return cat if cat.categories.is_monotonic_increasing else cat.reorder_categories(sorted(cat.categories))
+    codes, uniques = pd.factorize(ids, sort=True)
+    names = [str(u) for u in uniques]
+    if names != sorted(names):  # ids that were not strings sort differently as strings
+        return meter_categorical(pd.Categorical.from_codes(codes, categories=names))
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def meter_codes(ids: pd.Series | np.ndarray, index: pd.Index) -> np.ndarray:
+    """Position of each meter id in `index` (-1 if absent), without a string per row for
+    a Categorical."""
+    if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(ids)
+        pos = np.r_[index.get_indexer(cat.categories), -1]
+        return pos[cat.codes]  # code -1 (missing) maps to the appended -1
+    return index.get_indexer(ids)
 
 
 def normalize_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -160,6 +181,7 @@ class Store(ABC):
         self._write_lock = threading.RLock()
         self._write_depth = 0
         self._rollover_used: dict[str, float] = {}  # rollover_at the stored periods were computed with
+        self._writer: ThreadPoolExecutor | None = None
 
     # -- meters -----------------------------------------------------------------
     def set_meters(self, meters: pd.DataFrame) -> None:
@@ -244,10 +266,14 @@ class Store(ABC):
             found: list[pd.DataFrame] = []
             n_conflicts = 0
             for chunk in chunks(norm):
-                lo_hi = chunk.groupby("meter_id", sort=False)["t"].agg(["min", "max"])
-                stored = self._samples_near(pd.DataFrame({"meter_id": lo_hi.index, "lo": lo_hi["min"].to_numpy(),
+                lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
+                stored = self._samples_near(pd.DataFrame({"meter_id": np.asarray(lo_hi.index, dtype=object),
+                                                          "lo": lo_hi["min"].to_numpy(),
                                                           "hi": lo_hi["max"].to_numpy() + 1}), 0, 0)
-                merged = chunk.merge(stored[["meter_id", "t", "value"]], on=["meter_id", "t"], suffixes=("", "_old"))
+                index = pd.Index(np.asarray(lo_hi.index, dtype=object))
+                merged = coded(chunk, index).merge(coded(stored, index)[["meter_id", "t", "value"]],
+                                                   on=["meter_id", "t"], suffixes=("", "_old"))
+                merged["meter_id"] = index.to_numpy()[merged["meter_id"].to_numpy()]
                 diff = merged[~np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)]
                 n_conflicts += len(diff)
                 if len(diff) and sum(map(len, found)) < MAX_CONFLICTS_LISTED:
@@ -367,8 +393,8 @@ class Store(ABC):
     def _upkeep(self, chunk: pd.DataFrame) -> None:
         """Write one chunk of normalised samples (sorted by meter and time, one per key)
         and recompute the periods it touches."""
-        lo_hi = chunk.groupby("meter_id", sort=False)["t"].agg(["min", "max"])
-        windows = self._touched(lo_hi.index.to_numpy(), lo_hi["min"].to_numpy(np.int64),
+        lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
+        windows = self._touched(np.asarray(lo_hi.index, dtype=object), lo_hi["min"].to_numpy(np.int64),
                                 lo_hi["max"].to_numpy(np.int64))
         self._recompute(windows, chunk)
 
@@ -377,14 +403,12 @@ class Store(ABC):
         each meter change: from the day of the CONTEXT-th stored sample before b0 to the
         day of the CONTEXT-th stored sample after b1 (an interval's gap test looks
         GAP_RADIUS intervals to each side). Returns meter_id, lo, hi (local midnights)."""
-        near = self._samples_near(pd.DataFrame({"meter_id": meter_ids, "lo": b0, "hi": b1 + 1}),
-                                  CONTEXT, CONTEXT, inside=False)
-        bounds = pd.DataFrame({"b0": b0, "b1": b1}, index=pd.Index(meter_ids, name="meter_id"))
-        t = near.join(bounds, on="meter_id")
-        before = t[t["t"] < t["b0"]].groupby("meter_id")["t"].min()
-        after = t[t["t"] > t["b1"]].groupby("meter_id")["t"].max()
-        t_lo = before.reindex(bounds.index).fillna(bounds["b0"]).to_numpy(np.int64)
-        t_hi = after.reindex(bounds.index).fillna(bounds["b1"]).to_numpy(np.int64)
+        near = coded(self._samples_near(pd.DataFrame({"meter_id": meter_ids, "lo": b0, "hi": b1 + 1}),
+                                        CONTEXT, CONTEXT, inside=False), pd.Index(meter_ids))
+        m, t = near["meter_id"].to_numpy(), near["t"].to_numpy(np.int64)
+        t_lo, t_hi = b0.copy(), b1.copy()
+        np.minimum.at(t_lo, m[t < b0[m]], t[t < b0[m]])
+        np.maximum.at(t_hi, m[t > b1[m]], t[t > b1[m]])
         return pd.DataFrame({"meter_id": meter_ids, "lo": local_floor_day(t_lo, self.tz),
                              "hi": local_next_day(t_hi, self.tz)})
 
@@ -392,16 +416,21 @@ class Store(ABC):
         """Recompute and store the hourly and daily periods of each meter in [lo, hi)
         (local midnights) from its stored samples there (plus CONTEXT on each side),
         merged with `new` samples (which win), and write `new`."""
-        stored = self._samples_near(windows, CONTEXT, CONTEXT)
-        merged = stored if new is None else pd.concat([stored, new], ignore_index=True)
-        if new is not None and len(stored):
-            merged = merged.drop_duplicates(["meter_id", "t"], keep="last")
-        ids = windows["meter_id"].to_numpy()
-        events = self._events_norm(ids)
-        rows = {freq: period_rows(merged, events, windows, freq, self.tz, self._rollover_used)
-                for freq in ("hour", "day")}
+        index = pd.Index(windows["meter_id"].to_numpy())
+        parts = [coded(self._samples_near(windows, CONTEXT, CONTEXT), index)]
         if new is not None:
-            self._put_samples(new)
+            parts.append(coded(new, index))
+        merged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if new is not None and len(parts[0]):
+            merged = merged.drop_duplicates(["meter_id", "t"], keep="last")
+        events = self._events_norm(windows["meter_id"].to_numpy())
+        # the samples go in (in the backend's writer thread) while the periods are computed
+        pending = self._put_samples_async(new) if new is not None else None
+        try:
+            rows = period_rows(merged, events, windows, self.tz, self._rollover_used)
+        finally:
+            if pending is not None:
+                pending.result()
         for freq, frame in rows.items():
             self._put_periods(freq, frame)
 
@@ -440,6 +469,14 @@ class Store(ABC):
     def _put_samples(self, norm: pd.DataFrame) -> None:
         """Write normalised samples (upsert on meter_id, t)."""
 
+    def _put_samples_async(self, norm: pd.DataFrame) -> Future:
+        """`_put_samples` in this store's writer thread (a backend whose write does not
+        hold the GIL runs it alongside the consumption arithmetic); wait on the result
+        before the next write."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        return self._writer.submit(self._put_samples, norm)
+
     @abstractmethod
     def _put_events(self, events: pd.DataFrame) -> None:
         """Write normalised events."""
@@ -469,8 +506,11 @@ class Store(ABC):
     def _save_settings(self, settings: dict) -> None:
         """Record what the stored periods are computed with."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release resources."""
+    def close(self) -> None:
+        """Release resources (backends extend this)."""
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
 
     def __enter__(self) -> Store:
         return self
@@ -484,7 +524,7 @@ def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
     (the last write wins), in chunks of WRITE_CHUNK rows."""
     if norm.empty:
         return
-    codes, _ = pd.factorize(norm["meter_id"].to_numpy(), sort=True)
+    codes = pd.Categorical(norm["meter_id"]).codes
     t = norm["t"].to_numpy(np.int64)
     order = np.lexsort((np.arange(len(t)), t, codes))
     c, tt = codes[order], t[order]
@@ -510,42 +550,51 @@ def empty_periods() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in PERIOD_DTYPES.items()})
 
 
-def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.DataFrame, freq: str, tz: str,
-                rollover_at: dict[str, float]) -> pd.DataFrame:
-    """The stored rows (PERIOD_COLUMNS) of each meter's `freq` periods in [lo, hi) of
-    `windows`, from `merged` samples covering them (with context): the one
-    `storage.rollup` arithmetic, on integer meter codes."""
+def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.DataFrame, tz: str,
+                rollover_at: dict[str, float]) -> dict[str, pd.DataFrame]:
+    """The stored rows (PERIOD_COLUMNS) of each meter's hourly and daily periods in
+    [lo, hi) of `windows`, from `merged` samples covering them (with context; meter_id
+    = position in `windows`, see `coded`): the one `storage.rollup` arithmetic,
+    intervals computed once."""
     if merged.empty:
-        return empty_periods()
+        return {"hour": empty_periods(), "day": empty_periods()}
     ids = windows["meter_id"].to_numpy()
     codes = pd.Index(ids)
-    s = pd.DataFrame({"meter_id": codes.get_indexer(merged["meter_id"]), "t": merged["t"].to_numpy(np.int64),
-                      "value": merged["value"].to_numpy(float), "quality": merged["quality"].to_numpy(np.int64)})
-    s = s[s["meter_id"] >= 0]
+    s = merged[merged["meter_id"] >= 0]
     ev = None
     if events is not None:
         ev = events.assign(meter_id=codes.get_indexer(events["meter_id"]))
         ev = ev[ev["meter_id"] >= 0]
     roll = pd.Series([rollover_at.get(str(m), np.nan) for m in ids], dtype=float)
+    intervals = rollup.interval_increases(s, ev, roll)
     lo, hi = windows["lo"].to_numpy(np.int64), windows["hi"].to_numpy(np.int64)
-    edges = rollup.period_edges(from_epoch_s([lo.min()])[0], from_epoch_s([hi.max()])[0], freq, tz)
-    spread = rollup.spread_over_periods(rollup.interval_increases(s, ev, roll), edges)
-    counts = rollup.sample_counts(s, edges)
-    rows = spread.merge(counts, on=["meter_id", "period"], how="outer", sort=True, indicator=True)
-    t = edges[rows["period"].to_numpy(np.int64)]
-    m = rows["meter_id"].to_numpy(np.int64)
-    keep = (t >= lo[m]) & (t < hi[m])
-    rows = rows[keep]
-    return pd.DataFrame({
-        "meter_id": ids[rows["meter_id"].to_numpy(np.int64)],
-        "t": t[keep],
-        "quantity": rows["quantity"].fillna(0.0).to_numpy(float),
-        "est": rows["estimated_quantity"].fillna(0.0).to_numpy(float),
-        "flags": rows["flags"].fillna(0).to_numpy(np.int64),
-        "samples": rows["samples"].fillna(0).to_numpy(np.int64),
-        "stored": rows["stored"].fillna(0).to_numpy(np.int64),
-        "covered": (rows["_merge"] != "right_only").to_numpy(np.int64),
-    })
+    out = {}
+    for freq in ("hour", "day"):
+        edges = rollup.period_edges(from_epoch_s([lo.min()])[0], from_epoch_s([hi.max()])[0], freq, tz)
+        spread = rollup.spread_over_periods(intervals, edges)
+        counts = rollup.sample_counts(s, edges)
+        rows = spread.merge(counts, on=["meter_id", "period"], how="outer", sort=True, indicator=True)
+        t = edges[rows["period"].to_numpy(np.int64)]
+        m = rows["meter_id"].to_numpy(np.int64)
+        keep = (t >= lo[m]) & (t < hi[m])
+        rows = rows[keep]
+        out[freq] = pd.DataFrame({
+            "meter_id": pd.Categorical.from_codes(rows["meter_id"].to_numpy(np.int64), categories=codes),
+            "t": t[keep],
+            "quantity": rows["quantity"].fillna(0.0).to_numpy(float),
+            "est": rows["estimated_quantity"].fillna(0.0).to_numpy(float),
+            "flags": rows["flags"].fillna(0).to_numpy(np.int64),
+            "samples": rows["samples"].fillna(0).to_numpy(np.int64),
+            "stored": rows["stored"].fillna(0).to_numpy(np.int64),
+            "covered": (rows["_merge"] != "right_only").to_numpy(np.int64),
+        })
+    return out
+
+
+def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Normalised samples with meter_id replaced by its position in `index` (-1: absent)."""
+    return pd.DataFrame({"meter_id": meter_codes(norm["meter_id"], index), "t": norm["t"].to_numpy(np.int64),
+                         "value": norm["value"].to_numpy(float), "quality": norm["quality"].to_numpy(np.int64)})
 
 
 def reference_consumption(store: Store, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,

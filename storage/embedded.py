@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,7 +95,10 @@ class EmbeddedStore(Store):
         self.path = self.directory / DB_NAME
         self.url = f"embedded:{self.directory}"
         self._local = threading.local()
+        self._open: list[tuple[adbc.Connection, adbc.Cursor]] = []  # every thread's connection, closed by close()
+        self._open_lock = threading.Lock()
         self._keys: dict[str, int] = {}
+        self._by_key = np.empty(0, dtype=object)  # meter id by key
         with self._writing():
             cur = self._cur()
             old = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
@@ -111,8 +115,10 @@ class EmbeddedStore(Store):
     def _cur(self) -> adbc.Cursor:
         cur = getattr(self._local, "cur", None)
         if cur is None:
-            self._local.con = connect(self.path)
-            cur = self._local.cur = self._local.con.cursor()
+            con = connect(self.path)
+            cur = self._local.cur = con.cursor()
+            with self._open_lock:
+                self._open.append((con, cur))
         return cur
 
     def _arrow(self, sql: str, params: Iterable = ()) -> pa.Table:
@@ -121,11 +127,13 @@ class EmbeddedStore(Store):
         return cur.fetch_arrow_table()
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            self._local.cur.close()
-            con.close()
-            self._local.con = self._local.cur = None
+        super().close()
+        with self._open_lock:
+            for con, cur in self._open:
+                cur.close()
+                con.close()
+            self._open.clear()
+        self._local = threading.local()
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -133,7 +141,7 @@ class EmbeddedStore(Store):
             with transaction(self._cur()):
                 yield
         except BaseException:
-            self._keys = {}  # keys added in the rolled-back transaction are gone
+            self._keys, self._by_key = {}, np.empty(0, dtype=object)  # keys added in the rolled-back transaction are gone
             raise
 
     def _load_settings(self) -> dict:
@@ -143,9 +151,13 @@ class EmbeddedStore(Store):
     def _save_settings(self, settings: dict) -> None:
         self._cur().execute("INSERT OR REPLACE INTO meta VALUES ('consumption_settings', ?)", (json.dumps(settings),))
 
-    def _keys_for(self, ids: np.ndarray) -> np.ndarray:
-        """Meter keys of `ids`, adding unknown meters (inside a write)."""
-        codes, uniq = pd.factorize(ids)
+    def _keys_for(self, ids: np.ndarray | pd.Series | pd.Categorical) -> np.ndarray:
+        """Meter keys of `ids` (strings or a Categorical), adding unknown meters (inside a write)."""
+        if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+            cat = pd.Categorical(ids)
+            codes, uniq = cat.codes, [str(c) for c in cat.categories]
+        else:
+            codes, uniq = pd.factorize(ids)
         missing = [m for m in uniq if m not in self._keys]
         if missing:
             self._cur().executemany("INSERT OR IGNORE INTO meter(id) VALUES (?)", pa.table({"id": missing}))
@@ -155,6 +167,8 @@ class EmbeddedStore(Store):
     def _refresh_keys(self) -> None:
         t = self._arrow("SELECT id, key FROM meter")
         self._keys = dict(zip(t["id"].to_pylist(), t["key"].to_pylist(), strict=True))
+        self._by_key = np.empty(max(self._keys.values(), default=0) + 1, dtype=object)
+        self._by_key[t["key"].to_numpy()] = np.asarray(t["id"].to_pylist(), dtype=object)
 
     def _known_keys(self, meter_ids: Iterable[str]) -> list[int]:
         ids = [str(m) for m in meter_ids]
@@ -170,34 +184,43 @@ class EmbeddedStore(Store):
 
     def _names(self, keys: np.ndarray) -> np.ndarray:
         """Meter ids of integer keys (vectorised; re-read if another writer added meters)."""
-        if len(keys) and not set(np.unique(keys).tolist()) <= set(self._keys.values()):
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(keys) and (keys.max() >= len(self._by_key) or any(v is None for v in self._by_key[np.unique(keys)])):
             self._refresh_keys()
-        top = max(self._keys.values(), default=0)
-        names = np.empty(top + 1, dtype=object)
-        for m, k in self._keys.items():
-            names[k] = m
-        return names[keys]
+        return self._by_key[keys]
 
     def _norm(self, table: pa.Table) -> pd.DataFrame:
-        """Normalised samples (meter_id, t, value, quality) of Arrow rows meter, t, value, quality."""
+        """Normalised samples (meter_id a Categorical, t, value, quality) of Arrow rows
+        meter, t, value, quality."""
+        keys, codes = np.unique(table["meter"].to_numpy(), return_inverse=True)
         return pd.DataFrame({
-            "meter_id": self._names(table["meter"].to_numpy()),
+            "meter_id": pd.Categorical.from_codes(codes.astype(np.int64), categories=self._names(keys)),
             "t": table["t"].to_numpy().astype(np.int64),
             "value": table["value"].to_numpy().astype(float),
             "quality": table["quality"].to_numpy().astype(np.int64),
         })
 
     def _frame(self, table: pa.Table) -> pd.DataFrame:
-        n = self._norm(table)
-        return pd.DataFrame({"meter_id": n["meter_id"].to_numpy(object), "time": from_epoch_s(n["t"].to_numpy()),
-                             "value": n["value"].to_numpy(), "quality": n["quality"].to_numpy()})[SAMPLE_COLUMNS]
+        return pd.DataFrame({"meter_id": self._names(table["meter"].to_numpy()),
+                             "time": from_epoch_s(table["t"].to_numpy()),
+                             "value": table["value"].to_numpy().astype(float),
+                             "quality": table["quality"].to_numpy().astype(np.int64)})[SAMPLE_COLUMNS]
 
     # -- samples ----------------------------------------------------------------
     def _put_samples(self, norm: pd.DataFrame) -> None:
-        keys = self._keys_for(norm["meter_id"].to_numpy())
-        self._cur().executemany("INSERT OR REPLACE INTO sample VALUES (?,?,?,?)", pa.table(
-            [keys, norm["t"].to_numpy(np.int64), norm["value"].to_numpy(float), norm["quality"].to_numpy(np.int64)],
-            schema=SAMPLE_SCHEMA))
+        self._put_samples_async(norm).result()
+
+    def _put_samples_async(self, norm: pd.DataFrame) -> Future:
+        """The insert runs in the writer thread on this thread's connection (inside its
+        transaction; nothing else uses the connection until the result is waited for):
+        ADBC releases the GIL while SQLite works."""
+        keys = self._keys_for(norm["meter_id"])
+        table = pa.table([keys, norm["t"].to_numpy(np.int64), norm["value"].to_numpy(float),
+                          norm["quality"].to_numpy(np.int64)], schema=SAMPLE_SCHEMA)
+        cur = self._cur()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        return self._writer.submit(cur.executemany, "INSERT OR REPLACE INTO sample VALUES (?,?,?,?)", table)
 
     def _samples_near(self, windows: pd.DataFrame, before: int, after: int, inside: bool = True) -> pd.DataFrame:
         if not windows["meter_id"].isin(self._keys.keys()).all():  # another writer may have added meters
@@ -263,7 +286,7 @@ class EmbeddedStore(Store):
             return
         cols = {c: rows[c].to_numpy() for c in PERIOD_COLUMNS[1:]}
         self._cur().executemany(f"INSERT OR REPLACE INTO {TABLES[freq]} VALUES (?,?,?,?,?,?,?,?)",
-                                pa.table({"meter": self._keys_for(rows["meter_id"].to_numpy()), **cols}))
+                                pa.table({"meter": self._keys_for(rows["meter_id"]), **cols}))
 
     def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None) -> pd.DataFrame:
         where, params = self._ids_filter(meter_ids)

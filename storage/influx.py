@@ -186,6 +186,7 @@ class InfluxStore(Store):
         self._open_settings()
 
     def close(self) -> None:
+        super().close()
         self._http.close()
 
     # -- HTTP -------------------------------------------------------------------

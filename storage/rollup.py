@@ -16,7 +16,8 @@ multiplier (domain.md section 4). The increase between two consecutive samples i
 The increase of an interval is spread over the periods it overlaps in proportion to
 time (linear interpolation of the cumulative index). An interval is *estimated* when it
 is a gap, longer than GAP_FACTOR (2.5) x the median length of the intervals around it
-(itself and GAP_RADIUS = 2 intervals of the same meter on each side: a missed poll or an
+(itself and GAP_RADIUS = 2 intervals of the same meter on each side, the upper middle
+one where a meter's first or last intervals leave an even number: a missed poll or an
 outage is interpolated, while a meter whose archived history is hourly and whose live
 polls are every 15 minutes has no gap where the resolution changes), or when its closing
 sample is flagged ESTIMATED. Each period reports the estimated share of its quantity, and
@@ -119,30 +120,29 @@ def interval_increases(samples: pd.DataFrame, events: pd.DataFrame | None = None
         flags[reset] |= quality.DECREASE
 
     dt = (t1 - t0).astype(float)
-    gap = dt > GAP_FACTOR * local_median(dt, meter[idx], GAP_RADIUS)
+    gap = is_gap(dt, meter[idx])
     return pd.DataFrame({"meter_id": meter[idx], "t0": t0, "t1": t1, "increase": inc,
                          "estimated": gap | ((q[idx] & quality.ESTIMATED) != 0), "flags": flags | q[idx]})
 
 
-def local_median(x: np.ndarray, group: np.ndarray, radius: int) -> np.ndarray:
-    """Median of each element and the `radius` elements on each side of it in the same
-    group (`group` sorted so that each group is contiguous; windows are cut at group
-    ends). Vectorised: a (n, 2 radius + 1) window matrix, NaN outside the group."""
-    n = len(x)
-    if n == 0:
-        return np.zeros(0)
-    start = np.r_[True, group[1:] != group[:-1]]
-    gid = np.cumsum(start)
-    win = np.full((n, 2 * radius + 1), np.nan)
-    for k in range(-radius, radius + 1):
-        j = np.arange(n) + k
-        ok = (j >= 0) & (j < n)
-        ok[ok] &= gid[j[ok]] == gid[ok]
-        win[ok, k + radius] = x[j[ok]]
-    win.sort(axis=1)  # NaN last
-    valid = (~np.isnan(win)).sum(axis=1)
-    rows = np.arange(n)
-    return (win[rows, (valid - 1) // 2] + win[rows, valid // 2]) / 2
+def is_gap(dt: np.ndarray, group: np.ndarray, radius: int = GAP_RADIUS) -> np.ndarray:
+    """Whether each interval (length `dt`, grouped by meter in contiguous runs) is longer
+    than GAP_FACTOR x the median of itself and the `radius` intervals on each side in its
+    group (the upper middle one of an even count). Vectorised without sorting: dt exceeds
+    GAP_FACTOR x that median exactly when more than half of the window's intervals are
+    shorter than dt / GAP_FACTOR."""
+    n = len(dt)
+    shorter = np.zeros(n, np.int64)
+    size = np.ones(n, np.int64)  # the interval itself (never shorter than itself / GAP_FACTOR)
+    for k in range(1, radius + 1):
+        if k >= n:
+            break
+        same = group[k:] == group[:-k]  # interval i and i + k belong to one meter
+        size[:-k] += same
+        size[k:] += same
+        shorter[:-k] += same & (GAP_FACTOR * dt[k:] < dt[:-k])  # the k-th after is short
+        shorter[k:] += same & (GAP_FACTOR * dt[:-k] < dt[k:])  # the k-th before is short
+    return 2 * shorter > size
 
 
 def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
@@ -174,8 +174,7 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     frac = np.where(span > 0, (p_end - p_start) / np.where(span > 0, span, 1), 1.0)
     qty = intervals["increase"].to_numpy(float)[rows] * frac
     est = intervals["estimated"].to_numpy(bool)[rows]
-    meter = intervals["meter_id"].to_numpy()[rows]
-    codes, uniques = pd.factorize(meter, sort=True)
+    codes, uniques = _codes(intervals["meter_id"].to_numpy()[rows])
     key = codes.astype(np.int64) * len(edges) + period  # (meter, period), in that order
     df = pd.DataFrame({"quantity": qty, "estimated_quantity": np.where(est, qty, 0.0)})
     out = df.groupby(key, sort=True).sum()
@@ -184,12 +183,21 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     order = np.argsort(key, kind="stable")
     starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]]) if len(order) else np.zeros(0, np.int64)
     return pd.DataFrame({
-        "meter_id": np.asarray(uniques)[keys // len(edges)],
+        "meter_id": uniques[keys // len(edges)],
         "period": keys % len(edges),
         "quantity": out["quantity"].to_numpy(float),
         "estimated_quantity": out["estimated_quantity"].to_numpy(float),
         "flags": np.bitwise_or.reduceat(flags[order], starts) if len(order) else np.zeros(0, np.int64),
     })
+
+
+def _codes(meter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted integer codes of meter ids and the ids they stand for (non-negative
+    integer ids, as the stores pass them, are their own codes)."""
+    if meter.dtype.kind in "iu" and (len(meter) == 0 or meter.min() >= 0):
+        return meter.astype(np.int64), np.arange(int(meter.max()) + 1 if len(meter) else 0)
+    codes, uniques = pd.factorize(meter, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques)
 
 
 def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
@@ -201,10 +209,14 @@ def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     period = np.searchsorted(edges, t, side="right") - 1
     ok = (period >= 0) & (period < len(edges) - 1)
     q = samples["quality"].to_numpy(np.int64)[ok]
-    df = pd.DataFrame({"meter_id": samples["meter_id"].to_numpy()[ok], "period": period[ok],
-                       "samples": np.ones(int(ok.sum()), np.int64),
+    codes, uniques = _codes(samples["meter_id"].to_numpy()[ok])
+    key = codes.astype(np.int64) * len(edges) + period[ok]
+    df = pd.DataFrame({"samples": np.ones(len(key), np.int64),
                        "stored": ((q & (quality.BACKFILL | quality.IMPORTED)) != 0).astype(np.int64)})
-    return df.groupby(["meter_id", "period"], as_index=False, sort=True).sum()
+    g = df.groupby(key, sort=True).sum()
+    keys = g.index.to_numpy(np.int64)
+    return pd.DataFrame({"meter_id": uniques[keys // len(edges)], "period": keys % len(edges),
+                         "samples": g["samples"].to_numpy(np.int64), "stored": g["stored"].to_numpy(np.int64)})
 
 
 def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, freq: str,
