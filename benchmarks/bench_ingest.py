@@ -97,7 +97,7 @@ def phase_store(args, url: str) -> dict:
 
 def phase_bare_embedded(args, directory: str) -> dict:
     from core.sqlite import transaction
-    from storage.embedded import SCHEMA, SAMPLE_SCHEMA, connect
+    from storage.embedded import SAMPLE_SCHEMA, SCHEMA, connect
 
     con = connect(Path(directory) / "bare.sqlite3")
     cur = con.cursor()

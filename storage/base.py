@@ -319,7 +319,7 @@ class Store(ABC):
         Naive `start`/`end` are local time of the store's time zone; the period
         containing `start` is included whole.
         """
-        rows = self._periods_between(freq, start, end, meter_ids)
+        rows = self._periods_between(freq, start, end, meter_ids, ["quantity", "est", "covered"])
         rows = rows[rows["covered"].to_numpy(bool)]
         mult = pd.Series(rows["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
         quantity = rows["quantity"].to_numpy(float) * mult
@@ -337,7 +337,7 @@ class Store(ABC):
         interval: meter_id, period_start, samples (samples with time in the period),
         stored (of them, flagged BACKFILL or IMPORTED), flags (OR of the quality flags of
         the intervals overlapping the period). Months and years are sums of days."""
-        rows = self._periods_between(freq, start, end, meter_ids)
+        rows = self._periods_between(freq, start, end, meter_ids, ["samples", "stored", "flags"])
         out = pd.DataFrame({
             "meter_id": rows["meter_id"].to_numpy(object),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
@@ -356,7 +356,7 @@ class Store(ABC):
         return sums[COUNT_COLUMNS]
 
     def _periods_between(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
-                         meter_ids: Iterable[str] | None) -> pd.DataFrame:
+                         meter_ids: Iterable[str] | None, columns: list[str]) -> pd.DataFrame:
         start, end = ts(start, self.tz), ts(end, self.tz)
         table = "hour" if freq == "hour" else "day"
         if freq not in rollup.FREQS:
@@ -364,8 +364,8 @@ class Store(ABC):
         first = int(rollup.period_edges(start, end, table, self.tz)[0])
         ids = None if meter_ids is None else [str(m) for m in meter_ids]
         if ids is not None and not ids:
-            return empty_periods()
-        return self._read_periods(table, first, int(np.ceil(end.timestamp())), ids)
+            return empty_periods(columns)
+        return self._read_periods(table, first, int(np.ceil(end.timestamp())), ids, columns)
 
     def rebuild_consumption(self, meter_ids: Iterable[str] | None = None,
                             progress: Callable[[int], object] | None = None) -> int:
@@ -486,9 +486,10 @@ class Store(ABC):
         """Upsert period rows (PERIOD_COLUMNS) into the hour or day table."""
 
     @abstractmethod
-    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None) -> pd.DataFrame:
-        """Stored period rows (PERIOD_COLUMNS) of the hour or day table with lo <= t < hi,
-        sorted by meter_id and t."""
+    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,
+                      columns: list[str]) -> pd.DataFrame:
+        """meter_id, t and `columns` (of PERIOD_COLUMNS) of the stored period rows of the
+        hour or day table with lo <= t < hi, sorted by meter and t."""
 
     @abstractmethod
     def _drop_periods(self) -> None:
@@ -546,8 +547,9 @@ def local_next_day(t: np.ndarray, tz: str) -> np.ndarray:
     return to_epoch_s(local.tz_localize(tz, nonexistent="shift_forward"))
 
 
-def empty_periods() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in PERIOD_DTYPES.items()})
+def empty_periods(columns: list[str] | None = None) -> pd.DataFrame:
+    keep = ["meter_id", "t", *(columns or PERIOD_COLUMNS[2:])]
+    return pd.DataFrame({c: pd.Series(dtype=PERIOD_DTYPES[c]) for c in keep})
 
 
 def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.DataFrame, tz: str,

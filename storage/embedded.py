@@ -288,12 +288,13 @@ class EmbeddedStore(Store):
         self._cur().executemany(f"INSERT OR REPLACE INTO {TABLES[freq]} VALUES (?,?,?,?,?,?,?,?)",
                                 pa.table({"meter": self._keys_for(rows["meter_id"]), **cols}))
 
-    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None) -> pd.DataFrame:
+    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,
+                      columns: list[str]) -> pd.DataFrame:
         where, params = self._ids_filter(meter_ids)
-        t = self._arrow(f"SELECT meter, {', '.join(PERIOD_COLUMNS[1:])} FROM {TABLES[freq]} "
+        t = self._arrow(f"SELECT meter, t, {', '.join(columns)} FROM {TABLES[freq]} "
                         f"WHERE t >= ? AND t < ?{where} ORDER BY meter, t", [lo, hi, *params])
         if t.num_rows == 0:
-            return empty_periods()
+            return empty_periods(columns)
         df = t.drop(["meter"]).to_pandas()
         df.insert(0, "meter_id", self._names(t["meter"].to_numpy()))
         return df

@@ -35,6 +35,7 @@ import contextlib
 import gzip
 import io
 import ipaddress
+import itertools
 import json
 import re
 import time
@@ -52,7 +53,6 @@ import pyarrow.csv as pacsv
 from storage.base import (
     BILL_COLUMNS,
     EVENT_COLUMNS,
-    PERIOD_COLUMNS,
     SAMPLE_COLUMNS,
     Store,
     StoreError,
@@ -63,6 +63,9 @@ from storage.base import (
 
 BATCH_LINES = 50_000
 CHUNK_ROWS = 100_000  # rows per chunk of a streamed /query answer
+CSV_BLOCK_BYTES = 4 << 20  # a streamed CSV answer is parsed this much at a time
+READ_SLICES = 2  # a long read of a consumption measurement goes as this many concurrent queries
+SLICE_ABOVE_S = 40 * 86_400  # ... when it spans more than this
 STATEMENTS_PER_QUERY = 60  # InfluxQL statements sent in one /query
 MEASUREMENTS = {"hour": "consumption_hour", "day": "consumption_day"}
 PERIOD_FIELDS = {"quantity": pa.float64(), "est": pa.float64(), "flags": pa.int64(), "samples": pa.int64(),
@@ -114,39 +117,6 @@ def sample_body(norm: pd.DataFrame) -> bytes:
 
 def unescape_tag(value: str) -> str:
     return _ESCAPE.sub(r"\1", value)
-
-
-class _Body(io.RawIOBase):
-    """A file-like view of an iterator of byte chunks (a streamed HTTP body)."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def peek(self) -> bool:
-        """Whether any bytes are left."""
-        while not self._rest:
-            try:
-                self._rest = next(self._chunks)
-            except StopIteration:
-                return False
-        return True
-
-    def readinto(self, buffer) -> int:
-        if not self.peek():
-            return 0
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
-
-
-def sample_lines(norm: pd.DataFrame) -> list[str]:
-    """The lines of `sample_body` as strings."""
-    return sample_body(norm).decode().splitlines()
 
 
 def is_loopback(host: str | None) -> bool:
@@ -252,31 +222,30 @@ class InfluxStore(Store):
                     raise StoreError(f"InfluxDB query failed: {result['error']}")
                 yield from result.get("series", [])
 
-    def _csv_batches(self, q: str, fields: dict[str, pa.DataType], many: bool = False) -> Iterator[pa.RecordBatch]:
+    def _csv_batches(self, q: str, fields: dict[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
         """Run InfluxQL (one or more statements, each selecting `fields` GROUP BY meter)
-        and stream the CSV answer into Arrow record batches (name, tags, time, *fields):
-        one statement is read incrementally, never holding the whole body; `many`
-        statements are split at their empty-line separators as the body arrives."""
+        and stream the CSV answer into Arrow record batches (name, tags, time, *fields),
+        block by block as the body arrives, never holding the whole body."""
         types = {"name": pa.string(), "tags": pa.string(), "time": pa.int64(), **fields}
         convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
+        started = False  # once a batch is out, a broken stream is an error, not a retry
         for attempt in range(RETRIES + 1):
             try:
-                with self._http.stream("POST", "/query", data=self._query_params(q),
-                                       headers={"Accept": "application/csv"}) as resp:
+                headers = {"Accept": "application/csv"}
+                if not self.gzip:  # on loopback a compressed answer only costs CPU
+                    headers["Accept-Encoding"] = "identity"
+                with self._http.stream("POST", "/query", data=self._query_params(q), headers=headers) as resp:
                     if resp.status_code != 200:
                         text = resp.read().decode(errors="replace").strip()
                         if resp.status_code < 500 or attempt == RETRIES:
                             raise StoreError(f"InfluxDB query failed ({resp.status_code}): {text[:500]}")
-                    elif many:
-                        yield from _csv_statements(resp.iter_bytes(), convert)
-                        return
-                    else:  # one statement, maybe long: streamed
-                        body = _Body(resp.iter_bytes())
-                        if body.peek():
-                            yield from pacsv.open_csv(body, convert_options=convert)
+                    else:
+                        for batch in csv_batches(resp.iter_bytes(), convert):
+                            started = True
+                            yield batch
                         return
             except httpx.TransportError as exc:
-                if attempt == RETRIES:
+                if attempt == RETRIES or started:
                     raise StoreError(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
             time.sleep(BACKOFF_S * 2**attempt)
 
@@ -285,7 +254,7 @@ class InfluxStore(Store):
         frames = []
         for i in range(0, len(statements), STATEMENTS_PER_QUERY):
             part = statements[i:i + STATEMENTS_PER_QUERY]
-            for batch in self._csv_batches("; ".join(part), fields, many=len(part) > 1):
+            for batch in self._csv_batches("; ".join(part), fields):
                 if batch.num_rows == 0:
                     continue
                 tags = pc.dictionary_encode(batch.column("tags"))
@@ -400,13 +369,26 @@ class InfluxStore(Store):
     def _put_periods(self, freq: str, rows: pd.DataFrame) -> None:
         self._put_lines(MEASUREMENTS[freq], rows, PERIOD_FIELDS)
 
-    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None) -> pd.DataFrame:
+    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,
+                      columns: list[str]) -> pd.DataFrame:
         ids = self._meter_where(meter_ids)
         if ids is None:
-            return empty_periods()
-        df = self._csv_frame([f"SELECT {', '.join(PERIOD_FIELDS)} FROM {self._measurement(MEASUREMENTS[freq])} "
-                              f"WHERE time >= {lo}s AND time < {hi}s{ids} GROUP BY meter"], PERIOD_FIELDS)
-        return df[PERIOD_COLUMNS] if len(df) else empty_periods()
+            return empty_periods(columns)
+        fields = {c: PERIOD_FIELDS[c] for c in columns}
+        # a long range is read as READ_SLICES time slices at once (the server answers each
+        # on its own core), then put back in meter and time order
+        span = max(1, hi - lo)
+        cuts = [lo + span * k // READ_SLICES for k in range(READ_SLICES)] + [hi] if span > SLICE_ABOVE_S else [lo, hi]
+        statements = [f"SELECT {', '.join(fields)} FROM {self._measurement(MEASUREMENTS[freq])} "
+                      f"WHERE time >= {a}s AND time < {b}s{ids} GROUP BY meter" for a, b in itertools.pairwise(cuts)]
+        with ThreadPoolExecutor(max_workers=len(statements)) as pool:
+            parts = [p for p in pool.map(lambda q: self._csv_frame([q], fields), statements) if len(p)]
+        if not parts:
+            return empty_periods(columns)
+        df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if len(parts) > 1:
+            df = df.sort_values(["meter_id", "t"], kind="stable", ignore_index=True)
+        return df[["meter_id", "t", *columns]]
 
     def _drop_periods(self) -> None:
         for name in MEASUREMENTS.values():
@@ -476,17 +458,47 @@ class InfluxStore(Store):
         return df.sort_values(["institution_id", "energy", "period_start"]).reset_index(drop=True)
 
 
-def _csv_statements(chunks: Iterator[bytes], convert: pacsv.ConvertOptions) -> Iterator[pa.RecordBatch]:
-    """Record batches of a CSV answer of one or more statements (each with its header,
-    separated by an empty line; a statement with no rows has no part at all)."""
+def csv_batches(chunks: Iterable[bytes], convert: pacsv.ConvertOptions,
+                block_bytes: int = CSV_BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
+    """Arrow record batches of a streamed CSV answer to one or more statements (each
+    starts with its header line and ends with an empty line; a statement with no rows
+    has no part at all), parsed in blocks of about `block_bytes` cut at line ends."""
+    header: bytes | None = None  # of the statement being read
     buffer = b""
-    for chunk in chunks:
-        *done, buffer = (buffer + chunk).split(b"\n\n")
+
+    def parse(block: bytes, ends: bool) -> Iterator[pa.RecordBatch]:
+        nonlocal header
+        if header is None:
+            line_end = block.find(b"\n") + 1 or len(block)
+            header, block = block[:line_end], block[line_end:]
+        if block.strip():
+            yield from pacsv.read_csv(io.BytesIO(header + block), convert_options=convert).to_batches()
+        if ends:
+            header = None
+
+    pending: list[bytes] = []  # chunks not parsed yet (joined only when a block is due)
+    size, tail = 0, b""
+    for chunk in _with_end(iter(chunks)):
+        if chunk is not None:
+            pending.append(chunk)
+            size += len(chunk)
+            ends_statement = b"\n\n" in tail + chunk[:1] or b"\n\n" in chunk
+            tail = chunk[-1:]
+            if size < block_bytes and not ends_statement:
+                continue
+        *done, buffer = b"".join(pending).split(b"\n\n")
         for part in done:
-            yield from _csv_part(part, convert)
-    yield from _csv_part(buffer, convert)
+            yield from parse(part + b"\n", ends=True)
+        if chunk is None:
+            if buffer.strip():
+                yield from parse(buffer, ends=True)
+            return
+        if len(buffer) >= block_bytes and (cut := buffer.rfind(b"\n") + 1):
+            yield from parse(buffer[:cut], ends=False)
+            buffer = buffer[cut:]
+        pending, size = [buffer], len(buffer)
 
 
-def _csv_part(part: bytes, convert: pacsv.ConvertOptions) -> Iterator[pa.RecordBatch]:
-    if part.strip():
-        yield from pacsv.read_csv(io.BytesIO(part), convert_options=convert).to_batches()
+def _with_end(chunks: Iterator[bytes]) -> Iterator[bytes | None]:
+    yield from chunks
+    yield None
