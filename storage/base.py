@@ -190,13 +190,13 @@ class Store(ABC):
         recomputes that meter's stored consumption (the multiplier is applied at read)."""
         self._meters = meters[["meter_id", "multiplier", "rollover_at"]].copy()
         new = {str(k): float(v) for k, v in self.rollovers.items() if pd.notna(v)}
+        if self._load_settings().get("rollover", {}) == new:  # a read: no write lock when nothing changed
+            self._rollover_used = new
+            return
         with self._writing():
             settings = self._load_settings()
             used = settings.get("rollover", {})
             changed = sorted(m for m in set(used) | set(new) if used.get(m) != new.get(m))
-            if not changed:
-                self._rollover_used = used
-                return
             self._save_settings({**settings, "rollover": new})
             self._rollover_used = new
             have = set(self.meter_ids())
@@ -213,14 +213,16 @@ class Store(ABC):
     def _open_settings(self) -> None:
         """At open: load the settings the stored periods were computed with; a changed
         time zone recomputes every meter's periods."""
+        settings = self._load_settings()
+        self._rollover_used = settings.get("rollover", {})
+        if settings.get("tz") == self.tz:  # a read: no write lock when nothing changed
+            return
         with self._writing():
             settings = self._load_settings()
-            self._rollover_used = settings.get("rollover", {})
-            if settings.get("tz") != self.tz:
-                self._save_settings({**settings, "tz": self.tz})
-                if "tz" in settings:
-                    self._drop_periods()
-                    self.rebuild_consumption()
+            self._save_settings({**settings, "tz": self.tz})
+            if "tz" in settings and settings["tz"] != self.tz:
+                self._drop_periods()
+                self.rebuild_consumption()
 
     # -- samples ----------------------------------------------------------------
     def write_samples(self, samples: pd.DataFrame) -> int:

@@ -99,14 +99,17 @@ class EmbeddedStore(Store):
         self._open_lock = threading.Lock()
         self._keys: dict[str, int] = {}
         self._by_key = np.empty(0, dtype=object)  # meter id by key
-        with self._writing():
-            cur = self._cur()
-            old = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                cur.execute(statement)
-            for name in OLD_TABLES:
-                cur.execute(f"DROP TABLE IF EXISTS {name}")
-            migrate = "sample" in old and TABLES["day"] not in old
+        tables = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
+        migrate = False
+        if not {"meter", "sample", "event", "bill", "meta", *TABLES.values()} <= tables or tables & set(OLD_TABLES):
+            with self._writing():  # only when the schema is missing or old: readers never wait for a writer here
+                cur = self._cur()
+                old = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    cur.execute(statement)
+                for name in OLD_TABLES:
+                    cur.execute(f"DROP TABLE IF EXISTS {name}")
+                migrate = "sample" in old and TABLES["day"] not in old
         self._open_settings()
         if migrate:  # a store written before consumption was materialised
             self.rebuild_consumption()
