@@ -30,9 +30,9 @@ index units *before* the multiplier, flags, samples, stored, covered (an interva
 overlaps the period). Writes go in chunks of WRITE_CHUNK rows, so memory is bounded by
 the chunk, never by the history. `consumption('hour')` reads the hourly table;
 day/month/year read the daily one (months and years are sums of local days, `regroup`);
-raw samples are read only by `read_samples` and `last_samples_before`.
-`reference_consumption` is the pure path (the whole raw history through
-`rollup.consumption`) the tables must equal.
+raw samples are read only by `read_samples` and `last_samples_before`. The pure
+reference path the tables must equal is `rollup.consumption` over a meter's whole raw
+history (the contract tests compare them).
 
 The multiplier is applied at read, not stored: the tables are a function of the stored
 samples and events alone, so a corrected CT/PT ratio in the registry applies to the
@@ -599,24 +599,6 @@ def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     """Normalised samples with meter_id replaced by its position in `index` (-1: absent)."""
     return pd.DataFrame({"meter_id": meter_codes(norm["meter_id"], index), "t": norm["t"].to_numpy(np.int64),
                          "value": norm["value"].to_numpy(float), "quality": norm["quality"].to_numpy(np.int64)})
-
-
-def reference_consumption(store: Store, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
-                          meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
-    """The pure reference path: consumption computed by `storage.rollup.consumption` from
-    all of the meters' raw samples and events (what the materialised tables must equal;
-    for tests and checks, not for views: it reads the whole history)."""
-    start, end = ts(start, store.tz), ts(end, store.tz)
-    ids = None if meter_ids is None else list(meter_ids)
-    samples = store.read_samples(meter_ids=ids)
-    if samples.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in CONSUMPTION_COLUMNS})
-    ev = store.read_events(ids)
-    daily = rollup.consumption(normalize_samples(samples), start, end, "hour" if freq == "hour" else "day", store.tz,
-                               events=normalize_events(ev) if len(ev) else None, multiplier=store.multipliers,
-                               rollover_at=store.rollovers)
-    daily = daily[daily["period_start"] < end].reset_index(drop=True)
-    return daily if freq in ("hour", "day") else regroup(daily, freq, store.tz)
 
 
 def period_key(period_start: pd.Series | pd.DatetimeIndex, freq: str, tz: str) -> pd.DatetimeIndex:

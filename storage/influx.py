@@ -493,7 +493,9 @@ def csv_batches(chunks: Iterable[bytes], convert: pacsv.ConvertOptions,
             if buffer.strip():
                 yield from parse(buffer, ends=True)
             return
-        if len(buffer) >= block_bytes and (cut := buffer.rfind(b"\n") + 1):
+        # cut after a line end, but never after a final one: it may be the first half of
+        # the empty line that ends the statement
+        if len(buffer) >= block_bytes and (cut := buffer.rfind(b"\n", 0, len(buffer) - 1) + 1):
             yield from parse(buffer[:cut], ends=False)
             buffer = buffer[cut:]
         pending, size = [buffer], len(buffer)
