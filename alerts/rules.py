@@ -1,6 +1,8 @@
-"""Alert rules: `evaluate_alerts(store, registry, quotas_cfg, at)` returns every alert that
-holds on date `at`; `alerts.outbox.Outbox.submit` turns successive evaluations into
-open / reminder / resolved notifications.
+"""Alert rules on targets and quota standards, and the one entry point for every rule.
+
+`evaluate_alerts(store, registry, quotas_cfg, at)` returns every alert that holds on
+date `at`; `alerts.outbox.Outbox.submit` turns successive evaluations into open /
+reminder / resolved notifications.
 
 Evaluation date: `at` is a local date; the quota rules use the data *before* it (the
 complete days up to `at - 1`, as `quotas.evaluate.evaluate_targets` does), the meter
@@ -33,6 +35,7 @@ import pandas as pd
 
 from alerts.meter_rules import MeterRuleSettings, meter_alerts
 from alerts.record import Alert
+from core.vocab import CATEGORY_ZH
 from quotas.config import STANDARD_INDICATORS, TARGET_INDICATORS, QuotaConfig
 
 __all__ = ["ALL_RULES", "METER_RULES", "QUOTA_RULES", "Alert", "MeterRuleSettings", "evaluate_alerts",
@@ -60,7 +63,6 @@ INDICATOR_EN = {
     "water_m3_per_person": "water per person", "kgco2_per_m2": "CO2 per floor area",
     "heating_kgce_per_m2": "heating energy per heated area", "nonheating_kgce_per_m2": "non-heating energy per floor area",
 }
-CATEGORY_ZH = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆", "other": "其他"}
 
 
 def _num(x: float) -> str:
@@ -184,7 +186,6 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
         if "quota_constraint_exceeded" in wanted and quotas_cfg.standards:
             local = pd.DatetimeIndex(use["period_start"]) if len(use) else pd.DatetimeIndex([], tz=tz)
             window = use[(local >= roll_start.tz_localize(tz))] if len(use) else use
-            window.attrs["freq"] = "day"
             ind = indicators(window, registry, factors, quotas_cfg.basis, freq="day")
             levels = quota_levels(ind, quotas_cfg, regions=registry)
             if details is not None:

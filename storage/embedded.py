@@ -39,6 +39,7 @@ from storage.base import (
     PERIOD_COLUMNS,
     SAMPLE_COLUMNS,
     Store,
+    StoreMissing,
     empty_periods,
     from_epoch_s,
     ts,
@@ -86,13 +87,16 @@ def connect(path: Path) -> adbc.Connection:
 
 
 class EmbeddedStore(Store):
-    """SQLite-backed store in `directory` (created if missing)."""
+    """SQLite-backed store in `directory` (created if missing, unless `create=False`:
+    then StoreMissing)."""
 
-    def __init__(self, directory: str | Path, tz: str = "Asia/Shanghai"):
+    def __init__(self, directory: str | Path, tz: str = "Asia/Shanghai", create: bool = True):
         super().__init__(tz)
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME
+        if not create and not self.path.is_file():
+            raise StoreMissing(f"no store at embedded:{self.directory}: {self.path} does not exist")
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.url = f"embedded:{self.directory}"
         self._local = threading.local()
         self._open: list[tuple[adbc.Connection, adbc.Cursor]] = []  # every thread's connection, closed by close()

@@ -56,6 +56,7 @@ from storage.base import (
     SAMPLE_COLUMNS,
     Store,
     StoreError,
+    StoreMissing,
     empty_periods,
     from_epoch_s,
     ts,
@@ -153,7 +154,21 @@ class InfluxStore(Store):
             # 2.x/3.x map databases to existing buckets; creating is not allowed there
             with contextlib.suppress(StoreError):
                 list(self.query(f"CREATE DATABASE {quote_ident(self.database)}"))
+        else:
+            self._require_database()
         self._open_settings()
+
+    def _require_database(self) -> None:
+        """StoreMissing when the server lists its databases and ours is not among them
+        (a server that cannot list them is given the benefit of the doubt)."""
+        try:
+            names = {row[0] for s in self.query("SHOW DATABASES") for row in s.get("values") or []}
+        except StoreError:
+            return
+        if self.database not in names:
+            message = f"no database {self.database!r} on InfluxDB at {self._http.base_url}"
+            self.close()
+            raise StoreMissing(message)
 
     def close(self) -> None:
         super().close()
