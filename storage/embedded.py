@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -86,6 +87,14 @@ def connect(path: Path) -> adbc.Connection:
     return con
 
 
+def _close_all(connections: list[tuple[adbc.Connection, adbc.Cursor]]) -> None:
+    """Close each cursor, then its connection (ADBC refuses the other order)."""
+    for con, cur in connections:
+        cur.close()
+        con.close()
+    connections.clear()
+
+
 class EmbeddedStore(Store):
     """SQLite-backed store in `directory` (created if missing, unless `create=False`:
     then StoreMissing)."""
@@ -101,6 +110,7 @@ class EmbeddedStore(Store):
         self._local = threading.local()
         self._open: list[tuple[adbc.Connection, adbc.Cursor]] = []  # every thread's connection, closed by close()
         self._open_lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._open)  # a store dropped without close(): cursors first
         self._keys: dict[str, int] = {}
         self._by_key = np.empty(0, dtype=object)  # meter id by key
         tables = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
@@ -136,10 +146,7 @@ class EmbeddedStore(Store):
     def close(self) -> None:
         super().close()
         with self._open_lock:
-            for con, cur in self._open:
-                cur.close()
-                con.close()
-            self._open.clear()
+            _close_all(self._open)
         self._local = threading.local()
 
     @contextmanager
