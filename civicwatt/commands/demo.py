@@ -88,28 +88,34 @@ def backfill(store: Store, registry: Registry, days: int, now: pd.Timestamp,
     hourly before, which is how a site with a year of archived hourly readings and a
     month of live polling looks."""
     from civicwatt.commands.simulate import meters_for_sim
-    from device_sim.history import generate_history
+    from device_sim.history import end_values, generate_history
 
     have = set(store.meter_ids())
     todo = [m for m in (meters if meters is not None else meters_for_sim(registry)) if m["id"] not in have]
-    if todo:
-        start = (now - pd.Timedelta(days=days)).floor("D")
-        interval = min(int(m.get("interval_s") or LIVE_INTERVAL_S) for m in todo)
-        print(f"generating {days} days of history for {len(todo)} meters ...", file=sys.stderr)
-        history = generate_history(todo, start, now, interval_s=interval, seed=SEED)
-        t = history["time"]
-        recent = t >= now - pd.Timedelta(days=FULL_RESOLUTION_DAYS)
-        history = history[recent | (t.dt.minute == 0) & (t.dt.second == 0)]
-        with tqdm(total=len(history), desc="history", unit="sample", unit_scale=True, file=sys.stderr) as bar:
-            for i in range(0, len(history), WRITE_CHUNK):
-                chunk = history.iloc[i:i + WRITE_CHUNK]
-                store.write_samples(chunk)
-                bar.update(len(chunk))
-        if hasattr(store, "refresh_rollups"):
-            print("computing daily rollups ...", file=sys.stderr)
-            store.refresh_rollups()
-    last = store.last_samples_before(now + pd.Timedelta(seconds=1))
-    return last[["meter_id", "time", "value"]]
+    if not todo:
+        last = store.last_samples_before(now + pd.Timedelta(seconds=1))
+        return last[["meter_id", "time", "value"]]
+    start = (now - pd.Timedelta(days=days)).floor("D")
+    interval = min(int(m.get("interval_s") or LIVE_INTERVAL_S) for m in todo)
+    with tqdm(total=days, desc=f"generating {days} days x {len(todo)} meters", unit="day", file=sys.stderr) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.update(round(days * done / total) - bar.n)
+
+        history = generate_history(todo, start, now, interval_s=interval, seed=SEED, progress=advance)
+    t = history["time"]
+    recent = t >= now - pd.Timedelta(days=FULL_RESOLUTION_DAYS)
+    history = history[recent | (t.dt.minute == 0) & (t.dt.second == 0)]
+    # the store keeps hourly and daily consumption up to date as the samples go in
+    with tqdm(total=len(history), desc="history into the store (with consumption)", unit="sample", unit_scale=True,
+              file=sys.stderr) as bar:
+        for i in range(0, len(history), WRITE_CHUNK):
+            chunk = history.iloc[i:i + WRITE_CHUNK]
+            store.write_samples(chunk)
+            bar.update(len(chunk))
+    last = end_values(history)
+    if have:
+        last = pd.concat([store.last_samples_before(now + pd.Timedelta(seconds=1), sorted(have)), last])
+    return last[["meter_id", "time", "value"]].reset_index(drop=True)
 
 
 def run(args: argparse.Namespace) -> int:
