@@ -15,6 +15,7 @@ access" message (callbacks) or 403 (downloads), whatever the request says.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import dash
 import flask
 import pandas as pd
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.registry import Registry
@@ -30,6 +32,9 @@ from dashboard import downloads, integrations, login, shell
 from dashboard.context import Context
 from dashboard.data import DataService
 from dashboard.pages import PAGES
+
+log = logging.getLogger(__name__)
+CALLBACK_PATH = "/_dash-update-component"
 
 
 def default_mv_dirs(registry: Registry, data_dir: Path | None) -> list[Path]:
@@ -70,6 +75,21 @@ def security_headers(server: flask.Flask, csp: str) -> None:
         if flask.request.is_secure:
             resp.headers["Strict-Transport-Security"] = "max-age=31536000"
         return resp
+
+
+def callback_errors(server: flask.Flask) -> None:
+    """A callback request that still fails after the pages' input checks
+    (`dashboard.inputs`), e.g. a malformed Dash request body, is answered 400 and
+    logged with its traceback: bad input is never a 500."""
+
+    @server.errorhandler(Exception)
+    def bad_callback(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return exc
+        if flask.request.path != CALLBACK_PATH:
+            raise exc
+        log.error("callback request failed: answered 400", exc_info=exc)
+        return flask.Response("bad callback request", status=400, mimetype="text/plain")
 
 
 def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_path: str | Path | None = None,
@@ -116,6 +136,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     for page in PAGES:
         page.register(app, c)
     security_headers(server, content_security_policy(app.csp_hashes()))
+    callback_errors(server)
     app.service = service  # for tests and the benchmark: the data service and its caches
     app.users = directory
     return app

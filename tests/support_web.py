@@ -3,6 +3,7 @@ token, and the token header Dash's renderer sends with every callback. No tests 
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -40,3 +41,30 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class Answer:
+    """A callback's response with `text` as decoded JSON (Dash may or may not escape
+    non-ASCII characters, depending on whether orjson is installed)."""
+
+    def __init__(self, resp: httpx.Response):
+        self.status_code = resp.status_code
+        self.raw = resp
+        try:
+            self.text = json.dumps(resp.json(), ensure_ascii=False)
+        except ValueError:
+            self.text = resp.text
+
+    def json(self):
+        return self.raw.json()
+
+
+def callback(c: httpx.Client, outputs: list[tuple[str, str]], inputs: list, state=(),
+             changed=None, headers: dict | None = None) -> Answer:
+    """POST /_dash-update-component as the browser would."""
+    outs = [{"id": i, "property": p} for i, p in outputs]
+    output = outs[0]["id"] + "." + outs[0]["property"] if len(outs) == 1 else \
+        ".." + "...".join(f"{o['id']}.{o['property']}" for o in outs) + ".."
+    body = {"output": output, "outputs": outs[0] if len(outs) == 1 else outs, "inputs": inputs,
+            "state": list(state), "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"]}
+    return Answer(c.post("/_dash-update-component", json=body, headers={**csrf_headers(c), **(headers or {})}))

@@ -17,7 +17,7 @@ from dashboard.app import create_app, serve
 from dashboard.login import BACKOFF_FREE_NAME, BACKOFF_MAX_NAME_S, LoginThrottle
 from tests import support_dashboard_world as w
 from tests import support_web as web
-from tests.support_web import FakeClock
+from tests.support_web import Answer, FakeClock, callback
 
 
 @pytest.fixture(scope="module")
@@ -53,33 +53,6 @@ def login(site, name: str) -> httpx.Client:
     r = web.login(c, name, w.PASSWORDS[name], next="/")
     assert r.status_code == 302, r.text
     return c
-
-
-class Answer:
-    """A callback's response with `text` as decoded JSON (Dash may or may not escape
-    non-ASCII characters, depending on whether orjson is installed)."""
-
-    def __init__(self, resp: httpx.Response):
-        self.status_code = resp.status_code
-        self.raw = resp
-        try:
-            self.text = json.dumps(resp.json(), ensure_ascii=False)
-        except ValueError:
-            self.text = resp.text
-
-    def json(self):
-        return self.raw.json()
-
-
-def callback(c: httpx.Client, outputs: list[tuple[str, str]], inputs: list[dict], state=(),
-             changed=None) -> Answer:
-    """POST /_dash-update-component as the browser would."""
-    outs = [{"id": i, "property": p} for i, p in outputs]
-    output = outs[0]["id"] + "." + outs[0]["property"] if len(outs) == 1 else \
-        ".." + "...".join(f"{o['id']}.{o['property']}" for o in outs) + ".."
-    body = {"output": output, "outputs": outs[0] if len(outs) == 1 else outs, "inputs": inputs,
-            "state": list(state), "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"]}
-    return Answer(c.post("/_dash-update-component", json=body, headers=web.csrf_headers(c)))
 
 
 def render(c: httpx.Client, path: str, lang: str = "en") -> Answer:

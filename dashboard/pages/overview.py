@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
+from dashboard import inputs
 from dashboard.access import Forbidden, default_region, overview_scope, region_ids
 from dashboard.auth import User
 from dashboard.context import Context, Page
@@ -45,6 +46,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def overview_body(region: str | None, year: int | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        region, year = inputs.text(region), inputs.integer(year, lo=1, hi=9999)
         try:
             insts, scope = overview_scope(c.current_user(), c.registry, region)
         except Forbidden:
