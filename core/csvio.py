@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -55,6 +56,7 @@ MAX_INDEX = 1e12
 MAX_QUANTITY = 1e12
 
 _Fmt = Callable[[int], str]
+_EXTRA = "_extra"  # the column that catches one field too many
 
 
 class _Checks:
@@ -65,6 +67,7 @@ class _Checks:
         self.path = path
         self.lines = lines  # physical line of each row
         self.found: list[tuple[np.ndarray, str, _Fmt]] = []
+        self.misaligned = np.zeros(len(lines), bool)  # rows whose field problems are not listed
 
     def add(self, mask: np.ndarray | pd.Series, field: str, fmt: _Fmt) -> None:
         pos = np.flatnonzero(np.asarray(mask, dtype=bool))
@@ -79,7 +82,9 @@ class _Checks:
             "field": np.concatenate([np.full(len(pos), field, dtype=object) for pos, field, _ in self.found]),
             "check": np.concatenate([np.full(len(pos), k) for k, (pos, _, _) in enumerate(self.found)]),
             "pos": np.concatenate([pos for pos, _, _ in self.found]),
-        }).sort_values(["line", "field"], kind="stable")
+        })
+        table = table[~self.misaligned[table["pos"].to_numpy()] | (table["field"] == "-").to_numpy()]
+        table = table.sort_values(["line", "field"], kind="stable")
         shown = table.head(MAX_LISTED)
         problems = [Problem(str(self.path), int(line), field, self.found[check][2](int(pos)))
                     for line, field, check, pos in shown.itertuples(index=False, name=None)]
@@ -94,34 +99,50 @@ def _q(value: object) -> str:
 
 
 def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each."""
+    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each.
+    A row with one field too many fills `_extra` (a problem unless empty: a trailing
+    comma); more than one too many makes the fast parser refuse the file, and the rows
+    are then walked again by `_structure_problems`."""
     text = read_utf8(path)
+    names = [*columns, _EXTRA]
     try:
-        df = pd.read_csv(io.StringIO(text), header=None, names=columns, index_col=False, dtype=str,
-                         keep_default_na=False, na_filter=False, skipinitialspace=True, skip_blank_lines=False)
+        with warnings.catch_warnings():  # a header longer than `names` is truncated: caught below as a bad header
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), header=None, names=names, index_col=False, dtype=str,
+                             keep_default_na=False, na_filter=False, skipinitialspace=True, skip_blank_lines=False)
     except pd.errors.ParserError as exc:
         raise ConfigError(_structure_problems(path, text, columns, str(exc))) from None
     if df.empty:
-        raise ConfigError([Problem(str(path), 1, "header", f"the file is empty (expected columns {','.join(columns)})")])
+        df = pd.DataFrame({c: [""] for c in names})  # an empty file: one blank line
     # Record i starts at line 1 + i + the newlines inside the quoted fields of the records before it.
     inner = np.zeros(len(df), np.int64)
     if '"' in text:
-        for col in columns:
+        for col in names:
             inner += df[col].str.count("\n").to_numpy(np.int64)
     lines = 1 + np.arange(len(df)) + np.concatenate([[0], np.cumsum(inner)[:-1]])
-    header = [str(df[c].iloc[0]).strip() for c in columns]
-    if header != columns:
-        found = ",".join(h for h in header if h)
-        raise ConfigError([Problem(str(path), 1, "header", f"expected columns {','.join(columns)}, found {_q(found)}")])
-    first = df[columns[0]].str.strip() == ""
-    blank = first.to_numpy().copy()
-    for col in columns[1:]:
+    blank = (df[columns[0]].str.strip() == "").to_numpy().copy()
+    for col in names[1:]:
         if not blank.any():
             break
         blank[blank] = (df.loc[blank, col].str.strip() == "").to_numpy()
+    if blank.all():
+        raise ConfigError([Problem(str(path), 1, "header", f"the file is empty (expected columns {','.join(columns)})")])
+    at = int(np.argmin(blank))  # the header is the first line that is not blank
+    header = [str(df[c].iloc[at]).strip() for c in names]
+    if header != [*columns, ""]:
+        found = ",".join(h for h in header if h)
+        raise ConfigError([Problem(str(path), int(lines[at]), "header",
+                                   f"expected columns {','.join(columns)}, found {_q(found)}")])
     keep = ~blank
-    keep[0] = False  # the header
+    keep[:at + 1] = False
     return df[keep].reset_index(drop=True), lines[keep]
+
+
+def _extra_fields(checks: _Checks, df: pd.DataFrame, columns: list[str]) -> None:
+    """A row with a field too many: that is its one problem (its fields are shifted)."""
+    extra = (df[_EXTRA].str.strip() != "").to_numpy()
+    checks.add(extra, "-", lambda i: f"has {len(columns) + 1} fields, expected {len(columns)} ({','.join(columns)})")
+    checks.misaligned = extra
 
 
 def _structure_problems(path: Path, text: str, columns: list[str], parser_message: str) -> list[Problem]:
@@ -204,6 +225,7 @@ def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | Non
     path = Path(path)
     df, lines = _read(path, READINGS_COLUMNS)
     checks = _Checks(path, lines)
+    _extra_fields(checks, df, READINGS_COLUMNS)
     meter = df["meter_id"].str.strip()
     known = meter.isin(registry.meter_by_id.keys()).to_numpy()
     checks.add(~known, "meter_id", lambda i: "is empty" if not meter.iloc[i] else f"unknown meter {_q(meter.iloc[i])}")
@@ -229,7 +251,7 @@ def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | Non
     over = (value >= rollover).to_numpy()  # NaN (no rollover) compares False
     checks.add(over, "value", lambda i: f"{_q(df['value'].iloc[i].strip())} is at or above the meter's rollover "
                                         f"({rollover.iloc[i]:g}): an index wraps to zero there")
-    ok = known & ~no_time & np.isfinite(value.to_numpy(float, na_value=np.nan))
+    ok = known & ~no_time & np.isfinite(value.to_numpy(float, na_value=np.nan)) & ~checks.misaligned
     frame = pd.DataFrame({"meter_id": meter, "t": time, "value": value})[ok]
     _conflicts(checks, frame, ["meter_id", "t"], "value", "value", "meter and second", df["value"].str.strip())
     checks.raise_if_any()
@@ -243,6 +265,7 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None)
     path = Path(path)
     df, lines = _read(path, BILLS_COLUMNS)
     checks = _Checks(path, lines)
+    _extra_fields(checks, df, BILLS_COLUMNS)
     inst = df["institution_id"].str.strip()
     checks.add(~inst.isin(registry.institution_by_id.keys()).to_numpy(), "institution_id",
                lambda i: "is empty" if not inst.iloc[i] else f"unknown institution {_q(inst.iloc[i])}")
@@ -255,7 +278,7 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None)
     dates: dict[str, pd.Series] = {}
     for col in ("period_start", "period_end"):
         text = df[col].str.strip()
-        d = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        d = pd.to_datetime(text.where(text.str.fullmatch(r"\d{4}-\d{2}-\d{2}")), format="%Y-%m-%d", errors="coerce")
         bad = d.isna().to_numpy()
         checks.add(bad, col, lambda i, text=text: "is empty" if not text.iloc[i]
                    else f"{_q(text.iloc[i])} is not a real date (YYYY-MM-DD)")
@@ -278,7 +301,7 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None)
     keys = ["institution_id", "energy", "period_start", "period_end"]
     frame = pd.DataFrame({"institution_id": inst, "energy": energy, "period_start": dates["period_start"],
                           "period_end": dates["period_end"], "quantity": qty})
-    valid = frame.notna().all(axis=1).to_numpy()
+    valid = frame.notna().all(axis=1).to_numpy() & ~checks.misaligned
     _conflicts(checks, frame[valid], keys, "quantity", "quantity", "institution, energy and period",
                df["quantity"].str.strip())
     checks.raise_if_any()
