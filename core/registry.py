@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import PydanticCustomError
 
 from core.profiles import load_profiles
 from core.textfile import echo
@@ -40,8 +39,7 @@ def _month_day(value: str) -> str:
     try:
         date(2000, int(value[:2]), int(value[3:]))
     except ValueError:
-        raise PydanticCustomError("month_day", "'{value}' is not a day of the year (MM-DD)",
-                                  {"value": echo(value)}) from None
+        raise ValueError(f"'{echo(value)}' is not a day of the year (MM-DD)") from None
     return value
 
 

@@ -174,16 +174,16 @@ def _problems(path):
 
 
 @pytest.mark.parametrize(("old", "new", "field", "message"), [
-    ("floor_area_m2: ", "floor_area_m2: .inf #", "institutions[0].floor_area_m2", "Input should be a finite number"),
-    ("heated_area_m2: ", "heated_area_m2: .nan #", "institutions[0].heated_area_m2", "Input should be a finite number"),
-    ("occupants: ", "occupants: yes #", "institutions[0].occupants", "Input should be a valid integer"),
-    ("occupants: ", "occupants: 12.5 #", "institutions[0].occupants", "Input should be a valid integer"),
-    ("occupants: ", "occupants: 99999999999999999999 #", "institutions[0].occupants", "Input should be less than or equal to 10000000"),
+    ("floor_area_m2: ", "floor_area_m2: .inf #", "institutions[0].floor_area_m2", "Input should be a finite number, not inf"),
+    ("heated_area_m2: ", "heated_area_m2: .nan #", "institutions[0].heated_area_m2", "Input should be a finite number, not nan"),
+    ("occupants: ", "occupants: yes #", "institutions[0].occupants", "Input should be a valid integer, not True"),
+    ("occupants: ", "occupants: 12.5 #", "institutions[0].occupants", "Input should be a valid integer, not 12.5"),
+    ("occupants: ", "occupants: 99999999999999999999 #", "institutions[0].occupants", "Input should be less than or equal to 10000000, not 99999999999999999999"),
     ("start: 11-15", "start: 02-30", "regions[0].heating_season.start", "'02-30' is not a day of the year (MM-DD)"),
     ("end: 03-15", "end: 13-01", "regions[0].heating_season.end", "'13-01' is not a day of the year (MM-DD)"),
-    ("multiplier: 80.0", "multiplier: .inf", "meters[0].multiplier", "Input should be a finite number"),
-    ("unit: 1\n", "unit: true\n", "meters[0].modbus.unit", "Input should be a valid integer"),
-    ("port: 15020", "port: 99999999", "meters[0].modbus.port", "Input should be less than or equal to 65535"),
+    ("multiplier: 80.0", "multiplier: .inf", "meters[0].multiplier", "Input should be a finite number, not inf"),
+    ("unit: 1\n", "unit: true\n", "meters[0].modbus.unit", "Input should be a valid integer, not True"),
+    ("port: 15020", "port: 99999999", "meters[0].modbus.port", "Input should be less than or equal to 65535, not 99999999"),
 ])
 def test_out_of_range_values_are_located(tmp_path, old, new, field, message):
     text = _sample_text(tmp_path)
