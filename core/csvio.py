@@ -135,7 +135,28 @@ def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
                                    f"expected columns {','.join(columns)}, found {_q(found)}")])
     keep = ~blank
     keep[:at + 1] = False
+    fields = _field_counts(text, len(df))
+    short = keep & (fields < len(columns))
+    if short.any():  # a truncated row (a file cut short, a lost separator): every one is listed
+        raise ConfigError([Problem(str(path), int(line), "-", f"has {int(n)} fields, expected {len(columns)} "
+                                                              f"({','.join(columns)})")
+                           for line, n in zip(lines[short][:MAX_LISTED], fields[short][:MAX_LISTED], strict=True)])
     return df[keep].reset_index(drop=True), lines[keep]
+
+
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _field_counts(text: str, records: int) -> np.ndarray:
+    """Fields of each record (pandas pads a short row with empty fields, which hides a
+    missing one): separators counted per line once quoted sections are taken out."""
+    bare = _QUOTED.sub("", text) if '"' in text else text
+    pieces = bare.split("\n")
+    if bare.endswith("\n"):
+        pieces.pop()
+    if len(pieces) != records:  # a quote the pattern reads otherwise than the parser: no verdict
+        return np.full(records, 10**6)
+    return pd.Series(pieces, dtype=str).str.count(",").to_numpy(np.int64) + 1
 
 
 def _extra_fields(checks: _Checks, df: pd.DataFrame, columns: list[str]) -> None:
@@ -150,11 +171,15 @@ def _structure_problems(path: Path, text: str, columns: list[str], parser_messag
     quote): the rows are walked once more with the csv module, which tells physical lines."""
     problems: list[Problem] = []
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
-    start = 1
+    start, header_seen = 1, False
     for row in reader:
-        if start == 1 and [c.strip() for c in row] != columns:
-            problems.append(Problem(str(path), 1, "header", f"expected columns {','.join(columns)}, "
-                                                            f"found {_q(','.join(row))}"))
+        if not any(c.strip() for c in row):
+            pass  # a blank line
+        elif not header_seen:
+            header_seen = True
+            if [c.strip() for c in row] != columns:
+                problems.append(Problem(str(path), start, "header", f"expected columns {','.join(columns)}, "
+                                                                    f"found {_q(','.join(row))}"))
         elif len(row) > len(columns):
             problems.append(Problem(str(path), start, "-", f"has {len(row)} fields, expected {len(columns)} "
                                                            f"({','.join(columns)})"))

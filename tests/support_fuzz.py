@@ -98,7 +98,7 @@ def rejection_is_clean(exc: ConfigError, file: str, one_line: bool = True) -> bo
 
 # -- the reference: what a readings / bills file should give, row by row ----------------------
 
-def _rows(data: bytes) -> list[tuple[int, list[str]]] | None:
+def _rows(data: bytes, ncols: int) -> list[tuple[int, list[str]]] | None:
     """(physical line, fields) of each non-blank record, or None when the file as a whole
     is unacceptable (not UTF-8, NUL, unclosed quote)."""
     try:
@@ -108,15 +108,17 @@ def _rows(data: bytes) -> list[tuple[int, list[str]]] | None:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
         return None
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True, strict=True)
+    try:  # strict only to find a quote never closed; the rows as the lenient reader sees them
+        list(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True, strict=True))
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            return None
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     out, start = [], 1
-    try:
-        for row in reader:
-            if any(f.strip() for f in row):
-                out.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error:
-        return None
+    for row in reader:
+        if any(f.strip() for f in row):
+            out.append((start, row[:-1] if len(row) == ncols + 1 and not row[-1].strip() else row))  # a trailing comma
+        start = reader.line_num + 1
     return out
 
 
@@ -136,7 +138,7 @@ def _number(s: str, upper: float, empty_ok: bool = False) -> float | None:
 def expected_readings(data: bytes, registry: Registry) -> bool | None:
     """True: the file should be accepted; False: rejected; None: the reference cannot
     tell (a time text the two ISO 8601 readers might read differently)."""
-    rows = _rows(data)
+    rows = _rows(data, 3)
     if rows is None or not rows or [c.strip() for c in rows[0][1]] != ["meter_id", "time", "value"]:
         return False
     earliest = datetime(EARLIEST.year, EARLIEST.month, EARLIEST.day, tzinfo=registry.tz)
@@ -176,7 +178,7 @@ def expected_bills(data: bytes, registry: Registry) -> bool | None:
     """As `expected_readings`, for a bills file."""
     from core.vocab import BILL_UNITS
 
-    rows = _rows(data)
+    rows = _rows(data, 7)
     cols = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
     if rows is None or not rows or [c.strip() for c in rows[0][1]] != cols:
         return False

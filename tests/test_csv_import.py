@@ -227,6 +227,13 @@ def test_ragged_rows_are_clean_problems_not_tracebacks(site):
         (1, "header", "expected columns meter_id,time,value, found 'meter_id,time'")]
     path.write_text("", encoding="utf-8")
     assert problems_of(parse_readings, path, registry)[0][:2] == (1, "header")
+    # found by the fuzz campaign: a file cut short in its last row was padded with empty fields and
+    # accepted (a bill without its cost); a trailing comma stays harmless
+    bills = site / "b.csv"
+    bills.write_text(BILLS_HEADER + "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2100,\n"
+                     "HB-0001,diesel,2025-02-01,2025-02-28,300,L", encoding="utf-8")
+    assert problems_of(parse_bills, bills, registry) == [
+        (3, "-", f"has 6 fields, expected 7 ({BILLS_HEADER.strip()})")]
 
 
 def test_same_second_duplicate_names_the_other_line(site):
