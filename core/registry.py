@@ -239,7 +239,7 @@ def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
     counts = Counter(ids)
     for n, item in items:
         if "id" in item and counts[str(item["id"])] > 1:
-            problems.append(Problem(file, item.line_of("id"), f"{key}[{n}].id", f"duplicate id '{item['id']}'"))
+            problems.append(Problem(file, item.line_of("id"), f"{key}[{n}].id", f"duplicate id '{echo(item['id'])}'"))
     return out, ids
 
 
@@ -270,7 +270,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     try:
         ZoneInfo(str(tz))
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(Problem(file, doc.line_of("timezone"), "timezone", f"unknown time zone '{tz}'"))
+        problems.append(Problem(file, doc.line_of("timezone"), "timezone", f"unknown time zone '{echo(tz)}'"))
     season = None
     if "heating_season" in doc:
         node = doc["heating_season"]
@@ -295,11 +295,11 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
                 continue
             ref = item.get(field)
             if ref is not None and str(ref) not in known_ids:
-                problems.append(Problem(file, item.line_of(field), f"{key}[{n}].{field}", f"unknown {what} '{ref}'"))
+                problems.append(Problem(file, item.line_of(field), f"{key}[{n}].{field}", f"unknown {what} '{echo(ref)}'"))
 
     for n, raw, r in regions:
         if r.parent is not None and r.parent not in region_ids:
-            problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"unknown region '{r.parent}'"))
+            problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"unknown region '{echo(r.parent)}'"))
     region_cycle = _find_cycles({r.id: r.parent for _, _, r in regions})
     for n, raw, r in regions:
         if r.id in region_cycle:
@@ -307,7 +307,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
 
     for n, raw, i in insts:
         if i.region not in region_ids:
-            problems.append(Problem(file, raw.line_of("region"), f"institutions[{n}].region", f"unknown region '{i.region}'"))
+            problems.append(Problem(file, raw.line_of("region"), f"institutions[{n}].region", f"unknown region '{echo(i.region)}'"))
         if i.heated_area_m2 > i.floor_area_m2:
             problems.append(Problem(file, raw.line_of("heated_area_m2"), f"institutions[{n}].heated_area_m2",
                                     "heated area exceeds floor area"))
@@ -316,10 +316,10 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     for n, raw, m in meters:
         if m.institution not in inst_ids:
             problems.append(Problem(file, raw.line_of("institution"), f"meters[{n}].institution",
-                                    f"unknown institution '{m.institution}'"))
+                                    f"unknown institution '{echo(m.institution)}'"))
         if m.parent is not None:
             if m.parent not in meter_ids:
-                problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent", f"unknown meter '{m.parent}'"))
+                problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent", f"unknown meter '{echo(m.parent)}'"))
             elif m.parent not in meter_by_id:
                 pass  # the parent failed its own validation: reported there
             elif meter_by_id[m.parent].institution != m.institution:
@@ -332,7 +332,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
             mb = raw.get("modbus")
             line = mb.line_of("profile") if isinstance(mb, LineDict) else raw.line_of("modbus")
             problems.append(Problem(file, line, f"meters[{n}].modbus.profile",
-                                    f"unknown profile '{m.modbus.profile}' (known: {', '.join(sorted(profiles))})"))
+                                    f"unknown profile '{echo(m.modbus.profile)}' (known: {', '.join(sorted(profiles))})"))
         elif m.modbus is not None and profiles[m.modbus.profile]["energy"] != m.energy:
             mb = raw.get("modbus")
             line = mb.line_of("profile") if isinstance(mb, LineDict) else raw.line_of("modbus")

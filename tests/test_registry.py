@@ -228,3 +228,10 @@ def test_registry_not_in_utf8_is_a_clean_error(tmp_path, encoding, line):
     [problem] = info.value.problems
     assert (problem.file, problem.line, problem.field) == (str(path), line, "-")
     assert problem.message.startswith("not UTF-8")
+
+
+def test_echoed_references_are_cut_to_80_characters(tmp_path):
+    text = _sample_text(tmp_path).replace("region: sjz", "region: " + "x" * 5000, 1)
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    [problem] = _problems(tmp_path / "bad.yaml")
+    assert problem.message == f"unknown region '{'x' * 80}…'"
