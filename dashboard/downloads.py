@@ -75,8 +75,9 @@ def xlsx_response(data: bytes, filename: str) -> flask.Response:
 def ranking_csv(c: Context) -> Any:
     user = _user_or_401(c)
     args = flask.request.args
+    year_arg = _year_arg(c, c.service.current_year()) if args.get("year") else None
     try:
-        q, year = user_query(user, c.registry, args.get("year"), args.get("region") or None,
+        q, year = user_query(user, c.registry, year_arg, args.get("region") or None,
                              args.get("category") or None, args.get("indicator") or DEFAULT_INDICATOR,
                              args.get("search") or "", [], 0, 10**9, c.service.current_year())
     except Forbidden:

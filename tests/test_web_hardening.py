@@ -196,6 +196,7 @@ def test_data_files_are_private(tmp_path, world):
     "/download/ledger?year=-1", "/download/ledger?year=9999", "/download/ledger?year=0", "/download/ledger?year=1e3",
     "/download/ledger?year=" + "9" * 5000, "/download/ledger?year=2025&format=pdf",
     "/download/institution/HB-0001/daily.csv?days=-5x", "/download/ranking.csv?year=abc",
+    "/download/ranking.csv?year=-1&search=9999",  # found by the fuzz campaign: HTTP 500
 ])
 def test_bad_download_parameters_are_4xx(site, url):
     """`month=9999-12` and `year=-1` answered HTTP 500."""
