@@ -135,12 +135,16 @@ def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
                                    f"expected columns {','.join(columns)}, found {_q(found)}")])
     keep = ~blank
     keep[:at + 1] = False
-    fields = _field_counts(text, len(df))
-    short = keep & (fields < len(columns))
+    # pandas pads a short row with empty fields: only a row whose last field is empty can be one
+    maybe_short = keep & (df[columns[-1]] == "").to_numpy()
+    fields = _field_counts(text, len(df)) if maybe_short.any() else np.full(len(df), len(columns))
+    short = maybe_short & (fields < len(columns))
     if short.any():  # a truncated row (a file cut short, a lost separator): every one is listed
         raise ConfigError([Problem(str(path), int(line), "-", f"has {int(n)} fields, expected {len(columns)} "
                                                               f"({','.join(columns)})")
                            for line, n in zip(lines[short][:MAX_LISTED], fields[short][:MAX_LISTED], strict=True)])
+    if keep[at + 1:].all():  # no blank line after the header: a slice, no copy
+        return df.iloc[at + 1:].reset_index(drop=True), lines[at + 1:]
     return df[keep].reset_index(drop=True), lines[keep]
 
 
@@ -148,8 +152,7 @@ _QUOTED = re.compile(r'"(?:[^"]|"")*"')
 
 
 def _field_counts(text: str, records: int) -> np.ndarray:
-    """Fields of each record (pandas pads a short row with empty fields, which hides a
-    missing one): separators counted per line once quoted sections are taken out."""
+    """Fields of each record: separators counted per line once quoted sections are taken out."""
     bare = _QUOTED.sub("", text) if '"' in text else text
     pieces = bare.split("\n")
     if bare.endswith("\n"):
