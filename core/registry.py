@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from core.profiles import load_profiles
 from core.textfile import echo
-from core.vocab import INDEX_UNIT, Category, Energy, Subitem
+from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Category, Energy, Subitem
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems, validate_node
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -27,7 +27,6 @@ ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 MAX_REGISTRY_BYTES = 256 * 1024 * 1024
 
 # Heating season in Hebei and Beijing (domain.md section 4): 15 Nov - 15 Mar.
-DEFAULT_HEATING_SEASON = {"start": "11-15", "end": "03-15"}
 
 
 class _Strict(BaseModel):

@@ -50,7 +50,7 @@ from wtforms import ValidationError
 
 from core.private import private_dir, private_file
 from core.sqlite import connect
-from dashboard.auth import User, authenticate, load_users
+from core.users import User, authenticate, load_users
 from dashboard.cache import FileCache, mtime_stamp
 from dashboard.i18n import norm_lang, t
 

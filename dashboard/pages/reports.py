@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, dcc, html
 
+from core.users import User
 from dashboard import inputs
-from dashboard.auth import User
 from dashboard.context import Context, Page
 from dashboard.i18n import t
 from dashboard.widgets import KEEP
