@@ -169,7 +169,7 @@ TEXT: dict[str, dict[str, str]] = {
     "password": {"zh": "密码", "en": "Password"},
     "login": {"zh": "登录", "en": "Log in"},
     "login_failed": {"zh": "用户名或密码错误。", "en": "Wrong username or password."},
-    "login_locked": {"zh": "尝试次数过多，请稍后再试。", "en": "Too many attempts; try again later."},
+    "login_wait": {"zh": "登录失败次数过多，请 {s} 秒后再试。", "en": "Too many failed logins; try again in {s} s."},
 }
 
 

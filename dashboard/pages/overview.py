@@ -16,6 +16,7 @@ from dash.exceptions import PreventUpdate
 
 from core.access import Forbidden, default_region, overview_scope, region_ids
 from core.users import User
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
 from dashboard.i18n import norm_lang, t
@@ -45,6 +46,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def overview_body(region: str | None, year: int | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        region, year = inputs.text(region), inputs.integer(year, lo=1, hi=9999)
         try:
             insts, scope = overview_scope(c.current_user(), c.registry, region)
         except Forbidden:
