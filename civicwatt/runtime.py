@@ -227,7 +227,7 @@ class Runtime:
         self._started = True
         log.info("runtime %s: %d meters; alert checks %s", self.name, len(self.collector.meter_ids),
                  f"every {self.check_interval_s:g} s" if self.alerts else self.checks_off,
-                 extra={"process": self.name, "checks": self.runs_checks})
+                 extra={"process_name": self.name, "checks": self.runs_checks})
         return self
 
     def stop(self, flush_timeout_s: float = 30.0) -> bool:
