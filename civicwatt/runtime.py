@@ -172,7 +172,7 @@ class Runtime:
                                        before_check=self.upkeep)
         self.heartbeat.set("alerts", {"enabled": False, "reason": self.checks_off} if self.checks_off else
                            self.alerts.health())
-        self.heartbeat.set("jobs", self.jobs)
+        self.heartbeat.provide("jobs", lambda: {k: dict(v) for k, v in self.jobs.items()})
         self._started = False
 
     @property

@@ -166,7 +166,7 @@ def read_heartbeats(directory: str | Path, now: float | None = None) -> list[dic
             out.append({"name": path.stem, "ok": False, "stalled": False, "stale": True,
                         "problems": [f"{path}: unreadable heartbeat ({exc})"]})
             continue
-        out.append(assess({"name": path.stem, **doc}, now))
+        out.append(assess({**doc, "name": path.stem}, now))  # the file names the process
     return out
 
 
