@@ -17,12 +17,17 @@ The document (FORMAT 1; times are ISO 8601 UTC, counters count since the process
      "started_at": "...", "updated_at": "...", "state": "running" | "stopped", "heartbeat_s": 30,
      "collect": {"shard": "1/2", "meters": 120, "gateways": 12, "poll_interval_s": 900,
                  "last_poll_at": "..." | null, "last_poll_ok_at": "..." | null,
-                 "polls": 960, "ok": 955, "failed": 5, "estimated": 0, "queue_backlog": 0,
-                 "sent": 955, "store_errors": 0, "slots_missed": 0},
+                 "polls": 960, "ok": 955, "failed": 5, "samples_queued": 955, "estimated": 0,
+                 "sent": 955, "store_errors": 0, "cycles": 96, "queue_backlog": 0, "slots_missed": 0},
      "alerts": {"enabled": true, "check_interval_s": 900, "last_run_at": "...", "last_run_ok": true,
-                "error": null, "rules": "all" | "meter", "holding": 3, "opened": 1, "resolved": 0,
-                "sent": 1, "failed": 0, "pending": 0, "runs": 4, "failed_runs": 0},
+                "error": null, "rules": "all" | "meter", "runs": 4, "failed_runs": 0,
+                "holding": 3, "opened": 1, "reminded": 0, "resolved": 0, "sent": 1, "failed": 0,
+                "delivered": 1, "delivery_failed": 0, "pending": 0},
      "jobs": {"JOB_ID": {"last_run_at": "...", "ok": true, "error": null, "runs": 1}}}
+
+(`collect` is `collectors.service.CollectorService.health()`, `alerts`
+`alerts.service.AlertService.health()`, `jobs` the runtime's jobs; docs/collectors.md
+"Health" has the same.)
 
 Sections are optional: a server has neither `collect` nor `alerts`; a collector shard
 that does not run the checks has `"alerts": {"enabled": false, "reason": "..."}`.
