@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from device_sim.server import Simulator
 from storage import open_store
 from tests.support_alerts_servers import WebhookServer
 from tests.support_collect import registry_doc, write_registry
+from tests.support_process import CivicwattProcess
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_S = 3.0  # --check-interval of these tests
@@ -65,11 +65,13 @@ class Site:
             {"name": "ops", "type": "webhook", "format": "json", "url": self.hook.url, "timeout_s": 2}]}),
             encoding="utf-8")
 
-    def collect(self, *extra: str, queue: str = "queue") -> Collector:
-        return Collector([sys.executable, "-m", "civicwatt.cli", "collect", "--registry", str(self.registry_path),
-                          "--store", self.url, "--quotas", str(self.quotas), "--channels", str(self.channels),
-                          "--queue", str(self.base / queue), "--interval", "1", "--check-interval", str(CHECK_S),
-                          *extra], cwd=self.base)
+    def collect(self, *extra: str, queue: str = "queue") -> CivicwattProcess:
+        """A `civicwatt collect` process; ready when its banner says the runtime started."""
+        return CivicwattProcess(["collect", "--registry", str(self.registry_path), "--store", self.url,
+                                 "--quotas", str(self.quotas), "--channels", str(self.channels),
+                                 "--queue", str(self.base / queue), "--interval", "1",
+                                 "--check-interval", str(CHECK_S), *extra], "Ctrl-C stops", cwd=self.base,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, stop_signal=signal.SIGTERM)
 
     def breaches(self) -> list[dict]:
         return [b for b in self.hook.bodies if b["rule"] == BREACH]
@@ -80,39 +82,6 @@ class Site:
     def close(self) -> None:
         self.hook.stop()
         self.sim.stop()
-
-
-class Collector:
-    """A `civicwatt collect` process; its output read in the background."""
-
-    def __init__(self, argv: list[str], cwd: Path):
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.started = time.time()
-        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_ready(self, timeout_s: float = 60) -> float:
-        """Wait for the banner (the runtime has started, its first check is due at once); its time."""
-        deadline = time.monotonic() + timeout_s
-        while "Ctrl-C stops" not in self.output:
-            assert self.proc.poll() is None, self.output
-            assert time.monotonic() < deadline, self.output
-            time.sleep(0.05)
-        return time.time()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout_s)
-        self._reader.join(5)
-        return code
 
 
 def wait_for(predicate, timeout_s: float, what: str) -> float:
@@ -133,7 +102,8 @@ def site(tmp_path):
 def test_a_breach_present_at_start_up_reaches_the_webhook_within_two_check_intervals(site):
     proc = site.collect("--log-format", "json")
     try:
-        ready = proc.wait_ready()
+        proc.wait_ready(60)
+        ready = time.time()  # the runtime has started: its first check is due at once
         got = wait_for(lambda: site.breaches(), 4 * CHECK_S + 30, "the breach alert")
         # from the start of the runtime (its first check runs at once), not from the interpreter's start-up
         assert got - ready <= 2 * CHECK_S, f"{got - ready:.1f} s"
@@ -162,8 +132,8 @@ def test_two_shards_send_the_breach_once(site):
     one = site.collect("--shard", "1/2", queue="q1")
     two = site.collect("--shard", "2/2", queue="q2")
     try:
-        one.wait_ready()
-        two.wait_ready()
+        one.wait_ready(60)
+        two.wait_ready(60)
         wait_for(lambda: site.breaches(), 4 * CHECK_S + 30, "the breach alert")
         time.sleep(3 * CHECK_S)
         assert len(site.breaches()) == 1
@@ -181,7 +151,7 @@ def test_two_shards_send_the_breach_once(site):
 def test_no_alerts_sends_nothing_and_sigterm_flushes_the_queue(site):
     proc = site.collect("--no-alerts")
     try:
-        proc.wait_ready()
+        proc.wait_ready(60)
         time.sleep(2 * CHECK_S + 1)
         assert site.hook.bodies == []
         assert not (site.base / "data" / "outbox.sqlite3").exists()
@@ -207,7 +177,7 @@ def test_no_alerts_sends_nothing_and_sigterm_flushes_the_queue(site):
 def test_a_killed_collector_is_reported_stale_and_then_stalled(site):
     proc = site.collect("--no-alerts")
     try:
-        proc.wait_ready()
+        proc.wait_ready(60)
         wait_for(lambda: (site.health().get("collect", {}).get("collect") or {}).get("ok"), 30, "a first poll")
     finally:
         proc.stop(signal.SIGKILL)  # no clean stop: the file still says running
