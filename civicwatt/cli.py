@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     if threading.current_thread() is threading.main_thread():
         install_stop_signals()
-    if hasattr(args, "log_format"):  # a long-running verb: one logging set-up, the runtime's
+    logged = hasattr(args, "log_format")  # a long-running verb: one logging set-up, the runtime's
+    if logged:
         from civicwatt.runtime import configure_logging
 
         configure_logging(args.log_format)
@@ -290,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if logged:
+            from civicwatt.runtime import reset_logging
+
+            reset_logging()
 
 
 if __name__ == "__main__":

@@ -128,6 +128,15 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO, stream: Any 
     return handler
 
 
+def reset_logging() -> None:
+    """Undo `configure_logging` (for a verb run inside another program, e.g. a test)."""
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_civicwatt", False)]:
+        root.removeHandler(h)
+    logging.getLogger("civicwatt").setLevel(logging.NOTSET)
+    logging.captureWarnings(False)
+
+
 class Runtime:
     """Every scheduled job of one long-running process (module docstring).
 

@@ -21,7 +21,14 @@ import pytest
 from civicwatt import runtime
 from civicwatt.cli import main
 from civicwatt.context import load_file_secrets, open_registry_store, redact_url, with_influx_token
-from civicwatt.runtime import Runtime, configure_logging, maintain_store, register_jobs, unregister_jobs
+from civicwatt.runtime import (
+    Runtime,
+    configure_logging,
+    maintain_store,
+    register_jobs,
+    reset_logging,
+    unregister_jobs,
+)
 from core.health import read_heartbeats
 from core.yamlfile import ConfigError
 from storage import open_store
@@ -137,9 +144,8 @@ def test_json_logging_is_one_object_per_line_with_extra_fields():
         logging.getLogger("civicwatt.runtime").info("hello")
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO civicwatt.runtime: hello\n", text.getvalue())
     finally:
-        for h in [h for h in logging.getLogger().handlers if getattr(h, "_civicwatt", False)]:
-            logging.getLogger().removeHandler(h)
-        logging.getLogger().setLevel(logging.WARNING)
+        reset_logging()
+    assert not [h for h in logging.getLogger().handlers if getattr(h, "_civicwatt", False)]
 
 
 # -- secrets ---------------------------------------------------------------------------
