@@ -44,6 +44,7 @@ CASES = {
     "quotas": (["quotas", "check", "--date", "2024-12-31", "--quotas", "quotas.yaml"], []),
     "check-config": (["check-config", "--quotas", "quotas.yaml"], []),
     "users": (["users", "add", "ann", "--role", "region", "--scope", "sjz", "--password", "p" * 12], []),
+    "backup": (["backup", "--out", "bk", "--quotas", "quotas.yaml"], ["bk/config/quotas.yaml"]),
 }
 LONG_RUNNING = {"demo", "collect", "serve", "simulate"}  # test_cli.py checks their parsed arguments
 NOT_RUN = {"init": "takes no shared option", "mv": "needs an EMC project (tests/test_mv_acceptance.py)"}
@@ -104,6 +105,7 @@ REFUSING = {
     "export": ["export", "readings", "--start", "2024-01-01", "--end", "2024-01-31", "--out", "out.csv"],
     "quotas": ["quotas", "check", "--notify", "--outbox", "outbox"],
     "serve": ["serve", "--port", "0"],
+    "backup": ["backup", "--out", "bk"],
 }
 
 
