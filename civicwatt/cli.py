@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
     p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
 
+    p = sub.add_parser("assess", help="the year-end assessment (节能考核) and its notice (通报)")
+    _common(p)
+    p.add_argument("--year", required=True, type=int)
+    p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p.add_argument("--notice", default=None, metavar="FILE.xlsx|FILE.html", help="also write the notice (通报)")
+    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
+    p.add_argument("--outbox", default=None, metavar="DIR", help="alert outbox directory (its open data-quality alerts)")
+
     p = sub.add_parser("quotas", help="evaluate dual-control targets and quota standards")
     _common(p)
     p.add_argument("action", choices=["check"])
