@@ -9,6 +9,9 @@ Energy = Literal["electricity", "water", "natural_gas", "heat", "gasoline", "die
 Subitem = Literal["total", "lighting_socket", "hvac", "power", "special"]
 
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+#: The categories' Chinese names (alert messages, the assessment notice).
+CATEGORY_ZH: dict[str, str] = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆",
+                               "other": "其他"}
 ENERGIES: tuple[str, ...] = Energy.__args__  # type: ignore[attr-defined]
 SUBITEMS: tuple[str, ...] = Subitem.__args__  # type: ignore[attr-defined]
 

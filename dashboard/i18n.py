@@ -175,7 +175,7 @@ TEXT: dict[str, dict[str, str]] = {
     "notice_print": {"zh": "打印通报", "en": "Printable notice"},
     "score": {"zh": "得分", "en": "Score"},
     "grade": {"zh": "等级", "en": "Grade"},
-    "breakdown": {"zh": "明细", "en": "Breakdown"},
+    "breakdown_hint": {"zh": "点击表中一行，查看其得分明细。", "en": "Click a row to see how its score is made up."},
     "key_user": {"zh": "重点用能单位", "en": "Key energy user"},
     "key_users": {"zh": "重点用能单位", "en": "Key energy users"},
     "key_users_rule": {"zh": "年综合能耗 ≥ {tce} tce，执行更严格的规则", "en": "annual energy ≥ {tce} tce, stricter rules"},

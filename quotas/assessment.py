@@ -282,7 +282,7 @@ def score_institutions(inputs: AssessmentInputs, config: QuotaConfig) -> tuple[p
     out["targets_met"] = out["targets_met"].fillna(0).astype(int)
     out["quota_indicators"] = out["quota_indicators"].fillna(0).astype(int)
     for col in ("target_total_missed", "target_intensity_missed", "constraint_exceeded"):
-        out[col] = out[col].fillna(False).astype(bool)
+        out[col] = out[col].eq(True)
     out["quota_levels"] = out["quota_levels"].fillna("")
     has = cur["has_data"].to_numpy(bool)
     est = np.fmax(cur["estimated_share"].to_numpy(float), cur["water_estimated_share"].to_numpy(float))
@@ -368,8 +368,8 @@ def score_regions(institutions: pd.DataFrame, inputs: AssessmentInputs, config: 
         out[col] = out["region"].map(counts[col]).to_numpy()
     out["targets_n"] = out["targets_n"].fillna(0).astype(int)
     out["targets_met"] = out["targets_met"].fillna(0).astype(int)
-    out["target_total_missed"] = out["target_total_missed"].fillna(False).astype(bool)
-    out["target_intensity_missed"] = out["target_intensity_missed"].fillna(False).astype(bool)
+    out["target_total_missed"] = out["target_total_missed"].eq(True)
+    out["target_intensity_missed"] = out["target_intensity_missed"].eq(True)
     # like-for-like year on year: the members complete in both years, ratio of sums
     col = scheme.yoy.indicator
     both = institutions.loc[institutions["yoy_reason"].isin(["", "no_previous"]), "institution_id"]
@@ -443,7 +443,8 @@ def notice_entries(institutions: pd.DataFrame, inputs: AssessmentInputs, config:
     targets and constraints), `detail` (the late periods with their completeness).
     Sorted by region, institution, reason."""
     inst = institutions.set_index("institution_id")
-    prev = inputs.previous.set_index("institution_id") if len(inputs.previous) else pd.DataFrame()
+    before = inputs.previous[inputs.previous["has_data"].to_numpy(bool)] if len(inputs.previous) else inputs.previous
+    prev = before.set_index("institution_id") if len(before) else pd.DataFrame()  # last year's figures, where any
     parts = []
     t = inputs.targets
     if len(t):
@@ -473,8 +474,7 @@ def notice_entries(institutions: pd.DataFrame, inputs: AssessmentInputs, config:
                                    "detail": late["late_detail"].to_numpy(object)}))
     dq = institutions[~institutions["estimated_ok"].to_numpy(bool)]
     if len(dq):
-        p = (np.fmax(prev["estimated_share"], prev["water_estimated_share"]).where(prev["has_data"])
-             if len(prev) else pd.Series(dtype=float))
+        p = np.fmax(prev["estimated_share"], prev["water_estimated_share"]) if len(prev) else pd.Series(dtype=float)
         parts.append(pd.DataFrame({"institution_id": dq["institution_id"].to_numpy(object), "reason": "data_quality",
                                    "indicator": "estimated_share", "actual": dq["estimated_share"].to_numpy(float),
                                    "limit": dq["max_estimated_share"].to_numpy(float),

@@ -46,6 +46,7 @@ from core.schemas.quotas import (
     THREE_LEVELS,
     TWO_LEVELS,
     AssessmentScheme,
+    KeyUserRules,
     KeyUsers,
     Plan,
     QuotaFile,
@@ -173,16 +174,26 @@ def _section(doc: LineDict, *path: str) -> LineDict | None:
     return node if isinstance(node, LineDict) else None
 
 
-def _assessment_problems(doc: LineDict, file: str, parsed: QuotaFile, registry) -> list[Problem]:
+def _quiet(model: type, node: Any) -> Any | None:
+    """`model` of `node`, or None when it is not valid (the schema reports why)."""
+    try:
+        return model.model_validate(node)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def _assessment_problems(doc: LineDict, file: str, registry) -> list[Problem]:
     """Key-user rules written laxer than the general rules (key energy users are held to
-    the stricter ones), and plan base values of unknown or repeated regions."""
+    the stricter ones), and plan base values of unknown or repeated regions; checked on
+    the raw sections, so they are reported with the schema's problems."""
     problems: list[Problem] = []
     written = _section(doc, "key_users", "rules")
-    if written is not None:
-        general = parsed.assessment.rules
-        strict = stricter_rules(general, parsed.key_users.rules)
+    general = _quiet(Rules, _section(doc, "assessment", "rules") or {})
+    key = _quiet(KeyUserRules, written) if written is not None else None
+    if general is not None and key is not None:
+        strict = stricter_rules(general, key)
         for name in Rules.model_fields:
-            if name in written and getattr(parsed.key_users.rules, name) != getattr(strict, name):
+            if name in written and getattr(key, name) != getattr(strict, name):
                 problems.append(Problem(file, written.line_of(name), f"key_users.rules.{name}",
                                         f"laxer than assessment.rules.{name} ({getattr(general, name)}): key energy "
                                         "users are held to stricter rules"))
@@ -212,8 +223,7 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
     problems: list[Problem] = []
     parsed = validate_node(QuotaFile, doc, file, "", problems)
     problems += _reference_problems(doc, file, registry)
-    if parsed is not None:
-        problems += _assessment_problems(doc, file, parsed, registry)
+    problems += _assessment_problems(doc, file, registry)
     if problems or parsed is None:
         return None, sorted(problems, key=lambda p: (p.line, p.field))
     raw = dict(_raw_items(doc, "targets")), dict(_raw_items(doc, "standards"))

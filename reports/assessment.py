@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from core.schemas.quotas import CRITERIA
+from core.vocab import CATEGORY_ZH
 from models.api import energy_use, indicators
 from models.energy import split_bills
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
@@ -87,7 +88,7 @@ ALABELS = {
     "progress": ("目标完成进度", PCT, 9), "on_track": ("进度达标", None, 8), "reason": ("说明", None, 14),
     "reason_zh": ("通报事由", None, 14), "actual": ("实际值", QTY3, 12), "limit": ("目标/限值", QTY3, 12),
     "excess": ("超出比例", PCT, 9), "previous": ("上年值", QTY3, 12), "detail": ("依据/明细", None, 36),
-    "entries": ("通报条数", "0", 8),
+    "entries": ("通报条数", "0", 8), "category_zh": ("类别名称", None, 10),
     **{f"pts_{c}": (f"{CRITERIA_ZH[c]}得分", "0.0", 8) for c in CRITERIA},
     **{f"n_{r}": (NOTICE_REASONS[r], "0", 10) for r in NOTICE_REASONS},
 }
@@ -226,7 +227,8 @@ KEY_USER_COLUMNS = ["institution_id", "name", "region_name", "category", "tce", 
 PLAN_SHEET_COLUMNS = ["scope", "scope_name", "indicator", "indicator_zh", "unit", "year", "value", "institutions",
                       "base_year", "base_value", "base_source", "change", "target", "due", "progress",
                       "on_track", "reason"]
-NOTICE_SHEET_COLUMNS = ["region", "region_name", "institution_id", "name", "category", "key_user", "reason_zh",
+NOTICE_SHEET_COLUMNS = ["region", "region_name", "institution_id", "name", "category", "category_zh", "key_user",
+                        "reason_zh",
                         "indicator", "indicator_zh", "unit", "actual", "limit", "excess", "previous", "change",
                         "detail"]
 
@@ -267,6 +269,7 @@ def write_assessment(report: AssessmentReport, out: str | Path) -> Path:
 def notice_sheet(report: AssessmentReport) -> pd.DataFrame:
     n = report.assessment.notice.copy()
     n["indicator_zh"] = n["indicator"].map(INDICATOR_ZH)
+    n["category_zh"] = n["category"].map(CATEGORY_ZH)
     return _readable(n, report.region_names)
 
 
@@ -344,7 +347,7 @@ def notice_html(report: AssessmentReport) -> str:
         body = "".join(
             "<tr>" + "".join([
                 f"<td>{escape(str(r.name))}</td>", f"<td>{escape(str(r.institution_id))}</td>",
-                f"<td>{escape(str(r.category))}</td>", f"<td>{escape(str(r.key_user))}</td>",
+                f"<td>{escape(str(r.category_zh))}</td>", f"<td>{escape(str(r.key_user))}</td>",
                 f"<td>{escape(str(r.reason_zh))}</td>",
                 f"<td>{escape(str(r.indicator_zh or r.indicator))} ({escape(str(r.unit or ''))})</td>",
                 f'<td class="num">{_num(r.actual, r.unit)}</td>', f'<td class="num">{_num(r.limit, r.unit)}</td>',

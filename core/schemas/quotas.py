@@ -10,7 +10,16 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from core.schemas.base import Ident, Integer, NonNegative, NonNegativeInt, Number, Positive, Strict
 from core.schemas.factors import BasisName
@@ -282,11 +291,13 @@ class Plan(Strict):
     targets: PlanTargets = PlanTargets()
     base_values: tuple[PlanBase, ...] = ()
 
-    @model_validator(mode="after")
-    def _years(self) -> Plan:
-        if not self.base_year < self.target_year:
-            raise ValueError(f"base_year ({self.base_year}) must be before target_year ({self.target_year})")
-        return self
+    @field_validator("target_year")
+    @classmethod
+    def _after_base(cls, target_year: int, info: ValidationInfo) -> int:
+        base = info.data.get("base_year")
+        if base is not None and not base < target_year:
+            raise ValueError(f"must be after base_year ({base}), not {target_year}")
+        return target_year
 
 
 class QuotaFile(Strict):

@@ -38,8 +38,8 @@ def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
         html.H2(t("assessment", lang)),
         html.Div(className="controls", children=[
             year_picker("assess-year", years, years[0], lang),
-            html.Label([t("assess_view", lang), dcc.RadioItems(
-                id="assess-view", **KEEP, value="institutions", inline=True,
+            html.Label([t("assess_view", lang), dcc.Dropdown(
+                id="assess-view", **KEEP, value="institutions", clearable=False, searchable=False,
                 options=[{"label": t("assess_institutions", lang), "value": "institutions"},
                          {"label": t("assess_regions", lang), "value": "regions"}])]),
             html.A(t("assess_download", lang), id="assess-xlsx", href=f"/download/assessment?year={years[0]}",
@@ -114,7 +114,7 @@ def content(c: Context, user: User, report: Any, regions: bool, lang: str) -> An
     return html.Div([
         html.Div(f"{len(frame)} · {summary}", id="assess-count", className="count"),
         score_table(frame, report, regions, lang),
-        html.Div(id="assess-detail", className="breakdown", children=html.Div(t("breakdown", lang) + " …",
+        html.Div(id="assess-detail", className="breakdown", children=html.Div(t("breakdown_hint", lang),
                                                                               className="empty")),
         *([] if regions else key_user_section(a.key_users, report, lang)),
         html.H3(t("plan_indicators", lang)),
@@ -168,6 +168,7 @@ def score_table(frame: pd.DataFrame, report: Any, regions: bool, lang: str) -> d
     return dash_table.DataTable(
         id="assess-table", columns=columns, data=data.to_dict("records"), page_action="native",
         page_size=PAGE_SIZE, sort_action="native", markdown_options={"link_target": "_self"},
+        css=[{"selector": ".cell-markdown p", "rule": "margin: 0"}],
         style_table={"overflowX": "auto"}, cell_selectable=True,
         style_cell={"fontFamily": "inherit", "padding": "4px 8px", "textAlign": "left"},
         style_data_conditional=[{"if": {"filter_query": f'{{grade}} = "{g}"', "column_id": "grade"},
@@ -187,7 +188,11 @@ def breakdown(row: pd.Series, report: Any, region: bool, lang: str) -> html.Div:
         periods = t("periods_members", lang).format(ok=int(row["periods_on_time"]), n=int(row["periods"]))
         quality = t("quality_members", lang).format(v=pct(row["f_data_quality"]))
     else:
-        quota = row["quota_levels"] or t("not_applicable", lang)
+        lv = report.inputs.levels
+        lv = lv[(lv["institution_id"] == row["institution_id"]) & (lv["level"] != "no_data")] if len(lv) else lv
+        quota = "; ".join(f"{t(f'ind_{i}', lang)}: {t(f'lvl_{level}', lang)}"
+                          for i, level in zip(lv.get("indicator", []), lv.get("level", []), strict=True)
+                          ) or t("not_applicable", lang)
         periods = t("periods_on_time", lang).format(
             ok=int(row["periods_on_time"]), n=int(row["periods"]), review=t(f"review_{row['review']}", lang),
             pct=pct(row["metering_completeness"]))
