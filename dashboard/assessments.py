@@ -29,6 +29,16 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 REPORTS_KEPT = 8  # assessed years kept at once
 
 
+_BY_DASHBOARD: dict[int, Assessments] = {}
+
+
+def assessments_of(c: Context) -> Assessments:
+    """The one `Assessments` of the dashboard of `c` (the page and the overview's panel share it)."""
+    if id(c) not in _BY_DASHBOARD:
+        _BY_DASHBOARD[id(c)] = Assessments(c)
+    return _BY_DASHBOARD[id(c)]
+
+
 def complete_years(c: Context) -> list[int]:
     """The complete years the pages offer, newest first."""
     return [y for y in c.years() if y < c.service.current_year()]
@@ -58,6 +68,23 @@ class Assessments:
                     self.c.store, self.c.registry, cfg, year,
                     open_quality_alerts(alerts, year, self.c.registry.timezone), factors=self.c.service.factors)
             return self._cache[key]
+
+    def plan_inputs(self, year: int) -> Any:
+        """What the plan's indicators of `year` need (`quotas.assessment.AssessmentInputs`): the
+        assessment's own when it has been built, else `reports.assessment.plan_inputs` on the
+        data service's year table (the one the ranking shows), so the overview's panel costs
+        little more than the quota levels."""
+        from reports.assessment import plan_inputs
+
+        cfg = self.c.quotas.config()
+        report = self._cache.get((year, id(cfg)))
+        if report is not None:
+            return report.inputs
+        key = ("plan", year, id(cfg))
+        if key not in self._cache:
+            self._cache[key] = plan_inputs(self.c.store, self.c.registry, cfg, year, factors=self.c.service.factors,
+                                           current=self.c.service.indicators(year))
+        return self._cache[key]
 
     def for_user(self, user: Principal, year: int) -> Any:
         """The report of `year` cut to what `user` may see: the institutions they see, the

@@ -143,9 +143,10 @@ def review_periods(months: pd.DataFrame, rules: pd.DataFrame, year: int) -> pd.D
         grid = grid.assign(expected=np.nan, complete=np.nan)
     grid = grid.merge(rules[["institution_id", "review", "metering_completeness"]], on="institution_id")
     monthly = (grid["review"] == "monthly").to_numpy()
-    q = (grid["m"].to_numpy() - 1) // 3 + 1
-    grid["period"] = np.where(monthly, pd.Series(grid["m"]).map(lambda k: f"{year}-{k:02d}").to_numpy(object),
-                              pd.Series(q).map(lambda k: f"{year}Q{k}").to_numpy(object))
+    m0 = grid["m"].to_numpy() - 1
+    month_label = np.array([f"{year}-{k:02d}" for k in range(1, 13)], dtype=object)
+    quarter_label = np.array([f"{year}Q{k}" for k in range(1, 5)], dtype=object)
+    grid["period"] = np.where(monthly, month_label[m0], quarter_label[m0 // 3])
     g = grid.fillna({"expected": 0.0, "complete": 0.0}).groupby(["institution_id", "period"], sort=True).agg(
         expected=("expected", "sum"), complete=("complete", "sum"), threshold=("metering_completeness", "first"))
     g = g.reset_index()
@@ -203,8 +204,7 @@ def _quota_by_institution(levels: pd.DataFrame, config: QuotaConfig) -> pd.DataF
 
 def _periods_by_institution(periods: pd.DataFrame) -> pd.DataFrame:
     late = periods[~periods["on_time"].to_numpy(bool)]
-    pct = (late["completeness"].fillna(0) * 100).map("{:.1f}%".format).astype(str)
-    text = late["period"].astype(str) + " " + pct
+    text = late["period"].astype(str) + " " + (late["completeness"].fillna(0) * 100).round(1).astype(str) + "%"
     g = periods.groupby("institution_id").agg(periods=("on_time", "size"), periods_on_time=("on_time", "sum"))
     g["late_periods"] = g["periods"] - g["periods_on_time"]
     g["late_detail"] = text.groupby(late["institution_id"]).agg("; ".join).reindex(g.index).fillna("")
@@ -244,14 +244,25 @@ def combine(fractions: pd.DataFrame, config: QuotaConfig) -> pd.DataFrame:
     return out
 
 
-def _veto(flags: pd.DataFrame, config: QuotaConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(vetoed, the veto reasons as text) per row of `flags` (columns: the VETOES)."""
-    names = list(config.assessment.veto)
-    if not names:
-        return np.zeros(len(flags), bool), np.full(len(flags), "", dtype=object)
-    hit = flags[names].fillna(False).astype(bool)
-    text = hit.apply(lambda r: ", ".join(k for k, v in r.items() if v), axis=1) if len(hit) else pd.Series([], dtype=object)
-    return hit.any(axis=1).to_numpy(bool), text.to_numpy(object)
+def _scored(out: pd.DataFrame, f: pd.DataFrame, constraint: pd.Series, config: QuotaConfig) -> pd.DataFrame:
+    """`out` (with target_total_missed, target_intensity_missed) plus the fractions
+    (`f_<criterion>` from `f`), points, max_points, score, veto (the vetoes that hold, as
+    text) and grade; `constraint`: a quota indicator above its constraint value."""
+    for c in CRITERIA:
+        out[f"f_{c}"] = f[c].to_numpy(float)
+    pts = combine(f, config)
+    for c in pts.columns:
+        out[c] = pts[c].to_numpy(float)
+    flags = pd.DataFrame({"target_total": out["target_total_missed"].to_numpy(bool),
+                          "target_intensity": out["target_intensity_missed"].to_numpy(bool),
+                          "constraint": constraint.to_numpy(bool)})[list(config.assessment.veto)]
+    text = np.full(len(out), "", dtype=object)
+    for name in flags.columns:  # the (at most three) vetoes of the scheme
+        on = flags[name].to_numpy(bool)
+        text = np.where(on & (text != ""), text + ", " + name, np.where(on, name, text))
+    out["veto"] = text
+    out["grade"] = grades(out["score"].to_numpy(float), flags.to_numpy(bool).any(axis=1), config)
+    return out
 
 
 def score_institutions(inputs: AssessmentInputs, config: QuotaConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -321,16 +332,7 @@ def score_institutions(inputs: AssessmentInputs, config: QuotaConfig) -> tuple[p
     out = out.drop(columns="quota_fraction")
     out["estimated_ok"] = est_ok
     out["alerts_ok"] = alerts_ok
-    for c in CRITERIA:
-        out[f"f_{c}"] = f[c].to_numpy(float)
-    pts = combine(f, config)
-    for c in pts.columns:
-        out[c] = pts[c].to_numpy(float)
-    flags = pd.DataFrame({"target_total": out["target_total_missed"], "target_intensity": out["target_intensity_missed"],
-                          "constraint": out["constraint_exceeded"]})
-    vetoed, why = _veto(flags, config)
-    out["veto"] = why
-    out["grade"] = grades(out["score"].to_numpy(float), vetoed, config)
+    out = _scored(out, f, out["constraint_exceeded"], config)
     out["rank"] = out["score"].rank(ascending=False, method="min").astype("Int64")
     out = out.sort_values(["rank", "institution_id"], kind="stable", na_position="last").reset_index(drop=True)
     return out, periods
@@ -362,7 +364,7 @@ def score_regions(institutions: pd.DataFrame, inputs: AssessmentInputs, config: 
     counts = _target_counts(rt, "region")
     out = g.reset_index()
     parents = region_parents(inputs.regions)
-    out["name"] = out["region"].map(lambda r: inputs.region_names.get(r, r))
+    out["name"] = out["region"].map(inputs.region_names).fillna(out["region"])
     out["parent"] = out["region"].map(parents)
     for col in counts.columns:
         out[col] = out["region"].map(counts[col]).to_numpy()
@@ -402,16 +404,7 @@ def score_regions(institutions: pd.DataFrame, inputs: AssessmentInputs, config: 
         "yoy": _ramp(out["yoy_change"].to_numpy(float), scheme.yoy.full_at, scheme.yoy.zero_at),
     })
     out = out.drop(columns=["quota", "data_quality"])
-    for c in CRITERIA:
-        out[f"f_{c}"] = f[c].to_numpy(float)
-    pts = combine(f, config)
-    for c in pts.columns:
-        out[c] = pts[c].to_numpy(float)
-    flags = pd.DataFrame({"target_total": out["target_total_missed"], "target_intensity": out["target_intensity_missed"],
-                          "constraint": out["institutions_constraint_exceeded"] > 0})
-    vetoed, why = _veto(flags, config)
-    out["veto"] = why
-    out["grade"] = grades(out["score"].to_numpy(float), vetoed, config)
+    out = _scored(out, f, out["institutions_constraint_exceeded"] > 0, config)
     out["rank"] = out.groupby(out["parent"].fillna(""))["score"].rank(ascending=False, method="min").astype("Int64")
     return out.sort_values(["parent", "rank", "region"], kind="stable", na_position="first").reset_index(drop=True)
 
@@ -493,7 +486,7 @@ def notice_entries(institutions: pd.DataFrame, inputs: AssessmentInputs, config:
     iid = e["institution_id"]
     for c in ("region", "name", "category", "key_user"):
         e[c] = iid.map(inst[c]).to_numpy()
-    e["region_name"] = e["region"].map(lambda r: inputs.region_names.get(r, r))
+    e["region_name"] = e["region"].map(inputs.region_names).fillna(e["region"])
     e["reason_zh"] = e["reason"].map(NOTICE_REASONS)
     e["unit"] = e["indicator"].map(UNITS)
     ratio = e["reason"].isin(["target_missed", "constraint_exceeded"]).to_numpy()

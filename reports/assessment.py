@@ -34,6 +34,7 @@ import pandas as pd
 from core.schemas.quotas import CRITERIA
 from core.vocab import CATEGORY_ZH
 from models.api import energy_use, indicators
+from models.completeness import MONTH_COLUMNS
 from models.energy import split_bills
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
 from quotas.assessment import (
@@ -138,15 +139,10 @@ def build_assessment(store, registry, quotas: QuotaConfig | None, year: int, qua
     targets = evaluate_targets(config, monthly, f"{year + 1}-01-01", regions=registry, year=year)
     levels = quota_levels(current, config, regions=registry)
     months = pd.concat([submissions.months(year - 1), submissions.months(year)], ignore_index=True)
-    base = base_months = None
-    base_year = config.plan.base_year
-    if base_year == year - 1:
+    if config.plan.base_year == year - 1:
         base, base_months = previous, months
-    elif base_year < year - 1:
-        b_use = energy_use(store, registry, f"{base_year}-01-01", f"{base_year + 1}-01-01", "day", factors)
-        if len(b_use):
-            base = indicators(b_use, registry, factors, basis, freq="day")
-            base_months = submissions.months(base_year)
+    else:
+        base, base_months = _plan_base(store, registry, config, year, factors, submissions)
     names = {r.id: r.name for r in registry.regions}
     inputs = AssessmentInputs(
         year=year, current=current, previous=previous, targets=targets, levels=levels, months=months,
@@ -154,6 +150,43 @@ def build_assessment(store, registry, quotas: QuotaConfig | None, year: int, qua
         green_kwh=green_power_kwh(store.read_bills(), year, tz, factors), base=base, base_months=base_months,
         regions=registry, region_names=names)
     return AssessmentReport(assess(inputs, config), config, basis, factors.id, names, inputs)
+
+
+def _plan_base(store, registry, config: QuotaConfig, year: int, factors: FactorSet,
+               submissions: Submissions) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The plan's base year: its indicators and monthly completeness, or (None, None) when it
+    is not before `year` or the store has nothing of it."""
+    base_year = config.plan.base_year
+    if base_year >= year:
+        return None, None
+    use = energy_use(store, registry, f"{base_year}-01-01", f"{base_year + 1}-01-01", "day", factors)
+    if use.empty:
+        return None, None
+    return (indicators(use, registry, factors, normalize_basis(config.basis), freq="day"),
+            submissions.months(base_year))
+
+
+def plan_inputs(store, registry, quotas: QuotaConfig | None, year: int, submissions: Submissions | None = None,
+                factors: FactorSet | None = None, current: pd.DataFrame | None = None) -> AssessmentInputs:
+    """Only what the plan's indicators of `year` need: `quotas.assessment.plan_for` on them
+    gives the rows `build_assessment` gives. The year's indicators (`current` when the
+    caller has them: `models.api.indicators` of the calendar year on the quota file's
+    basis) and quota levels, green power and, only when the store has the plan's base
+    year, its indicators and both years' completeness (no targets, no year before, no
+    completeness otherwise): the overview's plan panel uses it."""
+    config = quotas or QuotaConfig()
+    factors = factors or load_factors()
+    submissions = submissions or MeteredSubmissions(store, registry, factors)
+    if current is None:
+        use = energy_use(store, registry, f"{year}-01-01", f"{year + 1}-01-01", "day", factors)
+        current = indicators(use, registry, factors, normalize_basis(config.basis), freq="day")
+    base, base_months = _plan_base(store, registry, config, year, factors, submissions)
+    months = submissions.months(year) if base is not None else pd.DataFrame(columns=MONTH_COLUMNS)
+    return AssessmentInputs(
+        year=year, current=current, previous=current.iloc[:0], targets=pd.DataFrame(),
+        levels=quota_levels(current, config, regions=registry), months=months,
+        green_kwh=green_power_kwh(store.read_bills(), year, registry.timezone, factors), base=base,
+        base_months=base_months, regions=registry, region_names={r.id: r.name for r in registry.regions})
 
 
 def scoped(report: AssessmentReport, institution_ids: set[str] | None, region_ids: set[str] | None,
@@ -188,12 +221,13 @@ def _notes(report: AssessmentReport, title: str) -> list[str]:
 def _readable(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     out = frame.copy()
     if "region" in out and "region_name" not in out:
-        out["region_name"] = out["region"].map(lambda r: names.get(r, r))
+        out["region_name"] = out["region"].map(names).fillna(out["region"])
     if "yoy_reason" in out:
-        out["yoy_reason"] = out["yoy_reason"].map(lambda r: YOY_REASONS.get(r, ""))
+        out["yoy_reason"] = out["yoy_reason"].map(YOY_REASONS).fillna("")
     for col in ("key_user", "on_time", "on_track"):
         if col in out:
-            out[col] = out[col].map(lambda v: "" if v is None or v is pd.NA else ("是" if bool(v) else "否"))
+            known = out[col].notna()
+            out[col] = np.where(known, np.where(out[col].where(known, False).astype(bool), "是", "否"), "")
     return out
 
 
@@ -235,10 +269,10 @@ NOTICE_SHEET_COLUMNS = ["region", "region_name", "institution_id", "name", "cate
 
 def plan_sheet(report: AssessmentReport) -> pd.DataFrame:
     p = report.assessment.plan.copy()
-    p["scope_name"] = p["scope"].map(lambda s: "全部" if s == "all" else report.region_names.get(s, s))
+    p["scope_name"] = p["scope"].map({"all": "全部", **report.region_names}).fillna(p["scope"])
     p["indicator_zh"] = p["indicator"].map(INDICATOR_ZH)
-    p["base_source"] = p["base_source"].map(lambda s: BASIS_OF.get(s, ""))
-    p["reason"] = p["reason"].map(lambda r: PLAN_REASONS.get(r, ""))
+    p["base_source"] = p["base_source"].map(BASIS_OF).fillna("")
+    p["reason"] = p["reason"].map(PLAN_REASONS).fillna("")
     return _readable(p, report.region_names)
 
 

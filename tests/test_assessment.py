@@ -216,3 +216,33 @@ def test_outputs_are_reproducible_and_bad_years_refused(assessed, capsys):
     assert main(["assess", "--year", str(YEAR), "--out", str(base / "x.csv"), "--registry",
                  str(base / "civicwatt.yaml")]) == 1
     assert not (base / "x.xlsx").exists() and not (base / "x.csv").exists()
+
+
+def test_plan_against_a_stored_base_year_like_for_like(tmp_path):
+    """Base year 2023 from the store: sjz compares G1 and S1 only (G3's 2024 is incomplete);
+    the overview's cheaper plan inputs give the assessment's rows."""
+    from dataclasses import replace
+
+    from core.schemas.quotas import Plan, PlanTargets
+    from quotas.assessment import plan_for, plan_members
+    from quotas.config import load_quotas
+    from reports.assessment import build_assessment, plan_inputs
+
+    world = open_world(tmp_path)
+    config = replace(load_quotas(world.quotas_path, world.registry),
+                     plan=Plan(base_year=2023, target_year=2025, targets=PlanTargets(kgce_per_m2=-0.04)))
+    with world.store:
+        full = build_assessment(world.store, world.registry, config, YEAR).assessment.plan
+        cheap = plan_inputs(world.store, world.registry, config, YEAR)
+    rows = full.set_index(["scope", "indicator"])
+    x = figures()
+    f = load_factors()
+    s1, s1_before = (n * DAILY["S1-E0"] * f.coal_kgce_per_unit("electricity") for n in (DAYS, DAYS_BEFORE * 0.8))
+    change = (x["g1_tce"] * 1000 + s1) / (x["g1_tce_before"] * 1000 + s1_before) - 1  # same floor areas both years
+    sjz = rows.loc[("sjz", "kgce_per_m2")]
+    assert (sjz["base_source"], sjz["institutions"]) == ("data", 2)
+    assert sjz["change"] == pytest.approx(change, rel=1e-9)
+    assert sjz["due"] == pytest.approx(-0.04 / 2) and not sjz["on_track"]  # +25 % against -2 % due
+    assert sjz["progress"] == pytest.approx(change / -0.04, rel=1e-9)
+    again = plan_for(cheap, config, plan_members(cheap.current, world.registry))
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), full.reset_index(drop=True))

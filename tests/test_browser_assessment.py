@@ -20,7 +20,8 @@ from alerts.record import Alert
 from dashboard.app import create_app, serve
 from storage import quality
 from tests import support_dashboard_world as w
-from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _shot
+from tests.test_browser_dashboard import _login as login
 
 pytestmark = pytest.mark.browser
 YEAR = 2025
@@ -69,20 +70,11 @@ def site(tmp_path_factory):
 
 
 def _login(site, name: str) -> Page:
-    ctx = site["browser"].new_context(accept_downloads=True, viewport={"width": 1500, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(site["url"] + "/assessment")
-    page.fill("#username", name)
-    page.fill("#password", w.PASSWORDS[name])
-    page.click("#login-button")
+    page = login(site, name)  # signs in on the ranking
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    page.click("#nav-assessment")
     page.wait_for_url(lambda u: "/assessment" in u)
     return page
-
-
-def _shot(page: Page, name: str) -> None:
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def _ids(page: Page) -> list[str]:

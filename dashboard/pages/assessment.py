@@ -2,10 +2,7 @@
 of scores of the institutions (or of the regions below the user's scope) with each
 criterion's points, a row's breakdown (the figures behind each criterion), the key energy
 users, the plan indicators, and the assessment and notice (通报) downloads with the
-printable notice. Everything comes from `dashboard.assessments` cut to the user's scope.
-
-Its `register` also registers the overview's plan panel (`dashboard.plan_panel`), which
-reads the same assessments."""
+printable notice. Everything comes from `dashboard.assessments` cut to the user's scope."""
 
 from __future__ import annotations
 
@@ -17,7 +14,8 @@ import pandas as pd
 from dash import Input, Output, State, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
-from core.schemas.quotas import CRITERIA
+from core.schemas.quotas import CRITERIA, VETOES
+from core.vocab import CATEGORIES
 from dashboard import assessments as served
 from dashboard import plan_panel
 from dashboard.access import default_region
@@ -54,9 +52,8 @@ def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
 
 
 def register(app: dash.Dash, c: Context) -> None:
-    a = served.Assessments(c)
+    a = served.assessments_of(c)
     served.register(app.server, c, a)
-    plan_panel.register(app, c, a)
 
     @app.callback(Output("assess-xlsx", "href"), Output("notice-xlsx", "href"), Output("notice-print", "href"),
                   Input("assess-year", "value"))
@@ -118,8 +115,8 @@ def content(c: Context, user: User, report: Any, regions: bool, lang: str) -> An
                                                                               className="empty")),
         *([] if regions else key_user_section(a.key_users, report, lang)),
         html.H3(t("plan_indicators", lang)),
-        plan_panel.plan_table(a.plan[a.plan["scope"] == region] if region else a.plan.iloc[:0], report, lang,
-                              "assess-plan"),
+        plan_panel.plan_table(a.plan[a.plan["scope"] == region] if region else a.plan.iloc[:0], report.config,
+                              lang, "assess-plan"),
     ])
 
 
@@ -127,6 +124,14 @@ def _points(pts: pd.Series, weight: float) -> np.ndarray:
     """'points / weight' of a criterion, '—' where it does not apply."""
     text = pts.map("{:.1f}".format).astype(str) + f" / {weight:g}"
     return np.where(pts.isna(), "—", text).astype(object)
+
+
+def _vetoes(veto: pd.Series, lang: str) -> pd.Series:
+    """The veto names ('target_total, constraint') in words."""
+    out = veto.astype(str)
+    for v in VETOES:
+        out = out.str.replace(v, t(f"veto_{v}", lang), regex=False)
+    return out
 
 
 def grade_colours(names: list[str]) -> dict[str, str]:
@@ -146,13 +151,13 @@ def score_table(frame: pd.DataFrame, report: Any, regions: bool, lang: str) -> d
         "name": (frame["name"] if regions else
                  "[" + frame["name"].astype(str) + "](/institution/" + frame["institution_id"].astype(str) + ")"
                  ).to_numpy(object),
-        "region": (frame["parent"].map(lambda r: names.get(r, "") if isinstance(r, str) else "") if regions
-                   else frame["region"].map(lambda r: names.get(r, r))).to_numpy(object),
-        "category": ("" if regions else frame["category"].map(lambda x: t(f"cat_{x}", lang))),
+        "region": (frame["parent"].map(names).fillna("") if regions
+                   else frame["region"].map(names).fillna(frame["region"])).to_numpy(object),
+        "category": "" if regions else frame["category"].map({c: t(f"cat_{c}", lang) for c in CATEGORIES}),
         "key_user": "" if regions else np.where(frame["key_user"], t("yes", lang), ""),
         "score": frame["score"].round(1).astype(object).where(frame["score"].notna(), None).to_numpy(object),
         "grade": frame["grade"].to_numpy(object),
-        "veto": frame["veto"].map(lambda v: ", ".join(t(f"veto_{x.strip()}", lang) for x in v.split(",") if x.strip())),
+        "veto": _vetoes(frame["veto"], lang),
         **{f"pts_{c}": _points(frame[f"pts_{c}"], getattr(weights, c)) for c in CRITERIA},
     })
     columns = [{"name": t("col_rank", lang), "id": "rank", "type": "numeric"},
@@ -213,8 +218,8 @@ def breakdown(row: pd.Series, report: Any, region: bool, lang: str) -> html.Div:
                      html.Td(_points(pd.Series([row[f"pts_{c}"]], dtype=float), getattr(weights, c))[0],
                              className="num")]) for label, c, text in items]
     title = f"{row['name']} — {t('score', lang)} {fmt(row['score'], 1)} · {row['grade']}"
-    veto = [html.Div(f"{t('veto', lang)}: " + ", ".join(t(f"veto_{v.strip()}", lang) for v in row["veto"].split(",")),
-                     className="warn")] if row["veto"] else []
+    veto = [html.Div(f"{t('veto', lang)}: " + _vetoes(pd.Series([row["veto"]]), lang).iloc[0], className="warn")
+            ] if row["veto"] else []
     return html.Div(id="assess-breakdown", children=[
         html.H3(title), *veto,
         html.Table([html.Thead(head), html.Tbody(rows)], className="grid"),

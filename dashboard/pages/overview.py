@@ -90,7 +90,7 @@ def content(c: Context, insts: set[str], scope: str | None, year: int, lang: str
         html.H2(t("totals", lang)),
         html.Div(gauges, className="row"),
         intensity_table(table, totals, limit, lang),
-        plan_panel(scope, year),
+        plan_panel(c, insts, scope, year, lang),
         ytd,
         dcc.Graph(id="ov-trend", figure=fig_trend),
         html.Div([dcc.Graph(id="ov-split-energy", figure=fig_split_e, className="half"),
