@@ -27,8 +27,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from core import users as auth
 from core.registry import Institution, Region, Registry
-from dashboard import auth
 from dashboard.app import create_app, serve
 from dashboard.data import INDICATORS, QUOTA_INDICATORS, TOTALS
 from dashboard.ranking import baseline_sort_slice

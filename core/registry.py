@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.profiles import load_profiles
-from core.vocab import INDEX_UNIT, Category, Energy, Subitem
+from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Category, Energy, Subitem
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -25,7 +25,6 @@ ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 MAX_REGISTRY_BYTES = 256 * 1024 * 1024
 
 # Heating season in Hebei and Beijing (domain.md section 4): 15 Nov - 15 Mar.
-DEFAULT_HEATING_SEASON = {"start": "11-15", "end": "03-15"}
 
 
 class _Strict(BaseModel):

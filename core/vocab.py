@@ -9,9 +9,6 @@ Energy = Literal["electricity", "water", "natural_gas", "heat", "gasoline", "die
 Subitem = Literal["total", "lighting_socket", "hvac", "power", "special"]
 
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
-#: The categories' Chinese names (alert messages, the assessment notice).
-CATEGORY_ZH: dict[str, str] = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆",
-                               "other": "其他"}
 ENERGIES: tuple[str, ...] = Energy.__args__  # type: ignore[attr-defined]
 SUBITEMS: tuple[str, ...] = Subitem.__args__  # type: ignore[attr-defined]
 
@@ -35,6 +32,16 @@ UNIT_SCALE: dict[tuple[str, str], float] = {
     ("GJ", "GJ"): 1.0, ("MJ", "GJ"): 1e-3,  # 1 GJ = 1000 MJ
     ("kg", "kg"): 1.0, ("t", "kg"): 1000.0, ("kt", "kg"): 1e6,
 }
+
+#: Vehicle fuels, excluded from non-heating energy (domain.md §4).
+VEHICLE_FUELS: tuple[str, ...] = ("gasoline", "diesel")
+
+#: Category names in Chinese, as the statistics tables and messages write them.
+CATEGORY_ZH: dict[str, str] = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆",
+                               "other": "其他"}
+
+#: Heating season in Hebei and Beijing (domain.md §4): 15 Nov - 15 Mar, month-day bounds inclusive.
+DEFAULT_HEATING_SEASON: dict[str, str] = {"start": "11-15", "end": "03-15"}
 
 #: Liquid fuels, stated in L or by mass; L converts by density.
 LIQUID_FUELS: tuple[str, ...] = ("gasoline", "diesel")

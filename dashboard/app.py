@@ -8,7 +8,7 @@ stops (what `civicwatt demo` and `civicwatt serve` use).
 request (`dashboard.login`), the downloads (`dashboard.downloads`), the frame and
 router (`dashboard.shell`) and each page of `dashboard.pages.PAGES`, all sharing one
 `dashboard.context.Context`. Every callback and download re-reads the signed-in user
-and scopes its data with `dashboard.access` (admin: everything; region manager: their
+and scopes its data with `core.access` (admin: everything; region manager: their
 region's subtree; institution user: their institution); anything else gets the "no
 access" message (callbacks) or 403 (downloads), whatever the request says.
 """
@@ -44,7 +44,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                mv_dirs: list[str | Path] | None = None) -> dash.Dash:
     """The dashboard for `registry` over `store`.
 
-    users_file: the YAML written by `civicwatt users` (see dashboard.auth);
+    users_file: the YAML written by `civicwatt users` (see core.users);
     quotas_path: quotas.yaml (dual-control targets, quota standards), optional;
     data_dir: where alerts (the outbox) live and the session key is kept;
     now: a clock (tests); cache_ttl_s: how long year tables are reused;

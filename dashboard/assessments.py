@@ -5,7 +5,7 @@ workbooks and the printable notice page.
 The numbers are `reports.assessment.build_assessment`'s (the same as `civicwatt assess`),
 with the open data-quality alerts of the dashboard's outbox (`alerts.quality`). Ranks are
 computed among all institutions and regions before the scope applies (as in the ranking);
-who sees which rows is decided in `dashboard.access` (`visible_filter`,
+who sees which rows is decided in `core.access` (`visible_filter`,
 `assessed_regions`, `region_ids`). Routes (login required, like every route):
 `/download/assessment?year=Y` and `/download/notice?year=Y` (xlsx), and
 `/assessment/notice?year=Y` (the printable notice, HTML with print CSS).
@@ -22,7 +22,7 @@ from typing import Any
 import flask
 from cachetools import TTLCache
 
-from dashboard.access import Principal, assessed_regions, region_ids, visible_filter
+from core.access import Principal, assessed_regions, region_ids, visible_filter
 from dashboard.context import Context
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

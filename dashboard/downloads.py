@@ -11,10 +11,10 @@ from typing import Any
 import flask
 import pandas as pd
 
+from core.access import Forbidden, report_registry, require_institution, visible_filter
+from core.users import User
 from core.yamlfile import ConfigError
 from dashboard import integrations
-from dashboard.access import Forbidden, report_registry, require_institution, visible_filter
-from dashboard.auth import User
 from dashboard.context import Context
 from dashboard.data import institution_meters
 from dashboard.pages.institution import DAILY_DAYS

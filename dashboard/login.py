@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import flask
 from cachetools import TTLCache
 
-from dashboard.auth import User, authenticate, load_users
+from core.users import User, authenticate, load_users
 from dashboard.cache import FileCache, mtime_stamp
 from dashboard.i18n import norm_lang, t
 

@@ -10,7 +10,7 @@ import dash
 from dash import Input, Output, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard.access import Forbidden
+from core.access import Forbidden
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import forbidden, not_found

@@ -39,6 +39,10 @@ class StoreError(Exception):
     """The store cannot be reached or refused a request."""
 
 
+class StoreMissing(StoreError):
+    """Opened with `create=False`, and there is no store at that URL."""
+
+
 class ImportRejected(Exception):
     """An import that was refused whole; `problems` lists every reason."""
 

@@ -30,6 +30,7 @@ from storage.base import (
     SAMPLE_COLUMNS,
     ImportRejected,
     Store,
+    StoreMissing,
     from_epoch_s,
     normalize_events,
     normalize_samples,
@@ -60,13 +61,16 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class EmbeddedStore(Store):
-    """SQLite-backed store in `directory` (created if missing)."""
+    """SQLite-backed store in `directory` (created if missing, unless `create=False`:
+    then StoreMissing)."""
 
-    def __init__(self, directory: str | Path, tz: str = "Asia/Shanghai"):
+    def __init__(self, directory: str | Path, tz: str = "Asia/Shanghai", create: bool = True):
         super().__init__(tz)
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME
+        if not create and not self.path.is_file():
+            raise StoreMissing(f"no store at embedded:{self.directory}: {self.path} does not exist")
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.url = f"embedded:{self.directory}"
         self._local = threading.local()
         self._write_lock = threading.Lock()

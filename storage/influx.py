@@ -38,6 +38,7 @@ from storage.base import (
     SAMPLE_COLUMNS,
     Store,
     StoreError,
+    StoreMissing,
     from_epoch_s,
     normalize_events,
     normalize_samples,
@@ -120,6 +121,20 @@ class InfluxStore(Store):
             # 2.x/3.x map databases to existing buckets; creating is not allowed there
             with contextlib.suppress(StoreError):
                 self.query(f"CREATE DATABASE {quote_ident(self.database)}")
+        else:
+            self._require_database()
+
+    def _require_database(self) -> None:
+        """StoreMissing when the server lists its databases and ours is not among them
+        (a server that cannot list them is given the benefit of the doubt)."""
+        try:
+            names = {row[0] for s in self.query("SHOW DATABASES") for row in s.get("values") or []}
+        except StoreError:
+            return
+        if self.database not in names:
+            message = f"no database {self.database!r} on InfluxDB at {self._http.base_url}"
+            self.close()
+            raise StoreMissing(message)
 
     def close(self) -> None:
         self._http.close()

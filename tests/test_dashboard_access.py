@@ -12,7 +12,7 @@ import pytest
 
 from alerts.outbox import Outbox
 from alerts.record import Alert
-from dashboard import auth
+from core import users as auth
 from dashboard.app import create_app, serve
 from tests import support_dashboard_world as w
 

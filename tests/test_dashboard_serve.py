@@ -13,12 +13,14 @@ import httpx
 import yaml
 
 from civicwatt.sample import sample_registry_doc
+from storage import open_store
 from tests.servers import free_port
 
 
 def test_serve_prints_a_password_that_logs_in_and_stops_on_ctrl_c(tmp_path):
     (tmp_path / "civicwatt.yaml").write_text(yaml.safe_dump(sample_registry_doc(n_institutions=3),
                                                             allow_unicode=True), encoding="utf-8")
+    open_store(f"embedded:{tmp_path / 'data'}").close()  # serve opens a store, only import/collect/demo make one
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "civicwatt.cli", "serve", "--registry", "civicwatt.yaml", "--store",

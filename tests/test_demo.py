@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 
 import httpx
 import pandas as pd
@@ -16,50 +11,15 @@ import pytest
 
 from core.registry import load_registry
 from storage import open_store
-from tests.servers import free_port
-
-GATEWAYS = 30  # one Modbus port per sample institution
-
-
-def free_port_range(n: int) -> int:
-    """A base port with n free consecutive ports after it."""
-    for _ in range(50):
-        base = free_port()
-        if base + n >= 65000:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
+from tests.support_demo import GATEWAYS, DemoProcess
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_demo_runs_serves_and_stops_cleanly(tmp_path, stop):
-    web = free_port()
-    modbus = free_port_range(GATEWAYS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "civicwatt.cli", "demo", "--dir", str(tmp_path / "demo"), "--days", "3",
-         "--port", str(web), "--modbus-port", str(modbus)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
+    demo = DemoProcess("--dir", str(tmp_path / "demo"), "--days", "3")
+    web, modbus = demo.web, demo.modbus
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any("Ctrl-C stops everything" in x for x in lines):
-            assert proc.poll() is None, "".join(lines)
-            time.sleep(0.2)
-        out = "".join(lines)
-        assert "Ctrl-C stops everything" in out, out
+        out = demo.wait_ready()
         assert f"ports {modbus}-{modbus + GATEWAYS - 1}" in out
         password = re.search(r"user admin, password (\S+)", out).group(1)
 
@@ -76,10 +36,8 @@ def test_demo_runs_serves_and_stops_cleanly(tmp_path, stop):
             assert header.startswith("institution_id,name,region,category,year,energy,quantity,unit,kgce,scope")
             assert "HB-0001" in ledger.text
     finally:
-        proc.send_signal(stop)
-        code = proc.wait(timeout=60)
-        reader.join(5)
-    out = "".join(lines)
+        code = demo.stop(stop)
+    out = demo.output
     assert code == 0, out
     assert "stopped; everything collected is in the store." in out
 

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
                                    f"{args.year} is not a complete year (the assessment covers a year that is over)")])
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     started = time.monotonic()
-    with open_registry_store(registry, args.store) as store:
+    with open_registry_store(registry, args.store, create=False) as store:
         directory = Path(args.outbox) if args.outbox else default_outbox_dir(store.url, Path(args.registry).parent)
         alerts = Outbox(directory).list_alerts(open_only=True) if (directory / DB_NAME).exists() else []
         report = build_assessment(store, registry, quotas, args.year,

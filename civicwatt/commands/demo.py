@@ -1,7 +1,10 @@
 """`civicwatt demo`: the whole system on one laptop.
 
-1. writes the sample portfolio (`civicwatt.yaml`, `quotas.yaml`) into `--dir` unless it is
-   there already;
+1. writes the sample portfolio (`civicwatt.yaml`, `quotas.yaml`, `channels.yaml`) into
+   `--dir` (default ./civicwatt-demo) unless it is there already, and `civicwatt.toml` in
+   the current directory (next to `--dir` when that lies outside it) naming the demo's
+   registry, store, quotas, channels and users, so that every other verb run there finds
+   them without options (a civicwatt.toml the demo did not write is left alone);
 2. writes the demo energy-performance contract into `--dir`/mv (`emc-001.yaml` with
    `temps.csv`, `normal.csv`, `workdays.csv`, each only when missing): HB-0001's
    lighting retrofit, which the simulation really contains: from 1 February of this
@@ -20,7 +23,7 @@
 5. starts the collectors and the scheduler (15-minute polls, rollups, quota checks and
    alerts);
 6. serves the dashboard (the savings-verification page reads `--dir`/mv) and prints
-   where, with a generated admin password.
+   where, with a generated admin password (`civicwatt users passwd admin` sets a new one).
 
 Ctrl-C stops the dashboard, flushes the collectors' queue into the store, and stops the
 simulator.
@@ -29,6 +32,8 @@ simulator.
 from __future__ import annotations
 
 import argparse
+import shutil
+import socket
 import sys
 import threading
 import time
@@ -39,7 +44,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from alerts.outbox import default_outbox_dir
-from civicwatt.context import load_optional_quotas, open_registry_store
+from civicwatt.context import load_optional_quotas, open_registry_store, write_workdir_config
 from civicwatt.sample import (
     MV_PROJECT_ID,
     MV_RETROFIT_METER,
@@ -110,22 +115,26 @@ def backfill(store: Store, registry: Registry, days: int, now: pd.Timestamp,
 def run(args: argparse.Namespace) -> int:
     from civicwatt.commands.simulate import meters_for_sim
     from collectors.service import CollectorService
+    from core.users import ensure_admin
     from dashboard.app import create_app, serve
-    from dashboard.auth import ensure_admin
     from device_sim.server import Simulator
 
     base = Path(args.dir)
     written = write_sample(base, base_port=args.modbus_port)
-    registry_path = base / "civicwatt.yaml"
-    if args.registry != "./civicwatt.yaml":
-        registry_path = Path(args.registry)
+    registry_path = Path(args.registry)  # the CLI's default: base/civicwatt.yaml
     registry = load_registry(registry_path)
+    busy = _busy_ports(args.host, args.port, registry)
+    if busy:
+        print(f"civicwatt demo: {busy}", file=sys.stderr)
+        return 1
     quotas_path = base / "quotas.yaml"
-    store_url = args.store or f"embedded:{base / 'data'}"
-    store = open_registry_store(registry, store_url)
+    store = open_registry_store(registry, args.store)
     print(f"registry   {registry_path} ({len(registry.institutions)} institutions, {len(registry.meters)} meters)"
           + (" [new]" if written else ""))
     print(f"store      {store.url}")
+    users_file = Path(args.users)
+    config_note, found_here = _write_config(base, args, quotas_path)
+    print(f"config     {config_note}")
 
     started = time.perf_counter()
     now = pd.Timestamp.now(tz="UTC").floor("s")
@@ -159,14 +168,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"collectors polling {len(registry.meters)} meters; queue in {base / 'queue'}")
     print(f"alerts     outbox in {outbox_dir}" + ("" if alerts else " (no quotas.yaml: quota checks off)"))
 
-    users_file = base / "users.yaml"
     password = ensure_admin(users_file)
     mv_dirs = list(dict.fromkeys(p.resolve() for p in (registry_path.parent / "mv", outbox_dir / "mv", base / "mv")))
     app = create_app(registry, store, users_file, quotas_path=quotas_path if quotas_path.exists() else None,
                      data_dir=outbox_dir, mv_dirs=mv_dirs)
     handle = serve(app, args.host, args.port)
     print(f"dashboard  {handle.url}  user admin" + (f", password {password}" if password else
-                                                     f" (password set earlier, see {users_file})"))
+                                                     " (password set at the first start)"))
+    print(f"           new admin password: {_self_command()} users passwd admin --generate"
+          f"{'' if found_here else f' --users {users_file}'}")
     print("Ctrl-C stops everything.")
     try:
         threading.Event().wait()
@@ -179,6 +189,59 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     print("stopped; everything collected is in the store.")
     return 0
+
+
+def _busy_ports(host: str, port: int, registry: Registry) -> str | None:
+    """Why the demo cannot start, when the dashboard's port or one of the simulator's
+    (from the registry) is taken; checked before the minute of backfilling."""
+    def taken(h: str, p: int) -> bool:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as both servers do
+            try:
+                s.bind((h, p))
+            except OSError:
+                return True
+        return False
+
+    if taken(host, port):
+        return f"port {port} for the dashboard is in use: give --port N"
+    modbus = sorted({(m.modbus.host, m.modbus.port) for m in registry.meters if m.modbus})
+    used = [p for h, p in modbus if taken(h, p)]
+    if used:
+        return (f"Modbus port(s) {', '.join(map(str, used[:5]))}{' ...' if len(used) > 5 else ''} for the simulator "
+                f"in use. The ports ({modbus[0][1]}-{modbus[-1][1]}) are in {registry.source}, written on the first "
+                "start: free them, edit the file, or start afresh with another --dir and --modbus-port N")
+    return None
+
+
+def _config_dir(base: Path) -> Path:
+    """Where the demo writes civicwatt.toml: the current directory, or next to `base`
+    when `base` lies outside it."""
+    cwd = Path.cwd()
+    return cwd if base.resolve().is_relative_to(cwd) else base.resolve().parent
+
+
+def _write_config(base: Path, args: argparse.Namespace, quotas_path: Path) -> tuple[str, bool]:
+    """Write civicwatt.toml for the other verbs; return what to say about it, and
+    whether verbs run in the current directory now find the demo's files."""
+    path, ok = write_workdir_config(_config_dir(base), {
+        "registry": args.registry, "store": args.store, "quotas": str(quotas_path),
+        "channels": str(base / "channels.yaml"), "users": args.users})
+    if not ok:
+        return (f"{path} was not written by the demo and is left as it is: give the other verbs "
+                f"--registry {args.registry} --store {args.store}"), False
+    if path.parent == Path.cwd():
+        return f"{path}: the other verbs run here find registry, store and users without options", True
+    return f"{path}: the other verbs find registry, store and users when run in {path.parent}", False
+
+
+def _self_command() -> str:
+    """How to call this civicwatt again: `civicwatt` when that is on PATH, else its path."""
+    me = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which("civicwatt")
+    if me is not None and me.name == "civicwatt" and (found is None or Path(found).resolve() != me):
+        return str(me)
+    return "civicwatt"
 
 
 def demo_mv_setup(base: Path, store: Store, registry: Registry, now: pd.Timestamp,

@@ -24,7 +24,7 @@ def _fmt(value: object) -> str:
 def _verify(args: argparse.Namespace) -> MVResult:
     registry = registry_from_args(args)
     project = load_project(args.project, registry)
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     try:
         return verify(project, store)
     finally:

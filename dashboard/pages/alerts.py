@@ -9,8 +9,8 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard.access import Forbidden, require_acknowledge, visible_alerts
-from dashboard.auth import User
+from core.access import Forbidden, require_acknowledge, visible_alerts
+from core.users import User
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import forbidden, no_data

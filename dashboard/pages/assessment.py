@@ -14,12 +14,12 @@ import pandas as pd
 from dash import Input, Output, State, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
+from core.access import default_region
 from core.schemas.quotas import CRITERIA, VETOES
+from core.users import User
 from core.vocab import CATEGORIES
 from dashboard import assessments as served
 from dashboard import plan_panel
-from dashboard.access import default_region
-from dashboard.auth import User
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import KEEP, fmt, no_data, year_picker

@@ -14,10 +14,10 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
+from core.access import Forbidden, institution_ids, require_institution
 from core.registry import Institution, Meter
+from core.users import User
 from core.vocab import INDEX_UNIT
-from dashboard.access import Forbidden, institution_ids, require_institution
-from dashboard.auth import User
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS, institution_meters
 from dashboard.i18n import norm_lang, t

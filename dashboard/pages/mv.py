@@ -9,8 +9,8 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from core.users import User
 from core.yamlfile import ConfigError
-from dashboard.auth import User
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import KEEP, fmt, forbidden

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard.access import Forbidden, default_region, overview_scope, region_ids
-from dashboard.auth import User
+from core.access import Forbidden, default_region, overview_scope, region_ids
+from core.users import User
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
 from dashboard.i18n import norm_lang, t

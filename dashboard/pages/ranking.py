@@ -13,10 +13,10 @@ import pandas as pd
 from dash import Input, Output, State, ctx, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
+from core.access import Forbidden, region_ids
 from core.registry import Registry
+from core.users import User
 from core.vocab import CATEGORIES
-from dashboard.access import Forbidden, region_ids
-from dashboard.auth import User
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS
 from dashboard.i18n import norm_lang, t

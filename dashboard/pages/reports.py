@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, dcc, html
 
-from dashboard.auth import User
+from core.users import User
 from dashboard.context import Context, Page
 from dashboard.i18n import t
 from dashboard.widgets import KEEP

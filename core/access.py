@@ -1,7 +1,7 @@
 """Who may see what: the one home of every role and scope check.
 
 Plain functions on a user (anything with a `role` and a `scope`, e.g.
-`dashboard.auth.User`) and the registry, with no web framework in them, so the
+`core.users.User`) and the registry, with no web framework in them, so the
 dashboard's pages, callbacks and downloads and an HTTP API ask the same questions and
 get the same answers. A refusal raises `Forbidden`; the caller turns it into the "no
 access" message or HTTP 403. Nothing is only hidden in the page: each callback
