@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from core.registry import RegionTree, region_parents
-from core.schemas.quotas import CRITERIA, PLAN_INTENSITIES, THREE_LEVELS
+from core.schemas.quotas import CRITERIA, PLAN_INTENSITIES, THREE_LEVELS, stricter_rules
 from models.api import aggregate, yoy_change
 from models.indicators import in_every_ancestor
 from quotas.config import QuotaConfig
@@ -116,7 +116,8 @@ def institution_rules(current: pd.DataFrame, config: QuotaConfig) -> pd.DataFram
     """Per institution: key_user (tce of the year >= the threshold) and the rules it is
     held to: review, metering_completeness, max_estimated_share, max_open_quality_alerts."""
     key = current["has_data"].to_numpy(bool) & (current["tce"].to_numpy(float) >= config.key_users.threshold_tce)
-    general, strict = config.assessment.rules, config.key_users.rules
+    general = config.assessment.rules
+    strict = stricter_rules(general, config.key_users.rules)  # never laxer, however the config was built
     out = pd.DataFrame({"institution_id": current["institution_id"].to_numpy(object), "key_user": key})
     for name in type(general).model_fields:
         out[name] = np.where(key, getattr(strict, name), getattr(general, name))

@@ -192,7 +192,8 @@ def plan_inputs(store, registry, quotas: QuotaConfig | None, year: int, submissi
 def scoped(report: AssessmentReport, institution_ids: set[str] | None, region_ids: set[str] | None,
            plan_scopes: set[str] | None) -> AssessmentReport:
     """The report cut down to these institutions, assessed regions and plan scopes (each
-    None: all), ranks kept (as computed among all): what a user with that scope may see."""
+    None: all), ranks kept (as computed among all): what a user with that scope may see.
+    Its `inputs` stay whole (for plan rows of other scopes): never show them as they are."""
     a = report.assessment
 
     def keep(frame: pd.DataFrame, col: str, ids: set[str] | None) -> pd.DataFrame:
