@@ -29,16 +29,6 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 REPORTS_KEPT = 8  # assessed years kept at once
 
 
-_BY_DASHBOARD: dict[int, Assessments] = {}
-
-
-def assessments_of(c: Context) -> Assessments:
-    """The one `Assessments` of the dashboard of `c` (the page and the overview's panel share it)."""
-    if id(c) not in _BY_DASHBOARD:
-        _BY_DASHBOARD[id(c)] = Assessments(c)
-    return _BY_DASHBOARD[id(c)]
-
-
 def complete_years(c: Context) -> list[int]:
     """The complete years the pages offer, newest first."""
     return [y for y in c.years() if y < c.service.current_year()]
@@ -77,14 +67,16 @@ class Assessments:
         from reports.assessment import plan_inputs
 
         cfg = self.c.quotas.config()
-        report = self._cache.get((year, id(cfg)))
-        if report is not None:
-            return report.inputs
-        key = ("plan", year, id(cfg))
-        if key not in self._cache:
-            self._cache[key] = plan_inputs(self.c.store, self.c.registry, cfg, year, factors=self.c.service.factors,
-                                           current=self.c.service.indicators(year))
-        return self._cache[key]
+        current = self.c.service.indicators(year)  # cached by the data service, outside our lock
+        with self._lock:
+            report = self._cache.get((year, id(cfg)))
+            if report is not None:
+                return report.inputs
+            key = ("plan", year, id(cfg))
+            if key not in self._cache:
+                self._cache[key] = plan_inputs(self.c.store, self.c.registry, cfg, year,
+                                               factors=self.c.service.factors, current=current)
+            return self._cache[key]
 
     def for_user(self, user: Principal, year: int) -> Any:
         """The report of `year` cut to what `user` may see: the institutions they see, the
@@ -98,13 +90,28 @@ class Assessments:
                       assessed_regions(user, self.c.registry), plan)
 
 
-def _year(c: Context) -> int:
-    raw = flask.request.args.get("year", "")
+_BY_DASHBOARD: dict[int, Assessments] = {}
+
+
+def assessments_of(c: Context) -> Assessments:
+    """The one `Assessments` of the dashboard of `c` (the page and the overview's panel share it)."""
+    if id(c) not in _BY_DASHBOARD:
+        _BY_DASHBOARD[id(c)] = Assessments(c)
+    return _BY_DASHBOARD[id(c)]
+
+
+def complete_year(c: Context, value: Any) -> int | None:
+    """`value` as a complete year that can be assessed (None if it is not one)."""
     try:
-        year = int(raw)
-    except ValueError:
-        flask.abort(400)
-    if not 1990 <= year < c.service.current_year():  # complete years only
+        year = int(value)
+    except (TypeError, ValueError):
+        return None
+    return year if 1990 <= year < c.service.current_year() else None
+
+
+def _year(c: Context) -> int:
+    year = complete_year(c, flask.request.args.get("year"))
+    if year is None:
         flask.abort(400)
     return year
 

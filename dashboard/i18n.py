@@ -173,6 +173,8 @@ TEXT: dict[str, dict[str, str]] = {
     "assess_download": {"zh": "下载考核结果 (xlsx)", "en": "Assessment (xlsx)"},
     "notice_download": {"zh": "下载通报 (xlsx)", "en": "Notice (xlsx)"},
     "notice_print": {"zh": "打印通报", "en": "Printable notice"},
+    "assess_rank": {"zh": "排名", "en": "Rank"},
+    "parent_region": {"zh": "上级地区", "en": "Parent region"},
     "score": {"zh": "得分", "en": "Score"},
     "grade": {"zh": "等级", "en": "Grade"},
     "breakdown_hint": {"zh": "点击表中一行，查看其得分明细。", "en": "Click a row to see how its score is made up."},

@@ -66,7 +66,7 @@ def register(app: dash.Dash, c: Context) -> None:
     def body(year: int | None, view: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
         user = c.current_user()
-        year_i = _complete_year(c, year)
+        year_i = served.complete_year(c, year)
         if user is None or year_i is None:
             raise PreventUpdate
         report = a.for_user(user, year_i)
@@ -79,7 +79,7 @@ def register(app: dash.Dash, c: Context) -> None:
     def detail(cell: dict | None, year: int | None, view: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
         user = c.current_user()
-        year_i = _complete_year(c, year)
+        year_i = served.complete_year(c, year)
         if user is None or year_i is None or not cell or cell.get("row_id") is None:
             raise PreventUpdate
         report = a.for_user(user, year_i)  # the row is looked up in the user's own scope
@@ -89,14 +89,6 @@ def register(app: dash.Dash, c: Context) -> None:
         if rows.empty:
             raise PreventUpdate
         return breakdown(rows.iloc[0], report, view == "regions", lang)
-
-
-def _complete_year(c: Context, year: Any) -> int | None:
-    try:
-        y = int(year)
-    except (TypeError, ValueError):
-        return None
-    return y if 1990 <= y < c.service.current_year() else None
 
 
 def content(c: Context, user: User, report: Any, regions: bool, lang: str) -> Any:
@@ -122,7 +114,7 @@ def content(c: Context, user: User, report: Any, regions: bool, lang: str) -> An
 
 def _points(pts: pd.Series, weight: float) -> np.ndarray:
     """'points / weight' of a criterion, '—' where it does not apply."""
-    text = pts.map("{:.1f}".format).astype(str) + f" / {weight:g}"
+    text = pts.round(1).astype(str) + f" / {weight:g}"
     return np.where(pts.isna(), "—", text).astype(object)
 
 
@@ -160,9 +152,9 @@ def score_table(frame: pd.DataFrame, report: Any, regions: bool, lang: str) -> d
         "veto": _vetoes(frame["veto"], lang),
         **{f"pts_{c}": _points(frame[f"pts_{c}"], getattr(weights, c)) for c in CRITERIA},
     })
-    columns = [{"name": t("col_rank", lang), "id": "rank", "type": "numeric"},
-               {"name": t("col_name", lang), "id": "name", "presentation": "markdown"},
-               {"name": t("region", lang), "id": "region"},
+    columns = [{"name": t("assess_rank", lang), "id": "rank", "type": "numeric"},
+               {"name": t("region" if regions else "col_name", lang), "id": "name", "presentation": "markdown"},
+               {"name": t("parent_region" if regions else "region", lang), "id": "region"},
                *([] if regions else [{"name": t("category", lang), "id": "category"},
                                      {"name": t("key_user", lang), "id": "key_user"}]),
                {"name": t("score", lang), "id": "score", "type": "numeric"},
