@@ -42,8 +42,9 @@ VERB_SHARED: dict[str, tuple[str, ...]] = {
     "demo": (*STORE_AND_REGISTRY, "users", *LOGGED), "init": (), "simulate": (*STORE_AND_REGISTRY, *LOGGED),
     "collect": (*STORE_AND_REGISTRY, *LOGGED), "serve": (*STORE_AND_REGISTRY, "users", *LOGGED),
     "import": STORE_AND_REGISTRY, "export": STORE_AND_REGISTRY, "report": STORE_AND_REGISTRY,
-    "ledger": STORE_AND_REGISTRY, "quotas": STORE_AND_REGISTRY, "mv": STORE_AND_REGISTRY,
-    "check-config": STORE_AND_REGISTRY, "users": ("users",), "backup": (*STORE_AND_REGISTRY, "users"),
+    "ledger": STORE_AND_REGISTRY, "assess": STORE_AND_REGISTRY, "quotas": STORE_AND_REGISTRY,
+    "mv": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY, "users": ("users",),
+    "backup": (*STORE_AND_REGISTRY, "users"),
 }
 # files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
 VERB_FILES = ("quotas", "channels")
@@ -171,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE.xlsx|FILE.csv")
     _quotas(p)
     p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
+
+    p = verb("assess", "the year-end assessment (节能考核) and its notice (通报)")
+    p.add_argument("--year", required=True, type=int)
+    p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p.add_argument("--notice", default=None, metavar="FILE.xlsx|FILE.html", help="also write the notice (通报)")
+    _quotas(p)
+    p.add_argument("--outbox", default=None, metavar="DIR",
+                   help="alert outbox directory, for its open data-quality alerts (default: the embedded store's "
+                        "directory, else the registry's)")
 
     p = verb("quotas", "evaluate dual-control targets and quota standards")
     p.add_argument("action", choices=["check"])

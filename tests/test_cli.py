@@ -23,6 +23,7 @@ VERB_ARGS = {
     "export": ["export", "consumption", "--start", "2024-01-01", "--end", "2024-01-31", "--out", "c.csv"],
     "report": ["report", "monthly", "--month", "2024-01", "--out", "r.xlsx"],
     "ledger": ["ledger", "--year", "2024", "--out", "l.csv"],
+    "assess": ["assess", "--year", "2024", "--out", "a.xlsx"],
     "quotas": ["quotas", "check", "--date", "2024-12-31"],
     "mv": ["mv", "--project", "p.yaml", "--out", "m.xlsx"],
     "check-config": ["check-config"],

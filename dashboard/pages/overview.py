@@ -20,6 +20,7 @@ from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
 from dashboard.i18n import norm_lang, t
+from dashboard.plan_panel import plan_panel
 from dashboard.widgets import KEEP, fig_layout, fmt, forbidden, no_data, year_picker
 
 # overview totals -> quotas.config target indicators
@@ -91,6 +92,7 @@ def content(c: Context, insts: set[str], scope: str | None, year: int, lang: str
         html.H2(t("totals", lang)),
         html.Div(gauges, className="row"),
         intensity_table(table, totals, limit, lang),
+        plan_panel(c, insts, scope, year, lang),
         ytd,
         dcc.Graph(id="ov-trend", figure=fig_trend),
         html.Div([dcc.Graph(id="ov-split-energy", figure=fig_split_e, className="half"),
