@@ -160,10 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", choices=["hour", "day", "month"], default="day")
     p.add_argument("--out", required=True, metavar="FILE.csv")
 
-    p = verb("report", "the monthly statistical report")
-    p.add_argument("kind", choices=["monthly"])
-    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p = verb("report", "the monthly statistical report, or the statistics-system tables (statistics)")
+    p.add_argument("kind", choices=["monthly", "statistics"])
+    p.add_argument("--month", default=None, metavar="YYYY-MM", help="the month (report monthly)")
+    p.add_argument("--period", default=None, metavar="YYYY-MM|YYYYQn|YYYY",
+                   help="a month, quarter or year (report statistics)")
     p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p.add_argument("--reporting-unit", default="", help="填报单位 of the form header (report statistics)")
+    p.add_argument("--head", default="", help="单位负责人 of the form header (report statistics)")
+    p.add_argument("--preparer", default="", help="填表人 of the form header (report statistics)")
+    p.add_argument("--report-date", default=None, metavar="YYYY-MM-DD",
+                   help="报出日期 of the form header (default: today; report statistics)")
     _quotas(p, "quota file, for its electricity basis (default: civicwatt.toml's quotas, else ./quotas.yaml)")
     p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
 

@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from core.profiles import load_profiles
+from core.schemas.institution import DataCentre
 from core.textfile import echo
 from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Category, Energy, Subitem
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems, validate_node
@@ -73,6 +74,8 @@ class Institution(_Strict):
     floor_area_m2: Area
     heated_area_m2: Area = 0
     occupants: int = Field(ge=0, le=MAX_OCCUPANTS, strict=True)
+    department: str | None = Field(default=None, min_length=1, max_length=100)  # 主管部门 (supervising department)
+    data_centre: DataCentre | None = None  # 数据中心机房, core/schemas/institution.py
 
 
 class ModbusAddress(_Strict):
@@ -157,9 +160,10 @@ class Registry(_Strict):
         return self.heating_season
 
     def institutions_frame(self) -> pd.DataFrame:
-        """One row per institution: id, name, region, category, areas, occupants."""
-        cols = list(Institution.model_fields)
-        return pd.DataFrame([i.model_dump() for i in self.institutions], columns=cols)
+        """One row per institution: id, name, region, category, areas, occupants,
+        department (None where not given)."""
+        cols = [c for c in Institution.model_fields if c != "data_centre"]
+        return pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
 
     def meters_frame(self) -> pd.DataFrame:
         """One row per meter: id, institution, energy, subitem, parent, multiplier,
@@ -312,6 +316,22 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
                                     "heated area exceeds floor area"))
 
     meter_by_id = {m.id: m for _, _, m in meters}
+    for n, raw, i in insts:
+        if i.data_centre is None:
+            continue
+        dc = raw.get("data_centre")
+        for field in ("meters", "it_meters"):
+            refs = dc.get(field) if isinstance(dc, LineDict) else None
+            for k, ref in enumerate(getattr(i.data_centre, field)):
+                line = refs.line_of(k) if hasattr(refs, "line_of") else raw.line_of("data_centre")
+                where = f"institutions[{n}].data_centre.{field}[{k}]"
+                m = meter_by_id.get(ref)
+                if ref not in meter_ids:
+                    problems.append(Problem(file, line, where, f"unknown meter '{echo(ref)}'"))
+                elif m is not None and m.institution != i.id:
+                    problems.append(Problem(file, line, where, f"meter '{ref}' belongs to another institution"))
+                elif m is not None and m.energy != "electricity":
+                    problems.append(Problem(file, line, where, f"meter '{ref}' measures {m.energy}, not electricity"))
     for n, raw, m in meters:
         if m.institution not in inst_ids:
             problems.append(Problem(file, raw.line_of("institution"), f"meters[{n}].institution",

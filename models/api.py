@@ -95,6 +95,19 @@ def year_indicators(store, registry, year: int, factors: FactorSet | None = None
     return indicators(use, registry, factors, basis, freq="day", by_period=by_period)
 
 
+def period_sums(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                factors: FactorSet | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(use, institutions, sums) of the local period [start, end) inside one calendar
+    year: the use frame read at daily resolution (so heating seasons split exactly),
+    `institution_context` and `energy_sums` with one row per institution and energy.
+    The annual ledger and the statistics tables both start from it, so their
+    indicators (`indicators_from_sums`) are the same figures."""
+    factors = factors or load_factors()
+    use = energy_use(store, registry, start, end, "day", factors)
+    inst = institution_context(registry, factors)
+    return use, inst, energy_sums(use, inst, period="year", freq="day", tz=registry.timezone)
+
+
 def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[str] = ("institution_id",),
                    regions: RegionTree = None) -> pd.DataFrame:
     """Consumption per group (any of institution_id, region, category, and meter_id),
@@ -122,6 +135,7 @@ def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[s
 __all__ = [
     "BASIS_LABEL", "CANONICAL_UNIT", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "FactorSet", "aggregate",
     "consumption_by", "energy_ledger", "energy_sums", "energy_use", "heating_fraction", "indicators",
-    "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors", "priced_sums", "rank",
+    "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors", "period_sums",
+    "priced_sums", "rank",
     "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators", "yoy_change",
 ]

@@ -44,6 +44,7 @@ import pandas as pd
 from core.registry import RegionTree, region_parents
 from core.schemas.quotas import CRITERIA, PLAN_INTENSITIES, THREE_LEVELS, stricter_rules
 from models.api import aggregate, yoy_change
+from models.completeness import complete_months
 from models.indicators import in_every_ancestor
 from quotas.config import QuotaConfig
 from quotas.evaluate import TOTAL_INDICATORS
@@ -159,17 +160,11 @@ def review_periods(months: pd.DataFrame, rules: pd.DataFrame, year: int) -> pd.D
 
 def complete_years(months: pd.DataFrame, institution_ids, years, threshold: float) -> pd.DataFrame:
     """Per institution (index) and year (column): every month of the year reaches
-    `threshold` completeness (the general rule): the year can be compared."""
+    `threshold` completeness (the general rule, `models.completeness.complete_months`):
+    the year can be compared."""
     ids = pd.Index(list(institution_ids), name="institution_id")
-    out = pd.DataFrame(False, index=ids, columns=list(years))
-    if len(months):
-        mm = pd.DatetimeIndex(months["month"])
-        ok = (months["completeness"].to_numpy(float) >= threshold) & (months["expected"].to_numpy(float) > 0)
-        counts = pd.DataFrame({"institution_id": months["institution_id"].to_numpy(object), "year": mm.year,
-                               "ok": ok}).groupby(["institution_id", "year"])["ok"].sum().unstack()
-        counts = counts.reindex(index=ids, columns=list(years)).fillna(0)
-        out = counts >= 12
-    return out
+    return pd.DataFrame({y: complete_months(months, ids, pd.date_range(f"{y}-01-01", periods=12, freq="MS"), threshold)
+                         for y in years}, index=ids, columns=list(years))
 
 
 # -- institutions --------------------------------------------------------------------------------

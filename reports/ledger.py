@@ -1,6 +1,6 @@
 """The annual carbon ledger (interfaces.md, "Annual carbon ledger").
 
-Computed from the models API only (`models.api.energy_sums` -> `energy_ledger`,
+Computed from the models API only (`models.api.period_sums` (`energy_sums`) -> `energy_ledger`,
 `indicators_from_sums`, `rank`) and the quota levels of `quotas.evaluate`, so every
 figure equals what the dashboard and the reports show.
 
@@ -37,9 +37,8 @@ import numpy as np
 import pandas as pd
 
 from core.vocab import ENERGIES
-from models.api import aggregate, energy_ledger, energy_sums, energy_use, indicators_from_sums, rank
+from models.api import aggregate, energy_ledger, indicators_from_sums, period_sums, rank
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
-from models.indicators import institution_context
 from quotas.config import STANDARD_INDICATORS, QuotaConfig
 from quotas.evaluate import LEVEL_ZH, quota_levels
 from reports.xlsx import FACTOR, INT, PCT, QTY, QTY3, Col, new_workbook, write_sheet
@@ -168,9 +167,7 @@ def build_ledger(store, registry, year: int, factors: FactorSet | None = None, q
     seasons split exactly). Basis: `basis`, else the quota file's, else 当量值."""
     factors = factors or load_factors()
     basis = normalize_basis(basis or (quotas.basis if quotas is not None else "equivalent"))
-    use = energy_use(store, registry, f"{year}-01-01", f"{year + 1}-01-01", "day", factors)
-    inst = institution_context(registry, factors)
-    sums = energy_sums(use, inst, period="year", freq="day", tz=registry.timezone)
+    _use, inst, sums = period_sums(store, registry, f"{year}-01-01", f"{year + 1}-01-01", factors)
     return ledger_from_sums(sums, inst, factors, year, basis, quotas, regions=registry)
 
 
