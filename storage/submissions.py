@@ -30,9 +30,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core.sqlite import connect, transaction
+from storage.base import BILL_COLUMNS, BillImport
 
 DB_NAME = "submissions.sqlite3"
 SUBMISSION_COLUMNS = ["institution_id", "month", "status", "updated_at", "updated_by", "comment", "warnings",
@@ -51,6 +53,43 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_institution ON audit (institution_id, period_start);
 CREATE TABLE IF NOT EXISTS reminder (key TEXT PRIMARY KEY, at TEXT NOT NULL);
 """
+
+
+def _with_unit(value: pd.Series, unit: pd.Series | None = None) -> pd.Series:
+    """Numbers as audit text ('%g', with the unit when given); None where missing."""
+    text = value.map(lambda v: None if pd.isna(v) else f"{float(v):g}")
+    if unit is not None:
+        text = text.where(text.isna(), text.astype(str) + " " + unit.astype(str))
+    return text.astype(object)
+
+
+def bill_audit_rows(result: BillImport, who: str, source: str, reason: str | None = None,
+                    action: str = "import", at: str | None = None) -> pd.DataFrame:
+    """Audit rows (AUDIT_COLUMNS) of an import: per new bill and field with a value, old
+    None (`action`); per replaced bill and field that changed, old -> new ('replace')."""
+    olds = ["quantity_old", "unit_old", "cost_cny_old"]
+    new = result.new.assign(quantity_old=np.nan, unit_old=None, cost_cny_old=np.nan, _action=action)
+    both = pd.concat([new, result.replaced.assign(_action="replace")[[*BILL_COLUMNS, *olds, "_action"]]],
+                     ignore_index=True)
+    parts = []
+    for f, old, value in (("quantity", _with_unit(both["quantity_old"], both["unit_old"]),
+                           _with_unit(both["quantity"], both["unit"])),
+                          ("cost_cny", _with_unit(both["cost_cny_old"]), _with_unit(both["cost_cny"]))):
+        changed = (old != value) & (value.notna() | old.notna())
+        part = both[changed.to_numpy(bool)]
+        parts.append(pd.DataFrame({
+            "institution_id": part["institution_id"], "period_start": part["period_start"],
+            "period_end": part["period_end"], "energy": part["energy"], "field": f,
+            "old": old[changed], "new": value[changed], "action": part["_action"]}))
+    rows = pd.concat(parts).sort_index(kind="stable") if parts else pd.DataFrame(columns=AUDIT_COLUMNS)
+    return rows.assign(at=at or utc_now(), who=who, source=source, reason=reason).reindex(columns=AUDIT_COLUMNS)
+
+
+def _cell(value: object) -> str | None:
+    """An audit cell as stored: text, or None for a missing value."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return None
+    return str(value)
 
 
 def utc_now() -> str:
@@ -136,15 +175,14 @@ class SubmissionBook:
         the number of rows."""
         if rows.empty:
             return 0
-        frame = rows.reindex(columns=AUDIT_COLUMNS).astype(object)
-        frame["at"] = frame["at"].where(frame["at"].notna(), utc_now())
-        for col in ("period_start", "period_end", "old", "new"):
-            frame[col] = frame[col].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
-        frame = frame.where(frame.notna(), None)
+        frame = rows.reindex(columns=AUDIT_COLUMNS)
+        at = utc_now()
+        records = [tuple(_cell(v) for v in row) for row in frame.itertuples(index=False, name=None)]
+        records = [(r[0] or at, *r[1:]) for r in records]
         with self.transaction():
             self._con().executemany(
                 "INSERT INTO audit (" + ", ".join(AUDIT_COLUMNS) + ") VALUES (" + ",".join("?" * len(AUDIT_COLUMNS))
-                + ")", frame.itertuples(index=False, name=None))
+                + ")", records)
         return len(frame)
 
     def audit(self, institution_ids: Iterable[str] | None = None, month: str | None = None) -> pd.DataFrame:
@@ -157,7 +195,7 @@ class SubmissionBook:
         if month is not None:
             sql, params = sql + " AND substr(period_start, 1, 7) = ?", [*params, month]
         rows = self._con().execute(sql + " ORDER BY id", params).fetchall()
-        return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
+        return pd.DataFrame(rows, columns=AUDIT_COLUMNS, dtype=object)
 
     # -- reminders --------------------------------------------------------------------
     def claim_reminders(self, keys: Iterable[str]) -> list[str]:

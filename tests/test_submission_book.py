@@ -96,10 +96,10 @@ def test_book_statuses_audit_and_reminders(tmp_path):
     assert statuses_for(["I1", "I2"], book.statuses("2026-11")).tolist() == ["returned", "missing"]
     book.add_audit(pd.DataFrame([{"who": "alice", "source": "form", "action": "submit", "institution_id": "I1",
                                   "period_start": date(2026, 11, 1), "period_end": date(2026, 11, 30),
-                                  "energy": "water", "field": "quantity", "old": None, "new": 12.5}]))
+                                  "energy": "water", "field": "quantity", "old": None, "new": "12.5 t"}]))
     audit = book.audit(["I1"], "2026-11")
     assert list(audit.columns) == AUDIT_COLUMNS
-    assert audit[["old", "new", "period_start"]].iloc[0].tolist() == [None, "12.5", "2026-11-01"]
+    assert audit[["old", "new", "period_start"]].iloc[0].tolist() == [None, "12.5 t", "2026-11-01"]
     assert book.audit(["I2"]).empty and book.audit(month="2026-10").empty
     assert book.claim_reminders(["a", "b"]) == ["a", "b"]
     assert book.claim_reminders(["b", "c"]) == ["c"]
