@@ -207,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     _quotas(p, "quota file to copy (default: civicwatt.toml's quotas, else ./quotas.yaml)")
     _channels(p)
 
-    p = verb("users", "manage dashboard users (hashed passwords)")
-    p.add_argument("action", choices=["add", "remove", "list", "passwd"])
+    p = verb("users", "manage dashboard users (hashed passwords) and their API tokens")
+    p.add_argument("action", choices=["add", "remove", "list", "passwd", "token", "tokens"],
+                   help="token USER: a new API token for USER (printed once; --revoke ID deletes one); "
+                        "tokens [USER]: list the tokens (ids, never the secrets)")
     p.add_argument("username", nargs="?")
     p.add_argument("--file", dest="users", action=_DeprecatedAlias, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # before --users was the one name for users and serve
@@ -216,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scope", help="region id (region role) or institution id (institution role)")
     p.add_argument("--password", help="the password (default: ask, or generate with --generate)")
     p.add_argument("--generate", action="store_true", help="generate a password and print it")
+    p.add_argument("--revoke", metavar="ID", help="with token: delete the token ID of USER")
     return parser
 
 

@@ -28,6 +28,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import access
 from core.access import ROLES
+from core.filecache import FileCache, mtime_stamp
 from core.private import private_dir
 from core.registry import Registry
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
@@ -167,3 +168,14 @@ def ensure_admin(users_file: str | Path) -> str | None:
     password = generate_password()
     set_user(users_file, "admin", "admin", None, password)
     return password
+
+
+class UserDirectory:
+    """The users file, re-read when its modification time changes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._cache = FileCache()
+
+    def users(self) -> dict[str, User]:
+        return self._cache.get(self.path, mtime_stamp(self.path), lambda: load_users(self.path))

@@ -19,7 +19,7 @@ from dashboard import integrations
 from dashboard.context import Context
 from dashboard.data import institution_meters
 from dashboard.pages.institution import DAILY_DAYS
-from dashboard.ranking import DEFAULT_INDICATOR, ranked, user_query
+from quotas.ranking import DEFAULT_INDICATOR, ranked, user_query
 
 MAX_DOWNLOAD_DAYS = 3660  # ten years of daily rows at most per download
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -1,7 +1,7 @@
 """Thin adapters to the quotas, alerts, ledger, report and savings-verification code.
 
 Each adapter imports its package when first used and keeps what is costly (the quota
-file, the outbox, verification results) until its files change (`dashboard.cache`).
+file, the outbox, verification results) until its files change (`core.filecache`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from core.access import Principal, project_visible, scoped_registry
+from core.filecache import FileCache, mtime_stamp
 from core.registry import Registry
 from core.yamlfile import ConfigError
-from dashboard.cache import FileCache, mtime_stamp
 
 
 class Quotas:

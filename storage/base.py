@@ -253,6 +253,14 @@ class Store(ABC):
     def last_samples_before(self, t: pd.Timestamp, meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Per meter, the last sample with time < t."""
 
+    def ping(self) -> bool:
+        """Whether the store answers now (a cheap request; False instead of an error)."""
+        try:
+            self._load_settings()
+        except Exception:
+            return False
+        return True
+
     @abstractmethod
     def meter_ids(self) -> list[str]:
         """Meters that have at least one sample."""

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from alerts.meter_rules import meter_alerts
 from dashboard.data import DataService
-from dashboard.ranking import RankQuery, rank_query, ranked
 from models.api import load_factors
 from models.completeness import daily_completeness
 from quotas.config import load_quotas
+from quotas.ranking import RankQuery, rank_query, ranked
 from storage import quality
 from tests import support_dashboard_world as w
 

@@ -1,4 +1,4 @@
-"""`civicwatt serve`: only the dashboard, on the registry and store given."""
+"""`civicwatt serve`: the dashboard, the HTTP API (/api/v1) and /healthz, on the registry and store given."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 from alerts.outbox import default_outbox_dir
 from civicwatt.context import open_registry_store, registry_from_args
+from civicwatt.web import create_web_app
 from core.users import ensure_admin, load_users
-from dashboard.app import create_app, serve
+from dashboard.app import serve
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
     # the same outbox `civicwatt quotas check --notify` writes to
     data_dir = default_outbox_dir(store.url, Path(args.registry).parent)
     quotas = Path(args.quotas) if args.quotas and Path(args.quotas).exists() else None
-    app = create_app(registry, store, users_file, quotas_path=quotas, data_dir=data_dir)
+    app = create_web_app(registry, store, users_file, quotas_path=quotas, data_dir=data_dir)
     handle = serve(app, args.host, args.port)
-    print(f"dashboard on {handle.url} (Ctrl-C stops)")
+    print(f"dashboard on {handle.url}, API on {handle.url}/api/v1 (Ctrl-C stops)")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 """Rankings `/ranking`: institutions ranked within their peer group by an intensity,
-filtered, searched, sorted and paged on the server (`dashboard.ranking`), with the
+filtered, searched, sorted and paged on the server (`quotas.ranking`), with the
 quota level as the row colour and a CSV export of the filtered list."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS
 from dashboard.i18n import norm_lang, t
-from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, user_query
 from dashboard.widgets import KEEP, LEVEL_COLOURS, year_picker
+from quotas.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, user_query
 
 
 def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:

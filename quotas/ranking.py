@@ -1,8 +1,8 @@
 """The rankings query: filter, rank within peer groups, sort and page on the server.
 
 `user_query` turns what a user asked for into a `RankQuery` limited to what they may
-see (`core.access`); `ranked` / `rank_query` are the whole work of the ranking
-table's callback and of its CSV export. They are vectorised over the year table
+see (`core.access`); `ranked` / `rank_query` are the whole work of the dashboard's
+ranking table, of its CSV export and of the API's `GET /api/v1/rankings`. They are vectorised over the year table
 (31,600 institutions in a province), so only one page of rows ever reaches the
 browser; `RankedPages` keeps the sorted result of recent queries so turning pages is a
 slice.
@@ -28,7 +28,7 @@ from cachetools import LRUCache
 from core.access import Principal, peer_regions, visible_filter
 from core.registry import Registry
 from core.vocab import CATEGORIES
-from dashboard.data import INDICATORS
+from quotas.tables import INDICATORS
 
 PAGE_SIZE = 25
 RANKED_CACHE = 64  # sorted ranking results kept for paging (each at most a few MB)

@@ -1,4 +1,4 @@
-"""The dashboard's one helper for "reload this file when it changed".
+"""The one helper for "reload this file when it changed" (dashboard, API, users and tokens).
 
 `FileCache.get(key, stamp, compute)` returns what `compute()` returned the last time
 `key` was asked for with the same `stamp` (modification times, content hashes: any
