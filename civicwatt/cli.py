@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("import", "import meter readings or bills from CSV (all or nothing)")
     p.add_argument("kind", choices=["readings", "bills"])
     p.add_argument("file")
+    p.add_argument("--replace", action="store_true",
+                   help="bills: correct stored bills that differ (the old values go to the audit trail)")
+    p.add_argument("--reason", help="bills: why they are imported or replaced (kept in the audit trail)")
 
     p = verb("export", "export stored readings or consumption as CSV")
     p.add_argument("kind", choices=["readings", "consumption"])

@@ -74,6 +74,13 @@ class _Checks:
         if len(pos):
             self.found.append((pos, field, fmt))
 
+    def flagged(self) -> np.ndarray:
+        """Rows with at least one problem so far."""
+        mask = self.misaligned.copy()
+        for pos, _, _ in self.found:
+            mask[pos] = True
+        return mask
+
     def raise_if_any(self) -> None:
         if not self.found:
             return
@@ -340,6 +347,7 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None,
     valid = frame.notna().all(axis=1).to_numpy() & ~checks.misaligned
     _conflicts(checks, frame[valid], keys, "quantity", "quantity", "institution, energy and period",
                df["quantity"].str.strip())
+    _overlaps(checks, frame[valid & ~checks.flagged()])  # among rows that are otherwise right
     checks.raise_if_any()
     out = pd.DataFrame({"institution_id": inst.to_numpy(object), "energy": energy.to_numpy(object),
                         "period_start": dates["period_start"].dt.date, "period_end": dates["period_end"].dt.date,
@@ -347,6 +355,31 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None,
     if with_lines:
         out["line"] = lines
     return out.drop_duplicates(keys).reset_index(drop=True)
+
+
+def _overlaps(checks: _Checks, frame: pd.DataFrame) -> None:
+    """Rows of `frame` (valid rows, index = row position) whose period overlaps another
+    row's period of the same institution and energy (and is not the same period): each
+    names the line of the other."""
+    rows = frame.assign(_pos=frame.index.to_numpy())
+    pairs = rows.merge(rows, on=["institution_id", "energy"], suffixes=("", "_o"))
+    hit = ((pairs["_pos"] != pairs["_pos_o"])
+           & ((pairs["period_start"] != pairs["period_start_o"]) | (pairs["period_end"] != pairs["period_end_o"]))
+           & (pairs["period_start"] <= pairs["period_end_o"]) & (pairs["period_start_o"] <= pairs["period_end"]))
+    pairs = pairs[hit.to_numpy(bool)].drop_duplicates("_pos")
+    if pairs.empty:
+        return
+    other = dict(zip(pairs["_pos"].tolist(), pairs["_pos_o"].tolist(), strict=True))
+    mask = np.zeros(len(checks.lines), bool)
+    mask[pairs["_pos"].to_numpy()] = True
+
+    def message(i: int) -> str:
+        j = other[i]
+        return (f"period {frame.at[i, 'period_start']:%Y-%m-%d}..{frame.at[i, 'period_end']:%Y-%m-%d} overlaps "
+                f"line {checks.lines[j]} ({frame.at[j, 'period_start']:%Y-%m-%d}..{frame.at[j, 'period_end']:%Y-%m-%d})"
+                f" of the same institution and energy")
+
+    checks.add(mask, "period_start", message)
 
 
 def readings_csv(samples: pd.DataFrame, tz: str) -> str:

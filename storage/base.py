@@ -370,6 +370,34 @@ class Store(ABC):
     def read_bills(self, institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Bills in BILL_COLUMNS."""
 
+    def import_bills(self, bills: pd.DataFrame, replace: bool = False) -> BillImport:
+        """Append-only import of bills (issue 15): a bill identical to a stored one is
+        skipped, a new one written; one that differs from the stored bill of the same
+        (institution, energy, period) is refused (ImportRejected, nothing written) unless
+        `replace`, and then returned in `BillImport.replaced` with the stored values (the
+        caller records them in the audit trail). A period that overlaps a stored bill of
+        the same institution and energy without being the same period is always refused."""
+        with self._writing():
+            incoming = normalize_bills(bills)
+            stored = normalize_bills(self.read_bills(incoming["institution_id"].unique().tolist()))
+            result = compare_bills(incoming, stored)
+            problems = [f"bill {bill_label(r)} overlaps the stored bill {r.other_start}..{r.other_end}"
+                        for r in result.overlaps.itertuples(index=False)]
+            if not replace:
+                problems += [f"bill {bill_label(r)}: {r.differs} differs from the stored bill "
+                             f"({_bill_values(r, '_old')} stored, {_bill_values(r, '')} here); "
+                             "import with --replace to correct it (the old value is kept in the audit trail)"
+                             for r in result.replaced.itertuples(index=False)]
+            if problems:
+                listed = problems[:MAX_CONFLICTS_LISTED]
+                if len(problems) > MAX_CONFLICTS_LISTED:
+                    listed.append(f"... and {len(problems) - MAX_CONFLICTS_LISTED} more conflicting bills")
+                raise ImportRejected(listed)
+            changed = pd.concat([result.new, result.replaced[BILL_COLUMNS]], ignore_index=True)
+            if len(changed):
+                self.write_bills(changed)
+        return result
+
     # -- consumption ------------------------------------------------------------
     def consumption(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
                     meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -579,6 +607,67 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class BillImport:
+    """What `Store.import_bills` found: `new` bills (BILL_COLUMNS), the number
+    `identical` to stored ones, `replaced` (BILL_COLUMNS, quantity_old, unit_old,
+    cost_cny_old, differs: the fields that differ) and `overlaps` (BILL_COLUMNS,
+    other_start, other_end: the stored bill it overlaps)."""
+
+    new: pd.DataFrame
+    identical: int
+    replaced: pd.DataFrame
+    overlaps: pd.DataFrame
+
+
+def normalize_bills(bills: pd.DataFrame) -> pd.DataFrame:
+    """Bills in BILL_COLUMNS with str ids, `datetime.date` periods, float quantity and cost."""
+    return pd.DataFrame({
+        "institution_id": bills["institution_id"].astype(str).to_numpy(object),
+        "energy": bills["energy"].astype(str).to_numpy(object),
+        "period_start": pd.to_datetime(bills["period_start"]).dt.date.to_numpy(object),
+        "period_end": pd.to_datetime(bills["period_end"]).dt.date.to_numpy(object),
+        "quantity": pd.to_numeric(bills["quantity"]).to_numpy(float),
+        "unit": bills["unit"].astype(str).to_numpy(object),
+        "cost_cny": pd.to_numeric(bills["cost_cny"], errors="coerce").to_numpy(float)
+        if "cost_cny" in bills else np.full(len(bills), np.nan),
+    })
+
+
+def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
+    """Compare normalised bills with the stored ones (pure): which are new, identical,
+    differing (same institution, energy and period) or overlapping another stored period."""
+    keys = ["institution_id", "energy", "period_start", "period_end"]
+    same = incoming.reset_index(drop=True).merge(stored, on=keys, how="left", suffixes=("", "_old"),
+                                                 indicator=True)
+    found = (same["_merge"] == "both").to_numpy()
+    q_diff = ~np.isclose(same["quantity"], same["quantity_old"], rtol=0, atol=1e-9)
+    u_diff = (same["unit"] != same["unit_old"]).to_numpy()
+    c_new, c_old = same["cost_cny"].to_numpy(float), same["cost_cny_old"].to_numpy(float)
+    c_diff = ~((np.isnan(c_new) & np.isnan(c_old)) | np.isclose(c_new, c_old, rtol=0, atol=1e-9))
+    differs = found & (q_diff | u_diff | c_diff)
+    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", "cost_cny"))
+    replaced = same[differs].drop(columns="_merge").assign(differs=what[differs]).reset_index(drop=True)
+    new = same.loc[~found, BILL_COLUMNS].reset_index(drop=True)
+    pairs = new.reset_index().merge(stored, on=["institution_id", "energy"], suffixes=("", "_s"))
+    hit = ((pairs["period_start"] <= pairs["period_end_s"]) & (pairs["period_start_s"] <= pairs["period_end"]))
+    overlaps = pairs[hit.to_numpy(bool)].drop_duplicates("index").rename(
+        columns={"period_start_s": "other_start", "period_end_s": "other_end"})
+    return BillImport(new=new, identical=int((found & ~differs).sum()), replaced=replaced,
+                      overlaps=overlaps[[*BILL_COLUMNS, "other_start", "other_end"]].reset_index(drop=True))
+
+
+def bill_label(r) -> str:
+    """'INSTITUTION ENERGY START..END' of a bill row (a namedtuple with BILL_COLUMNS)."""
+    return f"{r.institution_id} {r.energy} {r.period_start}..{r.period_end}"
+
+
+def _bill_values(r, suffix: str) -> str:
+    cost = getattr(r, f"cost_cny{suffix}")
+    return (f"{getattr(r, f'quantity{suffix}'):g} {getattr(r, f'unit{suffix}')}"
+            + ("" if np.isnan(cost) else f", {cost:g} CNY"))
 
 
 def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
