@@ -47,7 +47,7 @@ VERB_SHARED: dict[str, tuple[str, ...]] = {
     "backup": (*STORE_AND_REGISTRY, "users"),
 }
 # files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
-VERB_FILES = ("quotas", "channels")
+VERB_FILES = ("quotas", "channels", "upstream")
 DEMO_DIR = "./civicwatt-demo"
 
 
@@ -84,6 +84,12 @@ def dest(name: str) -> str:
 def _quotas(p: argparse.ArgumentParser, help: str = "quota file (default: civicwatt.toml's quotas, "
                                                     "else ./quotas.yaml; used when it exists)") -> None:
     p.add_argument("--quotas", default=None, metavar="FILE", help=help)
+
+
+def _upstream(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--upstream", default=None, metavar="FILE",
+                   help="upward reporting: push approved months to the upper level (default: civicwatt.toml's "
+                        "upstream, else ./upstream.yaml; used when it exists; token from $CIVICWATT_UPSTREAM_TOKEN)")
 
 
 def _channels(p: argparse.ArgumentParser) -> None:
@@ -134,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-interval", type=float, default=900.0, metavar="SECONDS",
                    help="alert checks at start-up and then every SECONDS (default 900; the quota rules at most "
                         "hourly and on a new day)")
+    _upstream(p)
     p.add_argument("--no-alerts", action="store_true",
                    help="no alert checks here (a pure collector); with --shard I/N only shard 1 runs them anyway")
     p.add_argument("--shard", default="1/1", metavar="I/N", help="take the I-th of N stable shares of the gateways")
@@ -145,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("serve", "run only the dashboard")
     _quotas(p)
+    _upstream(p)
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
 

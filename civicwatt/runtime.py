@@ -18,6 +18,7 @@ its own errors and carries on):
 | `alerts-check` (`AlertService.scheduled_check`) | at start-up, then `check_interval_s` (900 s): meter rules each time, quota rules at start-up, on a new day and hourly | the leader, unless `alerts=False` |
 | `alerts-daily` (every rule, outbox pruning) | 06:00 local | the same |
 | `alerts-deliver` (retried delivery) | 60 s | the same |
+| `upstream-push` (`civicwatt.upstream.UpstreamPusher`: approved months to the upper level) | the upstream file's `interval_s` | the leader, when `upstream` is given |
 | registered jobs (`register_jobs`) | their own trigger | where they ask (`add_job(only=...)`) |
 
 With `--shard I/N` the leader is shard 1: the other shards only poll, so N shards never
@@ -53,6 +54,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,7 +152,7 @@ class Runtime:
                  role: str = "collect", shard: tuple[int, int] = (1, 1),
                  gateway_options: dict[str, Any] | None = None, interval_s: int | None = None,
                  quotas: Any = None, channels: Any = None, check_interval_s: float = CHECK_INTERVAL_S,
-                 alerts: bool = True, upkeep_every_s: float = UPKEEP_EVERY_S):
+                 alerts: bool = True, upkeep_every_s: float = UPKEEP_EVERY_S, upstream: Any = None):
         if check_interval_s < 1:
             raise ValueError("the check interval must be at least 1 second")
         self.registry = registry
@@ -182,6 +184,12 @@ class Runtime:
         self.heartbeat.set("alerts", {"enabled": False, "reason": self.checks_off} if self.checks_off else
                            self.alerts.health())
         self.heartbeat.provide("jobs", lambda: {k: dict(v) for k, v in self.jobs.items()})
+        # upward reporting (纵向直报): an UpstreamConfig, pushed from the leader
+        self.upstream = None
+        if upstream is not None and self.leader:
+            from civicwatt.upstream import UpstreamPusher
+
+            self.upstream = UpstreamPusher(upstream, store, registry, self.data_dir)
         self._started = False
 
     @property
@@ -226,6 +234,9 @@ class Runtime:
             self.add_job(self.upkeep, "interval", id="upkeep", only="leader", seconds=self.upkeep_every_s)
         if self.alerts is not None:
             self.alerts.add_jobs(self.scheduler, check_interval_s=self.check_interval_s)
+        if self.upstream is not None:
+            self.add_job(self.upstream.run_once, "interval", id="upstream-push", only="leader",
+                         seconds=self.upstream.config.interval_s, next_run_time=datetime.now(UTC))
         for factory in list(_FACTORIES):
             try:
                 factory(self)

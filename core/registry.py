@@ -76,6 +76,8 @@ class Institution(_Strict):
     occupants: int = Field(ge=0, le=MAX_OCCUPANTS, strict=True)
     department: str | None = Field(default=None, min_length=1, max_length=100)  # 主管部门 (supervising department)
     data_centre: DataCentre | None = None  # 数据中心机房, core/schemas/institution.py
+    # The lower-level instance that reports this institution (纵向直报; `with_reported`), None for our own.
+    source: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class ModbusAddress(_Strict):
@@ -162,7 +164,7 @@ class Registry(_Strict):
     def institutions_frame(self) -> pd.DataFrame:
         """One row per institution: id, name, region, category, areas, occupants,
         department (None where not given)."""
-        cols = [c for c in Institution.model_fields if c != "data_centre"]
+        cols = [c for c in Institution.model_fields if c != "data_centre"]  # `source`: None for our own
         return pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
 
     def meters_frame(self) -> pd.DataFrame:
@@ -379,6 +381,43 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
         source=file,
     )
     return registry, []
+
+
+def reported_entry(institution: Institution, registry: Registry) -> dict[str, Any]:
+    """What a lower level pushes upward about one of its institutions: its basic
+    information and its region with every ancestor (nearest first, id, name, parent)."""
+    chain = [registry.region_by_id[r] for r in registry.region_ancestors(institution.region)
+             if r in registry.region_by_id]
+    info = institution.model_dump(include={"id", "name", "region", "category", "floor_area_m2", "heated_area_m2",
+                                           "occupants", "department"})
+    return {**info, "regions": [{"id": r.id, "name": r.name, "parent": r.parent} for r in chain]}
+
+
+def with_reported(registry: Registry, reported: Iterable[tuple[str, Mapping[str, Any]]]) -> Registry:
+    """`registry` with the institutions lower-level instances reported (instance,
+    `reported_entry`), each marked `source` = its instance, and the regions they name
+    that the registry lacks (a known region id is kept as it is). An institution whose
+    id is one of our own is left out (ours win)."""
+    regions = list(registry.regions)
+    known = {r.id for r in regions}
+    own = set(registry.institution_by_id)
+    added = []
+    for instance, info in reported:
+        if info["id"] in own:
+            continue
+        for r in reversed(info.get("regions", [])):  # ancestors first
+            if r["id"] not in known:
+                parent = r.get("parent") if r.get("parent") in known else None
+                regions.append(Region(id=r["id"], name=r["name"], parent=parent))
+                known.add(r["id"])
+        added.append(Institution(**{k: info[k] for k in ("id", "name", "region", "category", "floor_area_m2",
+                                                          "heated_area_m2", "occupants")},
+                                 department=info.get("department"), source=instance))
+        own.add(info["id"])
+    if not added:
+        return registry
+    fields = {name: getattr(registry, name) for name in Registry.model_fields}  # a new object: no stale caches
+    return Registry(**{**fields, "regions": tuple(regions), "institutions": (*registry.institutions, *added)})
 
 
 def load_registry(path: str | Path) -> Registry:

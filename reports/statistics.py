@@ -41,6 +41,7 @@ from reports.xlsx import INT, PCT, QTY, QTY3, Col, new_workbook, write_sheet
 
 TOTAL = "合计"
 NO_DEPARTMENT = "（未填报主管部门）"
+OWN_SOURCE = "本级"  # an institution of this instance's own registry; else the lower-level instance reporting it
 #: The statistics system's issuing authority (制表机关) and approving authority.
 AUTHORITY = "国家机关事务管理局"
 APPROVED_BY = "国家统计局"
@@ -176,6 +177,8 @@ def _names(ind: pd.DataFrame, registry) -> pd.DataFrame:
     out["category_name"] = out["category"].map(CATEGORY_ZH).fillna(out["category"])
     out["department"] = out["institution_id"].map(lambda i: inst[i].department if i in inst else None)
     out["department"] = out["department"].fillna(NO_DEPARTMENT)
+    out["source_instance"] = out["institution_id"].map(lambda i: inst[i].source if i in inst else None)
+    out["source_instance"] = out["source_instance"].fillna(OWN_SOURCE)
     return out
 
 
@@ -266,7 +269,7 @@ def statistics_from_frames(registry, period: Period, cur: tuple[pd.DataFrame, pd
     ident = ["institution_id", "name", "region_name", "category_name", "department"]
 
     dc = {i.id: i.data_centre for i in registry.institutions if i.data_centre is not None}
-    basic = ind[ident + AREA_COLS].copy()
+    basic = ind[[*ident, *AREA_COLS, "source_instance"]].copy()
     basic["has_data_centre"] = np.where(basic["institution_id"].isin(dc), "有", "无")
     basic = _total_row(basic, ind)
 
@@ -352,7 +355,8 @@ def form_header(form: str, tables: StatisticsTables, header: FormHeader) -> list
             ("口径", f"电力折标 {BASIS_LABEL[tables.basis]}；因子集 {tables.factor_set}；同比仅在本期与上年同期数据均完整时计算")]
 
 
-BASIC = ["institution_id", "name", "region_name", "category_name", "department", *AREA_COLS, "has_data_centre"]
+BASIC = ["institution_id", "name", "region_name", "category_name", "department", *AREA_COLS, "has_data_centre",
+         "source_instance"]
 CONSUMPTION = ["institution_id", "name", "region_name", "category_name", "department", "floor_area_m2", "occupants",
                *ENERGY_COLS, "tce", *INTENSITY_COLS, "estimated_share", "complete", "prev_complete", "prev_tce",
                *YOY_COLS.values(), "yoy_note"]

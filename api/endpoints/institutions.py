@@ -9,7 +9,7 @@ import pydantic
 from api.framework import Api, Request, records
 from core.access import institution_ids
 
-FIELDS = ["id", "name", "region", "category", "floor_area_m2", "heated_area_m2", "occupants"]
+FIELDS = ["id", "name", "region", "category", "floor_area_m2", "heated_area_m2", "occupants", "source"]
 
 
 class Institution(pydantic.BaseModel):
@@ -20,6 +20,7 @@ class Institution(pydantic.BaseModel):
     floor_area_m2: float
     heated_area_m2: float
     occupants: int
+    source: str | None = None  # the lower-level instance that reports it (纵向直报); null for our own
 
 
 class InstitutionRows(pydantic.BaseModel):

@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from alerts.channels import load_channels
-from civicwatt.context import load_optional_quotas, open_registry_store, redact_url, registry_from_args
+from civicwatt.context import (
+    load_optional_quotas,
+    load_optional_upstream,
+    open_registry_store,
+    redact_url,
+    registry_from_args,
+)
 from core.schemas.gateways import GatewaysFile
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
@@ -73,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     queue_dir = args.queue or ("./civicwatt-queue" if shard == (1, 1) else f"./civicwatt-queue-{shard[0]}of{shard[1]}")
     data_dir = default_outbox_dir(store.url, Path(args.registry).parent)
     rt = Runtime(registry, store, queue_dir, data_dir, shard=shard, gateway_options=gateways, interval_s=args.interval,
-                 quotas=quotas, channels=channels, check_interval_s=args.check_interval, alerts=not args.no_alerts)
+                 quotas=quotas, channels=channels, check_interval_s=args.check_interval, alerts=not args.no_alerts,
+                 upstream=load_optional_upstream(getattr(args, "upstream", None)))
     service = rt.collector
     if rt.runs_checks:
         alerts_note = (f"alert checks every {args.check_interval:g} s, "
