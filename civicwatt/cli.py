@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", metavar="FILE", help="fault script (YAML)")
     p.add_argument("--seed", type=int, default=1)
 
-    p = verb("collect", "run the collectors, consumption upkeep, alert checks and delivery (the production runtime)")
+    p = verb("collect", "run the collectors, alert checks and delivery (the production runtime)")
     _quotas(p, "quota file for the alert checks (default: civicwatt.toml's quotas, else ./quotas.yaml; "
                "without it only the meter-data rules run)")
     _channels(p)
