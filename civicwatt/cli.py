@@ -111,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", required=True, metavar="FILE.yaml")
     p.add_argument("--out", required=True, metavar="FILE.xlsx")
 
+    p = sub.add_parser("national", help="national indicators and rankings over province partitions, on Dask "
+                                        "(`national export`: a province delivers a closed month)")
+    _common(p)
+    p.add_argument("action", nargs="?", choices=["export"], help="export: write --month of --province into --dataset")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="the national dataset (a directory or URL)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="an existing Dask scheduler")
+    p.add_argument("--workers", type=int, default=2, help="workers of the local cluster (without --scheduler)")
+    p.add_argument("--year", type=int, default=None)
+    p.add_argument("--out", default=None, metavar="FILE.xlsx|FILE.csv")
+    p.add_argument("--quotas", default=None, metavar="FILE", help="national targets (region: national or a province)")
+    p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
+    p.add_argument("--province", default=None, metavar="ID", help="export: the province's region id")
+    p.add_argument("--month", default=None, metavar="YYYY-MM", help="export: a closed month")
+
     p = sub.add_parser("check-config", help="validate the registry and quota files, print every problem")
     _common(p)
     p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
