@@ -27,7 +27,7 @@ def institutions(province: str, n: int, seed: int) -> pd.DataFrame:
     occupants[rng.random(n) < 0.02] = 0  # no occupants: no per-person intensity
     known = province in ("hebei", "beijing", "tianjin", "shanxi", "shandong")
     return pd.DataFrame({
-        "institution_id": [f"{province[:3].upper()}-{i:06d}" for i in range(n)],
+        "institution_id": [f"{province.upper()}-{i:06d}" for i in range(n)],
         "name": [f"{province} 机构 {i}" for i in range(n)],
         "region": [f"{province}-c{i % 4}" for i in range(n)],
         "category": CATEGORIES[rng.integers(0, len(CATEGORIES), n)],
