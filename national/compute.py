@@ -159,8 +159,7 @@ def evaluate_national_targets(quotas, categories: pd.DataFrame, year: int, as_of
         **{c: categories[c].to_numpy() for c in ("floor_area_m2", "occupants", "kgce", "water_m3", "t_co2",
                                                  "has_data", "basis", "factor_set")},
     })
-    regions = national_regions(categories["province"].unique())
-    return evaluate_targets(quotas, members, as_of, {k: r.parent for k, r in regions.region_by_id.items()}, year)
+    return evaluate_targets(quotas, members, as_of, national_regions(categories["province"].unique()), year)
 
 
 def unique_institutions(frame: pd.DataFrame, catalog: Catalog) -> None:

@@ -53,7 +53,7 @@ MANIFEST = "manifest.json"
 INSTITUTIONS = "institutions.parquet"
 PART = "part-0.parquet"
 COMPRESSION = "zstd"
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)
 _PROVINCE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
@@ -280,7 +280,6 @@ class Province:
     name: str
     timezone: str
     factor_set: str
-    manifest: str
     institutions: FileRef
     months: tuple[MonthPart, ...]
 
@@ -354,7 +353,7 @@ def open_catalog(dataset: str | Path) -> Catalog:
         for ref in (inst, *(p.file for p in months)):
             if not fs.exists(fsspec.core.url_to_fs(ref.path)[1]):
                 raise DatasetError(ref.path, "-", f"missing (listed in {shown})")
-        provinces.append(Province(pid, str(doc.get("name", "")), tz, str(doc.get("factor_set", "")), shown, inst,
+        provinces.append(Province(pid, str(doc.get("name", "")), tz, str(doc.get("factor_set", "")), inst,
                                   tuple(months)))
     return Catalog(url, tuple(provinces))
 

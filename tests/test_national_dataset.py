@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from civicwatt.cli import main
 from core.registry import load_registry
@@ -20,6 +22,7 @@ from national.dataset import (
     export_month,
     month_bounds,
     open_catalog,
+    parse_month,
     read_table,
     read_use_table,
     require_closed,
@@ -129,3 +132,23 @@ def test_only_closed_months(province, tmp_path, capsys):
     assert main(["national", "export", "--province", "nowhere", "--month", "2024-01", *common]) == 1
     assert "unknown region 'nowhere'" in capsys.readouterr().err
     assert not (tmp_path / "cli").exists()
+
+
+@given(st.integers(1990, 2100), st.integers(1, 12))
+def test_month_parser_and_bounds(year, month):
+    text = f"{year:04d}-{month:02d}"
+    start, end = month_bounds(text)
+    assert (start.year, start.month, start.day) == (year, month, 1)
+    assert (end - start).days == pd.Period(text).days_in_month
+    assert end.day == 1 and (end - pd.Timedelta(days=1)).month == month
+
+
+@given(st.text(max_size=10))
+def test_month_parser_refuses_anything_else(text):
+    ok = len(text) == 7 and text[4] == "-" and text[:4].isascii() and text[:4].isdigit() and text[5:].isascii() \
+        and text[5:].isdigit() and 1 <= int(text[5:]) <= 12
+    if ok:
+        assert parse_month(text) == (int(text[:4]), int(text[5:]))
+    else:
+        with pytest.raises(ValueError, match="YYYY-MM"):
+            parse_month(text)
