@@ -32,12 +32,12 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.registry import Region, Registry
 from models.api import aggregate, energy_sums, indicators_from_sums, rank
 from models.factors import FactorSet, load_factors, normalize_basis
 from national.dataset import (
@@ -139,12 +139,12 @@ def _as_of(catalog: Catalog, year: int) -> pd.Timestamp:
     return month_bounds(max(months))[1] if months else pd.Timestamp(year=year, month=1, day=1)
 
 
-def national_regions(provinces) -> SimpleNamespace:
-    """The region tree of the national level (NATIONAL above every province) in the shape
-    `quotas.config.load_quotas` validates against and `evaluate_targets` walks."""
-    regions = {NATIONAL: SimpleNamespace(id=NATIONAL, parent=None)}
-    regions.update({p: SimpleNamespace(id=p, parent=NATIONAL) for p in provinces})
-    return SimpleNamespace(region_by_id=regions, institution_by_id={}, regions=tuple(regions.values()))
+def national_regions(provinces) -> Registry:
+    """The region tree of the national level (NATIONAL above every province id), as the
+    registry `quotas.config.load_quotas` validates a national quota file against and
+    `evaluate_targets` walks."""
+    return Registry(regions=(Region(id=NATIONAL, name="全国"),
+                             *(Region(id=str(p), name=str(p), parent=NATIONAL) for p in provinces)))
 
 
 def evaluate_national_targets(quotas, categories: pd.DataFrame, year: int, as_of: pd.Timestamp,
@@ -238,6 +238,10 @@ def national_tables(catalog: Catalog, year: int, client, factors: FactorSet | No
     meta = province_indicators(empty_sums().iloc[:0], meta_inst, factors, basis)
     sums = dd.from_map(month_sums, parts, meta=empty_sums(), label="province-month-sums", enforce_metadata=False)
     sums = sums[sums["year"] == year]
+    # One output partition per province (not per month): a shuffle of the small sums,
+    # after which the groupby-apply runs on each partition without another one.
+    n_provinces = len({p.province for p in parts})
+    sums = sums.shuffle(on="province", npartitions=n_provinces)
     ind = sums.groupby("province").apply(_province_apply, refs, factors, basis, meta=meta)
     with dask.config.set({"dataframe.shuffle.method": "tasks"}):
         frame = client.compute(ind).result().reset_index(drop=True)

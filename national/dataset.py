@@ -14,7 +14,8 @@ quantity in the canonical unit named in `unit` (kWh, m3, GJ, kg), estimated_shar
 The institutions table has `INSTITUTION_COLUMNS` (id, name, region, category,
 floor_area_m2, heated_area_m2, occupants) plus what the arithmetic needs without the
 registry: factor_region, heating_start, heating_end (`models.api.institution_context`),
-and province. Files are zstd-compressed Parquet written by pyarrow.
+and province; each delivery writes the registry's current institutions and keeps those
+of earlier deliveries that are no longer in it (their months still refer to them). Files are zstd-compressed Parquet written by pyarrow.
 
 Writing a month is atomic per partition: the month is written to a hidden temporary
 directory next to its final place and renamed into place (a previous delivery of the same
@@ -46,6 +47,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 FORMAT = "civicwatt-national/1"
@@ -53,8 +55,8 @@ MANIFEST = "manifest.json"
 INSTITUTIONS = "institutions.parquet"
 PART = "part-0.parquet"
 COMPRESSION = "zstd"
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)
-_PROVINCE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_MONTH = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
+_PROVINCE_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 #: Columns of a month file (units: `quantity` is in the canonical unit named in `unit`).
@@ -88,7 +90,7 @@ class DatasetError(ValueError):
 # -- months --------------------------------------------------------------------------------
 def parse_month(month: str) -> tuple[int, int]:
     """(year, month) of 'YYYY-MM'; ValueError otherwise."""
-    m = _MONTH.match(str(month))
+    m = _MONTH.fullmatch(str(month))
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise ValueError(f"not a month of the form YYYY-MM: {month!r}")
     return int(m.group(1)), int(m.group(2))
@@ -178,7 +180,7 @@ def write_month(dataset: str | Path, province: str, month: str, use: pd.DataFram
     """Write one closed month of a province (its daily use frame and its institutions as
     `institution_context` rows) into `dataset`, replacing an earlier delivery of the month.
     Returns the month's manifest entry (path, rows, sha256)."""
-    if not _PROVINCE_ID.match(province):
+    if not _PROVINCE_ID.fullmatch(province):
         raise ValueError(f"province id {province!r} must match [A-Za-z0-9_-]+")
     y, m = parse_month(month)
     start, end = month_bounds(month)
@@ -211,11 +213,16 @@ def write_month(dataset: str | Path, province: str, month: str, use: pd.DataFram
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
-        _write_replace(institutions_table(institutions, province), pdir / INSTITUTIONS)
+        inst = institutions_table(institutions, province)
+        if (pdir / INSTITUTIONS).exists():  # keep institutions that earlier months refer to
+            before = pq.read_table(pdir / INSTITUTIONS).select(INSTITUTION_SCHEMA.names).cast(INSTITUTION_SCHEMA)
+            gone = pc.invert(pc.is_in(before.column("institution_id"), value_set=inst.column("institution_id")))
+            inst = pa.concat_tables([inst, before.filter(gone)])
+        _write_replace(inst, pdir / INSTITUTIONS)
         manifest = read_manifest_file(pdir / MANIFEST)
         manifest.update({"format": FORMAT, "province": province, "name": name or manifest.get("name", ""),
                          "timezone": timezone, "factor_set": factor_set,
-                         "institutions": {"path": INSTITUTIONS, "rows": len(institutions),
+                         "institutions": {"path": INSTITUTIONS, "rows": inst.num_rows,
                                           "sha256": _sha256(pdir / INSTITUTIONS)}})
         months = dict(manifest.get("months", {}))
         months[f"{y:04d}-{m:02d}"] = entry

@@ -137,6 +137,18 @@ def test_cli_on_an_existing_cluster_csv_and_xlsx(cluster, dataset, both, tmp_pat
     assert np.allclose(prov["tce"].astype(float), expect.loc[prov.index, "tce"], rtol=RTOL)
 
 
+def test_cli_starts_its_own_local_cluster_by_default(dataset, both, tmp_path, capsys):
+    out = tmp_path / "nation.csv"
+    assert main(["national", "--dataset", str(dataset[0]), "--year", "2024", "--out", str(out)]) == 0
+    assert "on 2 Dask worker(s)" in capsys.readouterr().out
+    rows = pd.read_csv(out, encoding="utf-8-sig")
+    inst = rows[rows["level"] == "institution"].set_index("institution_id")
+    expect = both[1].institutions.set_index("institution_id")
+    assert np.allclose(inst.loc[expect.index, "kgce"], expect["kgce"], rtol=1e-6)
+    assert (inst.loc[expect.index, "rank_kgce_per_m2"].astype("Int64").fillna(-1).to_numpy()
+            == expect["rank_kgce_per_m2"].fillna(-1).astype(int).to_numpy()).all()
+
+
 def _run(args, capsys):
     code = main(args)
     err = capsys.readouterr().err

@@ -152,3 +152,19 @@ def test_month_parser_refuses_anything_else(text):
     else:
         with pytest.raises(ValueError, match="YYYY-MM"):
             parse_month(text)
+
+
+def test_institutions_of_earlier_deliveries_are_kept(tmp_path):
+    from national.dataset import write_month
+    from tests.support_national import TZ, institutions, month_use
+
+    inst = institutions("hebei", 6, 3)
+    write_month(tmp_path, "hebei", "2024-01", month_use(inst, "2024-01", 1), inst, timezone=TZ, factor_set="x")
+    later = inst.iloc[1:].assign(floor_area_m2=inst["floor_area_m2"].iloc[1:] * 2)  # one gone, areas changed
+    write_month(tmp_path, "hebei", "2024-02", month_use(later, "2024-02", 2), later, timezone=TZ, factor_set="x")
+    table = pq.read_table(tmp_path / "province=hebei" / "institutions.parquet").to_pandas().set_index("institution_id")
+    assert sorted(table.index) == sorted(inst["institution_id"])
+    assert table.loc[later["institution_id"], "floor_area_m2"].tolist() == later["floor_area_m2"].tolist()
+    nat = national_tables_local(open_catalog(tmp_path), 2024)
+    gone = nat.institutions.set_index("institution_id").loc[inst["institution_id"].iloc[0]]
+    assert gone["has_data"] == (inst["institution_id"].iloc[0] in set(month_use(inst, "2024-01", 1)["institution_id"]))
