@@ -56,8 +56,11 @@ NATIONAL = "national"
 RANKED = ("kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2")
 SUM_COLUMNS = ["province", "institution_id", "energy", "year", "quantity", "estimated_quantity", "heating_quantity",
                "rows"]
-#: The local cluster the verb starts without --scheduler (toolchain.md).
-LOCAL_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+#: The local cluster the verb starts without --scheduler (toolchain.md); the scheduler's
+#: health/metrics HTTP server (there even without a dashboard) takes a free loopback port
+#: instead of trying 8787 first.
+LOCAL_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+                 "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
 
 
 @dataclass

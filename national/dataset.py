@@ -365,8 +365,9 @@ def open_catalog(dataset: str | Path) -> Catalog:
     return Catalog(url, tuple(provinces))
 
 
-def read_table(ref: FileRef) -> pa.Table:
-    """The Parquet file of `ref`, checked against its manifest entry (sha256, rows)."""
+def read_table(ref: FileRef, columns: list[str] | None = None) -> pa.Table:
+    """The Parquet file of `ref` (only `columns` when given), checked against its manifest
+    entry (sha256 of the whole file, rows)."""
     fs, path = fsspec.core.url_to_fs(ref.path)
     try:
         data = fs.cat_file(path)
@@ -376,7 +377,11 @@ def read_table(ref: FileRef) -> pa.Table:
         raise DatasetError(ref.path, "sha256", "does not match the manifest (a partial copy, or changed since "
                                                "it was delivered): deliver the month again")
     try:
-        table = pq.read_table(io.BytesIO(data))
+        file = pq.ParquetFile(io.BytesIO(data))
+        missing = sorted(set(columns or []) - set(file.schema_arrow.names))
+        if missing:
+            raise DatasetError(ref.path, ",".join(missing), "missing column(s)")
+        table = file.read(columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(ref.path, "-", f"not a readable Parquet file: {exc}") from None
     if table.num_rows != ref.rows:
@@ -384,17 +389,13 @@ def read_table(ref: FileRef) -> pa.Table:
     return table
 
 
-def _check_columns(table: pa.Table, schema: pa.Schema, ref: FileRef) -> None:
-    missing = [n for n in schema.names if n not in table.column_names]
-    if missing:
-        raise DatasetError(ref.path, ",".join(missing), "missing column(s)")
+#: The columns of a month file the arithmetic reads.
+USE_READ = ["institution_id", "energy", "heating", "day", "quantity", "estimated_share"]
 
 
 def read_use_table(part: MonthPart) -> pa.Table:
     """A month file as Arrow (checked), with only the columns the arithmetic reads."""
-    table = read_table(part.file)
-    _check_columns(table, CONSUMPTION_SCHEMA, part.file)
-    return table.select(["institution_id", "energy", "heating", "day", "quantity", "estimated_share"])
+    return read_table(part.file, USE_READ)
 
 
 def use_frame(table: pa.Table) -> pd.DataFrame:
@@ -407,9 +408,7 @@ def use_frame(table: pa.Table) -> pd.DataFrame:
 @lru_cache(maxsize=8)
 def read_institutions(ref: FileRef) -> pd.DataFrame:
     """A province's institutions table (checked; cached per process: a worker reads it once)."""
-    table = read_table(ref)
-    _check_columns(table, INSTITUTION_SCHEMA, ref)
-    df = table.select(INSTITUTION_SCHEMA.names).to_pandas()
+    df = read_table(ref, INSTITUTION_SCHEMA.names).to_pandas()
     if df["institution_id"].duplicated().any():
         dup = df.loc[df["institution_id"].duplicated(), "institution_id"].iloc[0]
         raise DatasetError(ref.path, "institution_id", f"{dup!r} appears twice")

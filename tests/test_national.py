@@ -6,6 +6,7 @@ clean errors naming the file (also when the error happens on a worker)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import textwrap
@@ -13,6 +14,8 @@ import textwrap
 import numpy as np
 import openpyxl
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from civicwatt.cli import main
@@ -181,12 +184,15 @@ def test_bad_datasets_are_clean_errors(cluster, dataset, tmp_path, capsys):
     assert code == 1 and str(part) in err and "sha256" in err and "does not match" in err
     manifest = bad / "province=beijing" / "manifest.json"
     doc = json.loads(manifest.read_text())
-    import hashlib
-
     doc["months"]["2024-11"]["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()  # checksum of the garbage
     manifest.write_text(json.dumps(doc))
     code, err = national(bad)  # the worker reads it: the error comes back naming the file
     assert code == 1 and str(part) in err and "not a readable Parquet file" in err
+    pq.write_table(pa.table({"institution_id": ["x"], "day": [1]}), part)  # Parquet, but not a month file
+    doc["months"]["2024-11"].update(sha256=hashlib.sha256(part.read_bytes()).hexdigest(), rows=1)
+    manifest.write_text(json.dumps(doc))
+    code, err = national(bad)
+    assert code == 1 and f"{part}:0: energy,estimated_share,heating,quantity: missing column(s)" in err
     part.unlink()
     code, err = national(bad)
     assert code == 1 and str(part) in err and "missing" in err
