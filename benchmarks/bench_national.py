@@ -123,7 +123,7 @@ def row(m: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="3000,10000,31600", help="institutions per province (series 1)")
+    ap.add_argument("--sizes", default="3000,10000,31600", help="institutions per province (series 1; '' to skip)")
     ap.add_argument("--provinces", type=int, default=3, help="provinces in series 1")
     ap.add_argument("--scale-size", type=int, default=10000, help="institutions per province in series 2")
     ap.add_argument("--scale-provinces", default="2,4,8", help="provinces in series 2 ('' to skip)")
@@ -135,7 +135,9 @@ def main() -> None:
     print(f"LocalCluster(n_workers=2, threads_per_worker=1, processes=True); {len(MONTHS)} months of 2024, "
           f"energies {', '.join(ENERGIES)}; median (min-max) of {args.repeat} runs, each in a fresh process")
     print("worker peak: the larger of the two workers' peak RSS; peak ratio: pandas peak / worker peak\n")
-    series = [("series 1: growing partition size", [(args.provinces, int(n)) for n in args.sizes.split(",")])]
+    series = []
+    if args.sizes:
+        series.append(("series 1: growing partition size", [(args.provinces, int(n)) for n in args.sizes.split(",")]))
     if args.scale_provinces:
         series.append(("series 2: growing number of provinces",
                        [(int(p), args.scale_size) for p in args.scale_provinces.split(",")]))

@@ -240,14 +240,18 @@ def national_tables(catalog: Catalog, year: int, client, factors: FactorSet | No
     meta_inst = read_institutions(catalog.provinces[0].institutions).iloc[:0]
     meta = province_indicators(empty_sums().iloc[:0], meta_inst, factors, basis)
     sums = dd.from_map(month_sums, parts, meta=empty_sums(), label="province-month-sums", enforce_metadata=False)
-    sums = sums[sums["year"] == year]
     # One output partition per province (not per month): a shuffle of the small sums,
     # after which the groupby-apply runs on each partition without another one.
     n_provinces = len({p.province for p in parts})
     sums = sums.shuffle(on="province", npartitions=n_provinces)
     ind = sums.groupby("province").apply(_province_apply, refs, factors, basis, meta=meta)
     with dask.config.set({"dataframe.shuffle.method": "tasks"}):
-        frame = client.compute(ind).result().reset_index(drop=True)
+        # The graph goes to the scheduler as tasks (to_delayed), not as dask-expr
+        # expressions: rebuilding those on a LocalCluster's scheduler thread can race with
+        # the client's (dask's SingletonExpr cache: "Error during deserialization of the
+        # task graph ... KeyError: 'getitem-...'", seen once in ten benchmark runs).
+        futures = client.compute(ind.to_delayed())
+        frame = pd.concat(client.gather(futures), ignore_index=True)
     # A province whose months have no rows has no group: its institutions are there, without data.
     silent = sorted({p.province for p in parts} - set(frame["province"]))
     frame = pd.concat([frame, *(province_indicators(empty_sums(), read_institutions(refs[p]), factors, basis)
@@ -272,5 +276,4 @@ def national_tables_local(catalog: Catalog, year: int, factors: FactorSet | None
     except ValueError as exc:
         raise DatasetError(catalog.root, "-", str(exc)) from None
     del use
-    sums = sums[sums["year"] == year]
     return summarize(province_indicators(sums, inst, factors, basis), catalog, year, basis, factors.id, quotas)

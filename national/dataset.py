@@ -394,8 +394,15 @@ USE_READ = ["institution_id", "energy", "heating", "day", "quantity", "estimated
 
 
 def read_use_table(part: MonthPart) -> pa.Table:
-    """A month file as Arrow (checked), with only the columns the arithmetic reads."""
-    return read_table(part.file, USE_READ)
+    """A month file as Arrow (checked, its days inside its month), with only the columns
+    the arithmetic reads."""
+    table = read_table(part.file, USE_READ)
+    if table.num_rows:
+        start, end = month_bounds(part.month)
+        lo, hi = (pd.Timestamp(v.as_py()) for v in pc.min_max(table.column("day")).values())
+        if lo < start or hi >= end:
+            raise DatasetError(part.file.path, "day", f"days {lo.date()}..{hi.date()} outside {part.month}")
+    return table
 
 
 def use_frame(table: pa.Table) -> pd.DataFrame:

@@ -179,11 +179,19 @@ def test_bad_datasets_are_clean_errors(cluster, dataset, tmp_path, capsys):
     bad = tmp_path / "bad"
     shutil.copytree(root, bad)
     part = bad / "province=beijing" / "year=2024" / "month=11" / "part-0.parquet"
-    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])  # a half-copied file
+    good = part.read_bytes()
+    part.write_bytes(good[: len(good) // 2])  # a half-copied file
     code, err = national(bad)
     assert code == 1 and str(part) in err and "sha256" in err and "does not match" in err
     manifest = bad / "province=beijing" / "manifest.json"
     doc = json.loads(manifest.read_text())
+    december = bad / "province=beijing" / "year=2024" / "month=12" / "part-0.parquet"
+    part.write_bytes(december.read_bytes())  # December's file in November's place, manifest updated to match
+    doc["months"]["2024-11"].update(sha256=doc["months"]["2024-12"]["sha256"], rows=doc["months"]["2024-12"]["rows"])
+    manifest.write_text(json.dumps(doc))
+    code, err = national(bad)
+    assert code == 1 and f"{part}:0: day: days 2024-12-01..2024-12-31 outside 2024-11" in err
+    part.write_bytes(good[: len(good) // 2])
     doc["months"]["2024-11"]["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()  # checksum of the garbage
     manifest.write_text(json.dumps(doc))
     code, err = national(bad)  # the worker reads it: the error comes back naming the file
