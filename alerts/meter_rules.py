@@ -1,5 +1,6 @@
-"""Alert rules on meter data: offline meters, incomplete days, abnormal use, sub-meter
-imbalance. Pure, vectorised functions on frames; `meter_alerts` does the store I/O.
+"""Alert rules on meter data: offline meters, incomplete days, abnormal use, imbalance.
+
+Pure, vectorised functions on frames; `meter_alerts` does the store I/O.
 
 Rules and their thresholds (named constants below, overridable per call):
 

@@ -50,6 +50,7 @@ from alerts.channels import (
     load_channels,
 )
 from alerts.record import SEVERITY_RANK, Alert
+from core.sqlite import connect, transaction
 
 DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
@@ -141,9 +142,8 @@ class Outbox:
             con.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        con = connect(str(self.path), busy_timeout_ms=BUSY_TIMEOUT_MS)
+        con.execute("PRAGMA synchronous=FULL")  # a recorded notification survives a power cut
         con.row_factory = sqlite3.Row
         return con
 
@@ -170,9 +170,7 @@ class Outbox:
         alerts = {a.key: a for a in alerts}
         covered = None if rules is None else set(rules)
         result = SubmitResult()
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with closing(self._connect()) as con, transaction(con):
             stored = {r["key"]: r for r in con.execute("SELECT * FROM alert")}
             for key in sorted(alerts):
                 alert = alerts[key]
@@ -234,12 +232,6 @@ class Outbox:
                                 (stamp, payload["resolution"], key))
                     self._enqueue(con, payload, row["episode"], "resolved", 0, now)
                     result.resolved.append(key)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         return result
 
     # -- delivery ---------------------------------------------------------------
@@ -251,15 +243,13 @@ class Outbox:
         now = _now(now)
         t = now.timestamp()
         result = DeliveryResult()
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            rows = con.execute(
-                "SELECT * FROM delivery WHERE status = 'pending' AND next_at <= ? AND lease_until <= ?"
-                " ORDER BY channel, id", (t, t)).fetchall()
-            ids = [r["id"] for r in rows if r["channel"] in self.channels]
-            con.executemany("UPDATE delivery SET lease_until = ? WHERE id = ?", [(t + LEASE_S, i) for i in ids])
-            con.execute("COMMIT")
+        with closing(self._connect()) as con:
+            with transaction(con):  # claim the due rows (a lease), so a second sender skips them
+                rows = con.execute(
+                    "SELECT * FROM delivery WHERE status = 'pending' AND next_at <= ? AND lease_until <= ?"
+                    " ORDER BY channel, id", (t, t)).fetchall()
+                ids = [r["id"] for r in rows if r["channel"] in self.channels]
+                con.executemany("UPDATE delivery SET lease_until = ? WHERE id = ?", [(t + LEASE_S, i) for i in ids])
             failed_channels: set[str] = set()
             done: set[int] = set()
             for row in rows:
@@ -286,8 +276,6 @@ class Outbox:
             con.executemany("UPDATE delivery SET lease_until = 0 WHERE id = ? AND status = 'pending'",
                             [(i,) for i in ids if i not in done])
             result.pending = con.execute("SELECT count(*) FROM delivery WHERE status = 'pending'").fetchone()[0]
-        finally:
-            con.close()
         return result
 
     # -- queries for the CLI and the dashboard -----------------------------------

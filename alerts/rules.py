@@ -1,6 +1,8 @@
-"""Alert rules: `evaluate_alerts(store, registry, quotas_cfg, at)` returns every alert that
-holds on date `at`; `alerts.outbox.Outbox.submit` turns successive evaluations into
-open / reminder / resolved notifications.
+"""Alert rules on targets and quota standards, and the one entry point for every rule.
+
+`evaluate_alerts(store, registry, quotas_cfg, at)` returns every alert that holds on
+date `at`; `alerts.outbox.Outbox.submit` turns successive evaluations into open /
+reminder / resolved notifications.
 
 Evaluation date: `at` is a local date; the quota rules use the data *before* it (the
 complete days up to `at - 1`, as `quotas.evaluate.evaluate_targets` does), the meter
@@ -184,7 +186,6 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
         if "quota_constraint_exceeded" in wanted and quotas_cfg.standards:
             local = pd.DatetimeIndex(use["period_start"]) if len(use) else pd.DatetimeIndex([], tz=tz)
             window = use[(local >= roll_start.tz_localize(tz))] if len(use) else use
-            window.attrs["freq"] = "day"
             ind = indicators(window, registry, factors, quotas_cfg.basis, freq="day")
             levels = quota_levels(ind, quotas_cfg, regions=registry)
             if details is not None:

@@ -1,16 +1,13 @@
-"""Running the alert rules on a schedule (APScheduler 3.x) and after rollups.
+"""Running the alert rules on a schedule (APScheduler 3.x).
 
     from alerts.service import AlertService
     svc = AlertService(store, registry, quotas_cfg, Outbox(dir, "channels.yaml"))
     svc.add_jobs(scheduler)          # daily full check + delivery retries every minute
-    svc.after_rollup()               # call from the rollup job: the meter-data rules
 
 * `check(at=None)`: every rule, submitted as one complete evaluation (alerts that no
   longer hold are resolved), then a delivery pass. Scheduled daily at `daily_at`
   (06:00 local by default, after the night's rollups), followed by pruning sent
   notifications and resolved alerts older than `KEEP_DAYS`.
-* `after_rollup()`: only the meter-data rules (offline, completeness, abnormal use,
-  imbalance), so the quota alerts are not resolved by a partial evaluation.
 * A delivery job every `retry_every_s` (60 s) sends what is due: without it a channel
   that was down would only get its queued notifications at the next check.
 
@@ -26,7 +23,7 @@ from datetime import date
 
 from alerts.outbox import DeliveryResult, Outbox, SubmitResult
 from alerts.record import Alert
-from alerts.rules import ALL_RULES, METER_RULES, evaluate_alerts
+from alerts.rules import ALL_RULES, evaluate_alerts
 
 log = logging.getLogger("civicwatt.alerts")
 
@@ -36,6 +33,8 @@ KEEP_DAYS = 400  # sent notifications and resolved alerts kept a little over a y
 
 
 class AlertService:
+    """The alert rules of one registry and store, run as scheduler jobs into one outbox."""
+
     def __init__(self, store, registry, quotas_cfg, outbox: Outbox, factors=None):
         self.store = store
         self.registry = registry
@@ -55,9 +54,6 @@ class AlertService:
                  len(alerts), len(res.opened), len(res.reminded), len(res.resolved), sent.sent, sent.failed,
                  sent.pending)
         return alerts, res, sent
-
-    def after_rollup(self) -> None:
-        self._safe(lambda: self.check(rules=METER_RULES), "meter-data alert check")
 
     def daily(self) -> None:
         self._safe(self.check, "daily alert check")

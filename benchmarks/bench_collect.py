@@ -1,5 +1,7 @@
-"""Collector throughput: end to end (poll, decode, validate, disk queue, store) against a
-bare pymodbus read loop with the same concurrency, against the same simulator.
+"""Collector throughput, end to end, against a bare pymodbus read loop on the same simulator.
+
+End to end is poll, decode, validate, disk queue, store; the baseline is a bare
+pymodbus read loop with the same concurrency.
 
     python benchmarks/bench_collect.py [--meters 10000] [--per-gateway 28] [--minute] [--influx]
 

@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 from openpyxl import Workbook
 
+from core.vocab import CATEGORIES
 from models.factors import load_factors
 from models.indicators import energy_sums
 from quotas.config import QuotaConfig, Standard
 from reports.ledger import ledger_csv_bytes, ledger_from_sums, write_ledger
 
 TZ = "Asia/Shanghai"
-CATEGORIES = np.array(["government", "school", "hospital", "venue", "other"], dtype=object)
 REGIONS = [f"city{n:02d}" for n in range(11)]  # Hebei has 11 prefecture-level cities
 
 
@@ -40,7 +40,7 @@ def portfolio(n: int, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, dict[s
     inst = pd.DataFrame({
         "institution_id": ids, "name": np.char.add("单位", np.arange(n).astype(str)).astype(object),
         "region": np.array(REGIONS, dtype=object)[rng.integers(0, len(REGIONS), n)],
-        "category": CATEGORIES[rng.integers(0, len(CATEGORIES), n)],
+        "category": np.array(CATEGORIES, dtype=object)[rng.integers(0, len(CATEGORIES), n)],
         "floor_area_m2": area, "heated_area_m2": (area * 0.9).round(), "occupants": rng.integers(20, 800, n),
         "factor_region": "hebei", "heating_start": "11-15", "heating_end": "03-15"})
     months = pd.date_range("2025-01-01", periods=12, freq="MS", tz=TZ)

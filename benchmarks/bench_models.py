@@ -30,14 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.vocab import CATEGORIES, ENERGIES
 from models.api import aggregate, energy_sums, indicators_from_sums, load_factors, rank
-from models.indicators import ENERGIES
 from quotas.config import QuotaConfig, Standard, Target
 from quotas.evaluate import evaluate_targets, quota_levels
 
 TZ = "Asia/Shanghai"
 CITIES = ["sjz", "ts", "qhd", "hd", "xt", "bd", "zjk", "chd", "cz", "lf", "hs"]  # Hebei's 11 cities
-CATEGORIES = ["government", "school", "hospital", "venue", "other"]
 
 
 def _rss_peak_mb() -> float:

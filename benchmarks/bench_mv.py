@@ -8,7 +8,10 @@ often the reported 90 % interval holds the true savings.
   problem per balance point (pair), in the same process on the same data. Daily data
   (366 points, all forms) and hourly data (8,784 points, the HDD form only: the plain
   search over HDD+CDD pairs would take minutes).
-* run: `verify` + `write_report` of a daily and an hourly project on an embedded store.
+* run: `verify` + `write_report` of a daily and an hourly project on an embedded store,
+  and how `verify` splits between its two layers: reading the store into phase frames
+  (verification.verify) and the pure model layer on those frames (fit + evaluate), each
+  timed alone in the same process on the same data as the whole `verify` they add up to.
 * calibration: share of synthetic projects (known 15 % savings, 5 % daily noise) whose
   90 % and 68 % intervals hold the truth, and share of no-savings projects reported
   as saving (should be about 5 %: a one-sided 90 % interval).
@@ -31,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from storage import open_store
 from tests.test_mv_synthetic import make_case, samples_for, write_temps
 from verification import load_project, verify, write_report
+from verification import model as mvmodel
 from verification import stats as mvstats
 from verification.baseline import (
     COOLING_GRID_C,
@@ -41,6 +45,8 @@ from verification.baseline import (
     design,
     fit_baseline,
 )
+from verification.result import Sources, evaluate
+from verification.verify import _phases as read_phases  # the thin layer's store reads
 
 BASE = (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
 REP = (dt.date(2025, 1, 1), dt.date(2025, 12, 31))
@@ -108,6 +114,31 @@ def _project(d: Path, gran: str, meter: str) -> Path:
     return p
 
 
+def _spread(fn, repeat: int = 5) -> tuple[float, float]:
+    """Fastest and slowest of `repeat` runs (s)."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), max(times)
+
+
+def _layers(project, store, meter: str) -> None:
+    """Print verify's time beside its store reads into phase frames and its model layer on them."""
+    whole = _spread(lambda: verify(project, store))
+    read = _spread(lambda: read_phases(project, store, [meter], "kWh"))
+    base, rep, _ = read_phases(project, store, [meter], "kWh")
+    sources = Sources("kWh", [meter], "", store.tz)
+    model = _spread(lambda: evaluate(project, base, rep, mvmodel.fit(base, project.granularity, project.criterion),
+                                     [], sources))
+    ms = "{0[0]:.0f} ms ({0[1]:.0f})".format
+    print(f"    layers (fastest of 5, slowest in brackets): verify {ms([t * 1000 for t in whole])}, store reads "
+          f"into frames {ms([t * 1000 for t in read])}, model layer on frames {ms([t * 1000 for t in model])}; "
+          f"reads + model = {(read[0] + model[0]) / whole[0]:.0%} of verify (the rest: sufficiency checks and "
+          f"the resolution probe)")
+
+
 def bench_run() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -124,6 +155,7 @@ def bench_run() -> None:
             t_report = _timed(lambda result=result: write_report(result, d / "r.xlsx"), repeat=1)
             print(f"run {gran}: verify {t_verify:.2f} s, write_report {t_report:.2f} s "
                   f"({len(result.periods)} reporting periods)")
+            _layers(project, store, meter)
         store.close()
 
 

@@ -40,7 +40,8 @@ CATEGORY_SHAPES: dict[str, tuple[str, tuple[float, float], float]] = {
 }
 CITY_NAMES = {"sjz": "石家庄", "bd": "保定", "ts": "唐山"}
 MAIN_PROFILES = ("dtsu666", "sdm630", "adl400")
-SUBITEMS = (("lighting_socket", 0.35), ("hvac", 0.35), ("power", 0.18), ("special", 0.12))
+# sub-meters of each main electricity meter and their share of its load
+SUBITEM_SHARES = (("lighting_socket", 0.35), ("hvac", 0.35), ("power", 0.18), ("special", 0.12))
 
 
 def sample_registry_doc(n_institutions: int = 30, base_port: int = 15020, host: str = "127.0.0.1",
@@ -73,7 +74,7 @@ def sample_registry_doc(n_institutions: int = 30, base_port: int = 15020, host: 
                        "parent": None, "multiplier": multiplier, "rated": rated_kw,
                        "modbus": {"host": host, "port": port, "unit": 1, "profile": main_profile,
                                   "interval_s": interval_s}})
-        for j, (sub, share) in enumerate(SUBITEMS, start=1):
+        for j, (sub, share) in enumerate(SUBITEM_SHARES, start=1):
             meters.append({"id": f"{iid}-E{j}", "institution": iid, "energy": "electricity", "subitem": sub,
                            "parent": main_id, "multiplier": 1.0, "rated": float(round(rated_kw * share * 1.5, 1)),
                            "modbus": {"host": host, "port": port, "unit": 1 + j,

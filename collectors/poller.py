@@ -29,27 +29,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from collectors.decode import Read, extract
+from core.schemas.gateways import GatewayOptions
 
 BUSY_CODES = (5, 6)  # acknowledge, device busy: worth a retry after a pause
 SLOW_FRACTION = 0.5  # an answer slower than half the timeout marks the unit as slow
-
-
-@dataclass
-class GatewayOptions:
-    """Per-gateway settings (see docs/collectors.md)."""
-
-    timeout_s: float = 1.0
-    retries: int = 1
-    backoff_s: float = 0.05
-    max_registers: int = 125
-    pause_s: float = 0.0
-    connections: int = 1
-    fail_fast_after: int = 3
-    cycle_fraction: float = 0.8  # a cycle must end within this share of the poll interval
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> GatewayOptions:
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in doc.items()})
 
 
 @dataclass

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.sqlite import connect, transaction
+
 log = logging.getLogger("civicwatt.collect")
 
 QUEUE_FILE = "queue.sqlite3"
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS meter_state (meter_id TEXT PRIMARY KEY, t INTEGER NOT
     fails INTEGER NOT NULL, offline_since INTEGER NOT NULL, spike_run INTEGER NOT NULL, seen_t INTEGER NOT NULL);
 """
 STATE_COLUMNS = ["meter_id", "t", "value", "fails", "offline_since", "spike_run", "seen_t"]
+SAMPLE_COLUMNS = ("meter_id", "t", "value", "quality")
+EVENT_COLUMNS = ("meter_id", "t", "kind", "old_index", "new_index")
 
 
 class DiskQueue:
@@ -57,8 +61,7 @@ class DiskQueue:
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            con.execute("PRAGMA journal_mode=WAL")
+            con = connect(str(self.path))
             con.execute("PRAGMA synchronous=FULL")  # a committed sample survives a power cut too
             self._local.con = con
             self._all.append(con)
@@ -69,9 +72,7 @@ class DiskQueue:
             ) -> None:
         """Append samples (meter_id, t, value, quality) and events (meter_id, t, kind,
         old_index, new_index), and upsert per-meter state, in one transaction."""
-        con = self._con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._con()) as con:
             if len(samples):
                 con.executemany("INSERT INTO sample_q (meter_id, t, value, quality) VALUES (?, ?, ?, ?)",
                                 zip(samples["meter_id"].astype(str), samples["t"].astype(np.int64).tolist(),
@@ -79,14 +80,10 @@ class DiskQueue:
                                     samples["quality"].astype(np.int64).tolist(), strict=True))
             if events is not None and len(events):
                 con.executemany("INSERT INTO event_q (meter_id, t, kind, old_index, new_index) VALUES (?, ?, ?, ?, ?)",
-                                events[["meter_id", "t", "kind", "old_index", "new_index"]].itertuples(index=False))
+                                events[list(EVENT_COLUMNS)].itertuples(index=False))
             if state is not None and len(state):
                 con.executemany("INSERT OR REPLACE INTO meter_state VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 state[STATE_COLUMNS].itertuples(index=False))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         self._check_limits()
 
     def load_state(self) -> pd.DataFrame:
@@ -118,21 +115,25 @@ class DiskQueue:
             " + coalesce((SELECT max(seq) - min(seq) + 1 FROM event_q), 0)").fetchone()
         return int(row[0])
 
-    def peek_samples(self, limit: int) -> tuple[pd.DataFrame, int]:
-        """The oldest `limit` samples (meter_id, t, value, quality) and the last seq."""
-        df = pd.read_sql_query("SELECT seq, meter_id, t, value, quality FROM sample_q ORDER BY seq LIMIT ?",
+    def _peek(self, table: str, columns: tuple[str, ...], limit: int) -> tuple[pd.DataFrame, int]:
+        df = pd.read_sql_query(f"SELECT seq, {', '.join(columns)} FROM {table} ORDER BY seq LIMIT ?",
                                self._con(), params=(limit,))
         return df.drop(columns="seq"), int(df["seq"].iloc[-1]) if len(df) else 0
 
+    def peek_samples(self, limit: int) -> tuple[pd.DataFrame, int]:
+        """The oldest `limit` samples (meter_id, t, value, quality) and the last seq."""
+        return self._peek("sample_q", SAMPLE_COLUMNS, limit)
+
     def ack_samples(self, last_seq: int) -> None:
+        """Delete the samples up to `last_seq` (the store has them)."""
         self._con().execute("DELETE FROM sample_q WHERE seq <= ?", (last_seq,))
 
     def peek_events(self, limit: int) -> tuple[pd.DataFrame, int]:
-        df = pd.read_sql_query("SELECT seq, meter_id, t, kind, old_index, new_index FROM event_q ORDER BY seq LIMIT ?",
-                               self._con(), params=(limit,))
-        return df.drop(columns="seq"), int(df["seq"].iloc[-1]) if len(df) else 0
+        """The oldest `limit` events (meter_id, t, kind, old_index, new_index) and the last seq."""
+        return self._peek("event_q", EVENT_COLUMNS, limit)
 
     def ack_events(self, last_seq: int) -> None:
+        """Delete the events up to `last_seq` (the store has them)."""
         self._con().execute("DELETE FROM event_q WHERE seq <= ?", (last_seq,))
 
     def close(self) -> None:

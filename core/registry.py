@@ -7,6 +7,7 @@ problem at once, each with file, line and field (see interfaces.md for the forma
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from core.vocab import INDEX_UNIT, Category, Energy, Subitem
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+#: A province's registry (Hebei: 31,600 institutions, ~200k meters) is ~55 MB of YAML.
+MAX_REGISTRY_BYTES = 256 * 1024 * 1024
 
 # Heating season in Hebei and Beijing (domain.md section 4): 15 Nov - 15 Mar.
 DEFAULT_HEATING_SEASON = {"start": "11-15", "end": "03-15"}
@@ -114,14 +117,14 @@ class Registry(_Strict):
     def meter_by_id(self) -> dict[str, Meter]:
         return {m.id: m for m in self.meters}
 
+    @cached_property
+    def region_parents(self) -> dict[str, str | None]:
+        """Region id -> parent id (None for a root)."""
+        return {r.id: r.parent for r in self.regions}
+
     def region_ancestors(self, region_id: str) -> list[str]:
         """The region and its ancestors, nearest first."""
-        out: list[str] = []
-        cur: str | None = region_id
-        while cur is not None and cur not in out:
-            out.append(cur)
-            cur = self.region_by_id[cur].parent if cur in self.region_by_id else None
-        return out
+        return region_chain(region_id, self.region_parents)
 
     def region_subtree(self, region_id: str) -> set[str]:
         """The region and every region below it."""
@@ -160,6 +163,45 @@ class Registry(_Strict):
         cols = ["meter_id", "institution_id", "energy", "subitem", "parent", "multiplier",
                 "rollover_at", "rated", "heating", "unit"]
         return pd.DataFrame(rows, columns=cols)
+
+
+# -- the region tree: the one walk, for a Registry or a plain id -> parent mapping ----------
+#: A region tree as the arithmetic takes it: a Registry, a frame with `id` and `parent`
+#: columns, or a mapping id -> parent id (None for a root); None is no tree (every region
+#: stands alone).
+RegionTree = Registry | pd.DataFrame | Mapping[str, str | None] | None
+
+
+def region_parents(tree: RegionTree) -> dict[str, str | None]:
+    """Region id -> parent id of any `RegionTree` ({} for None)."""
+    if tree is None:
+        return {}
+    if isinstance(tree, Registry):
+        return tree.region_parents
+    if isinstance(tree, pd.DataFrame):
+        parent = tree["parent"].astype(object)
+        return dict(zip(tree["id"], parent.where(parent.notna(), None), strict=True))  # a missing parent: a root
+    return dict(tree)
+
+
+def region_chain(region_id: str, parents: Mapping[str, str | None]) -> list[str]:
+    """The region and its ancestors, nearest first; the walk stops at a root, at an id
+    the mapping does not know, or where a parent loop would repeat a region."""
+    out: list[str] = []
+    cur: str | None = region_id
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = parents.get(cur)
+    return out
+
+
+def region_ancestors_frame(regions: Iterable[str], tree: RegionTree) -> pd.DataFrame:
+    """(region, ancestor, depth) rows: each of `regions` paired with itself (depth 0)
+    and with every ancestor (depth 1 = its parent ...). Merge it on `region` to count a
+    row in every region above it (a region's figures then cover its whole subtree)."""
+    parents = region_parents(tree)
+    rows = [(r, a, d) for r in regions for d, a in enumerate(region_chain(r, parents))]  # few distinct regions
+    return pd.DataFrame(rows, columns=["region", "ancestor", "depth"])
 
 
 def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
@@ -300,7 +342,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
 
 def load_registry(path: str | Path) -> Registry:
     """Load and validate a registry file; raise ConfigError with every problem."""
-    doc = load_yaml(path)
+    doc = load_yaml(path, max_bytes=MAX_REGISTRY_BYTES)
     registry, problems = validate_registry_doc(doc, str(path))
     if problems:
         raise ConfigError(problems)

@@ -7,8 +7,9 @@ File format (written by `civicwatt users`; never edit hashes by hand)::
       sjz-manager: {role: region, scope: sjz, password: "..."}
       hb0001: {role: institution, scope: HB-0001, password: "..."}
 
-Roles: `admin` sees everything; `region` sees the institutions of its region and
-every region below it; `institution` sees only its own institution. Passwords are
+Roles (`dashboard.access`, where every role check lives): `admin` sees everything;
+`region` sees the institutions of its region and every region below it;
+`institution` sees only its own institution. Passwords are
 hashed with scrypt (werkzeug.security); there is no default password: `ensure_admin`
 creates `admin` with a random one and returns it once so it can be printed.
 The file is written atomically with mode 0600.
@@ -27,8 +28,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.registry import Registry
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from dashboard import access
+from dashboard.access import ROLES
 
-ROLES = ("admin", "region", "institution")
 HASH_METHOD = "scrypt"  # werkzeug's scrypt (N=2**15, r=8, p=1): memory-hard, stdlib hashlib
 GENERATED_PASSWORD_BYTES = 12  # token_urlsafe(12) -> 16 characters, 96 bits
 MIN_PASSWORD_LENGTH = 8
@@ -45,28 +47,15 @@ class User:
     password_hash: str = ""
 
     def institution_ids(self, registry: Registry) -> set[str]:
-        """The institutions this user may see."""
-        if self.role == "admin":
-            return set(registry.institution_by_id)
-        if self.role == "region":
-            if self.scope not in registry.region_by_id:
-                return set()
-            regions = registry.region_subtree(self.scope)
-            return {i.id for i in registry.institutions if i.region in regions}
-        if self.role == "institution":
-            return {self.scope} if self.scope in registry.institution_by_id else set()
-        return set()
+        """The institutions this user may see (`dashboard.access.institution_ids`)."""
+        return access.institution_ids(self, registry)
 
     def region_ids(self, registry: Registry) -> set[str]:
-        """Regions this user may choose as a whole (overview, ranking filters)."""
-        if self.role == "admin":
-            return set(registry.region_by_id)
-        if self.role == "region" and self.scope in registry.region_by_id:
-            return registry.region_subtree(self.scope)
-        return set()
+        """Regions this user may choose as a whole (`dashboard.access.region_ids`)."""
+        return access.region_ids(self, registry)
 
     def can_see(self, registry: Registry, institution_id: str) -> bool:
-        return institution_id in self.institution_ids(registry)
+        return access.can_see(self, registry, institution_id)
 
 
 def _validate(path: Path, doc: object) -> dict[str, User]:

@@ -9,9 +9,10 @@ dashboard needs: caching, year-on-year columns, the ranking table, and the per-m
 data-quality table.
 
 The dashboard never decides *who* may see a row here; `DataService` returns frames
-for all institutions and the callers (`dashboard.app`) filter them with the user's
-scope before anything leaves the server. Year tables (indicators, ranking) are cached
-for `cache_ttl_s` seconds because a province has tens of thousands of institutions;
+for all institutions and the callers (the page and download modules) filter them with
+the user's scope (`dashboard.access`) before anything leaves the server. Year tables
+(indicators, ranking) are cached (`cachetools.TTLCache`) for `cache_ttl_s` seconds
+because a province has tens of thousands of institutions;
 institution pages read the store directly.
 
 A running year counts up to now in the overview (year to date) and complete days (to
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from cachetools import TTLCache
 
 from alerts.meter_rules import (
     COMPLETENESS_LOOKBACK_DAYS,
@@ -36,12 +38,14 @@ from alerts.meter_rules import (
     live_meters,
     offline_meters,
 )
-from core.registry import Registry
+from core.registry import Meter, Registry
 from models import api as models_api
 from quotas.evaluate import evaluate_targets, project_scope_totals, quota_levels, quota_levels_wide
 from storage import Store
 
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
+YEAR_TABLES_KEPT = 256  # cached year tables at most (about 6 per year and basis are in use)
+_MISSING = object()
 
 INDICATORS: tuple[str, ...] = (
     "kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2",
@@ -82,10 +86,9 @@ def add_yoy(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-@dataclass
-class _Cached:
-    value: object
-    at: float
+def institution_meters(registry: Registry, institution_id: str) -> list[Meter]:
+    """The meters of one institution, in registry order."""
+    return [m for m in registry.meters if m.institution == institution_id]
 
 
 @dataclass
@@ -103,10 +106,11 @@ class DataService:
     cache_ttl_s: float = 300.0
     now: Callable[[], pd.Timestamp] = field(default=lambda: pd.Timestamp.now(tz="UTC"))
     meter_rules: MeterRuleSettings = field(default_factory=MeterRuleSettings)  # the alerts' offline rule
-    _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        # year tables of the last few years and both bases, each for cache_ttl_s
+        self._cache: TTLCache = TTLCache(maxsize=YEAR_TABLES_KEPT, ttl=self.cache_ttl_s, timer=time.monotonic)
         self.meters = self.registry.meters_frame()
         self.institutions = self.registry.institutions_frame()
         self.tz = self.registry.timezone
@@ -121,20 +125,13 @@ class DataService:
     def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
         key = (*key, self.basis)
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and time.monotonic() - hit.at < self.cache_ttl_s:
-                return hit.value
+            hit = self._cache.get(key, _MISSING)
+        if hit is not _MISSING:
+            return hit
         value = compute()
         with self._lock:
-            now = time.monotonic()
-            for k in [k for k, v in self._cache.items() if now - v.at >= self.cache_ttl_s]:
-                del self._cache[k]  # expired tables (e.g. yesterday's year to date) go
-            self._cache[key] = _Cached(value, now)
+            self._cache[key] = value
         return value
-
-    def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
 
     # -- periods -------------------------------------------------------------------
     def today(self) -> pd.Timestamp:
@@ -152,12 +149,6 @@ class DataService:
 
     def is_running(self, year: int) -> bool:
         return self.year_bounds(year)[1] < pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)
-
-    def main_meter_ids(self, institution_ids: Iterable[str] | None = None) -> list[str]:
-        m = self.meters[self.meters["parent"].isna()]
-        if institution_ids is not None:
-            m = m[m["institution_id"].isin(list(institution_ids))]
-        return m["meter_id"].tolist()
 
     # -- year tables -----------------------------------------------------------------
     def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -217,7 +208,7 @@ class DataService:
         """Use a precomputed ranking table for `year` (columns of `ranking_table`), e.g.
         from a nightly batch; it is kept for `cache_ttl_s` like a computed one."""
         with self._lock:
-            self._cache[("ranking", year, self.basis)] = _Cached(table, time.monotonic())
+            self._cache[("ranking", year, self.basis)] = table
 
     def monthly_energy(self, year: int) -> pd.DataFrame:
         """Main-meter use of `year` (to now) by institution, energy and month, priced:
@@ -297,8 +288,6 @@ class DataService:
         `meter_offline` alert's rule, `alerts.meter_rules.offline_meters`: a live meter
         silent for `meter_rules.offline_polls` polls; meters fed by imports are never
         offline)."""
-        from dashboard.access import institution_meters  # local: avoids a cycle at import
-
         meters = institution_meters(self.registry, institution_id)
         if not meters:
             return pd.DataFrame(columns=["meter_id", "completeness", "estimated_share", "last_seen", "offline"])

@@ -1,21 +1,19 @@
 """Thin adapters to the quotas, alerts, ledger, report and savings-verification code.
 
 Each adapter imports its package when first used and keeps what is costly (the quota
-file, the outbox, verification results) until its files change.
+file, the outbox, verification results) until its files change (`dashboard.cache`).
 """
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 from core.registry import Registry
 from core.yamlfile import ConfigError
-
-log = logging.getLogger(__name__)
+from dashboard.access import Principal, project_visible, scoped_registry
+from dashboard.cache import FileCache, mtime_stamp
 
 
 class Quotas:
@@ -24,9 +22,7 @@ class Quotas:
     def __init__(self, path: str | Path | None, registry: Registry):
         self.path = Path(path) if path else None
         self.registry = registry
-        self._loaded: Any = None
-        self._stamp: int | None = None
-        self._lock = threading.Lock()
+        self._cache = FileCache()
 
     def config(self) -> Any | None:
         """The `quotas.config.QuotaConfig`, or None. A file edited into an invalid
@@ -34,19 +30,12 @@ class Quotas:
         an invalid file at the first load raises ConfigError."""
         if self.path is None or not self.path.exists():
             return None
-        stamp = self.path.stat().st_mtime_ns
-        with self._lock:
-            if stamp != self._stamp:
-                from quotas.config import load_quotas
+        return self._cache.get(self.path, mtime_stamp(self.path), self._load, keep_last_on=ConfigError)
 
-                try:
-                    self._loaded = load_quotas(self.path, self.registry)
-                except ConfigError as exc:
-                    if self._stamp is None:
-                        raise
-                    log.warning("%s is invalid, keeping the last valid quotas:\n%s", self.path, exc)
-                self._stamp = stamp
-            return self._loaded
+    def _load(self) -> Any:
+        from quotas.config import load_quotas
+
+        return load_quotas(self.path, self.registry)
 
 
 _OUTBOXES: dict[Path, Any] = {}
@@ -75,13 +64,10 @@ def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year:
 
     tables = build_ledger(store, registry, year, quotas=quotas)
     if visible is not None:
-        from dashboard.access import scoped_registry
-
         own = build_ledger(store, scoped_registry(registry, visible), year, quotas=quotas)
         tables = replace(tables, ledger=tables.ledger[tables.ledger["institution_id"].isin(visible)],
                          summary=tables.summary[tables.summary["institution_id"].isin(visible)],
                          totals=own.totals)
-        tables.summary.attrs.update(own.summary.attrs)
     if fmt == "csv":
         return ledger_csv_bytes(tables)
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,14 +100,14 @@ def mv_project_files(dirs: list[Path]) -> list[Path]:
 
 class MVProjects:
     """Savings-verification projects (verification) found in folders; each loaded and
-    verified once per version of its files (cached by file modification times)."""
+    verified once per version of its files (content hashes and the project file's
+    modification time)."""
 
     def __init__(self, dirs: list[Path], registry: Registry, store: Any):
         self.dirs = dirs
         self.registry = registry
         self.store = store
-        self._cache: dict[Path, tuple[tuple, Any]] = {}
-        self._lock = threading.Lock()
+        self._results = FileCache()
 
     def projects(self) -> list[dict]:
         """id, name, institution ids it covers, file; projects that fail to load are
@@ -141,20 +127,17 @@ class MVProjects:
             out.append({"id": p.id, "name": p.name or p.id, "institutions": insts, "file": f, "error": None})
         return out
 
+    def visible(self, user: Principal | None) -> list[dict]:
+        """The `projects` `user` may see (`dashboard.access.project_visible`)."""
+        return [p for p in self.projects() if project_visible(user, self.registry, p["institutions"])]
+
     def result(self, file: Path) -> Any:
         """verification.verify of the project in `file` (cached per version of its files)."""
         from verification import load_project, verify
 
         project = load_project(file, self.registry)
         stamp = (*sorted(project.file_hashes.items()), file.stat().st_mtime_ns)
-        with self._lock:
-            hit = self._cache.get(file)
-            if hit is not None and hit[0] == stamp:
-                return hit[1]
-        result = verify(project, self.store, self.registry)
-        with self._lock:
-            self._cache[file] = (stamp, result)
-        return result
+        return self._results.get(file, stamp, lambda: verify(project, self.store, self.registry))
 
     def report_bytes(self, file: Path) -> bytes:
         from verification import write_report

@@ -1,8 +1,11 @@
 """The rankings query: filter, rank within peer groups, sort and page on the server.
 
-`rank_query` is the whole work of the ranking table's callback and of its CSV
-export. It is vectorised over the year table (31,600 institutions in a province), so
-only one page of rows ever reaches the browser.
+`user_query` turns what a user asked for into a `RankQuery` limited to what they may
+see (`dashboard.access`); `ranked` / `rank_query` are the whole work of the ranking
+table's callback and of its CSV export. They are vectorised over the year table
+(31,600 institutions in a province), so only one page of rows ever reaches the
+browser; `RankedPages` keeps the sorted result of recent queries so turning pages is a
+slice.
 
 Peer groups (domain.md s.4: compare like with like): institutions of the same
 category inside the chosen region (the whole visible portfolio when no region is
@@ -13,12 +16,24 @@ all peers without seeing the peers' rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
+
+from core.registry import Registry
+from core.vocab import CATEGORIES
+from dashboard.access import Principal, peer_regions, visible_filter
+from dashboard.data import INDICATORS
 
 PAGE_SIZE = 25
+RANKED_CACHE = 64  # sorted ranking results kept for paging (each at most a few MB)
+# table columns shown under another name -> the RankQuery column they sort by
+DISPLAY_COLUMNS = {"level_name": "level", "region_name": "region", "category_name": "category"}
 # Energy per person: a headline indicator (domain.md s.1) with a quota standard, so the
 # table opens with its level colours.
 DEFAULT_INDICATOR = "kgce_per_person"
@@ -42,6 +57,25 @@ class RankQuery:
     page: int = 0
     page_size: int = PAGE_SIZE
     visible: frozenset[str] | None = None
+
+
+def user_query(user: Principal, registry: Registry, year: Any, region: str | None, category: str | None,
+               indicator: str, search: str, sort_by: list[dict] | None, page: int, page_size: int,
+               current_year: int) -> tuple[RankQuery, int]:
+    """The query `user` may run and its year (`current_year` when none is given).
+    ValueError for an unknown year, indicator or category; Forbidden for a region the
+    user may not choose. Rows are limited to what the user sees."""
+    year_i = int(year) if year not in (None, "") else current_year
+    if indicator not in INDICATORS:
+        raise ValueError(indicator)
+    if category is not None and category not in CATEGORIES:
+        raise ValueError(category)
+    regions = peer_regions(user, registry, region)
+    asked = ((str(s.get("column_id")), str(s.get("direction", "asc"))) for s in (sort_by or []))
+    sort = tuple((DISPLAY_COLUMNS.get(col, col), direction) for col, direction in asked)
+    return RankQuery(indicator=indicator, regions=regions, category=category, search=search or "",
+                     sort_by=sort or (("rank", "asc"),), page=page, page_size=page_size,
+                     visible=visible_filter(user, registry)), year_i
 
 
 def ranked(table: pd.DataFrame, q: RankQuery) -> pd.DataFrame:
@@ -103,6 +137,32 @@ def rank_query(table: pd.DataFrame, q: RankQuery) -> tuple[pd.DataFrame, int]:
     size = max(1, int(q.page_size))
     page = max(0, int(q.page))
     return rows.iloc[page * size:(page + 1) * size], len(rows)
+
+
+class RankedPages:
+    """Pages of ranking queries over `table_of(year)`; the full sorted result of the
+    last RANKED_CACHE queries is kept (per year table: a new table recomputes), so
+    turning pages is a slice."""
+
+    def __init__(self, table_of: Callable[[int], pd.DataFrame], size: int = RANKED_CACHE):
+        self.table_of = table_of
+        self.cache: LRUCache = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    def page(self, year: int, q: RankQuery) -> tuple[pd.DataFrame, int]:
+        """One page of the query and the number of matching rows."""
+        table = self.table_of(year)
+        key = (year, replace(q, page=0))
+        with self._lock:
+            hit = self.cache.get(key)
+        if hit is not None and hit[0] == id(table):
+            rows = hit[1]
+        else:
+            rows = ranked(table, q)
+            with self._lock:
+                self.cache[key] = (id(table), rows)
+        size = max(1, q.page_size)
+        return rows.iloc[q.page * size:(q.page + 1) * size], len(rows)
 
 
 def baseline_sort_slice(table: pd.DataFrame, column: str, page: int, page_size: int = PAGE_SIZE) -> pd.DataFrame:

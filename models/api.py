@@ -45,14 +45,15 @@ consumption by group (`consumption_by`): the group columns, energy, period_start
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
-from models.energy import energy_use as _energy_use
-from models.energy import split_bills, submeter_balance, submeter_balance_from_frames, to_canonical
-from models.factors import BASIS_LABEL, UNITS, FactorSet, load_factors
+from core.registry import RegionTree
+from core.vocab import CANONICAL_UNIT
+from models.compare import yoy_change
+from models.energy import energy_use, split_bills, submeter_balance, submeter_balance_from_frames, to_canonical
+from models.factors import BASIS_LABEL, FactorSet, load_factors
 from models.indicators import (
     INDICATOR_COLUMNS,
     INTENSITIES,
@@ -61,26 +62,15 @@ from models.indicators import (
     energy_ledger,
     energy_sums,
     heating_fraction,
+    in_every_ancestor,
     indicators_from_frames,
     indicators_from_sums,
     institution_context,
     priced_sums,
-    region_ancestors_frame,
+    with_institution_id,
 )
 from models.ranking import rank
-
-
-def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp, freq: str = "month",
-               factors: FactorSet | None = None, include_submeters: bool = False,
-               institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
-    """The use frame (module docstring) for local periods starting in [start, end).
-
-    freq: hour | day | month | year. Main meters and bills; bills only for an
-    (institution, energy) with no main meter; bills split over their days. The frame's
-    `attrs['freq']` records `freq`."""
-    out = _energy_use(store, registry, start, end, freq, factors, include_submeters, institution_ids)
-    out.attrs["freq"] = freq
-    return out
+from storage.rollup import estimated_share
 
 
 def indicators(use: pd.DataFrame, registry, factors: FactorSet | None = None, basis: str = "equivalent",
@@ -88,12 +78,12 @@ def indicators(use: pd.DataFrame, registry, factors: FactorSet | None = None, ba
     """The indicator frame: one row per institution of the registry (module docstring).
 
     by_period: None (the whole of `use`), or 'month' | 'year' | 'day' | 'native' for one
-    row per institution and period. freq: the use frame's own period length (default
-    `use.attrs['freq']`, else inferred)."""
+    row per institution and period. freq: the use frame's own period length, the `freq`
+    it was read with by `energy_use` (hour | day | month | year; None: inferred from the
+    spacing of its periods)."""
     factors = factors or load_factors()
     inst = institution_context(registry, factors)
-    return indicators_from_frames(use, inst, factors, basis, freq=freq or use.attrs.get("freq"),
-                                  by_period=by_period, tz=registry.timezone)
+    return indicators_from_frames(use, inst, factors, basis, freq=freq, by_period=by_period, tz=registry.timezone)
 
 
 def year_indicators(store, registry, year: int, factors: FactorSet | None = None, basis: str = "equivalent",
@@ -106,37 +96,32 @@ def year_indicators(store, registry, year: int, factors: FactorSet | None = None
 
 
 def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[str] = ("institution_id",),
-                   regions=None) -> pd.DataFrame:
+                   regions: RegionTree = None) -> pd.DataFrame:
     """Consumption per group (any of institution_id, region, category, and meter_id),
     energy and period_start: quantity (canonical unit), unit, estimated_share (0..1),
     institutions (count). Sub-meter rows are excluded unless 'meter_id' is in `by`.
     With `regions` (Registry, frame id/parent or dict) and 'region' in `by`, regions
     include their subtrees."""
     by = list(by)
-    if "institution_id" not in institutions and "id" in institutions:
-        institutions = institutions.rename(columns={"id": "institution_id"})
+    institutions = with_institution_id(institutions)
     u = use if "meter_id" in by or "is_main" not in use else use[use["is_main"].to_numpy(bool)]
     cols = [c for c in ("region", "category") if c in by]
     if cols:
         u = u.merge(institutions[["institution_id", *cols]], on="institution_id", how="left")
     if regions is not None and "region" in by:
-        from models.indicators import _region_parents
-
-        anc = region_ancestors_frame(u["region"].dropna().unique(), _region_parents(regions))
-        u = u.merge(anc, on="region").drop(columns="region").rename(columns={"ancestor": "region"})
+        u = in_every_ancestor(u, regions)
     est = u["quantity"] * u.get("estimated_share", 0.0)
     w = u.assign(est=est)
     g = w.groupby([*by, "energy", "period_start"], sort=True, observed=True).agg(
         quantity=("quantity", "sum"), est=("est", "sum"), institutions=("institution_id", "nunique")).reset_index()
-    q = g["quantity"].to_numpy(float)
-    g["estimated_share"] = np.divide(g["est"].to_numpy(float), q, out=np.zeros_like(q), where=np.abs(q) > 1e-12)
-    g["unit"] = g["energy"].map(UNITS)
+    g["estimated_share"] = estimated_share(g["est"], g["quantity"])
+    g["unit"] = g["energy"].map(CANONICAL_UNIT)
     return g[[*by, "energy", "period_start", "quantity", "unit", "estimated_share", "institutions"]]
 
 
 __all__ = [
-    "BASIS_LABEL", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "UNITS", "FactorSet", "aggregate",
+    "BASIS_LABEL", "CANONICAL_UNIT", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "FactorSet", "aggregate",
     "consumption_by", "energy_ledger", "energy_sums", "energy_use", "heating_fraction", "indicators",
     "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors", "priced_sums", "rank",
-    "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators",
+    "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators", "yoy_change",
 ]

@@ -1,5 +1,6 @@
-"""The one completeness rule (domain.md §5: >= 90 % of the expected samples per day),
-used by the data-completeness alert, the dashboard's data-quality table and the
+"""The one completeness rule (domain.md §5: >= 90 % of the expected samples per day).
+
+Used by the data-completeness alert, the dashboard's data-quality table and the
 monthly report: pure, vectorised functions on sample frames."""
 
 from __future__ import annotations

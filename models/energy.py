@@ -6,7 +6,7 @@ The *use frame* is what every indicator is computed from. Columns:
   code), subitem, heating (bool: heating-season energy of this row counts as heating
   energy: purchased heat, or a meter marked ``heating: true``), is_main (bool: a top
   meter, counted in totals; sub-meters are False and never added to totals),
-  period_start (tz-aware, local), quantity (canonical unit: `models.factors.UNITS`,
+  period_start (tz-aware, local), quantity (canonical unit: `core.vocab.CANONICAL_UNIT`,
   i.e. kWh, m3, GJ, or kg for liquid fuels), unit, estimated_share (0..1, the share of
   `quantity` interpolated over gaps), source ("meter" or "bill").
 
@@ -27,12 +27,12 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from core.vocab import UNIT_SCALE
-from models.factors import UNITS, FactorSet
+from core.vocab import CANONICAL_UNIT, UNIT_SCALE
+from models.factors import FactorSet
+from storage.rollup import FREQS
 
 USE_COLUMNS = ["institution_id", "meter_id", "energy", "subitem", "heating", "is_main", "period_start",
                "quantity", "unit", "estimated_share", "source"]
-FREQS = ("hour", "day", "month", "year")
 
 
 def empty_use() -> pd.DataFrame:
@@ -50,7 +50,7 @@ def to_canonical(quantity: np.ndarray | pd.Series, energy: np.ndarray | pd.Serie
     scale: dict[tuple[str, str], float] = {}
     bad = []
     for energy_, unit_ in pairs.itertuples(index=False):  # one per unique pair (few)
-        canon = UNITS.get(energy_)
+        canon = CANONICAL_UNIT.get(energy_)
         if canon is None:
             bad.append(f"unknown energy {energy_!r}")
         elif unit_ == "L" and canon == "kg":
@@ -126,7 +126,7 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
     return pd.DataFrame({
         "institution_id": g["institution_id"], "meter_id": None, "energy": g["energy"], "subitem": "total",
         "heating": (g["energy"] == "heat").to_numpy(bool), "is_main": True, "period_start": g["period_start"],
-        "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(UNITS), "estimated_share": 0.0,
+        "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(CANONICAL_UNIT), "estimated_share": 0.0,
         "source": "bill",
     })[USE_COLUMNS]
 
@@ -164,7 +164,7 @@ def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSe
         "is_main": mi["parent"].isna().to_numpy(bool),
         "period_start": c["period_start"].to_numpy(),
         "quantity": qty,
-        "unit": pd.Series(energy).map(UNITS).to_numpy(object),
+        "unit": pd.Series(energy).map(CANONICAL_UNIT).to_numpy(object),
         "estimated_share": c["estimated_share"].to_numpy(float),
         "source": "meter",
     })[USE_COLUMNS].reset_index(drop=True)
@@ -189,8 +189,11 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
                institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """The use frame (module docstring) for periods starting in [start, end) local time.
 
-    Main meters and bills only unless `include_submeters` (then sub-meter rows come with
-    is_main False; indicators ignore them)."""
+    freq: hour | day | month | year, the length of the frame's periods (hand the same
+    `freq` to `models.api.indicators`). Main meters and bills; bills only for an
+    (institution, energy) with no main meter, split over their days. Sub-meters only
+    with `include_submeters` (then their rows come with is_main False; indicators
+    ignore them)."""
     from models.factors import load_factors
 
     factors = factors or load_factors()

@@ -40,8 +40,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.vocab import ENERGIES
-from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, UNITS, VEHICLE_FUELS, FactorSet, normalize_basis
+from core.registry import DEFAULT_HEATING_SEASON, RegionTree, region_ancestors_frame
+from core.vocab import CANONICAL_UNIT, ENERGIES
+from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, VEHICLE_FUELS, FactorSet, normalize_basis
+from storage.rollup import estimated_share
 
 #: Column of each energy's total in the indicator frame (canonical unit in the name).
 QTY_COL: dict[str, str] = {
@@ -70,17 +72,26 @@ INTENSITIES: dict[str, tuple[str, str, str]] = {
     "heating_kgce_per_m2": ("heating_kgce", "heated_area_m2", "kgce/m2"),
     "nonheating_kgce_per_m2": ("nonheating_kgce", "floor_area_m2", "kgce/m2"),
 }
-DEFAULT_SEASON = ("11-15", "03-15")  # Hebei and Beijing, domain.md §4
+#: (start, end) of the heating season of a frame without one: the registry's default.
+DEFAULT_SEASON = (DEFAULT_HEATING_SEASON["start"], DEFAULT_HEATING_SEASON["end"])
 KG_PER_T = 1000.0
 _MAX_DENSE_BINS = 40_000_000  # above this many (institution, energy, period) bins, hash the keys instead
 
 
 # -- institutions ----------------------------------------------------------------------
+def with_institution_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its `id` column named `institution_id` (as `registry.institutions_frame()`
+    names it `id`); a frame that has `institution_id` already is returned as it is."""
+    if "institution_id" not in frame and "id" in frame:
+        return frame.rename(columns={"id": "institution_id"})
+    return frame
+
+
 def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
     """The registry's institutions with what the arithmetic needs: INSTITUTION_COLUMNS
     plus factor_region (province or grid region the factor set knows, or '' for
     national), heating_start and heating_end ('MM-DD', the region's season)."""
-    inst = registry.institutions_frame().rename(columns={"id": "institution_id"})
+    inst = with_institution_id(registry.institutions_frame())
     regions = inst["region"].unique()
     freg, hs, he = {}, {}, {}
     for rid in regions:  # one per region (few)
@@ -94,9 +105,7 @@ def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
 
 
 def _complete_institutions(inst: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
-    out = inst.reset_index(drop=True).copy()
-    if "institution_id" not in out and "id" in out:  # registry.institutions_frame() names it `id`
-        out = out.rename(columns={"id": "institution_id"})
+    out = with_institution_id(inst.reset_index(drop=True).copy())
     missing = [c for c in ("institution_id", "floor_area_m2", "occupants") if c not in out]
     if missing:
         raise ValueError(f"institutions frame lacks column(s) {missing}")
@@ -241,9 +250,7 @@ def energy_sums(use: pd.DataFrame, institutions: pd.DataFrame, period: str = "ye
     Sub-meter rows (is_main False) are ignored. Raises ValueError for rows of
     institutions or energies not known.
     """
-    inst = institutions.reset_index(drop=True)
-    if "institution_id" not in inst and "id" in inst:
-        inst = inst.rename(columns={"id": "institution_id"})
+    inst = with_institution_id(institutions.reset_index(drop=True))
     if "heating_start" not in inst:
         inst = inst.assign(heating_start=DEFAULT_SEASON[0], heating_end=DEFAULT_SEASON[1])
     universe = pd.Index(inst["institution_id"].astype(str))
@@ -374,7 +381,7 @@ def priced_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorS
     s["factor_region"] = inst["factor_region"].fillna("").to_numpy(object)[ic]
     for col in _FACTOR_COLS:
         s[col] = f[col]
-    s["unit"] = s["energy"].astype(object).map(UNITS)
+    s["unit"] = s["energy"].astype(object).map(CANONICAL_UNIT)
     s["kgce"] = s["quantity"] * s["kgce_per_unit"]
     s["estimated_kgce"] = s["estimated_quantity"] * s["kgce_per_unit"]
     s["heating_kgce"] = s["heating_quantity"] * s["kgce_per_unit"]
@@ -406,8 +413,8 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     for name, (num, den, _unit) in INTENSITIES.items():
         n = kgco2 if num == "kgco2" else df[num].to_numpy(float)
         df[name] = np.where(has, _safe_div(n, df[den].to_numpy(float)), np.nan)
-    df["estimated_share"] = np.nan_to_num(_safe_div(df["estimated_kgce"], df["kgce"]))
-    df["water_estimated_share"] = np.nan_to_num(_safe_div(df["estimated_water_m3"], df["water_m3"]))
+    df["estimated_share"] = estimated_share(df["estimated_kgce"], df["kgce"])
+    df["water_estimated_share"] = estimated_share(df["estimated_water_m3"], df["water_m3"])
     return df
 
 
@@ -502,29 +509,15 @@ def indicators_from_frames(use: pd.DataFrame, institutions: pd.DataFrame, factor
 
 
 # -- aggregates -----------------------------------------------------------------------------------
-def _region_parents(regions) -> dict[str, str | None]:
-    if regions is None:
-        return {}
-    if hasattr(regions, "regions"):  # a Registry
-        return {r.id: r.parent for r in regions.regions}
-    if isinstance(regions, pd.DataFrame):
-        return dict(zip(regions["id"], regions["parent"], strict=True))
-    return dict(regions)
+def in_every_ancestor(frame: pd.DataFrame, regions: RegionTree) -> pd.DataFrame:
+    """`frame` with each row repeated for its region and every ancestor of it, `region`
+    set to that region: grouped by region, a region's sums then cover its subtree."""
+    anc = region_ancestors_frame(frame["region"].dropna().unique(), regions)
+    return frame.merge(anc.drop(columns="depth"), on="region").drop(columns="region").rename(
+        columns={"ancestor": "region"})
 
 
-def region_ancestors_frame(regions: Sequence[str], parents: dict[str, str | None]) -> pd.DataFrame:
-    """(region, ancestor) pairs, each region paired with itself and every ancestor."""
-    rows = []
-    for r in regions:  # one per distinct region (few)
-        cur, seen = r, set()
-        while cur is not None and cur not in seen:
-            rows.append((r, cur))
-            seen.add(cur)
-            cur = parents.get(cur)
-    return pd.DataFrame(rows, columns=["region", "ancestor"])
-
-
-def aggregate(ind: pd.DataFrame, by: Sequence[str] = ("region",), regions=None) -> pd.DataFrame:
+def aggregate(ind: pd.DataFrame, by: Sequence[str] = ("region",), regions: RegionTree = None) -> pd.DataFrame:
     """Indicators of groups of institutions: sums of the extensive columns and
     intensities as ratios of sums (never means of ratios).
 
@@ -539,8 +532,7 @@ def aggregate(ind: pd.DataFrame, by: Sequence[str] = ("region",), regions=None) 
     by = list(by)
     df = ind
     if regions is not None and "region" in by:
-        anc = region_ancestors_frame(df["region"].dropna().unique(), _region_parents(regions))
-        df = df.merge(anc, on="region").drop(columns="region").rename(columns={"ancestor": "region"})
+        df = in_every_ancestor(df, regions)
     has = df["has_data"].to_numpy(bool)
     work = df[by].copy()
     work["institutions"] = 1
@@ -589,6 +581,6 @@ def energy_ledger(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Facto
 
 
 __all__ = ["ENERGIES", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "SCOPE", "add_ratios", "aggregate",
-           "energy_ledger", "energy_sums", "heating_fraction", "indicators_from_frames", "indicators_from_sums",
-           "infer_freq", "institution_context", "priced_sums", "region_ancestors_frame", "scale_quantities",
-           "season_mask"]
+           "energy_ledger", "energy_sums", "heating_fraction", "in_every_ancestor", "indicators_from_frames",
+           "indicators_from_sums", "infer_freq", "institution_context", "priced_sums", "scale_quantities",
+           "season_mask", "with_institution_id"]

@@ -11,8 +11,8 @@ every school of the province). Institutions are ranked by an intensity, lowest f
   one, in groups of at least `min_peers` (3) ranked institutions, whose estimated share
   is at most `max_estimated_share` (10 %): a leader must be measured, not interpolated.
 * Laggards: the worst `laggard_share` (10 %) of such groups, at least one.
-* yoy_change: (this - previous) / previous of the same indicator for the same
-  institution in `previous` (the previous year's indicator frame), NaN without one.
+* yoy_change: `models.compare.yoy_change` (a fraction) of the same indicator for the
+  same institution in `previous` (the previous year's indicator frame), NaN without one.
 Ties get the same (minimum) rank.
 """
 
@@ -23,29 +23,28 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from core.registry import RegionTree, region_chain, region_parents
+from models.compare import yoy_change
+
 LEADER_SHARE = 0.10  # top decile, in line with the provincial practice of naming the best 10 %
 LAGGARD_SHARE = 0.10
 MIN_PEERS = 3
 MAX_ESTIMATED_SHARE = 0.10
 
 
-def lift_regions(regions: pd.Series, parents: dict[str, str | None], level: int) -> pd.Series:
+def lift_regions(regions: pd.Series, tree: RegionTree, level: int) -> pd.Series:
     """Each region's ancestor at depth `level` (0 = the root); regions shallower than
     `level` stay themselves."""
+    parents = region_parents(tree)
     lifted = {}
     for r in regions.dropna().unique():  # one per distinct region (few)
-        chain, cur, seen = [], r, set()
-        while cur is not None and cur not in seen:
-            chain.append(cur)
-            seen.add(cur)
-            cur = parents.get(cur)
-        chain.reverse()  # root first
-        lifted[r] = chain[min(level, len(chain) - 1)]
+        root_first = region_chain(r, parents)[::-1]
+        lifted[r] = root_first[min(level, len(root_first) - 1)]
     return regions.map(lifted)
 
 
 def rank(ind: pd.DataFrame, indicator: str = "kgce_per_m2", previous: pd.DataFrame | None = None,
-         peers: Sequence[str] = ("region", "category"), regions=None, region_level: int | None = None,
+         peers: Sequence[str] = ("region", "category"), regions: RegionTree = None, region_level: int | None = None,
          leader_share: float = LEADER_SHARE, laggard_share: float = LAGGARD_SHARE, min_peers: int = MIN_PEERS,
          max_estimated_share: float = MAX_ESTIMATED_SHARE) -> pd.DataFrame:
     """Rank institutions of `ind` (an indicator frame) within peer groups by `indicator`.
@@ -61,9 +60,7 @@ def rank(ind: pd.DataFrame, indicator: str = "kgce_per_m2", previous: pd.DataFra
     df = ind
     peer_region = df["region"]
     if regions is not None and region_level is not None:
-        from models.indicators import _region_parents
-
-        peer_region = lift_regions(df["region"], _region_parents(regions), region_level)
+        peer_region = lift_regions(df["region"], regions, region_level)
     out = pd.DataFrame({
         "institution_id": df["institution_id"].to_numpy(),
         "name": df["name"].to_numpy() if "name" in df else "",
@@ -79,8 +76,7 @@ def rank(ind: pd.DataFrame, indicator: str = "kgce_per_m2", previous: pd.DataFra
         out["previous_value"] = out["institution_id"].map(prev).to_numpy(float)
     else:
         out["previous_value"] = np.nan
-    pv = out["previous_value"].to_numpy(float)
-    out["yoy_change"] = np.divide(out["value"] - pv, pv, out=np.full(len(out), np.nan), where=pv > 0)
+    out["yoy_change"] = yoy_change(out["value"], out["previous_value"])
     keys = ["peer_region" if p == "region" else p for p in peers]
     value = out["value"].to_numpy(float)
     valid = np.isfinite(value) & (value > 0)

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from models.indicators import _region_parents, region_ancestors_frame
+from core.registry import RegionTree, region_ancestors_frame
 from quotas.config import PROJECTIONS, STANDARD_INDICATORS, TARGET_INDICATORS, THREE_LEVELS, TWO_LEVELS, QuotaConfig
 
 LEVEL_ZH = {"guide": "引导值", "baseline": "基准值", "constraint": "约束值", "advanced": "先进值", "general": "通用值",
@@ -53,7 +53,6 @@ TARGET_FORMULA: dict[str, tuple[str, float, str | None]] = {
     "kgco2_per_m2": ("t_co2", 1e3, "floor_area_m2"),  # 1 t = 1000 kg
 }
 NUMERATORS = ("kgce", "water_m3", "t_co2")
-STATUS_ORDER = ("no_data", "ok", "warning", "projected_breach", "breach")
 
 
 def _standards(config_or_frame) -> pd.DataFrame:
@@ -62,7 +61,7 @@ def _standards(config_or_frame) -> pd.DataFrame:
     return config_or_frame
 
 
-def quota_levels(ind: pd.DataFrame, standards, regions=None) -> pd.DataFrame:
+def quota_levels(ind: pd.DataFrame, standards, regions: RegionTree = None) -> pd.DataFrame:
     """Level met per institution and standard indicator (module docstring).
 
     ind: an indicator frame (one row per institution). standards: a QuotaConfig or its
@@ -81,8 +80,7 @@ def quota_levels(ind: pd.DataFrame, standards, regions=None) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     base = ind[["institution_id", "region", "category"]].copy()
     base["name"] = ind["name"].to_numpy() if "name" in ind else ""
-    anc = region_ancestors_frame(base["region"].dropna().unique(), _region_parents(regions))
-    anc["depth"] = anc.groupby("region").cumcount()  # 0 = the region itself
+    anc = region_ancestors_frame(base["region"].dropna().unique(), regions)  # depth 0 = the region itself
     regional = std[std["region"].notna()]
     general = std[std["region"].isna()]
     parts = []
@@ -131,7 +129,7 @@ def quota_levels_wide(levels: pd.DataFrame) -> pd.DataFrame:
     return w.reset_index()
 
 
-def _membership(targets: pd.DataFrame, institutions: pd.DataFrame, regions) -> pd.DataFrame:
+def _membership(targets: pd.DataFrame, institutions: pd.DataFrame, regions: RegionTree) -> pd.DataFrame:
     """(t, institution_id) for every target row index t and member institution."""
     parts = []
     inst_t = targets[targets["institution_id"].notna()]
@@ -139,8 +137,8 @@ def _membership(targets: pd.DataFrame, institutions: pd.DataFrame, regions) -> p
         parts.append(pd.DataFrame({"t": inst_t.index.to_numpy(), "institution_id": inst_t["institution_id"].to_numpy()}))
     reg_t = targets[targets["institution_id"].isna()]
     if len(reg_t):
-        anc = region_ancestors_frame(institutions["region"].dropna().unique(), _region_parents(regions))
-        ia = institutions[["institution_id", "region", "category"]].merge(anc, on="region")
+        anc = region_ancestors_frame(institutions["region"].dropna().unique(), regions)
+        ia = institutions[["institution_id", "region", "category"]].merge(anc.drop(columns="depth"), on="region")
         m = reg_t.reset_index(names="t")[["t", "region", "category"]].merge(
             ia, left_on="region", right_on="ancestor", suffixes=("_t", ""))
         m = m[m["category_t"].isna() | (m["category_t"] == m["category"])]
@@ -270,7 +268,7 @@ def _as_of_label(as_of: pd.Timestamp) -> str:
 
 
 def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd.Timestamp | None = None,
-                     regions=None, year: int | None = None) -> pd.DataFrame:
+                     regions: RegionTree = None, year: int | None = None) -> pd.DataFrame:
     """Evaluate every target of `config` (of `year`, default: `as_of`'s year).
 
     monthly: an indicator frame per institution and month (`models.api.indicators(...,
@@ -345,7 +343,6 @@ def evaluate_targets(config: QuotaConfig, monthly: pd.DataFrame, as_of: str | pd
     return out[cols]
 
 
-
 #: The totals of a scope the dashboard projects when the scope has no target.
 TOTAL_INDICATORS: tuple[str, ...] = ("energy_tce", "water_m3", "co2_t")
 
@@ -382,5 +379,5 @@ def project_scope_totals(monthly: pd.DataFrame, as_of: str | pd.Timestamp | None
                          "projected": np.where(members > 0, proj.projected, np.nan), "method": proj.method,
                          "institutions": members})
 
-__all__ = ["LEVEL_ZH", "STATUS_ORDER", "TARGET_FORMULA", "TARGET_INDICATORS", "TOTAL_INDICATORS", "YearEndProjection",
+__all__ = ["LEVEL_ZH", "TARGET_FORMULA", "TARGET_INDICATORS", "TOTAL_INDICATORS", "YearEndProjection",
            "evaluate_targets", "project_scope_totals", "project_year_end", "quota_levels", "quota_levels_wide"]

@@ -23,7 +23,7 @@ Sheets:
 
 The CSV is the ledger sheet: UTF-8 with a byte-order mark (so Excel shows Chinese
 names), "\\n" line ends, rows sorted by institution_id then energy (the order of
-`models.indicators.ENERGIES`), fixed decimals per column. The same inputs give a
+`core.vocab.ENERGIES`), fixed decimals per column. The same inputs give a
 byte-identical file.
 """
 
@@ -36,11 +36,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.vocab import ENERGIES
 from models.api import aggregate, energy_ledger, energy_sums, energy_use, indicators_from_sums, rank
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
-from models.indicators import ENERGIES, institution_context
+from models.indicators import institution_context
 from quotas.config import STANDARD_INDICATORS, QuotaConfig
-from quotas.evaluate import quota_levels
+from quotas.evaluate import LEVEL_ZH, quota_levels
 from reports.xlsx import FACTOR, INT, PCT, QTY, QTY3, Col, new_workbook, write_sheet
 
 LEDGER_COLUMNS = ["institution_id", "name", "region", "category", "year", "energy", "quantity", "unit", "kgce",
@@ -82,8 +83,6 @@ LABELS = {
     "rank_in_category": ("同类排名 (1=最优)", "0", 10), "category_peers": ("同类参评数", "0", 9),
     "institutions": ("单位数", INT, 8), "institutions_with_data": ("有数据单位数", INT, 9),
 }
-QUOTA_LEVEL_ZH = {"guide": "引导值", "baseline": "基准值", "constraint": "约束值", "advanced": "先进值",
-                  "general": "通用值", "exceeds": "超约束值", "no_data": "无数据"}
 
 
 @dataclass
@@ -150,7 +149,6 @@ def ledger_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Fa
     summary["rank_in_category"] = summary["institution_id"].map(r["rank"]).astype("Int64")
     summary["category_peers"] = summary["institution_id"].map(r["peer_size"]).fillna(0).astype(int)
     summary = summary.sort_values("institution_id", kind="stable").reset_index(drop=True)
-    summary.attrs["level_columns"] = [f"level_{i}" for i in std_inds]
 
     by_region = aggregate(ind, ["region"], regions=regions).assign(group="region").rename(columns={"region": "key"})
     by_cat = aggregate(ind, ["category"]).assign(group="category").rename(columns={"category": "key"})
@@ -191,6 +189,13 @@ def ledger_csv_bytes(tables: LedgerTables) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
+def level_columns(summary: pd.DataFrame) -> list[str]:
+    """The summary's quota-level columns (`level_<indicator>`) that hold a level for at
+    least one of its institutions, in the order of the standard indicators: a summary
+    cut down to some institutions shows only the standards that apply to them."""
+    return [c for c in summary.columns if c.startswith("level_") and summary[c].notna().any()]
+
+
 def write_ledger(tables: LedgerTables, out: str | Path) -> Path:
     """Write `.xlsx` (sheets ledger, summary, totals, factors) or `.csv` (the ledger sheet)."""
     out = Path(out)
@@ -204,7 +209,7 @@ def write_ledger(tables: LedgerTables, out: str | Path) -> Path:
              f"{BASIS_LABEL[tables.basis]}; 因子集 factor set: {tables.factor_set}"]
     wb = new_workbook()
     write_sheet(wb, "ledger", tables.ledger, [_col(c) for c in LEDGER_COLUMNS], freeze_cols=2, notes=notes)
-    level_cols = tables.summary.attrs.get("level_columns", [])
+    level_cols = level_columns(tables.summary)
     scols = ["institution_id", "name", "region", "category", "year", "floor_area_m2", "heated_area_m2", "occupants",
              "has_data", *SUMMARY_TOTALS, *SUMMARY_INTENSITIES, "estimated_share", *level_cols,
              "quota_within_constraint", "quota_indicators", "quota_levels_met", "rank_in_category",
@@ -213,7 +218,7 @@ def write_ledger(tables: LedgerTables, out: str | Path) -> Path:
             Col(c, f"定额水平 {c[6:]}", None, 12) for c in scols]
     summary = tables.summary.copy()
     for c in level_cols:
-        summary[c] = summary[c].map(lambda v: None if v is None or v != v else f"{v} {QUOTA_LEVEL_ZH.get(v, '')}")
+        summary[c] = summary[c].map(lambda v: None if v is None or v != v else f"{v} {LEVEL_ZH.get(v, '')}")
     write_sheet(wb, "summary", summary, cols, freeze_cols=2, notes=notes)
     tcols = ["group", "key", "institutions", "institutions_with_data", "floor_area_m2", "occupants", *SUMMARY_TOTALS,
              *SUMMARY_INTENSITIES, "estimated_share"]

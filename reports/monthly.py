@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from models.api import aggregate, energy_use, indicators
+from models.compare import yoy_change
 from models.completeness import COMPLETENESS_LOOKBACK_DAYS, COMPLETENESS_TARGET, daily_completeness, live_meters
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
 from reports.ledger import LABELS
@@ -85,11 +86,6 @@ def _with_derived(ind: pd.DataFrame) -> pd.DataFrame:
     return ind.assign(vehicle_fuel_kg=ind["gasoline_kg"] + ind["diesel_kg"])
 
 
-def _yoy(cur: pd.Series, prev: pd.Series) -> np.ndarray:
-    c, p = cur.to_numpy(float), prev.to_numpy(float)
-    return np.divide(c - p, p, out=np.full(len(c), np.nan), where=p > 0)
-
-
 def _add_comparisons(frame: pd.DataFrame, key: list[str], prev: pd.DataFrame, ytd: pd.DataFrame) -> pd.DataFrame:
     p = prev.set_index(key)
     y = ytd.set_index(key)
@@ -98,7 +94,7 @@ def _add_comparisons(frame: pd.DataFrame, key: list[str], prev: pd.DataFrame, yt
     for col, name in YOY:
         prev_vals = p[col].reindex(idx).fillna(0.0) if len(p) else pd.Series(0.0, index=idx)
         out[f"prev_{col}"] = prev_vals.to_numpy(float)
-        out[name] = _yoy(out[col], prev_vals)
+        out[name] = yoy_change(out[col], prev_vals)
     for col, name in YTD:
         out[name] = (y[col].reindex(idx).fillna(0.0) if len(y) else pd.Series(0.0, index=idx)).to_numpy(float)
     return out
@@ -172,9 +168,7 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
     use = energy_use(store, registry, y0, m1, "day", factors)
     prev_use = energy_use(store, registry, p0, p1, "day", factors)
     in_month = (pd.DatetimeIndex(use["period_start"]) >= m0.tz_localize(tz)) if len(use) else np.zeros(0, bool)
-    month_use = use[in_month]
-    month_use.attrs["freq"] = "day"
-    ind = _with_derived(indicators(month_use, registry, factors, basis, freq="day"))
+    ind = _with_derived(indicators(use[in_month], registry, factors, basis, freq="day"))
     prev = _with_derived(indicators(prev_use, registry, factors, basis, freq="day"))
     ytd = _with_derived(indicators(use, registry, factors, basis, freq="day"))
 
@@ -238,14 +232,3 @@ def write_report(tables: ReportTables, out: str | Path) -> Path:
     wb.save(out)
     return out
 
-
-def write_monthly_report(registry, store, month: str, out: str | Path, quotas_path: str | Path | None = None,
-                         factors: FactorSet | None = None) -> Path:
-    """Compute and write the report in one call (the dashboard's download): the
-    quota file at `quotas_path` (if it exists) gives the electricity basis."""
-    basis = "equivalent"
-    if quotas_path is not None and Path(quotas_path).exists():
-        from quotas.config import load_quotas
-
-        basis = load_quotas(quotas_path, registry).basis
-    return write_report(monthly_report(store, registry, month, factors, basis), out)

@@ -1,5 +1,6 @@
-"""Real loopback servers for the alert tests: an HTTP webhook receiver and an SMTP
-server (aiosmtpd) with STARTTLS and AUTH. No tests live here."""
+"""Real loopback servers for the alert tests: an HTTP webhook receiver and an SMTP server.
+
+The SMTP server is aiosmtpd with STARTTLS and AUTH. No tests live here."""
 
 from __future__ import annotations
 

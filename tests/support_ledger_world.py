@@ -1,17 +1,19 @@
-"""A small portfolio with two years of daily meter readings and fuel bills, written to
-files (registry, quotas) and an embedded store, shared by the ledger and report tests.
-No tests live here."""
+"""Two years of daily readings and fuel bills of a small portfolio, for ledger and report tests.
+
+Written to files (registry, quotas) and an embedded store. No tests live here."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from core.registry import load_registry
-from storage import open_store
+from civicwatt.context import open_registry_store
+from core.registry import Registry, load_registry
+from storage import Store
 
 TZ = "Asia/Shanghai"
 
@@ -74,8 +76,7 @@ def build(base: Path, url: str | None = None) -> tuple[Path, Path, str]:
     q_path.write_text(QUOTAS, encoding="utf-8")
     url = url or f"embedded:{base / 'store'}"
     registry = load_registry(reg_path)
-    store = open_store(url, tz=TZ)
-    store.set_meters(registry.meters_frame())
+    store = open_registry_store(registry, url)
     days = pd.date_range("2023-01-01", "2025-03-01", freq="D", tz=TZ)
     frames = []
     for meter, per_day in DAILY.items():
@@ -94,3 +95,18 @@ def build(base: Path, url: str | None = None) -> tuple[Path, Path, str]:
         "cost_cny": GASOLINE_L_PER_MONTH * 7.8}))
     store.close()
     return reg_path, q_path, url
+
+
+class OpenWorld(NamedTuple):
+    registry: Registry
+    store: Store  # open: close it when done
+    quotas_path: Path
+    args: list[str]  # --registry, --store and --quotas naming the world, for the CLI
+
+
+def open_world(base: Path) -> OpenWorld:
+    """`build` under `base`, then its registry loaded and its store opened."""
+    reg_path, q_path, url = build(base)
+    registry = load_registry(reg_path)
+    return OpenWorld(registry, open_registry_store(registry, url), q_path,
+                     ["--registry", str(reg_path), "--store", url, "--quotas", str(q_path)])

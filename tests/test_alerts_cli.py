@@ -1,5 +1,7 @@
-"""`civicwatt quotas check --notify` end to end: registry and quota files, a store, a
-channels file with a real loopback webhook and a JSON-lines log."""
+"""`civicwatt quotas check --notify` end to end.
+
+Registry and quota files, a store, a channels file with a real loopback webhook and a
+JSON-lines log."""
 
 from __future__ import annotations
 

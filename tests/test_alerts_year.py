@@ -1,6 +1,6 @@
-"""A year of simulated data through the whole alert chain: rules -> outbox -> a real
-webhook. Projected breach -> actual breach -> recovery, with reminders, and nothing sent
-twice."""
+"""A year of simulated data through the whole alert chain: rules -> outbox -> a real webhook.
+
+Projected breach -> actual breach -> recovery, with reminders, and nothing sent twice."""
 
 from __future__ import annotations
 

@@ -125,3 +125,90 @@ def test_quota_file_bad_at_start_fails_bad_later_keeps_last(tmp_path):
     good.write_text(bad.read_text(encoding="utf-8"), encoding="utf-8")
     os.utime(good, ns=(1, 1))  # a different modification time, whatever the clock
     assert q.config() is first
+
+
+def test_access_functions_take_any_user_object():
+    """dashboard.access is framework-neutral: an API client with a role and a scope
+    gets the same answers as a dashboard user."""
+    from types import SimpleNamespace
+
+    from dashboard import access
+
+    reg = w.registry()
+    admin = SimpleNamespace(role="admin", scope=None)
+    mgr = SimpleNamespace(role="region", scope="sjz")
+    inst = SimpleNamespace(role="institution", scope="HB-0005")
+    sjz = {i.id for i in reg.institutions if i.region == "sjz"}
+    assert access.institution_ids(mgr, reg) == sjz == auth.User("m", "region", "sjz").institution_ids(reg)
+    assert access.visible_filter(admin, reg) is None and access.visible_filter(inst, reg) == {"HB-0005"}
+    assert access.default_region(admin, reg) == "hebei" and access.default_region(mgr, reg) == "sjz"
+    assert access.default_region(inst, reg) is None
+    # ranking peers: the chosen region's subtree, else the manager's region, else the institution's own region
+    assert access.peer_regions(admin, reg, None) is None
+    assert access.peer_regions(admin, reg, "sjz") == reg.region_subtree("sjz")
+    assert access.peer_regions(mgr, reg, None) == reg.region_subtree("sjz")
+    own = reg.institution_by_id["HB-0005"].region
+    assert access.peer_regions(inst, reg, None) == reg.region_subtree(own)
+    with pytest.raises(Forbidden):
+        access.peer_regions(mgr, reg, "bd")
+    # overview: what is summed and whose targets apply
+    assert access.overview_scope(mgr, reg, "sjz") == (sjz, "region:sjz")
+    assert access.overview_scope(inst, reg, None) == ({"HB-0005"}, "institution:HB-0005")
+    assert access.overview_scope(admin, reg, None) == (set(reg.institution_by_id), None)
+    for user, region in ((inst, "hebei"), (None, None), (mgr, "hebei")):
+        with pytest.raises(Forbidden):
+            access.overview_scope(user, reg, region)
+    # acknowledging: whoever sees the alert; no such alert is refused the same way
+    alert = {"key": "k", "institution_id": "HB-0001"}
+    assert access.require_acknowledge(mgr, reg, alert) is alert
+    for user, a in ((inst, alert), (mgr, None), (None, alert)):
+        with pytest.raises(Forbidden):
+            access.require_acknowledge(user, reg, a)
+    assert access.visible_alerts(mgr, reg, [alert, {"institution_id": "HB-0005"}]) == [alert]
+    # M&V projects: every institution must be visible; none resolvable: administrators only
+    assert access.project_visible(mgr, reg, {"HB-0001"}) and not access.project_visible(mgr, reg, {"HB-0001", "HB-0005"})
+    assert access.project_visible(admin, reg, set()) and not access.project_visible(mgr, reg, set())
+    assert access.report_registry(admin, reg) is reg
+    assert {i.id for i in access.report_registry(mgr, reg).institutions} == sjz
+
+
+def test_file_cache_recomputes_only_when_the_stamp_changes():
+    from dashboard.cache import FileCache
+
+    calls = []
+
+    def load(value):
+        def compute():
+            calls.append(value)
+            if isinstance(value, Exception):
+                raise value
+            return value
+        return compute
+
+    cache = FileCache()
+    assert cache.get("f", 1, load("a")) == "a"
+    assert cache.get("f", 1, load("b")) == "a" and calls == ["a"]  # same stamp: kept
+    assert cache.get("f", 2, load("b")) == "b" and calls == ["a", "b"]
+    assert cache.get("g", 2, load("c")) == "c"  # keys are independent
+    bad = ConfigError([])
+    assert cache.get("f", 3, load(bad), keep_last_on=ConfigError) == "b"  # invalid now: the last valid stays
+    assert cache.get("f", 3, load("d")) == "b"  # ... for that stamp, without re-reading
+    with pytest.raises(ConfigError):
+        cache.get("new", 1, load(bad), keep_last_on=ConfigError)  # nothing valid yet: the error
+    with pytest.raises(ValueError):
+        cache.get("f", 4, load(ValueError("x")), keep_last_on=ConfigError)  # other errors propagate
+
+
+def test_router_finds_each_page_and_its_subpaths():
+    from dashboard.i18n import TEXT
+    from dashboard.pages import PAGES
+    from dashboard.shell import find_page
+
+    by_path = {p.path: p for p in PAGES}
+    assert len(by_path) == len(PAGES) and all(p.nav in TEXT for p in PAGES)
+    assert find_page(PAGES, None) == (by_path["/"], None)
+    assert find_page(PAGES, "/ranking/") == (by_path["/ranking"], None)
+    assert find_page(PAGES, "/institution/HB-0001") == (by_path["/institution"], "HB-0001")
+    assert find_page(PAGES, "/institution/") == (by_path["/institution"], None)
+    assert find_page(PAGES, "/ranking/x") == (None, None)  # no subpaths below the ranking
+    assert find_page(PAGES, "/nowhere") == (None, None)

@@ -10,7 +10,7 @@ from dashboard.data import INDICATORS
 from dashboard.i18n import LANGS, TEXT, t
 from dashboard.ranking import LEVEL_ORDER
 
-SOURCES = sorted((Path(__file__).resolve().parent.parent / "dashboard").glob("*.py"))
+SOURCES = sorted((Path(__file__).resolve().parent.parent / "dashboard").rglob("*.py"))
 
 
 def test_every_literal_key_used_in_the_code_is_translated():

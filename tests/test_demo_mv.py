@@ -1,5 +1,7 @@
-"""The demo's energy-performance contract: a retrofit the load model really simulates
-(history and live simulator alike), and the savings verification finding it."""
+"""The demo's energy-performance contract: a simulated retrofit that verification finds.
+
+The load model really simulates the retrofit (history and live simulator alike), and
+the savings verification finds it."""
 
 from __future__ import annotations
 
@@ -221,16 +223,16 @@ def test_demo_sets_up_the_project_only_with_a_history_to_match(tmp_path):
     registry = load_registry(tmp_path / "civicwatt.yaml")
     store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
     try:
-        fresh, note = demo_mv_setup(tmp_path, registry, store, now, None)
+        fresh, note = demo_mv_setup(tmp_path, store, registry, now, None)
         assert fresh == sample_mv_setup(now) and "[new]" in note
-        short, note = demo_mv_setup(tmp_path, registry, store, now, 3)  # `--days 3` cannot hold the baseline
+        short, note = demo_mv_setup(tmp_path, store, registry, now, 3)  # `--days 3` cannot hold the baseline
         assert short is None and "--days 3" in note
         store.write_samples(generate_history([{"id": MV_RETROFIT_METER, "profile": "ddsu666"}],
                                              "2026-11-19", now, 3600))
-        old, note = demo_mv_setup(tmp_path, registry, store, now, None)  # history without the retrofit
+        old, note = demo_mv_setup(tmp_path, store, registry, now, None)  # history without the retrofit
         assert old is None and "predates" in note
         write_sample_mv_project(tmp_path, registry, now - pd.Timedelta(days=200))  # a project written in May
-        kept, _ = demo_mv_setup(tmp_path, registry, store, now, None)
+        kept, _ = demo_mv_setup(tmp_path, store, registry, now, None)
         assert kept == sample_mv_setup(now - pd.Timedelta(days=200)) and kept.reporting[1] == dt.date(2026, 5, 4)
     finally:
         store.close()

@@ -1,5 +1,6 @@
-"""`civicwatt ledger`: read the workbook back with openpyxl and check every total against
-the models API; the CSV is byte-identical from run to run."""
+"""`civicwatt ledger`: the workbook's totals equal the models API; the CSV is reproducible.
+
+The workbook is read back with openpyxl; the CSV is byte-identical from run to run."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
+from civicwatt.context import open_registry_store
 from core.registry import load_registry
 from models.api import aggregate, load_factors, rank, year_indicators
 from models.indicators import QTY_COL
 from quotas.config import load_quotas
 from quotas.evaluate import quota_levels
-from storage import open_store
-from tests.support_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build
+from tests.support_ledger_world import DAILY, GASOLINE_L_PER_MONTH, build, open_world
 
 HEADER_ROWS = 3  # a note, the keys, the Chinese labels
 
@@ -26,13 +27,9 @@ HEADER_ROWS = 3  # a note, the keys, the Chinese labels
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("ledger")
-    reg_path, q_path, url = build(base)
-    registry = load_registry(reg_path)
-    store = open_store(url, tz=registry.timezone)
-    store.set_meters(registry.meters_frame())
-    ind = year_indicators(store, registry, 2024)
-    store.close()
-    args = ["--registry", str(reg_path), "--store", url, "--quotas", str(q_path)]
+    registry, store, q_path, args = open_world(base)
+    with store:
+        ind = year_indicators(store, registry, 2024)
     assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.xlsx"), *args]) == 0
     assert main(["ledger", "--year", "2024", "--out", str(base / "ledger.csv"), *args]) == 0
     assert main(["ledger", "--year", "2024", "--out", str(base / "again.csv"), *args]) == 0
@@ -213,8 +210,7 @@ def test_ledger_and_report_on_influxdb(influxd, tmp_path):
     registry = load_registry(reg_path)
     out = {}
     for name, url in (("embedded", embedded_url), ("influx", influx_url)):
-        store = open_store(url, tz=registry.timezone)
-        store.set_meters(registry.meters_frame())
+        store = open_registry_store(registry, url)
         try:
             out[name] = (build_ledger(store, registry, 2024), monthly_report(store, registry, "2024-03"))
         finally:
@@ -224,3 +220,14 @@ def test_ledger_and_report_on_influxdb(influxd, tmp_path):
     close = ["kgce", "tce", "t_co2", "water_m3", "yoy_tce", "ytd_tce"]
     pd.testing.assert_frame_equal(re_.institutions[close], ri.institutions[close], rtol=1e-9)
     assert list(re_.incomplete["institution_id"]) == list(ri.incomplete["institution_id"]) == ["G3", "H1"]
+
+
+def test_level_columns_follow_the_institutions_shown():
+    """The summary sheet's quota-level columns are those with a level for a shown institution
+    (a download cut to some institutions drops the standards that apply to none of them)."""
+    from reports.ledger import level_columns
+
+    summary = pd.DataFrame({"institution_id": ["A", "B"], "level_kgce_per_person": ["guide", None],
+                            "level_water_m3_per_person": [None, "no_data"], "tce": [1.0, 2.0]})
+    assert level_columns(summary) == ["level_kgce_per_person", "level_water_m3_per_person"]
+    assert level_columns(summary.iloc[:1]) == ["level_kgce_per_person"]

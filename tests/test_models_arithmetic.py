@@ -222,7 +222,7 @@ def test_store_rollover_bills_and_submeters(store, factors):
     assert ("A", "electricity") not in billed.index  # metered: the bill is not counted twice
     assert billed[("A", "heat")] == pytest.approx(30.0)
     assert billed[("B", "water")] == pytest.approx(40.0 / 4 * 2)  # 2 of its 4 days are in the window
-    ind = indicators(use, reg, factors).set_index("institution_id")
+    ind = indicators(use, reg, factors, freq="day").set_index("institution_id")
     assert ind.loc["A", "electricity_kwh"] == pytest.approx(350.0)
     assert ind.loc["A", "kgce"] == pytest.approx(350 * 0.1229 + 30 * 0.73 * 1.4714 + 30 * 34.12)
     assert ind.loc["A", "heating_kgce"] == pytest.approx(30 * 34.12)  # January, purchased heat
@@ -235,7 +235,7 @@ def test_store_rollover_bills_and_submeters(store, factors):
     # with sub-meters included the totals do not change
     use_all = energy_use(store, reg, "2024-01-01", "2024-01-04", "day", factors, include_submeters=True)
     assert (~use_all["is_main"]).sum() == 6
-    ind_all = indicators(use_all, reg, factors).set_index("institution_id")
+    ind_all = indicators(use_all, reg, factors, freq="day").set_index("institution_id")
     assert ind_all.loc["A", "kgce"] == pytest.approx(ind.loc["A", "kgce"])
     by_meter = consumption_by(use_all, reg.institutions_frame(), by=["meter_id"])
     assert by_meter[by_meter["meter_id"] == "A-E1"]["quantity"].sum() == pytest.approx(100.0)

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.vocab import ENERGIES
 from models.api import aggregate, indicators_from_frames, load_factors
 from models.indicators import EXTENSIVE, INTENSITIES
 
 FACTORS = load_factors()
 TZ = "Asia/Shanghai"
 START = pd.Timestamp("2021-01-01", tz=TZ)
-ENERGIES = ["electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal", "pv"]
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

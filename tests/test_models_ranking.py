@@ -56,3 +56,11 @@ def test_rank_year_on_year_and_province_level():
     assert p.loc["S9", "leader"]  # 10 % of 13 -> 1
     other = rank(ind, indicator="kgce_per_m2", peers=["category"]).set_index("institution_id")
     assert other.loc["B1", "peer_size"] == 13
+
+
+def test_yoy_change_is_a_fraction_with_no_base_below_zero():
+    from models.compare import yoy_change
+
+    out = yoy_change(pd.Series([110.0, 90.0, 5.0, 5.0, 5.0, np.nan]), np.array([100.0, 100.0, 0.0, -2.0, np.nan, 4.0]))
+    assert out[:2] == pytest.approx([0.10, -0.10])
+    assert np.isnan(out[2:]).all()  # zero, negative or missing previous value, or no current value

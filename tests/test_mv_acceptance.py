@@ -239,6 +239,10 @@ def test_bad_input_gives_a_clear_message_and_no_report(tmp_path, embedded_store,
     assert _run(tmp_path, project, out) == 1
     err = capsys.readouterr().err
     assert expected in err
+    assert "Traceback" not in err
+    # the data falling short is said so, one line per problem; a wrong project file is a config problem
+    insufficient = case_name != "reporting_before_baseline"
+    assert all(line.startswith("insufficient data: ") for line in err.splitlines()) == insufficient
     assert not out.exists()
     assert not list(tmp_path.glob("*.tmp"))
 

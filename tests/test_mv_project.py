@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from core.registry import load_registry
 from core.yamlfile import ConfigError
 from tests.test_mv_synthetic import REGISTRY_YAML
-from verification import load_project
+from verification import InsufficientData, load_project
 from verification.contract import settle, trusteeship_baseline
-from verification.project import Contract, read_calendar_csv, read_temperature_csv
+from verification.driver_files import read_calendar_csv, read_temperature_csv
+from verification.project import Contract
 
 PROJECT = """\
 id: emc-001
@@ -92,11 +93,33 @@ def test_nested_errors_are_located(tmp_path):
 def test_missing_temperatures_are_listed(tmp_path):
     p = _write(tmp_path)
     _temps(tmp_path / "temps.csv", drop=("2024-03-05", "2024-03-06", "2024-03-07", "2025-02-01"))
-    problems = _problems(p)
+    with pytest.raises(InsufficientData) as exc:  # missing drivers: the data, not the file, fall short
+        load_project(p)
+    problems = exc.value.problems
     text = " | ".join(str(x) for x in problems)
     assert "2024-03-05..2024-03-07 (3 days) of the baseline period" in text
     assert "2025-02-01 (1 day) of the reporting period" in text
     assert all(x.file.endswith("temps.csv") for x in problems)
+    assert [(f.code, f.values["phase"], f.values["days_missing"]) for f in exc.value.findings] == [
+        ("temperature_missing", "baseline", 3), ("temperature_missing", "reporting", 1)]
+
+
+def test_a_normal_year_that_is_not_a_year_is_a_config_error(tmp_path):
+    _temps(tmp_path / "normal.csv", "2023-01-01", "2023-06-30")
+    p = _write(tmp_path, PROJECT + "normal_year: normal.csv\n")
+    _temps(tmp_path / "temps.csv", drop=("2025-02-01",))
+    with pytest.raises(ConfigError) as exc:
+        load_project(p)
+    assert not isinstance(exc.value, InsufficientData)  # the file is wrong, whatever else is missing
+    assert [(x.file.rsplit("/", 1)[-1], x.field) for x in exc.value.problems] == [("temps.csv", "temp_c"),
+                                                                                   ("normal.csv", "date")]
+    assert "found 181 rows over 181 days" in exc.value.problems[1].message
+
+
+def test_adjustment_items_must_be_mappings(tmp_path):
+    text = PROJECT.replace("  - {start: 2025-03-01, end: 2025-03-10, quantity: 500, reason: exhibition}",
+                           "  - {start: 2025-03-01, end: 2025-03-10, quantity: 500, reason: exhibition}\n  - 5")
+    assert [(p.line, p.field) for p in _problems(_write(tmp_path, text))] == [(7, "adjustments[1]")]
 
 
 def test_temperature_csv_rows_are_located(tmp_path):

@@ -135,3 +135,26 @@ def test_lists_and_mappings_are_checked(tmp_path):
         load_registry(path)
     assert [(p.line, p.field, p.message) for p in info.value.problems] == [
         (1, "regions", "must be a list"), (3, "meters[0]", "must be a mapping")]
+
+
+def test_region_tree_is_walked_the_same_from_every_form():
+    """The one walk (`region_chain`) serves the Registry, an id/parent frame and a dict alike;
+    it stops at an unknown parent and at a loop instead of running forever."""
+    import pandas as pd
+
+    from core.registry import Region, Registry, region_ancestors_frame, region_chain, region_parents
+
+    reg = Registry(regions=(Region(id="cn", name="中国"), Region(id="hebei", name="河北省", parent="cn"),
+                            Region(id="sjz", name="石家庄市", parent="hebei")))
+    as_dict = {"cn": None, "hebei": "cn", "sjz": "hebei"}
+    as_frame = pd.DataFrame({"id": ["cn", "hebei", "sjz"], "parent": [None, "cn", "hebei"]})
+    assert region_parents(reg) == region_parents(as_frame) == as_dict and region_parents(None) == {}
+    assert reg.region_ancestors("sjz") == region_chain("sjz", as_dict) == ["sjz", "hebei", "cn"]
+    assert reg.region_subtree("hebei") == {"hebei", "sjz"}
+    assert region_chain("mars", as_dict) == ["mars"]  # unknown: itself only
+    assert region_chain("a", {"a": "b", "b": "a"}) == ["a", "b"]  # a loop is walked once
+    for tree in (reg, as_dict, as_frame):
+        pairs = region_ancestors_frame(["sjz", "cn"], tree)
+        assert list(pairs.itertuples(index=False, name=None)) == [
+            ("sjz", "sjz", 0), ("sjz", "hebei", 1), ("sjz", "cn", 2), ("cn", "cn", 0)]
+    assert region_ancestors_frame(["sjz"], None).values.tolist() == [["sjz", "sjz", 0]]

@@ -1,5 +1,6 @@
-"""`civicwatt report monthly`: read the workbook back with openpyxl and check every total
-against the models API."""
+"""`civicwatt report monthly`: every total of the workbook equals the models API.
+
+The workbook is read back with openpyxl."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import pandas as pd
 import pytest
 
 from civicwatt.cli import main
-from core.registry import load_registry
 from models.api import aggregate, energy_use, indicators, load_factors
 from reports.monthly import data_completeness, parse_month
 from storage import open_store
-from tests.support_ledger_world import DAILY, TZ, build
+from tests.support_ledger_world import DAILY, TZ, open_world
 
 HEADER_ROWS = 3
 
@@ -21,10 +21,7 @@ HEADER_ROWS = 3
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
-    reg_path, q_path, url = build(base)
-    registry = load_registry(reg_path)
-    store = open_store(url, tz=registry.timezone)
-    store.set_meters(registry.meters_frame())
+    registry, store, _, args = open_world(base)
     factors = load_factors()
 
     def ind(start, end):
@@ -34,7 +31,6 @@ def world(tmp_path_factory):
            "ytd": ind("2024-01-01", "2024-04-01")}
     store.close()
     out = base / "report.xlsx"
-    args = ["--registry", str(reg_path), "--store", url, "--quotas", str(q_path)]
     assert main(["report", "monthly", "--month", "2024-03", "--out", str(out), *args]) == 0
     return out, registry, api, args
 

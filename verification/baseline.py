@@ -269,6 +269,53 @@ def _score(fs: stats.FitStats, criterion: str) -> float:
     return {"adj_r2": -fs.adj_r2, "aic": fs.aic, "bic": fs.bic}[criterion]
 
 
+def _term_options(drivers: pd.DataFrame, layout: Layout, ok: np.ndarray, use_day_type: bool,
+                  use_occupancy: bool) -> list[tuple[bool, bool]]:
+    """(day_type, occupancy) combinations worth trying: a term only where its driver varies."""
+    # Share of working days per period: a day-type term needs it to vary (for months,
+    # a constant share would make the term collinear with the day count).
+    share = (layout.aggregate(drivers["working"].to_numpy(float)) / layout.aggregate(np.ones(len(drivers))))[ok, 0]
+    day_types = [False]
+    if use_day_type and len(share) and np.ptp(share) > 0:
+        day_types.append(True)
+    occupancies = [False]
+    if use_occupancy and "occupancy" in drivers and np.ptp(drivers["occupancy"].to_numpy(float)) > 0:
+        occupancies.append(True)
+    return [(dt, occ) for dt in day_types for occ in occupancies]
+
+
+def _candidate(kind: str, day_type: bool, occupancy: bool, resid: _Residualizer, yo: np.ndarray, H: np.ndarray,
+               C: np.ndarray, criterion: str) -> tuple[dict, float, ModelSpec | None]:
+    """A form's row of the candidates table, its score (inf: not accepted) and its spec."""
+    ih, ic, e = _search(kind, resid, yo, H, C)
+    if e is None:
+        return ({"model": ModelSpec(kind, day_type, occupancy).name, "accepted": False,
+                 "reason": "no balance point gives significant positive slopes"}, np.inf, None)
+    spec = ModelSpec(kind, day_type, occupancy,
+                     None if ih is None else float(HEATING_GRID_C[ih]),
+                     None if ic is None else float(COOLING_GRID_C[ic]))
+    # fixed columns + one slope and one balance point per degree-day term
+    p = resid.rank + 2 * spec.n_balance_points
+    fs = stats.fit_stats(yo, yo - e, p)
+    score = _score(fs, criterion) if len(yo) > p + 1 else np.inf
+    row = {"model": spec.name, "accepted": bool(np.isfinite(score)), "reason": "",
+           "heating_base_c": spec.heating_base_c, "cooling_base_c": spec.cooling_base_c,
+           "n": fs.n, "p": p, "r2": fs.r2, "adj_r2": fs.adj_r2, "cvrmse": fs.cvrmse,
+           "nmbe": fs.nmbe, "aic": fs.aic, "bic": fs.bic, "score": score}
+    return row, score, spec
+
+
+def _refit(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout, ok: np.ndarray, yo: np.ndarray) -> BaselineModel:
+    """The chosen form fitted on its full design (columns that are all zero dropped)."""
+    X, names = design(spec, drivers, layout)
+    X = X[ok]
+    keep = np.abs(X).sum(axis=0) > 0
+    coef = stats.ols(X[:, keep], yo)
+    fitted = X[:, keep] @ coef
+    fs = stats.fit_stats(yo, fitted, _rank(X[:, keep]) + spec.n_balance_points)
+    return BaselineModel(spec, [n for n, k in zip(names, keep, strict=True) if k], coef, fs, fitted)
+
+
 def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion: str = "adj_r2",
                  use_day_type: bool = True, use_occupancy: bool = True) -> BaselineModel:
     """Fit every candidate form (balance points by search) to the period values `y`
@@ -280,55 +327,23 @@ def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion
         raise ValueError(f"criterion must be one of {CRITERIA}")
     y = np.asarray(y, float)
     ok = np.isfinite(y)
+    yo = y[ok]
     temp = drivers["temp_c"].to_numpy(float)
     H = layout.aggregate(stats.heating_degree_days(temp, HEATING_GRID_C))[ok]
     C = layout.aggregate(stats.cooling_degree_days(temp, COOLING_GRID_C))[ok]
-    # Share of working days per period: a day-type term needs it to vary (for months,
-    # a constant share would make the term collinear with the day count).
-    share = (layout.aggregate(drivers["working"].to_numpy(float)) / layout.aggregate(np.ones(len(drivers))))[ok, 0]
-    day_types = [False]
-    if use_day_type and len(share) and np.ptp(share) > 0:
-        day_types.append(True)
-    occupancies = [False]
-    if use_occupancy and "occupancy" in drivers and np.ptp(drivers["occupancy"].to_numpy(float)) > 0:
-        occupancies.append(True)
-
-    rows, best = [], None
-    yo = y[ok]
+    options = _term_options(drivers, layout, ok, use_day_type, use_occupancy)
     residualizers = {(dt, occ): _Residualizer(fixed_columns(ModelSpec("mean", dt, occ), drivers, layout)[0][ok])
-                     for dt in day_types for occ in occupancies}
+                     for dt, occ in options}
+    rows, best = [], None
     for kind in KINDS:
-        for dt in day_types:
-            for occ in occupancies:
-                spec0 = ModelSpec(kind, dt, occ)
-                ih, ic, e = _search(kind, residualizers[(dt, occ)], yo, H, C)
-                if e is None:
-                    rows.append({"model": spec0.name, "accepted": False,
-                                 "reason": "no balance point gives significant positive slopes"})
-                    continue
-                spec = ModelSpec(kind, dt, occ,
-                                 None if ih is None else float(HEATING_GRID_C[ih]),
-                                 None if ic is None else float(COOLING_GRID_C[ic]))
-                # fixed columns + one slope and one balance point per degree-day term
-                p = residualizers[(dt, occ)].rank + 2 * spec.n_balance_points
-                fs = stats.fit_stats(yo, yo - e, p)
-                score = _score(fs, criterion) if len(yo) > p + 1 else np.inf
-                rows.append({"model": spec.name, "accepted": bool(np.isfinite(score)), "reason": "",
-                             "heating_base_c": spec.heating_base_c, "cooling_base_c": spec.cooling_base_c,
-                             "n": fs.n, "p": p, "r2": fs.r2, "adj_r2": fs.adj_r2, "cvrmse": fs.cvrmse,
-                             "nmbe": fs.nmbe, "aic": fs.aic, "bic": fs.bic, "score": score})
-                if np.isfinite(score) and (best is None or score < best[0] - 1e-12):
-                    best = (score, spec)
+        for dt, occ in options:
+            row, score, spec = _candidate(kind, dt, occ, residualizers[(dt, occ)], yo, H, C, criterion)
+            rows.append(row)
+            if np.isfinite(score) and (best is None or score < best[0] - 1e-12):
+                best = (score, spec)
     if best is None:
         raise ValueError("no baseline model could be fitted (too few data points)")
-    spec = best[1]
-    X, names = design(spec, drivers, layout)
-    X = X[ok]
-    keep = np.abs(X).sum(axis=0) > 0
-    coef = stats.ols(X[:, keep], yo)
-    fitted = X[:, keep] @ coef
-    fs = stats.fit_stats(yo, fitted, _rank(X[:, keep]) + spec.n_balance_points)
-    model = BaselineModel(spec, [n for n, k in zip(names, keep, strict=True) if k], coef, fs, fitted)
+    model = _refit(best[1], drivers, layout, ok, yo)
     table = pd.DataFrame(rows)
     table["selected"] = table["model"] == model.spec.name
     model.candidates = table

@@ -21,7 +21,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
+import pandas as pd
+
+from verification.findings import Finding
+from verification.sufficiency import MIN_COVERAGE
 
 # JS/T 301-2024 (domain.md section 7): years "within ±10 %" use the three-year average.
 TRUSTEESHIP_BAND = 0.10
@@ -93,3 +99,57 @@ def settle(contract, avoided: np.ndarray, low90_total: float, actual_total: floa
         out["payment_basis"] = "baseline energy cost (JS/T 301-2024), pro rata, plus non-routine adjustments"
         per_period = np.full(len(avoided), out["payment_cny"] / max(len(avoided), 1))
     return out, per_period
+
+
+def uses_history(contract) -> bool:
+    """An energy-cost trusteeship whose baseline comes from past years' use (no agreed
+    `baseline_quantity`): `annual_history`, else the store (see `history_years`)."""
+    return contract is not None and contract.type == "energy_cost_trusteeship" and contract.baseline_quantity is None
+
+
+def history_years(reporting_start: dt.date) -> tuple[dt.date, dt.date]:
+    """First and last day of the TRUSTEESHIP_YEARS calendar years before the reporting start year."""
+    year = reporting_start.year
+    return dt.date(year - TRUSTEESHIP_YEARS, 1, 1), dt.date(year - 1, 12, 31)
+
+
+def annual_use(daily: pd.DataFrame, first_year: int, last_year: int, n_meters: int) -> dict[int, float]:
+    """Use per complete calendar year (energy units) from daily consumption (period,
+    quantity, n_meters): a year counts when at least MIN_COVERAGE of its days
+    have data from every meter, and its use is scaled up to the whole year."""
+    year_of = daily["period"].dt.year
+    out: dict[int, float] = {}
+    for year in range(first_year, last_year + 1):  # three years
+        sel = daily[year_of == year]
+        days = 366 if pd.Timestamp(year=year, month=12, day=31).day_of_year == 366 else 365
+        if len(sel) >= MIN_COVERAGE * days and (sel["n_meters"] == n_meters).all():
+            out[year] = float(sel["quantity"].sum()) * days / len(sel)
+    return out
+
+
+def settle_contract(contract, avoided: np.ndarray, low90_total: float, actual_total: float, reporting_days: int,
+                    adjustments_total: float, history: dict[int, float] | None) -> tuple[dict, np.ndarray, list[Finding]]:
+    """Payment due under `contract` over the reporting periods.
+
+    avoided: avoided energy per reporting period (NaN: no data); history: annual use
+    by year, required (not empty) for a trusteeship without an agreed baseline (`uses_history`).
+    Returns (summary items, payment per period in CNY, NaN where no data; findings)."""
+    has = np.isfinite(avoided)
+    items: dict = {}
+    findings: list[Finding] = []
+    annual = None
+    if contract.type == "energy_cost_trusteeship":
+        if contract.baseline_quantity is not None:
+            annual, rule = contract.baseline_quantity, "agreed in the contract (baseline_quantity)"
+        else:
+            if not history:
+                raise ValueError("an energy-cost trusteeship without baseline_quantity needs the annual history")
+            annual, rule, applies = trusteeship_baseline(history)
+            if not applies:
+                findings.append(Finding("trusteeship_baseline_not_agreed", rule, {"annual_use": dict(history)}))
+        items["trusteeship_rule"] = rule
+    settled, pay = settle(contract, avoided[has], low90_total, actual_total, reporting_days, adjustments_total, annual)
+    items.update(settled)
+    payment = np.zeros(len(avoided))
+    payment[has] = pay
+    return items, np.where(has, payment, np.nan), findings

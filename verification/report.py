@@ -24,7 +24,7 @@ from openpyxl import Workbook
 from openpyxl.chart import LineChart, Reference
 from openpyxl.utils import get_column_letter
 
-from verification.verify import MVResult
+from verification.result import MVResult
 
 
 def _cell(value: Any) -> Any:

@@ -18,43 +18,26 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from civicwatt.context import open_registry_store, registry_from_args
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from core.schemas.gateways import GatewaysFile
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
 
 def load_gateway_options(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Per-gateway options from YAML; ConfigError naming file, line and field."""
-    from collectors.poller import GatewayOptions
-
+    """Per-gateway options from YAML (schema: `core.schemas.gateways.GatewaysFile`), by
+    gateway key, each with the options the file sets; ConfigError naming file, line and field."""
     file = str(path)
     doc = load_yaml(path)
-    known = {f.name: f.type for f in fields(GatewayOptions)}
     if not isinstance(doc, LineDict):
         raise ConfigError([Problem(file, 1, "-", "expected a mapping of 'host:port' (or '*') to options")])
-    problems = []
-    out: dict[str, dict[str, Any]] = {}
-    for key, opts in doc.items():
-        if key != "*" and (":" not in str(key) or not str(key).rsplit(":", 1)[1].isdigit()):
-            problems.append(Problem(file, doc.line_of(key), str(key), "expected 'host:port' or '*'"))
-            continue
-        if not isinstance(opts, LineDict):
-            problems.append(Problem(file, doc.line_of(key), str(key), "expected a mapping of options"))
-            continue
-        for name, value in opts.items():
-            if name not in known:
-                problems.append(Problem(file, opts.line_of(name), f"{key}.{name}",
-                                        f"unknown option (known: {', '.join(known)})"))
-            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                problems.append(Problem(file, opts.line_of(name), f"{key}.{name}", "must be a number >= 0"))
-        out[str(key)] = dict(opts)
-    if problems:
-        raise ConfigError(problems)
-    return out
-
+    problems: list[Problem] = []
+    parsed = validate_node(GatewaysFile, doc, file, "", problems)
+    if parsed is None:
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
+    return {key: opts.model_dump(exclude_unset=True) for key, opts in parsed.root.items()}
 
 
 def run(args: argparse.Namespace) -> int:

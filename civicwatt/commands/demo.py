@@ -60,7 +60,6 @@ LIVE_INTERVAL_S = 900  # the sample meters are polled every 15 minutes
 FULL_RESOLUTION_DAYS = 35  # recent history at the poll interval, older history hourly
 WRITE_CHUNK = 500_000  # samples per store write (and progress step)
 ROLLUP_EVERY_MIN = 5
-QUOTA_CHECK_EVERY_MIN = 60
 SEED = 1  # the load model's seed, for the history, the simulator and the demo project's temperatures
 
 
@@ -72,7 +71,7 @@ def history_days(now: pd.Timestamp, tz: str) -> int:
     return max(MIN_HISTORY_DAYS, (now - jan1).days + 1)
 
 
-def backfill(registry: Registry, store: Store, days: int, now: pd.Timestamp,
+def backfill(store: Store, registry: Registry, days: int, now: pd.Timestamp,
              meters: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Write `days` of history up to `now` for meters that have none; return the last
     stored sample of every meter (where the simulator continues). `meters`: the
@@ -130,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     now = pd.Timestamp.now(tz="UTC").floor("s")
-    setup, note = demo_mv_setup(base, registry, store, now, args.days)
+    setup, note = demo_mv_setup(base, store, registry, now, args.days)
     days = args.days or history_days(now, registry.timezone)
     if setup is not None and not args.days:
         days = max(days, (now.tz_convert(registry.timezone).date() - setup.history_start).days + 1)
@@ -139,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         meters = apply_retrofits(meters, sample_retrofits(setup))
         write_sample_mv_project(base, registry, now, seed=SEED)
     print(f"mv         {note}")
-    last = backfill(registry, store, days, now, meters)
+    last = backfill(store, registry, days, now, meters)
     print(f"history    {days} days up to {now.tz_convert(registry.timezone):%Y-%m-%d %H:%M} "
           f"({time.perf_counter() - started:.0f} s)")
 
@@ -152,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         collector.scheduler.add_job(store.refresh_rollups, "interval", minutes=ROLLUP_EVERY_MIN, id="rollups",
                                     max_instances=1, coalesce=True)
     outbox_dir = default_outbox_dir(store.url, fallback=base)
-    alerts = _alert_service(registry, store, quotas_path, outbox_dir, base / "channels.yaml")
+    alerts = _alert_service(store, registry, quotas_path, outbox_dir, base / "channels.yaml")
     if alerts is not None:
         alerts.add_jobs(collector.scheduler)
         collector.scheduler.add_job(alerts.daily, "date", id="first-alert-check")  # once at start-up
@@ -182,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_mv_setup(base: Path, registry: Registry, store: Store, now: pd.Timestamp,
+def demo_mv_setup(base: Path, store: Store, registry: Registry, now: pd.Timestamp,
                   days: int | None) -> tuple[SampleMVSetup | None, str]:
     """The demo project's set-up (None: no project, no retrofit) and a line saying why.
 
@@ -205,7 +204,7 @@ def demo_mv_setup(base: Path, registry: Registry, store: Store, now: pd.Timestam
     return setup, f"{mv_file} [new] (retrofit of {MV_RETROFIT_METER} from {setup.retrofit_start})"
 
 
-def _alert_service(registry: Registry, store: Store, quotas_path: Path, outbox_dir: Path, channels: Path):
+def _alert_service(store: Store, registry: Registry, quotas_path: Path, outbox_dir: Path, channels: Path):
     """Scheduled alert checks into the outbox, delivered through `channels` (a
     channels.yaml next to the registry; without it alerts are kept for the dashboard)."""
     quotas = load_optional_quotas(str(quotas_path), registry)

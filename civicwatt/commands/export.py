@@ -1,5 +1,7 @@
-"""`civicwatt export readings|consumption`: stored samples in the readings format (a round
-trip of import) or consumption per meter and period.
+"""`civicwatt export readings|consumption`: stored samples or consumption as CSV.
+
+Readings come in the readings format (a round trip of import); consumption per meter
+and period.
 
 `--start` and `--end` are local dates of the registry's time zone, both inclusive
 (`--start 2025-01-01 --end 2025-01-31` is January); a value with a time of day is taken
@@ -40,14 +42,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in args.meter or [] if m not in registry.meter_by_id]
     if unknown:
         raise ConfigError([Problem("<command line>", 0, "--meter", f"unknown meter '{m}'") for m in unknown])
-    store = open_registry_store(registry, args.store)
-    try:
+    with open_registry_store(registry, args.store) as store:
         if args.kind == "readings":
             text = readings_csv(store.read_samples(lo, hi, args.meter), registry.timezone)
         else:
             text = consumption_csv(store.consumption(args.freq, lo, hi, args.meter), registry)
-    finally:
-        store.close()
     Path(args.out).write_text(text, encoding="utf-8")
     print(f"wrote {args.out} ({text.count(chr(10)) - 1:,} rows)")
     return 0

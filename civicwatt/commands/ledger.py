@@ -24,11 +24,8 @@ def run(args: argparse.Namespace) -> int:
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     factors = load_factors(getattr(args, "factors", None))
     started = time.monotonic()
-    store = open_registry_store(registry, args.store)
-    try:
+    with open_registry_store(registry, args.store) as store:
         tables = build_ledger(store, registry, args.year, factors, quotas)
-    finally:
-        store.close()
     write_ledger(tables, out)
     print(f"wrote {out}: {len(tables.ledger):,} ledger rows, {len(tables.summary):,} institutions, "
           f"{tables.summary['t_co2'].sum():,.1f} tCO2, {tables.summary['tce'].sum():,.1f} tce "

@@ -1,7 +1,9 @@
 """`civicwatt mv --project FILE.yaml --out FILE.xlsx`: savings verification report.
 
-Every problem (project file, driver CSVs, data sufficiency) is printed with file, line
-and field, the exit code is 1 and no report is written.
+Every problem (project file, driver CSVs) is printed with file, line and field; data
+that do not allow a verification (verification.InsufficientData) are printed one line
+each as "insufficient data: FILE:LINE: FIELD: message". Either way the exit code is 1,
+there is no traceback and no report is written.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import sys
 
 from civicwatt.context import open_registry_store, registry_from_args
-from verification import load_project, verify, write_report
+from verification import InsufficientData, MVResult, load_project, verify, write_report
 
 
 def _fmt(value: object) -> str:
@@ -19,14 +21,24 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def run(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace) -> MVResult:
     registry = registry_from_args(args)
     project = load_project(args.project, registry)
     store = open_registry_store(registry, args.store)
     try:
-        result = verify(project, store)
+        return verify(project, store)
     finally:
         store.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = _verify(args)
+    except InsufficientData as exc:
+        for problem in exc.problems:
+            print(f"insufficient data: {problem}", file=sys.stderr)
+        return 1
+    project = result.project
     out = write_report(result, args.out)
     s = result.summary
     print(f"{project.id}: {s['model']} (n={s['n']}, p={s['p']}, R²={s['r2']:.3f}, CV(RMSE)={s['cvrmse']:.1%}, "

@@ -1,8 +1,10 @@
-"""`civicwatt quotas check [--date YYYY-MM-DD] [--notify]`: evaluate the dual-control
-targets, quota standards and meter-data rules, print the targets' status and every
-alert; with `--notify`, hand the alerts to the persistent outbox (de-duplicated:
-an alert already open is not sent again, one that cleared gets its resolved message)
-and deliver through the channels of `--channels` (when the file exists).
+"""`civicwatt quotas check [--date YYYY-MM-DD] [--notify]`: targets, standards and alerts.
+
+It evaluates the dual-control targets, quota standards and meter-data rules, prints
+the targets' status and every alert; with `--notify`, it hands the alerts to the
+persistent outbox (de-duplicated: an alert already open is not sent again, one that
+cleared gets its resolved message) and delivers through the channels of `--channels`
+(when the file exists).
 
 `--date` is the evaluation date (data before it count; default today). Exit status 0
 whether or not alerts were found; 1 for configuration errors."""
@@ -46,13 +48,10 @@ def run(args: argparse.Namespace) -> int:
     channels = None
     if args.notify and args.channels and Path(args.channels).exists():
         channels = load_channels(args.channels)
-    store = open_registry_store(registry, args.store)
     details: dict = {}
-    try:
+    with open_registry_store(registry, args.store) as store:
         alerts = evaluate_alerts(store, registry, quotas, at, details=details)
         store_url = store.url
-    finally:
-        store.close()
     _print_targets(details.get("targets"))
     print(f"{len(alerts)} alert(s)")
     for a in alerts:

@@ -25,11 +25,8 @@ def run(args: argparse.Namespace) -> int:
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     factors = load_factors(getattr(args, "factors", None))
     started = time.monotonic()
-    store = open_registry_store(registry, args.store)
-    try:
+    with open_registry_store(registry, args.store) as store:
         tables = monthly_report(store, registry, args.month, factors, quotas.basis if quotas else "equivalent")
-    finally:
-        store.close()
     write_report(tables, out)
     print(f"wrote {out}: {args.month}, {len(tables.institutions):,} institutions "
           f"({int(tables.institutions['has_data'].sum()):,} with data, {len(tables.incomplete):,} incomplete), "

@@ -1,0 +1,71 @@
+"""What every page, callback and download of one dashboard shares, and what a page is.
+
+`create_app` builds one `Context` (registry, store, the data service, the quota file,
+the savings-verification projects, the alert outbox and who is signed in) and hands
+it to each module's `register`. A page is a `Page`: its path, its navigation label,
+the function that renders it for a user, and the function that registers its
+callbacks (`dashboard.pages` lists them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dash
+
+from core.registry import Registry
+from dashboard import integrations
+from dashboard.auth import User
+from dashboard.data import DataService
+
+YEARS_SHOWN = 5  # the year pickers offer this year and the four before
+
+
+@dataclass(frozen=True)
+class Context:
+    """One dashboard's shared state. `current_user()`: the signed-in user of the
+    request being served (None without a valid session)."""
+
+    registry: Registry
+    store: Any
+    service: DataService
+    quotas: integrations.Quotas
+    mv: integrations.MVProjects
+    data_dir: Path | None
+    current_user: Callable[[], User | None]
+    region_name: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "region_name", {r.id: r.name for r in self.registry.regions})
+
+    def years(self) -> list[int]:
+        """The years offered in pickers, newest first."""
+        cur = self.service.current_year()
+        return list(range(cur, cur - YEARS_SHOWN, -1))
+
+    def outbox(self) -> Any | None:
+        """The alert outbox of the data directory (None without one)."""
+        return integrations.outbox(self.data_dir)
+
+    def regions_by_depth(self, region_ids: set[str]) -> list[str]:
+        """Region ids from the top of the tree down (pickers' order)."""
+        return sorted(region_ids, key=lambda r: (len(self.registry.region_ancestors(r)), r))
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the dashboard at `path` (and below it when `subpaths`).
+
+    `render(ctx, user, lang, rest)` returns the page's components for a signed-in
+    user (`rest`: the part of the path after `path/`, None at `path` itself) and may
+    raise `dashboard.access.Forbidden`; `register(app, ctx)` adds its callbacks.
+    `nav`: the i18n key of its link in the header."""
+
+    path: str
+    nav: str
+    render: Callable[[Context, User, str, str | None], Any]
+    register: Callable[[dash.Dash, Context], None]
+    subpaths: bool = False

@@ -1,0 +1,127 @@
+"""Downloads: the ranking and an institution's daily consumption as CSV, the monthly
+report, the carbon ledger and a savings-verification report, each built from what
+the signed-in user may see (401 without a session, 403 for anything else, 400 for a
+malformed request)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import flask
+import pandas as pd
+
+from core.yamlfile import ConfigError
+from dashboard import integrations
+from dashboard.access import Forbidden, report_registry, require_institution, visible_filter
+from dashboard.auth import User
+from dashboard.context import Context
+from dashboard.data import institution_meters
+from dashboard.pages.institution import DAILY_DAYS
+from dashboard.ranking import DEFAULT_INDICATOR, ranked, user_query
+
+MAX_DOWNLOAD_DAYS = 3660  # ten years of daily rows at most per download
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _user_or_401(c: Context) -> User:
+    user = c.current_user()
+    if user is None:
+        flask.abort(401)
+    return user
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = flask.request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        flask.abort(400)
+
+
+def csv_response(frame: pd.DataFrame, filename: str) -> flask.Response:
+    data = frame.to_csv(index=False).encode("utf-8-sig")  # BOM: Excel opens Chinese names right
+    return flask.Response(data, mimetype="text/csv",
+                          headers={"Content-Disposition": f"attachment; filename={filename}"})
+
+
+def xlsx_response(data: bytes, filename: str) -> flask.Response:
+    return flask.send_file(io.BytesIO(data), as_attachment=True, download_name=filename, mimetype=XLSX_MIME)
+
+
+def ranking_csv(c: Context) -> Any:
+    user = _user_or_401(c)
+    args = flask.request.args
+    try:
+        q, year = user_query(user, c.registry, args.get("year"), args.get("region") or None,
+                             args.get("category") or None, args.get("indicator") or DEFAULT_INDICATOR,
+                             args.get("search") or "", [], 0, 10**9, c.service.current_year())
+    except Forbidden:
+        flask.abort(403)
+    except ValueError:
+        flask.abort(400)
+    rows = ranked(c.service.ranking_table(year), q)
+    rows = rows.assign(region_name=rows["region"].map(c.region_name), indicator=q.indicator, year=year)
+    return csv_response(rows, f"ranking-{year}-{q.indicator}.csv")
+
+
+def daily_csv(c: Context, institution_id: str) -> Any:
+    user = _user_or_401(c)
+    try:
+        inst = require_institution(user, c.registry, institution_id)
+    except Forbidden:
+        flask.abort(403)
+    end = c.service.today() + pd.Timedelta(days=1)
+    start = end - pd.Timedelta(days=min(max(_int_arg("days", DAILY_DAYS), 1), MAX_DOWNLOAD_DAYS))
+    ids = [m.id for m in institution_meters(c.registry, inst)]
+    out = c.service.consumption("day", start, end, ids)[["meter_id", "period_start", "quantity",
+                                                         "estimated_share"]].copy()
+    out["unit"] = out["meter_id"].map({m.id: m.unit for m in c.registry.meters})
+    return csv_response(out, f"{inst}-daily.csv")
+
+
+def ledger(c: Context) -> Any:
+    user = _user_or_401(c)
+    year = _int_arg("year", c.service.current_year() - 1)
+    fmt = flask.request.args.get("format", "xlsx")
+    if fmt not in ("xlsx", "csv"):
+        flask.abort(400)
+    visible = visible_filter(user, c.registry)
+    data = integrations.ledger_bytes(c.registry, None if visible is None else set(visible), c.store, year, fmt,
+                                     c.quotas.config())
+    return flask.send_file(io.BytesIO(data), mimetype="text/csv" if fmt == "csv" else XLSX_MIME,
+                           as_attachment=True, download_name=f"carbon-ledger-{year}.{fmt}")
+
+
+def monthly_report(c: Context) -> Any:
+    user = _user_or_401(c)
+    try:
+        period = pd.Period(flask.request.args.get("month", ""), freq="M")
+    except ValueError:
+        flask.abort(400)
+    data = integrations.report_bytes(report_registry(user, c.registry), c.store, str(period), c.quotas.config())
+    return xlsx_response(data, f"monthly-report-{period}.xlsx")
+
+
+def mv_report(c: Context, project_id: str) -> Any:
+    user = _user_or_401(c)
+    match = [p for p in c.mv.visible(user) if p["id"] == project_id and not p["error"]]
+    if not match:
+        flask.abort(403)
+    try:
+        data = c.mv.report_bytes(match[0]["file"])
+    except (ConfigError, ValueError) as exc:  # the verification's own message, as text
+        return flask.Response(str(exc), status=422, mimetype="text/plain")
+    return xlsx_response(data, f"mv-{project_id}.xlsx")
+
+
+def register(server: flask.Flask, c: Context) -> None:
+    """Add the download routes under /download/."""
+    server.add_url_rule("/download/ranking.csv", "download_ranking", lambda: ranking_csv(c))
+    server.add_url_rule("/download/institution/<institution_id>/daily.csv", "download_daily",
+                        lambda institution_id: daily_csv(c, institution_id))
+    server.add_url_rule("/download/ledger", "download_ledger", lambda: ledger(c))
+    server.add_url_rule("/download/report", "download_report", lambda: monthly_report(c))
+    server.add_url_rule("/download/mv/<project_id>.xlsx", "download_mv", lambda project_id: mv_report(c, project_id))

@@ -1,0 +1,13 @@
+"""The dashboard's pages, in the order of the navigation bar.
+
+Each module is one page: it renders its layout for the signed-in user, registers its
+own callbacks and exports `PAGE` (`dashboard.context.Page`). Adding a page is adding
+a module here and its `PAGE` to `PAGES`; `create_app` and the router need no change.
+"""
+
+from __future__ import annotations
+
+from dashboard.context import Page
+from dashboard.pages import alerts, institution, mv, overview, ranking, reports
+
+PAGES: tuple[Page, ...] = (overview.PAGE, ranking.PAGE, institution.PAGE, alerts.PAGE, reports.PAGE, mv.PAGE)
