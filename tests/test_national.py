@@ -218,3 +218,20 @@ def test_an_institution_delivered_by_two_provinces_is_refused(tmp_path):
     write_month(root, "shanxi", "2024-01", month_use(inst, "2024-01", 7), inst, timezone=TZ, factor_set="x")
     with pytest.raises(ValueError, match="delivered by several provinces"):
         national_tables_local(open_catalog(root), 2024)
+
+
+def test_a_province_whose_month_is_empty_is_there_without_data(cluster, tmp_path):
+    from national.dataset import write_month
+    from tests.support_national import TZ, institutions, month_use
+
+    root = tmp_path / "quiet"
+    build_dataset(root, {"hebei": 8}, ["2024-05"])
+    quiet = institutions("tianjin", 4, 9)
+    write_month(root, "tianjin", "2024-05", month_use(quiet, "2024-05", 1).iloc[:0], quiet, timezone=TZ,
+                factor_set="x")
+    catalog = open_catalog(root)
+    dist, local = national_tables(catalog, 2024, cluster[1]), national_tables_local(catalog, 2024)
+    pd.testing.assert_frame_equal(dist.institutions, local.institutions, rtol=RTOL, check_dtype=False)
+    t = dist.institutions[dist.institutions["province"] == "tianjin"]
+    assert len(t) == 4 and not t["has_data"].any() and (t["kgce"] == 0).all()
+    assert dist.provinces.set_index("province").loc["tianjin", "institutions_with_data"] == 0
