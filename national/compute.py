@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.registry import Region, Registry
+from core.vocab import ENERGIES
 from models.api import aggregate, energy_sums, indicators_from_sums, rank
 from models.factors import FactorSet, load_factors, normalize_basis
 from national.dataset import (
@@ -54,8 +55,11 @@ from national.dataset import (
 NATIONAL = "national"
 #: Intensities ranked within each province's categories (1 = lowest = most efficient).
 RANKED = ("kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2")
-SUM_COLUMNS = ["province", "institution_id", "energy", "year", "quantity", "estimated_quantity", "heating_quantity",
-               "rows"]
+#: A province-month's sums as Dask carries them: integer codes (province: position in the
+#: sorted province ids; institution: row of the province's institutions table; energy:
+#: position in ENERGIES), so the shuffle moves no strings.
+CODE_COLUMNS = ["province", "institution", "energy", "year", "quantity", "estimated_quantity", "heating_quantity",
+                "rows"]
 #: The local cluster the verb starts without --scheduler (toolchain.md); the scheduler's
 #: health/metrics HTTP server (there even without a dashboard) takes a free loopback port
 #: instead of trying 8787 first.
@@ -83,30 +87,44 @@ class NationalTables:
 
 
 # -- step 1: a province-month ----------------------------------------------------------------
-def _sums_frame(sums: pd.DataFrame, province: str) -> pd.DataFrame:
+def _codes_frame(sums: pd.DataFrame, province: int) -> pd.DataFrame:
+    """`energy_sums` output (categorical institution_id over the institutions table, energy
+    over ENERGIES) as CODE_COLUMNS."""
     return pd.DataFrame({
-        "province": pd.Series(province, index=range(len(sums)), dtype=str),
-        "institution_id": sums["institution_id"].astype(str).to_numpy(),
-        "energy": sums["energy"].astype(str).to_numpy(),
+        "province": np.full(len(sums), province, np.int16),
+        "institution": sums["institution_id"].cat.codes.to_numpy(np.int32),
+        "energy": sums["energy"].cat.codes.to_numpy(np.int8),
         "year": sums["year"].to_numpy(np.int64),
         **{c: sums[c].to_numpy(np.float64) for c in ("quantity", "estimated_quantity", "heating_quantity")},
         "rows": sums["rows"].to_numpy(np.int64),
-    })[SUM_COLUMNS]
+    })
 
 
-def month_sums(part: MonthPart) -> pd.DataFrame:
-    """`energy_sums` of one province-month file per institution, energy and year (SUM_COLUMNS)."""
+def sums_from_codes(codes: pd.DataFrame, institutions: pd.DataFrame) -> pd.DataFrame:
+    """CODE_COLUMNS rows of one province back as `energy_sums` rows (categorical, no hashing)."""
+    return pd.DataFrame({
+        "institution_id": pd.Categorical.from_codes(codes["institution"].to_numpy(np.int32),
+                                                    categories=pd.Index(institutions["institution_id"])),
+        "energy": pd.Categorical.from_codes(codes["energy"].to_numpy(np.int8), categories=list(ENERGIES)),
+        **{c: codes[c].to_numpy() for c in ("year", "quantity", "estimated_quantity", "heating_quantity", "rows")},
+    })
+
+
+def month_sums(part: MonthPart, province: int = 0) -> pd.DataFrame:
+    """`energy_sums` of one province-month file per institution, energy and year, as
+    CODE_COLUMNS (`province`: the province's code)."""
     use = use_frame(read_use_table(part))
     inst = read_institutions(part.institutions)
     try:
         sums = energy_sums(use, inst, period="year", freq="day", tz=part.timezone)
     except ValueError as exc:
         raise DatasetError(part.file.path, "-", f"{exc} (institutions: {part.institutions.path})") from None
-    return _sums_frame(sums, part.province)
+    return _codes_frame(sums, province)
 
 
-def empty_sums() -> pd.DataFrame:
-    return _sums_frame(pd.DataFrame({c: [] for c in SUM_COLUMNS}), "")
+def empty_codes() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+        CODE_COLUMNS, ("int16", "int32", "int8", "int64", "float64", "float64", "float64", "int64"), strict=True)})
 
 
 # -- step 2: a province ------------------------------------------------------------------------
@@ -131,8 +149,9 @@ def province_indicators(sums: pd.DataFrame, institutions: pd.DataFrame, factors:
     return with_ranks(ind)
 
 
-def _province_apply(sums: pd.DataFrame, refs: dict, factors: FactorSet, basis: str) -> pd.DataFrame:
-    return province_indicators(sums, read_institutions(refs[sums.name]), factors, basis)
+def _province_apply(codes: pd.DataFrame, refs: list, factors: FactorSet, basis: str) -> pd.DataFrame:
+    inst = read_institutions(refs[codes.name])
+    return province_indicators(sums_from_codes(codes, inst), inst, factors, basis)
 
 
 # -- step 3: the client ---------------------------------------------------------------------------
@@ -236,14 +255,16 @@ def national_tables(catalog: Catalog, year: int, client, factors: FactorSet | No
     factors = factors or load_factors()
     basis = normalize_basis(basis)
     parts = year_parts(catalog, year)
-    refs = {p.province: p.institutions for p in catalog.provinces}
-    meta_inst = read_institutions(catalog.provinces[0].institutions).iloc[:0]
-    meta = province_indicators(empty_sums().iloc[:0], meta_inst, factors, basis)
-    sums = dd.from_map(month_sums, parts, meta=empty_sums(), label="province-month-sums", enforce_metadata=False)
+    provinces = sorted({p.province for p in parts})
+    refs = [catalog.province(p).institutions for p in provinces]
+    meta_inst = read_institutions(refs[0]).iloc[:0]
+    meta = province_indicators(sums_from_codes(empty_codes(), meta_inst), meta_inst, factors, basis)
+    codes = [provinces.index(p.province) for p in parts]
+    sums = dd.from_map(month_sums, parts, codes, meta=empty_codes(), label="province-month-sums",
+                       enforce_metadata=False)
     # One output partition per province (not per month): a shuffle of the small sums,
     # after which the groupby-apply runs on each partition without another one.
-    n_provinces = len({p.province for p in parts})
-    sums = sums.shuffle(on="province", npartitions=n_provinces)
+    sums = sums.shuffle(on="province", npartitions=len(provinces))
     ind = sums.groupby("province").apply(_province_apply, refs, factors, basis, meta=meta)
     with dask.config.set({"dataframe.shuffle.method": "tasks"}):
         # The graph goes to the scheduler as tasks (to_delayed), not as dask-expr
@@ -253,9 +274,10 @@ def national_tables(catalog: Catalog, year: int, client, factors: FactorSet | No
         futures = client.compute(ind.to_delayed())
         frame = pd.concat(client.gather(futures), ignore_index=True)
     # A province whose months have no rows has no group: its institutions are there, without data.
-    silent = sorted({p.province for p in parts} - set(frame["province"]))
-    frame = pd.concat([frame, *(province_indicators(empty_sums(), read_institutions(refs[p]), factors, basis)
-                                for p in silent)], ignore_index=True)
+    silent = [refs[k] for k, p in enumerate(provinces) if p not in set(frame["province"])]
+    frame = pd.concat([frame, *(province_indicators(sums_from_codes(empty_codes(), read_institutions(ref)),
+                                                    read_institutions(ref), factors, basis) for ref in silent)],
+                      ignore_index=True)
     return summarize(frame, catalog, year, basis, factors.id, quotas)
 
 

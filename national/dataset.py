@@ -301,6 +301,9 @@ class Catalog:
     def years(self) -> list[int]:
         return sorted({int(p.month[:4]) for prov in self.provinces for p in prov.months})
 
+    def province(self, province: str) -> Province:
+        return next(p for p in self.provinces if p.province == province)
+
     def parts(self, year: int) -> list[MonthPart]:
         """The province-months of `year`, by province then month."""
         return [p for prov in self.provinces for p in prov.months if p.month.startswith(f"{year:04d}-")]
