@@ -73,7 +73,3 @@ def parse_profiles(doc: Any, file: str) -> dict[str, dict[str, Any]]:
 def load_profiles() -> dict[str, dict[str, Any]]:
     """All meter profiles by name (plain dicts, see profiles.yaml for the fields)."""
     return parse_profiles(load_yaml(PROFILES_FILE), str(PROFILES_FILE))
-
-
-def profile_names() -> list[str]:
-    return sorted(load_profiles())

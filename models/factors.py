@@ -11,7 +11,7 @@ that year is not published the latest earlier year is used (or the earliest, for
 before the first publication) and the figure is marked *provisional* (domain.md §3).
 Entries flagged ``provisional`` or ``check`` in the file are provisional too.
 
-All factors are held per *canonical unit* (`UNITS`): kgce per unit for conversion,
+All factors are held per *canonical unit* (`core.vocab.CANONICAL_UNIT`): kgce per unit for conversion,
 kgCO2 per unit for emissions (a grid factor in tCO2/MWh is the same number in kgCO2/kWh).
 """
 
@@ -25,17 +25,14 @@ import numpy as np
 import pandas as pd
 
 from core.schemas.factors import BASIS_ALIASES, FactorSetFile
-from core.vocab import CANONICAL_UNIT
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
 SHIPPED = Path(__file__).with_name("factorsets") / "cn-2024.yaml"
 
 #: Canonical unit of every energy in the models (fuels by mass): `core.vocab.CANONICAL_UNIT`.
-UNITS = CANONICAL_UNIT
 #: Energies converted to standard coal (water and on-site PV generation are not).
 COAL_ENERGIES = ("electricity", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal")
 #: Vehicle fuels, excluded from non-heating energy (domain.md §4).
-VEHICLE_FUELS = ("gasoline", "diesel")
 #: Scope of each energy's emissions (domain.md §3): fuels burnt on site 1, purchased 2.
 SCOPE: dict[str, int] = {"natural_gas": 1, "gasoline": 1, "diesel": 1, "lpg": 1, "coal": 1,
                          "electricity": 2, "heat": 2}

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from civicwatt.sample import sample_registry_doc
+from core import users as auth
 from core.registry import Registry, validate_registry_doc
-from dashboard import auth
 
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2026-03-10 12:00", tz=TZ)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.factors import UNITS
+from core.vocab import CANONICAL_UNIT
 from national.dataset import month_bounds, write_month
 
 TZ = "Asia/Shanghai"
@@ -59,7 +59,7 @@ def month_use(inst: pd.DataFrame, month: str, seed: int, energies=tuple(ENERGY_P
         parts.append(pd.DataFrame({
             "institution_id": ids, "meter_id": np.where(bill, None, ids + f"-{energy[:1].upper()}0"),
             "energy": energy, "subitem": "total", "heating": heating, "is_main": True,
-            "period_start": days[t], "quantity": q, "unit": UNITS[energy],
+            "period_start": days[t], "quantity": q, "unit": CANONICAL_UNIT[energy],
             "estimated_share": np.where(rng.random(len(i)) < 0.05, rng.uniform(0, 1, len(i)), 0.0),
             "source": np.where(bill, "bill", "meter"),
         }))

@@ -44,6 +44,8 @@ def _dataset_error(exc) -> ConfigError:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action not in (None, "export"):
+        raise _cli("action", f"unknown action {args.action[:80]!r} (the only one is 'export')")
     return _export(args) if args.action == "export" else _compute(args)
 
 
@@ -69,7 +71,7 @@ def _export(args: argparse.Namespace) -> int:
         raise _cli("--month", str(exc)) from None
     factors = load_factors(getattr(args, "factors", None))
     started = time.monotonic()
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     try:
         entry = export_month(store, registry, args.province, args.month, args.dataset, factors)
     except DatasetError as exc:
@@ -104,7 +106,7 @@ def _compute(args: argparse.Namespace) -> int:
         n_inst = sum(p.institutions.rows for p in catalog.provinces if p.province in provinces)
         if out.suffix.lower() == ".xlsx" and n_inst > XLSX_MAX_ROWS:
             raise _cli("--out", f"{n_inst:,} institutions do not fit in an xlsx sheet: write a .csv")
-        quotas = load_quotas(args.quotas, national_regions(provinces)) if args.quotas else None
+        quotas = load_quotas(args.national_quotas, national_regions(provinces)) if args.national_quotas else None
         factors = load_factors(getattr(args, "factors", None))
         started = time.monotonic()
         with dask_client(args.scheduler, n_workers=args.workers) as client:
