@@ -205,3 +205,104 @@ def test_upstream_file_is_checked_with_lines(tmp_path):
     path.write_text("upstream:\n  url: http://127.0.0.1:9\n  instance: sjz\n", encoding="utf-8")
     cfg = load_upstream(path, environ={TOKEN_ENV: "t"})
     assert (cfg.url, cfg.instance, cfg.token, cfg.interval_s) == ("http://127.0.0.1:9", "sjz", "t", 60.0)
+
+
+def push_body(iid: str = "X1", month: str = "2024-05", quantity: float = 1200.0) -> dict:
+    institution = {"id": iid, "name": "某县局", "region": "xian", "category": "government", "floor_area_m2": 900.0,
+                   "heated_area_m2": 0.0, "occupants": 30, "department": None,
+                   "regions": [{"id": "xian", "name": "某县", "parent": "hebei"},
+                               {"id": "hebei", "name": "河北省", "parent": None}]}
+    from civicwatt.upstream import digest
+
+    content = {"instance": "county", "institution": institution, "month": month,
+               "items": [{"energy": "electricity", "quantity": quantity, "unit": "kWh", "cost_cny": None}]}
+    return {**content, "digest": digest(content)}
+
+
+def test_the_endpoint_refuses_and_deduplicates(tmp_path):
+    from civicwatt.web import create_web_app
+    from dashboard.app import serve as serve_app
+
+    reg_path = tmp_path / "civicwatt.yaml"
+    reg_path.write_text(PROVINCE_REGISTRY, encoding="utf-8")
+    registry = load_registry(reg_path)
+    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
+    users = tmp_path / "users.yaml"
+    set_user(users, "hb", "region", "hebei", "b" * 16)
+    set_user(users, "far", "region", "other", "c" * 16)
+    set_user(users, "p1", "institution", "P1", "d" * 16)
+    tokens = {u: create_token(tokens_file(users), u)[1] for u in ("hb", "far", "p1")}
+    app = create_web_app(registry, store, users, data_dir=tmp_path / "data")
+    handle = serve_app(app, "127.0.0.1", 0)
+    url = f"{handle.url}/api/v1/upstream"
+    try:
+        def post(body, user="hb"):
+            headers = {"Authorization": f"Bearer {tokens[user]}"} if user else {}
+            return httpx.post(url, json=body, headers=headers, timeout=30)
+        assert post(push_body(), user=None).status_code == 401
+        assert post(push_body(), user="p1").status_code == 403  # institution users do not report upward
+        assert post(push_body(), user="far").status_code == 403  # hebei is not in the far region's scope
+        bad = push_body(month="2024-13")
+        r = post(bad)
+        assert r.status_code == 422 and any(p["field"] == "month" for p in r.json()["problems"])
+        wrong_unit = push_body()
+        wrong_unit["items"][0]["unit"] = "MWh"
+        r = post(wrong_unit)
+        assert r.status_code == 422 and r.json()["problems"][0] == {"index": 0, "field": "unit",
+                                                                   "message": "electricity is reported in kWh"}
+        r = post(push_body(iid="P1"))
+        assert r.status_code == 422 and "own institutions" in r.json()["problems"][0]["message"]
+        assert store.read_bills().empty  # nothing written by a refused push
+        assert post(push_body()).json() == {"status": "stored", "bills": 1}
+        assert post(push_body()).json() == {"status": "duplicate", "bills": 0}
+        assert post(push_body(quantity=1300.0)).json() == {"status": "stored", "bills": 1}  # a corrected month
+        bills = store.read_bills(["X1"])
+        assert len(bills) == 1 and bills["quantity"].iloc[0] == 1300.0  # replaced, not added
+        assert len(UpstreamBook(tmp_path / "data").receipts()) == 2
+        audit = SubmissionBook(tmp_path / "data").audit(["X1"])
+        assert list(audit["source"].unique()) == ["api"] and set(audit["who"]) == {"upstream:county"}
+        # returns: listed for the lower level, in scope only
+        r = httpx.post(f"{url}/X1/2024-05/return", json={"comment": "请补充"},
+                       headers={"Authorization": f"Bearer {tokens['hb']}"}, timeout=30)
+        assert r.status_code == 200 and r.json()["institution_id"] == "X1"
+        got = httpx.get(f"{url}/returns", params={"instance": "county"},
+                        headers={"Authorization": f"Bearer {tokens['hb']}"}, timeout=30).json()["rows"]
+        assert [(g["institution_id"], g["month"], g["comment"]) for g in got] == [("X1", "2024-05", "请补充")]
+        assert httpx.get(f"{url}/returns", params={"instance": "county", "after": got[0]["id"]},
+                         headers={"Authorization": f"Bearer {tokens['hb']}"}, timeout=30).json()["rows"] == []
+        from openapi_spec_validator import validate
+
+        doc = httpx.get(f"{handle.url}/api/v1/openapi.json", timeout=30).json()
+        validate(doc)
+        paths = [p for p in doc["paths"] if "upstream" in p]
+        assert len(paths) == 3, paths
+    finally:
+        handle.shutdown()
+        store.close()
+
+
+def test_the_runtime_runs_the_push_job(tmp_path, monkeypatch):
+    from civicwatt.runtime import Runtime
+
+    registry = load_registry(_write(tmp_path / "civicwatt.yaml", PROVINCE_REGISTRY))
+    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
+    up = _write(tmp_path / "upstream.yaml", "upstream:\n  url: http://127.0.0.1:9\n  instance: sjz\n  interval_s: 5\n")
+    rt = Runtime(registry, store, tmp_path / "queue", tmp_path / "data", alerts=False,
+                 upstream=load_upstream(up, environ={TOKEN_ENV: "t"}))
+    try:
+        rt.start()
+        assert rt.scheduler.get_job("upstream-push") is not None
+        assert rt.upstream.config.instance == "sjz"
+    finally:
+        rt.close()
+        store.close()
+    follower = Runtime(registry, open_registry_store(registry, f"embedded:{tmp_path / 'data'}"), tmp_path / "q2",
+                       tmp_path / "data", alerts=False, shard=(2, 2), upstream=load_upstream(up, environ={TOKEN_ENV: "t"}))
+    assert follower.upstream is None  # only the leader pushes
+    follower.close()
+    follower.store.close()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
