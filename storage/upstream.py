@@ -18,7 +18,6 @@ this file holds where they came from:
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.private import private_dir, private_file
 from core.sqlite import connect, transaction
 from storage.submissions import utc_now
 
@@ -48,12 +48,8 @@ class UpstreamBook:
     """Institutions, receipts and returns reported from below, in `directory`/upstream.sqlite3."""
 
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = self.directory / DB_NAME
-        if not self.path.exists():
-            self.path.touch(mode=0o600)
-            os.chmod(self.path, 0o600)
+        self.directory = private_dir(directory)
+        self.path = private_file(self.directory / DB_NAME)
         self._local = threading.local()
         self._lock = threading.RLock()
         for statement in filter(str.strip, SCHEMA.split(";")):
