@@ -102,7 +102,9 @@ REGISTRY_HEADER = """\
 # institutions  id ([A-Za-z0-9_-], unique), name, region, category
 #               (government | school | hospital | venue | other),
 #               floor_area_m2 (建筑面积), heated_area_m2 (采暖面积, 0 if not heated),
-#               occupants (用能人数)
+#               occupants (用能人数); optional: department (主管部门, for the statistics
+#               tables' roll-up), data_centre: {area_m2, meters: [electricity meter ids],
+#               it_meters: [...]} (数据中心机房, `civicwatt report statistics`)
 # meters        id, institution, energy (electricity | water | natural_gas | heat | gasoline |
 #               diesel | lpg | coal | pv), subitem (total | lighting_socket | hvac | power |
 #               special), parent (the meter this one is a sub-meter of, or null),

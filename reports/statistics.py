@@ -69,6 +69,9 @@ YOY_NOTES = {"current_incomplete": "本期数据不完整", "previous_incomplete
 #: Energies whose heating-season use on heating meters goes in the heating table.
 HEATING_ENERGIES = {"heat": "heating_heat_gj", "natural_gas": "heating_gas_m3", "electricity": "heating_electricity_kwh",
                     "coal": "heating_coal_kg"}
+#: Columns a unit-level table's 合计 row sums.
+SUMMED = (*ENERGY_COLS, *AREA_COLS, "tce", "kgce", "prev_tce", "heating_kgce", "heating_tce", "dc_area_m2",
+          "dc_electricity_kwh", "dc_it_kwh", *HEATING_ENERGIES.values())
 PERIOD_RE = re.compile(r"^(\d{4})(?:-(\d{2})|Q([1-4]))?$")
 YEARS = (1990, 2100)
 
@@ -240,10 +243,7 @@ def _total_row(table: pd.DataFrame, ind: pd.DataFrame, label_col: str = "name") 
     """`table` with a 合计 row: sums of its extensive columns, intensities as ratios of
     sums over the institutions with data (aggregate)."""
     agg = aggregate(ind.assign(_all=TOTAL), ["_all"]).iloc[0]
-    row = {c: table[c].sum(min_count=1) for c in table.columns if c in (*ENERGY_COLS, *AREA_COLS, "tce", "kgce", "prev_tce",
-                                                             "heating_kgce", "heating_tce", "dc_area_m2",
-                                                             "dc_electricity_kwh", "dc_it_kwh",
-                                                             *HEATING_ENERGIES.values())}
+    row = {c: table[c].sum(min_count=1) for c in table.columns if c in SUMMED}
     for c in (*INTENSITY_COLS, "heating_kgce_per_m2", "estimated_share"):
         if c in table:
             row[c] = agg[c]
