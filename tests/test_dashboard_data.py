@@ -148,8 +148,8 @@ def test_projection_with_or_without_a_target_is_the_same(world):
 
 def _quality_samples(until: pd.Timestamp) -> pd.DataFrame:
     """HB-0001 from 20 Feb: E0 hourly backfilled history (quality BACKFILL) to 7 Mar, E1
-    the same hourly history unflagged, both then every 15 minutes; E2 stops 50 minutes
-    before NOW, E3 70 minutes before (4 polls of 15 minutes = 60); the other meters
+    the same hourly history unflagged, both then every 15 minutes; E2 stops 30 minutes
+    before NOW, E3 60 minutes before (core.rules.OFFLINE_POLLS: 3 polls of 15 minutes = 45); the other meters
     never report."""
     hourly = pd.date_range(pd.Timestamp("2026-02-20 00:30", tz=w.TZ), pd.Timestamp("2026-03-07", tz=w.TZ), freq="h")
     fine = pd.date_range(pd.Timestamp("2026-03-07", tz=w.TZ), until, freq="15min")
@@ -157,8 +157,8 @@ def _quality_samples(until: pd.Timestamp) -> pd.DataFrame:
     frames = []
     for m, t, flag in (("HB-0001-E0", hourly, quality.BACKFILL), ("HB-0001-E0", fine, 0),
                        ("HB-0001-E1", hourly, 0), ("HB-0001-E1", fine, 0),
-                       ("HB-0001-E2", full[full <= w.NOW - pd.Timedelta(minutes=50)], 0),
-                       ("HB-0001-E3", full[full <= w.NOW - pd.Timedelta(minutes=70)], 0)):
+                       ("HB-0001-E2", full[full <= w.NOW - pd.Timedelta(minutes=30)], 0),
+                       ("HB-0001-E3", full[full <= w.NOW - pd.Timedelta(minutes=60)], 0)):
         frames.append(pd.DataFrame({"meter_id": m, "time": t.tz_convert("UTC"), "quality": flag}))
     out = pd.concat(frames, ignore_index=True)
     out["value"] = out.groupby("meter_id").cumcount().astype(float) + 100.0
@@ -167,7 +167,7 @@ def _quality_samples(until: pd.Timestamp) -> pd.DataFrame:
 
 def test_data_quality_is_what_the_alerts_judge(tmp_path):
     """Completeness and offline on the institution page are the meter alerts' rules:
-    backfilled history at its stored resolution, offline after 4 silent polls."""
+    backfilled history at its stored resolution, offline after 3 silent polls (core.rules)."""
     from storage import open_store
 
     reg = w.registry()
@@ -182,7 +182,7 @@ def test_data_quality_is_what_the_alerts_judge(tmp_path):
         # E1's unflagged hourly days count against its 15-minute polls: 24/96 on 4 days
         assert q.loc["HB-0001-E1", "completeness"] == pytest.approx((4 * 24 / 96 + 3) / 7)
         assert q.loc["HB-0001-W0", "completeness"] == 0.0
-        # silent 50 min: online (the old 3-poll dashboard rule said offline); 70 min: offline
+        # silent 30 min: online; 60 min: offline (more than OFFLINE_POLLS = 3 intervals of 15 min)
         assert not q.loc["HB-0001-E2", "offline"] and q.loc["HB-0001-E3", "offline"]
         alerts = meter_alerts(store, reg, w.NOW)
         off = {a.scope.removeprefix("meter:") for a in alerts if a.rule == "meter_offline"}
