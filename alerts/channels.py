@@ -28,7 +28,9 @@
 
 A channel's `send(payload)` raises `DeliveryError` when the message was not accepted
 (connection refused, non-2xx status, a robot's non-zero errcode, an SMTP error); the
-outbox then retries it with back-off.
+outbox then retries it with back-off. Delivery is at least once: every attempt of one
+notification carries the same `idempotency_key` (in the JSON body, the `Idempotency-Key`
+webhook header, the e-mail `Message-ID`; see `delivery_headers`).
 """
 
 from __future__ import annotations
@@ -106,12 +108,24 @@ def render_text(payload: dict[str, Any], language: str = "both") -> tuple[str, s
                     f"{_fmt(payload.get('limit'))}, projected {_fmt(payload.get('projected'))} {unit}")
     zh_lines.append(f"告警编号 {payload.get('key')}")
     en_lines.append(f"Alert key {payload.get('key')}")
+    if payload.get("idempotency_key"):  # robots and mail readers see it too: the same on a resend
+        zh_lines.append(f"投递编号 {payload['idempotency_key']}")
+        en_lines.append(f"Delivery {payload['idempotency_key']}")
     if language == "zh":
         return zh_title + str(payload.get("message_zh", "")), "\n".join(zh_lines)
     if language == "en":
         return en_title + " " + str(payload.get("message_en", "")), "\n".join(en_lines)
     title = f"{zh_title}{payload.get('message_zh', '')} / {en_title} {payload.get('message_en', '')}"
     return title, "\n".join(zh_lines) + "\n\n" + "\n".join(en_lines)
+
+
+def delivery_headers(payload: dict[str, Any]) -> dict[str, str]:
+    """Headers that identify one delivery for the receiver (webhook and e-mail alike):
+    `Idempotency-Key` (the same on every attempt of one notification: drop a replay),
+    `X-CivicWatt-Delivery` (the outbox's delivery id) and `X-CivicWatt-Attempt`."""
+    names = {"idempotency_key": "Idempotency-Key", "delivery_id": "X-CivicWatt-Delivery",
+             "attempt": "X-CivicWatt-Attempt"}
+    return {header: str(payload[k]) for k, header in names.items() if payload.get(k) is not None}
 
 
 # -- channels ---------------------------------------------------------------------
@@ -160,9 +174,7 @@ class WebhookChannel(Channel):
         return f"{self.url}{sep}timestamp={stamp}&sign={sign}"
 
     def send(self, payload: dict[str, Any]) -> None:
-        headers = {"Content-Type": "application/json; charset=utf-8", **self.headers}
-        if payload.get("delivery_id") is not None:
-            headers["X-CivicWatt-Delivery"] = str(payload["delivery_id"])
+        headers = {"Content-Type": "application/json; charset=utf-8", **self.headers, **delivery_headers(payload)}
         data = json.dumps(self.body(payload), ensure_ascii=False).encode("utf-8")
         try:
             resp = httpx.post(self.target_url(), content=data, headers=headers, timeout=self.timeout_s)
@@ -204,8 +216,11 @@ class EmailChannel(Channel):
         msg["Subject"] = title
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
-        if payload.get("delivery_id") is not None:
-            msg["X-CivicWatt-Delivery"] = str(payload["delivery_id"])
+        for name, value in delivery_headers(payload).items():
+            if name == "Idempotency-Key":  # in mail, the Message-ID is the idempotency key
+                domain = self.sender.rpartition("@")[2] or "localhost"
+                msg["Message-ID"] = f"<{value}@{domain}>"
+            msg[name] = value
         msg.set_content(text)
         msg.add_attachment(json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8"),
                            maintype="application", subtype="json", filename="alert.json")

@@ -11,32 +11,40 @@ import threading
 from pathlib import Path
 
 from civicwatt import __version__
-from civicwatt.context import missing_store_message, resolve_locations
+from civicwatt.context import load_file_secrets, missing_store_message, resolve_locations
 from core.yamlfile import ConfigError
 from storage import StoreError, StoreMissing
 
-# The shared options: accepted before or after the verb (after wins); unset, they come
-# from the environment (CIVICWATT_STORE), then ./civicwatt.toml, then the defaults
-# (civicwatt.context.resolve_locations).
+# The shared options: accepted before or after the verb (after wins). The file
+# locations, unset, come from the environment (CIVICWATT_STORE), then ./civicwatt.toml,
+# then the defaults (civicwatt.context.resolve_locations); --log-format defaults to text.
 SHARED_HELP = {
     "registry": "registry file (default: civicwatt.toml's registry, else ./civicwatt.yaml)",
     "store": "store URL: embedded:PATH or influxdb[s]://[USER:PASSWORD@]HOST:PORT/DB[?token=T] "
              "(default: $CIVICWATT_STORE, else civicwatt.toml's store, else embedded:./civicwatt-data)",
     "users": "dashboard users file (default: civicwatt.toml's users, else ./users.yaml)",
+    "log-format": "log lines as text (the default) or json: one JSON object per line (time, level, logger, "
+                  "message, extra fields) for log shippers",
 }
+LOCATIONS = ("registry", "store", "users")  # the shared options that name a file or store
+SHARED_CHOICES = {"log-format": ("text", "json")}
+SHARED_DEFAULTS = {"log-format": "text"}  # set where a verb takes the option and it is not given
 DEMO_HELP = {
+    **SHARED_HELP,
     "registry": "registry file (default: DIR/civicwatt.yaml, the sample portfolio)",
     "store": "store URL (default: embedded:DIR/data; the demo ignores $CIVICWATT_STORE and civicwatt.toml)",
     "users": "dashboard users file (default: DIR/users.yaml)",
 }
 STORE_AND_REGISTRY = ("registry", "store")
+LOGGED = ("log-format",)  # the long-running verbs: their logging is configured once (civicwatt.runtime)
 # which shared options each verb takes (the others, given before it, are refused)
 VERB_SHARED: dict[str, tuple[str, ...]] = {
-    "demo": (*STORE_AND_REGISTRY, "users"), "init": (), "simulate": STORE_AND_REGISTRY,
-    "collect": STORE_AND_REGISTRY, "serve": (*STORE_AND_REGISTRY, "users"), "import": STORE_AND_REGISTRY,
-    "export": STORE_AND_REGISTRY, "report": STORE_AND_REGISTRY, "ledger": STORE_AND_REGISTRY,
-    "quotas": STORE_AND_REGISTRY, "mv": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY,
-    "users": ("users",),
+    "demo": (*STORE_AND_REGISTRY, "users", *LOGGED), "init": (), "simulate": (*STORE_AND_REGISTRY, *LOGGED),
+    "collect": (*STORE_AND_REGISTRY, *LOGGED), "serve": (*STORE_AND_REGISTRY, "users", *LOGGED),
+    "import": STORE_AND_REGISTRY, "export": STORE_AND_REGISTRY, "report": STORE_AND_REGISTRY,
+    "ledger": STORE_AND_REGISTRY, "assess": STORE_AND_REGISTRY, "quotas": STORE_AND_REGISTRY,
+    "mv": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY, "users": ("users",),
+    "backup": (*STORE_AND_REGISTRY, "users"),
 }
 # files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
 VERB_FILES = ("quotas", "channels")
@@ -60,14 +68,27 @@ def _shared(names: tuple[str, ...], helps: dict[str, str] = SHARED_HELP) -> list
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("shared options (before or after the verb)")
     for name in names:
-        group.add_argument(f"--{name}", default=argparse.SUPPRESS, metavar="URL" if name == "store" else "FILE",
-                           help=helps[name])
+        if name in SHARED_CHOICES:
+            group.add_argument(f"--{name}", default=argparse.SUPPRESS, choices=SHARED_CHOICES[name], help=helps[name])
+        else:
+            group.add_argument(f"--{name}", default=argparse.SUPPRESS, metavar="URL" if name == "store" else "FILE",
+                               help=helps[name])
     return [parent]
+
+
+def dest(name: str) -> str:
+    """The attribute of a shared option in the parsed arguments."""
+    return name.replace("-", "_")
 
 
 def _quotas(p: argparse.ArgumentParser, help: str = "quota file (default: civicwatt.toml's quotas, "
                                                     "else ./quotas.yaml; used when it exists)") -> None:
     p.add_argument("--quotas", default=None, metavar="FILE", help=help)
+
+
+def _channels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channels", default=None, metavar="FILE",
+                   help="alert delivery (default: civicwatt.toml's channels, else ./channels.yaml; used when it exists)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,8 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", metavar="FILE", help="fault script (YAML)")
     p.add_argument("--seed", type=int, default=1)
 
-    p = verb("collect", "run only the collectors and the scheduler")
-    _quotas(p)
+    p = verb("collect", "run the collectors, consumption upkeep, alert checks and delivery (the production runtime)")
+    _quotas(p, "quota file for the alert checks (default: civicwatt.toml's quotas, else ./quotas.yaml; "
+               "without it only the meter-data rules run)")
+    _channels(p)
+    p.add_argument("--check-interval", type=float, default=900.0, metavar="SECONDS",
+                   help="alert checks at start-up and then every SECONDS (default 900; the quota rules at most "
+                        "hourly and on a new day)")
+    p.add_argument("--no-alerts", action="store_true",
+                   help="no alert checks here (a pure collector); with --shard I/N only shard 1 runs them anyway")
     p.add_argument("--shard", default="1/1", metavar="I/N", help="take the I-th of N stable shares of the gateways")
     p.add_argument("--queue", default=None, metavar="DIR", help="store-and-forward queue directory")
     p.add_argument("--gateways", default=None, metavar="FILE",
@@ -145,13 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     _quotas(p)
     p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
 
+    p = verb("assess", "the year-end assessment (节能考核) and its notice (通报)")
+    p.add_argument("--year", required=True, type=int)
+    p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p.add_argument("--notice", default=None, metavar="FILE.xlsx|FILE.html", help="also write the notice (通报)")
+    _quotas(p)
+    p.add_argument("--outbox", default=None, metavar="DIR",
+                   help="alert outbox directory, for its open data-quality alerts (default: the embedded store's "
+                        "directory, else the registry's)")
+
     p = verb("quotas", "evaluate dual-control targets and quota standards")
     p.add_argument("action", choices=["check"])
     _quotas(p)
     p.add_argument("--date", default=None, metavar="YYYY-MM-DD")
     p.add_argument("--notify", action="store_true", help="send alerts through the configured channels")
-    p.add_argument("--channels", default=None, metavar="FILE",
-                   help="alert delivery (default: civicwatt.toml's channels, else ./channels.yaml)")
+    _channels(p)
     p.add_argument("--outbox", default=None, metavar="DIR",
                    help="alert outbox directory (default: the embedded store's directory, else the registry's)")
 
@@ -161,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("check-config", "validate the registry and quota files, print every problem")
     _quotas(p)
+
+    p = verb("backup", "a consistent copy of the embedded store (SQLite online backup, while collectors write), "
+                       "the outbox and the configuration files")
+    p.add_argument("--out", required=True, metavar="DIR", help="the backup directory (must not exist, or be empty)")
+    _quotas(p, "quota file to copy (default: civicwatt.toml's quotas, else ./quotas.yaml)")
+    _channels(p)
 
     p = verb("users", "manage dashboard users (hashed passwords)")
     p.add_argument("action", choices=["add", "remove", "list", "passwd"])
@@ -182,16 +224,20 @@ def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | 
     if not args.verb:
         return args
     takes = VERB_SHARED[args.verb]
-    stray = [f"--{name}" for name in SHARED_HELP if name not in takes and hasattr(args, name)]
+    stray = [f"--{name}" for name in SHARED_HELP if name not in takes and hasattr(args, dest(name))]
     if stray:
         parser.error(f"civicwatt {args.verb} does not take {', '.join(stray)}")
+    for name in takes:
+        if name in SHARED_DEFAULTS and not hasattr(args, dest(name)):
+            setattr(args, dest(name), SHARED_DEFAULTS[name])
+    locations = tuple(n for n in takes if n in LOCATIONS)
     if args.verb == "demo":
         base = Path(args.dir)
-        resolve_locations(args, takes, discover=False, defaults={
+        resolve_locations(args, locations, discover=False, defaults={
             "registry": str(base / "civicwatt.yaml"), "store": f"embedded:{base / 'data'}",
             "users": str(base / "users.yaml")})
     else:
-        resolve_locations(args, takes + tuple(n for n in VERB_FILES if hasattr(args, n)))
+        resolve_locations(args, locations + tuple(n for n in VERB_FILES if hasattr(args, n)))
     store = getattr(args, "store", None)
     if store is not None and not store.startswith(("embedded:", "influxdb://", "influxdbs://")):
         parser.error(f"unknown store URL {store!r} (from {args.origin['store']}): "
@@ -237,7 +283,13 @@ def main(argv: list[str] | None = None) -> int:
         raise
     if threading.current_thread() is threading.main_thread():
         install_stop_signals()
+    logged = hasattr(args, "log_format")  # a long-running verb: one logging set-up, the runtime's
+    if logged:
+        from civicwatt.runtime import configure_logging
+
+        configure_logging(args.log_format)
     try:
+        load_file_secrets()
         return int(module.run(args) or 0)
     except ConfigError as exc:
         return _config_error(exc)
@@ -249,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if logged:
+            from civicwatt.runtime import reset_logging
+
+            reset_logging()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
 """What every verb needs: where its files are (command line > environment >
-`./civicwatt.toml` > defaults), and the registry and the store, opened and wired together."""
+`./civicwatt.toml` > defaults), its secrets, and the registry and the store, opened and wired together.
+
+Secrets never sit in the registry or `civicwatt.toml`: each comes from its environment
+variable, or from the file named by the same variable with `_FILE` appended (systemd
+credentials, Docker secrets; see deploy/): `CIVICWATT_SECRET_KEY` (the dashboard's
+session key) and `CIVICWATT_INFLUX_TOKEN` (put into an InfluxDB store URL that carries
+no credentials of its own, as `?token=`; for InfluxDB 1.8 with auth on, `USER:PASSWORD`).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +17,19 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from core.registry import Registry, load_registry
 from core.yamlfile import ConfigError, LineDict, Problem, pydantic_problems
-from storage import DEFAULT_STORE, Store, open_store
+from storage import DEFAULT_STORE, Store, default_store_url, open_store
 
 CONFIG_FILE = "civicwatt.toml"  # read from the current directory by every verb but `demo`
 DEFAULTS = {"registry": "./civicwatt.yaml", "store": DEFAULT_STORE, "quotas": "./quotas.yaml",
             "channels": "./channels.yaml", "users": "./users.yaml"}
 ENVIRONMENT = {"store": "CIVICWATT_STORE"}
+SECRETS = ("CIVICWATT_SECRET_KEY", "CIVICWATT_INFLUX_TOKEN")  # each also as NAME_FILE (a file holding it)
 
 
 class WorkdirConfig(BaseModel):
@@ -160,11 +169,60 @@ def missing_store_message(args: argparse.Namespace, exc: Exception) -> str:
             f"give --store URL, set CIVICWATT_STORE, or run where a {CONFIG_FILE} names the store")
 
 
+def load_file_secrets(environ: dict[str, str] | None = None) -> list[str]:
+    """For each of SECRETS unset in the environment whose NAME_FILE is set, read that
+    file (surrounding whitespace stripped) into NAME, so everything downstream (the
+    dashboard's session key, `open_registry_store`) sees one variable. Returns the
+    names read; ConfigError naming the variable and file when one cannot be read or is empty."""
+    env = os.environ if environ is None else environ
+    done = []
+    for name in SECRETS:
+        path = env.get(f"{name}_FILE")
+        if env.get(name) or not path:
+            continue
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError([Problem(path, 0, f"{name}_FILE", f"cannot read the secret: {exc.strerror}")]) from exc
+        if not value:
+            raise ConfigError([Problem(path, 0, f"{name}_FILE", "the secret file is empty")])
+        env[name] = value
+        done.append(name)
+    return done
+
+
+def with_influx_token(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """`url` with `token=$CIVICWATT_INFLUX_TOKEN` added when it is an InfluxDB URL
+    without credentials (no USER:PASSWORD@, no token=) and the variable is set."""
+    env = os.environ if environ is None else environ
+    token = env.get("CIVICWATT_INFLUX_TOKEN")
+    if not token or not url.startswith(("influxdb://", "influxdbs://")):
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    if parts.username or any(k == "token" for k, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode([*query, ("token", token)])))
+
+
+def redact_url(url: str) -> str:
+    """A store URL fit for logs and banners: password and token replaced by ***."""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("influxdb"):
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:***@{netloc.rsplit('@', 1)[1]}"
+    query = "&".join(f"{k}=***" if k == "token" else f"{k}={v}" for k, v in parse_qsl(parts.query))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def open_registry_store(registry: Registry, url: str | None, create: bool = True) -> Store:
-    """The store at `url` (None: $CIVICWATT_STORE or the embedded default), in the
-    registry's time zone, told each meter's multiplier and register maximum.
+    """The store at `url` (None: $CIVICWATT_STORE or the embedded default), with the
+    InfluxDB token of the environment (`with_influx_token`), in the registry's time
+    zone, told each meter's multiplier and register maximum.
     `create=False`: StoreMissing when there is no store at `url` (nothing is created)."""
-    store = open_store(url, tz=registry.timezone, create=create)
+    store = open_store(with_influx_token(url or default_store_url()), tz=registry.timezone, create=create)
     store.set_meters(registry.meters_frame())
     return store
 

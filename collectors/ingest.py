@@ -41,6 +41,8 @@ class Ingester:
         self.committed = committed  # called after each commit (wakes the forwarder)
         self.offline_after = offline_after  # None: each meter's (its gateway's offline_polls)
         self.counts = dict.fromkeys(COUNTS, 0)
+        self.last_poll_at: float | None = None  # epoch s of the last committed batch (for the heartbeat)
+        self.last_ok_at: float | None = None  # ... of the last one with at least one answer
         self._q: queue_mod.Queue = queue_mod.Queue()
         self._thread: threading.Thread | None = None
 
@@ -121,6 +123,9 @@ class Ingester:
         self.state = out.state
         for k in COUNTS:
             self.counts[k] += out.counts[k]
+        self.last_poll_at = time.time()
+        if out.counts["ok"]:
+            self.last_ok_at = self.last_poll_at
         self.committed()
         for event in out.events:
             self.emit(event)

@@ -18,7 +18,12 @@ in the queue file, so a gap while the collector itself was down is attributed to
 
 APScheduler (`self.scheduler`, a BackgroundScheduler) fires one job per distinct poll
 interval; a job only hands the slot to the asyncio loop, so no poll can stall the
-scheduler. Other components may add their jobs (rollups, quota checks) to it.
+scheduler. Other components add their jobs to it (`civicwatt.runtime`: consumption
+upkeep, alert checks and delivery, registered jobs).
+
+Health: `health()` is the `collect` section of the process heartbeat (`core.health`):
+last (successful) poll, counters, queue backlog, poll slots the scheduler skipped;
+given a `heartbeat`, the service registers it there.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -43,6 +49,7 @@ from collectors.meter_state import MeterState, MeterTable
 from collectors.poll_loop import PollLoop, build_pollers
 from collectors.queue import DiskQueue
 from collectors.shard import gateway_shard
+from core.health import iso
 from core.profiles import load_profiles
 from core.schemas.gateways import GatewayOptions
 
@@ -57,7 +64,7 @@ class CollectorService:
     def __init__(self, registry: Any, store: Any, queue_dir: str | Path, shard: tuple[int, int] = (1, 1),
                  gateway_options: dict[str, GatewayOptions | dict[str, Any]] | None = None,
                  interval_s: int | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-                 max_gateways_in_flight: int = 256, offline_after: int | None = None):
+                 max_gateways_in_flight: int = 256, offline_after: int | None = None, heartbeat: Any = None):
         self.registry = registry
         self.store = store
         self.shard = shard
@@ -82,12 +89,29 @@ class CollectorService:
                                   self._forwarder.wake, offline_after)
         self._loop = PollLoop(self.pollers, self.meters.interval_s, self._ingester.put, max_gateways_in_flight)
         self.scheduler = BackgroundScheduler(timezone=str(getattr(registry, "timezone", "UTC")))
+        self.slots_missed = 0  # poll slots the scheduler skipped (a cycle still running, or the process stalled)
+        self.scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        if heartbeat is not None:
+            heartbeat.provide("collect", self.health)
 
     @property
     def stats(self) -> dict[str, int]:
         """Counts since start: polls, ok, failed, samples_queued, estimated (filled
         slots), sent (to the store), store_errors, cycles (gateway poll cycles)."""
         return {**self._ingester.counts, **self._forwarder.counts, "cycles": self._loop.cycles}
+
+    def health(self) -> dict[str, Any]:
+        """The `collect` section of the heartbeat (format: `core.health`)."""
+        intervals = self.meters.interval_s
+        return {"shard": f"{self.shard[0]}/{self.shard[1]}", "meters": len(self.meter_ids),
+                "gateways": len(self.pollers), "poll_interval_s": int(intervals.min()) if len(intervals) else None,
+                "last_poll_at": iso(self._ingester.last_poll_at), "last_poll_ok_at": iso(self._ingester.last_ok_at),
+                **self.stats, "queue_backlog": self.queue.backlog(), "slots_missed": self.slots_missed}
+
+    def _missed(self, event: JobEvent) -> None:
+        if str(event.job_id).startswith("poll-"):
+            self.slots_missed += 1
+            log.warning("poll job %s skipped a slot (the previous cycles are still running)", event.job_id)
 
     @property
     def state(self) -> MeterState:

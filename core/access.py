@@ -131,6 +131,13 @@ def peer_regions(user: Principal, registry: Registry, region: str | None) -> fro
     return None
 
 
+def assessed_regions(user: Principal | None, registry: Registry) -> set[str]:
+    """The regions whose year-end assessment `user` may see: every region below the
+    user's scope (all for the administrator, none for an institution user)."""
+    regions = region_ids(user, registry)
+    return regions - {user.scope} if user is not None and user.role == "region" else regions
+
+
 # -- alerts ------------------------------------------------------------------------------------
 def alert_visible(user: Principal | None, registry: Registry, alert: dict) -> bool:
     """An alert about one institution is visible to whoever sees the institution; an

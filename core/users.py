@@ -28,6 +28,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import access
 from core.access import ROLES
+from core.private import private_dir
 from core.registry import Registry
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
@@ -97,7 +98,7 @@ def load_users(path: str | Path) -> dict[str, User]:
 def save_users(path: str | Path, users: dict[str, User]) -> None:
     """Write atomically, readable by the owner only."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # a new directory is 0700; an existing one keeps its mode
     doc = {"users": {u.name: {"role": u.role, "scope": u.scope, "password": u.password_hash}
                      for u in sorted(users.values(), key=lambda u: u.name)}}
     fd, tmp = tempfile.mkstemp(prefix=".users-", dir=path.parent)

@@ -11,6 +11,7 @@ from dash import Input, Output, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from core.access import Forbidden
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import forbidden, not_found
@@ -69,6 +70,7 @@ def register(app: dash.Dash, c: Context, pages: Sequence[Page]) -> None:
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("lang", "data"))
     def render(pathname: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        pathname = inputs.text(pathname)
         user = c.current_user()
         if user is None:
             return forbidden(lang)

@@ -20,6 +20,9 @@
         region: hebei          # optional: every region when omitted
         heating_kgce_per_m2: {constraint: 12.0, baseline: 9.0, guide: 7.0}
         water_m3_per_person: {general: 25, advanced: 15}   # two-level standards
+    assessment: {...}          # the year-end assessment's scoring scheme (weights, rules, grades)
+    key_users: {...}           # key energy users: threshold (tce) and their stricter rules
+    plan: {...}                # the five-year plan: base year, target year, targets, base values
 
 `load_quotas(path, registry)` returns a `QuotaConfig` or raises ConfigError with every
 problem (file, line, field); `validate_quotas_file(path, registry)` returns the problems.
@@ -42,12 +45,19 @@ from core.schemas.quotas import (
     TARGET_INDICATORS,
     THREE_LEVELS,
     TWO_LEVELS,
+    AssessmentScheme,
+    KeyUserRules,
+    KeyUsers,
+    Plan,
     QuotaFile,
+    Rules,
+    stricter_rules,
 )
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
 __all__ = ["DEFAULT_WARNING_RATIO", "PROJECTIONS", "STANDARD_INDICATORS", "TARGET_INDICATORS", "THREE_LEVELS",
-           "TWO_LEVELS", "QuotaConfig", "Standard", "Target", "load_quotas", "validate_quotas_file"]
+           "TWO_LEVELS", "AssessmentScheme", "KeyUsers", "Plan", "QuotaConfig", "Standard", "Target", "load_quotas",
+           "validate_quotas_file"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,11 @@ class QuotaConfig:
     warning_ratio: float = DEFAULT_WARNING_RATIO
     source: str = "<memory>"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the year-end assessment's scoring scheme, key energy users (their rules already the
+    #: stricter of theirs and the general ones: `core.schemas.quotas.stricter_rules`), the plan
+    assessment: AssessmentScheme = field(default_factory=AssessmentScheme)
+    key_users: KeyUsers = field(default_factory=KeyUsers)
+    plan: Plan = field(default_factory=Plan)
 
     def targets_frame(self) -> pd.DataFrame:
         """One row per target and indicator: target_id, name, year, scope, region,
@@ -151,6 +166,54 @@ def _reference_problems(doc: LineDict, file: str, registry) -> list[Problem]:
     return problems
 
 
+def _section(doc: LineDict, *path: str) -> LineDict | None:
+    """The mapping at `doc[path[0]][path[1]]...` (None where any step is missing or not one)."""
+    node: Any = doc
+    for key in path:
+        node = node.get(key) if isinstance(node, LineDict) else None
+    return node if isinstance(node, LineDict) else None
+
+
+def _quiet(model: type, node: Any) -> Any | None:
+    """`model` of `node`, or None when it is not valid (the schema reports why)."""
+    try:
+        return model.model_validate(node)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def _assessment_problems(doc: LineDict, file: str, registry) -> list[Problem]:
+    """Key-user rules written laxer than the general rules (key energy users are held to
+    the stricter ones), and plan base values of unknown or repeated regions; checked on
+    the raw sections, so they are reported with the schema's problems."""
+    problems: list[Problem] = []
+    written = _section(doc, "key_users", "rules")
+    general = _quiet(Rules, _section(doc, "assessment", "rules") or {})
+    key = _quiet(KeyUserRules, written) if written is not None else None
+    if general is not None and key is not None:
+        strict = stricter_rules(general, key)
+        for name in Rules.model_fields:
+            if name in written and getattr(key, name) != getattr(strict, name):
+                problems.append(Problem(file, written.line_of(name), f"key_users.rules.{name}",
+                                        f"laxer than assessment.rules.{name} ({getattr(general, name)}): key energy "
+                                        "users are held to stricter rules"))
+    plan = _section(doc, "plan")
+    items = _raw_items(plan, "base_values") if plan is not None else []
+    regions = set(registry.region_by_id) if registry is not None else None
+    seen = Counter(str(item.get("region")) for _, item in items)
+    for n, item in items:
+        region = item.get("region")
+        if region is None:
+            continue
+        if regions is not None and str(region) not in regions:
+            problems.append(Problem(file, item.line_of("region"), f"plan.base_values[{n}].region",
+                                    f"unknown region '{region}'"))
+        if seen[str(region)] > 1:
+            problems.append(Problem(file, item.line_of("region"), f"plan.base_values[{n}].region",
+                                    f"region '{region}' has more than one base entry"))
+    return problems
+
+
 def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, list[Problem]]:
     """The quota config of a loaded document (schema: `core.schemas.quotas.QuotaFile`), or every problem."""
     if doc is None:
@@ -160,6 +223,7 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
     problems: list[Problem] = []
     parsed = validate_node(QuotaFile, doc, file, "", problems)
     problems += _reference_problems(doc, file, registry)
+    problems += _assessment_problems(doc, file, registry)
     if problems or parsed is None:
         return None, sorted(problems, key=lambda p: (p.line, p.field))
     raw = dict(_raw_items(doc, "targets")), dict(_raw_items(doc, "standards"))
@@ -169,8 +233,11 @@ def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, li
     standards = tuple(Standard(id=s.id, levels=s.levels, category=s.category, region=s.region, name=s.name,
                                source=s.source, line=raw[1][n].line)
                       for n, s in enumerate(parsed.standards))
+    key_users = parsed.key_users.model_copy(
+        update={"rules": stricter_rules(parsed.assessment.rules, parsed.key_users.rules)})
     return QuotaConfig(targets=targets, standards=standards, basis=BASIS_ALIASES[parsed.basis],
-                       projection=parsed.projection, warning_ratio=parsed.warning_ratio, source=file), []
+                       projection=parsed.projection, warning_ratio=parsed.warning_ratio, source=file,
+                       assessment=parsed.assessment, key_users=key_users, plan=parsed.plan), []
 
 
 def validate_quotas_file(path: str | Path, registry=None) -> list[Problem]:

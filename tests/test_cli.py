@@ -8,7 +8,7 @@ import argparse
 
 import pytest
 
-from civicwatt.cli import SHARED_HELP, VERB_SHARED, build_parser, main, parse_args
+from civicwatt.cli import LOCATIONS, SHARED_HELP, VERB_SHARED, build_parser, dest, main, parse_args
 from civicwatt.context import load_workdir_config, write_workdir_config
 from core.yamlfile import ConfigError
 
@@ -23,12 +23,16 @@ VERB_ARGS = {
     "export": ["export", "consumption", "--start", "2024-01-01", "--end", "2024-01-31", "--out", "c.csv"],
     "report": ["report", "monthly", "--month", "2024-01", "--out", "r.xlsx"],
     "ledger": ["ledger", "--year", "2024", "--out", "l.csv"],
+    "assess": ["assess", "--year", "2024", "--out", "a.xlsx"],
     "quotas": ["quotas", "check", "--date", "2024-12-31"],
     "mv": ["mv", "--project", "p.yaml", "--out", "m.xlsx"],
     "check-config": ["check-config"],
     "users": ["users", "list"],
+    "backup": ["backup", "--out", "bk"],
 }
-VALUES = {"registry": "elsewhere/reg.yaml", "store": "embedded:elsewhere/data", "users": "elsewhere/u.yaml"}
+VALUES = {"registry": "elsewhere/reg.yaml", "store": "embedded:elsewhere/data", "users": "elsewhere/u.yaml",
+          "log-format": "json"}
+OTHER = {"registry": "before", "store": "embedded:before", "users": "before", "log-format": "text"}
 
 
 def verbs_of(parser: argparse.ArgumentParser) -> set[str]:
@@ -60,15 +64,16 @@ def test_shared_options_before_or_after_the_verb_parse_alike(verb):
     at_end = vars(parse_args([*argv, *opts]))
     assert before == right_after == at_end
     for name in VERB_SHARED[verb]:
-        assert before[name] == VALUES[name]
-        assert before["origin"][name] == "command line"
+        assert before[dest(name)] == VALUES[name]
+        if name in LOCATIONS:
+            assert before["origin"][name] == "command line"
 
 
 @pytest.mark.parametrize("verb", sorted(VERB_ARGS))
 def test_a_shared_option_a_verb_does_not_take_is_refused_in_both_places(verb, capsys):
     argv = VERB_ARGS[verb]
     for name in sorted(set(SHARED_HELP) - set(VERB_SHARED[verb])):
-        for placed in ([f"--{name}", "x", *argv], [*argv, f"--{name}", "x"]):
+        for placed in ([f"--{name}", VALUES[name], *argv], [*argv, f"--{name}", VALUES[name]]):
             with pytest.raises(SystemExit) as exc:
                 parse_args(placed)
             assert exc.value.code == 2
@@ -78,9 +83,12 @@ def test_a_shared_option_a_verb_does_not_take_is_refused_in_both_places(verb, ca
 @pytest.mark.parametrize("verb", sorted(v for v in VERB_ARGS if VERB_SHARED[v]))
 def test_a_value_after_the_verb_wins_over_one_before(verb):
     argv = VERB_ARGS[verb]
-    before = [x for name in VERB_SHARED[verb] for x in (f"--{name}", "embedded:before" if name == "store" else "before")]
+    before = [x for name in VERB_SHARED[verb] for x in (f"--{name}", OTHER[name])]
     args = parse_args([*before, *argv, *shared(verb)])
-    assert {n: getattr(args, n) for n in VERB_SHARED[verb]} == {n: VALUES[n] for n in VERB_SHARED[verb]}
+    assert {n: getattr(args, dest(n)) for n in VERB_SHARED[verb]} == {n: VALUES[n] for n in VERB_SHARED[verb]}
+    # and the other way round: the value after the verb is the one taken
+    args = parse_args([*shared(verb), *argv, *before])
+    assert {n: getattr(args, dest(n)) for n in VERB_SHARED[verb]} == {n: OTHER[n] for n in VERB_SHARED[verb]}
 
 
 def write_toml(text: str) -> None:
@@ -101,7 +109,7 @@ users = "site/users.yaml"
 def test_unset_options_come_from_civicwatt_toml_then_defaults(verb):
     argv = VERB_ARGS[verb]
     plain = parse_args(argv)
-    names = [*VERB_SHARED[verb], *(n for n in ("quotas", "channels") if hasattr(plain, n))]
+    names = [*(n for n in VERB_SHARED[verb] if n in LOCATIONS), *(n for n in ("quotas", "channels") if hasattr(plain, n))]
     defaults = {"registry": "./civicwatt.yaml", "store": "embedded:./civicwatt-data", "users": "./users.yaml",
                 "quotas": "./quotas.yaml", "channels": "./channels.yaml"}
     assert {n: (getattr(plain, n), plain.origin[n]) for n in names} == {n: (defaults[n], "default") for n in names}
@@ -138,6 +146,14 @@ def test_the_demo_keeps_to_its_directory(monkeypatch):
     args = parse_args(["demo", "--dir", "d"])
     assert (args.registry, args.store, args.users) == ("d/civicwatt.yaml", "embedded:d/data", "d/users.yaml")
     assert parse_args(["--store", "embedded:x", "demo"]).store == "embedded:x"
+
+
+@pytest.mark.parametrize("verb", sorted(v for v in VERB_ARGS if "log-format" in VERB_SHARED[v]))
+def test_the_log_format_defaults_to_text_and_takes_only_text_or_json(verb, capsys):
+    assert parse_args(VERB_ARGS[verb]).log_format == "text"
+    with pytest.raises(SystemExit) as exc:
+        parse_args([*VERB_ARGS[verb], "--log-format", "xml"])
+    assert exc.value.code == 2 and "--log-format" in capsys.readouterr().err
 
 
 def test_help_shows_the_shared_options(capsys):

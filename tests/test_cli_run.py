@@ -41,9 +41,12 @@ CASES = {
     "report": (["report", "monthly", "--month", "2024-03", "--out", "out.xlsx", "--quotas", "quotas.yaml"],
                ["out.xlsx"]),
     "ledger": (["ledger", "--year", "2024", "--out", "out.csv", "--quotas", "quotas.yaml"], ["out.csv"]),
+    "assess": (["assess", "--year", "2024", "--out", "out.xlsx", "--notice", "notice.html", "--quotas", "quotas.yaml"],
+               ["out.xlsx", "notice.html"]),
     "quotas": (["quotas", "check", "--date", "2024-12-31", "--quotas", "quotas.yaml"], []),
     "check-config": (["check-config", "--quotas", "quotas.yaml"], []),
     "users": (["users", "add", "ann", "--role", "region", "--scope", "sjz", "--password", "p" * 12], []),
+    "backup": (["backup", "--out", "bk", "--quotas", "quotas.yaml"], ["bk/config/quotas.yaml"]),
 }
 LONG_RUNNING = {"demo", "collect", "serve", "simulate"}  # test_cli.py checks their parsed arguments
 NOT_RUN = {"init": "takes no shared option", "mv": "needs an EMC project (tests/test_mv_acceptance.py)"}
@@ -101,9 +104,11 @@ def test_shared_options_before_or_after_the_verb_give_the_same_result(verb, worl
 REFUSING = {
     "report": ["report", "monthly", "--month", "2024-03", "--out", "out.xlsx"],
     "ledger": ["ledger", "--year", "2024", "--out", "out.csv"],
+    "assess": ["assess", "--year", "2024", "--out", "out.xlsx"],
     "export": ["export", "readings", "--start", "2024-01-01", "--end", "2024-01-31", "--out", "out.csv"],
     "quotas": ["quotas", "check", "--notify", "--outbox", "outbox"],
     "serve": ["serve", "--port", "0"],
+    "backup": ["backup", "--out", "bk"],
 }
 
 

@@ -12,6 +12,7 @@ import sys
 import httpx
 import pandas as pd
 
+from tests import support_web
 from tests.support_demo import DemoProcess
 
 
@@ -22,7 +23,7 @@ def civicwatt(*argv: str, cwd, env) -> subprocess.CompletedProcess:
 
 def login(web: int, password: str) -> int:
     with httpx.Client(base_url=f"http://127.0.0.1:{web}", follow_redirects=False, timeout=30) as client:
-        return client.post("/login", data={"username": "admin", "password": password}).status_code
+        return support_web.login(client, "admin", password).status_code
 
 
 def test_the_demo_leaves_a_working_directory_the_other_verbs_find(tmp_path):

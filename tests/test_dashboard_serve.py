@@ -15,6 +15,7 @@ import yaml
 from civicwatt.sample import sample_registry_doc
 from storage import open_store
 from tests.servers import free_port
+from tests.support_web import login
 
 
 def test_serve_prints_a_password_that_logs_in_and_stops_on_ctrl_c(tmp_path):
@@ -38,8 +39,8 @@ def test_serve_prints_a_password_that_logs_in_and_stops_on_ctrl_c(tmp_path):
         out = "".join(lines)
         password = re.search(r"password: (\S+)", out).group(1)
         c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        assert c.post("/login", data={"username": "admin", "password": "not-it"}).status_code == 401
-        r = c.post("/login", data={"username": "admin", "password": password})
+        assert login(c, "admin", "not-it").status_code == 401
+        r = login(c, "admin", password)
         assert r.status_code == 302
         assert c.get("/ranking").status_code == 200
     finally:

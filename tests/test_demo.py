@@ -12,6 +12,7 @@ import pytest
 from core.registry import load_registry
 from storage import open_store
 from tests.support_demo import GATEWAYS, DemoProcess
+from tests.support_web import login
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -25,8 +26,8 @@ def test_demo_runs_serves_and_stops_cleanly(tmp_path, stop):
 
         with httpx.Client(base_url=f"http://127.0.0.1:{web}", follow_redirects=False, timeout=30) as client:
             assert client.get("/").status_code in (302, 401)  # nothing without logging in
-            assert client.post("/login", data={"username": "admin", "password": "wrong"}).status_code == 401
-            ok = client.post("/login", data={"username": "admin", "password": password})
+            assert login(client, "admin", "wrong").status_code == 401
+            ok = login(client, "admin", password)
             assert ok.status_code == 302
             page = client.get("/")
             assert page.status_code == 200 and "CivicWatt" in page.text

@@ -20,8 +20,9 @@
    before), unless the store already holds it;
 4. starts the Modbus simulator for every meter (with the same retrofit), continuing the
    history's indices;
-5. starts the collectors and the scheduler (15-minute polls, rollups, quota checks and
-   alerts);
+5. starts the runtime `civicwatt collect` runs (`civicwatt.runtime`: 15-minute polls,
+   consumption upkeep, alert checks at start-up and every 15 minutes, delivery through
+   `--dir`/channels.yaml, the heartbeat in DATA/health/demo.json);
 6. serves the dashboard (the savings-verification page reads `--dir`/mv) and prints
    where, with a generated admin password (`civicwatt users passwd admin` sets a new one).
 
@@ -44,7 +45,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from alerts.outbox import default_outbox_dir
-from civicwatt.context import load_optional_quotas, open_registry_store, write_workdir_config
+from civicwatt.context import load_optional_quotas, open_registry_store, redact_url, write_workdir_config
 from civicwatt.sample import (
     MV_PROJECT_ID,
     MV_RETROFIT_METER,
@@ -64,7 +65,6 @@ MIN_HISTORY_DAYS = 400
 LIVE_INTERVAL_S = 900  # the sample meters are polled every 15 minutes
 FULL_RESOLUTION_DAYS = 35  # recent history at the poll interval, older history hourly
 WRITE_CHUNK = 500_000  # samples per store write (and progress step)
-ROLLUP_EVERY_MIN = 5
 SEED = 1  # the load model's seed, for the history, the simulator and the demo project's temperatures
 
 
@@ -88,33 +88,39 @@ def backfill(store: Store, registry: Registry, days: int, now: pd.Timestamp,
     hourly before, which is how a site with a year of archived hourly readings and a
     month of live polling looks."""
     from civicwatt.commands.simulate import meters_for_sim
-    from device_sim.history import generate_history
+    from device_sim.history import end_values, generate_history
 
     have = set(store.meter_ids())
     todo = [m for m in (meters if meters is not None else meters_for_sim(registry)) if m["id"] not in have]
-    if todo:
-        start = (now - pd.Timedelta(days=days)).floor("D")
-        interval = min(int(m.get("interval_s") or LIVE_INTERVAL_S) for m in todo)
-        print(f"generating {days} days of history for {len(todo)} meters ...", file=sys.stderr)
-        history = generate_history(todo, start, now, interval_s=interval, seed=SEED)
-        t = history["time"]
-        recent = t >= now - pd.Timedelta(days=FULL_RESOLUTION_DAYS)
-        history = history[recent | (t.dt.minute == 0) & (t.dt.second == 0)]
-        with tqdm(total=len(history), desc="history", unit="sample", unit_scale=True, file=sys.stderr) as bar:
-            for i in range(0, len(history), WRITE_CHUNK):
-                chunk = history.iloc[i:i + WRITE_CHUNK]
-                store.write_samples(chunk)
-                bar.update(len(chunk))
-        if hasattr(store, "refresh_rollups"):
-            print("computing daily rollups ...", file=sys.stderr)
-            store.refresh_rollups()
-    last = store.last_samples_before(now + pd.Timedelta(seconds=1))
-    return last[["meter_id", "time", "value"]]
+    if not todo:
+        last = store.last_samples_before(now + pd.Timedelta(seconds=1))
+        return last[["meter_id", "time", "value"]]
+    start = (now - pd.Timedelta(days=days)).floor("D")
+    interval = min(int(m.get("interval_s") or LIVE_INTERVAL_S) for m in todo)
+    with tqdm(total=days, desc=f"generating {days} days x {len(todo)} meters", unit="day", file=sys.stderr) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.update(round(days * done / total) - bar.n)
+
+        history = generate_history(todo, start, now, interval_s=interval, seed=SEED, progress=advance)
+    t = history["time"]
+    recent = t >= now - pd.Timedelta(days=FULL_RESOLUTION_DAYS)
+    history = history[recent | (t.dt.minute == 0) & (t.dt.second == 0)]
+    # the store keeps hourly and daily consumption up to date as the samples go in
+    with tqdm(total=len(history), desc="history into the store (with consumption)", unit="sample", unit_scale=True,
+              file=sys.stderr) as bar:
+        for i in range(0, len(history), WRITE_CHUNK):
+            chunk = history.iloc[i:i + WRITE_CHUNK]
+            store.write_samples(chunk)
+            bar.update(len(chunk))
+    last = end_values(history)
+    if have:
+        last = pd.concat([store.last_samples_before(now + pd.Timedelta(seconds=1), sorted(have)), last])
+    return last[["meter_id", "time", "value"]].reset_index(drop=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from civicwatt.commands.simulate import meters_for_sim
-    from collectors.service import CollectorService
+    from civicwatt.runtime import Runtime
     from core.users import ensure_admin
     from dashboard.app import create_app, serve
     from device_sim.server import Simulator
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_registry_store(registry, args.store)
     print(f"registry   {registry_path} ({len(registry.institutions)} institutions, {len(registry.meters)} meters)"
           + (" [new]" if written else ""))
-    print(f"store      {store.url}")
+    print(f"store      {redact_url(store.url)}")
     users_file = Path(args.users)
     config_note, found_here = _write_config(base, args, quotas_path)
     print(f"config     {config_note}")
@@ -155,18 +161,15 @@ def run(args: argparse.Namespace) -> int:
     ports = sorted({m.modbus.port for m in registry.meters if m.modbus})
     print(f"simulator  Modbus TCP on 127.0.0.1 ports {ports[0]}-{ports[-1]} ({len(ports)} gateways)")
 
-    collector = CollectorService(registry, store, base / "queue")
-    if hasattr(store, "refresh_rollups"):
-        collector.scheduler.add_job(store.refresh_rollups, "interval", minutes=ROLLUP_EVERY_MIN, id="rollups",
-                                    max_instances=1, coalesce=True)
     outbox_dir = default_outbox_dir(store.url, fallback=base)
-    alerts = _alert_service(store, registry, quotas_path, outbox_dir, base / "channels.yaml")
-    if alerts is not None:
-        alerts.add_jobs(collector.scheduler)
-        collector.scheduler.add_job(alerts.daily, "date", id="first-alert-check")  # once at start-up
-    collector.start()
+    quotas = load_optional_quotas(str(quotas_path), registry)
+    channels = base / "channels.yaml"
+    rt = Runtime(registry, store, base / "queue", outbox_dir, role="demo", quotas=quotas,
+                 channels=channels if channels.exists() else None).start()
     print(f"collectors polling {len(registry.meters)} meters; queue in {base / 'queue'}")
-    print(f"alerts     outbox in {outbox_dir}" + ("" if alerts else " (no quotas.yaml: quota checks off)"))
+    print(f"alerts     checks now and every {rt.check_interval_s / 60:g} min; outbox in {outbox_dir}"
+          + ("" if quotas else " (no quotas.yaml: only the meter-data rules)"))
+    print(f"health     {rt.heartbeat.path}")
 
     password = ensure_admin(users_file)
     mv_dirs = list(dict.fromkeys(p.resolve() for p in (registry_path.parent / "mv", outbox_dir / "mv", base / "mv")))
@@ -184,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping ...", file=sys.stderr)
     finally:
         handle.shutdown()
-        collector.stop()
+        rt.stop()
         sim.stop()
+        rt.close()
         store.close()
     print("stopped; everything collected is in the store.")
     return 0
@@ -265,16 +269,3 @@ def demo_mv_setup(base: Path, store: Store, registry: Registry, now: pd.Timestam
     if days and (now.tz_convert(registry.timezone).date() - setup.history_start).days + 1 > days:
         return None, f"no demo savings project: --days {days} does not reach its baseline ({setup.baseline[0]})"
     return setup, f"{mv_file} [new] (retrofit of {MV_RETROFIT_METER} from {setup.retrofit_start})"
-
-
-def _alert_service(store: Store, registry: Registry, quotas_path: Path, outbox_dir: Path, channels: Path):
-    """Scheduled alert checks into the outbox, delivered through `channels` (a
-    channels.yaml next to the registry; without it alerts are kept for the dashboard)."""
-    quotas = load_optional_quotas(str(quotas_path), registry)
-    if quotas is None:
-        return None
-    from alerts.outbox import Outbox
-    from alerts.service import AlertService
-
-    outbox = Outbox(outbox_dir, channels if channels.exists() else None)
-    return AlertService(store, registry, quotas, outbox)

@@ -11,6 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from core.access import Forbidden, require_acknowledge, visible_alerts
 from core.users import User
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import forbidden, no_data
@@ -29,7 +30,7 @@ def register(app: dash.Dash, c: Context) -> None:
         lang = norm_lang(lang)
         user = c.current_user()
         trig = ctx.triggered_id
-        clicks = clicks if isinstance(clicks, list) else [clicks]
+        clicks = inputs.clicks(clicks)
         outbox = c.outbox()
         if user is None or not isinstance(trig, dict) or not any(clicks) or outbox is None:
             raise PreventUpdate

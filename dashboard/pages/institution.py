@@ -18,6 +18,7 @@ from core.access import Forbidden, institution_ids, require_institution
 from core.registry import Institution, Meter
 from core.users import User
 from core.vocab import INDEX_UNIT
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS, institution_meters
 from dashboard.i18n import norm_lang, t
@@ -45,6 +46,7 @@ def render(c: Context, user: User, lang: str, rest: str | None) -> html.Div:
 def register(app: dash.Dash, c: Context) -> None:
     @app.callback(Output("url", "pathname"), Input("inst-picker", "value"), prevent_initial_call=True)
     def pick_institution(inst: str | None) -> str:
+        inst = inputs.text(inst)
         if not inst:
             raise PreventUpdate
         return f"/institution/{inst}"
@@ -53,6 +55,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def hourly(date: str | None, inst_id: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        date, inst_id = inputs.text(date), inputs.text(inst_id)
         try:
             inst = require_institution(c.current_user(), c.registry, inst_id)
         except Forbidden:

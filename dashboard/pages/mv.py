@@ -11,6 +11,7 @@ from dash import Input, Output, State, dcc, html
 
 from core.users import User
 from core.yamlfile import ConfigError
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import KEEP, fmt, forbidden
@@ -40,6 +41,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def mv_body(project_id: str | None, lang: str | None) -> tuple:
         lang = norm_lang(lang)
+        project_id = inputs.text(project_id)
         user = c.current_user()
         match = [p for p in c.mv.visible(user) if p["id"] == project_id] if user is not None else []
         if not match:

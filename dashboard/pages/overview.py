@@ -16,9 +16,11 @@ from dash.exceptions import PreventUpdate
 
 from core.access import Forbidden, default_region, overview_scope, region_ids
 from core.users import User
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
 from dashboard.i18n import norm_lang, t
+from dashboard.plan_panel import plan_panel
 from dashboard.widgets import KEEP, fig_layout, fmt, forbidden, no_data, year_picker
 
 # overview totals -> quotas.config target indicators
@@ -45,6 +47,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def overview_body(region: str | None, year: int | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        region, year = inputs.text(region), inputs.integer(year, lo=1, hi=9999)
         try:
             insts, scope = overview_scope(c.current_user(), c.registry, region)
         except Forbidden:
@@ -89,6 +92,7 @@ def content(c: Context, insts: set[str], scope: str | None, year: int, lang: str
         html.H2(t("totals", lang)),
         html.Div(gauges, className="row"),
         intensity_table(table, totals, limit, lang),
+        plan_panel(c, insts, scope, year, lang),
         ytd,
         dcc.Graph(id="ov-trend", figure=fig_trend),
         html.Div([dcc.Graph(id="ov-split-energy", figure=fig_split_e, className="half"),

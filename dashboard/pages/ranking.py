@@ -17,6 +17,7 @@ from core.access import Forbidden, region_ids
 from core.registry import Registry
 from core.users import User
 from core.vocab import CATEGORIES
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS
 from dashboard.i18n import norm_lang, t
@@ -43,6 +44,10 @@ def register(app: dash.Dash, c: Context) -> None:
                          sort_by: list | None, lang: str | None, trigger: Any = None) -> tuple:
         """The table's outputs for these inputs (what the callback returns)."""
         lang = norm_lang(lang)
+        region, category, indicator, search = (inputs.text(v) for v in (region, category, indicator, search))
+        year = inputs.integer(year, lo=1, hi=9999)
+        page, page_size = inputs.integer(page, lo=0), inputs.integer(page_size, lo=1, hi=inputs.MAX_PAGE_SIZE)
+        sort_by = inputs.sort_by(sort_by)
         indicator = indicator or DEFAULT_INDICATOR
         if user is None:
             raise PreventUpdate

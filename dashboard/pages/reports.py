@@ -9,6 +9,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from core.users import User
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.i18n import t
 from dashboard.widgets import KEEP
@@ -43,10 +44,11 @@ def render(c: Context, _user: User, lang: str, _rest: str | None) -> html.Div:
 def register(app: dash.Dash, _c: Context) -> None:
     @app.callback(Output("rep-download", "href"), Input("rep-month", "value"))
     def report_link(month: str | None) -> str:
-        return "/download/report?" + urlencode({"month": month or ""})
+        return "/download/report?" + urlencode({"month": inputs.text(month) or ""})
 
     @app.callback(Output("ledger-xlsx", "href"), Output("ledger-csv", "href"), Input("ledger-year", "value"))
     def ledger_links(year: int | None) -> tuple[str, str]:
+        year = inputs.integer(year, lo=1, hi=9999)
         return f"/download/ledger?year={year}", f"/download/ledger?year={year}&format=csv"
 
 
