@@ -279,3 +279,43 @@ def test_institution_figures_on_both_backends(store):
     q = svc.data_quality("HB-0002").set_index("meter_id")
     assert bool(q.loc[w.OFFLINE_METER, "offline"]) and not q.drop(index=w.OFFLINE_METER)["offline"].any()
     assert q.loc[w.OFFLINE_METER, "completeness"] == pytest.approx(5.5 / 7, abs=0.01)
+
+
+def test_overview_group_intensity_is_the_ledgers(tmp_path):
+    """One institution without data: the overview's kgce/m2 of its city (and of the whole
+    portfolio) is the ledger's, a ratio of sums over the institutions with data."""
+    from dashboard.pages.overview import group_totals, intensity_table
+    from dashboard.widgets import fmt
+    from reports.ledger import build_ledger
+    from storage import open_store
+
+    reg = w.registry()
+    silent = reg.institutions[-1]
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=reg.timezone)
+    try:
+        store.set_meters(reg.meters_frame())
+        frame = w.samples(reg)
+        quiet = {m.id for m in reg.meters if m.institution == silent.id}
+        store.write_samples(frame[~frame["meter_id"].isin(quiet)].reset_index(drop=True))
+        svc = DataService(reg, store, now=lambda: w.NOW)
+        table = svc.indicators(2025)
+        ledger = build_ledger(store, reg, 2025)
+        totals = ledger.totals.set_index(["group", "key"])
+        city = silent.region
+        members = [i for i in reg.institutions if i.region == city]  # cities have no sub-regions here
+        for key, rows in (("all", reg.institutions), (city, members)):
+            sub = table[table["institution_id"].isin({i.id for i in rows})]
+            group = "all" if key == "all" else "region"
+            want = totals.loc[(group, key), "kgce_per_m2"]
+            with_data = [i for i in rows if i.id != silent.id]
+            kgce = sub["kgce"].sum()
+            assert want == pytest.approx(kgce / sum(i.floor_area_m2 for i in with_data), rel=1e-12)
+            assert want != pytest.approx(kgce / sum(i.floor_area_m2 for i in rows), rel=1e-6)  # not every institution
+            assert group_totals(sub)["kgce_per_m2"] == pytest.approx(want, rel=1e-12)
+            cells = intensity_table(sub, {"tce": kgce / 1000, "water_m3": sub["water_m3"].sum()},
+                                    dict.fromkeys(("kgce_per_m2", "kgce_per_person", "water_m3_per_person")), "en")
+            rows_html = cells.children[0].children
+            assert rows_html[0].children[1].children == str(len(with_data))
+            assert rows_html[1].children[1].children == fmt(want, 2)
+    finally:
+        store.close()
