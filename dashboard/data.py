@@ -40,7 +40,10 @@ from alerts.meter_rules import (
 )
 from core.registry import Meter, Registry
 from models import api as models_api
+from models.compare import comparable_change
+from models.completeness import complete_span
 from quotas.evaluate import evaluate_targets, project_scope_totals, quota_levels, quota_levels_wide
+from quotas.submissions import MeteredSubmissions
 from storage import Store
 
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
@@ -76,13 +79,23 @@ def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFram
     return out
 
 
-def add_yoy(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """Add `yoy_<indicator>` (percent change against the previous year) columns."""
+def add_yoy(current: pd.DataFrame, previous: pd.DataFrame, current_complete: pd.Series,
+            previous_complete: pd.Series) -> pd.DataFrame:
+    """Add `yoy_<indicator>` (percent change against the previous year) columns, shown
+    only where both periods are complete (`models.compare.comparable_change`;
+    `*_complete`: institution_id -> bool, `models.completeness.complete_span`), and
+    `yoy_reason` ('' or one of `models.compare.YOY_REASONS`, of `yoy_kgce`)."""
     prev = previous.set_index("institution_id")
     out = current.copy()
+    ids = out["institution_id"]
+    cur_ok = ids.map(current_complete).fillna(False).to_numpy(bool)
+    prev_ok = ids.map(previous_complete).fillna(False).to_numpy(bool)
     for ind in (*INDICATORS, *TOTALS):
-        before = out["institution_id"].map(prev[ind]).to_numpy(float) if len(prev) else np.full(len(out), np.nan)
-        out[f"yoy_{ind}"] = _safe_div(out[ind].to_numpy(float) - before, before) * 100.0
+        before = ids.map(prev[ind]).to_numpy(float) if len(prev) else np.full(len(out), np.nan)
+        change, reason = comparable_change(out[ind].to_numpy(float), before, cur_ok, prev_ok)
+        out[f"yoy_{ind}"] = change * 100.0
+        if ind == "kgce":
+            out["yoy_reason"] = reason
     return out
 
 
@@ -172,6 +185,19 @@ class DataService:
                 ind.loc[nodata, col] = np.nan
         return ind
 
+    def complete(self, year: int, until: pd.Timestamp | None = None) -> pd.Series:
+        """institution_id -> bool: `year` (up to `until`) meets the completeness rule
+        (`models.completeness.complete_span` of `quotas.submissions.MeteredSubmissions`:
+        every month at >= 90 % of its main-meter and billed unit-days complete)."""
+        def compute() -> pd.Series:
+            start, end = self.year_bounds(year)
+            if until is not None:
+                end = max(start, min(end, until))
+            end = end.normalize() if end > start.normalize() else start + pd.Timedelta(days=1)
+            months = MeteredSubmissions(self.store, self.registry, self.factors).span(start, end)
+            return complete_span(months, [i.id for i in self.registry.institutions])
+        return self._cached(("complete", year, until), compute)  # type: ignore[return-value]
+
     def ranking_table(self, year: int) -> pd.DataFrame:
         """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
         levels (`level_<indicator>`: guide | baseline | constraint | advanced | general
@@ -181,8 +207,10 @@ class DataService:
         def compute() -> pd.DataFrame:
             running = self.is_running(year)
             cur = self.indicators(year, self.today() if running else None)
-            prev = self.indicators(year - 1, self.today() - pd.DateOffset(years=1) if running else None)
-            table = add_yoy(cur, prev)
+            prev_until = self.today() - pd.DateOffset(years=1) if running else None
+            prev = self.indicators(year - 1, prev_until)
+            table = add_yoy(cur, prev, self.complete(year, self.today() if running else None),
+                            self.complete(year - 1, prev_until))
             if running:
                 # quota standards are annual: a part of the year is not compared with them
                 for ind in QUOTA_INDICATORS:

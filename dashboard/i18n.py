@@ -78,6 +78,7 @@ TEXT: dict[str, dict[str, str]] = {
     "col_id": {"zh": "编号", "en": "ID"},
     "col_value": {"zh": "指标值", "en": "Value"},
     "col_yoy": {"zh": "同比 (%)", "en": "Year on year (%)"},
+    "col_yoy_note": {"zh": "同比说明", "en": "Year-on-year note"},
     "col_level": {"zh": "定额水平", "en": "Quota level"},
     "col_estimated": {"zh": "估算占比 (%)", "en": "Estimated (%)"},
     "lvl_exceeds": {"zh": "超约束值", "en": "Above constraint"},

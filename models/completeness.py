@@ -213,3 +213,17 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
         "complete": complete.to_numpy(int),
         "completeness": complete.to_numpy(float) / expected.to_numpy(float),
     })[MONTH_COLUMNS]
+
+
+def complete_span(months: pd.DataFrame, institution_ids, threshold: float = COMPLETENESS_TARGET) -> pd.Series:
+    """Per institution of `institution_ids` (a bool Series indexed by them): every month
+    of `months` (`institution_month_completeness` over one span: a year, or the part of
+    a running year that is compared) reaches `threshold` of its unit-days complete. An
+    institution without a row (nothing due, nothing measured) is not complete: the span
+    can be compared only where this is True."""
+    ids = pd.Index(list(institution_ids), name="institution_id")
+    if months.empty:
+        return pd.Series(False, index=ids)
+    ok = (months["completeness"].to_numpy(float) >= threshold) & (months["expected"].to_numpy(float) > 0)
+    per = pd.Series(ok, index=months["institution_id"].to_numpy(object)).groupby(level=0).all()
+    return per.reindex(ids).fillna(False).astype(bool)

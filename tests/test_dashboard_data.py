@@ -319,3 +319,41 @@ def test_overview_group_intensity_is_the_ledgers(tmp_path):
             assert rows_html[1].children[1].children == fmt(want, 2)
     finally:
         store.close()
+
+
+def test_ranking_shows_no_yoy_over_an_incomplete_previous_year(tmp_path):
+    """As in the demo: the previous year holds two days of data. The 2025 ranking shows
+    no year-on-year value (with the reason), not a change of thousands of percent; the
+    2026 running year, compared with the same complete dates of 2025, shows 0 %."""
+    from dashboard.pages.ranking import ranking_rows
+    from storage import open_store
+
+    reg = w.registry()
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=reg.timezone)
+    try:
+        w.fill_store(store, reg)
+        rates = w.rate_per_hour(reg)
+        t = pd.date_range(pd.Timestamp("2024-12-30", tz=w.TZ), pd.Timestamp("2025-01-01", tz=w.TZ), freq="15min")
+        hours = ((t - t[-1]) / pd.Timedelta(hours=1)).to_numpy(float)  # ends at the history's first index
+        mult = pd.Series({m.id: m.multiplier for m in reg.meters})
+        early = pd.concat([pd.DataFrame({"meter_id": m, "time": t[:-1].tz_convert("UTC"),
+                                         "value": 100.0 + rates[m] / mult[m] * hours[:-1], "quality": 0})
+                           for m in rates.index], ignore_index=True)
+        store.write_samples(early)
+        svc = DataService(reg, store, now=lambda: w.NOW)
+        prev = svc.indicators(2024).set_index("institution_id")
+        assert prev.loc["HB-0001", "kgce"] > 0  # two days of 2024 are there ...
+        table = svc.ranking_table(2025)
+        raw = (table["kgce"] / table["institution_id"].map(prev["kgce"]) - 1) * 100
+        assert (raw > 10_000).all()  # ... what a naive 同比 would show
+        assert table["yoy_kgce"].isna().all() and table["yoy_kgce_per_m2"].isna().all()
+        assert (table["yoy_reason"] == "previous_incomplete").all()
+        page = ranked(table, RankQuery(indicator="kgce_per_m2"))
+        rows = ranking_rows(page, reg, "en")
+        assert {r["yoy"] for r in rows} == {None}
+        assert {r["yoy_note"] for r in rows} == {"last year incomplete: no comparison"}
+        running = svc.ranking_table(2026).set_index("institution_id")
+        assert running.loc["HB-0001", "yoy_kgce"] == pytest.approx(0.0, abs=1e-6)
+        assert running.loc["HB-0001", "yoy_reason"] == ""
+    finally:
+        store.close()
