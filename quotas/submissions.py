@@ -13,6 +13,7 @@ without touching the scoring.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,7 +85,7 @@ class MeteredSubmissions:
         ids = main["meter_id"].tolist()
         cuts = pd.date_range(start, end, freq="QS", inclusive="neither")
         bounds = [start, *cuts, end]
-        for q0, q1 in zip(bounds[:-1], bounds[1:], strict=False):  # quarters, one read each (memory)
+        for q0, q1 in itertools.pairwise(bounds):  # quarters, one read each (memory)
             samples = self.store.read_samples(q0 - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), q1, ids)
             daily.append(daily_completeness(samples, interval, q0, q1)[["meter_id", "day", "share"]])
         if not len(main) and billed.empty:
