@@ -7,6 +7,11 @@ from typing import Literal
 Category = Literal["government", "school", "hospital", "venue", "other"]
 Energy = Literal["electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal", "pv"]
 Subitem = Literal["total", "lighting_socket", "hvac", "power", "special"]
+#: The organisational boundary of public-institution energy and carbon accounting (国管局
+#: method, following the statistics system): a meter or bill is inside (`included`) or
+#: `excluded`, with one of the reasons the method deducts where separately metered.
+Boundary = Literal["included", "excluded"]
+BoundaryReason = Literal["家属区", "出租", "独立法人"]  # staff housing, space leased out, independent legal entity
 
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 ENERGIES: tuple[str, ...] = Energy.__args__  # type: ignore[attr-defined]
