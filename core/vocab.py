@@ -51,8 +51,17 @@ DEFAULT_HEATING_SEASON: dict[str, str] = {"start": "11-15", "end": "03-15"}
 #: Liquid fuels, stated in L or by mass; L converts by density.
 LIQUID_FUELS: tuple[str, ...] = ("gasoline", "diesel")
 
+#: A bill kind that is not energy use: green power bought on the market (绿电交易, with its
+#: certificates). Its kWh are part of the metered or billed electricity; they count only in
+#: market-based Scope 2 (`models.indicators.market_scope2_t`), never in totals.
+GREEN_POWER = "green_power"
+#: What the `energy` column of a bills CSV may say: every energy, and green power.
+BILL_KINDS: tuple[str, ...] = (*ENERGIES, GREEN_POWER)
+CANONICAL_UNIT[GREEN_POWER] = "kWh"
+
 #: Units a bill may state per energy (interfaces.md: kWh, m3, GJ, L, kg, t).
 BILL_UNITS: dict[str, set[str]] = {
+    GREEN_POWER: {"kWh", "MWh"},
     "electricity": {"kWh", "MWh"}, "pv": {"kWh", "MWh"},
     "water": {"m3", "t"}, "natural_gas": {"m3"}, "heat": {"GJ", "MJ"},
     "gasoline": {"L", "kg", "t"}, "diesel": {"L", "kg", "t"}, "lpg": {"kg", "t"}, "coal": {"kg", "t"},

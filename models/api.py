@@ -52,7 +52,14 @@ import pandas as pd
 from core.registry import RegionTree
 from core.vocab import CANONICAL_UNIT
 from models.compare import yoy_change
-from models.energy import energy_use, split_bills, submeter_balance, submeter_balance_from_frames, to_canonical
+from models.energy import (
+    energy_use,
+    green_power_kwh,
+    split_bills,
+    submeter_balance,
+    submeter_balance_from_frames,
+    to_canonical,
+)
 from models.factors import BASIS_LABEL, FactorSet, load_factors
 from models.indicators import (
     INDICATOR_COLUMNS,
@@ -66,6 +73,7 @@ from models.indicators import (
     indicators_from_frames,
     indicators_from_sums,
     institution_context,
+    market_scope2_t,
     priced_sums,
     with_institution_id,
 )
@@ -121,7 +129,8 @@ def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[s
 
 __all__ = [
     "BASIS_LABEL", "CANONICAL_UNIT", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "FactorSet", "aggregate",
-    "consumption_by", "energy_ledger", "energy_sums", "energy_use", "heating_fraction", "indicators",
-    "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors", "priced_sums", "rank",
+    "consumption_by", "energy_ledger", "energy_sums", "energy_use", "green_power_kwh", "heating_fraction", "indicators",
+    "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors", "market_scope2_t",
+    "priced_sums", "rank",
     "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators", "yoy_change",
 ]

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from core.vocab import CANONICAL_UNIT, UNIT_SCALE
+from core.vocab import CANONICAL_UNIT, GREEN_POWER, UNIT_SCALE
 from models.factors import FactorSet
 from storage.rollup import FREQS
 
@@ -221,8 +221,8 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     chosen = meters[(np.ones(len(meters), bool) if include_submeters else main) | deduct]
     cons = store.consumption(freq, start, end, meter_ids=chosen["meter_id"].tolist()) if len(chosen) else None
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
-    bills = store.read_bills(None if institution_ids is None else list(institution_ids))
-    bills = bills[bills["institution_id"].isin(registry.institution_by_id)] if len(bills) else bills
+    bills = _bills(store, registry, institution_ids)
+    bills = bills[bills["energy"] != GREEN_POWER] if len(bills) else bills  # a purchase, not use
     bill_rows = split_bills(bills, freq, registry.timezone, start, end, factors) if len(bills) else empty_use()
     out = combine_use(rows, bill_rows, meters)
     ex_ids = set(meters.loc[excluded, "meter_id"])
@@ -245,6 +245,26 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     if out.empty:
         return empty_use()
     return out.sort_values(["institution_id", "energy", "period_start"], kind="stable").reset_index(drop=True)
+
+
+def _bills(store, registry, institution_ids: Iterable[str] | None) -> pd.DataFrame:
+    bills = store.read_bills(None if institution_ids is None else list(institution_ids))
+    return bills[bills["institution_id"].isin(registry.institution_by_id)] if len(bills) else bills
+
+
+def green_power_kwh(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                    factors: FactorSet | None = None) -> pd.Series:
+    """institution_id -> kWh of green power bought (bills of kind `green_power`, spread
+    over their days) in the local days of [start, end): the part of the electricity that
+    market-based Scope 2 counts at zero."""
+    from models.factors import load_factors
+
+    bills = _bills(store, registry, None)
+    bills = bills[bills["energy"] == GREEN_POWER] if len(bills) else bills
+    if bills.empty:
+        return pd.Series(dtype=float, name="green_power_kwh")
+    rows = split_bills(bills, "day", registry.timezone, start, end, factors or load_factors())
+    return rows.groupby("institution_id")["quantity"].sum().rename("green_power_kwh")
 
 
 def _excluded_bill_rows(use: pd.DataFrame, exclusions: pd.DataFrame, tz: str) -> np.ndarray:

@@ -14,7 +14,10 @@ Sheets:
   and the accounting boundary: quantity, kgce and t_co2 are net (inside the boundary);
   gross_quantity = quantity + excluded_quantity, excluded_kgce, boundary_reasons (家属区,
   出租, 独立法人: the registry's `boundary: excluded` meters and bills).
-* ``summary``: one row per institution: totals (net; gross_kgce and excluded_kgce beside), floor area, occupants, kgce_per_m2,
+* ``summary``: one row per institution: totals (net; gross_kgce and excluded_kgce beside;
+  location-based t_co2_scope2 and, beside it, market-based t_co2_scope2_market: the
+  electricity not covered by green-power purchases at the national factor for consumers
+  of market-traded green power, `market_factor`), floor area, occupants, kgce_per_m2,
   kgce_per_person, water_m3_per_person, kgco2_per_m2, heating and non-heating
   intensities, the quota level met for each standard indicator (guide / baseline /
   constraint / exceeds; advanced / general for two-level standards), how many are
@@ -40,7 +43,16 @@ import numpy as np
 import pandas as pd
 
 from core.vocab import ENERGIES
-from models.api import aggregate, energy_ledger, energy_sums, energy_use, indicators_from_sums, rank
+from models.api import (
+    aggregate,
+    energy_ledger,
+    energy_sums,
+    energy_use,
+    green_power_kwh,
+    indicators_from_sums,
+    market_scope2_t,
+    rank,
+)
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
 from models.indicators import institution_context
 from quotas.config import STANDARD_INDICATORS, QuotaConfig
@@ -90,6 +102,8 @@ LABELS = {
     "gross_quantity": ("实物量 总量 (含边界外)", QTY, 14), "excluded_quantity": ("边界外扣除量", QTY, 13),
     "excluded_kgce": ("边界外扣除 (kgce)", QTY, 13), "gross_kgce": ("折标煤 总量 (含边界外, kgce)", QTY, 14),
     "boundary_reasons": ("扣除原因", None, 16),
+    "green_power_kwh": ("绿电交易电量 (kWh)", QTY, 13), "t_co2_scope2_market": ("间接排放 市场法 (tCO2)", QTY3, 13),
+    "t_co2_market": ("二氧化碳 市场法 (tCO2)", QTY3, 13), "market_factor": ("市场法电力因子", FACTOR, 11),
 }
 
 
@@ -137,7 +151,8 @@ def _with_boundary(led: pd.DataFrame, excl: pd.DataFrame, reasons: pd.DataFrame 
 
 def ledger_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: FactorSet, year: int,
                      basis: str = "equivalent", quotas: QuotaConfig | None = None, regions=None,
-                     excluded_sums: pd.DataFrame | None = None, reasons: pd.DataFrame | None = None) -> LedgerTables:
+                     excluded_sums: pd.DataFrame | None = None, reasons: pd.DataFrame | None = None,
+                     green_kwh: pd.Series | None = None) -> LedgerTables:
     """The ledger tables from yearly `energy_sums` (pure; no store).
 
     `sums` is the net use (inside the accounting boundary, `models.energy.energy_use`'s
@@ -145,7 +160,9 @@ def ledger_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Fa
     yearly sums of the use outside it (`energy_use(..., boundary='excluded')`), shown
     beside the net as gross_quantity, excluded_quantity, excluded_kgce (ledger) and
     gross_kgce, excluded_kgce (summary); `reasons`: institution_id, energy,
-    boundary_reason of the registry's exclusions.
+    boundary_reason of the registry's exclusions. `green_kwh`: institution_id -> kWh of
+    green power bought in the year (bills of kind green_power): the summary shows
+    market-based Scope 2 (t_co2_scope2_market, t_co2_market) beside the location-based.
     institutions: `models.indicators.institution_context(registry, factors)` (or any
     frame with INSTITUTION_COLUMNS). regions: Registry or id -> parent mapping, for the
     region totals and regional quota standards."""
@@ -174,6 +191,20 @@ def ledger_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Fa
     ex_kgce = excl.groupby("institution_id")["kgce"].sum() if len(excl) else pd.Series(dtype=float)
     summary["excluded_kgce"] = summary["institution_id"].map(ex_kgce).fillna(0.0).to_numpy(float)
     summary["gross_kgce"] = summary["kgce"].to_numpy(float) + summary["excluded_kgce"].to_numpy(float)
+    elec = led[led["energy"] == "electricity"].set_index("institution_id")
+    iid = summary["institution_id"]
+    summary["green_power_kwh"] = iid.map(green_kwh).fillna(0.0).to_numpy(float) if green_kwh is not None else 0.0
+    try:
+        market = factors.market_grid_factor(year)
+        m_value, m_source = market.value, market.source
+    except KeyError:  # a set without one (cn-2024): no market-based figure
+        m_value, m_source = np.nan, ""
+    summary["t_co2_scope2_market"] = market_scope2_t(
+        summary["t_co2_scope2"], iid.map(elec["t_co2"]).fillna(0.0), summary["electricity_kwh"],
+        summary["green_power_kwh"], m_value)
+    summary["t_co2_market"] = summary["t_co2_scope1"].to_numpy(float) + summary["t_co2_scope2_market"].to_numpy(float)
+    summary["market_factor"] = m_value
+    summary["market_factor_source"] = m_source
     if quotas is not None and quotas.standards:
         levels = quota_levels(ind, quotas, regions=regions)
     else:
@@ -223,7 +254,9 @@ def build_ledger(store, registry, year: int, factors: FactorSet | None = None, q
         return energy_sums(use, inst, period="year", freq="day", tz=registry.timezone)
 
     return ledger_from_sums(yearly("net"), inst, factors, year, basis, quotas, regions=registry,
-                            excluded_sums=yearly("excluded"), reasons=boundary_reasons(registry))
+                            excluded_sums=yearly("excluded"), reasons=boundary_reasons(registry),
+                            green_kwh=green_power_kwh(store, registry, pd.Timestamp(f"{year}-01-01", tz=registry.timezone),
+                                                      pd.Timestamp(f"{year + 1}-01-01", tz=registry.timezone), factors))
 
 
 def boundary_reasons(registry) -> pd.DataFrame:
@@ -271,7 +304,8 @@ def write_ledger(tables: LedgerTables, out: str | Path) -> Path:
     write_sheet(wb, "ledger", tables.ledger, [_col(c) for c in LEDGER_COLUMNS], freeze_cols=2, notes=notes)
     level_cols = level_columns(tables.summary)
     scols = ["institution_id", "name", "region", "category", "year", "floor_area_m2", "heated_area_m2", "occupants",
-             "has_data", *SUMMARY_TOTALS, "gross_kgce", "excluded_kgce", *SUMMARY_INTENSITIES, "estimated_share",
+             "has_data", *SUMMARY_TOTALS, "gross_kgce", "excluded_kgce", "green_power_kwh", "t_co2_scope2_market",
+             "t_co2_market", "market_factor", *SUMMARY_INTENSITIES, "estimated_share",
              *level_cols,
              "quota_within_constraint", "quota_indicators", "quota_levels_met", "rank_in_category",
              "category_peers", "provisional", "basis", "factor_set"]
