@@ -62,7 +62,7 @@ def test_natural_gas_rests_on_one_heating_value(tmp_path):
     assert gas_field.coal_kgce_per_unit("natural_gas") == 1.2143  # 35,544 kJ/m3 / 29,271 kJ/kgce
     assert gas_field.emission_factor("natural_gas").value == 1.974
     # 35.544e-6 TJ/m3 x 15.3 tC/TJ x 0.99 x 44/12 (kg per m3)
-    assert 35.544e-3 * 15.3 * 0.99 * 44 / 12 == pytest.approx(1.974, abs=5e-4)
+    assert pytest.approx(1.974, abs=5e-4) == 35.544e-3 * 15.3 * 0.99 * 44 / 12
     (tmp_path / "oil.yaml").write_text("id: oil\nchoices: {natural_gas: oil_field}\n", encoding="utf-8")
     oil = load_factors(tmp_path / "oil.yaml")
     assert oil.id == "cn-2025+oil"
