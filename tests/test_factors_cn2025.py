@@ -71,7 +71,7 @@ def test_natural_gas_rests_on_one_heating_value(tmp_path):
     ratio = [s.emission_factor("natural_gas").value / s.coal_kgce_per_unit("natural_gas") for s in (gas_field, oil)]
     assert ratio[0] == pytest.approx(ratio[1], rel=1e-3)
     (tmp_path / "bad.yaml").write_text("id: bad\nchoices: {natural_gas: lng}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="choices.natural_gas: choose one of gas_field, oil_field"):
+    with pytest.raises(ConfigError, match=r"choices\.natural_gas: choose one of gas_field, oil_field"):
         load_factors(tmp_path / "bad.yaml")
 
 
