@@ -198,6 +198,25 @@ class DataService:
             return complete_span(months, [i.id for i in self.registry.institutions])
         return self._cached(("complete", year, until), compute)  # type: ignore[return-value]
 
+    def group_yoy(self, insts: Iterable[str], year: int) -> tuple[float, str]:
+        """Year-on-year change (fraction) of the total energy (kgce) of `insts`, like for
+        like: the ratio of sums over the members complete in both periods (a running year
+        to yesterday against the same dates of the year before, as the ranking); NaN and
+        the reason (`models.compare.YOY_REASONS`) when no member is complete in both."""
+        running = self.is_running(year)
+        until = self.today() if running else None
+        prev_until = self.today() - pd.DateOffset(years=1) if running else None
+        ids = pd.Index(sorted(set(insts)))
+        cur_ok = self.complete(year, until).reindex(ids).fillna(False).to_numpy(bool)
+        prev_ok = self.complete(year - 1, prev_until).reindex(ids).fillna(False).to_numpy(bool)
+        both = set(ids[cur_ok & prev_ok])
+        cur = self.indicators(year, until)
+        prev = self.indicators(year - 1, prev_until)
+        c = cur.loc[cur["institution_id"].isin(both), "kgce"].sum()
+        p = prev.loc[prev["institution_id"].isin(both), "kgce"].sum()
+        change, reason = comparable_change([c], [p], [cur_ok.any()], [bool(both)])
+        return float(change[0]), str(reason[0])
+
     def ranking_table(self, year: int) -> pd.DataFrame:
         """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
         levels (`level_<indicator>`: guide | baseline | constraint | advanced | general

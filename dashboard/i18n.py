@@ -79,6 +79,8 @@ TEXT: dict[str, dict[str, str]] = {
     "col_value": {"zh": "指标值", "en": "Value"},
     "col_yoy": {"zh": "同比 (%)", "en": "Year on year (%)"},
     "col_yoy_note": {"zh": "同比说明", "en": "Year-on-year note"},
+    "yoy_tce": {"zh": "综合能耗同比", "en": "Total energy, year on year"},
+    "yoy_like_for_like": {"zh": "按两年数据均完整的单位计", "en": "institutions complete in both years"},
     "col_level": {"zh": "定额水平", "en": "Quota level"},
     "col_estimated": {"zh": "估算占比 (%)", "en": "Estimated (%)"},
     "lvl_exceeds": {"zh": "超约束值", "en": "Above constraint"},

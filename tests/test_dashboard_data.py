@@ -355,5 +355,18 @@ def test_ranking_shows_no_yoy_over_an_incomplete_previous_year(tmp_path):
         running = svc.ranking_table(2026).set_index("institution_id")
         assert running.loc["HB-0001", "yoy_kgce"] == pytest.approx(0.0, abs=1e-6)
         assert running.loc["HB-0001", "yoy_reason"] == ""
+        # the overview's group figure follows the same rule
+        everyone = [i.id for i in reg.institutions]
+        change, reason = svc.group_yoy(everyone, 2025)
+        assert np.isnan(change) and reason == "previous_incomplete"
+        change, reason = svc.group_yoy(everyone, 2026)
+        assert change == pytest.approx(0.0, abs=1e-9) and reason == ""
+        from dashboard.pages.overview import intensity_table
+
+        cells = intensity_table(svc.indicators(2025), {}, dict.fromkeys(("kgce_per_m2", "kgce_per_person",
+                                                                          "water_m3_per_person")), "en",
+                                svc.group_yoy(everyone, 2025))
+        yoy_row = cells.children[0].children[-1].children
+        assert yoy_row[1].children == "" and yoy_row[2].children == "last year incomplete: no comparison"
     finally:
         store.close()

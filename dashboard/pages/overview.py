@@ -92,7 +92,7 @@ def content(c: Context, insts: set[str], scope: str | None, year: int, lang: str
     return html.Div([
         html.H2(t("totals", lang)),
         html.Div(gauges, className="row"),
-        intensity_table(table, totals, limit, lang),
+        intensity_table(table, totals, limit, lang, c.service.group_yoy(insts, year)),
         plan_panel(c, insts, scope, year, lang),
         ytd,
         dcc.Graph(id="ov-trend", figure=fig_trend),
@@ -117,8 +117,10 @@ def year_end(c: Context, insts: set[str], year: int, targets: dict[str, dict]) -
 
 
 def intensity_table(table: pd.DataFrame, totals: dict[str, float], limit: dict[str, float | None],
-                    lang: str) -> html.Table:
-    """Number of institutions with data and the scope's intensities against its targets:
+                    lang: str, yoy: tuple[float, str] = (np.nan, "no_previous")) -> html.Table:
+    """Number of institutions with data, the scope's intensities against its targets and
+    the year-on-year change of its total energy (`DataService.group_yoy`, blank with the
+    reason unless both years are complete):
     ratios of sums over the institutions with data (`models.api.aggregate`, the ledger's
     and the target evaluation's definition), never over every institution."""
     group = group_totals(table)
@@ -131,6 +133,10 @@ def intensity_table(table: pd.DataFrame, totals: dict[str, float], limit: dict[s
                                                                     className="num")]),
             *[html.Tr([html.Td(t(label, lang)), html.Td(fmt(value, 2), className="num"),
                        html.Td(target_text(limit[key], lang))]) for label, value, key in rows],
+            html.Tr(id="ov-yoy", children=[
+                html.Td(t("yoy_tce", lang)),
+                html.Td(f"{yoy[0] * 100:+.1f} %" if not yoy[1] else "", className="num"),
+                html.Td(t(f"yoy_{yoy[1]}", lang) if yoy[1] else t("yoy_like_for_like", lang))]),
         ])])
 
 
