@@ -205,7 +205,12 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     institution (a row with the negated quantity, source 'excluded', unless its parent
     is excluded itself); 'gross': everything, as if nothing were excluded; 'excluded':
     only what 'net' leaves out or deducts, with positive quantities (source 'excluded'),
-    so gross = net + excluded for every institution, energy and period."""
+    so gross = net + excluded for every institution, energy and period. A bill
+    exclusion's dates are judged on each row's period start: exact at daily (or hourly)
+    resolution, which the ledger, reports and dashboard use.
+
+    Bills of kind `green_power` (purchases, not use) never enter the frame
+    (`green_power_kwh`)."""
     from models.factors import load_factors
 
     if boundary not in BOUNDARIES:

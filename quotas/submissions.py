@@ -19,6 +19,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from core.vocab import GREEN_POWER
 from models.completeness import (
     COMPLETENESS_LOOKBACK_DAYS,
     MONTH_COLUMNS,
@@ -56,6 +57,7 @@ class MeteredSubmissions:
         since = (start - pd.DateOffset(years=BILLED_LOOKBACK_YEARS)).date()
         if bills.empty:
             return empty_use()[["institution_id", "energy"]]
+        bills = bills[bills["energy"] != GREEN_POWER]  # a purchase of green power is not a unit of use
         b = bills[(pd.to_datetime(bills["period_end"]).dt.date >= since)
                   & (pd.to_datetime(bills["period_start"]).dt.date < end.date())
                   & bills["institution_id"].isin(self.registry.institution_by_id)]

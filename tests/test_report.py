@@ -120,7 +120,7 @@ def test_formatting_and_about(world):
     assert ws.cell(row=4, column=keys.index("electricity_kwh") + 1).number_format == "#,##0.00"
     assert ws.cell(row=3, column=keys.index("electricity_kwh") + 1).value == "电 (kWh)"
     about = {r[0]: r[1] for r in wb["about"].iter_rows(min_row=3, values_only=True)}
-    assert about["month"] == "2024-03" and about["factor_set"] == "cn-2024" and about["with_data"] == 4
+    assert about["month"] == "2024-03" and about["factor_set"] == "cn-2025" and about["with_data"] == 4
 
 
 def test_completeness_function():
