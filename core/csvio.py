@@ -32,7 +32,7 @@ import pandas as pd
 
 from core.registry import Registry
 from core.textfile import decode_utf8, echo, read_utf8
-from core.vocab import BILL_UNITS, ENERGIES, INDEX_UNIT
+from core.vocab import BILL_KINDS, BILL_UNITS, INDEX_UNIT
 from core.yamlfile import ConfigError, Problem
 
 READINGS_COLUMNS = ["meter_id", "time", "value"]
@@ -313,8 +313,8 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None,
     checks.add(~inst.isin(registry.institution_by_id.keys()).to_numpy(), "institution_id",
                lambda i: "is empty" if not inst.iloc[i] else f"unknown institution {_q(inst.iloc[i])}")
     energy = df["energy"].str.strip()
-    bad_energy = ~energy.isin(ENERGIES).to_numpy()
-    checks.add(bad_energy, "energy", lambda i: f"unknown energy {_q(energy.iloc[i])} (known: {', '.join(ENERGIES)})")
+    bad_energy = ~energy.isin(BILL_KINDS).to_numpy()
+    checks.add(bad_energy, "energy", lambda i: f"unknown energy {_q(energy.iloc[i])} (known: {', '.join(BILL_KINDS)})")
 
     today = today or pd.Timestamp.now(tz=registry.timezone).date()
     latest = (pd.Timestamp(today) + BILL_FUTURE).date()

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from core.profiles import load_profiles
 from core.schemas.institution import DataCentre
 from core.textfile import echo
-from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Category, Energy, Subitem
+from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Boundary, BoundaryReason, Category, Energy, Subitem
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems, validate_node
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -66,6 +66,30 @@ class Region(_Strict):
     heating_season: HeatingSeason | None = None
 
 
+def _boundary_reason(reason: str | None, info: ValidationInfo) -> str | None:
+    """An excluded meter or bill needs its reason; an included one has none."""
+    excluded = info.data.get("boundary") == "excluded"
+    if excluded and reason is None:
+        raise ValueError("an excluded meter or bill needs its reason: 家属区, 出租 or 独立法人")
+    if not excluded and reason is not None:
+        raise ValueError("a reason only goes with boundary: excluded")
+    return reason
+
+
+class ExcludedBills(_Strict):
+    """Bills of one energy of an institution outside the accounting boundary, e.g. the
+    staff housing's heat billed to the institution: every bill day of `energy` in
+    [start, end] (dates inclusive; open when omitted) is deducted."""
+
+    energy: Energy
+    boundary: Boundary = "excluded"
+    boundary_reason: BoundaryReason | None = Field(default=None, validate_default=True)
+    start: date | None = None
+    end: date | None = None
+
+    _reason = field_validator("boundary_reason")(_boundary_reason)
+
+
 class Institution(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str
@@ -78,6 +102,7 @@ class Institution(_Strict):
     data_centre: DataCentre | None = None  # 数据中心机房, core/schemas/institution.py
     # The lower-level instance that reports this institution (纵向直报; `with_reported`), None for our own.
     source: str | None = Field(default=None, pattern=ID_PATTERN)
+    bills: tuple[ExcludedBills, ...] = ()  # bills outside the boundary (`boundary: excluded`)
 
 
 class ModbusAddress(_Strict):
@@ -101,6 +126,12 @@ class Meter(_Strict):
     rated: Positive | None = None
     heating: bool = Field(default=False, strict=True)  # a heating meter (boiler gas, heating pumps...) for the heating split
     modbus: ModbusAddress | None = None
+    # Outside the accounting boundary (家属区, 出租, 独立法人): a main meter's use is not
+    # counted, a sub-meter's is deducted from its institution's (models.energy).
+    boundary: Boundary = "included"
+    boundary_reason: BoundaryReason | None = Field(default=None, validate_default=True)
+
+    _reason = field_validator("boundary_reason")(_boundary_reason)
 
     @property
     def unit(self) -> str:
@@ -166,10 +197,21 @@ class Registry(_Strict):
         department (None where not given)."""
         cols = [c for c in Institution.model_fields if c != "data_centre"]  # `source`: None for our own
         return pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
+        """One row per institution: id, name, region, category, areas, occupants."""
+        cols = [c for c in Institution.model_fields if c != "bills"]
+        return pd.DataFrame([i.model_dump(exclude={"bills"}) for i in self.institutions], columns=cols)
+
+    def excluded_bills_frame(self) -> pd.DataFrame:
+        """One row per bill exclusion: institution_id, energy, boundary_reason, start,
+        end (dates; NaT: open)."""
+        rows = [(i.id, b.energy, b.boundary_reason, b.start, b.end) for i in self.institutions for b in i.bills
+                if b.boundary == "excluded"]
+        df = pd.DataFrame(rows, columns=["institution_id", "energy", "boundary_reason", "start", "end"])
+        return df.assign(start=pd.to_datetime(df["start"]), end=pd.to_datetime(df["end"]))
 
     def meters_frame(self) -> pd.DataFrame:
         """One row per meter: id, institution, energy, subitem, parent, multiplier,
-        rollover_at, rated, heating, unit."""
+        rollover_at, rated, heating, unit, boundary, boundary_reason."""
         rows = [
             {
                 "meter_id": m.id,
@@ -182,11 +224,13 @@ class Registry(_Strict):
                 "rated": m.rated,
                 "heating": m.heating,
                 "unit": m.unit,
+                "boundary": m.boundary,
+                "boundary_reason": m.boundary_reason,
             }
             for m in self.meters
         ]
         cols = ["meter_id", "institution_id", "energy", "subitem", "parent", "multiplier",
-                "rollover_at", "rated", "heating", "unit"]
+                "rollover_at", "rated", "heating", "unit", "boundary", "boundary_reason"]
         return pd.DataFrame(rows, columns=cols)
 
 

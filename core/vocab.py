@@ -7,6 +7,11 @@ from typing import Literal
 Category = Literal["government", "school", "hospital", "venue", "other"]
 Energy = Literal["electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal", "pv"]
 Subitem = Literal["total", "lighting_socket", "hvac", "power", "special"]
+#: The organisational boundary of public-institution energy and carbon accounting (国管局
+#: method, following the statistics system): a meter or bill is inside (`included`) or
+#: `excluded`, with one of the reasons the method deducts where separately metered.
+Boundary = Literal["included", "excluded"]
+BoundaryReason = Literal["家属区", "出租", "独立法人"]  # staff housing, space leased out, independent legal entity
 
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 ENERGIES: tuple[str, ...] = Energy.__args__  # type: ignore[attr-defined]
@@ -46,8 +51,17 @@ DEFAULT_HEATING_SEASON: dict[str, str] = {"start": "11-15", "end": "03-15"}
 #: Liquid fuels, stated in L or by mass; L converts by density.
 LIQUID_FUELS: tuple[str, ...] = ("gasoline", "diesel")
 
+#: A bill kind that is not energy use: green power bought on the market (绿电交易, with its
+#: certificates). Its kWh are part of the metered or billed electricity; they count only in
+#: market-based Scope 2 (`models.indicators.market_scope2_t`), never in totals.
+GREEN_POWER = "green_power"
+#: What the `energy` column of a bills CSV may say: every energy, and green power.
+BILL_KINDS: tuple[str, ...] = (*ENERGIES, GREEN_POWER)
+CANONICAL_UNIT[GREEN_POWER] = "kWh"
+
 #: Units a bill may state per energy (interfaces.md: kWh, m3, GJ, L, kg, t).
 BILL_UNITS: dict[str, set[str]] = {
+    GREEN_POWER: {"kWh", "MWh"},
     "electricity": {"kWh", "MWh"}, "pv": {"kWh", "MWh"},
     "water": {"m3", "t"}, "natural_gas": {"m3"}, "heat": {"GJ", "MJ"},
     "gasoline": {"L", "kg", "t"}, "diesel": {"L", "kg", "t"}, "lpg": {"kg", "t"}, "coal": {"kg", "t"},

@@ -174,7 +174,7 @@ class DataService(YearTables):
         now = self.now()
         last = self.store.last_samples_before(now + pd.Timedelta(seconds=1), ids)
         last_t = last.set_index("meter_id")["time"] if len(last) else pd.Series(dtype="datetime64[s, UTC]")
-        offline = (offline_meters(last, live, now, self.meter_rules.offline_polls) if len(live)
+        offline = (offline_meters(last, live, now, self.meter_rules.offline_polls_by_meter(meters)) if len(live)
                    else pd.DataFrame({"meter_id": pd.Series(dtype=object)}))
         cons = self.store.consumption("day", start, end, ids)
         if len(cons):

@@ -231,3 +231,12 @@ def complete_months(months: pd.DataFrame, institution_ids, month_starts,
     good = pd.DataFrame({"institution_id": months["institution_id"].to_numpy(object), "month": m})[ok & m.isin(wanted)]
     n = good.drop_duplicates().groupby("institution_id").size()
     return (n.reindex(ids).fillna(0).to_numpy(int) >= len(wanted.unique())) & (len(wanted) > 0)
+
+
+def complete_span(months: pd.DataFrame, institution_ids, threshold: float = COMPLETENESS_TARGET) -> pd.Series:
+    """`complete_months` over every month `months` holds (one span: a year, or the part
+    of a running year that is compared), as a bool Series indexed by `institution_ids`.
+    An institution without a row for one of those months is not complete."""
+    ids = pd.Index(list(institution_ids), name="institution_id")
+    wanted = pd.DatetimeIndex(months["month"]).unique() if len(months) else pd.DatetimeIndex([])
+    return pd.Series(complete_months(months, ids, wanted, threshold), index=ids)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,10 @@ from cachetools import TTLCache
 
 from core.registry import Registry
 from models import api as models_api
+from models.compare import comparable_change
+from models.completeness import complete_span
 from quotas.evaluate import quota_levels, quota_levels_wide
+from quotas.submissions import MeteredSubmissions
 
 YEAR_TABLES_KEPT = 256  # cached year tables at most (about 6 per year and basis are in use)
 _MISSING = object()
@@ -48,13 +51,23 @@ def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
 
 
-def add_yoy(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """Add `yoy_<indicator>` (percent change against the previous year) columns."""
+def add_yoy(current: pd.DataFrame, previous: pd.DataFrame, current_complete: pd.Series,
+            previous_complete: pd.Series) -> pd.DataFrame:
+    """Add `yoy_<indicator>` (percent change against the previous year) columns, shown
+    only where both periods are complete (`models.compare.comparable_change`;
+    `*_complete`: institution_id -> bool, `models.completeness.complete_span`), and
+    `yoy_reason` ('' or one of `models.compare.YOY_REASONS`, of `yoy_kgce`)."""
     prev = previous.set_index("institution_id")
     out = current.copy()
+    ids = out["institution_id"]
+    cur_ok = ids.map(current_complete).fillna(False).to_numpy(bool)
+    prev_ok = ids.map(previous_complete).fillna(False).to_numpy(bool)
     for ind in (*INDICATORS, *TOTALS):
-        before = out["institution_id"].map(prev[ind]).to_numpy(float) if len(prev) else np.full(len(out), np.nan)
-        out[f"yoy_{ind}"] = safe_div(out[ind].to_numpy(float) - before, before) * 100.0
+        before = ids.map(prev[ind]).to_numpy(float) if len(prev) else np.full(len(out), np.nan)
+        change, reason = comparable_change(out[ind].to_numpy(float), before, cur_ok, prev_ok)
+        out[f"yoy_{ind}"] = change * 100.0
+        if ind == "kgce":
+            out["yoy_reason"] = reason
     return out
 
 
@@ -134,6 +147,38 @@ class YearTables:
                 ind.loc[nodata, col] = np.nan
         return ind
 
+    def complete(self, year: int, until: pd.Timestamp | None = None) -> pd.Series:
+        """institution_id -> bool: `year` (up to `until`) meets the completeness rule
+        (`models.completeness.complete_span` of `quotas.submissions.MeteredSubmissions`:
+        every month at >= 90 % of its main-meter and billed unit-days complete)."""
+        def compute() -> pd.Series:
+            start, end = self.year_bounds(year)
+            if until is not None:
+                end = max(start, min(end, until))
+            end = end.normalize() if end > start.normalize() else start + pd.Timedelta(days=1)
+            months = MeteredSubmissions(self.store, self.registry, self.factors).span(start, end)
+            return complete_span(months, [i.id for i in self.registry.institutions])
+        return self._cached(("complete", year, until), compute)  # type: ignore[return-value]
+
+    def group_yoy(self, insts: Iterable[str], year: int) -> tuple[float, str]:
+        """Year-on-year change (fraction) of the total energy (kgce) of `insts`, like for
+        like: the ratio of sums over the members complete in both periods (a running year
+        to yesterday against the same dates of the year before, as the ranking); NaN and
+        the reason (`models.compare.YOY_REASONS`) when no member is complete in both."""
+        running = self.is_running(year)
+        until = self.today() if running else None
+        prev_until = self.today() - pd.DateOffset(years=1) if running else None
+        ids = pd.Index(sorted(set(insts)))
+        cur_ok = self.complete(year, until).reindex(ids).fillna(False).to_numpy(bool)
+        prev_ok = self.complete(year - 1, prev_until).reindex(ids).fillna(False).to_numpy(bool)
+        both = set(ids[cur_ok & prev_ok])
+        cur = self.indicators(year, until)
+        prev = self.indicators(year - 1, prev_until)
+        c = cur.loc[cur["institution_id"].isin(both), "kgce"].sum()
+        p = prev.loc[prev["institution_id"].isin(both), "kgce"].sum()
+        change, reason = comparable_change([c], [p], [cur_ok.any()], [bool(both)])
+        return float(change[0]), str(reason[0])
+
     def ranking_table(self, year: int) -> pd.DataFrame:
         """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
         levels (`level_<indicator>`: guide | baseline | constraint | advanced | general
@@ -142,9 +187,11 @@ class YearTables:
         yesterday) and is compared with the same dates of the year before."""
         def compute() -> pd.DataFrame:
             running = self.is_running(year)
-            cur = self.indicators(year, self.today() if running else None)
-            prev = self.indicators(year - 1, self.today() - pd.DateOffset(years=1) if running else None)
-            table = add_yoy(cur, prev)
+            until = self.today() if running else None
+            prev_until = self.today() - pd.DateOffset(years=1) if running else None
+            cur = self.indicators(year, until)
+            prev = self.indicators(year - 1, prev_until)
+            table = add_yoy(cur, prev, self.complete(year, until), self.complete(year - 1, prev_until))
             if running:
                 # quota standards are annual: a part of the year is not compared with them
                 for ind in QUOTA_INDICATORS:
