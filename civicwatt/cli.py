@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=int, default=None, metavar="SECONDS",
                    help="poll every meter at this interval instead of each meter's interval_s")
 
-    p = verb("serve", "run only the dashboard")
+    p = verb("serve", "run the dashboard, the HTTP API (/api/v1) and /healthz")
     _quotas(p)
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
