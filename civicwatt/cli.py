@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=int, default=None, metavar="SECONDS",
                    help="poll every meter at this interval instead of each meter's interval_s")
 
-    p = verb("serve", "run only the dashboard")
+    p = verb("serve", "run the dashboard, the HTTP API (/api/v1) and /healthz")
     _quotas(p)
     _upstream(p)
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")

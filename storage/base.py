@@ -103,7 +103,7 @@ class ImportRejected(Exception):
     def __init__(self, problems: list[str], rows: list[tuple[str, int, float, float]] | None = None):
         self.problems = problems
         self.rows = rows or []
-        self.located: list = []  # the same as core.yamlfile.Problem at file lines (storage.imports.located)
+        self.located: list[Problem] = []  # the same at file lines, when known (storage.imports.located)
         super().__init__("\n".join(problems))
 
     @classmethod
