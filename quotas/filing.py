@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,6 @@ from models.api import indicators
 from models.energy import energy_use, split_bills, to_canonical
 from models.factors import FactorSet, load_factors
 from models.submission import (
-    DEADLINE_DAY,
     REOPEN_REASON,
     STATUS_ZH,
     TransitionError,
@@ -98,12 +98,19 @@ class Filing:
     store: Any
     book: SubmissionBook
     factors: FactorSet | None = None
-    deadline_day: int = DEADLINE_DAY
+    deadline_day: int | None = None
     today: Callable[[], date] | None = None
     _peers: TTLCache = field(default_factory=lambda: TTLCache(maxsize=256, ttl=PEER_CACHE_S))
 
     def __post_init__(self) -> None:
         self.factors = self.factors or load_factors()
+        if self.deadline_day is None:
+            self.deadline_day = self.registry.submissions.deadline_day
+
+    @classmethod
+    def open(cls, registry: Registry, store: Any, data_dir: str | Path, **kw: Any) -> Filing:
+        """The filing of a data directory (the submission book beside the alert outbox)."""
+        return cls(registry, store, SubmissionBook(data_dir), **kw)
 
     def local_today(self) -> date:
         return self.today() if self.today else pd.Timestamp.now(tz=self.registry.timezone).date()

@@ -5,4 +5,4 @@ routes with `@api.route(...)` (pydantic models for the query, the body and the
 response: they are the OpenAPI document), and add NAME here.
 """
 
-MODULES: tuple[str, ...] = ("institutions",)
+MODULES: tuple[str, ...] = ("institutions", "submissions")
