@@ -14,12 +14,16 @@ import pandas as pd
 from core.access import Forbidden, report_registry, require_institution, visible_filter
 from core.csvio import EARLIEST
 from core.users import User
+from core.vocab import INDEX_UNIT
 from core.yamlfile import ConfigError
 from dashboard import integrations
 from dashboard.context import Context
 from dashboard.data import institution_meters
+from dashboard.pages.filing import ENTRY_ENERGIES
 from dashboard.pages.institution import DAILY_DAYS
+from quotas.filing import audit_trail, prefill
 from quotas.ranking import DEFAULT_INDICATOR, ranked, user_query
+from reports.submission_form import audit_bytes, write_template
 
 MAX_DOWNLOAD_DAYS = 3660  # ten years of daily rows at most per download
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -136,6 +140,46 @@ def mv_report(c: Context, project_id: str) -> Any:
     return xlsx_response(data, f"mv-{project_id}.xlsx")
 
 
+def submission_template(c: Context, institution_id: str, month: str) -> Any:
+    """The pre-filled xlsx template of one institution and month (`reports.submission_form`)."""
+    user = _user_or_401(c)
+    filing = c.filing()
+    if filing is None:
+        flask.abort(404)
+    try:
+        rows = prefill(user, institution_id, month, filing)
+    except Forbidden:
+        flask.abort(403)
+    except ValueError:
+        flask.abort(400, "month must be YYYY-MM")
+    metered = set(rows.loc[rows["metered"].astype(bool), "energy"])
+    empty = pd.DataFrame({"energy": [e for e in ENTRY_ENERGIES if e not in set(rows["energy"])]})
+    empty = empty.assign(metered=empty["energy"].isin(metered), quantity=float("nan"),
+                         unit=empty["energy"].map(INDEX_UNIT), cost_cny=float("nan"))
+    order = {e: i for i, e in enumerate(ENTRY_ENERGIES)}
+    table = pd.concat([rows[["energy", "metered", "quantity", "unit", "cost_cny"]], empty], ignore_index=True)
+    table = table[table["energy"].isin(order)].sort_values("energy", key=lambda s: s.map(order), kind="stable")
+    name = c.registry.institution_by_id[institution_id].name
+    return xlsx_response(write_template(institution_id, name, month, table), f"{institution_id}-{month}-填报.xlsx")
+
+
+def audit_download(c: Context, institution_id: str, fmt: str) -> Any:
+    """An institution's audit trail as csv or xlsx."""
+    user = _user_or_401(c)
+    filing = c.filing()
+    if filing is None:
+        flask.abort(404)
+    try:
+        trail = audit_trail(user, institution_id, filing)
+    except Forbidden:
+        flask.abort(403)
+    data = audit_bytes(trail, fmt)
+    if fmt == "csv":
+        return flask.Response(data, mimetype="text/csv",
+                              headers={"Content-Disposition": f"attachment; filename={institution_id}-audit.csv"})
+    return xlsx_response(data, f"{institution_id}-audit.xlsx")
+
+
 def register(server: flask.Flask, c: Context) -> None:
     """Add the download routes under /download/."""
     server.add_url_rule("/download/ranking.csv", "download_ranking", lambda: ranking_csv(c))
@@ -143,4 +187,8 @@ def register(server: flask.Flask, c: Context) -> None:
                         lambda institution_id: daily_csv(c, institution_id))
     server.add_url_rule("/download/ledger", "download_ledger", lambda: ledger(c))
     server.add_url_rule("/download/report", "download_report", lambda: monthly_report(c))
+    server.add_url_rule("/download/submission/<institution_id>/<month>.xlsx", "download_submission",
+                        lambda institution_id, month: submission_template(c, institution_id, month))
+    server.add_url_rule("/download/audit/<institution_id>.<any(csv, xlsx):fmt>", "download_audit",
+                        lambda institution_id, fmt: audit_download(c, institution_id, fmt))
     server.add_url_rule("/download/mv/<project_id>.xlsx", "download_mv", lambda project_id: mv_report(c, project_id))

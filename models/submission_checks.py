@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.vocab import ENERGY_ZH
+
 YOY_LIMIT = 0.30  # ±30 % against the same month last year
 PEER_PERCENTILES = (0.01, 0.99)  # the peer group's plausible band of intensity
 MIN_PEERS = 10  # fewer peers with data: no intensity check
@@ -141,9 +143,6 @@ CHECKS: dict[str, Check] = {c.code: c for c in (
           "the occupancy differs from the registered {occupants:g}",
           lambda f: _changed(f["occupants_given"], f["occupants"])),
 )}
-
-ENERGY_ZH: dict[str, str] = {"electricity": "电力", "water": "水", "natural_gas": "天然气", "heat": "热力",
-                             "gasoline": "汽油", "diesel": "柴油", "lpg": "液化石油气", "coal": "煤炭", "pv": "光伏发电"}
 
 
 def run_checks(items: pd.DataFrame, institutions: pd.DataFrame, missing: pd.DataFrame) -> pd.DataFrame:
