@@ -178,28 +178,6 @@ def result_block(res, lang: str, rows: list[int] | None = None) -> html.Div:
 
 
 def register(app: dash.Dash, c: Context) -> None:
-    @app.callback(Output("filing-form", "children"), Output("filing-audit", "children"),
-                  Output("filing-template", "href"), Output("filing-audit-csv", "href"),
-                  Output("filing-audit-xlsx", "href"), Output("filing-warnings", "children", allow_duplicate=True),
-                  Output("filing-result", "children", allow_duplicate=True),
-                  Input("filing-inst", "value"), Input("filing-month", "value"), State("lang", "data"),
-                  prevent_initial_call="initial_duplicate")
-    def show(iid: Any, month: Any, lang: str | None) -> tuple:
-        lang = norm_lang(lang)
-        user = c.current_user()
-        iid, month = inputs.text(iid), inputs.text(month)
-        if user is None or not iid or not month or c.filing() is None:
-            raise PreventUpdate
-        try:
-            form = form_body(c, user, iid, month, lang)
-            audit = audit_table(c, user, iid, lang)
-        except Forbidden:
-            return forbidden(lang), "", "#", "#", "#", [], ""
-        except ValueError:
-            raise PreventUpdate from None
-        return (form, audit, f"/download/submission/{iid}/{month}.xlsx", f"/download/audit/{iid}.csv",
-                f"/download/audit/{iid}.xlsx", [], "")
-
     @app.callback(Output({"type": "fconv", "energy": ALL}, "children"), Input({"type": "fq", "energy": ALL}, "value"),
                   Input({"type": "fu", "energy": ALL}, "value"), State({"type": "fq", "energy": ALL}, "id"))
     def converted(qs: Any, units: Any, ids: Any) -> list:
@@ -217,50 +195,68 @@ def register(app: dash.Dash, c: Context) -> None:
         return ["" if not np.isfinite(v) else f"{v:,.2f} {CANONICAL_UNIT[e]}" for v, e in zip(out, energies,
                                                                                            strict=True)]
 
-    @app.callback(Output("filing-result", "children"), Output("filing-warnings", "children"),
-                  Output("filing-audit", "children", allow_duplicate=True),
-                  Output("filing-form", "children", allow_duplicate=True),
+    @app.callback(Output("filing-form", "children"), Output("filing-audit", "children"),
+                  Output("filing-template", "href"), Output("filing-audit-csv", "href"),
+                  Output("filing-audit-xlsx", "href"), Output("filing-warnings", "children"),
+                  Output("filing-result", "children"),
+                  Input("filing-inst", "value"), Input("filing-month", "value"),
                   Input("filing-submit", "n_clicks"), Input("filing-upload", "contents"),
-                  State("filing-inst", "value"), State("filing-month", "value"),
                   State({"type": "fq", "energy": ALL}, "value"), State({"type": "fu", "energy": ALL}, "value"),
                   State({"type": "fc", "energy": ALL}, "value"), State({"type": "fq", "energy": ALL}, "id"),
                   State({"type": "freason", "code": ALL}, "value"), State({"type": "freason", "code": ALL}, "id"),
-                  State("filing-area", "value"), State("filing-occupants", "value"), State("lang", "data"),
-                  prevent_initial_call=True)
-    def send(_n: Any, upload: Any, iid: Any, month: Any, qs: Any, units: Any, costs: Any, ids: Any,
-             reason_values: Any, reason_ids: Any, area: Any, occupants: Any, lang: str | None) -> tuple:
+                  State("filing-area", "value"), State("filing-occupants", "value"), State("lang", "data"))
+    def update(iid: Any, month: Any, _n: Any, upload: Any, qs: Any, units: Any, costs: Any, ids: Any,
+               reason_values: Any, reason_ids: Any, area: Any, occupants: Any, lang: str | None) -> tuple:
+        """Show an institution's month (inst or month changed), or submit the form or an upload."""
         lang = norm_lang(lang)
         user = c.current_user()
-        filing = c.filing()
-        if user is None or filing is None:
+        iid, month = inputs.text(iid), inputs.text(month)
+        if user is None or c.filing() is None or not iid or not month:
             raise PreventUpdate
-        reasons = {}
-        if isinstance(reason_ids, list) and isinstance(reason_values, list):
-            reasons = {str(i.get("code")): inputs.text(v) or "" for i, v in zip(reason_ids, reason_values, strict=False)
-                       if isinstance(i, dict) and isinstance(v, str | type(None))}
-        rows = None
-        if ctx.triggered_id == "filing-upload":
-            try:
-                data = base64.b64decode(str(inputs_upload(upload)).split(",", 1)[-1])
-                iid, month, items, rows = read_template(data)
-            except TemplateError as exc:
-                return html.Div(className="problems", id="filing-problems", children=[html.Ul([
-                    html.Li(f"{t('row', lang)} {p['row']}: {p['field']}: {p['message']}") for p in exc.problems])]), \
-                    dash.no_update, dash.no_update, dash.no_update
-            source = "upload"
-        else:
-            iid, month = inputs.text(iid), inputs.text(month)
-            items = entered_items(qs, units, costs, ids)
-            source = "form"
-        payload = {"institution_id": iid, "month": month, "items": items, "reasons": reasons,
-                   "floor_area_m2": number(area), "occupants": number(occupants)}
+        trig = ctx.triggered_id
         try:
-            res = submit(user, payload, filing, source=source)
-            audit = audit_table(c, user, str(iid), lang)
-            form = form_body(c, user, str(iid), str(month), lang) if res.ok else dash.no_update
+            if trig in ("filing-submit", "filing-upload"):
+                ok, result, warnings, iid, month = send(c, user, trig, iid, month, upload, qs, units, costs, ids,
+                                                        reason_values, reason_ids, area, occupants, lang)
+            else:
+                ok, result, warnings = True, "", []
+            form = form_body(c, user, iid, month, lang) if ok else dash.no_update  # a refusal keeps what was typed
+            audit = audit_table(c, user, iid, lang)
         except Forbidden:
-            return forbidden(lang), [], dash.no_update, dash.no_update
-        return result_block(res, lang, rows), warnings_block(res.body, reasons, lang), audit, form
+            return forbidden(lang), "", "#", "#", "#", [], ""
+        except ValueError:
+            raise PreventUpdate from None
+        return (form, audit, f"/download/submission/{iid}/{month}.xlsx", f"/download/audit/{iid}.csv",
+                f"/download/audit/{iid}.xlsx", warnings, result)
+
+
+def send(c: Context, user: User, trig: str, iid: str, month: str, upload: Any, qs: Any, units: Any, costs: Any,
+         ids: Any, reason_values: Any, reason_ids: Any, area: Any, occupants: Any, lang: str) -> tuple:
+    """Submit the typed figures or an uploaded template: (accepted, result block, warnings block,
+    institution, month)."""
+    reasons = {}
+    if isinstance(reason_ids, list) and isinstance(reason_values, list):
+        reasons = {str(i.get("code")): inputs.text(v) or "" for i, v in zip(reason_ids, reason_values, strict=False)
+                   if isinstance(i, dict) and isinstance(v, str | type(None))}
+    rows = None
+    if trig == "filing-upload":
+        try:
+            data = base64.b64decode(inputs_upload(upload).split(",", 1)[-1])
+            iid, month, items, rows = read_template(data)
+        except (TemplateError, ValueError) as exc:
+            problems = exc.problems if isinstance(exc, TemplateError) else [
+                {"row": 0, "field": "-", "message": "not a readable upload"}]
+            return False, html.Div(className="problems", id="filing-problems", children=[html.Ul([
+                html.Li(f"{t('row', lang)} {p['row']}: {p['field']}: {p['message']}") for p in problems])]), [], \
+                iid, month
+        source = "upload"
+    else:
+        items = entered_items(qs, units, costs, ids)
+        source = "form"
+    payload = {"institution_id": iid, "month": month, "items": items, "reasons": reasons,
+               "floor_area_m2": number(area), "occupants": number(occupants)}
+    res = submit(user, payload, c.filing(), source=source)
+    return res.ok, result_block(res, lang, rows), warnings_block(res.body, reasons, lang), iid, month
 
 
 def inputs_upload(value: Any) -> str:
