@@ -77,7 +77,7 @@ def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
         html.Div(className="controls", children=[
             html.A(t("filing_template_download", lang), id="filing-template", className="button", href="#"),
             dcc.Upload(id="filing-upload", children=html.Div(t("filing_upload", lang)), className="upload",
-                       max_size=2 * 1024 * 1024),
+                       max_size=2 * 1024 * 1024, style={"border": "1px dashed #888", "padding": "0.6em 1em"}),
         ]),
         html.H3(t("audit_trail", lang)),
         html.Div(className="controls", children=[
@@ -120,10 +120,10 @@ def form_body(c: Context, user: User, iid: str, month: str, lang: str) -> list:
         body.append(html.Tr([
             html.Td(t(f"en_{e}", lang)),
             html.Td(dcc.Input(id={"type": "fq", "energy": e}, type="number", value=q, debounce=False,
-                              className="num")),
+                              className="num", style={"width": "9em"})),
             html.Td(dcc.Dropdown(id={"type": "fu", "energy": e}, options=sorted(BILL_UNITS[e]), value=unit,
                                  clearable=False, style={"minWidth": "6em"})),
-            html.Td(dcc.Input(id={"type": "fc", "energy": e}, type="number", value=cost, className="num")),
+            html.Td(dcc.Input(id={"type": "fc", "energy": e}, type="number", value=cost, className="num", style={"width": "9em"})),
             html.Td(html.Span(id={"type": "fconv", "energy": e})),
             html.Td("—" if last is None else f"{last:,.1f} {CANONICAL_UNIT[e]}"),
         ]))
