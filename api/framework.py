@@ -38,9 +38,8 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from core.access import ROLES, Forbidden
-from core.filecache import FileCache, mtime_stamp
 from core.registry import Registry
-from core.tokens import Token, load_tokens, tokens_file, verify_token
+from core.tokens import Token, TokenDirectory, tokens_file, verify_token
 from core.users import User, UserDirectory
 from core.yamlfile import ConfigError
 
@@ -115,36 +114,21 @@ def _plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, np.bool_):
         return bool(value)
+    if value is pd.NaT or value is pd.NA or value is None:
+        return None
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
-    if value is pd.NaT or value is pd.NA:
-        return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
 
 
 def records(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Rows of `frame` as JSON-ready dicts: NaN/NA are null, timestamps ISO 8601, numpy
-    scalars Python numbers (vectorised per column, no per-cell pandas work)."""
+    """Rows of `frame` (the `columns`, absent ones null) as JSON-ready dicts: NaN/NA are
+    null, timestamps ISO 8601, numpy scalars Python numbers."""
     cols = list(columns) if columns is not None else list(frame.columns)
-    out: dict[str, list[Any]] = {}
-    for c in cols:
-        s = frame[c] if c in frame else pd.Series([None] * len(frame), index=frame.index)
-        if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            vals = [None if v is None else v for v in s.map(lambda t: None if pd.isna(t) else t.isoformat())]
-        elif pd.api.types.is_bool_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
-            vals = s.astype(object).where(s.notna(), None).tolist()
-        elif pd.api.types.is_numeric_dtype(s.dtype):
-            f = s.astype("float64").to_numpy()
-            is_int = pd.api.types.is_integer_dtype(s.dtype)
-            vals = [None if not math.isfinite(v) else (int(v) if is_int else v) for v in f.tolist()]
-        else:
-            vals = [_plain(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else None
-                    for v in s.astype(object).tolist()]
-            vals = [None if v is pd.NA or v is pd.NaT else v for v in vals]
-        out[c] = vals
-    return [dict(zip(cols, row, strict=True)) for row in zip(*(out[c] for c in cols), strict=True)] if cols else []
+    rows = frame.reindex(columns=cols).itertuples(index=False, name=None)
+    return [dict(zip(cols, map(_plain, row), strict=True)) for row in rows]
 
 
 def json_response(value: Any, status: int = 200) -> flask.Response:
@@ -153,17 +137,6 @@ def json_response(value: Any, status: int = 200) -> flask.Response:
 
 
 # -- who asks -----------------------------------------------------------------------------------
-class TokenDirectory:
-    """The tokens file, re-read when it changes."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._cache = FileCache()
-
-    def tokens(self) -> dict[str, Token]:
-        return self._cache.get(self.path, mtime_stamp(self.path), lambda: load_tokens(self.path))
-
-
 @dataclass
 class ApiContext:
     """What the endpoints work on. `tables`: the year tables (`quotas.tables.YearTables`,
@@ -242,7 +215,7 @@ class Api:
               tag: str = "data", description: str = "") -> Callable[[Callable[[Request], Any]], Callable]:
         """Declare an endpoint (module docstring). `path` is below /api/v1, with Flask
         converters (`/alerts/<key>/ack`); `body_csv`: the CSV body's columns, when the
-        body is a CSV file (text/csv) handed to the function as text."""
+        body is a CSV file (text/csv) handed to the function as bytes (`req.body`)."""
         def deco(fn: Callable[..., Any]) -> Callable:
             def view(**path_args: Any) -> flask.Response:
                 who = self.principal()
@@ -305,10 +278,7 @@ class Api:
         if len(data) > MAX_BODY_BYTES:
             raise problem("body", f"larger than {MAX_BODY_BYTES // 2**20} MiB: split the file")
         if csv_columns is not None:
-            try:
-                return data.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise problem("body", f"not UTF-8 text (byte {exc.start})") from None
+            return data  # bytes: the CSV parser reports encoding problems by line
         try:
             doc = json.loads(data or b"null")
         except (ValueError, UnicodeDecodeError) as exc:

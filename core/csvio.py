@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from core.registry import Registry
-from core.textfile import echo, read_utf8
+from core.textfile import decode_utf8, echo, read_utf8
 from core.vocab import BILL_UNITS, ENERGIES, INDEX_UNIT
 from core.yamlfile import ConfigError, Problem
 
@@ -105,12 +105,13 @@ def _q(value: object) -> str:
     return f"'{echo(value)}'"
 
 
-def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each.
+def _read(path: Path, columns: list[str], data: bytes | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each,
+    from the file `path` or, given, from `data` (the file's bytes; `path` names it).
     A row with one field too many fills `_extra` (a problem unless empty: a trailing
     comma); more than one too many makes the fast parser refuse the file, and the rows
     are then walked again by `_structure_problems`."""
-    text = read_utf8(path)
+    text = read_utf8(path) if data is None else decode_utf8(data, str(path))
     names = [*columns, _EXTRA]
     try:
         with warnings.catch_warnings():  # a header longer than `names` is truncated: caught below as a bad header
@@ -254,11 +255,14 @@ def _local_day(d: date, tz: str) -> pd.Timestamp:
     return pd.Timestamp(d).tz_localize(tz, nonexistent="shift_forward", ambiguous=False)
 
 
-def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Validated readings: meter_id, time (UTC, whole seconds), value. Raises ConfigError
-    with every problem. `now` (default: the clock) bounds how far ahead a sample may lie."""
+def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None, data: bytes | None = None,
+                   with_lines: bool = False) -> pd.DataFrame:
+    """Validated readings: meter_id, time (UTC, whole seconds), value (and `line`, the
+    first line of each, with `with_lines`). Raises ConfigError with every problem. `now`
+    (default: the clock) bounds how far ahead a sample may lie; `data`: the file's bytes
+    (an HTTP body), `path` then only names it."""
     path = Path(path)
-    df, lines = _read(path, READINGS_COLUMNS)
+    df, lines = _read(path, READINGS_COLUMNS, data)
     checks = _Checks(path, lines)
     _extra_fields(checks, df, READINGS_COLUMNS)
     meter = df["meter_id"].str.strip()
@@ -291,14 +295,18 @@ def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | Non
     _conflicts(checks, frame, ["meter_id", "t"], "value", "value", "meter and second", df["value"].str.strip())
     checks.raise_if_any()
     out = pd.DataFrame({"meter_id": meter.to_numpy(object), "time": time, "value": value.to_numpy(float)})
+    if with_lines:
+        out["line"] = lines
     return out.drop_duplicates(["meter_id", "time"]).reset_index(drop=True)
 
 
-def parse_bills(path: str | Path, registry: Registry, today: date | None = None) -> pd.DataFrame:
-    """Validated bills (BILL_COLUMNS). Raises ConfigError with every problem. `today`
-    (default: the registry's local date) bounds how far ahead a period may end."""
+def parse_bills(path: str | Path, registry: Registry, today: date | None = None, data: bytes | None = None,
+                with_lines: bool = False) -> pd.DataFrame:
+    """Validated bills (BILL_COLUMNS, and `line` with `with_lines`). Raises ConfigError
+    with every problem. `today` (default: the registry's local date) bounds how far ahead
+    a period may end; `data`: the file's bytes (`path` then only names it)."""
     path = Path(path)
-    df, lines = _read(path, BILLS_COLUMNS)
+    df, lines = _read(path, BILLS_COLUMNS, data)
     checks = _Checks(path, lines)
     _extra_fields(checks, df, BILLS_COLUMNS)
     inst = df["institution_id"].str.strip()
@@ -344,6 +352,8 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None)
     out = pd.DataFrame({"institution_id": inst.to_numpy(object), "energy": energy.to_numpy(object),
                         "period_start": dates["period_start"].dt.date, "period_end": dates["period_end"].dt.date,
                         "quantity": qty.to_numpy(float), "unit": unit.to_numpy(object), "cost_cny": cost.to_numpy(float)})
+    if with_lines:
+        out["line"] = lines
     return out.drop_duplicates(keys).reset_index(drop=True)
 
 
@@ -384,6 +394,13 @@ def readings_csv(samples: pd.DataFrame, tz: str) -> str:
 
 def consumption_csv(cons: pd.DataFrame, registry: Registry) -> str:
     """Consumption as `meter_id,period_start,quantity,unit,estimated_share` CSV text."""
+    return consumption_table(cons, registry).to_csv(index=False, lineterminator="\n")
+
+
+def consumption_table(cons: pd.DataFrame, registry: Registry) -> pd.DataFrame:
+    """Store consumption rows as exported (CSV and the API): meter_id, period_start
+    (local ISO 8601 with offset), quantity (index unit, 6 decimals), unit, estimated_share
+    (4 decimals)."""
     units = {m.id: INDEX_UNIT[m.energy] for m in registry.meters}
     start = pd.DatetimeIndex(cons["period_start"]).strftime("%Y-%m-%dT%H:%M:%S%z")
     start = start.str.slice(0, -2) + ":" + start.str.slice(-2)
@@ -394,4 +411,4 @@ def consumption_csv(cons: pd.DataFrame, registry: Registry) -> str:
         "unit": cons["meter_id"].map(units).fillna("").to_numpy(),
         "estimated_share": np.round(cons["estimated_share"].to_numpy(float), 4),
     })
-    return out.to_csv(index=False, lineterminator="\n")
+    return out

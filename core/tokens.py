@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
-from core.private import private_dir
+from core.filecache import WatchedFile
+from core.private import write_private_yaml
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
 TOKENS_FILE = "api-tokens.yaml"
@@ -82,20 +79,9 @@ def load_tokens(path: str | Path) -> dict[str, Token]:
 
 def save_tokens(path: str | Path, tokens: dict[str, Token]) -> None:
     """Write atomically, readable by the owner only."""
-    path = Path(path)
-    private_dir(path.parent)
     doc = {"tokens": {t.id: {"user": t.user, "hash": t.hash, "created": t.created}
                       for t in sorted(tokens.values(), key=lambda t: (t.user, t.created, t.id))}}
-    fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("# CivicWatt API tokens: manage with `civicwatt users token` (only hashes are kept)\n")
-            yaml.safe_dump(doc, fh, allow_unicode=True, sort_keys=False)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private_yaml(path, doc, "CivicWatt API tokens: manage with `civicwatt users token` (only hashes are kept)")
 
 
 def create_token(path: str | Path, user: str) -> tuple[Token, str]:
@@ -140,3 +126,13 @@ def verify_token(tokens: dict[str, Token], text: str) -> Token | None:
     if found is None:
         return None
     return found if hmac.compare_digest(found.hash, _digest(m.group(2))) else None
+
+
+class TokenDirectory(WatchedFile):
+    """The tokens file, re-read when it changes."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, load_tokens)
+
+    def tokens(self) -> dict[str, Token]:
+        return self.get()

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.access import Principal, project_visible, scoped_registry
+from core.access import Principal, project_visible
 from core.filecache import FileCache, mtime_stamp
 from core.registry import Registry
 from core.yamlfile import ConfigError
@@ -74,16 +74,9 @@ def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year:
     """The annual carbon ledger (reports.ledger) as xlsx or csv bytes, limited to the
     `visible` institutions (None: all). Their rows keep their rank among all peers;
     the totals sheet is recomputed over the visible institutions only."""
-    from dataclasses import replace
+    from reports.ledger import ledger_csv_bytes, scoped_ledger, write_ledger
 
-    from reports.ledger import build_ledger, ledger_csv_bytes, write_ledger
-
-    tables = build_ledger(store, registry, year, quotas=quotas)
-    if visible is not None:
-        own = build_ledger(store, scoped_registry(registry, visible), year, quotas=quotas)
-        tables = replace(tables, ledger=tables.ledger[tables.ledger["institution_id"].isin(visible)],
-                         summary=tables.summary[tables.summary["institution_id"].isin(visible)],
-                         totals=own.totals)
+    tables = scoped_ledger(store, registry, year, visible, quotas=quotas)
     if fmt == "csv":
         return ledger_csv_bytes(tables)
     with tempfile.TemporaryDirectory() as tmp:

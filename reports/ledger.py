@@ -30,12 +30,13 @@ byte-identical file.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from core.access import scoped_registry
 from core.vocab import ENERGIES
 from models.api import aggregate, energy_ledger, energy_sums, energy_use, indicators_from_sums, rank
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
@@ -163,15 +164,32 @@ def ledger_from_sums(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Fa
 
 
 def build_ledger(store, registry, year: int, factors: FactorSet | None = None, quotas: QuotaConfig | None = None,
-                 basis: str | None = None) -> LedgerTables:
+                 basis: str | None = None, month: int | None = None) -> LedgerTables:
     """The ledger of calendar `year` from the store (daily resolution, so heating
-    seasons split exactly). Basis: `basis`, else the quota file's, else 当量值."""
+    seasons split exactly). Basis: `basis`, else the quota file's, else 当量值.
+    `month` (1-12): the same tables for that month of `year` only, without quota levels
+    (the standards are annual)."""
     factors = factors or load_factors()
     basis = normalize_basis(basis or (quotas.basis if quotas is not None else "equivalent"))
-    use = energy_use(store, registry, f"{year}-01-01", f"{year + 1}-01-01", "day", factors)
+    start = pd.Timestamp(year=year, month=month or 1, day=1)
+    end = start + (pd.DateOffset(months=1) if month else pd.DateOffset(years=1))
+    use = energy_use(store, registry, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", "day", factors)
     inst = institution_context(registry, factors)
     sums = energy_sums(use, inst, period="year", freq="day", tz=registry.timezone)
-    return ledger_from_sums(sums, inst, factors, year, basis, quotas, regions=registry)
+    return ledger_from_sums(sums, inst, factors, year, basis, None if month else quotas, regions=registry)
+
+
+def scoped_ledger(store, registry, year: int, visible: set[str] | frozenset[str] | None,
+                  quotas: QuotaConfig | None = None, month: int | None = None) -> LedgerTables:
+    """`build_ledger` limited to the `visible` institutions (None: all), for a user who
+    sees only some: their rows keep their rank among all peers, and the totals are
+    recomputed over the visible institutions only (the dashboard's download and the API)."""
+    tables = build_ledger(store, registry, year, quotas=quotas, month=month)
+    if visible is None:
+        return tables
+    own = build_ledger(store, scoped_registry(registry, visible), year, quotas=quotas, month=month)
+    return replace(tables, ledger=tables.ledger[tables.ledger["institution_id"].isin(visible)],
+                   summary=tables.summary[tables.summary["institution_id"].isin(visible)], totals=own.totals)
 
 
 # -- writers -----------------------------------------------------------------------------

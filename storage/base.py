@@ -45,6 +45,7 @@ are stored) and `rebuild_consumption` recomputes the meters concerned.
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.yamlfile import ConfigError, Problem
 from storage import rollup
 
 SAMPLE_COLUMNS = ["meter_id", "time", "value", "quality"]
@@ -83,11 +85,26 @@ class StoreMissing(StoreError):
     """Opened with `create=False`, and there is no store at that URL."""
 
 
-class ImportRejected(Exception):
-    """An import that was refused whole; `problems` lists every reason."""
+@dataclass(frozen=True)
+class Imported:
+    """What an all-or-nothing import did: `new` rows written, `identical` rows already
+    stored with the same values (left alone), `replaced` rows that corrected a stored one
+    (bills only: a corrected bill replaces the old)."""
 
-    def __init__(self, problems: list[str]):
+    new: int
+    identical: int
+    replaced: int = 0
+
+
+class ImportRejected(Exception):
+    """An import that was refused whole; `problems` lists every reason; `rows` the
+    conflicting samples (meter_id, t, new value, stored value), the first ones."""
+
+    def __init__(self, problems: list[str], rows: list[tuple[str, int, float, float]] | None = None):
         self.problems = problems
+        self.rows = rows or []
+        self.located: list = []  # the same as core.yamlfile.Problem at file lines (storage.imports.located)
+        self.bills: list[tuple] = []  # refused bills: the (institution, energy, start, end) of each problem
         super().__init__("\n".join(problems))
 
     @classmethod
@@ -101,7 +118,7 @@ class ImportRejected(Exception):
             problems.append(f"... and {total - MAX_CONFLICTS_LISTED} more conflicting samples")
         elif total is None and len(rows) > MAX_CONFLICTS_LISTED:
             problems.append("... and more conflicting samples")
-        return cls(problems)
+        return cls(problems, rows[:MAX_CONFLICTS_LISTED])
 
 
 def to_epoch_s(values: pd.Series | pd.DatetimeIndex | Iterable) -> np.ndarray:
@@ -120,6 +137,24 @@ def ts(value: str | pd.Timestamp, tz: str = "UTC") -> pd.Timestamp:
     """A tz-aware timestamp; a naive value or a date is taken in `tz`."""
     out = pd.Timestamp(value)
     return out.tz_localize(tz) if out.tzinfo is None else out
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def date_range(start: str, end: str, tz: str, where: str = "<command line>",
+               fields: tuple[str, str] = ("--start", "--end")) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) from user dates (the CLI's --start/--end, the API's start/end): local
+    dates of `tz`, a bare end date inclusive; a time of day is an exact, exclusive end.
+    ConfigError naming `where` and the field otherwise."""
+    try:
+        lo = ts(start, tz)
+        hi = ts(end, tz) + (pd.Timedelta(days=1) if _DATE.match(end) else pd.Timedelta(0))
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError([Problem(where, 0, "/".join(fields), str(exc))]) from None
+    if hi <= lo:
+        raise ConfigError([Problem(where, 0, fields[1], f"must be after {fields[0]}")])
+    return lo, hi
 
 
 def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
@@ -265,10 +300,12 @@ class Store(ABC):
     def meter_ids(self) -> list[str]:
         """Meters that have at least one sample."""
 
-    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
+    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> Imported:
         """All-or-nothing import: refuse the whole frame if any sample would change a
-        stored value; otherwise write it (with consumption upkeep). Returns the number
-        of samples written.
+        stored value; otherwise write the samples not stored yet (with consumption
+        upkeep). Returns how many were new and how many were stored already with the same
+        value (those are left as they are), so importing a file twice writes nothing the
+        second time.
 
         `progress(n)` is called with the number of rows written since the last call.
         Every chunk is checked against stored values before the first write, so bad
@@ -276,9 +313,10 @@ class Store(ABC):
         in one transaction."""
         norm = normalize_samples(samples)
         if norm.empty:
-            return 0
+            return Imported(0, 0)
         with self._writing():
             found: list[pd.DataFrame] = []
+            fresh: list[pd.DataFrame] = []
             n_conflicts = 0
             for chunk in chunks(norm):
                 lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
@@ -286,17 +324,26 @@ class Store(ABC):
                                                           "lo": lo_hi["min"].to_numpy(),
                                                           "hi": lo_hi["max"].to_numpy() + 1}), 0, 0)
                 index = pd.Index(np.asarray(lo_hi.index, dtype=object))
-                merged = coded(chunk, index).merge(coded(stored, index)[["meter_id", "t", "value"]],
-                                                   on=["meter_id", "t"], suffixes=("", "_old"))
+                merged = coded(chunk, index).assign(pos=np.arange(len(chunk))).merge(
+                    coded(stored, index)[["meter_id", "t", "value"]], on=["meter_id", "t"], suffixes=("", "_old"))
                 merged["meter_id"] = index.to_numpy()[merged["meter_id"].to_numpy()]
-                diff = merged[~np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)]
+                same = np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)
+                diff = merged[~same]
+                keep = np.ones(len(chunk), dtype=bool)
+                keep[merged["pos"].to_numpy()[same]] = False
+                fresh.append(chunk[keep])
                 n_conflicts += len(diff)
                 if len(diff) and sum(map(len, found)) < MAX_CONFLICTS_LISTED:
                     found.append(diff[["meter_id", "t", "value", "value_old"]].head(MAX_CONFLICTS_LISTED))
             if n_conflicts:
                 rows = pd.concat(found).sort_values(["meter_id", "t"]).head(MAX_CONFLICTS_LISTED)
                 raise ImportRejected.conflicts(list(rows.itertuples(index=False, name=None)), total=n_conflicts)
-            return self._write_norm(norm, progress)
+            new = pd.concat(fresh, ignore_index=True)
+            identical = len(norm) - len(new)  # repeated keys inside the file count once (chunks keeps the last)
+            written = self._write_norm(new, progress) if len(new) else 0
+            if progress is not None and identical:
+                progress(identical)
+            return Imported(written, identical)
 
     # -- events -----------------------------------------------------------------
     def write_events(self, events: pd.DataFrame) -> None:
@@ -335,18 +382,20 @@ class Store(ABC):
             incoming = normalize_bills(bills)
             stored = normalize_bills(self.read_bills(incoming["institution_id"].unique().tolist()))
             result = compare_bills(incoming, stored)
-            problems = [f"bill {bill_label(r)} overlaps the stored bill {r.other_start}..{r.other_end}"
-                        for r in result.overlaps.itertuples(index=False)]
+            found = [(bill_key(r), f"bill {bill_label(r)} overlaps the stored bill {r.other_start}..{r.other_end}")
+                     for r in result.overlaps.itertuples(index=False)]
             if not replace:
-                problems += [f"bill {bill_label(r)}: {r.differs} differs from the stored bill "
-                             f"({_bill_values(r, '_old')} stored, {_bill_values(r, '')} here); "
-                             "import with --replace to correct it (the old value is kept in the audit trail)"
-                             for r in result.replaced.itertuples(index=False)]
-            if problems:
-                listed = problems[:MAX_CONFLICTS_LISTED]
-                if len(problems) > MAX_CONFLICTS_LISTED:
-                    listed.append(f"... and {len(problems) - MAX_CONFLICTS_LISTED} more conflicting bills")
-                raise ImportRejected(listed)
+                found += [(bill_key(r), f"bill {bill_label(r)}: {r.differs} differs from the stored bill "
+                                        f"({_bill_values(r, '_old')} stored, {_bill_values(r, '')} here); "
+                                        "import with --replace to correct it (the old value is kept in the audit trail)")
+                          for r in result.replaced.itertuples(index=False)]
+            if found:
+                listed = [p for _, p in found[:MAX_CONFLICTS_LISTED]]
+                if len(found) > MAX_CONFLICTS_LISTED:
+                    listed.append(f"... and {len(found) - MAX_CONFLICTS_LISTED} more conflicting bills")
+                exc = ImportRejected(listed)
+                exc.bills = [k for k, _ in found[:MAX_CONFLICTS_LISTED]]
+                raise exc
             changed = pd.concat([result.new, result.replaced[BILL_COLUMNS]], ignore_index=True)
             if len(changed):
                 self.write_bills(changed)
@@ -611,6 +660,11 @@ def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
         columns={"period_start_s": "other_start", "period_end_s": "other_end"})
     return BillImport(new=new, identical=int((found & ~differs).sum()), replaced=replaced,
                       overlaps=overlaps[[*BILL_COLUMNS, "other_start", "other_end"]].reset_index(drop=True))
+
+
+def bill_key(r) -> tuple:
+    """(institution_id, energy, period_start, period_end) of a bill row."""
+    return (r.institution_id, r.energy, r.period_start, r.period_end)
 
 
 def bill_label(r) -> str:

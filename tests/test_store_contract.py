@@ -193,7 +193,11 @@ def test_import_conflict_leaves_store_unchanged(store):
     pd.testing.assert_frame_equal(before, after)
     assert store.meter_ids() == ["A"]
     # the same values again are accepted (idempotent import)
-    assert store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0])) == 4
+    done = store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0]))
+    assert (done.new, done.identical) == (1, 3)  # three were stored already: only the fourth is written
+    assert store.read_samples()["value"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    again = store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0]))
+    assert (again.new, again.identical) == (0, 4)
     assert store.read_samples()["value"].tolist() == [1.0, 2.0, 3.0, 4.0]
 
 
