@@ -1,5 +1,6 @@
 """Downloads: the ranking and an institution's daily consumption as CSV, the monthly
-report, the carbon ledger and a savings-verification report, each built from what
+report, the carbon ledger, a savings-verification report, an institution's submission
+template (xlsx) and audit trail (csv, xlsx), each built from what
 the signed-in user may see (401 without a session, 403 for anything else, 400 for a
 malformed request or a parameter out of range: never a 5xx for what the URL says)."""
 
@@ -140,18 +141,25 @@ def mv_report(c: Context, project_id: str) -> Any:
     return xlsx_response(data, f"mv-{project_id}.xlsx")
 
 
-def submission_template(c: Context, institution_id: str, month: str) -> Any:
-    """The pre-filled xlsx template of one institution and month (`reports.submission_form`)."""
+def _filing_call(c: Context, fn: Any, *args: Any) -> Any:
+    """`fn(user, *args, filing)` of `quotas.filing` for the signed-in user: 401 without a
+    session, 404 without a submission book, 403 outside the scope, 400 for a bad month."""
     user = _user_or_401(c)
     filing = c.filing()
     if filing is None:
         flask.abort(404)
     try:
-        rows = prefill(user, institution_id, month, filing)
+        return fn(user, *args, filing)
     except Forbidden:
         flask.abort(403)
     except ValueError:
         flask.abort(400, "month must be YYYY-MM")
+
+
+def submission_template(c: Context, institution_id: str, month: str) -> Any:
+    """The pre-filled xlsx template of one institution and month (`reports.submission_form`):
+    every energy the page offers, metered ones marked."""
+    rows = _filing_call(c, prefill, institution_id, month)
     metered = set(rows.loc[rows["metered"].astype(bool), "energy"])
     empty = pd.DataFrame({"energy": [e for e in ENTRY_ENERGIES if e not in set(rows["energy"])]})
     empty = empty.assign(metered=empty["energy"].isin(metered), quantity=float("nan"),
@@ -165,15 +173,7 @@ def submission_template(c: Context, institution_id: str, month: str) -> Any:
 
 def audit_download(c: Context, institution_id: str, fmt: str) -> Any:
     """An institution's audit trail as csv or xlsx."""
-    user = _user_or_401(c)
-    filing = c.filing()
-    if filing is None:
-        flask.abort(404)
-    try:
-        trail = audit_trail(user, institution_id, filing)
-    except Forbidden:
-        flask.abort(403)
-    data = audit_bytes(trail, fmt)
+    data = audit_bytes(_filing_call(c, audit_trail, institution_id), fmt)
     if fmt == "csv":
         return flask.Response(data, mimetype="text/csv",
                               headers={"Content-Disposition": f"attachment; filename={institution_id}-audit.csv"})
