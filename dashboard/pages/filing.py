@@ -179,15 +179,18 @@ def result_block(res, lang: str, rows: list[int] | None = None) -> html.Div:
 
 def register(app: dash.Dash, c: Context) -> None:
     @app.callback(Output({"type": "fconv", "energy": ALL}, "children"), Input({"type": "fq", "energy": ALL}, "value"),
-                  Input({"type": "fu", "energy": ALL}, "value"), State({"type": "fq", "energy": ALL}, "id"))
-    def converted(qs: Any, units: Any, ids: Any) -> list:
-        if not isinstance(qs, list) or not isinstance(units, list) or not isinstance(ids, list) \
-                or not len(qs) == len(units) == len(ids):
+                  Input({"type": "fu", "energy": ALL}, "value"))
+    def converted(qs: Any, units: Any) -> list:
+        """Each typed quantity in its energy's canonical unit (the one unit table)."""
+        outs = ctx.outputs_list
+        if not (isinstance(qs, list) and isinstance(units, list) and isinstance(outs, list)) \
+                or not len(qs) == len(units) == len(outs) or c.filing() is None:
             raise PreventUpdate
-        energies = [i.get("energy") if isinstance(i, dict) else None for i in ids]
-        q = pd.to_numeric(pd.Series(qs, dtype=object), errors="coerce").to_numpy(float)
-        ok = np.array([e in BILL_UNITS and u in BILL_UNITS[e] for e, u in zip(energies, units, strict=True)]) \
-            & np.isfinite(q)
+        energies = [o.get("id", {}).get("energy") if isinstance(o, dict) and isinstance(o.get("id"), dict) else None
+                    for o in outs]
+        q = np.array([float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan for v in qs])
+        ok = np.array([isinstance(e, str) and isinstance(u, str) and u in BILL_UNITS.get(e, ())
+                       for e, u in zip(energies, units, strict=True)], dtype=bool) & np.isfinite(q)
         out = np.full(len(q), np.nan)
         if ok.any():
             out[ok] = to_canonical(q[ok], np.array(energies, dtype=object)[ok], np.array(units, dtype=object)[ok],

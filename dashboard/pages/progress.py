@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-import pandas as pd
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -24,7 +23,7 @@ from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.pages.filing import months
 from dashboard.widgets import KEEP, forbidden
-from models.submission import REVIEWER_ROLES, STATUSES, days_left, deadline
+from models.submission import REVIEWER_ROLES, STATUSES, days_left, deadline, parse_month
 from quotas.filing import approve, return_month, status_table
 
 TODO = ("missing", "returned", "submitted")  # the statuses listed for follow-up, in this order
@@ -99,7 +98,7 @@ def register(app: dash.Dash, c: Context) -> None:
         if user.role not in REVIEWER_ROLES:
             return forbidden(lang)
         try:
-            pd.Period(month, freq="M")
+            parse_month(month)
         except ValueError:
             raise PreventUpdate from None
         trig = ctx.triggered_id
