@@ -97,6 +97,8 @@ REGISTRY_HEADER = """\
 # CivicWatt registry (civicwatt.yaml) — sample portfolio written by `civicwatt init`.
 #
 # timezone      days, months and years are local time of this zone
+# submissions   optional: {deadline_day: 15, reminder_days: [10, 14]}: monthly figures are due
+#               by deadline_day of the next month; reminders go out on reminder_days (1-28)
 # regions       a tree: {id, name, parent, heating_season: {start: MM-DD, end: MM-DD}}
 #               (a region without heating_season inherits its parent's; default 11-15..03-15)
 # institutions  id ([A-Za-z0-9_-], unique), name, region, category

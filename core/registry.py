@@ -146,11 +146,24 @@ class Meter(_Strict):
         return None
 
 
+DayOfMonth = Annotated[int, Field(ge=1, le=28, strict=True)]
+
+
+class SubmissionSettings(_Strict):
+    """`submissions:` of the registry: the monthly submissions' deadline (day of the next
+    month) and the days of that month on which reminders go to those not yet submitted
+    (overdue ones are reported to their region managers from the day after the deadline)."""
+
+    deadline_day: DayOfMonth = 15
+    reminder_days: tuple[DayOfMonth, ...] = (10, 14)
+
+
 class Registry(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     timezone: str = "Asia/Shanghai"
     heating_season: HeatingSeason = HeatingSeason(**DEFAULT_HEATING_SEASON)
+    submissions: SubmissionSettings = SubmissionSettings()
     regions: tuple[Region, ...] = ()
     institutions: tuple[Institution, ...] = ()
     meters: tuple[Meter, ...] = ()
@@ -311,7 +324,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     problems: list[Problem] = []
     if not isinstance(doc, LineDict):
         return None, [Problem(file, 1, "-", "the registry must be a YAML mapping")]
-    known = {"timezone", "heating_season", "regions", "institutions", "meters"}
+    known = {"timezone", "heating_season", "submissions", "regions", "institutions", "meters"}
     for key in doc:
         if key not in known:
             problems.append(Problem(file, doc.line_of(key), str(key), "unknown key"))
@@ -326,6 +339,12 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
         season = validate_node(HeatingSeason, node, file, "heating_season", problems)
         if season is None and not isinstance(node, LineDict):  # the mapper locates inside a mapping only
             problems[-1] = Problem(file, doc.line_of("heating_season"), "heating_season", problems[-1].message)
+    submissions = None
+    if "submissions" in doc:
+        node = doc["submissions"]
+        submissions = validate_node(SubmissionSettings, node, file, "submissions", problems)
+        if submissions is None and not isinstance(node, LineDict):
+            problems[-1] = Problem(file, doc.line_of("submissions"), "submissions", problems[-1].message)
 
     regions, region_list = _parse_list(file, doc, "regions", Region, problems)
     insts, inst_list = _parse_list(file, doc, "institutions", Institution, problems)
@@ -419,6 +438,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     registry = Registry(
         timezone=str(tz),
         heating_season=season or HeatingSeason(**DEFAULT_HEATING_SEASON),
+        submissions=submissions or SubmissionSettings(),
         regions=tuple(r for _, _, r in regions),
         institutions=tuple(i for _, _, i in insts),
         meters=tuple(m for _, _, m in meters),

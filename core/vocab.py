@@ -45,6 +45,10 @@ VEHICLE_FUELS: tuple[str, ...] = ("gasoline", "diesel")
 CATEGORY_ZH: dict[str, str] = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆",
                                "other": "其他"}
 
+#: Energy names in Chinese, as the statistics forms and the submission messages write them.
+ENERGY_ZH: dict[str, str] = {"electricity": "电力", "water": "水", "natural_gas": "天然气", "heat": "热力",
+                             "gasoline": "汽油", "diesel": "柴油", "lpg": "液化石油气", "coal": "煤炭", "pv": "光伏发电"}
+
 #: Heating season in Hebei and Beijing (domain.md §4): 15 Nov - 15 Mar, month-day bounds inclusive.
 DEFAULT_HEATING_SEASON: dict[str, str] = {"start": "11-15", "end": "03-15"}
 

@@ -53,6 +53,22 @@ def outbox(data_dir: Path | None) -> Any | None:
     return _OUTBOXES[key]
 
 
+_FILINGS: dict[Path, Any] = {}
+
+
+def filing(data_dir: Path | None, registry: Registry, store: Any, today: Any) -> Any | None:
+    """The monthly submission service over the submission book kept in `data_dir`
+    (`quotas.filing.Filing`), or None without a data directory."""
+    if data_dir is None:
+        return None
+    from quotas.filing import Filing
+
+    key = Path(data_dir).resolve()
+    if key not in _FILINGS or _FILINGS[key].registry is not registry or _FILINGS[key].store is not store:
+        _FILINGS[key] = Filing.open(registry, store, key, today=today)
+    return _FILINGS[key]
+
+
 def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year: int, fmt: str,
                  quotas: Any | None) -> bytes:
     """The annual carbon ledger (reports.ledger) as xlsx or csv bytes, limited to the

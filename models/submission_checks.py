@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.vocab import ENERGY_ZH
+
 YOY_LIMIT = 0.30  # ±30 % against the same month last year
 PEER_PERCENTILES = (0.01, 0.99)  # the peer group's plausible band of intensity
 MIN_PEERS = 10  # fewer peers with data: no intensity check
@@ -75,7 +77,7 @@ def _valid(f: pd.DataFrame) -> np.ndarray:
 
 def _yoy(f: pd.DataFrame) -> np.ndarray:
     ly, q = f["last_year_c"].to_numpy(float), f["quantity_c"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         change = q / ly - 1.0
     return _valid(f) & (ly > 0) & (q > 0) & (np.abs(change) > YOY_LIMIT)
 
@@ -84,14 +86,14 @@ def _cost_band(f: pd.DataFrame) -> np.ndarray:
     band = f["energy"].map(COST_BAND_CNY)
     low = band.map(lambda b: b[0] if isinstance(b, tuple) else np.nan).to_numpy(float)
     high = band.map(lambda b: b[1] if isinstance(b, tuple) else np.nan).to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         per_unit = _cost(f) / f["quantity_c"].to_numpy(float)
     return _valid(f) & (f["quantity_c"].to_numpy(float) > 0) & (_cost(f) > 0) & ((per_unit < low) | (per_unit > high))
 
 
 def _changed(given: pd.Series, registered: pd.Series) -> np.ndarray:
     g, r = pd.to_numeric(given, errors="coerce").to_numpy(float), registered.to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.abs(g - r) / np.where(r > 0, r, 1.0)
     return np.isfinite(g) & (rel > AREA_TOLERANCE)
 
@@ -141,9 +143,6 @@ CHECKS: dict[str, Check] = {c.code: c for c in (
           "the occupancy differs from the registered {occupants:g}",
           lambda f: _changed(f["occupants_given"], f["occupants"])),
 )}
-
-ENERGY_ZH: dict[str, str] = {"electricity": "电力", "water": "水", "natural_gas": "天然气", "heat": "热力",
-                             "gasoline": "汽油", "diesel": "柴油", "lpg": "液化石油气", "coal": "煤炭", "pv": "光伏发电"}
 
 
 def run_checks(items: pd.DataFrame, institutions: pd.DataFrame, missing: pd.DataFrame) -> pd.DataFrame:

@@ -104,6 +104,7 @@ class ImportRejected(Exception):
         self.problems = problems
         self.rows = rows or []
         self.located: list[Problem] = []  # the same at file lines, when known (storage.imports.located)
+        self.bills: list[tuple] = []  # refused bills: the (institution, energy, start, end) of each problem
         super().__init__("\n".join(problems))
 
     @classmethod
@@ -381,18 +382,20 @@ class Store(ABC):
             incoming = normalize_bills(bills)
             stored = normalize_bills(self.read_bills(incoming["institution_id"].unique().tolist()))
             result = compare_bills(incoming, stored)
-            problems = [f"bill {bill_label(r)} overlaps the stored bill {r.other_start}..{r.other_end}"
-                        for r in result.overlaps.itertuples(index=False)]
+            found = [(bill_key(r), f"bill {bill_label(r)} overlaps the stored bill {r.other_start}..{r.other_end}")
+                     for r in result.overlaps.itertuples(index=False)]
             if not replace:
-                problems += [f"bill {bill_label(r)}: {r.differs} differs from the stored bill "
-                             f"({_bill_values(r, '_old')} stored, {_bill_values(r, '')} here); "
-                             "import with --replace to correct it (the old value is kept in the audit trail)"
-                             for r in result.replaced.itertuples(index=False)]
-            if problems:
-                listed = problems[:MAX_CONFLICTS_LISTED]
-                if len(problems) > MAX_CONFLICTS_LISTED:
-                    listed.append(f"... and {len(problems) - MAX_CONFLICTS_LISTED} more conflicting bills")
-                raise ImportRejected(listed)
+                found += [(bill_key(r), f"bill {bill_label(r)}: {r.differs} differs from the stored bill "
+                                        f"({_bill_values(r, '_old')} stored, {_bill_values(r, '')} here); "
+                                        "import with --replace to correct it (the old value is kept in the audit trail)")
+                          for r in result.replaced.itertuples(index=False)]
+            if found:
+                listed = [p for _, p in found[:MAX_CONFLICTS_LISTED]]
+                if len(found) > MAX_CONFLICTS_LISTED:
+                    listed.append(f"... and {len(found) - MAX_CONFLICTS_LISTED} more conflicting bills")
+                exc = ImportRejected(listed)
+                exc.bills = [k for k, _ in found[:MAX_CONFLICTS_LISTED]]
+                raise exc
             changed = pd.concat([result.new, result.replaced[BILL_COLUMNS]], ignore_index=True)
             if len(changed):
                 self.write_bills(changed)
@@ -657,6 +660,11 @@ def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
         columns={"period_start_s": "other_start", "period_end_s": "other_end"})
     return BillImport(new=new, identical=int((found & ~differs).sum()), replaced=replaced,
                       overlaps=overlaps[[*BILL_COLUMNS, "other_start", "other_end"]].reset_index(drop=True))
+
+
+def bill_key(r) -> tuple:
+    """(institution_id, energy, period_start, period_end) of a bill row."""
+    return (r.institution_id, r.energy, r.period_start, r.period_end)
 
 
 def bill_label(r) -> str:

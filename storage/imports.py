@@ -4,9 +4,12 @@
 field), then write it in one go: samples are flagged imported, a sample that would change
 a stored value refuses the whole file (`ImportRejected`, whose `located` problems name the
 file line of each conflicting row), and what is stored already with the same value is
-counted `identical` and left alone, so the same file imported twice is stored once. A bill
-for a period already billed with other figures replaces it (a corrected bill, as before),
-counted `replaced`.
+counted `identical` and left alone, so the same file imported twice is stored once. Bills
+are append-only with explicit correction (`Store.import_bills`, issue 15): a bill for a
+period already billed with other figures, or overlapping a billed period, refuses the
+file (each problem at its file line) unless `replace=True` corrects it (counted
+`replaced`); with a submission `book`, every imported or replaced figure goes into its
+audit trail (who, when, old -> new, source, reason) in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,16 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from core.csvio import parse_bills, parse_readings
 from core.registry import Registry
 from core.yamlfile import Problem
 from storage import quality
-from storage.base import BILL_COLUMNS, Imported, ImportRejected, Store, from_epoch_s, to_epoch_s
-
-BILL_KEYS = ["institution_id", "energy", "period_start", "period_end"]
+from storage.base import Imported, ImportRejected, Store, from_epoch_s, to_epoch_s
+from storage.submissions import SubmissionBook, bill_audit_rows
 
 
 def located(exc: ImportRejected, frame: pd.DataFrame, name: str) -> list[Problem]:
@@ -60,25 +61,29 @@ def import_readings(store: Store, registry: Registry, path: str | Path, data: by
         raise
 
 
-def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
-    x, y = a.to_numpy(float), b.to_numpy(float)
-    return np.isclose(x, y, rtol=0, atol=1e-9) | (np.isnan(x) & np.isnan(y))
-
-
 def import_bills(store: Store, registry: Registry, path: str | Path, data: bytes | None = None,
-                 check: Check | None = None) -> Imported:
-    """Import a bills CSV (the file `path`, or `data` named `path`): new bills written, a
-    bill stored with the same figures left alone, one with other figures replaced.
-    Raises ConfigError (parsing); `check(frame)` as for readings."""
-    frame = parse_bills(path, registry, data=data)
+                 check: Check | None = None, *, replace: bool = False, book: SubmissionBook | None = None,
+                 who: str = "cli", source: str = "import", reason: str | None = None) -> Imported:
+    """Import a bills CSV (the file `path`, or `data` named `path`): new bills written,
+    those stored with the same figures left alone, differing ones refused unless `replace`.
+    Raises ConfigError (parsing) or ImportRejected (`.located`: problems at file lines);
+    `check(frame)` as for readings."""
+    frame = parse_bills(path, registry, data=data, with_lines=True)
     if check is not None:
         check(frame)
-    stored = store.read_bills(sorted(set(frame["institution_id"])))
-    merged = frame.merge(stored, on=BILL_KEYS, how="left", suffixes=("", "_old"), indicator=True)
-    known = (merged["_merge"] == "both").to_numpy()
-    same = known & _same(merged["quantity"], merged["quantity_old"]) & _same(merged["cost_cny"], merged["cost_cny_old"]) \
-        & (merged["unit"].astype(str) == merged["unit_old"].astype(str)).to_numpy()
-    write = frame[~same]
-    if len(write):
-        store.write_bills(write[BILL_COLUMNS])
-    return Imported(new=int((~known).sum()), identical=int(same.sum()), replaced=int((known & ~same).sum()))
+    bills = frame.drop(columns="line")
+    try:
+        if book is None:
+            result = store.import_bills(bills, replace=replace)
+        else:
+            with book.transaction():
+                result = store.import_bills(bills, replace=replace)
+                book.add_audit(bill_audit_rows(result, who, source, reason=reason))
+    except ImportRejected as exc:
+        lines = {(r.institution_id, r.energy, r.period_start, r.period_end): int(r.line)
+                 for r in frame.itertuples(index=False)}
+        exc.located = [Problem(str(path), lines.get(k, 0), "period_start" if "overlaps" in p else "quantity", p)
+                       for k, p in zip(exc.bills, exc.problems, strict=False)]
+        exc.located += [Problem(str(path), 0, "-", p) for p in exc.problems[len(exc.bills):]]
+        raise
+    return Imported(new=len(result.new), identical=result.identical, replaced=len(result.replaced))

@@ -1,4 +1,4 @@
-"""The submission book: status of each institution's monthly submission, the audit trail, reminders sent.
+"""The submission book: status of each institution's monthly submission and the audit trail.
 
 `SubmissionBook(directory)` keeps one SQLite database (`submissions.sqlite3`, WAL, 0600 in a
 0700 directory) next to the alert outbox (the embedded store's directory, else the
@@ -12,8 +12,6 @@ this file holds who did what to them.
   change (AUDIT_COLUMNS): at, who, source (form | upload | api | import), action (submit |
   approve | return | import | replace), institution_id, period_start, period_end (the bill's
   period, or the month's), energy, field (quantity | unit | cost_cny | status), old, new, reason.
-* `reminder`: the idempotency keys of reminders already queued (one message per
-  institution and reminder day).
 
 Writes of several tables go in one transaction (`transaction()`); a caller that also
 writes bills to the store does it inside that transaction, so a refused bill write
@@ -51,7 +49,6 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL, institution_id TEXT NOT NULL, period_start TEXT, period_end TEXT, energy TEXT,
     field TEXT, old TEXT, new TEXT, reason TEXT);
 CREATE INDEX IF NOT EXISTS audit_institution ON audit (institution_id, period_start);
-CREATE TABLE IF NOT EXISTS reminder (key TEXT PRIMARY KEY, at TEXT NOT NULL);
 """
 
 
@@ -97,7 +94,7 @@ def utc_now() -> str:
 
 
 class SubmissionBook:
-    """Statuses, audit trail and reminder keys in `directory`/submissions.sqlite3 (module docstring)."""
+    """Statuses and the audit trail in `directory`/submissions.sqlite3 (module docstring)."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
@@ -196,24 +193,6 @@ class SubmissionBook:
             sql, params = sql + " AND substr(period_start, 1, 7) = ?", [*params, month]
         rows = self._con().execute(sql + " ORDER BY id", params).fetchall()
         return pd.DataFrame(rows, columns=AUDIT_COLUMNS, dtype=object)
-
-    # -- reminders --------------------------------------------------------------------
-    def claim_reminders(self, keys: Iterable[str]) -> list[str]:
-        """Of `keys`, those not claimed before, now claimed (in one transaction: two
-        processes never both claim a key)."""
-        keys = list(dict.fromkeys(keys))
-        with self.transaction():
-            con = self._con()
-            seen = {k for (k,) in con.execute("SELECT key FROM reminder WHERE key IN (SELECT value FROM json_each(?))",
-                                              (json.dumps(keys),)).fetchall()}
-            fresh = [k for k in keys if k not in seen]
-            now = utc_now()
-            con.executemany("INSERT INTO reminder VALUES (?, ?)", [(k, now) for k in fresh])
-        return fresh
-
-    def unclaim_reminders(self, keys: Iterable[str]) -> None:
-        """Forget claimed keys (their messages could not be queued)."""
-        self._con().executemany("DELETE FROM reminder WHERE key = ?", [(k,) for k in keys])
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

@@ -77,7 +77,7 @@ def test_institutions_in_scope(world):
     first = reg.institutions[0]
     assert rows[0] == {"id": first.id, "name": first.name, "region": first.region, "category": first.category,
                        "floor_area_m2": first.floor_area_m2, "heated_area_m2": first.heated_area_m2,
-                       "occupants": first.occupants}
+                       "occupants": first.occupants, "source": None}
     with client(world, "inst1") as c:
         assert [r["id"] for r in c.get("/api/v1/institutions").json()["rows"]] == ["HB-0001"]
     with client(world, "sjz") as c:
@@ -247,7 +247,11 @@ def test_bills_post(world):
         assert c.post("/api/v1/bills", content=body).json() == {"new": 1, "identical": 0, "replaced": 0}
         assert c.post("/api/v1/bills", content=body).json() == {"new": 0, "identical": 1, "replaced": 0}
         fixed = body.replace(b",120,", b",125,")
-        assert c.post("/api/v1/bills", content=fixed).json() == {"new": 0, "identical": 0, "replaced": 1}
+        refused = c.post("/api/v1/bills", content=fixed)  # append-only (issue 15): a correction says so
+        assert refused.status_code == 422 and refused.json()["problems"][0]["line"] == 2
+        assert "differs from the stored bill" in refused.json()["problems"][0]["message"]
+        assert c.post("/api/v1/bills", params={"replace": "true", "reason": "账单更正"}, content=fixed).json() == {
+            "new": 0, "identical": 0, "replaced": 1}
         assert c.post("/api/v1/bills", content=fixed.replace(b"HB-0001", b"HB-0005")).status_code == 403
         r = c.post("/api/v1/bills", content=fixed.replace(b"GJ", b"kWh"))
         assert r.status_code == 422 and r.json()["problems"][0] == {

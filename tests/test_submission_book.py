@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from datetime import date
 
 import pandas as pd
@@ -101,8 +100,6 @@ def test_book_statuses_audit_and_reminders(tmp_path):
     assert list(audit.columns) == AUDIT_COLUMNS
     assert audit[["old", "new", "period_start"]].iloc[0].tolist() == [None, "12.5 t", "2026-11-01"]
     assert book.audit(["I2"]).empty and book.audit(month="2026-10").empty
-    assert book.claim_reminders(["a", "b"]) == ["a", "b"]
-    assert book.claim_reminders(["b", "c"]) == ["c"]
 
 
 def test_book_transaction_rolls_back_everything(tmp_path):
@@ -113,15 +110,3 @@ def test_book_transaction_rolls_back_everything(tmp_path):
                                       "institution_id": "I1"}]))
         raise RuntimeError("the bill write failed")
     assert book.get("I1", "2026-11") is None and book.audit().empty
-
-
-def test_two_threads_claim_each_key_once(tmp_path):
-    book = SubmissionBook(tmp_path)
-    claimed: list[str] = []
-    keys = [f"k{i}" for i in range(50)]
-    threads = [threading.Thread(target=lambda: claimed.extend(book.claim_reminders(keys))) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(claimed) == sorted(keys)

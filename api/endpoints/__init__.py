@@ -5,4 +5,5 @@ routes with `@api.route(...)` (pydantic models for the query, the body and the
 response: they are the OpenAPI document), and add NAME here.
 """
 
-MODULES: tuple[str, ...] = ("institutions", "indicators", "rankings", "consumption", "alerts", "imports", "upstream")
+MODULES: tuple[str, ...] = ("institutions", "indicators", "rankings", "consumption", "alerts", "imports",
+                           "submissions", "upstream")

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 import pydantic
 
+from api.endpoints.submissions import filing_of
 from api.framework import Api, Request, Unprocessable, config_problems
 from api.framework import Problem as ApiProblem
 from core.access import Forbidden, visible_filter
@@ -27,6 +28,12 @@ class BillCounts(ImportCounts):
     replaced: int
 
 
+class BillQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    replace: bool = pydantic.Field(False, description="correct stored bills that differ (old values audited)")
+    reason: str | None = pydantic.Field(None, max_length=1000, description="why (kept in the audit trail)")
+
+
 def register(api: Api) -> None:
     def in_scope(req: Request, column: str) -> Any:
         """A check of a parsed file: every row's institution visible to the user, else 403."""
@@ -43,9 +50,9 @@ def register(api: Api) -> None:
                 raise Forbidden(", ".join(outside[:20]))
         return check
 
-    def run(fn: Any, req: Request, column: str) -> Any:
+    def run(fn: Any, req: Request, column: str, **kw: Any) -> Any:
         try:
-            return fn(api.ctx.store, api.ctx.registry, BODY, data=req.body, check=in_scope(req, column))
+            return fn(api.ctx.store, api.ctx.registry, BODY, data=req.body, check=in_scope(req, column), **kw)
         except ConfigError as exc:
             raise config_problems(exc) from None
         except ImportRejected as exc:
@@ -62,10 +69,13 @@ def register(api: Api) -> None:
         done = run(import_readings, req, "meter_id")
         return {"new": done.new, "identical": done.identical}
 
-    @api.route("/bills", "POST", summary="import bills (CSV, all or nothing)", response=BillCounts,
+    @api.route("/bills", "POST", summary="import bills (CSV, all or nothing)", response=BillCounts, query=BillQuery,
                body_csv=",".join(BILLS_COLUMNS), tag="import")
     def bills(req: Request) -> Any:
         """The body is a bills CSV (`institution_id,energy,period_start,period_end,quantity,unit,cost_cny`).
-        A bill for a period already billed with other figures replaces it (`replaced`)."""
-        done = run(import_bills, req, "institution_id")
+        Bills are append-only: a bill for a period already billed with other figures is refused (422) unless
+        `replace=true` (`replaced`; the old values go to the audit trail with `reason`); one overlapping a
+        billed period is always refused. Imported bills are recorded in the audit trail (source `api`)."""
+        done = run(import_bills, req, "institution_id", book=filing_of(api).book, who=req.user.name, source="api",
+                   replace=req.query.replace, reason=req.query.reason)
         return {"new": done.new, "identical": done.identical, "replaced": done.replaced}
