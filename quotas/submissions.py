@@ -13,7 +13,6 @@ without touching the scoring.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +22,7 @@ from core.vocab import GREEN_POWER
 from models.completeness import (
     COMPLETENESS_LOOKBACK_DAYS,
     MONTH_COLUMNS,
-    daily_completeness,
+    completeness_from_counts,
     institution_month_completeness,
     live_meters,
 )
@@ -83,14 +82,9 @@ class MeteredSubmissions:
         due = bills.merge(billed, on=["institution_id", "energy"]) if len(bills) else bills
         bill_days = (split_bills(due, "day", tz, start, end, self.factors or load_factors()) if len(due)
                      else empty_use())
-        daily = []
-        ids = main["meter_id"].tolist()
-        cuts = pd.date_range(start, end, freq="QS", inclusive="neither")
-        bounds = [start, *cuts, end]
-        for q0, q1 in itertools.pairwise(bounds):  # quarters, one read each (memory)
-            samples = self.store.read_samples(q0 - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), q1, ids)
-            daily.append(daily_completeness(samples, interval, q0, q1)[["meter_id", "day", "share"]])
+        counts = self.store.period_counts("day", start - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), end,
+                                          main["meter_id"].tolist())  # materialised: no raw sample is read
+        daily = completeness_from_counts(counts, interval, start, end)[["meter_id", "day", "share"]]
         if not len(main) and billed.empty:
             return pd.DataFrame({c: [] for c in MONTH_COLUMNS})
-        return institution_month_completeness(pd.concat(daily, ignore_index=True), main, billed, bill_days, start,
-                                              end)
+        return institution_month_completeness(daily, main, billed, bill_days, start, end)
