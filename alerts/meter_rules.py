@@ -6,7 +6,9 @@ Rules and their thresholds (named constants below, overridable per call):
 
 * ``meter_offline`` (critical): a live (Modbus) meter whose last sample is older than
   `OFFLINE_POLLS` polling intervals at the evaluation time (domain.md §5). One open
-  alert per meter for the whole outage (key period ``live``).
+  alert per meter for the whole outage (key period ``live``). Only meters expected to
+  report: not a meter fed by CSV imports, and "never reported" only in a registry a
+  collector polls (`offline_meters`).
 * ``data_completeness`` (warning): a meter whose last complete day has fewer than
   `COMPLETENESS_TARGET` (90 %) of the expected samples (domain.md §5), judged by
   `daily_completeness` (the one rule the dashboard and the monthly report use too): a
@@ -49,6 +51,7 @@ from models.completeness import (
     live_meters,
     sample_spacing,
 )
+from storage import quality
 
 OFFLINE_POLLS = 4  # domain.md §5: offline after N unanswered polls (N = 4 here)
 BASELINE_DAYS = 28  # four weeks of history for "usual" levels
@@ -82,14 +85,42 @@ def _fmt(x: float) -> str:
 
 # -- pure rules ---------------------------------------------------------------------
 
-def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, polls: int) -> pd.DataFrame:
-    """Live meters (meter_id, institution_id, interval_s) whose last sample
-    (`last`: meter_id, time) is older than `polls` x interval at `as_of`, or who never
-    reported. Returns meter_id, institution_id, last_time (NaT: never), silent_s."""
-    df = live.merge(last[["meter_id", "time"]], on="meter_id", how="left")
+def registry_is_polled(last: pd.DataFrame) -> bool:
+    """Does a collector feed these meters? True when any last sample (`last`:
+    meter_id, time, quality) came from a poll or a collector's backfill rather than a
+    CSV import (`storage.quality.IMPORTED`)."""
+    if last.empty:
+        return False
+    q = last["quality"].to_numpy(np.int64) if "quality" in last else np.zeros(len(last), np.int64)
+    return bool(((q & quality.IMPORTED) == 0).any())
+
+
+def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, polls: int,
+                   polled: bool | None = None) -> pd.DataFrame:
+    """Live meters (meter_id, institution_id, interval_s) expected to report whose last
+    sample (`last`: meter_id, time, quality) is older than `polls` x interval at
+    `as_of`, or who never reported. Returns meter_id, institution_id, last_time (NaT:
+    never), silent_s.
+
+    Expected to report are only Modbus meters a collector polls, not meters fed by CSV
+    imports (a registry written by `civicwatt init` keeps its `modbus` blocks even when
+    its readings come from files):
+
+    * a meter whose last sample was imported (quality IMPORTED) is fed by imports: it
+      is never offline (the `data_completeness` rule judges its days);
+    * a meter with no sample at all is "never reported" only when the registry is
+      polled (`polled`; default `registry_is_polled(last)`: some meter's last sample
+      came from a poll), since a collector polls every Modbus meter of the registry.
+    """
+    polled = registry_is_polled(last) if polled is None else polled
+    cols = [c for c in ("meter_id", "time", "quality") if c in last]
+    df = live.merge(last[cols], on="meter_id", how="left")
     t = pd.to_datetime(df["time"], utc=True)
+    q = df["quality"].fillna(0).to_numpy(np.int64) if "quality" in df else np.zeros(len(df), np.int64)
+    imported = t.notna().to_numpy() & ((q & quality.IMPORTED) != 0)
     silent = (as_of - t).dt.total_seconds()
-    off = silent.isna() | (silent > polls * df["interval_s"].to_numpy(float))
+    never = silent.isna().to_numpy()
+    off = (never & polled) | (~never & ~imported & (silent > polls * df["interval_s"].to_numpy(float)).to_numpy())
     out = df.loc[off, ["meter_id", "institution_id"]].assign(last_time=t[off], silent_s=silent[off])
     return out.reset_index(drop=True)
 
