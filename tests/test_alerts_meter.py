@@ -333,6 +333,8 @@ def test_meters_fed_by_csv_imports_are_never_offline(tmp_path):
                                        "value": 100.0 + np.arange(len(t)), "quality": quality.IMPORTED}))
     alerts = meter_alerts(store, reg, AS_OF)
     assert [a for a in alerts if a.rule == "meter_offline"] == []
+    # nor do meters without any sample owe samples to the completeness rule
+    assert {a.scope for a in alerts if a.rule == "data_completeness"} <= {"meter:A-E0", "meter:A-W0"}
     # a collector starts polling B-E0: the registry is polled now
     polled = pd.date_range(AS_OF - pd.Timedelta(hours=2), AS_OF, freq="15min", inclusive="left")
     store.write_samples(pd.DataFrame({"meter_id": "B-E0", "time": polled.tz_convert("UTC"),
@@ -340,4 +342,6 @@ def test_meters_fed_by_csv_imports_are_never_offline(tmp_path):
     offline = {a.scope: a for a in meter_alerts(store, reg, AS_OF) if a.rule == "meter_offline"}
     assert set(offline) == {"meter:A-E1", "meter:A-E2", "meter:C-E0", "meter:D-E0"}  # Modbus meters, no sample
     assert all(a.actual is None and "never reported" in a.message_en for a in offline.values())
+    late = {a.scope for a in meter_alerts(store, reg, AS_OF) if a.rule == "data_completeness"}
+    assert not late & set(offline)  # an offline meter's completeness is not raised twice
     store.close()
