@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -42,6 +42,10 @@ class Region(_Strict):
     name: str
     parent: str | None = None
     heating_season: HeatingSeason | None = None
+    # Energy prices (CNY per canonical unit: kWh, m3, GJ, kg) for cost views of metered
+    # use, e.g. {electricity: 0.65, water: 4.2, natural_gas: 3.1}; a region without one
+    # inherits its parent's price of that energy.
+    tariffs: dict[Energy, Annotated[float, Field(ge=0)]] | None = None
 
 
 class Institution(_Strict):
@@ -134,6 +138,14 @@ class Registry(_Strict):
             if season is not None:
                 return season
         return self.heating_season
+
+    def tariffs_of(self, region_id: str) -> dict[str, float]:
+        """Energy -> CNY per canonical unit in force in a region: its own tariffs, then
+        those of each ancestor for the energies it does not price."""
+        out: dict[str, float] = {}
+        for rid in reversed(self.region_ancestors(region_id)):
+            out.update(self.region_by_id[rid].tariffs or {})
+        return out
 
     def institutions_frame(self) -> pd.DataFrame:
         """One row per institution: id, name, region, category, areas, occupants."""

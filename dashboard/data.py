@@ -115,6 +115,9 @@ class DataService:
         self.institutions = self.registry.institutions_frame()
         self.tz = self.registry.timezone
         self.factors = models_api.load_factors()
+        self.inst_context = models_api.institution_context(self.registry, self.factors)
+        self.tariffs = models_api.tariff_frame(self.registry)
+        self._computing: dict[tuple, threading.Lock] = {}
 
     @property
     def basis(self) -> str:
@@ -123,15 +126,25 @@ class DataService:
 
     # -- caching -------------------------------------------------------------------
     def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
+        """The cached value of `key` (on the current basis), computed once: a caller that
+        asks while another computes the same key waits for it instead of repeating the
+        work (a page's callbacks and a second user arrive together)."""
         key = (*key, self.basis)
         with self._lock:
             hit = self._cache.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-        value = compute()
-        with self._lock:
-            self._cache[key] = value
-        return value
+            if hit is not _MISSING:
+                return hit
+            gate = self._computing.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                hit = self._cache.get(key, _MISSING)
+            if hit is not _MISSING:
+                return hit
+            value = compute()
+            with self._lock:
+                self._cache[key] = value
+                self._computing.pop(key, None)
+            return value
 
     # -- periods -------------------------------------------------------------------
     def today(self) -> pd.Timestamp:
@@ -150,27 +163,66 @@ class DataService:
     def is_running(self, year: int) -> bool:
         return self.year_bounds(year)[1] < pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)
 
-    # -- year tables -----------------------------------------------------------------
-    def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
-        """The models indicator frame (one row per institution) of `year` up to now,
-        or up to `until`, plus `year`; totals and intensities are NaN without data."""
-        return self._cached(("indicators", year, until),  # type: ignore[return-value]
-                            lambda: self._compute_indicators(year, until))
-
-    def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
-        start, end = self.year_bounds(year)
-        if until is not None:
-            end = max(start, min(end, until))
+    # -- what one read of the store gives -----------------------------------------------
+    def _read(self, start: pd.Timestamp, end: pd.Timestamp, period: str,
+              institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One daily read of [start, end): the energy sums (`models.api.energy_sums`:
+        institution, energy and `period` with the heating split done per day) and the
+        costs (`models.api.energy_cost` per day, summed per `period`)."""
+        ids = None if institution_ids is None else sorted(institution_ids)
         if end <= start:
-            end = start + pd.Timedelta(seconds=1)  # an empty period: every institution, no data
-        use = models_api.energy_use(self.store, self.registry, start, end, "day", self.factors)
-        ind = models_api.indicators(use, self.registry, self.factors, self.basis, freq="day")
-        ind = ind.assign(year=year)
+            use = models_api.energy_use(self.store, self.registry, start, start + pd.Timedelta(seconds=1), "day",
+                                        self.factors, institution_ids=ids)
+        else:
+            use = models_api.energy_use(self.store, self.registry, start, end, "day", self.factors,
+                                        institution_ids=ids)
+        sums = models_api.energy_sums(use, self.inst_context, period=period, freq="day", tz=self.tz)
+        bills = self.store.read_bills(ids)
+        billed = models_api.bill_costs(bills, "day", self.tz, start, end)
+        costs = models_api.energy_cost(use, billed, self.tariffs)
+        costs = models_api.cost_by_period(costs, period, self.tz, by=("institution_id", "energy"))
+        return sums, costs
+
+    def year_sums(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Monthly energy sums and costs of every institution for `year` up to now (one
+        daily read of the store per year, reused by every year table)."""
+        return self._cached(("year_sums", year),  # type: ignore[return-value]
+                            lambda: self._read(*self.year_bounds(year), "month"))
+
+    def range_sums(self, start: pd.Timestamp, end: pd.Timestamp,
+                   institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Daily energy sums and costs of [start, end) (local midnights; a running day
+        stops now), of these institutions (None: all)."""
+        end = min(end, self.now().tz_convert(self.tz))
+        ids = None if institution_ids is None else frozenset(institution_ids)
+        return self._cached(("range_sums", start, end, ids),  # type: ignore[return-value]
+                            lambda: self._read(start, max(start, end), "day", ids))
+
+    def indicators_of(self, sums: pd.DataFrame, by_period: bool = False) -> pd.DataFrame:
+        """The indicator frame (`models.api.indicators_from_sums`) of energy sums, on
+        the quota file's basis: one row per institution (and period)."""
+        ind = models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis, by_period=by_period)
         if "has_data" in ind:
             nodata = ~ind["has_data"].to_numpy(bool)
             for col in (*TOTALS, *INDICATORS, "estimated_share"):
                 ind.loc[nodata, col] = np.nan
         return ind
+
+    # -- year tables -----------------------------------------------------------------
+    def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The models indicator frame (one row per institution) of `year` up to now,
+        or up to `until` (a local midnight), plus `year`; totals and intensities are
+        NaN without data."""
+        return self._cached(("indicators", year, until),  # type: ignore[return-value]
+                            lambda: self._compute_indicators(year, until))
+
+    def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
+        start, end = self.year_bounds(year)
+        if until is None or until >= end:
+            sums = self.year_sums(year)[0]
+        else:  # part of the year: its own daily read (the ranking's running year)
+            sums = self.range_sums(start, max(start, until))[0]
+        return self.indicators_of(sums).assign(year=year)
 
     def ranking_table(self, year: int) -> pd.DataFrame:
         """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
@@ -210,36 +262,28 @@ class DataService:
         with self._lock:
             self._cache[("ranking", year, self.basis)] = table
 
+    def priced(self, sums: pd.DataFrame) -> pd.DataFrame:
+        """Energy sums with factors applied (`models.api.priced_sums`): institution_id,
+        energy, period_start, quantity (canonical unit), kgce, kgco2, t_co2."""
+        cols = ["institution_id", "energy", "period_start", "quantity", "kgce", "kgco2", "t_co2"]
+        if sums.empty:
+            return pd.DataFrame(columns=cols)
+        return models_api.priced_sums(sums, self.inst_context, self.factors, self.basis)[cols]
+
     def monthly_energy(self, year: int) -> pd.DataFrame:
         """Main-meter use of `year` (to now) by institution, energy and month, priced:
-        institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2."""
-        def compute() -> pd.DataFrame:
-            start, end = self.year_bounds(year)
-            cols = ["institution_id", "energy", "period_start", "quantity", "kgce", "kgco2"]
-            if end <= start:
-                return pd.DataFrame(columns=cols)
-            use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
-            if use.empty:
-                return pd.DataFrame(columns=cols)
-            inst = models_api.institution_context(self.registry, self.factors)
-            sums = models_api.energy_sums(use, inst, period="month", freq="month", tz=self.tz)
-            return models_api.priced_sums(sums, inst, self.factors, self.basis)[cols]
-        return self._cached(("monthly", year), compute)  # type: ignore[return-value]
+        institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2, t_co2."""
+        return self._cached(("monthly", year),  # type: ignore[return-value]
+                            lambda: self.priced(self.year_sums(year)[0]))
 
     def monthly_indicators(self, year: int) -> pd.DataFrame:
-        """Monthly indicator frame (`models.api.indicators(..., by_period='month')`) of
-        every institution for `year` - 1 and `year` up to now: the input of the target
-        evaluation and of the year-end projection."""
+        """Monthly indicator frame of every institution for `year` - 1 and `year` up to
+        now (`models.api.indicators(..., freq='day', by_period='month')`, as the alerts
+        compute it): the input of the target evaluation and of the year-end projection."""
         def compute() -> pd.DataFrame:
-            frames = []
-            for y in (year - 1, year):
-                start, end = self.year_bounds(y)
-                if end <= start:
-                    continue
-                use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
-                frames.append(models_api.indicators(use, self.registry, self.factors, self.basis, freq="month",
-                                                    by_period="month"))
-            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            sums = pd.concat([self.year_sums(y)[0] for y in (year - 1, year)], ignore_index=True)
+            return models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis,
+                                                   by_period=True)
         return self._cached(("monthly_indicators", year), compute)  # type: ignore[return-value]
 
     def projection_as_of(self, year: int) -> pd.Timestamp:
@@ -253,7 +297,7 @@ class DataService:
         cfg = self.quotas()
         if cfg is None:
             return pd.DataFrame(columns=["scope", "region", "category", "institution_id", "indicator", "limit",
-                                         "actual", "projected", "status"])
+                                         "actual", "projected", "status", "unit"])
 
         def compute() -> pd.DataFrame:
             return evaluate_targets(cfg, self.monthly_indicators(year), self.projection_as_of(year),

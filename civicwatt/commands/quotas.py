@@ -20,7 +20,6 @@ import pandas as pd
 from civicwatt.context import load_optional_quotas, open_registry_store, registry_from_args
 from core.yamlfile import ConfigError, Problem
 
-
 MISSING = "—"  # printed for a value that cannot be computed (no data, no denominator)
 
 
