@@ -90,10 +90,16 @@ def controls(prefix: str, lang: str, dates: tuple[str, str]) -> html.Div:
     ])
 
 
-def totals(c: Context, insts: set[str], period: Period) -> dict[str, float]:
+def _read(c: Context, insts: set[str], period: Period, own: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The period's daily sums and costs: of every institution (one cached read shared
+    by every scope of the overview) or, `own`, of `insts` only (an institution's page)."""
+    return c.service.range_sums(period.start, period.end, insts if own else None)
+
+
+def totals(c: Context, insts: set[str], period: Period, own: bool = False) -> dict[str, float]:
     """energy_tce, water_m3, co2_t (`models.api.aggregate` of the period's indicators
     over `insts`), cost_cny (`models.api.energy_cost`, summed) and priced_share."""
-    sums, costs = c.service.range_sums(period.start, period.end)
+    sums, costs = _read(c, insts, period, own)
     ind = c.service.indicators_of(sums)
     ind = ind[ind["institution_id"].isin(insts)]
     out = {"energy_tce": np.nan, "water_m3": np.nan, "co2_t": np.nan}
@@ -106,10 +112,10 @@ def totals(c: Context, insts: set[str], period: Period) -> dict[str, float]:
     return out
 
 
-def series(c: Context, insts: set[str], period: Period, by_month: bool) -> pd.DataFrame:
+def series(c: Context, insts: set[str], period: Period, by_month: bool, own: bool = False) -> pd.DataFrame:
     """Total energy (tce) of `insts` per day (or month) of the period: period_start
     (naive local), tce."""
-    sums, _costs = c.service.range_sums(period.start, period.end)
+    sums, _costs = _read(c, insts, period, own)
     mine = sums[sums["institution_id"].isin(insts)] if len(sums) else sums
     priced = c.service.priced(mine)
     if priced.empty:
@@ -121,25 +127,26 @@ def series(c: Context, insts: set[str], period: Period, by_month: bool) -> pd.Da
     return pd.DataFrame({"period_start": s.index, "tce": s.to_numpy(float)})
 
 
-def frames(c: Context, insts: set[str], period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
+def frames(c: Context, insts: set[str], period: Period, own: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The period's table (one row per total: this period, the same dates last year,
     change as a fraction) and its chart series (this year and last, on this year's dates)."""
-    cur, prev = totals(c, insts, period), totals(c, insts, period.year_before())
+    cur, prev = totals(c, insts, period, own), totals(c, insts, period.year_before(), own)
     table = pd.DataFrame({"indicator": [k for k, _l, _u in ROWS], "unit": [u for _k, _l, u in ROWS],
                           "this_period": [cur[k] for k, _l, _u in ROWS],
                           "last_year": [prev[k] for k, _l, _u in ROWS]})
     table["change"] = models_api.yoy_change(table["this_period"], table["last_year"])
     by_month = period.days > MAX_DAILY_DAYS
-    now = series(c, insts, period, by_month)
-    before = series(c, insts, period.year_before(), by_month)
+    now = series(c, insts, period, by_month, own)
+    before = series(c, insts, period.year_before(), by_month, own)
     before = before.assign(period_start=before["period_start"] + pd.DateOffset(years=1))
     chart = now.merge(before, on="period_start", how="outer", suffixes=("", "_last_year")).sort_values("period_start")
     return table, chart.reset_index(drop=True)
 
 
-def view(c: Context, insts: set[str], period: Period, yoy: bool, lang: str, prefix: str) -> html.Div:
-    """The period's table and chart."""
-    table, chart = frames(c, insts, period)
+def view(c: Context, insts: set[str], period: Period, yoy: bool, lang: str, prefix: str,
+         own: bool = False) -> html.Div:
+    """The period's table and chart (`own`: read only `insts`, see `_read`)."""
+    table, chart = frames(c, insts, period, own)
     by_month = period.days > MAX_DAILY_DAYS
     return html.Div(className="period", children=[
         html.P(f"{t('this_period', lang)}: {period.label()} · {t('last_year_period', lang)}: "

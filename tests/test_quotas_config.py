@@ -27,13 +27,13 @@ def test_sample_quotas_file_is_valid(sample):
     assert validate_quotas_file(d / "quotas.yaml", registry) == []
     q = load_quotas(d / "quotas.yaml", registry)
     tf = q.targets_frame()
-    # the province's targets are sized to the sample portfolio: its cities' targets add up to them
+    # the province's targets are sized to the sample portfolio: its cities' targets add up to less
     for year in (2025, 2026, 2027):
         hebei = tf[tf["target_id"] == f"hebei-{year}"].set_index("indicator")["limit"]
         cities = tf[(tf["year"] == year) & tf["region"].isin(["sjz", "bd", "ts"]) & tf["category"].isna()]
         totals = cities.groupby("indicator")["limit"].sum()
         for ind in ("energy_tce", "water_m3", "co2_t"):
-            assert totals[ind] == hebei[ind], (year, ind)
+            assert 0.9 * hebei[ind] <= totals[ind] <= hebei[ind], (year, ind)
         assert 10_000 < hebei["energy_tce"] < 30_000  # 30 institutions, not a province (3.57 million tce)
     # the real provincial figures are kept in the file, as what a real deployment uses
     text = (d / "quotas.yaml").read_text(encoding="utf-8")
