@@ -365,7 +365,9 @@ def pct(fraction: object, lang: str | None, digits: int = 1) -> str:
     """A fraction as a percentage: 0.1096 -> "10.96%" (zh) / "10.96 %" (en)."""
     if _missing(fraction):
         return MISSING
-    value = f"{float(fraction) * 100:,.{digits}f}"  # type: ignore[arg-type]
+    value = f"{float(fraction) * 100 + 0.0:,.{digits}f}"  # type: ignore[arg-type]
+    if float(value.replace(",", "")) == 0:
+        value = f"{0:.{digits}f}"  # no "-0.00"
     return f"{value}%" if norm_lang(lang) == "zh" else f"{value} %"
 
 
