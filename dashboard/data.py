@@ -52,6 +52,7 @@ INDICATORS: tuple[str, ...] = (
     "heating_kgce_per_m2", "nonheating_kgce_per_m2",
 )
 TOTALS: tuple[str, ...] = ("kgce", "water_m3", "t_co2")
+YOY_MIN_COVERAGE = 0.9  # a previous year with data on fewer of its days is no base for a change
 INDICATOR_COLUMNS = ["institution_id", "name", "region", "category", "year", "floor_area_m2", "heated_area_m2",
                      "occupants", *TOTALS, *INDICATORS, "estimated_share"]
 # The indicators quota standards cover (domain.md s.1; quotas.config.STANDARD_INDICATORS).
@@ -77,13 +78,32 @@ def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFram
 
 
 def add_yoy(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """Add `yoy_<indicator>` (percent change against the previous year) columns."""
+    """Add `yoy_<indicator>` (percent change against the previous year,
+    `models.api.yoy_change`) columns; NaN where the previous period is no base: its
+    data cover fewer than `YOY_MIN_COVERAGE` of its days (`coverage` column), e.g. a
+    year whose history starts on its last day."""
     prev = previous.set_index("institution_id")
     out = current.copy()
+    base = (out["institution_id"].map(prev["coverage"]).to_numpy(float) >= YOY_MIN_COVERAGE
+            if "coverage" in prev and len(prev) else np.ones(len(out), bool))
     for ind in (*INDICATORS, *TOTALS):
         before = out["institution_id"].map(prev[ind]).to_numpy(float) if len(prev) else np.full(len(out), np.nan)
-        out[f"yoy_{ind}"] = _safe_div(out[ind].to_numpy(float) - before, before) * 100.0
+        out[f"yoy_{ind}"] = np.where(base, models_api.yoy_change(out[ind].to_numpy(float), before) * 100.0, np.nan)
     return out
+
+
+def day_coverage(sums: pd.DataFrame, meters: pd.DataFrame, days: float) -> pd.Series:
+    """Per institution, the share of the period's `days` its data cover: for each
+    energy, the use rows of the energy sums (one per main meter and day, one per billed
+    day) over days x its main meters; the best-covered energy counts."""
+    if sums.empty or days <= 0:
+        return pd.Series(dtype=float)
+    main = meters[meters["parent"].isna()].groupby(["institution_id", "energy"]).size()
+    rows = sums.assign(institution_id=sums["institution_id"].astype(str), energy=sums["energy"].astype(str)) \
+        .groupby(["institution_id", "energy"])["rows"].sum()
+    per = main.reindex(rows.index).fillna(1.0).clip(lower=1.0).to_numpy(float)
+    share = pd.Series(rows.to_numpy(float) / (per * days), index=rows.index)
+    return share.groupby(level="institution_id").max().clip(upper=1.0)
 
 
 def institution_meters(registry: Registry, institution_id: str) -> list[Meter]:
@@ -211,8 +231,9 @@ class DataService:
     # -- year tables -----------------------------------------------------------------
     def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
         """The models indicator frame (one row per institution) of `year` up to now,
-        or up to `until` (a local midnight), plus `year`; totals and intensities are
-        NaN without data."""
+        or up to `until` (a local midnight), plus `year` and `coverage` (the share of
+        the period's days with data, `day_coverage`); totals and intensities are NaN
+        without data."""
         return self._cached(("indicators", year, until),  # type: ignore[return-value]
                             lambda: self._compute_indicators(year, until))
 
@@ -221,8 +242,12 @@ class DataService:
         if until is None or until >= end:
             sums = self.year_sums(year)[0]
         else:  # part of the year: its own daily read (the ranking's running year)
-            sums = self.range_sums(start, max(start, until))[0]
-        return self.indicators_of(sums).assign(year=year)
+            end = max(start, until)
+            sums = self.range_sums(start, end)[0]
+        ind = self.indicators_of(sums).assign(year=year)
+        days = (end - start) / pd.Timedelta(days=1)
+        ind["coverage"] = ind["institution_id"].map(day_coverage(sums, self.meters, days)).fillna(0.0).to_numpy()
+        return ind
 
     def ranking_table(self, year: int) -> pd.DataFrame:
         """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota

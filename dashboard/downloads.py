@@ -82,17 +82,30 @@ def daily_csv(c: Context, institution_id: str) -> Any:
     return csv_response(out, f"{inst}-daily.csv")
 
 
+def ledger_file(c: Context, user: User, year: int, fmt: str) -> tuple[bytes, str]:
+    """The carbon ledger of `year` as `fmt` (xlsx | csv) built from what `user` may
+    see, and its file name (the download route and the reports page's button)."""
+    visible = visible_filter(user, c.registry)
+    data = integrations.ledger_bytes(c.registry, None if visible is None else set(visible), c.store, year, fmt,
+                                     c.quotas.config())
+    return data, f"carbon-ledger-{year}.{fmt}"
+
+
+def report_file(c: Context, user: User, period: pd.Period) -> tuple[bytes, str]:
+    """The monthly report of `period` built from what `user` may see, and its file name."""
+    data = integrations.report_bytes(report_registry(user, c.registry), c.store, str(period), c.quotas.config())
+    return data, f"monthly-report-{period}.xlsx"
+
+
 def ledger(c: Context) -> Any:
     user = _user_or_401(c)
     year = _int_arg("year", c.service.current_year() - 1)
     fmt = flask.request.args.get("format", "xlsx")
     if fmt not in ("xlsx", "csv"):
         flask.abort(400)
-    visible = visible_filter(user, c.registry)
-    data = integrations.ledger_bytes(c.registry, None if visible is None else set(visible), c.store, year, fmt,
-                                     c.quotas.config())
+    data, name = ledger_file(c, user, year, fmt)
     return flask.send_file(io.BytesIO(data), mimetype="text/csv" if fmt == "csv" else XLSX_MIME,
-                           as_attachment=True, download_name=f"carbon-ledger-{year}.{fmt}")
+                           as_attachment=True, download_name=name)
 
 
 def monthly_report(c: Context) -> Any:
@@ -101,8 +114,8 @@ def monthly_report(c: Context) -> Any:
         period = pd.Period(flask.request.args.get("month", ""), freq="M")
     except ValueError:
         flask.abort(400)
-    data = integrations.report_bytes(report_registry(user, c.registry), c.store, str(period), c.quotas.config())
-    return xlsx_response(data, f"monthly-report-{period}.xlsx")
+    data, name = report_file(c, user, period)
+    return xlsx_response(data, name)
 
 
 def mv_report(c: Context, project_id: str) -> Any:

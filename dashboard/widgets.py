@@ -127,6 +127,13 @@ def partial_legend(fig: go.Figure, note: str) -> go.Figure:
     return fig
 
 
+def on_dark(fig: go.Figure) -> go.Figure:
+    """A chart for the dark wall screen: light text on a transparent background."""
+    fig.update_layout(template=pio.templates["plotly_dark"], paper_bgcolor="rgba(0,0,0,0)",
+                      plot_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
 def graph(component_id: str, figure: go.Figure, class_name: str | None = None) -> dcc.Graph:
     """A chart with the dashboard's mode bar and responsive width."""
     return dcc.Graph(id=component_id, figure=figure, config=GRAPH_CONFIG, className=class_name,

@@ -3,11 +3,13 @@
 Each module is one page: it renders its layout for the signed-in user, registers its
 own callbacks and exports `PAGE` (`dashboard.context.Page`). Adding a page is adding
 a module here and its `PAGE` to `PAGES`; `create_app` and the router need no change.
+A page without a `nav` label (the wall screen) is reached by its path only.
 """
 
 from __future__ import annotations
 
 from dashboard.context import Page
-from dashboard.pages import alerts, institution, mv, overview, ranking, reports
+from dashboard.pages import alerts, compare, institution, mv, overview, ranking, reports, wall
 
-PAGES: tuple[Page, ...] = (overview.PAGE, ranking.PAGE, institution.PAGE, alerts.PAGE, reports.PAGE, mv.PAGE)
+PAGES: tuple[Page, ...] = (overview.PAGE, ranking.PAGE, institution.PAGE, compare.PAGE, alerts.PAGE, reports.PAGE,
+                           mv.PAGE, wall.PAGE)

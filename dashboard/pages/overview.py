@@ -35,6 +35,7 @@ from dashboard.widgets import (
     graph,
     hover_values,
     no_data,
+    on_dark,
     partial_legend,
     partial_style,
     scrolling,
@@ -204,14 +205,17 @@ def content(c: Context, scope: Scope, year: int, lang: str, wall: bool = False) 
         return no_data(lang)
     gauges = [graph(f"gauge-{key}", gauge(t(label, lang), float(n.agg[col]), limit(n, key), n.projected[key], u,
                                           lang, wall), "gauge") for key, col, label, u in GAUGES]
+    charts = [ytd_figure(c, n, year, lang), trend_figure(n, lang)]
+    if wall:
+        charts = [on_dark(f) for f in charts]
     parts = [
         html.H2(f"{scope.name} · {year} · {t('totals', lang)}"),
         html.Div(gauges, className="row"),
-        graph("ov-ytd", ytd_figure(c, n, year, lang)),
-        graph("ov-trend", trend_figure(n, lang)),
+        graph("ov-ytd", charts[0]),
+        graph("ov-trend", charts[1]),
     ]
     if wall:
-        return html.Div(parts)
+        return html.Div(parts[1:])
     return html.Div([
         *parts[:2],
         scrolling(intensity_table(n, lang)),

@@ -15,13 +15,14 @@ from dash.exceptions import PreventUpdate
 
 from core.registry import Registry
 from core.vocab import CATEGORIES
+from dashboard import integrations
 from dashboard.access import Forbidden, region_ids
 from dashboard.auth import User
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS
 from dashboard.i18n import norm_lang, t
-from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, user_query
-from dashboard.widgets import KEEP, LEVEL_COLOURS, year_picker
+from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, ranked, user_query
+from dashboard.widgets import KEEP, LEVEL_COLOURS, export_button, year_picker
 
 
 def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
@@ -75,6 +76,32 @@ def register(app: dash.Dash, c: Context) -> None:
         return ranking_callback(c.current_user(), region, category, year, indicator, search, page, page_size,
                                 sort_by, lang, ctx.triggered_id if ctx else None)
 
+    @app.callback(Output("rank-xlsx-file", "data"), Input("rank-xlsx-button", "n_clicks"),
+                  State("rank-region", "value"), State("rank-category", "value"), State("rank-year", "value"),
+                  State("rank-indicator", "value"), State("rank-search", "value"), State("rank-table", "sort_by"),
+                  State("lang", "data"), prevent_initial_call=True)
+    def ranking_xlsx(clicks: int | None, region: str | None, category: str | None, year: int | None,
+                     indicator: str | None, search: str | None, sort_by: list | None, lang: str | None) -> Any:
+        """The filtered, sorted ranking (every page) as a workbook."""
+        lang = norm_lang(lang)
+        user = c.current_user()
+        if not clicks or user is None:
+            raise PreventUpdate
+        indicator = indicator or DEFAULT_INDICATOR
+        try:
+            q, year_i = user_query(user, c.registry, year, region, category, indicator, search or "", sort_by, 0,
+                                   10**9, c.service.current_year())
+        except (Forbidden, ValueError):
+            raise PreventUpdate from None
+        rows = ranked(c.service.ranking_table(year_i), q)
+        frame = rows.assign(region_name=rows["region"].map(c.region_name),
+                            category_name=[t(f"cat_{x}", lang) for x in rows["category"]],
+                            level_name=[t(f"lvl_{x}", lang) for x in rows["level"]],
+                            estimated_share=rows["estimated_share"] * 100)
+        cols = [(col["id"], col["name"]) for col in ranking_columns(lang, indicator)]
+        data = integrations.frames_xlsx([("ranking", frame, cols, [f"{year_i} · {t(f'ind_{indicator}', lang)}"])])
+        return dcc.send_bytes(data, f"ranking-{year_i}-{indicator}.xlsx")
+
     app.ranking_callback = ranking_callback  # the benchmark times this without HTTP
     app.ranked_cache = pages.cache
 
@@ -94,6 +121,7 @@ def ranking_controls(lang: str, regions: list[tuple[str, str]], categories: list
         html.Label([t("search_name", lang), dcc.Input(id="rank-search", **KEEP, type="search", debounce=True,
                                                       placeholder=t("search_name", lang))]),
         html.A(t("export_csv", lang), id="rank-export", href="/download/ranking.csv", className="button"),
+        export_button("rank-xlsx", lang),
     ])
 
 
