@@ -317,8 +317,8 @@ UNITS: dict[str, tuple[str, str]] = {
 # ASCII unit spellings inside sentences (alert messages), longest first so m3/person wins over m3
 _UNIT_WORDS = sorted((u for u in UNITS if any(ch in u for ch in "/23") or u == "tCO2"), key=len, reverse=True)
 _UNIT_RE = re.compile("|".join(rf"(?<![A-Za-z0-9_]){re.escape(u)}(?![A-Za-z0-9_²³])" for u in _UNIT_WORDS))
-_ZH_BIG = ((1e8, "亿"), (1e4, "万"))
-_EN_BIG = ((1e9, "B"), (1e6, "M"), (1e3, "k"))
+_ZH_BIG = ((1e12, "万亿"), (1e8, "亿"), (1e4, "万"))
+_EN_BIG = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
 
 def unit(u: str | None, lang: str | None) -> str:
@@ -348,7 +348,7 @@ def compact(v: object, lang: str | None, digits: int = 3) -> str:
     English; `digits` significant digits; "—" when missing."""
     if _missing(v):
         return MISSING
-    x = float(v)  # type: ignore[arg-type]
+    x = float(f"{float(v):.{digits}g}")  # type: ignore[arg-type]  # rounded first: 99,999 is 10万, not 10.0万
     scale, suffix = next(((size, sfx) for size, sfx in (_ZH_BIG if norm_lang(lang) == "zh" else _EN_BIG)
                           if abs(x) >= size), (1.0, ""))
     y = x / scale

@@ -205,7 +205,9 @@ def test_router_finds_each_page_and_its_subpaths():
     from dashboard.shell import find_page
 
     by_path = {p.path: p for p in PAGES}
-    assert len(by_path) == len(PAGES) and all(p.nav in TEXT for p in PAGES)
+    assert len(by_path) == len(PAGES) and all(p.nav in TEXT for p in PAGES if p.nav)
+    assert by_path["/wall"].nav is None and not by_path["/wall"].chrome  # full screen, not in the navigation
+    assert find_page(PAGES, "/compare") == (by_path["/compare"], None)
     assert find_page(PAGES, None) == (by_path["/"], None)
     assert find_page(PAGES, "/ranking/") == (by_path["/ranking"], None)
     assert find_page(PAGES, "/institution/HB-0001") == (by_path["/institution"], "HB-0001")
