@@ -45,6 +45,10 @@ from storage import Store
 
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
 YEAR_TABLES_KEPT = 256  # cached year tables at most (about 6 per year and basis are in use)
+# A year of daily use is kept in memory for a portfolio up to DAY_ROWS_KEPT rows (about
+# 1,800 institutions: four main meters a day each): a few tens of MB.
+DAYS_KEPT_PER_INSTITUTION = 4 * 366
+DAY_ROWS_KEPT = 2_600_000
 _MISSING = object()
 
 INDICATORS: tuple[str, ...] = (
@@ -184,39 +188,63 @@ class DataService:
         return self.year_bounds(year)[1] < pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)
 
     # -- what one read of the store gives -----------------------------------------------
-    def _read(self, start: pd.Timestamp, end: pd.Timestamp, period: str,
+    def _load(self, start: pd.Timestamp, end: pd.Timestamp,
               institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """One daily read of [start, end): the energy sums (`models.api.energy_sums`:
-        institution, energy and `period` with the heating split done per day) and the
-        costs (`models.api.energy_cost` per day, summed per `period`)."""
+        """One daily read of [start, end): the use frame (`models.api.energy_use`, freq
+        day) and the bills' costs per day (`models.api.bill_costs`)."""
         ids = None if institution_ids is None else sorted(institution_ids)
-        if end <= start:
-            use = models_api.energy_use(self.store, self.registry, start, start + pd.Timedelta(seconds=1), "day",
-                                        self.factors, institution_ids=ids)
-        else:
-            use = models_api.energy_use(self.store, self.registry, start, end, "day", self.factors,
-                                        institution_ids=ids)
+        stop = end if end > start else start + pd.Timedelta(seconds=1)
+        use = models_api.energy_use(self.store, self.registry, start, stop, "day", self.factors, institution_ids=ids)
+        billed = models_api.bill_costs(self.store.read_bills(ids), "day", self.tz, start, end)
+        return use, billed
+
+    def _reduce(self, use: pd.DataFrame, billed: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The energy sums (`models.api.energy_sums` per institution, energy and
+        `period`, the heating split done per day) and the costs (`models.api.energy_cost`
+        per day, summed per `period`) of a daily use frame."""
         sums = models_api.energy_sums(use, self.inst_context, period=period, freq="day", tz=self.tz)
-        bills = self.store.read_bills(ids)
-        billed = models_api.bill_costs(bills, "day", self.tz, start, end)
         costs = models_api.energy_cost(use, billed, self.tariffs)
-        costs = models_api.cost_by_period(costs, period, self.tz, by=("institution_id", "energy"))
-        return sums, costs
+        return sums, models_api.cost_by_period(costs, period, self.tz, by=("institution_id", "energy"))
+
+    def keeps_days(self) -> bool:
+        """Is the portfolio small enough to keep each year's daily use in memory (the
+        demo, a city)? Then every date range is a slice of it; a province's ranges are
+        read from the store when asked for."""
+        return len(self.registry.institutions) * DAYS_KEPT_PER_INSTITUTION <= DAY_ROWS_KEPT
+
+    def year_use(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The daily use frame and bill costs of `year` up to now, kept for `cache_ttl_s`
+        (only when `keeps_days`)."""
+        return self._cached(("year_use", year),  # type: ignore[return-value]
+                            lambda: self._load(*self.year_bounds(year)))
 
     def year_sums(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Monthly energy sums and costs of every institution for `year` up to now (one
         daily read of the store per year, reused by every year table)."""
-        return self._cached(("year_sums", year),  # type: ignore[return-value]
-                            lambda: self._read(*self.year_bounds(year), "month"))
+        def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
+            use, billed = self.year_use(year) if self.keeps_days() else self._load(*self.year_bounds(year))
+            return self._reduce(use, billed, "month")
+        return self._cached(("year_sums", year), compute)  # type: ignore[return-value]
 
     def range_sums(self, start: pd.Timestamp, end: pd.Timestamp,
                    institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Daily energy sums and costs of [start, end) (local midnights; a running day
-        stops now), of these institutions (None: all)."""
+        stops now), of these institutions (None: all): a slice of the years' daily use
+        when it is kept (`keeps_days`), else a read of the store."""
         end = min(end, self.now().tz_convert(self.tz))
         ids = None if institution_ids is None else frozenset(institution_ids)
-        return self._cached(("range_sums", start, end, ids),  # type: ignore[return-value]
-                            lambda: self._read(start, max(start, end), "day", ids))
+
+        def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
+            if not self.keeps_days():
+                return self._reduce(*self._load(start, max(start, end), ids), "day")
+            years = range(start.year, max(start, end - pd.Timedelta(seconds=1)).year + 1)
+            parts = [self.year_use(y) for y in years]
+            use = pd.concat([p[0] for p in parts], ignore_index=True)
+            billed = pd.concat([p[1] for p in parts], ignore_index=True)
+            use = use[_within(use, start, end, ids)]
+            billed = billed[_within(billed, start, end, ids)] if len(billed) else billed
+            return self._reduce(use, billed, "day")
+        return self._cached(("range_sums", start, end, ids), compute)  # type: ignore[return-value]
 
     def indicators_of(self, sums: pd.DataFrame, by_period: bool = False) -> pd.DataFrame:
         """The indicator frame (`models.api.indicators_from_sums`) of energy sums, on
@@ -389,6 +417,15 @@ class DataService:
             "last_seen": last_t.reindex(idx).to_numpy(),
             "offline": idx.isin(offline["meter_id"]),
         })
+
+
+def _within(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, ids: frozenset[str] | None) -> np.ndarray:
+    """Rows of a daily frame (period_start, institution_id) in [start, end) and `ids`."""
+    t = pd.DatetimeIndex(frame["period_start"])
+    keep = np.asarray((t >= start) & (t < end))
+    if ids is not None:
+        keep &= frame["institution_id"].isin(ids).to_numpy()
+    return keep
 
 
 def _empty_consumption() -> pd.DataFrame:

@@ -95,13 +95,13 @@ def frames_xlsx(sheets: list[tuple[str, Any, list[tuple[str, str]], list[str]]])
     thousands separators, the first column is frozen."""
     import io
 
-    import numpy as np
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     from reports.xlsx import QTY, Col, FastWorkbook
 
     wb = FastWorkbook()
     for title, frame, columns, notes in sheets:
-        cols = [Col(key, label, QTY if np.issubdtype(frame[key].dtype, np.number) else None,
+        cols = [Col(key, label, QTY if is_numeric_dtype(frame[key]) and not is_bool_dtype(frame[key]) else None,
                     max(12.0, min(40.0, len(label) * 1.6)))
                 for key, label in columns if key in frame]
         wb.write_sheet(title[:31], frame, cols, freeze_cols=1, notes=notes)

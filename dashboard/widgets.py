@@ -39,7 +39,7 @@ GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "sel
 # about a second that should not fall on the first page a user opens).
 TEMPLATE = pio.templates["plotly_white"]
 DATE_FORMATS = {  # d3 time formats of a date axis and its hover, per period and language
-    ("month", "zh"): ("%Y年%-m月", "%Y年%-m月"), ("month", "en"): ("%b %Y", "%b %Y"),
+    ("month", "zh"): ("%-m月\n%Y年", "%Y年%-m月"), ("month", "en"): ("%b\n%Y", "%b %Y"),
     ("day", "zh"): ("%-m月%-d日", "%Y年%-m月%-d日"), ("day", "en"): ("%b %-d", "%b %-d, %Y"),
     ("hour", "zh"): ("%H:%M", "%-m月%-d日 %H:%M"), ("hour", "en"): ("%H:%M", "%b %-d %H:%M"),
 }
@@ -96,8 +96,8 @@ def value_axis(fig: go.Figure, values: Sequence[float] | np.ndarray, lang: str, 
 def date_axis(fig: go.Figure, lang: str, period: str, axis: str = "xaxis") -> go.Figure:
     """A date axis in the language's format for `period` ('month' | 'day' | 'hour')."""
     tick, hover = DATE_FORMATS[(period, norm_lang(lang))]
-    fig.update_layout({axis: {"tickformat": tick, "hoverformat": hover, **({"dtick": "M1"} if period == "month"
-                                                                           else {})}})
+    # at most a tick a month (12 on a wide screen; plotly thins them out on a phone)
+    fig.update_layout({axis: {"tickformat": tick, "hoverformat": hover, "nticks": 13 if period == "month" else 10}})
     return fig
 
 
@@ -135,9 +135,10 @@ def on_dark(fig: go.Figure) -> go.Figure:
 
 
 def graph(component_id: str, figure: go.Figure, class_name: str | None = None) -> dcc.Graph:
-    """A chart with the dashboard's mode bar and responsive width."""
+    """A chart with the dashboard's mode bar, the figure's height and the width of its box."""
+    height = figure.layout.height
     return dcc.Graph(id=component_id, figure=figure, config=GRAPH_CONFIG, className=class_name,
-                     responsive=True)
+                     responsive=True, style={"height": f"{height}px"} if height else None)
 
 
 def no_data(lang: str) -> html.Div:

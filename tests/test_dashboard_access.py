@@ -323,20 +323,21 @@ def test_admin_ranks_everyone_in_peer_groups(site):
 
 def alerts_callback(c: httpx.Client, clicked: str | None = None, selected: tuple[str, ...] = (),
                     bulk: bool = False) -> Answer:
-    """The alerts table callback as the browser calls it: the filters (none), the
-    acknowledge button of `clicked`, or "acknowledge selected" with `selected` ticked."""
-    keys = [k for k in (clicked, *selected) if k]
+    """The alerts tables' callback as the browser calls it: the filters (none), a click
+    on the "acknowledge" cell of `clicked`, or "acknowledge selected" with the rows of
+    `selected` ticked (a crafted request may name any key)."""
     filters = [{"id": f"alerts-{name}", "property": "value", "value": value}
                for name, value in (("severity", []), ("rule", []), ("scope", None), ("status", []), ("period", "all"))]
-    buttons = [{"id": {"type": "ack", "key": k}, "property": "n_clicks", "value": 1 if k == clicked else None}
-               for k in keys]
-    changed = (["alerts-ack-selected.n_clicks"] if bulk else
-               [json.dumps({"key": clicked, "type": "ack"}, separators=(",", ":")) + ".n_clicks"] if clicked else
-               ["alerts-severity.value"])
-    return callback(c, [("alerts-body", "children"), ("alerts-flash", "children")],
-                    [*filters, buttons, {"id": "alerts-ack-selected", "property": "n_clicks", "value": 1 if bulk else 0}],
-                    state=[[{"id": {"type": "alert-select", "key": k}, "property": "value",
-                             "value": [k] if k in selected else []} for k in keys],
+    cell = {"row": 0, "column": 7, "column_id": "action", "row_id": clicked} if clicked else None
+    rows = [{"id": k} for k in selected]
+    changed = ["alerts-ack-selected.n_clicks"] if bulk else ["alerts-open.active_cell"] if clicked else \
+        ["alerts-severity.value"]
+    return callback(c, [("alerts-open", "data"), ("alerts-open", "selected_rows"), ("alerts-past", "data"),
+                        ("alerts-count", "children"), ("alerts-flash", "children")],
+                    [*filters, {"id": "alerts-open", "property": "active_cell", "value": cell},
+                     {"id": "alerts-ack-selected", "property": "n_clicks", "value": 1 if bulk else 0}],
+                    state=[{"id": "alerts-open", "property": "data", "value": rows},
+                           {"id": "alerts-open", "property": "selected_rows", "value": list(range(len(rows)))},
                            {"id": "lang", "property": "data", "value": "en"}],
                     changed=changed)
 

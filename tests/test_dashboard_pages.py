@@ -199,6 +199,10 @@ def test_alerts_by_name_grouped_filtered_and_acknowledged_through_access(demo, t
     groups = [members for key, members in rows if key.startswith(alerts_page.GROUP_PREFIX)]
     assert [sorted(m["scope"] for m in g) for g in groups] == [["meter:HB-0001-E0", "meter:HB-0001-E1"]]
     assert len(rows) == 4  # HB-0005's lone offline meter keeps its own row
+    shown = {r["id"]: r for r in alerts_page.table_rows(c, every, True, "zh")}
+    group_row = next(r for k, r in shown.items() if k.startswith(alerts_page.GROUP_PREFIX))
+    assert "2 块计量表离线" in group_row["message"] and "HB-0001-E1" in group_row["message"]
+    assert group_row["scope"] == f"[{demo[0].institution_by_id['HB-0001'].name}](/institution/HB-0001)"
     # filters: severity, rule, scope (a region's subtree), status, period
     f = alerts_page.Filters
     assert {a["rule"] for a in alerts_page.filtered(c, ADMIN, box, f(severity=["critical"]))} == {"meter_offline"}
@@ -228,7 +232,7 @@ def test_alert_rows_typeset_units_and_show_local_times(demo, tmp_path):
     Outbox(tmp_path).submit(_alerts())
     c = ctx(demo, ADMIN, data_dir=tmp_path)
     rows = alerts_page.filtered(c, ADMIN, c.outbox(), alerts_page.Filters(rule=["quota_constraint_exceeded"]))
-    html_text = str(alerts_page.alert_table(c, rows, True, "t", "zh"))
+    html_text = str(alerts_page.table_rows(c, rows, True, "zh"))
     assert "m³/人" in html_text and "kgce/m²" in html_text and "m3/person" not in html_text
     assert "2026-11-20 10:00" in html_text  # 02:00 UTC in Asia/Shanghai
     assert "+00:00" not in html_text and "T02:00" not in html_text

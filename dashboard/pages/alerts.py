@@ -12,7 +12,7 @@ from typing import Any
 
 import dash
 import pandas as pd
-from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash import Input, Output, State, ctx, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
 from alerts.record import SEVERITY_RANK
@@ -21,9 +21,11 @@ from dashboard.access import Forbidden, institution_ids, region_ids, require_ack
 from dashboard.auth import User
 from dashboard.context import Context, Page
 from dashboard.i18n import MISSING, local_time, norm_lang, quantity, t, typeset
-from dashboard.widgets import KEEP, export_button, forbidden, no_data, scrolling
+from dashboard.widgets import KEEP, export_button, forbidden
 
 GROUPED_RULES = ("meter_offline",)  # one row per institution for these rules
+ROWS_PER_PAGE = 50
+SEVERITY_COLOURS = {"critical": "#c92a2a", "warning": "#e67700", "info": "#1971c2"}
 GROUP_PREFIX = "group:"  # selection keys of a grouped row: group:<rule>:<institution>:<open|past>
 PERIODS = {"7d": 7, "30d": 30, "365d": 365}  # first seen within the last N days
 DEFAULT_STATUS = ["open", "acknowledged"]
@@ -59,7 +61,11 @@ def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
             export_button("alerts-export", lang),
         ]),
         html.Div(id="alerts-flash"),
-        dcc.Loading(html.Div(id="alerts-body")),
+        html.P(id="alerts-count", className="count"),
+        html.H2(t("open_alerts", lang)),
+        dcc.Loading(alert_table("alerts-open", True, lang)),
+        html.H2(t("past_alerts", lang)),
+        alert_table("alerts-past", False, lang),
     ])
 
 
@@ -73,35 +79,43 @@ def scope_options(c: Context, user: User) -> list[dict]:
 
 
 def register(app: dash.Dash, c: Context) -> None:
-    @app.callback(Output("alerts-body", "children"), Output("alerts-flash", "children"),
+    @app.callback(Output("alerts-open", "data"), Output("alerts-open", "selected_rows"), Output("alerts-past", "data"),
+                  Output("alerts-count", "children"), Output("alerts-flash", "children"),
                   Input("alerts-severity", "value"), Input("alerts-rule", "value"), Input("alerts-scope", "value"),
                   Input("alerts-status", "value"), Input("alerts-period", "value"),
-                  Input({"type": "ack", "key": ALL}, "n_clicks"), Input("alerts-ack-selected", "n_clicks"),
-                  State({"type": "alert-select", "key": ALL}, "value"), State("lang", "data"))
+                  Input("alerts-open", "active_cell"), Input("alerts-ack-selected", "n_clicks"),
+                  State("alerts-open", "data"), State("alerts-open", "selected_rows"), State("lang", "data"))
     def alerts_body(severity: list | None, rule: list | None, scope: str | None, status: list | None,
-                    period: str | None, ack_clicks: list | None, _bulk: int | None, selected: list | None,
-                    lang: str | None) -> tuple:
+                    period: str | None, cell: dict | None, _bulk: int | None, shown: list | None,
+                    selected: list | None, lang: str | None) -> tuple:
+        """The filtered tables; a click on a row's "acknowledge" cell or on
+        "acknowledge selected" first acknowledges (each alert through access)."""
         lang = norm_lang(lang)
         user = c.current_user()
         outbox = c.outbox()
         if user is None or outbox is None:
-            return forbidden(lang), None
+            return [], [], [], forbidden(lang), None
         flash = None
         trig = ctx.triggered_id
-        if isinstance(trig, dict) and trig.get("type") == "ack":
-            if not any(x for x in (ack_clicks or []) if x):
-                raise PreventUpdate  # the buttons of a fresh table, not a click
-            flash = acknowledge(c, user, outbox, [str(trig.get("key"))], lang)
+        if trig == "alerts-open":
+            if not cell or cell.get("column_id") != "action" or not cell.get("row_id"):
+                raise PreventUpdate  # a click elsewhere in the table
+            flash = acknowledge(c, user, outbox, [str(cell["row_id"])], lang)
         elif trig == "alerts-ack-selected":
-            keys = [k for value in (selected or []) for k in (value or [])]
+            rows = shown or []
+            keys = [str(rows[i]["id"]) for i in (selected or []) if isinstance(i, int) and 0 <= i < len(rows)]
             flash = acknowledge(c, user, outbox, keys, lang) if keys else None
         f = Filters(severity or [], rule or [], scope, status or [], period or "all")
-        return table(c, user, outbox, f, lang), flash
+        rows = filtered(c, user, outbox, f)
+        total = len(visible_alerts(user, c.registry, outbox.list_alerts(open_only=False)))
+        open_ = table_rows(c, [a for a in rows if a.get("status") == "open"], True, lang)
+        past = table_rows(c, [a for a in rows if a.get("status") != "open"], False, lang)
+        return open_, [], past, t("alerts_shown", lang, n=len(rows), total=total), flash
 
-    @app.callback(Output({"type": "alert-select", "key": ALL}, "value"), Input("alerts-select-all", "value"),
-                  State({"type": "alert-select", "key": ALL}, "id"), prevent_initial_call=True)
-    def select_all(value: list | None, ids: list[dict]) -> list:
-        return [[i["key"]] if value else [] for i in ids]
+    @app.callback(Output("alerts-open", "selected_rows", allow_duplicate=True), Input("alerts-select-all", "value"),
+                  State("alerts-open", "data"), prevent_initial_call=True)
+    def select_all(value: list | None, rows: list | None) -> list:
+        return list(range(len(rows or []))) if value else []
 
     @app.callback(Output("alerts-export-file", "data"), Input("alerts-export-button", "n_clicks"),
                   State("alerts-severity", "value"), State("alerts-rule", "value"), State("alerts-scope", "value"),
@@ -233,22 +247,8 @@ def group_members(alerts: Iterable[dict], key: str) -> list[str]:
 
 
 # -- the table -------------------------------------------------------------------------------
-def table(c: Context, user: User, outbox: Any, f: Filters, lang: str) -> list:
-    rows = filtered(c, user, outbox, f)
-    total = len(visible_alerts(user, c.registry, outbox.list_alerts(open_only=False)))
-    open_ = [a for a in rows if a.get("status") == "open"]
-    past = [a for a in rows if a.get("status") != "open"]
-    return [
-        html.P(t("alerts_shown", lang, n=len(rows), total=total), className="count", id="alerts-count"),
-        html.H2(t("open_alerts", lang)),
-        scrolling(alert_table(c, open_, True, "alerts-open", lang)) if open_ else no_data(lang),
-        html.H2(t("past_alerts", lang)),
-        scrolling(alert_table(c, past, False, "alerts-past", lang)) if past else no_data(lang),
-    ]
-
-
 def grouped(rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    """(selection key, alerts) per row: one per alert, one per institution and bucket
+    """(row key, alerts) per table row: one per alert, one per institution and bucket
     for the grouped rules (offline meters), in the order of their first member."""
     out: list[tuple[str, list[dict]]] = []
     groups: dict[str, list[dict]] = {}
@@ -264,43 +264,67 @@ def grouped(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     return [(key, members) if len(members) > 1 else (members[0].get("key", ""), members) for key, members in out]
 
 
-def alert_table(c: Context, rows: list[dict], with_ack: bool, table_id: str, lang: str) -> html.Table:
-    head = html.Tr([html.Th("") if with_ack else None, *[html.Th(x) for x in (
-        t("severity", lang), t("filter_rule", lang), t("scope", lang), t("period", lang), t("message", lang))],
-        html.Th(t("value_limit", lang), className="num"), html.Th(t("first_seen", lang)), html.Th("")])
-    body = [alert_row(c, key, members, with_ack, lang) for key, members in grouped(rows)]
-    return html.Table([html.Thead(head), html.Tbody(body)], className="grid", id=table_id)
+def alert_table(table_id: str, with_ack: bool, lang: str) -> dash_table.DataTable:
+    """A table of alerts (rows from `table_rows`): paged, sortable, rows selectable for
+    the open alerts, whose "acknowledge" cells acknowledge their row."""
+    columns = [{"name": t("severity", lang), "id": "severity"}, {"name": t("filter_rule", lang), "id": "rule"},
+               {"name": t("scope", lang), "id": "scope", "presentation": "markdown"},
+               {"name": t("period", lang), "id": "period"}, {"name": t("message", lang), "id": "message"},
+               {"name": t("value_limit", lang), "id": "value"}, {"name": t("first_seen", lang), "id": "first_seen"},
+               {"name": "", "id": "action"}]
+    return dash_table.DataTable(
+        id=table_id, columns=columns, data=[], page_action="native", page_size=ROWS_PER_PAGE,
+        sort_action="native", row_selectable="multi" if with_ack else False, selected_rows=[],
+        markdown_options={"link_target": "_self"}, style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": "inherit", "padding": "4px 8px", "textAlign": "left", "whiteSpace": "normal",
+                    "height": "auto", "verticalAlign": "top"},
+        style_cell_conditional=[
+            {"if": {"column_id": c}, "whiteSpace": "nowrap"} for c in ("severity", "rule", "first_seen", "action",
+                                                                       "value")] + [
+            {"if": {"column_id": "message"}, "minWidth": "280px", "maxWidth": "560px"},
+            {"if": {"column_id": "scope"}, "minWidth": "9em"}, {"if": {"column_id": "value"}, "textAlign": "right"}],
+        style_data_conditional=[
+            *[{"if": {"filter_query": f'{{sev}} = "{sev}"', "column_id": "severity"}, "color": colour,
+               "fontWeight": 600} for sev, colour in SEVERITY_COLOURS.items()],
+            {"if": {"filter_query": "{can_ack} = 1", "column_id": "action"}, "color": "#1c7ed6", "cursor": "pointer",
+             "textDecoration": "underline"},
+        ],
+        style_header={"fontWeight": 600, "backgroundColor": "#f1f3f5"},
+    )
 
 
-def alert_row(c: Context, key: str, members: list[dict], with_ack: bool, lang: str) -> html.Tr:
-    a = members[0]
-    sev = str(a.get("severity", ""))
+def table_rows(c: Context, rows: list[dict], with_ack: bool, lang: str) -> list[dict]:
+    """The rows of an alert table: one per alert or group of offline meters, by name,
+    in local time, units typeset; `id` is the alert (or group) key."""
     tz = c.service.tz
-    if len(members) > 1:  # offline meters of one institution
-        message: Any = html.Details(className="alert-members", children=[
-            html.Summary(t("meters_offline_group", lang, n=len(members))),
-            html.Ul([html.Li(typeset(m.get("message_zh" if lang == "zh" else "message_en", ""), lang))
-                     for m in members])])
-        value = MISSING
-        first = min((m.get("first_seen") or "" for m in members), default="")
-    else:
-        message = typeset(a.get("message_zh" if lang == "zh" else "message_en", ""), lang)
-        u = str(a.get("unit") or "")
-        value = (f"{quantity(a.get('actual'), u, lang, 2)} / {quantity(a.get('limit'), u, lang, 2)}"
-                 if a.get("actual") is not None or a.get("limit") is not None else MISSING)
-        first = a.get("first_seen")
-    return html.Tr([
-        html.Td(dcc.Checklist(id={"type": "alert-select", "key": key}, options=[{"label": "", "value": key}],
-                              value=[], className="check")) if with_ack else None,
-        html.Td(t(f"sev_{sev}", lang), className=f"sev sev-{sev}"),
-        html.Td(t(f"rule_{a.get('rule', '')}", lang), className="nowrap"),
-        html.Td(scope_cell(c, a, lang), className="scope"),
-        html.Td(a.get("period", ""), className="nowrap"),
-        html.Td(message, className="message"),
-        html.Td(value, className="num"),
-        html.Td(local_time(first, tz, lang), className="time"),
-        html.Td(alert_action(key, members, with_ack, lang), className="nowrap"),
-    ], className="alert-row", id={"type": "alert-row", "key": key})
+    out = []
+    for key, members in grouped(rows):  # one page of the outbox: at most a few thousand rows
+        a = members[0]
+        sev = str(a.get("severity", ""))
+        if len(members) > 1:  # offline meters of one institution
+            meters = "、".join(str(m.get("scope", "")).removeprefix("meter:") for m in members)
+            message = f"{t('meters_offline_group', lang, n=len(members))}: {meters}"
+            value = MISSING
+            first = min((m.get("first_seen") or "" for m in members), default="")
+        else:
+            message = typeset(a.get("message_zh" if lang == "zh" else "message_en", ""), lang)
+            u = str(a.get("unit") or "")
+            value = (f"{quantity(a.get('actual'), u, lang, 2)} / {quantity(a.get('limit'), u, lang, 2)}"
+                     if a.get("actual") is not None or a.get("limit") is not None else MISSING)
+            first = a.get("first_seen")
+        acked = [m.get("acknowledged_by") for m in members if m.get("acknowledged_by")]
+        if acked and len(acked) == len(members):
+            action = f"{t('acknowledged', lang)}: {', '.join(dict.fromkeys(acked))}"
+        elif with_ack:
+            action = t("acknowledge", lang)
+        else:
+            action = members[0].get("resolution") or ""
+        out.append({"id": key, "sev": sev, "severity": t(f"sev_{sev}", lang), "rule": t(f"rule_{a.get('rule', '')}",
+                                                                                        lang),
+                    "scope": scope_cell(c, a, lang), "period": a.get("period", ""), "message": message,
+                    "value": value, "first_seen": local_time(first, tz, lang), "action": action,
+                    "can_ack": int(with_ack and not (acked and len(acked) == len(members)))})
+    return out
 
 
 def scope_label(c: Context, alert: dict, lang: str) -> str:
@@ -322,21 +346,12 @@ def scope_label(c: Context, alert: dict, lang: str) -> str:
     return region or scope
 
 
-def scope_cell(c: Context, alert: dict, lang: str) -> Any:
-    """The scope's name, linking to the institution page when it is (inside) one."""
+def scope_cell(c: Context, alert: dict, lang: str) -> str:
+    """The scope's name (markdown), linking to the institution page when it is (inside) one."""
     inst = c.registry.institution_by_id.get(str(alert.get("institution_id") or ""))
     label = inst.name if inst is not None and alert.get("rule") in GROUPED_RULES else scope_label(c, alert, lang)
-    return dcc.Link(label, href=f"/institution/{inst.id}") if inst is not None else label
-
-
-def alert_action(key: str, members: list[dict], with_ack: bool, lang: str) -> Any:
-    """Who acknowledged it, the acknowledge button (open alerts), or how it ended."""
-    acked = [m.get("acknowledged_by") for m in members if m.get("acknowledged_by")]
-    if acked and len(acked) == len(members):
-        return f"{t('acknowledged', lang)}: {', '.join(dict.fromkeys(acked))}"
-    if with_ack:
-        return html.Button(t("acknowledge", lang), id={"type": "ack", "key": key}, className="ack")
-    return members[0].get("resolution") or ""
+    label = label.replace("[", "(").replace("]", ")")
+    return f"[{label}](/institution/{inst.id})" if inst is not None else label
 
 
 PAGE = Page("/alerts", "nav_alerts", render, register)
