@@ -14,6 +14,7 @@ import dash
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
+from dashboard import warmup
 from dashboard.access import Forbidden
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
@@ -57,8 +58,10 @@ def find_page(pages: Sequence[Page], pathname: str | None) -> tuple[Page | None,
 
 
 def register(app: dash.Dash, c: Context, pages: Sequence[Page]) -> None:
-    """The layout and the header, language, menu and router callbacks."""
+    """The layout and the header, language, menu and router callbacks; the warm-up of
+    the first pages' tables at the first request (`dashboard.warmup`)."""
     app.layout = layout()
+    warmup.register(app.server, c)
 
     @app.callback(Output("lang", "data"), Input("lang-zh", "n_clicks"), Input("lang-en", "n_clicks"),
                   prevent_initial_call=True)

@@ -38,6 +38,27 @@ GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "sel
 # The template is loaded once at import (plotly loads and validates it on first use:
 # about a second that should not fall on the first page a user opens).
 TEMPLATE = pio.templates["plotly_white"]
+
+
+def _warm_plotly() -> None:
+    """Build one figure of each kind the pages draw, with the layout properties they
+    set: plotly imports its validators on first use (about a second in all), at import
+    time of the dashboard rather than on the first page."""
+    fig = go.Figure([go.Bar(x=[0], y=[0], marker={"pattern": {"shape": [""]}, "opacity": [1.0]}, customdata=["0"]),
+                     go.Scatter(x=[0], y=[0], line={"dash": "dash"}), go.Pie(labels=["a"], values=[1], hole=0.4)])
+    fig.update_layout(title={"text": "", "x": 0}, margin={"l": 0}, height=100, template=TEMPLATE,
+                      legend={"orientation": "h"}, separators=".,", hovermode="x unified", barmode="stack",
+                      xaxis={"tickformat": "%b", "hoverformat": "%b", "nticks": 5},
+                      yaxis={"tickmode": "array", "tickvals": [0], "ticktext": ["0"]}, paper_bgcolor="white")
+    fig.add_hline(y=0, annotation_text="")
+    gauge = go.Figure(go.Indicator(mode="gauge+number", value=1, number={"suffix": ""}, title={"text": ""},
+                                   gauge={"axis": {"range": [0, 1]}, "bar": {}, "steps": [], "threshold": None}))
+    gauge.update_layout(height=100, margin={"l": 0}, separators=".,", template=TEMPLATE)
+    fig.to_plotly_json()
+    gauge.to_plotly_json()
+
+
+_warm_plotly()
 DATE_FORMATS = {  # d3 time formats of a date axis and its hover, per period and language
     ("month", "zh"): ("%-m月\n%Y年", "%Y年%-m月"), ("month", "en"): ("%b\n%Y", "%b %Y"),
     ("day", "zh"): ("%-m月%-d日", "%Y年%-m月%-d日"), ("day", "en"): ("%b %-d", "%b %-d, %Y"),
