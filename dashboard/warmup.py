@@ -2,8 +2,8 @@
 
 The first request to the dashboard (usually the login page) starts one background
 thread that computes what the first pages need: this year's and last year's tables of
-the overview (the year's sums, the targets and projections), the ranking's last
-complete year, and the savings verifications. Each lands in the data service's caches
+the overview (the year's sums, the targets and projections) and the ranking's last
+complete year. Each lands in the data service's caches
 (`DataService._cached` lets a page that asks meanwhile wait for the result instead of
 computing it twice), so the overview after login is drawn from memory. A failure is
 logged and ignored: the page then computes what it needs itself."""
@@ -23,17 +23,16 @@ ENABLED = True  # the page benchmark switches it off to time pages without a hea
 
 
 def warm(c: Context) -> None:
-    """Fill the caches the first pages read (in this order: overview, ranking, M&V)."""
+    """Fill the caches the first pages read (the overview's, then the ranking's). Not the
+    savings verifications: their cache does not make a second caller wait, so a warm-up
+    racing the M&V page would verify twice."""
     year = c.service.current_year()
     try:
         c.service.target_status(year)
         c.service.indicators(year)
         c.service.monthly_energy(year)
         c.service.ranking_table(year - 1)
-        for project in c.mv.projects():
-            if not project["error"]:
-                c.mv.result(project["file"])
-    except Exception:  # a store closed under us, a project that does not verify: the pages will say
+    except Exception:  # a store closed under us: the pages compute what they need themselves
         log.debug("dashboard warm-up stopped", exc_info=True)
 
 
