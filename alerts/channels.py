@@ -28,7 +28,9 @@
 
 A channel's `send(payload)` raises `DeliveryError` when the message was not accepted
 (connection refused, non-2xx status, a robot's non-zero errcode, an SMTP error); the
-outbox then retries it with back-off.
+outbox then retries it with back-off. Delivery is at least once: every attempt of one
+notification carries the same `idempotency_key` (in the JSON body, the `Idempotency-Key`
+webhook header, the e-mail `Message-ID`; see `delivery_headers`).
 """
 
 from __future__ import annotations
@@ -43,15 +45,18 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
 
-from alerts.record import SEVERITY_RANK
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from alerts.record import SEVERITIES, SEVERITY_RANK
+from core.schemas.base import Ident, NonNegative, Number, Strict
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, validate_node
 
 DEFAULT_REMINDER_HOURS = 24.0
 DEFAULT_RETRY_BASE_S = 30.0
@@ -103,12 +108,24 @@ def render_text(payload: dict[str, Any], language: str = "both") -> tuple[str, s
                     f"{_fmt(payload.get('limit'))}, projected {_fmt(payload.get('projected'))} {unit}")
     zh_lines.append(f"告警编号 {payload.get('key')}")
     en_lines.append(f"Alert key {payload.get('key')}")
+    if payload.get("idempotency_key"):  # robots and mail readers see it too: the same on a resend
+        zh_lines.append(f"投递编号 {payload['idempotency_key']}")
+        en_lines.append(f"Delivery {payload['idempotency_key']}")
     if language == "zh":
         return zh_title + str(payload.get("message_zh", "")), "\n".join(zh_lines)
     if language == "en":
         return en_title + " " + str(payload.get("message_en", "")), "\n".join(en_lines)
     title = f"{zh_title}{payload.get('message_zh', '')} / {en_title} {payload.get('message_en', '')}"
     return title, "\n".join(zh_lines) + "\n\n" + "\n".join(en_lines)
+
+
+def delivery_headers(payload: dict[str, Any]) -> dict[str, str]:
+    """Headers that identify one delivery for the receiver (webhook and e-mail alike):
+    `Idempotency-Key` (the same on every attempt of one notification: drop a replay),
+    `X-CivicWatt-Delivery` (the outbox's delivery id) and `X-CivicWatt-Attempt`."""
+    names = {"idempotency_key": "Idempotency-Key", "delivery_id": "X-CivicWatt-Delivery",
+             "attempt": "X-CivicWatt-Attempt"}
+    return {header: str(payload[k]) for k, header in names.items() if payload.get(k) is not None}
 
 
 # -- channels ---------------------------------------------------------------------
@@ -157,9 +174,7 @@ class WebhookChannel(Channel):
         return f"{self.url}{sep}timestamp={stamp}&sign={sign}"
 
     def send(self, payload: dict[str, Any]) -> None:
-        headers = {"Content-Type": "application/json; charset=utf-8", **self.headers}
-        if payload.get("delivery_id") is not None:
-            headers["X-CivicWatt-Delivery"] = str(payload["delivery_id"])
+        headers = {"Content-Type": "application/json; charset=utf-8", **self.headers, **delivery_headers(payload)}
         data = json.dumps(self.body(payload), ensure_ascii=False).encode("utf-8")
         try:
             resp = httpx.post(self.target_url(), content=data, headers=headers, timeout=self.timeout_s)
@@ -201,8 +216,11 @@ class EmailChannel(Channel):
         msg["Subject"] = title
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
-        if payload.get("delivery_id") is not None:
-            msg["X-CivicWatt-Delivery"] = str(payload["delivery_id"])
+        for name, value in delivery_headers(payload).items():
+            if name == "Idempotency-Key":  # in mail, the Message-ID is the idempotency key
+                domain = self.sender.rpartition("@")[2] or "localhost"
+                msg["Message-ID"] = f"<{value}@{domain}>"
+            msg[name] = value
         msg.set_content(text)
         msg.add_attachment(json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8"),
                            maintype="application", subtype="json", filename="alert.json")
@@ -258,139 +276,134 @@ class ChannelsConfig:
     retry_max_s: float = DEFAULT_RETRY_MAX_S
 
 
-_COMMON = {"name", "type", "min_severity", "language"}
-_KEYS = {
-    "webhook": _COMMON | {"url", "format", "secret", "headers", "timeout_s"},
-    "email": _COMMON | {"host", "port", "security", "username", "password", "password_env", "ca_file",
-                        "sender", "to", "timeout_s"},
-    "jsonl": _COMMON | {"path"},
-}
+def _http_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("needs an http:// or https:// URL")
+    return url
 
 
-def _number(file: str, d: LineDict, key: str, default: float, problems: list[Problem], where: str,
-            minimum: float = 0.0) -> float:
-    if key not in d:
-        return default
-    try:
-        value = float(d[key])
-    except (TypeError, ValueError):
-        problems.append(Problem(file, d.line_of(key), f"{where}{key}", f"must be a number, not {d[key]!r}"))
-        return default
-    if value < minimum:
-        problems.append(Problem(file, d.line_of(key), f"{where}{key}", f"must be at least {minimum:g}"))
-    return value
+def _addresses(to: Any) -> Any:
+    to = [to] if isinstance(to, str) else to
+    if not to or not isinstance(to, list) or not all(isinstance(t, str) and "@" in t for t in to):
+        raise ValueError("needs one or more e-mail addresses")
+    return to
 
 
-def _channel(file: str, base: Path, n: int, raw: Any, problems: list[Problem]) -> Channel | None:
-    where = f"channels[{n}]"
-    if not isinstance(raw, LineDict):
-        problems.append(Problem(file, 0, where, "must be a mapping"))
-        return None
-    before = len(problems)
-    kind = raw.get("type")
-    if kind not in _KEYS:
-        problems.append(Problem(file, raw.line_of("type"), f"{where}.type",
-                                f"must be one of {', '.join(_KEYS)}, not {kind!r}"))
-        return None
-    for key in raw:
-        if key not in _KEYS[kind]:
-            problems.append(Problem(file, raw.line_of(key), f"{where}.{key}", f"unknown key for a {kind} channel"))
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        problems.append(Problem(file, raw.line_of("name"), f"{where}.name", "a channel needs a non-empty name"))
-    sev = raw.get("min_severity", "info")
-    if sev not in SEVERITY_RANK:
-        problems.append(Problem(file, raw.line_of("min_severity"), f"{where}.min_severity",
-                                f"must be one of {', '.join(SEVERITY_RANK)}, not {sev!r}"))
-    lang = raw.get("language", "both")
-    if lang not in LANGUAGES:
-        problems.append(Problem(file, raw.line_of("language"), f"{where}.language",
-                                f"must be one of {', '.join(LANGUAGES)}, not {lang!r}"))
-    common = {"name": str(name), "min_severity": sev, "language": lang}
-    timeout = _number(file, raw, "timeout_s", DEFAULT_TIMEOUT_S, problems, f"{where}.", 0.1)
-    ch: Channel | None = None
-    if kind == "webhook":
-        url, fmt = raw.get("url"), raw.get("format", "json")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            problems.append(Problem(file, raw.line_of("url"), f"{where}.url", "needs an http:// or https:// URL"))
-        if fmt not in ("json", "wecom", "dingtalk"):
-            problems.append(Problem(file, raw.line_of("format"), f"{where}.format",
-                                    f"must be json, wecom or dingtalk, not {fmt!r}"))
-        headers = raw.get("headers") or {}
-        if not isinstance(headers, dict):
-            problems.append(Problem(file, raw.line_of("headers"), f"{where}.headers", "must be a mapping"))
-            headers = {}
-        ch = WebhookChannel(**common, url=str(url), format=str(fmt), secret=raw.get("secret"),
-                            headers={str(k): str(v) for k, v in headers.items()}, timeout_s=timeout)
-    elif kind == "email":
-        security = raw.get("security", "starttls")
-        if security not in ("starttls", "ssl", "none"):
-            problems.append(Problem(file, raw.line_of("security"), f"{where}.security",
-                                    f"must be starttls, ssl or none, not {security!r}"))
-        to = raw.get("to")
-        to = [to] if isinstance(to, str) else to
-        if not to or not isinstance(to, list) or not all(isinstance(t, str) and "@" in t for t in to):
-            problems.append(Problem(file, raw.line_of("to"), f"{where}.to", "needs one or more e-mail addresses"))
-            to = []
-        if not raw.get("host"):
-            problems.append(Problem(file, raw.line_of("host"), f"{where}.host", "an SMTP host is required"))
-        password = raw.get("password")
-        if raw.get("password_env"):
-            password = os.environ.get(str(raw["password_env"]))
-            if password is None:
-                problems.append(Problem(file, raw.line_of("password_env"), f"{where}.password_env",
-                                        f"environment variable {raw['password_env']} is not set"))
-        ca_file = raw.get("ca_file")
-        if ca_file is not None:
-            ca_path = (base / str(ca_file)).resolve()
-            if not ca_path.exists():
-                problems.append(Problem(file, raw.line_of("ca_file"), f"{where}.ca_file", f"no such file {ca_path}"))
-            ca_file = str(ca_path)
-        port = int(_number(file, raw, "port", 587 if security == "starttls" else 465 if security == "ssl" else 25,
-                           problems, f"{where}.", 1))
-        ch = EmailChannel(**common, host=str(raw.get("host", "")), port=port, security=str(security),
-                          username=raw.get("username"), password=password, ca_file=ca_file,
-                          sender=str(raw.get("sender", raw.get("username") or "civicwatt@localhost")),
-                          to=tuple(to), timeout_s=timeout)
-    else:
-        ch = JsonlChannel(**common, path=str((base / str(raw.get("path", "alerts.jsonl"))).resolve()))
-    return ch if len(problems) == before else None
+Timeout = Annotated[Number, Field(ge=0.1)]
+
+
+class _ChannelKind(BaseModel):
+    """Just the `type` of a channel entry, to pick its schema."""
+
+    type: Literal["webhook", "email", "jsonl"]
+
+
+class _ChannelEntry(Strict):
+    name: Annotated[str, StringConstraints(min_length=1)]
+    type: str
+    min_severity: Literal[SEVERITIES] = "info"  # type: ignore[valid-type]
+    language: Literal[LANGUAGES] = "both"  # type: ignore[valid-type]
+
+
+class WebhookEntry(_ChannelEntry):
+    url: Annotated[str, AfterValidator(_http_url)]
+    format: Literal["json", "wecom", "dingtalk"] = "json"
+    secret: str | None = None
+    headers: dict[str, Ident] = Field(default_factory=dict)
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S
+
+
+class EmailEntry(_ChannelEntry):
+    host: Annotated[str, StringConstraints(min_length=1)]
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] | None = None  # default by `security`
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None  # the password from this environment variable
+    ca_file: str | None = None  # relative to the channels file's directory
+    sender: str | None = None
+    to: Annotated[tuple[str, ...], BeforeValidator(_addresses)]
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S
+
+
+class JsonlEntry(_ChannelEntry):
+    path: str = "alerts.jsonl"  # relative to the channels file's directory
+
+
+class _Retry(Strict):
+    base_s: NonNegative = DEFAULT_RETRY_BASE_S
+    max_s: NonNegative = DEFAULT_RETRY_MAX_S
+
+
+class ChannelsFile(Strict):
+    """The channels file; each entry of `channels` is checked against the schema of its `type`."""
+
+    reminder_hours: NonNegative = DEFAULT_REMINDER_HOURS
+    retry: _Retry | None = None
+    channels: list[Any] | None = None
+
+
+_ENTRIES: dict[str, type[_ChannelEntry]] = {"webhook": WebhookEntry, "email": EmailEntry, "jsonl": JsonlEntry}
+_DEFAULT_PORT = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+def _email_problems(raw: LineDict, where: str, file: str, base: Path) -> list[Problem]:
+    """What the schema cannot see of an e-mail entry: its environment variable and CA file."""
+    problems = []
+    env = raw.get("password_env")
+    if env and os.environ.get(str(env)) is None:
+        problems.append(Problem(file, raw.line_of("password_env"), f"{where}.password_env",
+                                f"environment variable {env} is not set"))
+    ca_file = raw.get("ca_file")
+    if ca_file is not None and not (base / str(ca_file)).resolve().exists():
+        problems.append(Problem(file, raw.line_of("ca_file"), f"{where}.ca_file",
+                                f"no such file {(base / str(ca_file)).resolve()}"))
+    return problems
+
+
+def _channel(e: _ChannelEntry, base: Path) -> Channel:
+    """The channel of a valid entry (relative paths from `base`)."""
+    common = {"name": e.name, "min_severity": e.min_severity, "language": e.language}
+    if isinstance(e, WebhookEntry):
+        return WebhookChannel(**common, url=e.url, format=e.format, secret=e.secret,
+                              headers=dict(e.headers), timeout_s=e.timeout_s)
+    if isinstance(e, JsonlEntry):
+        return JsonlChannel(**common, path=str((base / e.path).resolve()))
+    assert isinstance(e, EmailEntry)
+    return EmailChannel(**common, host=e.host, port=e.port or _DEFAULT_PORT[e.security], security=e.security,
+                        username=e.username, password=os.environ.get(e.password_env) if e.password_env else e.password,
+                        ca_file=str((base / e.ca_file).resolve()) if e.ca_file is not None else None,
+                        sender=e.sender or e.username or "civicwatt@localhost", to=e.to, timeout_s=e.timeout_s)
 
 
 def parse_channels(doc: Any, file: str = "<memory>", base: Path | None = None) -> ChannelsConfig:
-    """Validate a loaded channels document; raise ConfigError with every problem."""
+    """Validate a loaded channels document (schema: `ChannelsFile` and one entry schema
+    per channel type); raise ConfigError with every problem."""
     base = base or Path(".")
-    problems: list[Problem] = []
     if doc is None:
         return ChannelsConfig()
     if not isinstance(doc, LineDict):
         raise ConfigError([Problem(file, 1, "-", "the channels file must be a YAML mapping")])
-    for key in doc:
-        if key not in ("channels", "reminder_hours", "retry"):
-            problems.append(Problem(file, doc.line_of(key), str(key), "unknown key"))
-    reminder = _number(file, doc, "reminder_hours", DEFAULT_REMINDER_HOURS, problems, "")
-    retry = doc.get("retry") or LineDict()
-    if not isinstance(retry, LineDict):
-        problems.append(Problem(file, doc.line_of("retry"), "retry", "must be a mapping with base_s and max_s"))
-        retry = LineDict()
-    retry.key_lines = getattr(retry, "key_lines", {})
-    base_s = _number(file, retry, "base_s", DEFAULT_RETRY_BASE_S, problems, "retry.", 0.0)
-    max_s = _number(file, retry, "max_s", DEFAULT_RETRY_MAX_S, problems, "retry.", 0.0)
-    raw_channels = doc.get("channels") or []
-    if not isinstance(raw_channels, list):
-        problems.append(Problem(file, doc.line_of("channels"), "channels", "must be a list"))
-        raw_channels = []
-    parsed = [(n, ch) for n, raw in enumerate(raw_channels) if (ch := _channel(file, base, n, raw, problems))]
-    seen: set[str] = set()
-    for n, ch in parsed:
-        if ch.name in seen:
-            problems.append(Problem(file, raw_channels[n].line_of("name"), f"channels[{n}].name",
-                                    f"duplicate channel name '{ch.name}'"))
-        seen.add(ch.name)
-    channels = [ch for _, ch in parsed]
-    if problems:
+    problems: list[Problem] = []
+    top = validate_node(ChannelsFile, doc, file, "", problems)
+    channels: list[Channel] = []
+    items = mapping_items(doc, "channels", file, problems) if isinstance(doc.get("channels"), list) else []
+    names = Counter(str(item.get("name")) for _, item in items)
+    for n, raw in items:
+        where = f"channels[{n}]"
+        kind = validate_node(_ChannelKind, raw, file, where, problems)
+        entry = validate_node(_ENTRIES[kind.type], raw, file, where, problems) if kind is not None else None
+        if kind is not None and kind.type == "email":
+            problems += _email_problems(raw, where, file, base)
+        if entry is not None:
+            channels.append(_channel(entry, base))
+        if "name" in raw and names[str(raw["name"])] > 1:
+            problems.append(Problem(file, raw.line_of("name"), f"{where}.name", f"duplicate channel name '{raw['name']}'"))
+    if problems or top is None:
         raise ConfigError(sorted(problems, key=lambda p: (p.line, p.field)))
-    return ChannelsConfig(channels=channels, reminder_hours=reminder, retry_base_s=base_s, retry_max_s=max_s)
+    retry = top.retry or _Retry()
+    return ChannelsConfig(channels=channels, reminder_hours=top.reminder_hours, retry_base_s=retry.base_s,
+                          retry_max_s=retry.max_s)
 
 
 def load_channels(path: str | Path) -> ChannelsConfig:

@@ -15,27 +15,36 @@ directory. Its life cycle:
     superseded (a projected breach that became an actual breach); "period ended" when
     the alert's year or month is over (a 2025 breach stops being evaluated in 2026: the
     final figure is in the ledger); otherwise "cleared".
-* `deliver_pending(now)` sends every due queued notification, oldest first per channel.
-  A failure (channel down) keeps the notification queued and retries it with
-  exponential back-off (`retry.base_s` x 2^(attempts-1), capped at `retry.max_s`); the
-  remaining notifications of a failing channel wait for the next pass, so a channel
-  always receives open -> reminder -> resolved in order. Each notification is sent
-  until one attempt succeeds, then never again (the delivery row is marked sent in
-  the same transaction that follows the send; the webhook header and e-mail header
-  `X-CivicWatt-Delivery` carry the delivery id so a receiver can drop a replay after
-  a crash between the two).
+* `deliver_pending(now)` sends every due queued notification, per alert key and channel
+  strictly in the order queued: a notification is not sent while an earlier one of the
+  same key is still queued for that channel (a "resolved" never overtakes its "open"
+  when the open is backing off). A failure (channel down) keeps the notification queued
+  and retries it with exponential back-off (`retry.base_s` x 2^(attempts-1), capped at
+  `retry.max_s`); the remaining notifications of a failing channel wait for the next
+  pass. Delivery is **at least once**: the row is marked sent after the receiver
+  accepted it, so a crash (or a timeout of a slow receiver) between the two sends it
+  again. Every attempt of one notification carries the same idempotency key
+  (`idempotency_key` in the JSON, the `Idempotency-Key` webhook header, the e-mail
+  Message-ID) and its `attempt` number, so a receiver can drop the replay; a send found
+  interrupted is counted in `DeliveryResult.replays` and logged.
 * `acknowledge(key, user)` records who took the alert on; an acknowledged alert gets no
   more reminders (it still gets its resolved message). `list_alerts(open_only=...)`
   serves the dashboard's alert page.
 
 Several processes may share an outbox (the scheduler and `civicwatt quotas check
---notify`): writes are serialised by SQLite and a delivery is leased to one sender.
+--notify`): writes are serialised by SQLite and a delivery is leased to one sender; the
+lease is renewed just before each send and outlasts the channel's timeouts, so a slow
+receiver never has one notification sent by two senders at once. The outbox directory
+is created 0700 and its database 0600 (it holds recipients and alert contents).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
+import uuid
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -50,11 +59,16 @@ from alerts.channels import (
     load_channels,
 )
 from alerts.record import SEVERITY_RANK, Alert
+from core.private import private_dir, private_file
 from core.sqlite import connect, transaction
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
-LEASE_S = 120.0  # a sender owns a claimed delivery this long (longer than any channel timeout)
+LEASE_S = 120.0  # a sender owns a claimed delivery this long, plus SEND_TIMEOUTS x the channel's timeout
+SEND_TIMEOUTS = 6  # network steps of one send that may each take the channel's timeout (SMTP: connect .. DATA)
+MAX_ROUNDS = 100  # claim rounds of one pass (each round sends the next notification of each key)
 REMINDER_GRACE_S = 600.0  # a reminder is due up to 10 min early (scheduled checks drift)
 
 SCHEMA = """
@@ -72,7 +86,12 @@ CREATE TABLE IF NOT EXISTS delivery (
     lease_until REAL NOT NULL DEFAULT 0, created_at TEXT NOT NULL, sent_at TEXT, last_error TEXT,
     UNIQUE (key, episode, kind, seq, channel));
 CREATE INDEX IF NOT EXISTS delivery_due ON delivery (status, next_at);
+CREATE INDEX IF NOT EXISTS delivery_order ON delivery (key, channel, status, id);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release (an older outbox gets them on open).
+MIGRATIONS = {"started": "INTEGER NOT NULL DEFAULT 0",  # sends begun; more than `attempts`: one was interrupted
+              "lease_owner": "TEXT"}
 
 RESOLUTION_ZH = {"cleared": "条件已消除", "superseded": "已升级为更严重的告警",
                  "period ended": "考核期已结束（最终结果见年度台账）"}
@@ -114,6 +133,7 @@ class DeliveryResult:
     sent: int = 0
     failed: int = 0
     pending: int = 0
+    replays: int = 0  # sends of a notification whose earlier send was interrupted (it may arrive twice)
     errors: list[str] = field(default_factory=list)
 
 
@@ -124,9 +144,8 @@ class Outbox:
 
     def __init__(self, directory: str | Path, channels: ChannelsConfig | list[Channel] | str | Path | None = None,
                  reminder_hours: float | None = None):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / DB_NAME
+        self.directory = private_dir(directory)
+        self.path = private_file(self.directory / DB_NAME)
         if channels is None:
             cfg = ChannelsConfig()
         elif isinstance(channels, ChannelsConfig):
@@ -140,6 +159,12 @@ class Outbox:
         self.reminder = timedelta(hours=cfg.reminder_hours if reminder_hours is None else reminder_hours)
         with closing(self._connect()) as con:
             con.executescript(SCHEMA)
+            have = {r["name"] for r in con.execute("PRAGMA table_info(delivery)")}
+            for column, decl in MIGRATIONS.items():
+                if column not in have:
+                    con.execute(f"ALTER TABLE delivery ADD COLUMN {column} {decl}")
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('outbox_id', ?)", (uuid.uuid4().hex,))
+            self.outbox_id = con.execute("SELECT value FROM meta WHERE name = 'outbox_id'").fetchone()[0]
 
     def _connect(self) -> sqlite3.Connection:
         con = connect(str(self.path), busy_timeout_ms=BUSY_TIMEOUT_MS)
@@ -238,45 +263,83 @@ class Outbox:
     def _backoff_s(self, attempts: int) -> float:
         return min(self.config.retry_base_s * 2 ** max(attempts - 1, 0), self.config.retry_max_s)
 
+    def idempotency_key(self, delivery_id: int) -> str:
+        """The key every attempt of one delivery carries: unique across outboxes (the
+        outbox's random id) and stable across retries and restarts."""
+        return f"civicwatt-{self.outbox_id}-{delivery_id}"
+
+    def _claim(self, con: sqlite3.Connection, t: float, owner: str, skip: set[str]) -> list[sqlite3.Row]:
+        """Lease the due notifications that are next in line for their key and channel."""
+        with transaction(con):
+            rows = con.execute(
+                "SELECT * FROM delivery d WHERE status = 'pending' AND next_at <= ? AND lease_until <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM delivery e WHERE e.key = d.key AND e.channel = d.channel"
+                " AND e.status = 'pending' AND e.id < d.id) ORDER BY channel, id", (t, t)).fetchall()
+            rows = [r for r in rows if r["channel"] in self.channels and r["channel"] not in skip]
+            con.executemany("UPDATE delivery SET lease_until = ?, lease_owner = ? WHERE id = ?",
+                            [(t + LEASE_S, owner, r["id"]) for r in rows])
+        return rows
+
     def deliver_pending(self, now: datetime | None = None) -> DeliveryResult:
-        """Send every due notification once; failed ones are retried later with back-off."""
+        """Send every due notification, each key's in order; failed ones are retried later
+        with back-off. `now` is the pass's time (leases follow it, advanced by the real
+        time the pass takes)."""
         now = _now(now)
-        t = now.timestamp()
+        started = time.monotonic()
+
+        def clock() -> float:
+            return now.timestamp() + (time.monotonic() - started)
+
+        owner = uuid.uuid4().hex
         result = DeliveryResult()
+        failed_channels: set[str] = set()
         with closing(self._connect()) as con:
-            with transaction(con):  # claim the due rows (a lease), so a second sender skips them
-                rows = con.execute(
-                    "SELECT * FROM delivery WHERE status = 'pending' AND next_at <= ? AND lease_until <= ?"
-                    " ORDER BY channel, id", (t, t)).fetchall()
-                ids = [r["id"] for r in rows if r["channel"] in self.channels]
-                con.executemany("UPDATE delivery SET lease_until = ? WHERE id = ?", [(t + LEASE_S, i) for i in ids])
-            failed_channels: set[str] = set()
-            done: set[int] = set()
-            for row in rows:
-                name = row["channel"]
-                ch = self.channels.get(name)
-                if ch is None or name in failed_channels:
-                    continue
-                done.add(row["id"])
-                payload = {**json.loads(row["payload"]), "delivery_id": row["id"]}
-                try:
-                    ch.send(payload)
-                except DeliveryError as exc:
-                    attempts = row["attempts"] + 1
-                    con.execute("UPDATE delivery SET attempts = ?, next_at = ?, lease_until = 0, last_error = ?"
-                                " WHERE id = ?", (attempts, t + self._backoff_s(attempts), str(exc), row["id"]))
-                    failed_channels.add(name)
-                    result.failed += 1
-                    result.errors.append(str(exc))
-                    continue
-                con.execute("UPDATE delivery SET status = 'sent', attempts = attempts + 1, sent_at = ?,"
-                            " lease_until = 0, last_error = NULL WHERE id = ?", (now.isoformat(), row["id"]))
-                result.sent += 1
-            # release the leases of rows skipped because their channel failed earlier in this pass
-            con.executemany("UPDATE delivery SET lease_until = 0 WHERE id = ? AND status = 'pending'",
-                            [(i,) for i in ids if i not in done])
+            for _ in range(MAX_ROUNDS):
+                rows = self._claim(con, clock(), owner, failed_channels)
+                sent_before = result.sent
+                for row in rows:
+                    if row["channel"] in failed_channels:
+                        con.execute("UPDATE delivery SET lease_until = 0 WHERE id = ? AND lease_owner = ?",
+                                    (row["id"], owner))
+                        continue
+                    self._send_one(con, row, owner, clock, result, failed_channels)
+                if result.sent == sent_before:
+                    break
             result.pending = con.execute("SELECT count(*) FROM delivery WHERE status = 'pending'").fetchone()[0]
         return result
+
+    def _send_one(self, con: sqlite3.Connection, row: sqlite3.Row, owner: str, clock: Any,
+                  result: DeliveryResult, failed_channels: set[str]) -> None:
+        ch = self.channels[row["channel"]]
+        lease_s = LEASE_S + SEND_TIMEOUTS * float(getattr(ch, "timeout_s", 0.0) or 0.0)
+        # Renew the lease and count the send as begun, committed before the send: a second
+        # sender cannot take the row while it is in flight, and after a crash the next
+        # sender sees that this attempt may have reached the receiver.
+        took = con.execute("UPDATE delivery SET lease_until = ?, started = started + 1 WHERE id = ?"
+                           " AND lease_owner = ? AND status = 'pending'", (clock() + lease_s, row["id"], owner))
+        if took.rowcount == 0:
+            return  # our claim expired and another sender has it
+        key = self.idempotency_key(row["id"])
+        if row["started"] > row["attempts"]:
+            result.replays += 1
+            log.warning("delivery %s (%s %s) to %s: an earlier send was interrupted; sending again with "
+                        "idempotency key %s", row["id"], row["key"], row["kind"], row["channel"], key)
+        payload = {**json.loads(row["payload"]), "delivery_id": row["id"], "idempotency_key": key,
+                   "attempt": row["started"] + 1}
+        try:
+            ch.send(payload)
+        except DeliveryError as exc:
+            attempts = row["attempts"] + 1
+            con.execute("UPDATE delivery SET attempts = ?, next_at = ?, lease_until = 0, last_error = ?"
+                        " WHERE id = ?", (attempts, clock() + self._backoff_s(attempts), str(exc), row["id"]))
+            failed_channels.add(row["channel"])
+            result.failed += 1
+            result.errors.append(str(exc))
+            return
+        con.execute("UPDATE delivery SET status = 'sent', attempts = attempts + 1, sent_at = ?,"
+                    " lease_until = 0, last_error = NULL WHERE id = ?",
+                    (datetime.fromtimestamp(clock(), UTC).isoformat(), row["id"]))
+        result.sent += 1
 
     # -- queries for the CLI and the dashboard -----------------------------------
     def list_alerts(self, open_only: bool = True) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from alerts.meter_rules import MeterRuleSettings, meter_alerts
 from alerts.record import Alert
+from core.vocab import CATEGORY_ZH
 from quotas.config import STANDARD_INDICATORS, TARGET_INDICATORS, QuotaConfig
 
 __all__ = ["ALL_RULES", "METER_RULES", "QUOTA_RULES", "Alert", "MeterRuleSettings", "evaluate_alerts",
@@ -62,7 +63,6 @@ INDICATOR_EN = {
     "water_m3_per_person": "water per person", "kgco2_per_m2": "CO2 per floor area",
     "heating_kgce_per_m2": "heating energy per heated area", "nonheating_kgce_per_m2": "non-heating energy per floor area",
 }
-CATEGORY_ZH = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆", "other": "其他"}
 
 
 def _num(x: float) -> str:

@@ -101,8 +101,8 @@ class Site:
 
     def __init__(self, base: Path, now: pd.Timestamp):
         from civicwatt.context import open_registry_store
+        from core import users as auth
         from core.registry import load_registry
-        from dashboard import auth
         from dashboard.app import create_app, serve
 
         self.reg = load_registry(base / "civicwatt.yaml")

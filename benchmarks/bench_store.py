@@ -2,11 +2,13 @@
 
     python benchmarks/bench_store.py [--samples 1000000]
 
-* embedded: `EmbeddedStore.write_samples` vs a bare `executemany` bulk insert of the same
-  rows into a table of the same schema in the same SQLite engine and settings.
-* InfluxDB: `InfluxStore.write_samples` (build line protocol, batch, retry; gzip is off
-  for a loopback server, and also measured on) vs posting pre-built line protocol
-  straight to `/write` in the same batch size.
+* embedded: `EmbeddedStore.write_samples` (with its hourly and daily consumption
+  maintained) vs a bare bulk insert of the same rows, converted to Arrow the same way,
+  into the `sample` table of the same schema by the same engine (ADBC SQLite,
+  `storage.embedded.connect`: same pragmas), one transaction.
+* InfluxDB: `InfluxStore.write_samples` (build line protocol, batch, retry, and the
+  consumption measurements; gzip is off for a loopback server, and also measured on) vs
+  posting pre-built line protocol straight to `/write` in the same batch size.
   A real influxd is started on a free loopback port (Debian's `influxdb` package).
 * import: `civicwatt import readings` of a 1-million-row CSV into the embedded store.
 
@@ -16,7 +18,6 @@ Target: each ratio >= 0.7.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import tempfile
 import time
@@ -28,10 +29,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pyarrow as pa
+
 from civicwatt.cli import main as cli
 from civicwatt.sample import write_sample
-from storage.base import normalize_samples
-from storage.embedded import BUSY_TIMEOUT_MS, SCHEMA, EmbeddedStore
+from core.sqlite import transaction
+from storage.base import normalize_samples, to_epoch_s
+from storage.embedded import SAMPLE_SCHEMA, SCHEMA, EmbeddedStore, connect
 from storage.influx import BATCH_LINES, InfluxStore, sample_body
 from tests.servers import Influxd
 
@@ -57,17 +61,18 @@ def bench_embedded(df: pd.DataFrame) -> float:
         ours = time.perf_counter() - t
         store.close()
 
-        con = sqlite3.connect(Path(d) / "bare.sqlite3", isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={BUSY_TIMEOUT_MS}"):
-            con.execute(f"PRAGMA {pragma}")
-        con.executescript(SCHEMA)
+        con = connect(Path(d) / "bare.sqlite3")
+        cur = con.cursor()
+        for statement in filter(str.strip, SCHEMA.split(";")):
+            cur.execute(statement)
         t = time.perf_counter()
-        con.execute("BEGIN")
-        rows = zip(pd.factorize(df["meter_id"])[0].tolist(), (df["time"].astype("int64") // 10**6).tolist(),
-                   df["value"].tolist(), df["quality"].tolist(), strict=True)
-        con.executemany("INSERT INTO sample VALUES (?,?,?,?)", rows)
-        con.execute("COMMIT")
+        with transaction(cur):
+            table = pa.table([pd.factorize(df["meter_id"])[0].astype(np.int64),
+                              to_epoch_s(df["time"]), df["value"].to_numpy(float),
+                              df["quality"].to_numpy(np.int64)], schema=SAMPLE_SCHEMA)
+            cur.executemany("INSERT OR REPLACE INTO sample VALUES (?,?,?,?)", table)
         bare = time.perf_counter() - t
+        cur.close()
         con.close()
     print(f"embedded  write_samples  {rate(len(df), ours)}")
     print(f"embedded  bare insert    {rate(len(df), bare)}")

@@ -8,51 +8,134 @@ import importlib
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from civicwatt import __version__
+from civicwatt.context import load_file_secrets, missing_store_message, resolve_locations
 from core.yamlfile import ConfigError
+from storage import StoreError, StoreMissing
 
-DEFAULT_REGISTRY = "./civicwatt.yaml"
-DEFAULT_QUOTAS = "./quotas.yaml"
+# The shared options: accepted before or after the verb (after wins). The file
+# locations, unset, come from the environment (CIVICWATT_STORE), then ./civicwatt.toml,
+# then the defaults (civicwatt.context.resolve_locations); --log-format defaults to text.
+SHARED_HELP = {
+    "registry": "registry file (default: civicwatt.toml's registry, else ./civicwatt.yaml)",
+    "store": "store URL: embedded:PATH or influxdb[s]://[USER:PASSWORD@]HOST:PORT/DB[?token=T] "
+             "(default: $CIVICWATT_STORE, else civicwatt.toml's store, else embedded:./civicwatt-data)",
+    "users": "dashboard users file (default: civicwatt.toml's users, else ./users.yaml)",
+    "log-format": "log lines as text (the default) or json: one JSON object per line (time, level, logger, "
+                  "message, extra fields) for log shippers",
+}
+LOCATIONS = ("registry", "store", "users")  # the shared options that name a file or store
+SHARED_CHOICES = {"log-format": ("text", "json")}
+SHARED_DEFAULTS = {"log-format": "text"}  # set where a verb takes the option and it is not given
+DEMO_HELP = {
+    **SHARED_HELP,
+    "registry": "registry file (default: DIR/civicwatt.yaml, the sample portfolio)",
+    "store": "store URL (default: embedded:DIR/data; the demo ignores $CIVICWATT_STORE and civicwatt.toml)",
+    "users": "dashboard users file (default: DIR/users.yaml)",
+}
+STORE_AND_REGISTRY = ("registry", "store")
+LOGGED = ("log-format",)  # the long-running verbs: their logging is configured once (civicwatt.runtime)
+# which shared options each verb takes (the others, given before it, are refused)
+VERB_SHARED: dict[str, tuple[str, ...]] = {
+    "demo": (*STORE_AND_REGISTRY, "users", *LOGGED), "init": (), "simulate": (*STORE_AND_REGISTRY, *LOGGED),
+    "collect": (*STORE_AND_REGISTRY, *LOGGED), "serve": (*STORE_AND_REGISTRY, "users", *LOGGED),
+    "import": STORE_AND_REGISTRY, "export": STORE_AND_REGISTRY, "report": STORE_AND_REGISTRY,
+    "ledger": STORE_AND_REGISTRY, "assess": STORE_AND_REGISTRY, "quotas": STORE_AND_REGISTRY,
+    "mv": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY, "users": ("users",),
+    "backup": (*STORE_AND_REGISTRY, "users"),
+}
+# files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
+VERB_FILES = ("quotas", "channels")
+DEMO_DIR = "./civicwatt-demo"
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--registry", default=DEFAULT_REGISTRY, metavar="FILE",
-                   help="registry file (default ./civicwatt.yaml)")
-    p.add_argument("--store", default=None, metavar="URL",
-                   help="store URL: embedded:PATH or influxdb://[USER:PASSWORD@]HOST:PORT/DB[?token=T] "
-                        "(default: $CIVICWATT_STORE, else embedded:./civicwatt-data)")
+class _DeprecatedAlias(argparse.Action):
+    """An old option name kept working, with a note on stderr."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: {option_string} is deprecated, use --{self.dest}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _shared(names: tuple[str, ...], helps: dict[str, str] = SHARED_HELP) -> list[argparse.ArgumentParser]:
+    """A parent parser holding the shared options `names` (none: no parent). Their
+    default is SUPPRESS so a value given after the verb wins over one given before, and
+    an option given nowhere stays absent until resolve_locations fills it."""
+    if not names:
+        return []
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("shared options (before or after the verb)")
+    for name in names:
+        if name in SHARED_CHOICES:
+            group.add_argument(f"--{name}", default=argparse.SUPPRESS, choices=SHARED_CHOICES[name], help=helps[name])
+        else:
+            group.add_argument(f"--{name}", default=argparse.SUPPRESS, metavar="URL" if name == "store" else "FILE",
+                               help=helps[name])
+    return [parent]
+
+
+def dest(name: str) -> str:
+    """The attribute of a shared option in the parsed arguments."""
+    return name.replace("-", "_")
+
+
+def _quotas(p: argparse.ArgumentParser, help: str = "quota file (default: civicwatt.toml's quotas, "
+                                                    "else ./quotas.yaml; used when it exists)") -> None:
+    p.add_argument("--quotas", default=None, metavar="FILE", help=help)
+
+
+def _channels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channels", default=None, metavar="FILE",
+                   help="alert delivery (default: civicwatt.toml's channels, else ./channels.yaml; used when it exists)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="civicwatt",
+        prog="civicwatt", parents=_shared(tuple(SHARED_HELP), {
+            name: f"{text}; for {', '.join(v for v, takes in VERB_SHARED.items() if name in takes)}"
+            for name, text in SHARED_HELP.items()}),
         description="CivicWatt: energy monitoring and carbon accounting for public institutions.",
+        epilog="Verbs other than demo find their files in ./civicwatt.toml when the options are not given "
+               "(civicwatt demo writes one). Precedence: command line > environment (CIVICWATT_STORE) > "
+               "civicwatt.toml > defaults.",
     )
     parser.add_argument("--version", action="version", version=f"civicwatt {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
 
-    p = sub.add_parser("demo", help="sample portfolio, simulator, history, collectors and dashboard in one go")
-    _common(p)
-    p.add_argument("--dir", default="./civicwatt-demo", help="where the demo writes its registry and data")
+    def verb(name: str, help: str, helps: dict[str, str] = SHARED_HELP) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=_shared(VERB_SHARED[name], helps))
+
+    p = verb("demo", "sample portfolio, simulator, history, collectors and dashboard in one go", DEMO_HELP)
+    p.add_argument("--dir", default=DEMO_DIR,
+                   help=f"where the demo keeps its registry, data and users (default {DEMO_DIR}); "
+                        "it writes ./civicwatt.toml naming them for the other verbs")
     p.add_argument("--days", type=int, default=None,
                    help="days of history to backfill (default: back to 1 January of last year, at least 400)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8050)
-    p.add_argument("--modbus-port", type=int, default=15020, help="first Modbus TCP port of the simulator")
+    p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
+    p.add_argument("--modbus-port", type=int, default=15020,
+                   help="first Modbus TCP port of the simulator, one per institution (default 15020; "
+                        "taken when DIR/civicwatt.yaml is written, i.e. on the first start)")
 
-    p = sub.add_parser("init", help="write a commented sample civicwatt.yaml, quotas.yaml and channels.yaml")
+    p = verb("init", "write a commented sample civicwatt.yaml, quotas.yaml and channels.yaml")
     p.add_argument("dir", nargs="?", default=".")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
 
-    p = sub.add_parser("simulate", help="run only the Modbus simulator for the registry's meters")
-    _common(p)
+    p = verb("simulate", "run only the Modbus simulator for the registry's meters")
     p.add_argument("--faults", metavar="FILE", help="fault script (YAML)")
     p.add_argument("--seed", type=int, default=1)
 
-    p = sub.add_parser("collect", help="run only the collectors and the scheduler")
-    _common(p)
-    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
+    p = verb("collect", "run the collectors, consumption upkeep, alert checks and delivery (the production runtime)")
+    _quotas(p, "quota file for the alert checks (default: civicwatt.toml's quotas, else ./quotas.yaml; "
+               "without it only the meter-data rules run)")
+    _channels(p)
+    p.add_argument("--check-interval", type=float, default=900.0, metavar="SECONDS",
+                   help="alert checks at start-up and then every SECONDS (default 900; the quota rules at most "
+                        "hourly and on a new day)")
+    p.add_argument("--no-alerts", action="store_true",
+                   help="no alert checks here (a pure collector); with --shard I/N only shard 1 runs them anyway")
     p.add_argument("--shard", default="1/1", metavar="I/N", help="take the I-th of N stable shares of the gateways")
     p.add_argument("--queue", default=None, metavar="DIR", help="store-and-forward queue directory")
     p.add_argument("--gateways", default=None, metavar="FILE",
@@ -60,20 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=int, default=None, metavar="SECONDS",
                    help="poll every meter at this interval instead of each meter's interval_s")
 
-    p = sub.add_parser("serve", help="run only the dashboard")
-    _common(p)
-    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8050)
-    p.add_argument("--users", default="./users.yaml", metavar="FILE")
+    p = verb("serve", "run only the dashboard")
+    _quotas(p)
+    p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
 
-    p = sub.add_parser("import", help="import meter readings or bills from CSV (all or nothing)")
-    _common(p)
+    p = verb("import", "import meter readings or bills from CSV (all or nothing)")
     p.add_argument("kind", choices=["readings", "bills"])
     p.add_argument("file")
 
-    p = sub.add_parser("export", help="export stored readings or consumption as CSV")
-    _common(p)
+    p = verb("export", "export stored readings or consumption as CSV")
     p.add_argument("kind", choices=["readings", "consumption"])
     p.add_argument("--start", required=True, metavar="DATE")
     p.add_argument("--end", required=True, metavar="DATE")
@@ -81,49 +160,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", choices=["hour", "day", "month"], default="day")
     p.add_argument("--out", required=True, metavar="FILE.csv")
 
-    p = sub.add_parser("report", help="the monthly statistical report")
-    _common(p)
+    p = verb("report", "the monthly statistical report")
     p.add_argument("kind", choices=["monthly"])
     p.add_argument("--month", required=True, metavar="YYYY-MM")
     p.add_argument("--out", required=True, metavar="FILE.xlsx")
-    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE", help="quota file (its electricity basis)")
+    _quotas(p, "quota file, for its electricity basis (default: civicwatt.toml's quotas, else ./quotas.yaml)")
     p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
 
-    p = sub.add_parser("ledger", help="the annual carbon ledger (xlsx or csv)")
-    _common(p)
+    p = verb("ledger", "the annual carbon ledger (xlsx or csv)")
     p.add_argument("--year", required=True, type=int)
     p.add_argument("--out", required=True, metavar="FILE.xlsx|FILE.csv")
-    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
+    _quotas(p)
     p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
 
-    p = sub.add_parser("quotas", help="evaluate dual-control targets and quota standards")
-    _common(p)
+    p = verb("assess", "the year-end assessment (节能考核) and its notice (通报)")
+    p.add_argument("--year", required=True, type=int)
+    p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p.add_argument("--notice", default=None, metavar="FILE.xlsx|FILE.html", help="also write the notice (通报)")
+    _quotas(p)
+    p.add_argument("--outbox", default=None, metavar="DIR",
+                   help="alert outbox directory, for its open data-quality alerts (default: the embedded store's "
+                        "directory, else the registry's)")
+
+    p = verb("quotas", "evaluate dual-control targets and quota standards")
     p.add_argument("action", choices=["check"])
-    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
+    _quotas(p)
     p.add_argument("--date", default=None, metavar="YYYY-MM-DD")
     p.add_argument("--notify", action="store_true", help="send alerts through the configured channels")
-    p.add_argument("--channels", default="./channels.yaml", metavar="FILE")
+    _channels(p)
     p.add_argument("--outbox", default=None, metavar="DIR",
                    help="alert outbox directory (default: the embedded store's directory, else the registry's)")
 
-    p = sub.add_parser("mv", help="savings verification (IPMVP / ASHRAE Guideline 14) for an EMC project")
-    _common(p)
+    p = verb("mv", "savings verification (IPMVP / ASHRAE Guideline 14) for an EMC project")
     p.add_argument("--project", required=True, metavar="FILE.yaml")
     p.add_argument("--out", required=True, metavar="FILE.xlsx")
 
-    p = sub.add_parser("check-config", help="validate the registry and quota files, print every problem")
-    _common(p)
-    p.add_argument("--quotas", default=DEFAULT_QUOTAS, metavar="FILE")
+    p = verb("check-config", "validate the registry and quota files, print every problem")
+    _quotas(p)
 
-    p = sub.add_parser("users", help="manage dashboard users (hashed passwords)")
+    p = verb("backup", "a consistent copy of the embedded store (SQLite online backup, while collectors write), "
+                       "the outbox and the configuration files")
+    p.add_argument("--out", required=True, metavar="DIR", help="the backup directory (must not exist, or be empty)")
+    _quotas(p, "quota file to copy (default: civicwatt.toml's quotas, else ./quotas.yaml)")
+    _channels(p)
+
+    p = verb("users", "manage dashboard users (hashed passwords)")
     p.add_argument("action", choices=["add", "remove", "list", "passwd"])
     p.add_argument("username", nargs="?")
-    p.add_argument("--file", default="./users.yaml", metavar="FILE")
+    p.add_argument("--file", dest="users", action=_DeprecatedAlias, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # before --users was the one name for users and serve
     p.add_argument("--role", choices=["admin", "region", "institution"])
     p.add_argument("--scope", help="region id (region role) or institution id (institution role)")
     p.add_argument("--password", help="the password (default: ask, or generate with --generate)")
     p.add_argument("--generate", action="store_true", help="generate a password and print it")
     return parser
+
+
+def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The verb's arguments with every file location resolved (see resolve_locations);
+    a shared option given before a verb that does not take it is an error."""
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        return args
+    takes = VERB_SHARED[args.verb]
+    stray = [f"--{name}" for name in SHARED_HELP if name not in takes and hasattr(args, dest(name))]
+    if stray:
+        parser.error(f"civicwatt {args.verb} does not take {', '.join(stray)}")
+    for name in takes:
+        if name in SHARED_DEFAULTS and not hasattr(args, dest(name)):
+            setattr(args, dest(name), SHARED_DEFAULTS[name])
+    locations = tuple(n for n in takes if n in LOCATIONS)
+    if args.verb == "demo":
+        base = Path(args.dir)
+        resolve_locations(args, locations, discover=False, defaults={
+            "registry": str(base / "civicwatt.yaml"), "store": f"embedded:{base / 'data'}",
+            "users": str(base / "users.yaml")})
+    else:
+        resolve_locations(args, locations + tuple(n for n in VERB_FILES if hasattr(args, n)))
+    store = getattr(args, "store", None)
+    if store is not None and not store.startswith(("embedded:", "influxdb://", "influxdbs://")):
+        parser.error(f"unknown store URL {store!r} (from {args.origin['store']}): "
+                     "use embedded:PATH or influxdb://HOST:PORT/DATABASE")
+    return args
+
+
+def _config_error(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+    return 1
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -140,7 +266,10 @@ def install_stop_signals() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_args(argv, parser)
+    except ConfigError as exc:  # a bad civicwatt.toml
+        return _config_error(exc)
     if not args.verb:
         parser.print_help()
         return 2
@@ -154,15 +283,29 @@ def main(argv: list[str] | None = None) -> int:
         raise
     if threading.current_thread() is threading.main_thread():
         install_stop_signals()
+    logged = hasattr(args, "log_format")  # a long-running verb: one logging set-up, the runtime's
+    if logged:
+        from civicwatt.runtime import configure_logging
+
+        configure_logging(args.log_format)
     try:
+        load_file_secrets()
         return int(module.run(args) or 0)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return _config_error(exc)
+    except StoreMissing as exc:
+        print(f"civicwatt {args.verb}: {missing_store_message(args, exc)}", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"civicwatt {args.verb}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if logged:
+            from civicwatt.runtime import reset_logging
+
+            reset_logging()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,9 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from core.profiles import REGISTER_WORDS, load_profiles
+from core.profiles import MODBUS_MAX_READ, REGISTER_WORDS, load_profiles
 
 _STRUCT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f", "float64": ">d"}
-MODBUS_MAX_READ = 125  # Modbus application protocol v1.1b3, 6.3: at most 125 registers per read
 INSTANT_REGISTERS = ("power", "flow")  # the instantaneous value read with the index, for range checks
 
 

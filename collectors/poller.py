@@ -29,27 +29,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from collectors.decode import Read, extract
+from core.schemas.gateways import GatewayOptions
 
 BUSY_CODES = (5, 6)  # acknowledge, device busy: worth a retry after a pause
 SLOW_FRACTION = 0.5  # an answer slower than half the timeout marks the unit as slow
-
-
-@dataclass
-class GatewayOptions:
-    """Per-gateway settings (see docs/collectors.md)."""
-
-    timeout_s: float = 1.0
-    retries: int = 1
-    backoff_s: float = 0.05
-    max_registers: int = 125
-    pause_s: float = 0.0
-    connections: int = 1
-    fail_fast_after: int = 3
-    cycle_fraction: float = 0.8  # a cycle must end within this share of the poll interval
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> GatewayOptions:
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in doc.items()})
 
 
 @dataclass
@@ -197,34 +180,8 @@ class GatewayPoller:
         (row, t, raw_index, instant, error) to `out`."""
         async with self._lock:
             targets = [t for t in self.targets if t.row in slot_of]
-            order = sorted(targets, key=lambda t: (t.fails > 0, t.slow))
-            pending = list(order)
-            done: set[int] = set()
-            state = {"timeouts": 0}
-
-            async def worker(conn: _Conn) -> None:
-                while pending:
-                    t = pending.pop(0)
-                    if state["timeouts"] >= self.options.fail_fast_after:
-                        out.append((t.row, slot_of[t.row], float("nan"), float("nan"), "gateway not answering"))
-                        done.add(t.row)
-                        continue
-                    started = time.monotonic()
-                    try:
-                        energy, instant = await self._read_target(conn, t)
-                    except ReadFailed as exc:
-                        if exc.timeout and t.fails == 0:
-                            state["timeouts"] += 1
-                        t.fails += 1
-                        out.append((t.row, slot_of[t.row], float("nan"), float("nan"), exc.reason))
-                    else:
-                        state["timeouts"] = 0
-                        t.fails = 0
-                        t.slow = time.monotonic() - started > SLOW_FRACTION * self.options.timeout_s
-                        out.append((t.row, slot_of[t.row], energy, instant, None))
-                    done.add(t.row)
-
-            tasks = [asyncio.ensure_future(worker(c)) for c in self._conns]
+            cycle = _Cycle(slot_of, out, sorted(targets, key=lambda t: (t.fails > 0, t.slow)))
+            tasks = [asyncio.ensure_future(self._work(conn, cycle)) for conn in self._conns]
             try:
                 await asyncio.wait_for(asyncio.gather(*tasks), deadline_s)
             except TimeoutError:
@@ -233,6 +190,43 @@ class GatewayPoller:
                 for conn in self._conns:
                     await self._drop(conn)
                 for t in targets:
-                    if t.row not in done:
+                    if t.row not in cycle.done:
                         t.fails += 1
-                        out.append((t.row, slot_of[t.row], float("nan"), float("nan"), "cycle deadline passed"))
+                        cycle.report(t, error="cycle deadline passed")
+
+    async def _work(self, conn: _Conn, cycle: _Cycle) -> None:
+        """One connection's share of a cycle: the next pending unit until none is left."""
+        while cycle.pending:
+            t = cycle.pending.pop(0)
+            if cycle.timeouts >= self.options.fail_fast_after:
+                cycle.report(t, error="gateway not answering")
+                continue
+            started = time.monotonic()
+            try:
+                energy, instant = await self._read_target(conn, t)
+            except ReadFailed as exc:
+                if exc.timeout and t.fails == 0:
+                    cycle.timeouts += 1
+                t.fails += 1
+                cycle.report(t, error=exc.reason)
+            else:
+                cycle.timeouts = 0
+                t.fails = 0
+                t.slow = time.monotonic() - started > SLOW_FRACTION * self.options.timeout_s
+                cycle.report(t, energy, instant)
+
+
+@dataclass
+class _Cycle:
+    """One poll cycle of a gateway: what is left to read, and what was read."""
+
+    slot_of: dict[int, int]  # row -> slot time
+    out: list[tuple]  # (row, t, raw_index, instant, error)
+    pending: list[Target]  # in polling order
+    done: set[int] = field(default_factory=set)
+    timeouts: int = 0  # timeouts of healthy units in a row
+
+    def report(self, t: Target, energy: float = math.nan, instant: float = math.nan, error: str | None = None
+               ) -> None:
+        self.out.append((t.row, self.slot_of[t.row], energy, instant, error))
+        self.done.add(t.row)

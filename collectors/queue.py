@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from collectors.meter_state import EVENT_COLUMNS, SAMPLE_COLUMNS, STATE_COLUMNS  # the tables' columns, in order
 from core.sqlite import connect, transaction
 
 log = logging.getLogger("civicwatt.collect")
@@ -37,9 +38,6 @@ CREATE TABLE IF NOT EXISTS event_q (seq INTEGER PRIMARY KEY AUTOINCREMENT, meter
 CREATE TABLE IF NOT EXISTS meter_state (meter_id TEXT PRIMARY KEY, t INTEGER NOT NULL, value REAL NOT NULL,
     fails INTEGER NOT NULL, offline_since INTEGER NOT NULL, spike_run INTEGER NOT NULL, seen_t INTEGER NOT NULL);
 """
-STATE_COLUMNS = ["meter_id", "t", "value", "fails", "offline_since", "spike_run", "seen_t"]
-SAMPLE_COLUMNS = ("meter_id", "t", "value", "quality")
-EVENT_COLUMNS = ("meter_id", "t", "kind", "old_index", "new_index")
 
 
 class DiskQueue:

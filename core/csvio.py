@@ -1,19 +1,37 @@
 """Readings and bills CSV files (interfaces.md): parsing with every problem reported by
-line and field, and writing in the same format (a round trip of import).
+physical line and field, and writing in the same format (a round trip of import).
 
 Validation is vectorised over the whole file and collects every problem before anything
-is written; a file with any problem is rejected whole.
+is written; a file with any problem is rejected whole. Line numbers are those an editor
+shows: blank lines and newlines inside quoted fields are counted; blank lines (and lines
+of empty fields only) are skipped. Messages are built only for the problems listed.
+
+Plausibility bounds (rejected outside them, see README "Importing readings and bills"):
+
+* sample times from 1990-01-01 (local, the registry's time zone) to one day after now;
+  times are kept to the second (the store's resolution), so two rows of one meter in the
+  same second are duplicates;
+* a reading's value (the raw index) finite, >= 0, below the meter's rollover where known
+  and at most MAX_INDEX;
+* bill quantities and costs finite, >= 0 and at most MAX_QUANTITY; bill periods real
+  dates from 1990-01-01 to one year after today, at most MAX_BILL_DAYS days long.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import warnings
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from core.registry import Registry
+from core.textfile import echo, read_utf8
 from core.vocab import BILL_UNITS, ENERGIES, INDEX_UNIT
 from core.yamlfile import ConfigError, Problem
 
@@ -21,114 +39,304 @@ READINGS_COLUMNS = ["meter_id", "time", "value"]
 BILLS_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
 MAX_LISTED = 200  # problems listed in full; the rest are counted
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
-FIRST_DATA_LINE = 2  # line 1 is the header
+
+#: The earliest date of a sample or bill: no meter data of a public institution is older.
+EARLIEST = date(1990, 1, 1)
+#: How far ahead of now a sample may lie (clock skew of a logger; anything later is a wrong clock).
+SAMPLE_FUTURE = pd.Timedelta(days=1)
+#: How far ahead of today a bill period may end (an annual bill paid in advance).
+BILL_FUTURE = pd.DateOffset(years=1)
+#: The longest bill period in days (one leap year, inclusive).
+MAX_BILL_DAYS = 366
+#: The largest raw meter index accepted. No register in use gets near it (the largest known
+#: rollover, core/profiles.yaml, is about 4.3e7), and above it float64 resolves less than
+#: 1e-4 of a unit, so consumption from differences of such indices would be rounded.
+MAX_INDEX = 1e12
+#: The largest bill quantity or cost accepted: 1e12 kWh is a tenth of China's yearly use.
+MAX_QUANTITY = 1e12
+
+_Fmt = Callable[[int], str]
+_EXTRA = "_extra"  # the column that catches one field too many
 
 
-def _read(path: Path, columns: list[str]) -> pd.DataFrame:
+class _Checks:
+    """Problems of a parsed file: per check a mask over the rows, the field and a message
+    function of the row position, called only for the problems listed."""
+
+    def __init__(self, path: Path, lines: np.ndarray):
+        self.path = path
+        self.lines = lines  # physical line of each row
+        self.found: list[tuple[np.ndarray, str, _Fmt]] = []
+        self.misaligned = np.zeros(len(lines), bool)  # rows whose field problems are not listed
+
+    def add(self, mask: np.ndarray | pd.Series, field: str, fmt: _Fmt) -> None:
+        pos = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if len(pos):
+            self.found.append((pos, field, fmt))
+
+    def raise_if_any(self) -> None:
+        if not self.found:
+            return
+        table = pd.DataFrame({
+            "line": np.concatenate([self.lines[pos] for pos, _, _ in self.found]),
+            "field": np.concatenate([np.full(len(pos), field, dtype=object) for pos, field, _ in self.found]),
+            "check": np.concatenate([np.full(len(pos), k) for k, (pos, _, _) in enumerate(self.found)]),
+            "pos": np.concatenate([pos for pos, _, _ in self.found]),
+        })
+        table = table[~self.misaligned[table["pos"].to_numpy()] | (table["field"] == "-").to_numpy()]
+        table = table.sort_values(["line", "field"], kind="stable")
+        shown = table.head(MAX_LISTED)
+        problems = [Problem(str(self.path), int(line), field, self.found[check][2](int(pos)))
+                    for line, field, check, pos in shown.itertuples(index=False, name=None)]
+        if len(table) > MAX_LISTED:
+            problems.append(Problem(str(self.path), int(table["line"].iloc[MAX_LISTED]), "-",
+                                    f"... and {len(table) - MAX_LISTED} more problems"))
+        raise ConfigError(problems)
+
+
+def _q(value: object) -> str:
+    return f"'{echo(value)}'"
+
+
+def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each.
+    A row with one field too many fills `_extra` (a problem unless empty: a trailing
+    comma); more than one too many makes the fast parser refuse the file, and the rows
+    are then walked again by `_structure_problems`."""
+    text = read_utf8(path)
+    names = [*columns, _EXTRA]
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError([Problem(str(path), 1, "-", f"cannot read CSV: {exc}")]) from exc
-    header = [c.strip() for c in df.columns]
-    if header != columns:
-        raise ConfigError([Problem(str(path), 1, "header", f"expected columns {','.join(columns)}, found {','.join(header)}")])
-    df.columns = columns
-    return df
+        with warnings.catch_warnings():  # a header longer than `names` is truncated: caught below as a bad header
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), header=None, names=names, index_col=False, dtype=str,
+                             keep_default_na=False, na_filter=False, skipinitialspace=True, skip_blank_lines=False)
+    except pd.errors.ParserError as exc:
+        raise ConfigError(_structure_problems(path, text, columns, str(exc))) from None
+    if df.empty:
+        df = pd.DataFrame({c: [""] for c in names})  # an empty file: one blank line
+    # Record i starts at line 1 + i + the newlines inside the quoted fields of the records before it.
+    inner = np.zeros(len(df), np.int64)
+    if '"' in text:
+        for col in names:
+            inner += df[col].str.count("\n").to_numpy(np.int64)
+    lines = 1 + np.arange(len(df)) + np.concatenate([[0], np.cumsum(inner)[:-1]])
+    blank = (df[columns[0]].str.strip() == "").to_numpy().copy()
+    for col in names[1:]:
+        if not blank.any():
+            break
+        blank[blank] = (df.loc[blank, col].str.strip() == "").to_numpy()
+    if blank.all():
+        raise ConfigError([Problem(str(path), 1, "header", f"the file is empty (expected columns {','.join(columns)})")])
+    at = int(np.argmin(blank))  # the header is the first line that is not blank
+    header = [str(df[c].iloc[at]).strip() for c in names]
+    if header != [*columns, ""]:
+        found = ",".join(h for h in header if h)
+        raise ConfigError([Problem(str(path), int(lines[at]), "header",
+                                   f"expected columns {','.join(columns)}, found {_q(found)}")])
+    keep = ~blank
+    keep[:at + 1] = False
+    # pandas pads a short row with empty fields: only a row whose last field is empty can be one
+    maybe_short = keep & (df[columns[-1]] == "").to_numpy()
+    fields = _field_counts(text, len(df)) if maybe_short.any() else np.full(len(df), len(columns))
+    short = maybe_short & (fields < len(columns))
+    if short.any():  # a truncated row (a file cut short, a lost separator): every one is listed
+        raise ConfigError([Problem(str(path), int(line), "-", f"has {int(n)} fields, expected {len(columns)} "
+                                                              f"({','.join(columns)})")
+                           for line, n in zip(lines[short][:MAX_LISTED], fields[short][:MAX_LISTED], strict=True)])
+    if keep[at + 1:].all():  # no blank line after the header: a slice, no copy
+        return df.iloc[at + 1:].reset_index(drop=True), lines[at + 1:]
+    return df[keep].reset_index(drop=True), lines[keep]
 
 
-def _problems(path: Path, mask: np.ndarray, field: str, message: str | pd.Series) -> pd.DataFrame:
-    lines = np.flatnonzero(mask) + FIRST_DATA_LINE
-    msg = message[mask].to_numpy() if isinstance(message, pd.Series) else np.full(len(lines), message)
-    return pd.DataFrame({"line": lines, "field": field, "message": msg})
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
 
 
-def _raise_if_any(path: Path, found: list[pd.DataFrame]) -> None:
-    allp = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
-    if allp.empty:
-        return
-    allp = allp.sort_values(["line", "field"], kind="stable")
-    problems = [Problem(str(path), int(r.line), r.field, r.message) for r in allp.head(MAX_LISTED).itertuples()]
-    if len(allp) > MAX_LISTED:
-        problems.append(Problem(str(path), int(allp["line"].iloc[MAX_LISTED]), "-",
-                                f"... and {len(allp) - MAX_LISTED} more problems"))
-    raise ConfigError(problems)
+def _field_counts(text: str, records: int) -> np.ndarray:
+    """Fields of each record: separators counted per line once quoted sections are taken out."""
+    bare = _QUOTED.sub("", text) if '"' in text else text
+    pieces = bare.split("\n")
+    if bare.endswith("\n"):
+        pieces.pop()
+    if len(pieces) != records:  # a quote the pattern reads otherwise than the parser: no verdict
+        return np.full(records, 10**6)
+    return pd.Series(pieces, dtype=str).str.count(",").to_numpy(np.int64) + 1
 
 
-def _number(path: Path, s: pd.Series, field: str, found: list[pd.DataFrame], allow_empty: bool = False) -> pd.Series:
-    num = pd.to_numeric(s, errors="coerce")
-    empty = s.str.strip() == ""
-    bad = num.isna().to_numpy() & ~(allow_empty & empty.to_numpy())
-    found.append(_problems(path, bad, field, "'" + s.str.slice(0, 40) + "' is not a number"))
-    inf = np.isinf(num.to_numpy(float, na_value=np.nan))
-    found.append(_problems(path, inf, field, "is not finite"))
-    neg = (num < 0).to_numpy()
-    found.append(_problems(path, neg, field, "must not be negative"))
+def _extra_fields(checks: _Checks, df: pd.DataFrame, columns: list[str]) -> None:
+    """A row with a field too many: that is its one problem (its fields are shifted)."""
+    extra = (df[_EXTRA].str.strip() != "").to_numpy()
+    checks.add(extra, "-", lambda i: f"has {len(columns) + 1} fields, expected {len(columns)} ({','.join(columns)})")
+    checks.misaligned = extra
+
+
+def _structure_problems(path: Path, text: str, columns: list[str], parser_message: str) -> list[Problem]:
+    """Problems of a file the fast parser refused (a row with too many fields, an unclosed
+    quote): the rows are walked once more with the csv module, which tells physical lines."""
+    problems: list[Problem] = []
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    start, header_seen = 1, False
+    for row in reader:
+        if not any(c.strip() for c in row):
+            pass  # a blank line
+        elif not header_seen:
+            header_seen = True
+            if [c.strip() for c in row] != columns:
+                problems.append(Problem(str(path), start, "header", f"expected columns {','.join(columns)}, "
+                                                                    f"found {_q(','.join(row))}"))
+        elif len(row) > len(columns):
+            problems.append(Problem(str(path), start, "-", f"has {len(row)} fields, expected {len(columns)} "
+                                                           f"({','.join(columns)})"))
+        last_start, start = start, reader.line_num + 1
+    if "EOF inside string" in parser_message and start > 1:
+        problems.append(Problem(str(path), last_start, "-", "a quoted field opened on this line is never closed"))
+    if not problems:
+        problems.append(Problem(str(path), 1, "-", f"cannot parse CSV: {echo(parser_message)}"))
+    return problems[:MAX_LISTED]
+
+
+def _number(checks: _Checks, raw: pd.Series, field: str, upper: float, allow_empty: bool = False) -> pd.Series:
+    """`raw` as floats (NaN where empty and allowed); problems for what is not a finite
+    number in [0, upper]."""
+    text = raw.str.strip()
+    num = pd.to_numeric(text, errors="coerce").astype(float)
+    empty = (text == "").to_numpy()
+    x = num.to_numpy(float, na_value=np.nan)
+    nan = np.isnan(x)
+    checks.add(nan & empty & (not allow_empty), field, lambda i: "is empty")
+    checks.add(nan & ~empty, field, lambda i: f"{_q(text.iloc[i])} is not a number")
+    with np.errstate(invalid="ignore"):
+        checks.add(np.isinf(x), field, lambda i: f"{_q(text.iloc[i])} is not finite")
+        checks.add(x < 0, field, lambda i: f"must not be negative ({_q(text.iloc[i])})")
+        checks.add(np.isfinite(x) & (x > upper), field, lambda i: f"{_q(text.iloc[i])} is implausibly large "
+                                                                   f"(more than {upper:g})")
     return num
 
 
-def parse_readings(path: str | Path, registry: Registry) -> pd.DataFrame:
-    """Validated readings: meter_id, time (UTC), value. Raises ConfigError with every problem."""
+def _conflicts(checks: _Checks, frame: pd.DataFrame, keys: list[str], value: str, field: str,
+               what: str, text: pd.Series) -> None:
+    """Rows of `frame` (only valid rows, index = row position) sharing `keys` with another
+    row whose `value` differs: each names the line of a row it conflicts with."""
+    dup = frame[frame.duplicated(keys, keep=False)]
+    if dup.empty:
+        return
+    dup = dup[dup.groupby(keys)[value].transform("nunique") > 1]
+    if dup.empty:
+        return
+    dup = dup.assign(_line=checks.lines[dup.index.to_numpy()], _pos=dup.index.to_numpy()).sort_values("_line")
+    first_value = dup.groupby(keys)[value].transform("first")
+    is_first = (dup[value] == first_value).to_numpy()
+    first = dup.drop_duplicates(keys)[[*keys, "_line", "_pos"]]
+    alt = dup[~is_first].drop_duplicates(keys)[[*keys, "_line", "_pos"]]
+    keyed = dup[keys].reset_index(drop=True)
+    other_first = keyed.merge(first, on=keys, how="left")
+    other_alt = keyed.merge(alt, on=keys, how="left")
+    other_line = np.where(is_first, other_alt["_line"], other_first["_line"]).astype(np.int64)
+    other_pos = np.where(is_first, other_alt["_pos"], other_first["_pos"]).astype(np.int64)
+    partner = dict(zip(dup["_pos"].tolist(), zip(other_line.tolist(), other_pos.tolist(), strict=True), strict=True))
+    mask = np.zeros(len(checks.lines), bool)
+    mask[dup["_pos"].to_numpy()] = True
+
+    def message(i: int) -> str:
+        line, j = partner[i]
+        return f"same {what} as line {line}, with another {field}: {_q(text.iloc[i])} here, {_q(text.iloc[j])} there"
+
+    checks.add(mask, field, message)
+
+
+def _local_day(d: date, tz: str) -> pd.Timestamp:
+    return pd.Timestamp(d).tz_localize(tz, nonexistent="shift_forward", ambiguous=False)
+
+
+def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Validated readings: meter_id, time (UTC, whole seconds), value. Raises ConfigError
+    with every problem. `now` (default: the clock) bounds how far ahead a sample may lie."""
     path = Path(path)
-    df = _read(path, READINGS_COLUMNS)
-    found: list[pd.DataFrame] = []
+    df, lines = _read(path, READINGS_COLUMNS)
+    checks = _Checks(path, lines)
+    _extra_fields(checks, df, READINGS_COLUMNS)
     meter = df["meter_id"].str.strip()
-    known = meter.isin(set(registry.meter_by_id))
-    found.append(_problems(path, ~known.to_numpy(), "meter_id", "unknown meter '" + meter + "'"))
+    known = meter.isin(registry.meter_by_id.keys()).to_numpy()
+    checks.add(~known, "meter_id", lambda i: "is empty" if not meter.iloc[i] else f"unknown meter {_q(meter.iloc[i])}")
+
     raw_time = df["time"].str.strip()
-    time = pd.to_datetime(raw_time, format="ISO8601", utc=True, errors="coerce")
-    found.append(_problems(path, time.isna().to_numpy(), "time", "'" + raw_time.str.slice(0, 40) + "' is not an ISO 8601 time"))
-    no_offset = time.notna().to_numpy() & ~raw_time.str.contains(_OFFSET).to_numpy()
-    found.append(_problems(path, no_offset, "time", "has no UTC offset (write e.g. 2025-01-01T00:00:00+08:00)"))
-    value = _number(path, df["value"], "value", found)
-    ok = known & time.notna() & value.notna()
-    key = pd.DataFrame({"meter_id": meter, "t": time, "value": value})[ok]
-    dup = key.duplicated(["meter_id", "t"], keep=False)
-    if dup.any():
-        groups = key[dup].groupby(["meter_id", "t"])["value"]
-        conflicting = groups.transform("nunique") > 1
-        idx = conflicting[conflicting].index.to_numpy()
-        mask = np.zeros(len(df), bool)
-        mask[idx] = True
-        found.append(_problems(path, mask, "value", "duplicate of another line with a different value"))
-    _raise_if_any(path, found)
-    out = pd.DataFrame({"meter_id": meter.to_numpy(), "time": time.to_numpy(), "value": value.to_numpy(float)})
+    time = pd.to_datetime(raw_time, format="ISO8601", utc=True, errors="coerce").dt.floor("s")
+    no_time = time.isna().to_numpy()
+    checks.add(no_time, "time", lambda i: "is empty" if not raw_time.iloc[i]
+               else f"{_q(raw_time.iloc[i])} is not an ISO 8601 time")
+    no_offset = ~no_time & ~raw_time.str.contains(_OFFSET).to_numpy()
+    checks.add(no_offset, "time", lambda i: f"{_q(raw_time.iloc[i])} has no UTC offset "
+                                            "(write e.g. 2025-01-01T00:00:00+08:00)")
+    earliest = _local_day(EARLIEST, registry.timezone)
+    latest = (pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)) + SAMPLE_FUTURE
+    t = time.to_numpy("datetime64[us]", na_value=np.datetime64("NaT"))  # no per-row Timestamp objects
+    checks.add(t < earliest.tz_convert(None).to_datetime64(), "time",
+               lambda i: f"{_q(raw_time.iloc[i])} is before {EARLIEST}")
+    checks.add(t > latest.tz_convert("UTC").tz_convert(None).to_datetime64(), "time",
+               lambda i: f"{_q(raw_time.iloc[i])} is more than a day in the future (after {latest:%Y-%m-%dT%H:%M}Z)")
+
+    value = _number(checks, df["value"], "value", MAX_INDEX)
+    rollover = meter.map({m.id: m.rollover_at for m in registry.meters if m.rollover_at}).astype(float)
+    over = (value >= rollover).to_numpy()  # NaN (no rollover) compares False
+    checks.add(over, "value", lambda i: f"{_q(df['value'].iloc[i].strip())} is at or above the meter's rollover "
+                                        f"({rollover.iloc[i]:g}): an index wraps to zero there")
+    ok = known & ~no_time & np.isfinite(value.to_numpy(float, na_value=np.nan)) & ~checks.misaligned
+    frame = pd.DataFrame({"meter_id": meter, "t": time, "value": value})[ok]
+    _conflicts(checks, frame, ["meter_id", "t"], "value", "value", "meter and second", df["value"].str.strip())
+    checks.raise_if_any()
+    out = pd.DataFrame({"meter_id": meter.to_numpy(object), "time": time, "value": value.to_numpy(float)})
     return out.drop_duplicates(["meter_id", "time"]).reset_index(drop=True)
 
 
-def parse_bills(path: str | Path, registry: Registry) -> pd.DataFrame:
-    """Validated bills (BILL_COLUMNS). Raises ConfigError with every problem."""
+def parse_bills(path: str | Path, registry: Registry, today: date | None = None) -> pd.DataFrame:
+    """Validated bills (BILL_COLUMNS). Raises ConfigError with every problem. `today`
+    (default: the registry's local date) bounds how far ahead a period may end."""
     path = Path(path)
-    df = _read(path, BILLS_COLUMNS)
-    found: list[pd.DataFrame] = []
+    df, lines = _read(path, BILLS_COLUMNS)
+    checks = _Checks(path, lines)
+    _extra_fields(checks, df, BILLS_COLUMNS)
     inst = df["institution_id"].str.strip()
-    found.append(_problems(path, ~inst.isin(set(registry.institution_by_id)).to_numpy(), "institution_id",
-                           "unknown institution '" + inst + "'"))
+    checks.add(~inst.isin(registry.institution_by_id.keys()).to_numpy(), "institution_id",
+               lambda i: "is empty" if not inst.iloc[i] else f"unknown institution {_q(inst.iloc[i])}")
     energy = df["energy"].str.strip()
-    bad_energy = ~energy.isin(ENERGIES)
-    found.append(_problems(path, bad_energy.to_numpy(), "energy", "unknown energy '" + energy + "'"))
-    dates = {}
+    bad_energy = ~energy.isin(ENERGIES).to_numpy()
+    checks.add(bad_energy, "energy", lambda i: f"unknown energy {_q(energy.iloc[i])} (known: {', '.join(ENERGIES)})")
+
+    today = today or pd.Timestamp.now(tz=registry.timezone).date()
+    latest = (pd.Timestamp(today) + BILL_FUTURE).date()
+    dates: dict[str, pd.Series] = {}
     for col in ("period_start", "period_end"):
-        d = pd.to_datetime(df[col].str.strip(), format="%Y-%m-%d", errors="coerce")
-        found.append(_problems(path, d.isna().to_numpy(), col, "'" + df[col] + "' is not a date (YYYY-MM-DD)"))
+        text = df[col].str.strip()
+        d = pd.to_datetime(text.where(text.str.fullmatch(r"\d{4}-\d{2}-\d{2}")), format="%Y-%m-%d", errors="coerce")
+        bad = d.isna().to_numpy()
+        checks.add(bad, col, lambda i, text=text: "is empty" if not text.iloc[i]
+                   else f"{_q(text.iloc[i])} is not a real date (YYYY-MM-DD)")
+        checks.add(~bad & (d < pd.Timestamp(EARLIEST)).to_numpy(), col,
+                   lambda i, text=text: f"{_q(text.iloc[i])} is before {EARLIEST}")
+        checks.add(~bad & (d > pd.Timestamp(latest)).to_numpy(), col,
+                   lambda i, text=text: f"{_q(text.iloc[i])} is more than a year ahead (after {latest})")
         dates[col] = d
-    backwards = (dates["period_end"] < dates["period_start"]).to_numpy()
-    found.append(_problems(path, backwards, "period_end", "is before period_start"))
-    qty = _number(path, df["quantity"], "quantity", found)
-    cost = _number(path, df["cost_cny"], "cost_cny", found, allow_empty=True)
+    days = ((dates["period_end"] - dates["period_start"]).dt.days + 1).to_numpy(float, na_value=np.nan)
+    checks.add(days < 1, "period_end", lambda i: "is before period_start")
+    checks.add(days > MAX_BILL_DAYS, "period_end",
+               lambda i: f"the period is {int(days[i])} days long; a bill covers at most {MAX_BILL_DAYS} days")
+    qty = _number(checks, df["quantity"], "quantity", MAX_QUANTITY)
+    cost = _number(checks, df["cost_cny"], "cost_cny", MAX_QUANTITY, allow_empty=True)
     unit = df["unit"].str.strip()
-    allowed = pd.Series([u in BILL_UNITS.get(e, set()) for e, u in zip(energy, unit, strict=True)], index=df.index)
-    found.append(_problems(path, (~allowed & ~bad_energy).to_numpy(), "unit",
-                           "unit '" + unit + "' does not fit energy '" + energy + "'"))
-    out = pd.DataFrame({"institution_id": inst, "energy": energy, "period_start": dates["period_start"].dt.date,
-                        "period_end": dates["period_end"].dt.date, "quantity": qty, "unit": unit, "cost_cny": cost})
-    dup = out.duplicated(["institution_id", "energy", "period_start", "period_end"], keep=False).to_numpy()
-    if dup.any():
-        differs = out[dup].groupby(["institution_id", "energy", "period_start", "period_end"])["quantity"].transform("nunique") > 1
-        mask = np.zeros(len(df), bool)
-        mask[differs[differs].index.to_numpy()] = True
-        found.append(_problems(path, mask, "quantity", "duplicate of another bill for the same period with a different quantity"))
-    _raise_if_any(path, found)
-    return out.drop_duplicates(["institution_id", "energy", "period_start", "period_end"]).reset_index(drop=True)
+    pairs = {f"{e}|{u}" for e, units in BILL_UNITS.items() for u in units}
+    allowed = (energy + "|" + unit).isin(pairs).to_numpy()
+    checks.add(~allowed & ~bad_energy, "unit", lambda i: f"unit {_q(unit.iloc[i])} does not fit energy "
+                                                        f"'{energy.iloc[i]}' (allowed: {', '.join(sorted(BILL_UNITS[energy.iloc[i]]))})")
+    keys = ["institution_id", "energy", "period_start", "period_end"]
+    frame = pd.DataFrame({"institution_id": inst, "energy": energy, "period_start": dates["period_start"],
+                          "period_end": dates["period_end"], "quantity": qty})
+    valid = frame.notna().all(axis=1).to_numpy() & ~checks.misaligned
+    _conflicts(checks, frame[valid], keys, "quantity", "quantity", "institution, energy and period",
+               df["quantity"].str.strip())
+    checks.raise_if_any()
+    out = pd.DataFrame({"institution_id": inst.to_numpy(object), "energy": energy.to_numpy(object),
+                        "period_start": dates["period_start"].dt.date, "period_end": dates["period_end"].dt.date,
+                        "quantity": qty.to_numpy(float), "unit": unit.to_numpy(object), "cost_cny": cost.to_numpy(float)})
+    return out.drop_duplicates(keys).reset_index(drop=True)
 
 
 def readings_csv(samples: pd.DataFrame, tz: str) -> str:

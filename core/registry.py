@@ -8,33 +8,54 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from core.profiles import load_profiles
-from core.vocab import INDEX_UNIT, Category, Energy, Subitem
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems
+from core.textfile import echo
+from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Category, Energy, Subitem
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems, validate_node
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+#: A province's registry (Hebei: 31,600 institutions, ~200k meters) is ~55 MB of YAML.
+MAX_REGISTRY_BYTES = 256 * 1024 * 1024
 
 # Heating season in Hebei and Beijing (domain.md section 4): 15 Nov - 15 Mar.
-DEFAULT_HEATING_SEASON = {"start": "11-15", "end": "03-15"}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _month_day(value: str) -> str:
+    """A real calendar day as MM-DD (02-29 included: it exists in leap years)."""
+    try:
+        date(2000, int(value[:2]), int(value[3:]))
+    except ValueError:
+        raise ValueError(f"'{echo(value)}' is not a day of the year (MM-DD)") from None
+    return value
+
+
+MonthDay = Annotated[str, Field(pattern=r"^\d{2}-\d{2}$"), AfterValidator(_month_day)]
+#: Areas in m2: finite and non-negative, a number (not `yes`, not a quoted string).
+Area = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+#: A positive finite number (multipliers, rollovers, ratings).
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+#: No public institution has ten million users; the bound also keeps counts within int64.
+MAX_OCCUPANTS = 10_000_000
+
+
 class HeatingSeason(_Strict):
     """Month-day bounds, inclusive, e.g. start '11-15', end '03-15'."""
 
-    start: str = Field(pattern=r"^\d{2}-\d{2}$")
-    end: str = Field(pattern=r"^\d{2}-\d{2}$")
+    start: MonthDay
+    end: MonthDay
 
 
 class Region(_Strict):
@@ -53,17 +74,17 @@ class Institution(_Strict):
     name: str
     region: str
     category: Category
-    floor_area_m2: float = Field(ge=0)
-    heated_area_m2: float = Field(default=0, ge=0)
-    occupants: int = Field(ge=0)
+    floor_area_m2: Area
+    heated_area_m2: Area = 0
+    occupants: int = Field(ge=0, le=MAX_OCCUPANTS, strict=True)
 
 
 class ModbusAddress(_Strict):
     host: str = "127.0.0.1"
-    port: int = Field(default=502, ge=1, le=65535)
-    unit: int = Field(default=1, ge=0, le=255)
+    port: int = Field(default=502, ge=1, le=65535, strict=True)
+    unit: int = Field(default=1, ge=0, le=255, strict=True)
     profile: str
-    interval_s: int = Field(default=900, ge=10, le=86400)
+    interval_s: int = Field(default=900, ge=10, le=86400, strict=True)
 
 
 class Meter(_Strict):
@@ -72,12 +93,12 @@ class Meter(_Strict):
     energy: Energy
     subitem: Subitem = "total"
     parent: str | None = None
-    multiplier: float = Field(default=1.0, gt=0)
+    multiplier: Positive = 1.0
     # Index at which the register wraps to zero; defaults to the profile's rollover.
-    rollover: float | None = Field(default=None, gt=0)
+    rollover: Positive | None = None
     # Rated power (kW) or flow (unit/h) for the plausibility check of domain.md section 5.
-    rated: float | None = Field(default=None, gt=0)
-    heating: bool = False  # a heating meter (boiler gas, heating pumps...) for the heating split
+    rated: Positive | None = None
+    heating: bool = Field(default=False, strict=True)  # a heating meter (boiler gas, heating pumps...) for the heating split
     modbus: ModbusAddress | None = None
 
     @property
@@ -229,7 +250,7 @@ def _parse_list(file: str, doc: LineDict, key: str, model: type[BaseModel],
     counts = Counter(ids)
     for n, item in items:
         if "id" in item and counts[str(item["id"])] > 1:
-            problems.append(Problem(file, item.line_of("id"), f"{key}[{n}].id", f"duplicate id '{item['id']}'"))
+            problems.append(Problem(file, item.line_of("id"), f"{key}[{n}].id", f"duplicate id '{echo(item['id'])}'"))
     return out, ids
 
 
@@ -260,13 +281,13 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     try:
         ZoneInfo(str(tz))
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(Problem(file, doc.line_of("timezone"), "timezone", f"unknown time zone '{tz}'"))
+        problems.append(Problem(file, doc.line_of("timezone"), "timezone", f"unknown time zone '{echo(tz)}'"))
     season = None
     if "heating_season" in doc:
-        try:
-            season = HeatingSeason.model_validate(dict(doc["heating_season"] or {}))
-        except (ValidationError, TypeError, ValueError) as exc:
-            problems.append(Problem(file, doc.line_of("heating_season"), "heating_season", str(exc).splitlines()[0]))
+        node = doc["heating_season"]
+        season = validate_node(HeatingSeason, node, file, "heating_season", problems)
+        if season is None and not isinstance(node, LineDict):  # the mapper locates inside a mapping only
+            problems[-1] = Problem(file, doc.line_of("heating_season"), "heating_season", problems[-1].message)
 
     regions, region_list = _parse_list(file, doc, "regions", Region, problems)
     insts, inst_list = _parse_list(file, doc, "institutions", Institution, problems)
@@ -285,11 +306,11 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
                 continue
             ref = item.get(field)
             if ref is not None and str(ref) not in known_ids:
-                problems.append(Problem(file, item.line_of(field), f"{key}[{n}].{field}", f"unknown {what} '{ref}'"))
+                problems.append(Problem(file, item.line_of(field), f"{key}[{n}].{field}", f"unknown {what} '{echo(ref)}'"))
 
     for n, raw, r in regions:
         if r.parent is not None and r.parent not in region_ids:
-            problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"unknown region '{r.parent}'"))
+            problems.append(Problem(file, raw.line_of("parent"), f"regions[{n}].parent", f"unknown region '{echo(r.parent)}'"))
     region_cycle = _find_cycles({r.id: r.parent for _, _, r in regions})
     for n, raw, r in regions:
         if r.id in region_cycle:
@@ -297,7 +318,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
 
     for n, raw, i in insts:
         if i.region not in region_ids:
-            problems.append(Problem(file, raw.line_of("region"), f"institutions[{n}].region", f"unknown region '{i.region}'"))
+            problems.append(Problem(file, raw.line_of("region"), f"institutions[{n}].region", f"unknown region '{echo(i.region)}'"))
         if i.heated_area_m2 > i.floor_area_m2:
             problems.append(Problem(file, raw.line_of("heated_area_m2"), f"institutions[{n}].heated_area_m2",
                                     "heated area exceeds floor area"))
@@ -306,10 +327,12 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     for n, raw, m in meters:
         if m.institution not in inst_ids:
             problems.append(Problem(file, raw.line_of("institution"), f"meters[{n}].institution",
-                                    f"unknown institution '{m.institution}'"))
+                                    f"unknown institution '{echo(m.institution)}'"))
         if m.parent is not None:
             if m.parent not in meter_ids:
-                problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent", f"unknown meter '{m.parent}'"))
+                problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent", f"unknown meter '{echo(m.parent)}'"))
+            elif m.parent not in meter_by_id:
+                pass  # the parent failed its own validation: reported there
             elif meter_by_id[m.parent].institution != m.institution:
                 problems.append(Problem(file, raw.line_of("parent"), f"meters[{n}].parent",
                                         f"parent meter '{m.parent}' belongs to another institution"))
@@ -320,7 +343,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
             mb = raw.get("modbus")
             line = mb.line_of("profile") if isinstance(mb, LineDict) else raw.line_of("modbus")
             problems.append(Problem(file, line, f"meters[{n}].modbus.profile",
-                                    f"unknown profile '{m.modbus.profile}' (known: {', '.join(sorted(profiles))})"))
+                                    f"unknown profile '{echo(m.modbus.profile)}' (known: {', '.join(sorted(profiles))})"))
         elif m.modbus is not None and profiles[m.modbus.profile]["energy"] != m.energy:
             mb = raw.get("modbus")
             line = mb.line_of("profile") if isinstance(mb, LineDict) else raw.line_of("modbus")
@@ -352,7 +375,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
 
 def load_registry(path: str | Path) -> Registry:
     """Load and validate a registry file; raise ConfigError with every problem."""
-    doc = load_yaml(path)
+    doc = load_yaml(path, max_bytes=MAX_REGISTRY_BYTES)
     registry, problems = validate_registry_doc(doc, str(path))
     if problems:
         raise ConfigError(problems)

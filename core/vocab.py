@@ -33,6 +33,16 @@ UNIT_SCALE: dict[tuple[str, str], float] = {
     ("kg", "kg"): 1.0, ("t", "kg"): 1000.0, ("kt", "kg"): 1e6,
 }
 
+#: Vehicle fuels, excluded from non-heating energy (domain.md §4).
+VEHICLE_FUELS: tuple[str, ...] = ("gasoline", "diesel")
+
+#: Category names in Chinese, as the statistics tables and messages write them.
+CATEGORY_ZH: dict[str, str] = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆",
+                               "other": "其他"}
+
+#: Heating season in Hebei and Beijing (domain.md §4): 15 Nov - 15 Mar, month-day bounds inclusive.
+DEFAULT_HEATING_SEASON: dict[str, str] = {"start": "11-15", "end": "03-15"}
+
 #: Liquid fuels, stated in L or by mass; L converts by density.
 LIQUID_FUELS: tuple[str, ...] = ("gasoline", "diesel")
 

@@ -8,13 +8,14 @@ stops (what `civicwatt demo` and `civicwatt serve` use).
 request (`dashboard.login`), the downloads (`dashboard.downloads`), the frame and
 router (`dashboard.shell`) and each page of `dashboard.pages.PAGES`, all sharing one
 `dashboard.context.Context`. Every callback and download re-reads the signed-in user
-and scopes its data with `dashboard.access` (admin: everything; region manager: their
+and scopes its data with `core.access` (admin: everything; region manager: their
 region's subtree; institution user: their institution); anything else gets the "no
 access" message (callbacks) or 403 (downloads), whatever the request says.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import dash
 import flask
 import pandas as pd
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.registry import Registry
@@ -31,6 +33,9 @@ from dashboard.context import Context
 from dashboard.data import DataService
 from dashboard.pages import PAGES
 
+log = logging.getLogger(__name__)
+CALLBACK_PATH = "/_dash-update-component"
+
 
 def default_mv_dirs(registry: Registry, data_dir: Path | None) -> list[Path]:
     """`mv/` next to the registry file and in the data directory."""
@@ -38,18 +43,72 @@ def default_mv_dirs(registry: Registry, data_dir: Path | None) -> list[Path]:
     return [p / "mv" for p in (source.parent if source.is_file() else None, data_dir) if p is not None]
 
 
+def content_security_policy(script_hashes: list[str]) -> str:
+    """The CSP every response carries: scripts only from this site plus Dash's own inline
+    renderer script (by hash); inline styles are allowed (React and Plotly set them),
+    nothing may frame the pages, forms post only here."""
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self' " + " ".join(script_hashes),
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def security_headers(server: flask.Flask, csp: str) -> None:
+    """Headers on every response: no framing, no MIME sniffing, the CSP, referrers kept
+    on this site, and HSTS when the request came over TLS."""
+
+    @server.after_request
+    def add_headers(resp: flask.Response) -> flask.Response:
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Content-Security-Policy"] = csp
+        resp.headers["Referrer-Policy"] = "same-origin"
+        if flask.request.is_secure:
+            resp.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return resp
+
+
+def callback_errors(server: flask.Flask) -> None:
+    """A callback request that still fails after the pages' input checks
+    (`dashboard.inputs`), e.g. a malformed Dash request body, is answered 400 and
+    logged with its traceback: bad input is never a 500."""
+
+    @server.errorhandler(Exception)
+    def bad_callback(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return exc
+        if flask.request.path != CALLBACK_PATH:
+            raise exc
+        log.error("callback request failed: answered 400", exc_info=exc)
+        return flask.Response("bad callback request", status=400, mimetype="text/plain")
+
+
 def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_path: str | Path | None = None,
                data_dir: str | Path | None = None, secret_key: str | None = None,
                now: Callable[[], pd.Timestamp] | None = None, cache_ttl_s: float = 300.0,
-               mv_dirs: list[str | Path] | None = None) -> dash.Dash:
+               mv_dirs: list[str | Path] | None = None, behind_proxy: bool | None = None,
+               secure_cookies: bool | None = None, login_throttle: login.LoginThrottle | None = None) -> dash.Dash:
     """The dashboard for `registry` over `store`.
 
-    users_file: the YAML written by `civicwatt users` (see dashboard.auth);
+    users_file: the YAML written by `civicwatt users` (see core.users);
     quotas_path: quotas.yaml (dual-control targets, quota standards), optional;
     data_dir: where alerts (the outbox) live and the session key is kept;
     now: a clock (tests); cache_ttl_s: how long year tables are reused;
     mv_dirs: folders of savings-verification project files (default: `mv/` next to
-    the registry file and in data_dir).
+    the registry file and in data_dir);
+    behind_proxy: trust one reverse proxy's X-Forwarded-For/-Proto/-Host (default
+    $CIVICWATT_BEHIND_PROXY); secure_cookies: Secure cookies even on plain HTTP
+    (default $CIVICWATT_SECURE_COOKIES; over TLS they are Secure anyway);
+    login_throttle: the back-off after failed logins (tests give it their own clock).
     """
     users_file = Path(users_file)
     data_path = Path(data_dir) if data_dir is not None else None
@@ -59,19 +118,25 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     service = DataService(registry, store, quotas=quotas.config, cache_ttl_s=cache_ttl_s,
                           **({"now": now} if now is not None else {}))
     directory = login.UserDirectory(users_file)
-    sessions = login.Sessions(directory)
+    sessions = login.Sessions(directory, login.session_table(data_path, users_file))
     c = Context(registry=registry, store=store, service=service, quotas=quotas,
                 mv=integrations.MVProjects(dirs, registry, store), data_dir=data_path,
                 current_user=sessions.current_user)
 
     server = flask.Flask(__name__)
-    login.register(server, sessions, login.secret_key(secret_key, data_path, users_file))
+    login.register(server, sessions, login.secret_key(secret_key, data_path, users_file),
+                   behind_proxy=login.env_flag("CIVICWATT_BEHIND_PROXY") if behind_proxy is None else behind_proxy,
+                   secure_cookies=login.env_flag("CIVICWATT_SECURE_COOKIES") if secure_cookies is None
+                   else secure_cookies, throttle=login_throttle)
     downloads.register(server, c)
     app = dash.Dash(__name__, server=server, suppress_callback_exceptions=True, title="CivicWatt",
-                    update_title=None, assets_folder=str(Path(__file__).parent / "assets"))
+                    update_title=None, assets_folder=str(Path(__file__).parent / "assets"),
+                    csrf_token_name=login.CSRF_COOKIE, csrf_header_name=login.CSRF_HEADER)
     shell.register(app, c, PAGES)
     for page in PAGES:
         page.register(app, c)
+    security_headers(server, content_security_policy(app.csp_hashes()))
+    callback_errors(server)
     app.service = service  # for tests and the benchmark: the data service and its caches
     app.users = directory
     return app

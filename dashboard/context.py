@@ -17,8 +17,8 @@ from typing import Any
 import dash
 
 from core.registry import Registry
+from core.users import User
 from dashboard import integrations
-from dashboard.auth import User
 from dashboard.data import DataService
 
 YEARS_SHOWN = 5  # the year pickers offer this year and the four before
@@ -61,7 +61,7 @@ class Page:
 
     `render(ctx, user, lang, rest)` returns the page's components for a signed-in
     user (`rest`: the part of the path after `path/`, None at `path` itself) and may
-    raise `dashboard.access.Forbidden`; `register(app, ctx)` adds its callbacks.
+    raise `core.access.Forbidden`; `register(app, ctx)` adds its callbacks.
     `nav`: the i18n key of its link in the header (None: no link in the navigation
     bar); `chrome`: False for a full-screen page without the header (the wall screen)."""
 

@@ -10,7 +10,7 @@ data-quality table.
 
 The dashboard never decides *who* may see a row here; `DataService` returns frames
 for all institutions and the callers (the page and download modules) filter them with
-the user's scope (`dashboard.access`) before anything leaves the server. Year tables
+the user's scope (`core.access`) before anything leaves the server. Year tables
 (indicators, ranking) are cached (`cachetools.TTLCache`) for `cache_ttl_s` seconds
 because a province has tens of thousands of institutions;
 institution pages read the store directly.

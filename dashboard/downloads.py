@@ -1,7 +1,7 @@
 """Downloads: the ranking and an institution's daily consumption as CSV, the monthly
 report, the carbon ledger and a savings-verification report, each built from what
 the signed-in user may see (401 without a session, 403 for anything else, 400 for a
-malformed request)."""
+malformed request or a parameter out of range: never a 5xx for what the URL says)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 import flask
 import pandas as pd
 
+from core.access import Forbidden, report_registry, require_institution, visible_filter
+from core.csvio import EARLIEST
+from core.users import User
 from core.yamlfile import ConfigError
 from dashboard import integrations
-from dashboard.access import Forbidden, report_registry, require_institution, visible_filter
-from dashboard.auth import User
 from dashboard.context import Context
 from dashboard.data import institution_meters
 from dashboard.pages.institution import DAILY_DAYS
@@ -35,10 +36,40 @@ def _int_arg(name: str, default: int) -> int:
     raw = flask.request.args.get(name)
     if raw is None:
         return default
-    try:
-        return int(raw)
-    except ValueError:
+    if not raw.strip().lstrip("+-").isdigit() or len(raw) > 12:  # int() also takes "1_000" and 4,300 digits
         flask.abort(400)
+    return int(raw)
+
+
+def valid_year(c: Context, year: int) -> bool:
+    """A year from EARLIEST (no data is older) to the running year."""
+    return EARLIEST.year <= year <= c.service.current_year()
+
+
+def month_period(c: Context, raw: str) -> pd.Period | None:
+    """`raw` as a month YYYY-MM from EARLIEST to the running month, else None."""
+    try:
+        period = pd.Period(raw, freq="M") if len(raw) == 7 and raw[4] == "-" else None
+    except ValueError:
+        period = None
+    latest = pd.Period(c.service.today().tz_localize(None), freq="M")
+    return period if period is not None and pd.Period(EARLIEST, freq="M") <= period <= latest else None
+
+
+def _year_arg(c: Context, default: int) -> int:
+    """`?year=` (`valid_year`), else 400."""
+    year = _int_arg("year", default)
+    if not valid_year(c, year):
+        flask.abort(400, f"year must be from {EARLIEST.year} to {c.service.current_year()}")
+    return year
+
+
+def _month_arg(c: Context) -> pd.Period:
+    """`?month=YYYY-MM` (`month_period`), else 400."""
+    period = month_period(c, flask.request.args.get("month", ""))
+    if period is None:
+        flask.abort(400, f"month must be YYYY-MM from {EARLIEST:%Y-%m} to the running month")
+    return period
 
 
 def csv_response(frame: pd.DataFrame, filename: str) -> flask.Response:
@@ -54,8 +85,9 @@ def xlsx_response(data: bytes, filename: str) -> flask.Response:
 def ranking_csv(c: Context) -> Any:
     user = _user_or_401(c)
     args = flask.request.args
+    year_arg = _year_arg(c, c.service.current_year()) if args.get("year") else None
     try:
-        q, year = user_query(user, c.registry, args.get("year"), args.get("region") or None,
+        q, year = user_query(user, c.registry, year_arg, args.get("region") or None,
                              args.get("category") or None, args.get("indicator") or DEFAULT_INDICATOR,
                              args.get("search") or "", [], 0, 10**9, c.service.current_year())
     except Forbidden:
@@ -99,7 +131,7 @@ def report_file(c: Context, user: User, period: pd.Period) -> tuple[bytes, str]:
 
 def ledger(c: Context) -> Any:
     user = _user_or_401(c)
-    year = _int_arg("year", c.service.current_year() - 1)
+    year = _year_arg(c, c.service.current_year() - 1)
     fmt = flask.request.args.get("format", "xlsx")
     if fmt not in ("xlsx", "csv"):
         flask.abort(400)
@@ -110,10 +142,7 @@ def ledger(c: Context) -> Any:
 
 def monthly_report(c: Context) -> Any:
     user = _user_or_401(c)
-    try:
-        period = pd.Period(flask.request.args.get("month", ""), freq="M")
-    except ValueError:
-        flask.abort(400)
+    period = _month_arg(c)
     data, name = report_file(c, user, period)
     return xlsx_response(data, name)
 

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.access import Principal, project_visible, scoped_registry
 from core.registry import Registry
 from core.yamlfile import ConfigError
-from dashboard.access import Principal, project_visible, scoped_registry
 from dashboard.cache import FileCache, mtime_stamp
 
 
@@ -149,7 +149,7 @@ class MVProjects:
         return out
 
     def visible(self, user: Principal | None) -> list[dict]:
-        """The `projects` `user` may see (`dashboard.access.project_visible`)."""
+        """The `projects` `user` may see (`core.access.project_visible`)."""
         return [p for p in self.projects() if project_visible(user, self.registry, p["institutions"])]
 
     def result(self, file: Path) -> Any:

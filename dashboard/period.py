@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from core.csvio import EARLIEST
 from dashboard.context import Context
 from dashboard.data import KG_PER_T
 from dashboard.i18n import MISSING, norm_lang, pct, quantity, t
@@ -65,14 +66,16 @@ def default_dates(c: Context) -> tuple[str, str]:
 
 def parse(c: Context, start: str | None, end: str | None) -> Period:
     """The picker's dates (inclusive, local) as a Period; bad or missing dates fall back
-    to the default range, an inverted one is swapped, a too long one is cut."""
+    to the default range, an inverted one is swapped, dates before EARLIEST (no data is
+    older) or after today are moved to them, a too long range is cut."""
     d0, d1 = default_dates(c)
     try:
-        s = pd.Timestamp(start or d0).normalize()
-        e = pd.Timestamp(end or d1).normalize()
-    except (ValueError, TypeError):
+        s = pd.Timestamp(start or d0).tz_localize(None).normalize()
+        e = pd.Timestamp(end or d1).tz_localize(None).normalize()
+    except (ValueError, TypeError, OverflowError):
         s, e = pd.Timestamp(d0), pd.Timestamp(d1)
-    s, e = min(s, e), max(s, e)
+    lo, hi = pd.Timestamp(EARLIEST), pd.Timestamp(d1)
+    s, e = (min(max(x, lo), hi) for x in (min(s, e), max(s, e)))
     e = min(e, s + pd.Timedelta(days=MAX_RANGE_DAYS - 1))
     tz = c.service.tz
     return Period(s.tz_localize(tz), (e + pd.Timedelta(days=1)).tz_localize(tz))

@@ -1,7 +1,7 @@
 """The rankings query: filter, rank within peer groups, sort and page on the server.
 
 `user_query` turns what a user asked for into a `RankQuery` limited to what they may
-see (`dashboard.access`); `ranked` / `rank_query` are the whole work of the ranking
+see (`core.access`); `ranked` / `rank_query` are the whole work of the ranking
 table's callback and of its CSV export. They are vectorised over the year table
 (31,600 institutions in a province), so only one page of rows ever reaches the
 browser; `RankedPages` keeps the sorted result of recent queries so turning pages is a
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from cachetools import LRUCache
 
+from core.access import Principal, peer_regions, visible_filter
 from core.registry import Registry
 from core.vocab import CATEGORIES
-from dashboard.access import Principal, peer_regions, visible_filter
 from dashboard.data import INDICATORS
 
 PAGE_SIZE = 25

@@ -14,8 +14,8 @@ import dash
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import warmup
-from dashboard.access import Forbidden
+from core.access import Forbidden
+from dashboard import inputs, warmup
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import forbidden, not_found
@@ -73,7 +73,8 @@ def register(app: dash.Dash, c: Context, pages: Sequence[Page]) -> None:
     def menu(_clicks: int | None, pathname: str | None, current: str | None) -> str:
         """The menu button opens and closes the folded navigation; following a link
         closes it; a full-screen page hides the header."""
-        page, _rest = find_page(pages, pathname)
+        page, _rest = find_page(pages, inputs.text(pathname))
+        current = inputs.text(current)
         if page is not None and not page.chrome:
             return "top hidden"
         if ctx.triggered_id == "menu-button":
@@ -88,7 +89,7 @@ def register(app: dash.Dash, c: Context, pages: Sequence[Page]) -> None:
         user = c.current_user()
         if user is None:
             raise PreventUpdate
-        current, _rest = find_page(pages, pathname)
+        current, _rest = find_page(pages, inputs.text(pathname))
         nav = [dcc.Link(t(p.nav, lang), href=p.path, id=f"nav-{p.nav.removeprefix('nav_')}",
                         className="active" if p is current else None) for p in pages if p.nav]
         who = f"{user.name} ({t('role_' + user.role, lang)})"
@@ -97,6 +98,7 @@ def register(app: dash.Dash, c: Context, pages: Sequence[Page]) -> None:
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("lang", "data"))
     def render(pathname: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        pathname = inputs.text(pathname)
         user = c.current_user()
         if user is None:
             return forbidden(lang)

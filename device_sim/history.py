@@ -15,6 +15,7 @@ continues each index exactly where the history ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,12 @@ def energy_spec(meter: dict[str, Any]) -> dict[str, Any] | None:
     return None if profile is None else profile["registers"].get("energy")
 
 
-def register_resolution(values: np.ndarray, meters: list[dict[str, Any]], rows: np.ndarray) -> np.ndarray:
-    """Round raw indices to what each meter's energy register holds (vectorised per type)."""
+def register_resolution(values: np.ndarray, meters: list[dict[str, Any]]) -> np.ndarray:
+    """Round raw indices (one row per meter, one column per time) to what each meter's
+    energy register holds (vectorised per register type, on whole rows)."""
     out = values.copy()
-    types = np.array([(energy_spec(m) or {}).get("type", "float64") for m in meters])[rows]
-    scales = np.array([float((energy_spec(m) or {}).get("scale", 1.0)) for m in meters])[rows]
+    types = np.array([(energy_spec(m) or {}).get("type", "float64") for m in meters])
+    scales = np.array([float((energy_spec(m) or {}).get("scale", 1.0)) for m in meters])[:, None]
     f32 = types == "float32"
     out[f32] = (values[f32] / scales[f32]).astype(np.float32).astype(np.float64) * scales[f32]
     ints = np.isin(types, ["int16", "uint16", "int32", "uint32"])
@@ -59,10 +61,11 @@ def rollover_of(meter: dict[str, Any]) -> float:
 
 
 def generate_history(meters: list[dict[str, Any]], start: Any, end: Any, interval_s: int = 3600,
-                     seed: int = 1) -> pd.DataFrame:
+                     seed: int = 1, progress: Callable[[int, int], object] | None = None) -> pd.DataFrame:
     """Samples meter_id, time (UTC), value (raw cumulative index), quality (BACKFILL) for
     every meter at every multiple of `interval_s` in [start, end]. Naive times are
-    Asia/Shanghai. Deterministic for a given seed."""
+    Asia/Shanghai. Deterministic for a given seed. `progress(done, total)` is called
+    after each block of time steps computed."""
     t0, t1 = _epoch(start), _epoch(end)
     first = -(-t0 // interval_s) * interval_s
     times = np.arange(first, t1 + 1, interval_s, dtype=np.int64)
@@ -76,7 +79,6 @@ def generate_history(meters: list[dict[str, Any]], start: Any, end: Any, interva
     values = np.empty((n, len(times)))
     index = model.initial_index.astype(np.float64).copy()  # raw index at step s_lo
     col = 0
-    rows = np.arange(n)
     for c_lo in range(s_lo, s_hi, CHUNK_STEPS):  # time chunks, not rows
         c_hi = min(c_lo + CHUNK_STEPS, s_hi)
         steps = np.arange(c_lo, c_hi)
@@ -88,10 +90,12 @@ def generate_history(meters: list[dict[str, Any]], start: Any, end: Any, interva
         values[:, col:col + len(in_chunk)] = index[:, None] + cum[:, j] + rate[:, j] * frac[None, :]
         col += len(in_chunk)
         index = index + cum[:, -1]
+        if progress is not None:
+            progress(c_hi - s_lo, s_hi - s_lo)
     roll = np.array([rollover_of(m) for m in meters])
     values = np.where(np.isfinite(roll)[:, None], np.mod(values, np.where(np.isfinite(roll), roll, 1.0)[:, None]),
                       values)
-    flat = register_resolution(values.ravel(), meters, np.repeat(rows, len(times)))
+    flat = register_resolution(values, meters).ravel()
     ids = np.array([str(m["id"]) for m in meters], dtype=object)
     return pd.DataFrame({
         "meter_id": np.repeat(ids, len(times)),

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from core.vocab import CATEGORIES
+from core.vocab import CATEGORIES, DEFAULT_HEATING_SEASON
 
 STEP_S = 900  # model step: 15 minutes (2008 sub-metering guideline raw-data interval)
 TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
@@ -70,7 +70,6 @@ T_COLDEST_DAY = 20  # day of year of the coldest normal day
 T_DIURNAL_AMPLITUDE_K = 5.0
 T_DAY_NOISE_K = 3.0
 
-DEFAULT_HEATING_SEASON = (1115, 315)  # 15 Nov - 15 Mar, Hebei and Beijing (domain.md section 4)
 
 # Calibration of the load shapes so that the sample portfolio lands near typical annual
 # intensities of North China public buildings (rules of thumb from energy audits of
@@ -99,9 +98,7 @@ def _kind_of(meter: dict[str, Any]) -> str:
 
 def _season_of(meter: dict[str, Any]) -> tuple[int, int]:
     """The meter's heating season as (MMDD, MMDD), from {"start": "11-15", "end": "03-15"}."""
-    season = meter.get("heating_season")
-    if not season:
-        return DEFAULT_HEATING_SEASON
+    season = meter.get("heating_season") or DEFAULT_HEATING_SEASON
     return (int(str(season["start"]).replace("-", "")), int(str(season["end"]).replace("-", "")))
 
 
@@ -207,7 +204,7 @@ class Calendar:
         mmdd = (month * 100 + dom)[inv]
         self.mmdd = mmdd
         doy = (dt - dt.astype("datetime64[Y]")).astype(np.int64)[inv]
-        self.heating_season = self.in_season(DEFAULT_HEATING_SEASON)
+        self.heating_season = self.in_season(_season_of({}))
         day_noise = hash_uniform(seed, np.uint64(0xC11A7E), uday)[inv] * 2 - 1
         self.temp_c = (T_ANNUAL_MEAN_C
                        - T_SEASONAL_AMPLITUDE_K * np.cos(2 * np.pi * (doy - T_COLDEST_DAY) / 365.25)

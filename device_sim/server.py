@@ -49,14 +49,13 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from core.profiles import load_profiles
+from core.schemas.faults import FAULT_KINDS, GATEWAY_FAULT_KINDS
 from device_sim import codec
 from device_sim.history import rollover_of
 from device_sim.load import STEP_S, MeterModel
 
 log = logging.getLogger("civicwatt.simulate")
 
-FAULT_KINDS = ("offline", "slow", "exception", "reset", "replacement", "rollover", "spike")
-GATEWAY_FAULT_KINDS = ("hang",)
 NOMINAL_VOLTAGE_V = 220.0  # phase voltage of a 380/220 V supply
 PT_REGISTER_ONE = 10  # DTSU666 UrAt is the PT ratio x 10 (domain.md section 6)
 _fault_ids = itertools.count(1)

@@ -155,3 +155,61 @@ def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: p
         "share": np.minimum(n / expected, 1.0),
         "max_gap_s": np.where(n > 0, gap, span),
     })[DAILY_COLUMNS][keep].reset_index(drop=True)
+
+
+MONTH_COLUMNS = ["institution_id", "month", "days", "expected", "complete", "completeness"]
+
+
+def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, billed: pd.DataFrame,
+                                   bill_days: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                                   target: float = COMPLETENESS_TARGET) -> pd.DataFrame:
+    """Metering completeness of each institution in each local month of [start, end)
+    (tz-aware local midnights): the share of its unit-days that are complete.
+
+    A unit is one of `meters` (meter_id, institution_id: the meters judged, e.g. the
+    main meters) or one of `billed` (institution_id, energy: energies it is billed for
+    and has no meter of). A meter-day is complete when its share in `daily` (rows of
+    `daily_completeness` over the same days) reaches `target` (90 %, the rule above; a
+    day absent from `daily` had none of its samples); a billed energy's day is complete
+    when a bill covers it (`bill_days`: institution_id, energy, period_start = a local
+    day, e.g. `models.energy.split_bills(..., "day", ...)`). Vectorised.
+
+    Returns one row per institution with a unit and month: institution_id, month (the
+    month's first day, naive local), days (in the month inside [start, end)), expected
+    (unit-days), complete (unit-days complete), completeness (complete / expected)."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    tz = start.tz
+    days = pd.date_range(start, end.tz_convert(tz), freq="D", inclusive="left").tz_localize(None)
+    month_of = days.to_period("M").to_timestamp()
+    per_month = pd.Series(1, index=month_of).groupby(level=0).size()
+    units = pd.concat([meters[["institution_id"]], billed[["institution_id"]]], ignore_index=True)
+    n_units = units.groupby("institution_id").size()
+    if n_units.empty or per_month.empty:
+        return pd.DataFrame({c: [] for c in MONTH_COLUMNS})
+    grid = pd.MultiIndex.from_product([n_units.index, per_month.index], names=["institution_id", "month"])
+    expected = pd.Series(np.repeat(n_units.to_numpy(), len(per_month)) * np.tile(per_month.to_numpy(), len(n_units)),
+                         index=grid)
+
+    def local_day(values: pd.Series) -> pd.DatetimeIndex:
+        t = pd.DatetimeIndex(values)
+        return (t.tz_convert(tz) if t.tz is not None else t.tz_localize(tz)).tz_localize(None).normalize()
+
+    in_window = (days[0], days[-1])
+    d = daily[daily["meter_id"].isin(meters["meter_id"]) & (daily["share"].to_numpy(float) >= target)]
+    met = pd.DataFrame({"institution_id": d["meter_id"].map(meters.set_index("meter_id")["institution_id"]),
+                        "unit": d["meter_id"], "day": local_day(d["day"])})
+    b = bill_days.merge(billed[["institution_id", "energy"]], on=["institution_id", "energy"])
+    paid = pd.DataFrame({"institution_id": b["institution_id"], "unit": "bill:" + b["energy"].astype(str),
+                         "day": local_day(b["period_start"])})
+    done = pd.concat([met, paid], ignore_index=True).drop_duplicates()
+    done = done[(done["day"] >= in_window[0]) & (done["day"] <= in_window[1])]
+    complete = done.groupby(["institution_id", done["day"].dt.to_period("M").dt.to_timestamp()]).size()
+    complete = complete.rename_axis(["institution_id", "month"]).reindex(grid, fill_value=0)
+    return pd.DataFrame({
+        "institution_id": grid.get_level_values("institution_id").to_numpy(object),
+        "month": grid.get_level_values("month"),
+        "days": np.tile(per_month.to_numpy(), len(n_units)),
+        "expected": expected.to_numpy(int),
+        "complete": complete.to_numpy(int),
+        "completeness": complete.to_numpy(float) / expected.to_numpy(float),
+    })[MONTH_COLUMNS]

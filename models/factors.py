@@ -11,13 +11,12 @@ that year is not published the latest earlier year is used (or the earliest, for
 before the first publication) and the figure is marked *provisional* (domain.md §3).
 Entries flagged ``provisional`` or ``check`` in the file are provisional too.
 
-All factors are held per *canonical unit* (`UNITS`): kgce per unit for conversion,
+All factors are held per *canonical unit* (`core.vocab.CANONICAL_UNIT`): kgce per unit for conversion,
 kgCO2 per unit for emissions (a grid factor in tCO2/MWh is the same number in kgCO2/kWh).
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,24 +24,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.vocab import CANONICAL_UNIT
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
+from core.schemas.factors import BASIS_ALIASES, FactorSetFile
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
 SHIPPED = Path(__file__).with_name("factorsets") / "cn-2024.yaml"
 
 #: Canonical unit of every energy in the models (fuels by mass): `core.vocab.CANONICAL_UNIT`.
-UNITS = CANONICAL_UNIT
 #: Energies converted to standard coal (water and on-site PV generation are not).
 COAL_ENERGIES = ("electricity", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal")
 #: Vehicle fuels, excluded from non-heating energy (domain.md §4).
-VEHICLE_FUELS = ("gasoline", "diesel")
 #: Scope of each energy's emissions (domain.md §3): fuels burnt on site 1, purchased 2.
 SCOPE: dict[str, int] = {"natural_gas": 1, "gasoline": 1, "diesel": 1, "lpg": 1, "coal": 1,
                          "electricity": 2, "heat": 2}
 
-BASES = ("equivalent", "equal_value")
-BASIS_ALIASES = {"equivalent": "equivalent", "当量值": "equivalent", "calorific": "equivalent",
-                 "equal_value": "equal_value", "等价值": "equal_value", "generation": "equal_value"}
 BASIS_LABEL = {"equivalent": "当量值 (calorific equivalent)", "equal_value": "等价值 (equal value)"}
 NATIONAL = "national"
 
@@ -215,67 +209,42 @@ class FactorSet:
         return out.assign(factor_set=self.id)
 
 
-_TABLES: dict[str, tuple[list[str], list[str]]] = {
-    # table: (key columns, required columns)
-    "conversion": (["energy", "basis", "region", "year"], ["energy", "value"]),
-    "emission": (["energy", "scope", "region", "year"], ["energy", "value"]),
-    "grid": (["region", "year"], ["region", "year", "value"]),
-    "densities": (["energy", "region"], ["energy", "value"]),
+#: Key columns of each table: an override entry with the same key replaces the shipped one.
+_KEYS: dict[str, list[str]] = {
+    "conversion": ["energy", "basis", "region", "year"],
+    "emission": ["energy", "scope", "region", "year"],
+    "grid": ["region", "year"],
+    "densities": ["energy", "region"],
 }
 _DEFAULT_UNIT = {"grid": "kgCO2/kWh", "densities": "kg/L"}
+_COLUMNS = ["energy", "basis", "scope", "region", "year", "value", "unit", "source", "provisional"]
 
 
 def _parse(path: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """One factor-set file as tables (see `FactorSet`), or its problems (schema: `FactorSetFile`)."""
     doc = load_yaml(path)
     file = str(path)
-    problems: list[Problem] = []
     if not isinstance(doc, LineDict):
         return {}, [Problem(file, 1, "-", "a factor set must be a YAML mapping")]
-    known = {"id", "name", "units", "regions", *_TABLES}
-    for key in doc:
-        if key not in known:
-            problems.append(Problem(file, doc.line_of(key), str(key), "unknown key"))
-    out: dict[str, Any] = {"id": str(doc.get("id") or path.stem), "name": str(doc.get("name") or ""),
-                           "regions": dict(doc.get("regions") or {})}
-    for table, (_keys, required) in _TABLES.items():
-        rows = []
-        for n, item in mapping_items(doc, table, file, problems):
-            where = f"{table}[{n}]"
-            for col in required:
-                if col not in item:
-                    problems.append(Problem(file, item.line, f"{where}.{col}", "required"))
-            value = item.get("value")
-            if isinstance(value, str):  # YAML 1.1 reads 1e-3 as text
-                with contextlib.suppress(ValueError):
-                    value = float(value)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
-                problems.append(Problem(file, item.line_of("value"), f"{where}.value",
-                                        f"must be a non-negative number, not {value!r}"))
-                continue
-            energy = item.get("energy")
-            if energy is not None and energy not in UNITS:
-                problems.append(Problem(file, item.line_of("energy"), f"{where}.energy", f"unknown energy {energy!r}"))
-            basis = item.get("basis", "any")
-            if table == "conversion" and basis != "any" and basis not in BASIS_ALIASES:
-                problems.append(Problem(file, item.line_of("basis"), f"{where}.basis", f"unknown basis {basis!r}"))
-                continue
-            year = item.get("year")
-            if year is not None and not isinstance(year, int):
-                problems.append(Problem(file, item.line_of("year"), f"{where}.year", "must be an integer year"))
-                continue
-            rows.append({
-                "energy": energy,
-                "basis": BASIS_ALIASES.get(basis, "any") if table == "conversion" else "",
-                "scope": item.get("scope"),
-                "region": str(item.get("region", NATIONAL)),
-                "year": year,
-                "value": float(value),
-                "unit": str(item.get("unit", _DEFAULT_UNIT.get(table, ""))),
-                "source": str(item.get("source", file)),
-                "provisional": bool(item.get("provisional", False) or item.get("check", False)),
-            })
-        out[table] = pd.DataFrame(rows, columns=["energy", "basis", "scope", "region", "year", "value", "unit",
-                                                 "source", "provisional"])
+    problems: list[Problem] = []
+    parsed = validate_node(FactorSetFile, doc, file, "", problems)
+    if parsed is None:
+        return {}, problems
+    out: dict[str, Any] = {"id": parsed.id or path.stem, "name": parsed.name or "",
+                           "regions": {k: r.model_dump(exclude_unset=True) for k, r in parsed.regions.items()}}
+    for table in _KEYS:
+        rows = [{
+            "energy": getattr(e, "energy", None),
+            "basis": BASIS_ALIASES.get(e.basis, "any") if table == "conversion" else "",
+            "scope": getattr(e, "scope", None),
+            "region": e.region,
+            "year": e.year,
+            "value": e.value,
+            "unit": e.unit if e.unit is not None else _DEFAULT_UNIT.get(table, ""),
+            "source": e.source if e.source is not None else file,
+            "provisional": e.provisional or e.check,
+        } for e in getattr(parsed, table)]
+        out[table] = pd.DataFrame(rows, columns=_COLUMNS)
     return out, problems
 
 
@@ -305,12 +274,12 @@ def load_factors(path: str | Path | None = None, base: str | Path | None = SHIPP
         raise ConfigError(problems)
     merged = parsed[0]
     for doc in parsed[1:]:
-        for table, (keys, _) in _TABLES.items():
+        for table, keys in _KEYS.items():
             merged[table] = _merge(merged[table], doc[table], keys)
         merged["regions"] = {**merged["regions"], **doc["regions"]}
     fid = "+".join(d["id"] for d in parsed)
     name = " + ".join(d["name"] or d["id"] for d in parsed)
-    for table in _TABLES:
+    for table in _KEYS:
         merged[table]["year"] = pd.to_numeric(merged[table]["year"], errors="coerce").astype(float)
     return FactorSet(id=fid, name=name, conversion=merged["conversion"], emission=merged["emission"],
                      grid=merged["grid"], densities=merged["densities"], regions=merged["regions"],

@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 
 from core.registry import DEFAULT_HEATING_SEASON, RegionTree, region_ancestors_frame
-from core.vocab import CANONICAL_UNIT, ENERGIES
-from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, VEHICLE_FUELS, FactorSet, normalize_basis
+from core.vocab import CANONICAL_UNIT, ENERGIES, VEHICLE_FUELS
+from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, FactorSet, normalize_basis
 from storage.rollup import estimated_share
 
 #: Column of each energy's total in the indicator frame (canonical unit in the name).

@@ -20,6 +20,9 @@
         region: hebei          # optional: every region when omitted
         heating_kgce_per_m2: {constraint: 12.0, baseline: 9.0, guide: 7.0}
         water_m3_per_person: {general: 25, advanced: 15}   # two-level standards
+    assessment: {...}          # the year-end assessment's scoring scheme (weights, rules, grades)
+    key_users: {...}           # key energy users: threshold (tce) and their stricter rules
+    plan: {...}                # the five-year plan: base year, target year, targets, base values
 
 `load_quotas(path, registry)` returns a `QuotaConfig` or raises ConfigError with every
 problem (file, line, field); `validate_quotas_file(path, registry)` returns the problems.
@@ -32,28 +35,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from core.vocab import CATEGORIES
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items
+from core.schemas.factors import BASIS_ALIASES
+from core.schemas.quotas import (
+    DEFAULT_WARNING_RATIO,
+    PROJECTIONS,
+    STANDARD_INDICATORS,
+    TARGET_INDICATORS,
+    THREE_LEVELS,
+    TWO_LEVELS,
+    AssessmentScheme,
+    KeyUserRules,
+    KeyUsers,
+    Plan,
+    QuotaFile,
+    Rules,
+    stricter_rules,
+)
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
-#: Target indicators and their units.
-TARGET_INDICATORS: dict[str, str] = {
-    "energy_tce": "tce", "water_m3": "m3", "co2_t": "tCO2",
-    "kgce_per_m2": "kgce/m2", "kgce_per_person": "kgce/person", "water_m3_per_person": "m3/person",
-    "kgco2_per_m2": "kgCO2/m2",
-}
-#: Quota-standard indicators (domain.md §1: Hebei's four) and their units.
-STANDARD_INDICATORS: dict[str, str] = {
-    "heating_kgce_per_m2": "kgce/m2", "nonheating_kgce_per_m2": "kgce/m2",
-    "kgce_per_person": "kgce/person", "water_m3_per_person": "m3/person",
-    "kgce_per_m2": "kgce/m2", "kgco2_per_m2": "kgCO2/m2",
-}
-THREE_LEVELS = ("guide", "baseline", "constraint")  # 引导值 <= 基准值 <= 约束值
-TWO_LEVELS = ("advanced", "general")  # 先进值 <= 通用值
-PROJECTIONS = ("last_year", "flat")
-DEFAULT_WARNING_RATIO = 0.95
+__all__ = ["DEFAULT_WARNING_RATIO", "PROJECTIONS", "STANDARD_INDICATORS", "TARGET_INDICATORS", "THREE_LEVELS",
+           "TWO_LEVELS", "AssessmentScheme", "KeyUsers", "Plan", "QuotaConfig", "Standard", "Target", "load_quotas",
+           "validate_quotas_file"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,11 @@ class QuotaConfig:
     warning_ratio: float = DEFAULT_WARNING_RATIO
     source: str = "<memory>"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the year-end assessment's scoring scheme, key energy users (their rules already the
+    #: stricter of theirs and the general ones: `core.schemas.quotas.stricter_rules`), the plan
+    assessment: AssessmentScheme = field(default_factory=AssessmentScheme)
+    key_users: KeyUsers = field(default_factory=KeyUsers)
+    plan: Plan = field(default_factory=Plan)
 
     def targets_frame(self) -> pd.DataFrame:
         """One row per target and indicator: target_id, name, year, scope, region,
@@ -123,187 +132,112 @@ class QuotaConfig:
                                            "unit", *THREE_LEVELS, *TWO_LEVELS])
 
 
-def _number(v: Any) -> float | None:
-    """A finite number, also from text such as '3.57e6' (YAML 1.1 reads 1e6 as a string)."""
-    if isinstance(v, bool):
+def _raw_items(doc: LineDict, key: str) -> list[tuple[int, LineDict]]:
+    """(index, item) of the mappings in the list `doc[key]` (the schema reports the rest)."""
+    raw = doc.get(key)
+    return [(n, item) for n, item in enumerate(raw) if isinstance(item, LineDict)] if isinstance(raw, list) else []
+
+
+def _reference_problems(doc: LineDict, file: str, registry) -> list[Problem]:
+    """What the schema cannot see: a target's scope, duplicate ids, and (with a registry)
+    unknown regions and institutions. Checked on the raw file, valid items or not."""
+    problems: list[Problem] = []
+    regions = set(registry.region_by_id) if registry is not None else None
+    insts = set(registry.institution_by_id) if registry is not None else None
+    for key in ("targets", "standards"):
+        items = _raw_items(doc, key)
+        ids = Counter(str(item.get("id")) for _, item in items)
+        for n, item in items:
+            where = f"{key}[{n}]"
+            region, inst = item.get("region"), item.get("institution")
+            if key == "targets" and inst is not None and (region is not None or item.get("category") is not None):
+                problems.append(Problem(file, item.line_of("institution"), f"{where}.institution",
+                                        "an institution target takes no region or category"))
+            if key == "targets" and inst is None and region is None:
+                problems.append(Problem(file, item.line, f"{where}.region",
+                                        "a target needs a region (optionally with a category) or an institution"))
+            if inst is not None and insts is not None and str(inst) not in insts:
+                problems.append(Problem(file, item.line_of("institution"), f"{where}.institution",
+                                        f"unknown institution '{inst}'"))
+            if region is not None and regions is not None and str(region) not in regions:
+                problems.append(Problem(file, item.line_of("region"), f"{where}.region", f"unknown region '{region}'"))
+            if ids[str(item.get("id"))] > 1:
+                problems.append(Problem(file, item.line_of("id"), f"{where}.id", f"duplicate id '{item.get('id')}'"))
+    return problems
+
+
+def _section(doc: LineDict, *path: str) -> LineDict | None:
+    """The mapping at `doc[path[0]][path[1]]...` (None where any step is missing or not one)."""
+    node: Any = doc
+    for key in path:
+        node = node.get(key) if isinstance(node, LineDict) else None
+    return node if isinstance(node, LineDict) else None
+
+
+def _quiet(model: type, node: Any) -> Any | None:
+    """`model` of `node`, or None when it is not valid (the schema reports why)."""
+    try:
+        return model.model_validate(node)
+    except ValueError:  # pydantic's ValidationError is a ValueError
         return None
-    if isinstance(v, str):
-        try:
-            v = float(v.replace("_", ""))
-        except ValueError:
-            return None
-    if isinstance(v, int | float) and np.isfinite(v):
-        return float(v)
-    return None
 
 
-def _num(v: Any) -> bool:
-    x = _number(v)
-    return x is not None and x >= 0
+def _assessment_problems(doc: LineDict, file: str, registry) -> list[Problem]:
+    """Key-user rules written laxer than the general rules (key energy users are held to
+    the stricter ones), and plan base values of unknown or repeated regions; checked on
+    the raw sections, so they are reported with the schema's problems."""
+    problems: list[Problem] = []
+    written = _section(doc, "key_users", "rules")
+    general = _quiet(Rules, _section(doc, "assessment", "rules") or {})
+    key = _quiet(KeyUserRules, written) if written is not None else None
+    if general is not None and key is not None:
+        strict = stricter_rules(general, key)
+        for name in Rules.model_fields:
+            if name in written and getattr(key, name) != getattr(strict, name):
+                problems.append(Problem(file, written.line_of(name), f"key_users.rules.{name}",
+                                        f"laxer than assessment.rules.{name} ({getattr(general, name)}): key energy "
+                                        "users are held to stricter rules"))
+    plan = _section(doc, "plan")
+    items = _raw_items(plan, "base_values") if plan is not None else []
+    regions = set(registry.region_by_id) if registry is not None else None
+    seen = Counter(str(item.get("region")) for _, item in items)
+    for n, item in items:
+        region = item.get("region")
+        if region is None:
+            continue
+        if regions is not None and str(region) not in regions:
+            problems.append(Problem(file, item.line_of("region"), f"plan.base_values[{n}].region",
+                                    f"unknown region '{region}'"))
+        if seen[str(region)] > 1:
+            problems.append(Problem(file, item.line_of("region"), f"plan.base_values[{n}].region",
+                                    f"region '{region}' has more than one base entry"))
+    return problems
 
 
 def _validate_doc(doc: Any, file: str, registry) -> tuple[QuotaConfig | None, list[Problem]]:
-    problems: list[Problem] = []
-
-    def bad(line: int, fld: str, msg: str) -> None:
-        problems.append(Problem(file, line, fld, msg))
-
+    """The quota config of a loaded document (schema: `core.schemas.quotas.QuotaFile`), or every problem."""
     if doc is None:
         return QuotaConfig(source=file), []
     if not isinstance(doc, LineDict):
         return None, [Problem(file, 1, "-", "the quota file must be a YAML mapping")]
-    for key in doc:
-        if key not in {"basis", "projection", "warning_ratio", "targets", "standards"}:
-            bad(doc.line_of(key), str(key), "unknown key (expected basis, projection, warning_ratio, targets, "
-                                            "standards)")
-    basis = doc.get("basis", "equivalent")
-    from models.factors import BASIS_ALIASES
-
-    if basis not in BASIS_ALIASES:
-        bad(doc.line_of("basis"), "basis", f"unknown basis {basis!r} (equivalent 当量值 or equal_value 等价值)")
-    projection = doc.get("projection", "last_year")
-    if projection not in PROJECTIONS:
-        bad(doc.line_of("projection"), "projection", f"must be one of {', '.join(PROJECTIONS)}")
-    ratio = doc.get("warning_ratio", DEFAULT_WARNING_RATIO)
-    if not _num(ratio) or not 0 < _number(ratio) <= 1:
-        bad(doc.line_of("warning_ratio"), "warning_ratio", "must be a number in (0, 1]")
-
-    regions = set(registry.region_by_id) if registry is not None else None
-    insts = set(registry.institution_by_id) if registry is not None else None
-
-    targets: list[Target] = []
-    target_items = mapping_items(doc, "targets", file, problems)
-    for n, item in target_items:
-        where = f"targets[{n}]"
-        ok = True
-        allowed = {"id", "name", "year", "region", "category", "institution", *TARGET_INDICATORS}
-        for key in item:
-            if key not in allowed:
-                bad(item.line_of(key), f"{where}.{key}",
-                    f"unknown key (limits: {', '.join(TARGET_INDICATORS)})")
-                ok = False
-        tid = item.get("id")
-        if not isinstance(tid, str | int) or str(tid) == "":
-            bad(item.line, f"{where}.id", "required")
-            ok = False
-        year = item.get("year")
-        if not isinstance(year, int) or isinstance(year, bool) or not 1990 <= year <= 2100:
-            bad(item.line_of("year"), f"{where}.year", "required: a year such as 2025")
-            ok = False
-        region, category, inst = item.get("region"), item.get("category"), item.get("institution")
-        if inst is not None:
-            if region is not None or category is not None:
-                bad(item.line_of("institution"), f"{where}.institution",
-                    "an institution target takes no region or category")
-                ok = False
-            if insts is not None and str(inst) not in insts:
-                bad(item.line_of("institution"), f"{where}.institution", f"unknown institution '{inst}'")
-                ok = False
-        elif region is None:
-            bad(item.line, f"{where}.region", "a target needs a region (optionally with a category) or an "
-                                              "institution")
-            ok = False
-        if region is not None and regions is not None and str(region) not in regions:
-            bad(item.line_of("region"), f"{where}.region", f"unknown region '{region}'")
-            ok = False
-        if category is not None and category not in CATEGORIES:
-            bad(item.line_of("category"), f"{where}.category",
-                f"unknown category '{category}' (one of {', '.join(CATEGORIES)})")
-            ok = False
-        limits = {}
-        for k in TARGET_INDICATORS:
-            if k in item:
-                if not _num(item[k]) or _number(item[k]) <= 0:
-                    bad(item.line_of(k), f"{where}.{k}", f"must be a positive number, not {item[k]!r}")
-                    ok = False
-                else:
-                    limits[k] = _number(item[k])
-        if not limits and not any(k in item for k in TARGET_INDICATORS):
-            bad(item.line, where, f"no limit given (any of {', '.join(TARGET_INDICATORS)})")
-            ok = False
-        if ok:
-            targets.append(Target(id=str(tid), year=int(year), limits=limits,
-                                  region=None if region is None else str(region), category=category,
-                                  institution=None if inst is None else str(inst),
-                                  name=str(item.get("name", "")), line=item.line))
-    tids = Counter(str(t.get("id")) for _, t in target_items)
-    for n, item in target_items:
-        if tids[str(item.get("id"))] > 1:
-            bad(item.line_of("id"), f"targets[{n}].id", f"duplicate id '{item.get('id')}'")
-
-    standards: list[Standard] = []
-    standard_items = mapping_items(doc, "standards", file, problems)
-    for n, item in standard_items:
-        where = f"standards[{n}]"
-        ok = True
-        for key in item:
-            if key not in {"id", "name", "source", "category", "region", *STANDARD_INDICATORS}:
-                bad(item.line_of(key), f"{where}.{key}",
-                    f"unknown key (indicators: {', '.join(STANDARD_INDICATORS)})")
-                ok = False
-        sid = item.get("id")
-        if not isinstance(sid, str | int) or str(sid) == "":
-            bad(item.line, f"{where}.id", "required")
-            ok = False
-        category, region = item.get("category"), item.get("region")
-        if category is not None and category not in CATEGORIES:
-            bad(item.line_of("category"), f"{where}.category",
-                f"unknown category '{category}' (one of {', '.join(CATEGORIES)})")
-            ok = False
-        if region is not None and regions is not None and str(region) not in regions:
-            bad(item.line_of("region"), f"{where}.region", f"unknown region '{region}'")
-            ok = False
-        levels: dict[str, dict[str, float]] = {}
-        for ind in STANDARD_INDICATORS:
-            if ind not in item:
-                continue
-            lv = item[ind]
-            fld = f"{where}.{ind}"
-            line = item.line_of(ind)
-            if not isinstance(lv, LineDict):
-                bad(line, fld, "must be a mapping of levels: {constraint, baseline, guide} or {general, advanced}")
-                ok = False
-                continue
-            keys = set(lv)
-            if keys == set(THREE_LEVELS):
-                order = THREE_LEVELS
-            elif keys == set(TWO_LEVELS):
-                order = TWO_LEVELS
-            else:
-                bad(line, fld, f"levels must be constraint, baseline and guide (约束值/基准值/引导值) or general "
-                               f"and advanced (通用值/先进值), not {', '.join(map(str, keys)) or 'none'}")
-                ok = False
-                continue
-            vals_ok = True
-            for k in order:
-                if not _num(lv[k]) or _number(lv[k]) <= 0:
-                    bad(lv.line_of(k), f"{fld}.{k}", f"must be a positive number, not {lv[k]!r}")
-                    vals_ok = ok = False
-            if vals_ok:
-                vals = [_number(lv[k]) for k in order]
-                if vals != sorted(vals):
-                    bad(line, fld, " <= ".join(order) + " must hold (" +
-                        ", ".join(f"{k}={v:g}" for k, v in zip(order, vals, strict=True)) + ")")
-                    ok = False
-                else:
-                    levels[ind] = dict(zip(order, vals, strict=True))
-        if not levels and not any(k in item for k in STANDARD_INDICATORS):
-            bad(item.line, where, f"no indicator given (any of {', '.join(STANDARD_INDICATORS)})")
-            ok = False
-        if ok:
-            standards.append(Standard(id=str(sid), levels=levels, category=category,
-                                      region=None if region is None else str(region),
-                                      name=str(item.get("name", "")), source=str(item.get("source", "")),
-                                      line=item.line))
-    ids = Counter(str(s.get("id")) for _, s in standard_items)
-    for n, item in standard_items:
-        if ids[str(item.get("id"))] > 1:
-            bad(item.line_of("id"), f"standards[{n}].id", f"duplicate id '{item.get('id')}'")
-
-    if problems:
+    problems: list[Problem] = []
+    parsed = validate_node(QuotaFile, doc, file, "", problems)
+    problems += _reference_problems(doc, file, registry)
+    problems += _assessment_problems(doc, file, registry)
+    if problems or parsed is None:
         return None, sorted(problems, key=lambda p: (p.line, p.field))
-    return QuotaConfig(targets=tuple(targets), standards=tuple(standards), basis=BASIS_ALIASES[basis],
-                       projection=projection, warning_ratio=float(_number(ratio)), source=file), []
+    raw = dict(_raw_items(doc, "targets")), dict(_raw_items(doc, "standards"))
+    targets = tuple(Target(id=t.id, year=t.year, limits=t.limits, region=t.region, category=t.category,
+                           institution=t.institution, name=t.name, line=raw[0][n].line)
+                    for n, t in enumerate(parsed.targets))
+    standards = tuple(Standard(id=s.id, levels=s.levels, category=s.category, region=s.region, name=s.name,
+                               source=s.source, line=raw[1][n].line)
+                      for n, s in enumerate(parsed.standards))
+    key_users = parsed.key_users.model_copy(
+        update={"rules": stricter_rules(parsed.assessment.rules, parsed.key_users.rules)})
+    return QuotaConfig(targets=targets, standards=standards, basis=BASIS_ALIASES[parsed.basis],
+                       projection=parsed.projection, warning_ratio=parsed.warning_ratio, source=file,
+                       assessment=parsed.assessment, key_users=key_users, plan=parsed.plan), []
 
 
 def validate_quotas_file(path: str | Path, registry=None) -> list[Problem]:

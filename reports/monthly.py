@@ -139,9 +139,9 @@ def incomplete_institutions(month_ind: pd.DataFrame, comp: pd.DataFrame, meters:
     df = month_ind[["institution_id", "name", "region", "category", "has_data", "estimated_share",
                     "water_estimated_share"]].copy()
     iid = df["institution_id"]
-    df["meters_without_data"] = iid.map(silent).fillna("")
+    df["meters_without_data"] = iid.map(silent).astype(object).fillna("")
     df["incomplete_meter_days"] = iid.map(inc_days).fillna(0).astype(int)
-    df["worst_meter"] = iid.map(worst["meter_id"]).fillna("")
+    df["worst_meter"] = iid.map(worst["meter_id"]).astype(object).fillna("")
     df["worst_day_completeness"] = iid.map(worst["worst_day"])
     df["completeness"] = iid.map(inst_comp)
     flags = pd.DataFrame({

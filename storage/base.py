@@ -8,18 +8,48 @@ inside the backends):
 * events: meter_id, time, kind (replacement | rollover | reset), old_index, new_index.
 * bills: institution_id, energy, period_start, period_end (dates, inclusive),
   quantity, unit, cost_cny.
-* consumption: meter_id, period_start (local, tz-aware), quantity (index unit x
-  multiplier), estimated_share.
+* consumption (`consumption(freq, start, end, meter_ids)`): meter_id, period_start
+  (local, tz-aware), quantity (index unit x multiplier), estimated_share.
+* period counts (`period_counts(freq, start, end, meter_ids)`): meter_id,
+  period_start, samples (samples with time in the period), stored (of them flagged
+  BACKFILL or IMPORTED), flags (OR of the quality flags of the period's intervals):
+  what the completeness rule and data-quality views need without raw samples.
 
 Writes of samples are idempotent: (meter_id, time) is the key and the last write wins,
 as in InfluxDB. `import_samples` is all-or-nothing and refuses a sample that would
 change a stored value.
+
+**Consumption is materialised as samples arrive.** Every write (`write_samples`,
+`import_samples`, `write_events`) recomputes, with the one `storage.rollup` arithmetic,
+exactly the local days its samples or events touch (see `Store._touched`: the days from
+the CONTEXT-th stored sample before the batch to the CONTEXT-th after it, since an
+interval's gap test looks GAP_RADIUS intervals to each side), from the stored samples
+of those days plus CONTEXT on each side merged with the batch, and stores one row per
+meter and local hour and day (PERIOD_COLUMNS): quantity and est (its estimated part) in
+index units *before* the multiplier, flags, samples, stored, covered (an interval
+overlaps the period). Writes go in chunks of WRITE_CHUNK rows, so memory is bounded by
+the chunk, never by the history. `consumption('hour')` reads the hourly table;
+day/month/year read the daily one (months and years are sums of local days, `regroup`);
+raw samples are read only by `read_samples` and `last_samples_before`. The pure
+reference path the tables must equal is `rollup.consumption` over a meter's whole raw
+history (the contract tests compare them).
+
+The multiplier is applied at read, not stored: the tables are a function of the stored
+samples and events alone, so a corrected CT/PT ratio in the registry applies to the
+whole history at once with nothing to recompute, and one store can serve registries
+that differ only in multipliers. A changed register maximum (`rollover_at`, which
+decides whether a fall is a rollover) or time zone does change the stored periods:
+`set_meters` and the constructor detect it (the settings the periods were computed with
+are stored) and `rebuild_consumption` recomputes the meters concerned.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -30,13 +60,26 @@ SAMPLE_COLUMNS = ["meter_id", "time", "value", "quality"]
 EVENT_COLUMNS = ["meter_id", "time", "kind", "old_index", "new_index"]
 EVENT_KINDS = ("replacement", "rollover", "reset")
 BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
-IMPORT_CHUNK = 100_000  # rows per write (and per progress step) of an import
+WRITE_CHUNK = 500_000  # samples per chunk of a write or import (and per progress step): bounds memory
 MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
+COUNT_COLUMNS = ["meter_id", "period_start", "samples", "stored", "flags"]
+CONTEXT = rollup.GAP_RADIUS + 1  # stored samples read on each side of a recomputed window
+REBUILD_METERS = 64  # meters x ...
+REBUILD_DAYS = 32  # ... days recomputed at a time by rebuild_consumption
+# A stored period row (hourly and daily tables): t = local period start (epoch s),
+# quantity and est in index units before the multiplier.
+PERIOD_DTYPES = {"meter_id": object, "t": np.int64, "quantity": float, "est": float, "flags": np.int64,
+                 "samples": np.int64, "stored": np.int64, "covered": np.int64}
+PERIOD_COLUMNS = list(PERIOD_DTYPES)
 
 
 class StoreError(Exception):
     """The store cannot be reached or refused a request."""
+
+
+class StoreMissing(StoreError):
+    """Opened with `create=False`, and there is no store at that URL."""
 
 
 class ImportRejected(Exception):
@@ -79,7 +122,9 @@ def ts(value: str | pd.Timestamp, tz: str = "UTC") -> pd.Timestamp:
 
 
 def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
-    """meter_id, t (epoch s), value, quality from a frame with `time` or `t`."""
+    """meter_id, t (epoch s), value, quality from a frame with `time` or `t`. meter_id is
+    a Categorical of strings (sorted categories): the write path works on its integer
+    codes, never on a string per row."""
     t = samples["t"].to_numpy(np.int64) if "t" in samples else to_epoch_s(samples["time"])
     q = samples["quality"].to_numpy(np.int64) if "quality" in samples else np.zeros(len(samples), np.int64)
     values = samples["value"].to_numpy(np.float64)
@@ -88,12 +133,30 @@ def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
         first = samples[bad].iloc[0]
         raise ValueError(f"{int(bad.sum())} sample(s) without a finite value, e.g. meter {first['meter_id']} "
                          f"at {first['time'] if 'time' in samples else first['t']}: {first['value']}")
-    return pd.DataFrame({
-        "meter_id": samples["meter_id"].astype(str).to_numpy(),
-        "t": t,
-        "value": values,
-        "quality": q,
-    })
+    return pd.DataFrame({"meter_id": meter_categorical(samples["meter_id"]), "t": t, "value": values, "quality": q})
+
+
+def meter_categorical(ids: pd.Series | np.ndarray) -> pd.Categorical:
+    """Meter ids as a Categorical of strings with sorted categories."""
+    if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(ids)
+        cat = cat.rename_categories([str(c) for c in cat.categories])
+        return cat if cat.categories.is_monotonic_increasing else cat.reorder_categories(sorted(cat.categories))
+    codes, uniques = pd.factorize(ids, sort=True)
+    names = [str(u) for u in uniques]
+    if names != sorted(names):  # ids that were not strings sort differently as strings
+        return meter_categorical(pd.Categorical.from_codes(codes, categories=names))
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def meter_codes(ids: pd.Series | np.ndarray, index: pd.Index) -> np.ndarray:
+    """Position of each meter id in `index` (-1 if absent), without a string per row for
+    a Categorical."""
+    if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(ids)
+        pos = np.r_[index.get_indexer(cat.categories), -1]
+        return pos[cat.codes]  # code -1 (missing) maps to the appended -1
+    return index.get_indexer(ids)
 
 
 def normalize_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +173,8 @@ def normalize_events(events: pd.DataFrame) -> pd.DataFrame:
 
 
 class Store(ABC):
-    """A place for samples, meter events and bills, with consumption rollups."""
+    """A place for samples, meter events and bills, with consumption materialised as
+    samples arrive (see the module docstring)."""
 
     url: str
     tz: str
@@ -118,12 +182,29 @@ class Store(ABC):
     def __init__(self, tz: str = "Asia/Shanghai"):
         self.tz = tz
         self._meters = pd.DataFrame(columns=["meter_id", "multiplier", "rollover_at"])
+        self._write_lock = threading.RLock()
+        self._write_depth = 0
+        self._rollover_used: dict[str, float] = {}  # rollover_at the stored periods were computed with
+        self._writer: ThreadPoolExecutor | None = None
 
     # -- meters -----------------------------------------------------------------
     def set_meters(self, meters: pd.DataFrame) -> None:
         """Tell the store each meter's multiplier and register maximum (`rollover_at`),
-        e.g. `store.set_meters(registry.meters_frame())`."""
+        e.g. `store.set_meters(registry.meters_frame())`. A changed register maximum
+        recomputes that meter's stored consumption (the multiplier is applied at read)."""
         self._meters = meters[["meter_id", "multiplier", "rollover_at"]].copy()
+        new = {str(k): float(v) for k, v in self.rollovers.items() if pd.notna(v)}
+        if self._load_settings().get("rollover", {}) == new:  # a read: no write lock when nothing changed
+            self._rollover_used = new
+            return
+        with self._writing():
+            settings = self._load_settings()
+            used = settings.get("rollover", {})
+            changed = sorted(m for m in set(used) | set(new) if used.get(m) != new.get(m))
+            self._save_settings({**settings, "rollover": new})
+            self._rollover_used = new
+            have = set(self.meter_ids())
+            self.rebuild_consumption([m for m in changed if m in have])
 
     @property
     def multipliers(self) -> pd.Series:
@@ -133,10 +214,34 @@ class Store(ABC):
     def rollovers(self) -> pd.Series:
         return self._meters.set_index("meter_id")["rollover_at"].astype(float)
 
+    def _open_settings(self) -> None:
+        """At open: load the settings the stored periods were computed with; a changed
+        time zone recomputes every meter's periods."""
+        settings = self._load_settings()
+        self._rollover_used = settings.get("rollover", {})
+        if settings.get("tz") == self.tz:  # a read: no write lock when nothing changed
+            return
+        with self._writing():
+            settings = self._load_settings()
+            self._save_settings({**settings, "tz": self.tz})
+            if "tz" in settings and settings["tz"] != self.tz:
+                self._drop_periods()
+                self.rebuild_consumption()
+
     # -- samples ----------------------------------------------------------------
-    @abstractmethod
     def write_samples(self, samples: pd.DataFrame) -> int:
-        """Write samples idempotently; return how many rows were sent."""
+        """Write samples idempotently, maintaining the hourly and daily consumption of
+        the periods they touch, in chunks of WRITE_CHUNK rows; return how many rows
+        were written."""
+        return self._write_norm(normalize_samples(samples))
+
+    def _write_norm(self, norm: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
+        for chunk in chunks(norm):
+            with self._writing():
+                self._upkeep(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        return len(norm)
 
     @abstractmethod
     def read_samples(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
@@ -153,42 +258,49 @@ class Store(ABC):
 
     def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
         """All-or-nothing import: refuse the whole frame if any sample would change a
-        stored value; otherwise write it. Returns the number of samples written.
+        stored value; otherwise write it (with consumption upkeep). Returns the number
+        of samples written.
 
         `progress(n)` is called with the number of rows written since the last call.
-        The check against stored values happens before the first write, so bad input
-        never leaves anything half-written."""
+        Every chunk is checked against stored values before the first write, so bad
+        input never leaves anything half-written; the embedded store also does it all
+        in one transaction."""
         norm = normalize_samples(samples)
         if norm.empty:
             return 0
-        existing = self._existing_for(norm)
-        if not existing.empty:
-            merged = norm.merge(existing, on=["meter_id", "t"], suffixes=("", "_old"))
-            diff = merged[~np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)]
-            if len(diff):
-                rows = list(diff[["meter_id", "t", "value", "value_old"]].head(MAX_CONFLICTS_LISTED)
-                            .itertuples(index=False, name=None))
-                raise ImportRejected.conflicts(rows, total=len(diff))
-        for i in range(0, len(norm), IMPORT_CHUNK):
-            chunk = norm.iloc[i:i + IMPORT_CHUNK]
-            self.write_samples(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        return len(norm)
-
-    def _existing_for(self, norm: pd.DataFrame) -> pd.DataFrame:
-        """Stored samples (meter_id, t, value) that share a key with `norm`."""
-        lo, hi = int(norm["t"].min()), int(norm["t"].max()) + 1
-        stored = self.read_samples(from_epoch_s([lo])[0], from_epoch_s([hi])[0], norm["meter_id"].unique())
-        if stored.empty:
-            return pd.DataFrame(columns=["meter_id", "t", "value"])
-        stored = normalize_samples(stored)
-        return stored[["meter_id", "t", "value"]]
+        with self._writing():
+            found: list[pd.DataFrame] = []
+            n_conflicts = 0
+            for chunk in chunks(norm):
+                lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
+                stored = self._samples_near(pd.DataFrame({"meter_id": np.asarray(lo_hi.index, dtype=object),
+                                                          "lo": lo_hi["min"].to_numpy(),
+                                                          "hi": lo_hi["max"].to_numpy() + 1}), 0, 0)
+                index = pd.Index(np.asarray(lo_hi.index, dtype=object))
+                merged = coded(chunk, index).merge(coded(stored, index)[["meter_id", "t", "value"]],
+                                                   on=["meter_id", "t"], suffixes=("", "_old"))
+                merged["meter_id"] = index.to_numpy()[merged["meter_id"].to_numpy()]
+                diff = merged[~np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)]
+                n_conflicts += len(diff)
+                if len(diff) and sum(map(len, found)) < MAX_CONFLICTS_LISTED:
+                    found.append(diff[["meter_id", "t", "value", "value_old"]].head(MAX_CONFLICTS_LISTED))
+            if n_conflicts:
+                rows = pd.concat(found).sort_values(["meter_id", "t"]).head(MAX_CONFLICTS_LISTED)
+                raise ImportRejected.conflicts(list(rows.itertuples(index=False, name=None)), total=n_conflicts)
+            return self._write_norm(norm, progress)
 
     # -- events -----------------------------------------------------------------
-    @abstractmethod
     def write_events(self, events: pd.DataFrame) -> None:
-        """Record meter events (replacement, rollover, reset)."""
+        """Record meter events (replacement, rollover, reset); recompute the periods of
+        the intervals they fall in."""
+        ev = normalize_events(events)
+        if ev.empty:
+            return
+        with self._writing():
+            self._put_events(ev)
+            lo_hi = ev.groupby("meter_id", sort=False)["t"].agg(["min", "max"])
+            self._recompute(self._touched(lo_hi.index.to_numpy(), lo_hi["min"].to_numpy(np.int64),
+                                          lo_hi["max"].to_numpy(np.int64)))
 
     @abstractmethod
     def read_events(self, meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -206,43 +318,206 @@ class Store(ABC):
     # -- consumption ------------------------------------------------------------
     def consumption(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
                     meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        """Consumption per meter and local period (hour, day, month, year) in [start, end).
+        """Consumption per meter and local period (hour, day, month, year) in [start, end)
+        (CONSUMPTION_COLUMNS), from the materialised tables: `hour` from the hourly one,
+        the others from the daily one (months and years are sums of local days).
 
-        Naive `start`/`end` are local time of the store's time zone.
+        Naive `start`/`end` are local time of the store's time zone; the period
+        containing `start` is included whole.
         """
+        rows = self._periods_between(freq, start, end, meter_ids, ["quantity", "est", "covered"])
+        rows = rows[rows["covered"].to_numpy(bool)]
+        mult = pd.Series(rows["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
+        quantity = rows["quantity"].to_numpy(float) * mult
+        out = pd.DataFrame({
+            "meter_id": rows["meter_id"].to_numpy(object),
+            "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
+            "quantity": quantity,
+            "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float) * mult, quantity),
+        })
+        return out if freq in ("hour", "day") else regroup(out, freq, self.tz)
+
+    def period_counts(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                      meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Per meter and local period in [start, end) with at least one sample or
+        interval: meter_id, period_start, samples (samples with time in the period),
+        stored (of them, flagged BACKFILL or IMPORTED), flags (OR of the quality flags of
+        the intervals overlapping the period). Months and years are sums of days."""
+        rows = self._periods_between(freq, start, end, meter_ids, ["samples", "stored", "flags"])
+        out = pd.DataFrame({
+            "meter_id": rows["meter_id"].to_numpy(object),
+            "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
+            "samples": rows["samples"].to_numpy(np.int64),
+            "stored": rows["stored"].to_numpy(np.int64),
+            "flags": rows["flags"].to_numpy(np.int64),
+        })
+        if freq in ("hour", "day") or out.empty:
+            return out
+        out["period_start"] = period_key(out["period_start"], freq, self.tz)
+        out = out.sort_values(["meter_id", "period_start"], kind="stable")  # groups contiguous, as groupby sorts
+        sums = out.groupby(["meter_id", "period_start"], as_index=False, sort=True)[["samples", "stored"]].sum()
+        m, p = out["meter_id"].to_numpy(), out["period_start"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, (m[1:] != m[:-1]) | (p[1:] != p[:-1])])
+        sums["flags"] = np.bitwise_or.reduceat(out["flags"].to_numpy(np.int64), starts)
+        return sums[COUNT_COLUMNS]
+
+    def _periods_between(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                         meter_ids: Iterable[str] | None, columns: list[str]) -> pd.DataFrame:
         start, end = ts(start, self.tz), ts(end, self.tz)
-        ids = None if meter_ids is None else list(meter_ids)
-        if freq == "hour":
-            return self._consumption_from_samples("hour", start, end, ids)
-        daily = self._daily_consumption(start, end, ids)
-        if freq == "day":
-            return daily
-        return regroup(daily, freq, self.tz)
+        table = "hour" if freq == "hour" else "day"
+        if freq not in rollup.FREQS:
+            raise ValueError(f"freq must be one of {rollup.FREQS}, not {freq!r}")
+        first = int(rollup.period_edges(start, end, table, self.tz)[0])
+        ids = None if meter_ids is None else [str(m) for m in meter_ids]
+        if ids is not None and not ids:
+            return empty_periods(columns)
+        return self._read_periods(table, first, int(np.ceil(end.timestamp())), ids, columns)
 
-    def _daily_consumption(self, start: pd.Timestamp, end: pd.Timestamp, ids: list[str] | None) -> pd.DataFrame:
-        return self._consumption_from_samples("day", start, end, ids)
+    def rebuild_consumption(self, meter_ids: Iterable[str] | None = None,
+                            progress: Callable[[int], object] | None = None) -> int:
+        """Recompute the stored hourly and daily consumption of `meter_ids` (default:
+        all) from their samples and events, REBUILD_METERS meters x REBUILD_DAYS days
+        at a time (memory bounded by that, not by the history). Returns the number of
+        meters rebuilt; `progress(n)` after each group of meters."""
+        span = self._sample_span(None if meter_ids is None else list(meter_ids))
+        day = pd.Timedelta(days=REBUILD_DAYS).value // 10**9
+        with self._writing():
+            for i in range(0, len(span), REBUILD_METERS):
+                part = span.iloc[i:i + REBUILD_METERS]
+                lo = local_floor_day(part["first"].to_numpy(np.int64), self.tz)
+                hi = part["last"].to_numpy(np.int64)
+                while len(part):
+                    w_hi = np.minimum(local_floor_day(lo + day, self.tz), local_next_day(hi, self.tz))
+                    self._recompute(pd.DataFrame({"meter_id": part["meter_id"].to_numpy(), "lo": lo, "hi": w_hi}))
+                    more = w_hi <= hi
+                    part, lo, hi = part[more], w_hi[more], hi[more]
+                if progress is not None:
+                    progress(min(REBUILD_METERS, len(span) - i))
+        return len(span)
 
-    def _consumption_from_samples(self, freq: str, start: pd.Timestamp, end: pd.Timestamp,
-                                  ids: list[str] | None, apply_multiplier: bool = True) -> pd.DataFrame:
-        """Consumption computed from raw samples (with the last one before the first
-        period); in index units when not `apply_multiplier` (for caches)."""
-        first_edge = rollup.period_edges(start, end, freq, self.tz)[0]
-        lo = from_epoch_s([first_edge])[0]
-        body = self.read_samples(lo, end + pd.Timedelta(days=1) if freq != "hour" else end + pd.Timedelta(hours=1), ids)
-        before = self.last_samples_before(lo, ids)
-        samples = pd.concat([before, body], ignore_index=True) if len(before) else body
-        if samples.empty:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in CONSUMPTION_COLUMNS})
-        norm = normalize_samples(samples)
-        ev = self.read_events(ids)
-        out = rollup.consumption(norm, start, end, freq, self.tz,
-                                 events=normalize_events(ev) if len(ev) else None,
-                                 multiplier=self.multipliers if apply_multiplier else None,
-                                 rollover_at=self.rollovers)
-        return out[out["period_start"] < end].reset_index(drop=True)
+    # -- consumption upkeep -------------------------------------------------------
+    def _upkeep(self, chunk: pd.DataFrame) -> None:
+        """Write one chunk of normalised samples (sorted by meter and time, one per key)
+        and recompute the periods it touches."""
+        lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
+        windows = self._touched(np.asarray(lo_hi.index, dtype=object), lo_hi["min"].to_numpy(np.int64),
+                                lo_hi["max"].to_numpy(np.int64))
+        self._recompute(windows, chunk)
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release resources."""
+    def _touched(self, meter_ids: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> pd.DataFrame:
+        """The local days whose periods change when samples (or events) in [b0, b1] of
+        each meter change: from the day of the CONTEXT-th stored sample before b0 to the
+        day of the CONTEXT-th stored sample after b1 (an interval's gap test looks
+        GAP_RADIUS intervals to each side). Returns meter_id, lo, hi (local midnights)."""
+        near = coded(self._samples_near(pd.DataFrame({"meter_id": meter_ids, "lo": b0, "hi": b1 + 1}),
+                                        CONTEXT, CONTEXT, inside=False), pd.Index(meter_ids))
+        m, t = near["meter_id"].to_numpy(), near["t"].to_numpy(np.int64)
+        t_lo, t_hi = b0.copy(), b1.copy()
+        np.minimum.at(t_lo, m[t < b0[m]], t[t < b0[m]])
+        np.maximum.at(t_hi, m[t > b1[m]], t[t > b1[m]])
+        return pd.DataFrame({"meter_id": meter_ids, "lo": local_floor_day(t_lo, self.tz),
+                             "hi": local_next_day(t_hi, self.tz)})
+
+    def _recompute(self, windows: pd.DataFrame, new: pd.DataFrame | None = None) -> None:
+        """Recompute and store the hourly and daily periods of each meter in [lo, hi)
+        (local midnights) from its stored samples there (plus CONTEXT on each side),
+        merged with `new` samples (which win), and write `new`."""
+        index = pd.Index(windows["meter_id"].to_numpy())
+        parts = [coded(self._samples_near(windows, CONTEXT, CONTEXT), index)]
+        if new is not None:
+            parts.append(coded(new, index))
+        merged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if new is not None and len(parts[0]):
+            merged = merged.drop_duplicates(["meter_id", "t"], keep="last")
+        events = self._events_norm(windows["meter_id"].to_numpy())
+        # the samples go in (in the backend's writer thread) while the periods are computed
+        pending = self._put_samples_async(new) if new is not None else None
+        try:
+            rows = period_rows(merged, events, windows, self.tz, self._rollover_used)
+        finally:
+            if pending is not None:
+                pending.result()
+        for freq, frame in rows.items():
+            self._put_periods(freq, frame)
+
+    def _events_norm(self, ids: np.ndarray) -> pd.DataFrame | None:
+        ev = self.read_events(list(ids))
+        return normalize_events(ev) if len(ev) else None
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time in this process; the outermost call runs in the
+        backend's transaction (`_transaction`)."""
+        with self._write_lock:
+            if self._write_depth:
+                yield
+                return
+            self._write_depth += 1
+            try:
+                with self._transaction():
+                    yield
+            finally:
+                self._write_depth -= 1
+
+    # -- what a backend provides ------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All-or-nothing scope of a write, where the backend has one."""
+        yield
+
+    @abstractmethod
+    def _samples_near(self, windows: pd.DataFrame, before: int, after: int, inside: bool = True) -> pd.DataFrame:
+        """Stored samples (normalised: meter_id, t, value, quality), per row of `windows`
+        (meter_id, lo, hi; epoch s): the `before` last with t < lo, those with
+        lo <= t < hi (if `inside`) and the `after` first with t >= hi."""
+
+    @abstractmethod
+    def _put_samples(self, norm: pd.DataFrame) -> None:
+        """Write normalised samples (upsert on meter_id, t)."""
+
+    def _put_samples_async(self, norm: pd.DataFrame) -> Future:
+        """`_put_samples` in this store's writer thread (a backend whose write does not
+        hold the GIL runs it alongside the consumption arithmetic); wait on the result
+        before the next write."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        return self._writer.submit(self._put_samples, norm)
+
+    @abstractmethod
+    def _put_events(self, events: pd.DataFrame) -> None:
+        """Write normalised events."""
+
+    @abstractmethod
+    def _put_periods(self, freq: str, rows: pd.DataFrame) -> None:
+        """Upsert period rows (PERIOD_COLUMNS) into the hour or day table."""
+
+    @abstractmethod
+    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,
+                      columns: list[str]) -> pd.DataFrame:
+        """meter_id, t and `columns` (of PERIOD_COLUMNS) of the stored period rows of the
+        hour or day table with lo <= t < hi, sorted by meter and t."""
+
+    @abstractmethod
+    def _drop_periods(self) -> None:
+        """Delete every stored period row."""
+
+    @abstractmethod
+    def _sample_span(self, meter_ids: list[str] | None) -> pd.DataFrame:
+        """meter_id, first, last (epoch s) of the stored samples of each meter."""
+
+    @abstractmethod
+    def _load_settings(self) -> dict:
+        """What the stored periods were computed with ({} if nothing yet)."""
+
+    @abstractmethod
+    def _save_settings(self, settings: dict) -> None:
+        """Record what the stored periods are computed with."""
+
+    def close(self) -> None:
+        """Release resources (backends extend this)."""
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
 
     def __enter__(self) -> Store:
         return self
@@ -251,25 +526,104 @@ class Store(ABC):
         self.close()
 
 
+def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """Normalised samples sorted by meter and time, the last of any repeated key kept
+    (the last write wins), in chunks of WRITE_CHUNK rows."""
+    if norm.empty:
+        return
+    codes = pd.Categorical(norm["meter_id"]).codes
+    t = norm["t"].to_numpy(np.int64)
+    order = np.lexsort((np.arange(len(t)), t, codes))
+    c, tt = codes[order], t[order]
+    last = np.r_[(c[1:] != c[:-1]) | (tt[1:] != tt[:-1]), True]
+    order = order[last]
+    for i in range(0, len(order), WRITE_CHUNK):
+        yield norm.iloc[order[i:i + WRITE_CHUNK]].reset_index(drop=True)
+
+
+def local_floor_day(t: np.ndarray, tz: str) -> np.ndarray:
+    """Epoch s of the local midnight at or before each `t` (epoch s)."""
+    local = from_epoch_s(t).tz_convert(tz).tz_localize(None).normalize()
+    return to_epoch_s(local.tz_localize(tz, nonexistent="shift_forward"))
+
+
+def local_next_day(t: np.ndarray, tz: str) -> np.ndarray:
+    """Epoch s of the first local midnight after each `t` (epoch s)."""
+    local = from_epoch_s(t).tz_convert(tz).tz_localize(None).normalize() + pd.Timedelta(days=1)
+    return to_epoch_s(local.tz_localize(tz, nonexistent="shift_forward"))
+
+
+def empty_periods(columns: list[str] | None = None) -> pd.DataFrame:
+    keep = ["meter_id", "t", *(columns or PERIOD_COLUMNS[2:])]
+    return pd.DataFrame({c: pd.Series(dtype=PERIOD_DTYPES[c]) for c in keep})
+
+
+def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.DataFrame, tz: str,
+                rollover_at: dict[str, float]) -> dict[str, pd.DataFrame]:
+    """The stored rows (PERIOD_COLUMNS) of each meter's hourly and daily periods in
+    [lo, hi) of `windows`, from `merged` samples covering them (with context; meter_id
+    = position in `windows`, see `coded`): the one `storage.rollup` arithmetic,
+    intervals computed once."""
+    if merged.empty:
+        return {"hour": empty_periods(), "day": empty_periods()}
+    ids = windows["meter_id"].to_numpy()
+    codes = pd.Index(ids)
+    s = merged[merged["meter_id"] >= 0]
+    ev = None
+    if events is not None:
+        ev = events.assign(meter_id=codes.get_indexer(events["meter_id"]))
+        ev = ev[ev["meter_id"] >= 0]
+    roll = pd.Series([rollover_at.get(str(m), np.nan) for m in ids], dtype=float)
+    intervals = rollup.interval_increases(s, ev, roll)
+    lo, hi = windows["lo"].to_numpy(np.int64), windows["hi"].to_numpy(np.int64)
+    out = {}
+    for freq in ("hour", "day"):
+        edges = rollup.period_edges(from_epoch_s([lo.min()])[0], from_epoch_s([hi.max()])[0], freq, tz)
+        spread = rollup.spread_over_periods(intervals, edges)
+        counts = rollup.sample_counts(s, edges)
+        rows = spread.merge(counts, on=["meter_id", "period"], how="outer", sort=True, indicator=True)
+        t = edges[rows["period"].to_numpy(np.int64)]
+        m = rows["meter_id"].to_numpy(np.int64)
+        keep = (t >= lo[m]) & (t < hi[m])
+        rows = rows[keep]
+        out[freq] = pd.DataFrame({
+            "meter_id": pd.Categorical.from_codes(rows["meter_id"].to_numpy(np.int64), categories=codes),
+            "t": t[keep],
+            "quantity": rows["quantity"].fillna(0.0).to_numpy(float),
+            "est": rows["estimated_quantity"].fillna(0.0).to_numpy(float),
+            "flags": rows["flags"].fillna(0).to_numpy(np.int64),
+            "samples": rows["samples"].fillna(0).to_numpy(np.int64),
+            "stored": rows["stored"].fillna(0).to_numpy(np.int64),
+            "covered": (rows["_merge"] != "right_only").to_numpy(np.int64),
+        })
+    return out
+
+
+def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Normalised samples with meter_id replaced by its position in `index` (-1: absent)."""
+    return pd.DataFrame({"meter_id": meter_codes(norm["meter_id"], index), "t": norm["t"].to_numpy(np.int64),
+                         "value": norm["value"].to_numpy(float), "quality": norm["quality"].to_numpy(np.int64)})
+
+
+def period_key(period_start: pd.Series | pd.DatetimeIndex, freq: str, tz: str) -> pd.DatetimeIndex:
+    """The local month or year (its first local midnight) of each period start."""
+    local = pd.DatetimeIndex(period_start).tz_convert(tz).tz_localize(None)
+    if freq not in ("month", "year"):
+        raise ValueError(f"freq must be one of {rollup.FREQS}, not {freq!r}")
+    return local.to_period("M" if freq == "month" else "Y").to_timestamp().tz_localize(tz)
+
+
 def regroup(daily: pd.DataFrame, freq: str, tz: str) -> pd.DataFrame:
     """Daily consumption regrouped into local months or years."""
     if daily.empty:
         return daily
-    local = pd.DatetimeIndex(daily["period_start"]).tz_convert(tz)
-    if freq == "month":
-        key = local.tz_localize(None).to_period("M").to_timestamp()
-    elif freq == "year":
-        key = local.tz_localize(None).to_period("Y").to_timestamp()
-    else:
-        raise ValueError(f"freq must be one of {rollup.FREQS}, not {freq!r}")
     df = pd.DataFrame({
         "meter_id": daily["meter_id"].to_numpy(),
-        "period_start": key.tz_localize(tz),
+        "period_start": period_key(daily["period_start"], freq, tz),
         "quantity": daily["quantity"].to_numpy(float),
         "est": daily["quantity"].to_numpy(float) * daily["estimated_share"].to_numpy(float),
     })
     g = df.groupby(["meter_id", "period_start"], as_index=False, sort=True).sum()
     q = g["quantity"].to_numpy(float)
-    share = np.divide(g["est"].to_numpy(float), q, out=np.zeros_like(q), where=np.abs(q) > 1e-12)
     return pd.DataFrame({"meter_id": g["meter_id"], "period_start": g["period_start"], "quantity": q,
-                         "estimated_share": np.clip(share, 0, 1)})
+                         "estimated_share": rollup.estimated_share(g["est"].to_numpy(float), q)})

@@ -1,44 +1,59 @@
 """The embedded store: one SQLite database (WAL mode) in a directory, no server.
 
-Why SQLite: it ships with Python, a transaction makes an import all-or-nothing, and in
+Why SQLite: it ships everywhere, a transaction makes an import all-or-nothing, and in
 WAL mode any number of readers (the dashboard, `civicwatt export`, a second process)
-read a consistent snapshot while one writer (the collectors) appends; DuckDB, the
-faster analytical engine, lets only one process open a database for writing and
-blocks readers in other processes. The analytical load is kept small instead: samples
-sit in a clustered `(meter, t)` table (WITHOUT ROWID), and daily consumption is kept in
-a rollup table that is refreshed incrementally (only days touched by new samples or
-events are recomputed), so months and years are sums over a few hundred rows per meter.
+read a consistent snapshot while one writer (the collectors) appends. DuckDB, the
+faster analytical engine, lets only one process open a database for writing and blocks
+readers in other processes; Parquet partitions would need a second copy of the data
+and their own commit protocol. The analytical load is kept small instead: consumption
+is materialised as samples arrive (`storage.base`) in clustered `(meter, t)` tables
+(`cons_hour`, `cons_day`, WITHOUT ROWID), so a year is 365 rows per meter.
+
+Why ADBC (`adbc-driver-sqlite`) and not the `sqlite3` module: results come back as
+Arrow tables (no Python tuple per row) and bulk writes bind Arrow columns in C, about
+twice the insert rate of `executemany` over Python tuples. Every connection to the store
+goes through ADBC, never also through `sqlite3`: two copies of the SQLite library in one
+process on one file break SQLite's POSIX locking (closing a file in one copy drops the
+other copy's locks). Transactions use the one helper, `core.sqlite.transaction`
+(`BEGIN IMMEDIATE` ... `COMMIT`, `ROLLBACK` on error).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
+import adbc_driver_sqlite.dbapi as adbc
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from storage import rollup
+from core.sqlite import BUSY_TIMEOUT_MS, transaction
 from storage.base import (
     BILL_COLUMNS,
     EVENT_COLUMNS,
-    IMPORT_CHUNK,
-    MAX_CONFLICTS_LISTED,
+    PERIOD_COLUMNS,
     SAMPLE_COLUMNS,
-    ImportRejected,
     Store,
+    StoreMissing,
+    empty_periods,
     from_epoch_s,
-    normalize_events,
-    normalize_samples,
     ts,
 )
 
 DB_NAME = "civicwatt.sqlite3"
-BUSY_TIMEOUT_MS = 60_000
-
+CACHE_KIB = 65_536  # page cache per connection (KiB): keeps the B-tree pages of a write chunk in memory
+TABLES = {"hour": "cons_hour", "day": "cons_day"}
+_PERIOD_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+    meter INTEGER NOT NULL, t INTEGER NOT NULL, quantity REAL NOT NULL, est REAL NOT NULL,
+    flags INTEGER NOT NULL, samples INTEGER NOT NULL, stored INTEGER NOT NULL, covered INTEGER NOT NULL,
+    PRIMARY KEY (meter, t)) WITHOUT ROWID;
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meter (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS sample (
@@ -51,312 +66,300 @@ CREATE TABLE IF NOT EXISTS bill (
     institution_id TEXT NOT NULL, energy TEXT NOT NULL, period_start TEXT NOT NULL,
     period_end TEXT NOT NULL, quantity REAL NOT NULL, unit TEXT NOT NULL, cost_cny REAL,
     PRIMARY KEY (institution_id, energy, period_start, period_end));
-CREATE TABLE IF NOT EXISTS rollup_day (
-    meter INTEGER NOT NULL, t INTEGER NOT NULL, quantity REAL NOT NULL, est REAL NOT NULL,
-    PRIMARY KEY (meter, t)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dirty (meter INTEGER PRIMARY KEY, since INTEGER NOT NULL, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+""" + "".join(_PERIOD_TABLE.format(name=n) for n in TABLES.values())
+# the lazily refreshed daily cache of earlier versions, replaced by cons_day
+OLD_TABLES = ("rollup_day", "dirty")
+SAMPLE_SCHEMA = pa.schema([("meter", pa.int64()), ("t", pa.int64()), ("value", pa.float64()),
+                           ("quality", pa.int64())])
+
+
+def connect(path: Path) -> adbc.Connection:
+    """An ADBC connection in autocommit mode (transactions are explicit), WAL journal,
+    synchronous=NORMAL and the busy timeout of `core.sqlite`."""
+    con = adbc.connect(str(path), autocommit=True)
+    cur = con.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={BUSY_TIMEOUT_MS}",
+                   f"cache_size=-{CACHE_KIB}", "temp_store=MEMORY"):
+        cur.execute(f"PRAGMA {pragma}")
+        cur.fetchall()
+    cur.close()
+    return con
+
+
+def _close_all(connections: list[tuple[adbc.Connection, adbc.Cursor]]) -> None:
+    """Close each cursor, then its connection (ADBC refuses the other order)."""
+    for con, cur in connections:
+        cur.close()
+        con.close()
+    connections.clear()
 
 
 class EmbeddedStore(Store):
-    """SQLite-backed store in `directory` (created if missing)."""
+    """SQLite-backed store in `directory` (created if missing, unless `create=False`:
+    then StoreMissing)."""
 
-    def __init__(self, directory: str | Path, tz: str = "Asia/Shanghai"):
+    def __init__(self, directory: str | Path, tz: str = "Asia/Shanghai", create: bool = True):
         super().__init__(tz)
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME
+        if not create and not self.path.is_file():
+            raise StoreMissing(f"no store at embedded:{self.directory}: {self.path} does not exist")
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.url = f"embedded:{self.directory}"
         self._local = threading.local()
-        self._write_lock = threading.Lock()
+        self._open: list[tuple[adbc.Connection, adbc.Cursor]] = []  # every thread's connection, closed by close()
+        self._open_lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._open)  # a store dropped without close(): cursors first
         self._keys: dict[str, int] = {}
-        with self._write_lock:
-            con = self._con()
-            con.executescript(SCHEMA)
-            self._check_rollup_settings(con, {"tz": tz})
+        self._by_key = np.empty(0, dtype=object)  # meter id by key
+        tables = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
+        migrate = False
+        if not {"meter", "sample", "event", "bill", "meta", *TABLES.values()} <= tables or tables & set(OLD_TABLES):
+            with self._writing():  # only when the schema is missing or old: readers never wait for a writer here
+                cur = self._cur()
+                old = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    cur.execute(statement)
+                for name in OLD_TABLES:
+                    cur.execute(f"DROP TABLE IF EXISTS {name}")
+                migrate = "sample" in old and TABLES["day"] not in old
+        self._open_settings()
+        if migrate:  # a store written before consumption was materialised
+            self.rebuild_consumption()
 
     # -- plumbing ---------------------------------------------------------------
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                  check_same_thread=False)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._local.con = con
-        return con
+    def _cur(self) -> adbc.Cursor:
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            con = connect(self.path)
+            cur = self._local.cur = con.cursor()
+            with self._open_lock:
+                self._open.append((con, cur))
+        return cur
+
+    def _arrow(self, sql: str, params: Iterable = ()) -> pa.Table:
+        cur = self._cur()
+        cur.execute(sql, tuple(params))
+        return cur.fetch_arrow_table()
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        super().close()
+        with self._open_lock:
+            _close_all(self._open)
+        self._local = threading.local()
 
-    def _check_rollup_settings(self, con: sqlite3.Connection, settings: dict) -> None:
-        """Drop the rollup cache when what it was computed with has changed."""
-        row = con.execute("SELECT value FROM meta WHERE key='rollup_settings'").fetchone()
-        stored = json.loads(row[0]) if row else {}
-        merged = {**stored, **settings}
-        if merged != stored:
-            con.execute("BEGIN IMMEDIATE")
-            if any(stored.get(k) != v for k, v in settings.items() if k in stored):
-                con.execute("DELETE FROM rollup_day")
-                con.execute("INSERT OR REPLACE INTO dirty SELECT key, 0, 1 FROM meter")
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_settings', ?)", (json.dumps(merged),))
-            con.execute("COMMIT")
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            with transaction(self._cur()):
+                yield
+        except BaseException:
+            self._keys, self._by_key = {}, np.empty(0, dtype=object)  # keys added in the rolled-back transaction are gone
+            raise
 
-    def set_meters(self, meters: pd.DataFrame) -> None:
-        super().set_meters(meters)
-        rollovers = {str(k): (None if pd.isna(v) else float(v)) for k, v in self.rollovers.items()}
-        with self._write_lock:
-            self._check_rollup_settings(self._con(), {"rollover": rollovers})
+    def _load_settings(self) -> dict:
+        got = self._arrow("SELECT value FROM meta WHERE key = 'consumption_settings'")["value"].to_pylist()
+        return json.loads(got[0]) if got else {}
 
-    def _keys_for(self, con: sqlite3.Connection, ids: np.ndarray) -> np.ndarray:
-        codes, uniq = pd.factorize(ids)
+    def _save_settings(self, settings: dict) -> None:
+        self._cur().execute("INSERT OR REPLACE INTO meta VALUES ('consumption_settings', ?)", (json.dumps(settings),))
+
+    def _keys_for(self, ids: np.ndarray | pd.Series | pd.Categorical) -> np.ndarray:
+        """Meter keys of `ids` (strings or a Categorical), adding unknown meters (inside a write)."""
+        if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+            cat = pd.Categorical(ids)
+            codes, uniq = cat.codes, [str(c) for c in cat.categories]
+        else:
+            codes, uniq = pd.factorize(ids)
         missing = [m for m in uniq if m not in self._keys]
         if missing:
-            con.executemany("INSERT OR IGNORE INTO meter(id) VALUES (?)", [(m,) for m in missing])
-            self._refresh_keys(con)
+            self._cur().executemany("INSERT OR IGNORE INTO meter(id) VALUES (?)", pa.table({"id": missing}))
+            self._refresh_keys()
         return np.asarray([self._keys[m] for m in uniq], dtype=np.int64)[codes]
 
-    def _refresh_keys(self, con: sqlite3.Connection) -> None:
-        self._keys = dict(con.execute("SELECT id, key FROM meter").fetchall())
+    def _refresh_keys(self) -> None:
+        t = self._arrow("SELECT id, key FROM meter")
+        self._keys = dict(zip(t["id"].to_pylist(), t["key"].to_pylist(), strict=True))
+        self._by_key = np.empty(max(self._keys.values(), default=0) + 1, dtype=object)
+        self._by_key[t["key"].to_numpy()] = np.asarray(t["id"].to_pylist(), dtype=object)
 
-    def _ids_filter(self, meter_ids: Iterable[str] | None) -> tuple[str, list]:
+    def _known_keys(self, meter_ids: Iterable[str]) -> list[int]:
+        ids = [str(m) for m in meter_ids]
+        if any(m not in self._keys for m in ids):  # another writer may have added meters
+            self._refresh_keys()
+        return [self._keys[m] for m in ids if m in self._keys]
+
+    def _ids_filter(self, meter_ids: Iterable[str] | None, column: str = "meter") -> tuple[str, list]:
+        """An SQL condition on meter keys (one JSON parameter, any number of meters)."""
         if meter_ids is None:
             return "", []
-        ids = list(meter_ids)
-        if any(m not in self._keys for m in ids):  # another writer may have added meters
-            self._refresh_keys(self._con())
-        keys = [self._keys[m] for m in ids if m in self._keys]
-        return f" AND meter IN ({','.join('?' * len(keys))})", keys
+        return f" AND {column} IN (SELECT value FROM json_each(?))", [json.dumps(self._known_keys(meter_ids))]
 
-    def _names(self, keys: Iterable[int]) -> dict[int, str]:
-        """Meter id by key, re-read from the database if another writer added meters."""
-        names = {v: k for k, v in self._keys.items()}
-        if any(k not in names for k in keys):
-            self._refresh_keys(self._con())
-            names = {v: k for k, v in self._keys.items()}
-        return names
+    def _names(self, keys: np.ndarray) -> np.ndarray:
+        """Meter ids of integer keys (vectorised; re-read if another writer added meters)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(keys) and (keys.max() >= len(self._by_key) or any(v is None for v in self._by_key[np.unique(keys)])):
+            self._refresh_keys()
+        return self._by_key[keys]
 
-    def _frame(self, rows: list[tuple]) -> pd.DataFrame:
-        if not rows:
-            return pd.DataFrame({c: pd.Series(dtype=d) for c, d in
-                                 zip(SAMPLE_COLUMNS, [object, "datetime64[s, UTC]", float, np.int64], strict=True)})
-        arr = pd.DataFrame.from_records(rows, columns=["meter", "t", "value", "quality"])
-        names = self._names(arr["meter"].unique().tolist())
+    def _norm(self, table: pa.Table) -> pd.DataFrame:
+        """Normalised samples (meter_id a Categorical, t, value, quality) of Arrow rows
+        meter, t, value, quality."""
+        keys, codes = np.unique(table["meter"].to_numpy(), return_inverse=True)
         return pd.DataFrame({
-            "meter_id": arr["meter"].map(names).to_numpy(),
-            "time": from_epoch_s(arr["t"].to_numpy()),
-            "value": arr["value"].to_numpy(float),
-            "quality": arr["quality"].to_numpy(np.int64),
+            "meter_id": pd.Categorical.from_codes(codes.astype(np.int64), categories=self._names(keys)),
+            "t": table["t"].to_numpy().astype(np.int64),
+            "value": table["value"].to_numpy().astype(float),
+            "quality": table["quality"].to_numpy().astype(np.int64),
         })
 
+    def _frame(self, table: pa.Table) -> pd.DataFrame:
+        return pd.DataFrame({"meter_id": self._names(table["meter"].to_numpy()),
+                             "time": from_epoch_s(table["t"].to_numpy()),
+                             "value": table["value"].to_numpy().astype(float),
+                             "quality": table["quality"].to_numpy().astype(np.int64)})[SAMPLE_COLUMNS]
+
     # -- samples ----------------------------------------------------------------
-    def _insert(self, con: sqlite3.Connection, norm: pd.DataFrame) -> None:
-        keys = self._keys_for(con, norm["meter_id"].to_numpy())
-        con.executemany(
-            "INSERT OR REPLACE INTO sample VALUES (?,?,?,?)",
-            zip(keys.tolist(), norm["t"].tolist(), norm["value"].tolist(), norm["quality"].tolist(), strict=True),
-        )
-        self._mark_dirty(con, keys, norm["t"].to_numpy())
+    def _put_samples(self, norm: pd.DataFrame) -> None:
+        self._put_samples_async(norm).result()
 
-    @staticmethod
-    def _mark_dirty(con: sqlite3.Connection, keys: np.ndarray, t: np.ndarray) -> None:
-        """Record, per meter, the earliest time whose daily rollup must be recomputed."""
-        order = np.lexsort((t, keys))
-        first = np.r_[True, keys[order][1:] != keys[order][:-1]]
-        con.executemany(
-            "INSERT INTO dirty VALUES (?,?,1) ON CONFLICT(meter) DO UPDATE "
-            "SET since=min(since, excluded.since), gen=gen+1",
-            zip(keys[order][first].tolist(), t[order][first].tolist(), strict=True),
-        )
+    def _put_samples_async(self, norm: pd.DataFrame) -> Future:
+        """The insert runs in the writer thread on this thread's connection (inside its
+        transaction; nothing else uses the connection until the result is waited for):
+        ADBC releases the GIL while SQLite works."""
+        keys = self._keys_for(norm["meter_id"])
+        table = pa.table([keys, norm["t"].to_numpy(np.int64), norm["value"].to_numpy(float),
+                          norm["quality"].to_numpy(np.int64)], schema=SAMPLE_SCHEMA)
+        cur = self._cur()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        return self._writer.submit(cur.executemany, "INSERT OR REPLACE INTO sample VALUES (?,?,?,?)", table)
 
-    def write_samples(self, samples: pd.DataFrame) -> int:
-        norm = normalize_samples(samples)
-        if norm.empty:
-            return 0
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                self._insert(con, norm)
-            except BaseException:
-                con.execute("ROLLBACK")
-                self._keys = {}
-                raise
-            con.execute("COMMIT")
-        return len(norm)
-
-    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
-        """All-or-nothing in one transaction: stage, look for conflicts, then insert."""
-        norm = normalize_samples(samples)
-        if norm.empty:
-            return 0
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                keys = self._keys_for(con, norm["meter_id"].to_numpy())
-                con.execute("CREATE TEMP TABLE IF NOT EXISTS staged (meter INTEGER, t INTEGER, value REAL)")
-                con.execute("DELETE FROM staged")
-                con.executemany("INSERT INTO staged VALUES (?,?,?)",
-                                zip(keys.tolist(), norm["t"].tolist(), norm["value"].tolist(), strict=True))
-                conflicts = con.execute(
-                    "SELECT m.id, s.t, s.value, o.value FROM staged s JOIN sample o ON o.meter=s.meter AND o.t=s.t "
-                    "JOIN meter m ON m.key=s.meter WHERE abs(o.value - s.value) > 1e-9 ORDER BY m.id, s.t LIMIT ?",
-                    (MAX_CONFLICTS_LISTED + 1,)).fetchall()
-                con.execute("DELETE FROM staged")
-                if conflicts:
-                    raise ImportRejected.conflicts(conflicts)
-                for i in range(0, len(norm), IMPORT_CHUNK):
-                    chunk = norm.iloc[i:i + IMPORT_CHUNK]
-                    self._insert(con, chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            except BaseException:
-                con.execute("ROLLBACK")
-                self._keys = {}
-                raise
-            con.execute("COMMIT")
-        return len(norm)
+    def _samples_near(self, windows: pd.DataFrame, before: int, after: int, inside: bool = True) -> pd.DataFrame:
+        if not windows["meter_id"].isin(self._keys.keys()).all():  # another writer may have added meters
+            self._refresh_keys()
+        known = windows[windows["meter_id"].isin(self._keys.keys())]
+        if known.empty:
+            return self._norm(SAMPLE_SCHEMA.empty_table())
+        cur = self._cur()
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS win (meter INTEGER PRIMARY KEY, lo INTEGER, hi INTEGER, "
+                    "a INTEGER, b INTEGER)")
+        cur.execute("DELETE FROM win")
+        cur.executemany("INSERT INTO win (meter, lo, hi) VALUES (?,?,?)", pa.table({
+            "meter": known["meter_id"].map(self._keys).to_numpy(np.int64), "lo": known["lo"].to_numpy(np.int64),
+            "hi": known["hi"].to_numpy(np.int64)}))
+        # a, b: time of the `before`-th sample before lo and of the `after`-th at or after hi
+        # (all of them if there are fewer)
+        a = (f"coalesce((SELECT t FROM sample s WHERE s.meter = win.meter AND s.t < win.lo ORDER BY s.t DESC "
+             f"LIMIT 1 OFFSET {before - 1}), -9000000000000000000)" if before else "win.lo")
+        b = (f"coalesce((SELECT t FROM sample s WHERE s.meter = win.meter AND s.t >= win.hi ORDER BY s.t "
+             f"LIMIT 1 OFFSET {after - 1}), 9000000000000000000)" if after else "win.hi - 1")
+        cur.execute(f"UPDATE win SET a = {a}, b = {b}")
+        pick = "SELECT s.meter, s.t, s.value, s.quality FROM win w CROSS JOIN sample s ON s.meter = w.meter AND "
+        if inside:
+            sql = pick + "s.t >= w.a AND s.t <= w.b"
+        else:
+            sql = pick + "s.t >= w.a AND s.t < w.lo UNION ALL " + pick + "s.t >= w.hi AND s.t <= w.b"
+        return self._norm(self._arrow(sql))
 
     def read_samples(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
                      meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
         lo = -(2**62) if start is None else int(ts(start, self.tz).timestamp())
         hi = 2**62 if end is None else int(np.ceil(ts(end, self.tz).timestamp()))
-        where, keys = self._ids_filter(meter_ids)
-        rows = self._con().execute(
+        where, params = self._ids_filter(meter_ids)
+        df = self._frame(self._arrow(
             f"SELECT meter, t, value, quality FROM sample WHERE t >= ? AND t < ?{where} ORDER BY meter, t",
-            [lo, hi, *keys]).fetchall()
-        df = self._frame(rows)
+            [lo, hi, *params]))
         return df.sort_values(["meter_id", "time"], kind="stable").reset_index(drop=True)
 
     def last_samples_before(self, t: pd.Timestamp, meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
         hi = int(np.ceil(ts(t, self.tz).timestamp()))
-        where, keys = self._ids_filter(meter_ids)
-        rows = self._con().execute(
-            "SELECT s.meter, s.t, s.value, s.quality FROM meter m JOIN sample s ON s.meter = m.key "
-            f"AND s.t = (SELECT max(t) FROM sample WHERE meter = m.key AND t < ?) WHERE 1=1{where.replace('meter', 'm.key')}",
-            [hi, *keys]).fetchall()
-        return self._frame(rows)
+        where, params = self._ids_filter(meter_ids, "m.key")
+        return self._frame(self._arrow(
+            "SELECT s.meter, s.t, s.value, s.quality FROM meter m CROSS JOIN sample s ON s.meter = m.key "
+            f"AND s.t = (SELECT max(t) FROM sample WHERE meter = m.key AND t < ?) WHERE 1=1{where}", [hi, *params]))
 
     def meter_ids(self) -> list[str]:
-        return [r[0] for r in self._con().execute(
-            "SELECT id FROM meter m WHERE EXISTS (SELECT 1 FROM sample WHERE meter = m.key) ORDER BY id")]
+        return self._arrow("SELECT id FROM meter m WHERE EXISTS (SELECT 1 FROM sample WHERE meter = m.key) "
+                           "ORDER BY id")["id"].to_pylist()
 
     def count_samples(self) -> int:
-        return int(self._con().execute("SELECT count(*) FROM sample").fetchone()[0])
+        return int(self._arrow("SELECT count(*) AS n FROM sample")["n"][0].as_py())
+
+    def _sample_span(self, meter_ids: list[str] | None) -> pd.DataFrame:
+        where, params = self._ids_filter(meter_ids)
+        t = self._arrow(f"SELECT meter, min(t) AS first, max(t) AS last FROM sample WHERE 1=1{where} "
+                        "GROUP BY meter ORDER BY meter", params)
+        return pd.DataFrame({"meter_id": self._names(t["meter"].to_numpy()), "first": t["first"].to_numpy(),
+                             "last": t["last"].to_numpy()})
+
+    # -- consumption tables -------------------------------------------------------
+    def _put_periods(self, freq: str, rows: pd.DataFrame) -> None:
+        if rows.empty:
+            return
+        cols = {c: rows[c].to_numpy() for c in PERIOD_COLUMNS[1:]}
+        self._cur().executemany(f"INSERT OR REPLACE INTO {TABLES[freq]} VALUES (?,?,?,?,?,?,?,?)",
+                                pa.table({"meter": self._keys_for(rows["meter_id"]), **cols}))
+
+    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,
+                      columns: list[str]) -> pd.DataFrame:
+        where, params = self._ids_filter(meter_ids)
+        t = self._arrow(f"SELECT meter, t, {', '.join(columns)} FROM {TABLES[freq]} "
+                        f"WHERE t >= ? AND t < ?{where} ORDER BY meter, t", [lo, hi, *params])
+        if t.num_rows == 0:
+            return empty_periods(columns)
+        df = t.drop(["meter"]).to_pandas()
+        df.insert(0, "meter_id", self._names(t["meter"].to_numpy()))
+        return df
+
+    def _drop_periods(self) -> None:
+        for name in TABLES.values():
+            self._cur().execute(f"DELETE FROM {name}")
 
     # -- events -----------------------------------------------------------------
-    def write_events(self, events: pd.DataFrame) -> None:
-        ev = normalize_events(events)
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.executemany("INSERT OR REPLACE INTO event VALUES (?,?,?,?,?)",
-                                ev[["meter_id", "t", "kind", "old_index", "new_index"]].itertuples(index=False))
-                self._mark_dirty(con, self._keys_for(con, ev["meter_id"].to_numpy()), ev["t"].to_numpy())
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+    def _put_events(self, ev: pd.DataFrame) -> None:
+        self._cur().executemany("INSERT OR REPLACE INTO event VALUES (?,?,?,?,?)", pa.Table.from_pandas(
+            ev[["meter_id", "t", "kind", "old_index", "new_index"]], preserve_index=False))
 
     def read_events(self, meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        rows = self._con().execute("SELECT meter_id, t, kind, old_index, new_index FROM event ORDER BY meter_id, t").fetchall()
-        df = pd.DataFrame.from_records(rows, columns=["meter_id", "t", "kind", "old_index", "new_index"])
-        if meter_ids is not None:
-            df = df[df["meter_id"].isin(list(meter_ids))]
-        df.insert(1, "time", from_epoch_s(df["t"].to_numpy()))
-        return df[EVENT_COLUMNS].reset_index(drop=True)
+        where, params = ("", []) if meter_ids is None else (
+            " WHERE meter_id IN (SELECT value FROM json_each(?))", [json.dumps([str(m) for m in meter_ids])])
+        t = self._arrow(f"SELECT meter_id, t, kind, old_index, new_index FROM event{where} ORDER BY meter_id, t", params)
+        return pd.DataFrame({
+            "meter_id": np.asarray(t["meter_id"].to_pylist(), dtype=object),
+            "time": from_epoch_s(t["t"].to_numpy()),
+            "kind": np.asarray(t["kind"].to_pylist(), dtype=object),
+            "old_index": t["old_index"].to_numpy().astype(float),
+            "new_index": t["new_index"].to_numpy().astype(float),
+        })[EVENT_COLUMNS]
 
     # -- bills ------------------------------------------------------------------
     def write_bills(self, bills: pd.DataFrame) -> int:
-        rows = pd.DataFrame({
-            "institution_id": bills["institution_id"].astype(str),
-            "energy": bills["energy"].astype(str),
-            "period_start": pd.to_datetime(bills["period_start"]).dt.strftime("%Y-%m-%d"),
-            "period_end": pd.to_datetime(bills["period_end"]).dt.strftime("%Y-%m-%d"),
-            "quantity": bills["quantity"].astype(float),
-            "unit": bills["unit"].astype(str),
-            "cost_cny": pd.to_numeric(bills.get("cost_cny", np.nan), errors="coerce"),
+        rows = pa.table({
+            "institution_id": bills["institution_id"].astype(str).to_numpy(),
+            "energy": bills["energy"].astype(str).to_numpy(),
+            "period_start": pd.to_datetime(bills["period_start"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            "period_end": pd.to_datetime(bills["period_end"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            "quantity": bills["quantity"].astype(float).to_numpy(),
+            "unit": bills["unit"].astype(str).to_numpy(),
+            "cost_cny": pa.array(pd.to_numeric(bills.get("cost_cny", np.nan), errors="coerce"), pa.float64(),
+                                 from_pandas=True),
         })
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.executemany("INSERT OR REPLACE INTO bill VALUES (?,?,?,?,?,?,?)",
-                                [tuple(None if (isinstance(x, float) and np.isnan(x)) else x for x in r)
-                                 for r in rows.itertuples(index=False)])
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        return len(rows)
+        with self._writing():
+            self._cur().executemany("INSERT OR REPLACE INTO bill VALUES (?,?,?,?,?,?,?)", rows)
+        return rows.num_rows
 
     def read_bills(self, institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        rows = self._con().execute(f"SELECT {', '.join(BILL_COLUMNS)} FROM bill ORDER BY institution_id, energy, period_start").fetchall()
-        df = pd.DataFrame.from_records(rows, columns=BILL_COLUMNS)
-        if institution_ids is not None:
-            df = df[df["institution_id"].isin(list(institution_ids))]
+        where, params = ("", []) if institution_ids is None else (
+            " WHERE institution_id IN (SELECT value FROM json_each(?))", [json.dumps([str(i) for i in institution_ids])])
+        t = self._arrow(f"SELECT institution_id, energy, period_start, period_end, quantity, unit, "
+                        f"cost_cny FROM bill{where} "
+                        "ORDER BY institution_id, energy, period_start", params)
+        df = pd.DataFrame({c: t[c].to_pylist() for c in BILL_COLUMNS})
         for c in ("period_start", "period_end"):
             df[c] = pd.to_datetime(df[c]).dt.date
-        df["cost_cny"] = df["cost_cny"].astype(float)
-        return df.reset_index(drop=True)
+        df["quantity"] = df["quantity"].astype(float)
+        df["cost_cny"] = pd.to_numeric(df["cost_cny"], errors="coerce").astype(float)
+        return df
 
-    # -- consumption (daily rollup cache) -----------------------------------------
-    def refresh_rollups(self) -> int:
-        """Recompute daily rollups for meters with new samples or events; return how
-        many meters were refreshed."""
-        con = self._con()
-        dirty = con.execute("SELECT meter, since, gen FROM dirty").fetchall()
-        if not dirty:
-            return 0
-        names = self._names(d[0] for d in dirty)
-        since = min(d[1] for d in dirty)
-        ids = [names[d[0]] for d in dirty if d[0] in names]
-        first = pd.Timestamp(since, unit="s", tz="UTC") - pd.Timedelta(days=1)
-        last_t = con.execute("SELECT max(t) FROM sample").fetchone()[0] or since
-        end = pd.Timestamp(last_t, unit="s", tz="UTC") + pd.Timedelta(days=2)
-        edges = rollup.period_edges(first, end, "day", self.tz)
-        day0 = from_epoch_s([edges[0]])[0]
-        raw = self._consumption_from_samples("day", day0, end, ids, apply_multiplier=False)
-        keys = raw["meter_id"].map(self._keys).to_numpy(np.int64)
-        t = (pd.DatetimeIndex(raw["period_start"]).tz_convert("UTC").as_unit("s").asi8).astype(np.int64)
-        with self._write_lock:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                for key, _since, _gen in dirty:
-                    con.execute("DELETE FROM rollup_day WHERE meter = ? AND t >= ?", (key, int(edges[0])))
-                con.executemany("INSERT OR REPLACE INTO rollup_day VALUES (?,?,?,?)", zip(
-                    keys.tolist(), t.tolist(), raw["quantity"].tolist(),
-                    (raw["quantity"] * raw["estimated_share"]).tolist(), strict=True))
-                con.executemany("DELETE FROM dirty WHERE meter = ? AND gen = ?", [(k, g) for k, _s, g in dirty])
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        return len(dirty)
-
-    def _daily_consumption(self, start: pd.Timestamp, end: pd.Timestamp, ids: list[str] | None) -> pd.DataFrame:
-        self.refresh_rollups()
-        edges = rollup.period_edges(start, end, "day", self.tz)
-        where, keys = self._ids_filter(ids)
-        rows = self._con().execute(
-            f"SELECT meter, t, quantity, est FROM rollup_day WHERE t >= ? AND t < ?{where} ORDER BY meter, t",
-            [int(edges[0]), int(ts(end).timestamp()), *keys]).fetchall()
-        df = pd.DataFrame.from_records(rows, columns=["meter", "t", "quantity", "est"])
-        names = self._names(df["meter"].unique().tolist())
-        meter_id = df["meter"].map(names)
-        mult = meter_id.map(self.multipliers).fillna(1.0).to_numpy(float) if len(df) else np.ones(0)
-        q = df["quantity"].to_numpy(float)
-        share = np.divide(df["est"].to_numpy(float), q, out=np.zeros_like(q), where=np.abs(q) > 1e-12)
-        return pd.DataFrame({
-            "meter_id": meter_id.to_numpy(),
-            "period_start": from_epoch_s(df["t"].to_numpy()).tz_convert(self.tz),
-            "quantity": q * mult,
-            "estimated_share": np.clip(share, 0, 1),
-        })

@@ -5,22 +5,39 @@ Plain HTTP (httpx) on purpose: the old v1 Python client stores pandas-3 timestam
 wrongly and the v2 client cannot talk to 1.x. Writes are batched (the next batch is
 built while the previous one is written), gzip-compressed (except to a server on
 loopback, where compression only costs CPU on both ends; `?gzip=true|false` in the URL
-overrides) and retried with exponential backoff. Consumption is computed from raw samples by the same
-pure functions as the embedded store (`storage.rollup`), never with
+overrides) and retried with exponential backoff. Consumption is materialised as samples
+arrive by the same pure functions as the embedded store (`storage.rollup`, driven by
+`storage.base.Store`) and written back through the same `/write` path, never computed with
 `NON_NEGATIVE_DIFFERENCE`, which silently drops the interval of a counter reset.
+
+Reads are columnar: `/query` with `Accept: application/csv` and `chunked=true`, the body
+streamed into pyarrow's incremental CSV reader (no JSON body, no Python row per point).
 
 Schema (precision: seconds):
 * `sample,meter=<id> value=<float>,quality=<int>i <t>`
+* `consumption_hour|consumption_day,meter=<id> quantity=<f>,est=<f>,flags=<i>i,samples=<i>i,
+  stored=<i>i,covered=<i>i <local period start>`: quantity and est (its estimated part) in
+  index units before the multiplier (see `storage.base`)
 * `meter_event,meter=<id>,kind=<kind> old_index=<f>,new_index=<f> <t>`
 * `bill,institution=<id>,energy=<e>,period_end=<date> quantity=<f>,unit="<u>",cost_cny=<f> <period_start>`
+* `civicwatt_settings,key=consumption json="<settings>" 0`: what the consumption
+  measurements were computed with
+
+InfluxDB has no transactions: a write puts its samples first and then the periods they
+change, so a write interrupted between the two leaves those periods stale until the next
+write touching them or `rebuild_consumption()`; two processes writing the same meter's
+same days at once can do the same (writers in one process are serialised).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import ipaddress
+import itertools
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +48,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from storage.base import (
     BILL_COLUMNS,
@@ -38,13 +56,23 @@ from storage.base import (
     SAMPLE_COLUMNS,
     Store,
     StoreError,
+    StoreMissing,
+    empty_periods,
     from_epoch_s,
-    normalize_events,
-    normalize_samples,
     ts,
 )
 
 BATCH_LINES = 50_000
+CHUNK_ROWS = 100_000  # rows per chunk of a streamed /query answer
+CSV_BLOCK_BYTES = 4 << 20  # a streamed CSV answer is parsed this much at a time
+READ_SLICES = 2  # a long read of a consumption measurement goes as this many concurrent queries
+SLICE_ABOVE_S = 40 * 86_400  # ... when it spans more than this
+STATEMENTS_PER_QUERY = 60  # InfluxQL statements sent in one /query
+MEASUREMENTS = {"hour": "consumption_hour", "day": "consumption_day"}
+PERIOD_FIELDS = {"quantity": pa.float64(), "est": pa.float64(), "flags": pa.int64(), "samples": pa.int64(),
+                 "stored": pa.int64(), "covered": pa.int64()}
+SAMPLE_FIELDS = {"value": pa.float64(), "quality": pa.int64()}
+_ESCAPE = re.compile(r"\\(.)")
 RETRIES = 5
 BACKOFF_S = 0.2  # first retry delay; doubles each time
 TIMEOUT_S = 30.0
@@ -63,27 +91,33 @@ def quote_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def sample_body(norm: pd.DataFrame) -> bytes:
-    """Line protocol for normalised samples, one line each, built in Arrow (vectorised):
-    `sample,meter=<id> value=<float>,quality=<int>i <t>\n`. Floats are written in their
-    shortest round-trip form, so no digit is lost."""
-    if norm.empty:
+def line_body(measurement: str, frame: pd.DataFrame, fields: dict[str, pa.DataType]) -> bytes:
+    """Line protocol, one line per row of `frame` (meter_id, t and the `fields`), built
+    in Arrow (vectorised): `<measurement>,meter=<id> f1=<float>,f2=<int>i <t>\n`. Floats
+    are written in their shortest round-trip form, so no digit is lost."""
+    if frame.empty:
         return b""
-    codes, uniques = pd.factorize(norm["meter_id"])
-    prefix = pa.array([f"sample,meter={escape_tag(str(u))} value=" for u in uniques]).take(pa.array(codes))
-    lines = pc.binary_join_element_wise(
-        prefix, pc.cast(pa.array(norm["value"].to_numpy(np.float64)), pa.string()), ",quality=",
-        pc.cast(pa.array(norm["quality"].to_numpy(np.int64)), pa.string()), "i ",
-        pc.cast(pa.array(norm["t"].to_numpy(np.int64)), pa.string()), "\n", "")
+    codes, uniques = pd.factorize(frame["meter_id"])
+    prefix = pa.array([f"{measurement},meter={escape_tag(str(u))} " for u in uniques]).take(pa.array(codes))
+    parts: list = [prefix]
+    for k, (name, kind) in enumerate(fields.items()):
+        values = pa.array(frame[name].to_numpy(np.float64 if kind == pa.float64() else np.int64))
+        parts += [("," if k else "") + f"{name}=", pc.cast(values, pa.string())] + ([] if kind == pa.float64() else ["i"])
+    parts += [" ", pc.cast(pa.array(frame["t"].to_numpy(np.int64)), pa.string()), "\n"]
+    lines = pc.binary_join_element_wise(*parts, "")
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
     return lines.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
 
 
-def sample_lines(norm: pd.DataFrame) -> list[str]:
-    """The lines of `sample_body` as strings."""
-    return sample_body(norm).decode().splitlines()
+def sample_body(norm: pd.DataFrame) -> bytes:
+    """Line protocol for normalised samples: `sample,meter=<id> value=<float>,quality=<int>i <t>`."""
+    return line_body("sample", norm, SAMPLE_FIELDS)
+
+
+def unescape_tag(value: str) -> str:
+    return _ESCAPE.sub(r"\1", value)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -119,9 +153,25 @@ class InfluxStore(Store):
         if create_database:
             # 2.x/3.x map databases to existing buckets; creating is not allowed there
             with contextlib.suppress(StoreError):
-                self.query(f"CREATE DATABASE {quote_ident(self.database)}")
+                list(self.query(f"CREATE DATABASE {quote_ident(self.database)}"))
+        else:
+            self._require_database()
+        self._open_settings()
+
+    def _require_database(self) -> None:
+        """StoreMissing when the server lists its databases and ours is not among them
+        (a server that cannot list them is given the benefit of the doubt)."""
+        try:
+            names = {row[0] for s in self.query("SHOW DATABASES") for row in s.get("values") or []}
+        except StoreError:
+            return
+        if self.database not in names:
+            message = f"no database {self.database!r} on InfluxDB at {self._http.base_url}"
+            self.close()
+            raise StoreMissing(message)
 
     def close(self) -> None:
+        super().close()
         self._http.close()
 
     # -- HTTP -------------------------------------------------------------------
@@ -166,14 +216,17 @@ class InfluxStore(Store):
         for i in range(0, len(lines), BATCH_LINES):
             self._post_lines("\n".join(lines[i:i + BATCH_LINES]).encode())
 
-    def query(self, q: str) -> Iterator[dict]:
-        """Run InfluxQL; yield every series ({name, tags, columns, values}) of every chunk."""
-        params = {"db": self.database, "q": q, "epoch": "s", "chunked": "true", "chunk_size": "100000"}
+    def _query_params(self, q: str) -> dict:
+        params = {"db": self.database, "q": q, "epoch": "s", "chunked": "true", "chunk_size": str(CHUNK_ROWS)}
         if self.retention:
             params["rp"] = self.retention
-        resp = self._request("POST", "/query", data=params)
-        out = []
-        for line in resp.text.splitlines():
+        return params
+
+    def query(self, q: str) -> Iterator[dict]:
+        """Run InfluxQL; yield every series ({name, tags, columns, values}) of every chunk,
+        reading the chunked answer line by line (for small answers: events, bills)."""
+        resp = self._request("POST", "/query", data=self._query_params(q))
+        for line in resp.iter_lines():
             if not line.strip():
                 continue
             doc = json.loads(line)
@@ -182,8 +235,53 @@ class InfluxStore(Store):
             for result in doc.get("results", []):
                 if "error" in result:
                     raise StoreError(f"InfluxDB query failed: {result['error']}")
-                out.extend(result.get("series", []))
-        return iter(out)
+                yield from result.get("series", [])
+
+    def _csv_batches(self, q: str, fields: dict[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+        """Run InfluxQL (one or more statements, each selecting `fields` GROUP BY meter)
+        and stream the CSV answer into Arrow record batches (name, tags, time, *fields),
+        block by block as the body arrives, never holding the whole body."""
+        types = {"name": pa.string(), "tags": pa.string(), "time": pa.int64(), **fields}
+        convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
+        started = False  # once a batch is out, a broken stream is an error, not a retry
+        for attempt in range(RETRIES + 1):
+            try:
+                headers = {"Accept": "application/csv"}
+                if not self.gzip:  # on loopback a compressed answer only costs CPU
+                    headers["Accept-Encoding"] = "identity"
+                with self._http.stream("POST", "/query", data=self._query_params(q), headers=headers) as resp:
+                    if resp.status_code != 200:
+                        text = resp.read().decode(errors="replace").strip()
+                        if resp.status_code < 500 or attempt == RETRIES:
+                            raise StoreError(f"InfluxDB query failed ({resp.status_code}): {text[:500]}")
+                    else:
+                        for batch in csv_batches(resp.iter_bytes(), convert):
+                            started = True
+                            yield batch
+                        return
+            except httpx.TransportError as exc:
+                if attempt == RETRIES or started:
+                    raise StoreError(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
+            time.sleep(BACKOFF_S * 2**attempt)
+
+    def _csv_frame(self, statements: list[str], fields: dict[str, pa.DataType]) -> pd.DataFrame:
+        """meter_id, t and `fields` of the answers to `statements` (sent STATEMENTS_PER_QUERY at a time)."""
+        frames = []
+        for i in range(0, len(statements), STATEMENTS_PER_QUERY):
+            part = statements[i:i + STATEMENTS_PER_QUERY]
+            for batch in self._csv_batches("; ".join(part), fields):
+                if batch.num_rows == 0:
+                    continue
+                tags = pc.dictionary_encode(batch.column("tags"))
+                names = np.asarray([unescape_tag(v.split("=", 1)[1]) for v in tags.dictionary.to_pylist()], object)
+                frame = {"meter_id": names[tags.indices.to_numpy(zero_copy_only=False)],
+                         "t": batch.column("time").to_numpy(zero_copy_only=False)}
+                frame.update({f: batch.column(f).to_numpy(zero_copy_only=False) for f in fields})
+                frames.append(pd.DataFrame(frame))
+        if not frames:
+            return pd.DataFrame({"meter_id": pd.Series(dtype=object), "t": pd.Series(dtype=np.int64),
+                                 **{f: pd.Series(dtype=k.to_pandas_dtype()) for f, k in fields.items()}})
+        return pd.concat(frames, ignore_index=True)
 
     def _measurement(self, name: str) -> str:
         return f"{quote_ident(self.retention)}.{quote_ident(name)}" if self.retention else quote_ident(name)
@@ -198,56 +296,64 @@ class InfluxStore(Store):
         return " AND (" + " OR ".join(f"{quote_ident(tag)} = {quote_str(m)}" for m in ids) + ")"
 
     # -- samples ----------------------------------------------------------------
-    def write_samples(self, samples: pd.DataFrame) -> int:
-        norm = normalize_samples(samples)
-        if norm.empty:
-            return 0
-        with ThreadPoolExecutor(max_workers=1) as pool:  # build the next batch while one is written
+    def _put_samples(self, norm: pd.DataFrame) -> None:
+        self._put_lines("sample", norm, SAMPLE_FIELDS)
+
+    def _put_lines(self, measurement: str, frame: pd.DataFrame, fields: dict[str, pa.DataType]) -> None:
+        """Write rows as line protocol in batches of BATCH_LINES, building the next batch
+        while one is posted."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
             pending: Future | None = None
-            for i in range(0, len(norm), BATCH_LINES):
-                body = sample_body(norm.iloc[i:i + BATCH_LINES])
+            for i in range(0, len(frame), BATCH_LINES):
+                body = line_body(measurement, frame.iloc[i:i + BATCH_LINES], fields)
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(self._post_lines, body)
             if pending is not None:
                 pending.result()
-        return len(norm)
 
-    def _samples_query(self, where: str, order_limit: str = "") -> pd.DataFrame:
-        frames = []
-        for series in self.query(
-                f"SELECT value, quality FROM {self._measurement('sample')} WHERE {where} GROUP BY meter{order_limit}"):
-            vals = series["values"]
-            if not vals:
-                continue
-            arr = pd.DataFrame(vals, columns=series["columns"])
-            frames.append(pd.DataFrame({
-                "meter_id": series["tags"]["meter"],
-                "time": from_epoch_s(arr["time"].to_numpy()),
-                "value": arr["value"].astype(float).to_numpy(),
-                "quality": arr["quality"].fillna(0).astype(np.int64).to_numpy(),
-            }))
-        if not frames:
-            return pd.DataFrame({c: pd.Series(dtype=d) for c, d in
-                                 zip(SAMPLE_COLUMNS, [object, "datetime64[s, UTC]", float, np.int64], strict=True)})
-        df = pd.concat(frames, ignore_index=True)
-        return df.sort_values(["meter_id", "time"], kind="stable").reset_index(drop=True)
+    def _samples_frame(self, statements: list[str]) -> pd.DataFrame:
+        """Normalised samples (meter_id, t, value, quality) answering `statements`."""
+        df = self._csv_frame(statements, SAMPLE_FIELDS)
+        return df.sort_values(["meter_id", "t"], kind="stable").reset_index(drop=True)
+
+    def _sample_statement(self, where: str, tail: str = "") -> str:
+        return f"SELECT value, quality FROM {self._measurement('sample')} WHERE {where} GROUP BY meter{tail}"
+
+    def _samples_near(self, windows: pd.DataFrame, before: int, after: int, inside: bool = True) -> pd.DataFrame:
+        statements = []
+        for (lo, hi), group in windows.groupby(["lo", "hi"], sort=False):
+            for i in range(0, len(group), 200):
+                ids = self._meter_where(group["meter_id"].iloc[i:i + 200].tolist())
+                if before:
+                    statements.append(self._sample_statement(f"time < {lo}s{ids}", f" ORDER BY time DESC LIMIT {before}"))
+                if inside:
+                    statements.append(self._sample_statement(f"time >= {lo}s AND time < {hi}s{ids}"))
+                if after:
+                    statements.append(self._sample_statement(f"time >= {hi}s{ids}", f" ORDER BY time ASC LIMIT {after}"))
+        return self._samples_frame(statements)
+
+    def _to_samples(self, norm: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"meter_id": norm["meter_id"].to_numpy(object), "time": from_epoch_s(norm["t"].to_numpy()),
+                             "value": norm["value"].to_numpy(float),
+                             "quality": norm["quality"].to_numpy(np.int64)})[SAMPLE_COLUMNS]
 
     def read_samples(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
                      meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
         ids = self._meter_where(meter_ids)
         if ids is None:
-            return self._samples_query("time < 0s AND time > 1s")
+            return self._to_samples(self._samples_frame([]))
         lo = "time >= 0s" if start is None else f"time >= {int(ts(start, self.tz).timestamp())}s"
         hi = "" if end is None else f" AND time < {int(np.ceil(ts(end, self.tz).timestamp()))}s"
-        return self._samples_query(lo + hi + ids)
+        return self._to_samples(self._samples_frame([self._sample_statement(lo + hi + ids)]))
 
     def last_samples_before(self, t: pd.Timestamp, meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
         ids = self._meter_where(meter_ids)
         if ids is None:
-            return self._samples_query("time < 0s AND time > 1s")
+            return self._to_samples(self._samples_frame([]))
         hi = int(np.ceil(ts(t, self.tz).timestamp()))
-        return self._samples_query(f"time < {hi}s{ids}", " ORDER BY time DESC LIMIT 1")
+        return self._to_samples(self._samples_frame([self._sample_statement(f"time < {hi}s{ids}",
+                                                                            " ORDER BY time DESC LIMIT 1")]))
 
     def meter_ids(self) -> list[str]:
         out: list[str] = []
@@ -261,9 +367,62 @@ class InfluxStore(Store):
             n += int(series["values"][0][1])
         return n
 
+    def _sample_span(self, meter_ids: list[str] | None) -> pd.DataFrame:
+        ids = self._meter_where(meter_ids)
+        if ids is None:
+            return pd.DataFrame({"meter_id": [], "first": [], "last": []})
+        spans = {}
+        for fn in ("first", "last"):
+            df = self._csv_frame([f"SELECT {fn}(value) AS value FROM {self._measurement('sample')} "
+                                  f"WHERE time >= 0s{ids} GROUP BY meter"], {"value": pa.float64()})
+            spans[fn] = df.set_index("meter_id")["t"]
+        out = pd.DataFrame(spans).sort_index()
+        return pd.DataFrame({"meter_id": out.index.to_numpy(object), "first": out["first"].to_numpy(np.int64),
+                             "last": out["last"].to_numpy(np.int64)})
+
+    # -- consumption measurements -------------------------------------------------
+    def _put_periods(self, freq: str, rows: pd.DataFrame) -> None:
+        self._put_lines(MEASUREMENTS[freq], rows, PERIOD_FIELDS)
+
+    def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,
+                      columns: list[str]) -> pd.DataFrame:
+        ids = self._meter_where(meter_ids)
+        if ids is None:
+            return empty_periods(columns)
+        fields = {c: PERIOD_FIELDS[c] for c in columns}
+        # a long range is read as READ_SLICES time slices at once (the server answers each
+        # on its own core), then put back in meter and time order
+        span = max(1, hi - lo)
+        cuts = [lo + span * k // READ_SLICES for k in range(READ_SLICES)] + [hi] if span > SLICE_ABOVE_S else [lo, hi]
+        statements = [f"SELECT {', '.join(fields)} FROM {self._measurement(MEASUREMENTS[freq])} "
+                      f"WHERE time >= {a}s AND time < {b}s{ids} GROUP BY meter" for a, b in itertools.pairwise(cuts)]
+        with ThreadPoolExecutor(max_workers=len(statements)) as pool:
+            parts = [p for p in pool.map(lambda q: self._csv_frame([q], fields), statements) if len(p)]
+        if not parts:
+            return empty_periods(columns)
+        df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if len(parts) > 1:
+            df = df.sort_values(["meter_id", "t"], kind="stable", ignore_index=True)
+        return df[["meter_id", "t", *columns]]
+
+    def _drop_periods(self) -> None:
+        for name in MEASUREMENTS.values():
+            with contextlib.suppress(StoreError):
+                list(self.query(f"DROP MEASUREMENT {quote_ident(name)}"))
+
+    def _load_settings(self) -> dict:
+        for series in self.query(f"SELECT last(json) FROM {self._measurement('civicwatt_settings')} "
+                                 "WHERE \"key\" = 'consumption'"):
+            if series["values"]:
+                return json.loads(series["values"][0][1])
+        return {}
+
+    def _save_settings(self, settings: dict) -> None:
+        text = json.dumps(settings).replace("\\", "\\\\").replace('"', '\\"')
+        self._post_lines(f'civicwatt_settings,key=consumption json="{text}" 0'.encode())
+
     # -- events -----------------------------------------------------------------
-    def write_events(self, events: pd.DataFrame) -> None:
-        ev = normalize_events(events)
+    def _put_events(self, ev: pd.DataFrame) -> None:
         self.write_lines([
             f"meter_event,meter={escape_tag(r.meter_id)},kind={escape_tag(r.kind)} "
             f"old_index={r.old_index!r},new_index={r.new_index!r} {r.t}"
@@ -312,3 +471,51 @@ class InfluxStore(Store):
                                  float("nan") if cost is None else float(cost)))
         df = pd.DataFrame.from_records(rows, columns=BILL_COLUMNS)
         return df.sort_values(["institution_id", "energy", "period_start"]).reset_index(drop=True)
+
+
+def csv_batches(chunks: Iterable[bytes], convert: pacsv.ConvertOptions,
+                block_bytes: int = CSV_BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
+    """Arrow record batches of a streamed CSV answer to one or more statements (each
+    starts with its header line and ends with an empty line; a statement with no rows
+    has no part at all), parsed in blocks of about `block_bytes` cut at line ends."""
+    header: bytes | None = None  # of the statement being read
+    buffer = b""
+
+    def parse(block: bytes, ends: bool) -> Iterator[pa.RecordBatch]:
+        nonlocal header
+        if header is None:
+            line_end = block.find(b"\n") + 1 or len(block)
+            header, block = block[:line_end], block[line_end:]
+        if block.strip():
+            yield from pacsv.read_csv(io.BytesIO(header + block), convert_options=convert).to_batches()
+        if ends:
+            header = None
+
+    pending: list[bytes] = []  # chunks not parsed yet (joined only when a block is due)
+    size, tail = 0, b""
+    for chunk in _with_end(iter(chunks)):
+        if chunk is not None:
+            pending.append(chunk)
+            size += len(chunk)
+            ends_statement = b"\n\n" in tail + chunk[:1] or b"\n\n" in chunk
+            tail = chunk[-1:]
+            if size < block_bytes and not ends_statement:
+                continue
+        *done, buffer = b"".join(pending).split(b"\n\n")
+        for part in done:
+            yield from parse(part + b"\n", ends=True)
+        if chunk is None:
+            if buffer.strip():
+                yield from parse(buffer, ends=True)
+            return
+        # cut after a line end, but never after a final one: it may be the first half of
+        # the empty line that ends the statement
+        if len(buffer) >= block_bytes and (cut := buffer.rfind(b"\n", 0, len(buffer) - 1) + 1):
+            yield from parse(buffer[:cut], ends=False)
+            buffer = buffer[cut:]
+        pending, size = [buffer], len(buffer)
+
+
+def _with_end(chunks: Iterator[bytes]) -> Iterator[bytes | None]:
+    yield from chunks
+    yield None

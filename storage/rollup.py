@@ -15,9 +15,18 @@ multiplier (domain.md section 4). The increase between two consecutive samples i
 
 The increase of an interval is spread over the periods it overlaps in proportion to
 time (linear interpolation of the cumulative index). An interval is *estimated* when it
-is longer than the meter's gap threshold (2.5 x its median sampling interval, so a
-missing poll or an outage is interpolated) or when its closing sample is flagged
-ESTIMATED. Each period reports the estimated share of its quantity.
+is a gap, longer than GAP_FACTOR (2.5) x the median length of the intervals around it
+(itself and GAP_RADIUS = 2 intervals of the same meter on each side, the upper middle
+one where a meter's first or last intervals leave an even number: a missed poll or an
+outage is interpolated, while a meter whose archived history is hourly and whose live
+polls are every 15 minutes has no gap where the resolution changes), or when its closing
+sample is flagged ESTIMATED. Each period reports the estimated share of its quantity, and
+the OR of its intervals' flags.
+
+Everything here is local: an interval's increase, flags and gap test depend only on its
+own samples, the events inside it and GAP_RADIUS intervals on each side, so consumption
+can be maintained as samples arrive (`storage.base.Store` recomputes only the periods a
+batch touches) and equals `consumption()` over all raw samples, the reference path.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ from storage import quality
 FREQS = ("hour", "day", "month", "year")
 _PANDAS_FREQ = {"hour": "h", "day": "D", "month": "MS", "year": "YS"}
 
-GAP_FACTOR = 2.5  # an interval longer than this x the median interval is a gap
+GAP_FACTOR = 2.5  # an interval longer than this x the median of the intervals around it is a gap
+GAP_RADIUS = 2  # ... around it: this many intervals of the same meter on each side (and itself)
 ROLLOVER_PLAUSIBLE = 0.1  # a wrap explains a fall if the wrapped increase < 10 % of range
 
 
@@ -110,23 +120,43 @@ def interval_increases(samples: pd.DataFrame, events: pd.DataFrame | None = None
         flags[reset] |= quality.DECREASE
 
     dt = (t1 - t0).astype(float)
-    out = pd.DataFrame({"meter_id": meter[idx], "t0": t0, "t1": t1, "increase": inc, "dt": dt})
-    median_dt = out.groupby("meter_id", sort=False)["dt"].transform("median").to_numpy()
-    gap = dt > GAP_FACTOR * median_dt
-    out["estimated"] = gap | ((q[idx] & quality.ESTIMATED) != 0)
-    out["flags"] = flags | q[idx]
-    return out.drop(columns="dt")
+    gap = is_gap(dt, meter[idx])
+    return pd.DataFrame({"meter_id": meter[idx], "t0": t0, "t1": t1, "increase": inc,
+                         "estimated": gap | ((q[idx] & quality.ESTIMATED) != 0), "flags": flags | q[idx]})
+
+
+def is_gap(dt: np.ndarray, group: np.ndarray, radius: int = GAP_RADIUS) -> np.ndarray:
+    """Whether each interval (length `dt`, grouped by meter in contiguous runs) is longer
+    than GAP_FACTOR x the median of itself and the `radius` intervals on each side in its
+    group (the upper middle one of an even count). Vectorised without sorting: dt exceeds
+    GAP_FACTOR x that median exactly when more than half of the window's intervals are
+    shorter than dt / GAP_FACTOR."""
+    n = len(dt)
+    shorter = np.zeros(n, np.int64)
+    size = np.ones(n, np.int64)  # the interval itself (never shorter than itself / GAP_FACTOR)
+    for k in range(1, radius + 1):
+        if k >= n:
+            break
+        same = group[k:] == group[:-k]  # interval i and i + k belong to one meter
+        size[:-k] += same
+        size[k:] += same
+        shorter[:-k] += same & (GAP_FACTOR * dt[k:] < dt[:-k])  # the k-th after is short
+        shorter[k:] += same & (GAP_FACTOR * dt[:-k] < dt[k:])  # the k-th before is short
+    return 2 * shorter > size
 
 
 def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     """Split each interval's increase over the periods given by `edges` (epoch s) in
     proportion to time; drop what falls outside [edges[0], edges[-1]).
 
-    Returns meter_id, period (index into edges), quantity, estimated_quantity.
+    Returns meter_id, period (index into edges), quantity, estimated_quantity, flags
+    (the OR of the flags of the intervals overlapping the period), sorted by meter_id
+    and period.
     """
     if intervals.empty or len(edges) < 2:
-        return pd.DataFrame({"meter_id": pd.Series(dtype=object), "period": pd.Series(dtype=np.int64),
-                             "quantity": pd.Series(dtype=float), "estimated_quantity": pd.Series(dtype=float)})
+        return pd.DataFrame({"meter_id": pd.Series(dtype=intervals["meter_id"].dtype), "period": pd.Series(dtype=np.int64),
+                             "quantity": pd.Series(dtype=float), "estimated_quantity": pd.Series(dtype=float),
+                             "flags": pd.Series(dtype=np.int64)})
     t0 = intervals["t0"].to_numpy(np.int64)
     t1 = intervals["t1"].to_numpy(np.int64)
     first = np.searchsorted(edges, t0, side="right") - 1  # period containing t0
@@ -144,13 +174,49 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     frac = np.where(span > 0, (p_end - p_start) / np.where(span > 0, span, 1), 1.0)
     qty = intervals["increase"].to_numpy(float)[rows] * frac
     est = intervals["estimated"].to_numpy(bool)[rows]
-    df = pd.DataFrame({
-        "meter_id": intervals["meter_id"].to_numpy()[rows],
-        "period": period.astype(np.int64),
-        "quantity": qty,
-        "estimated_quantity": np.where(est, qty, 0.0),
+    codes, uniques = _codes(intervals["meter_id"].to_numpy()[rows])
+    key = codes.astype(np.int64) * len(edges) + period  # (meter, period), in that order
+    df = pd.DataFrame({"quantity": qty, "estimated_quantity": np.where(est, qty, 0.0)})
+    out = df.groupby(key, sort=True).sum()
+    keys = out.index.to_numpy(np.int64)
+    flags = intervals["flags"].to_numpy(np.int64)[rows] if "flags" in intervals else np.zeros(len(rows), np.int64)
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]]) if len(order) else np.zeros(0, np.int64)
+    return pd.DataFrame({
+        "meter_id": uniques[keys // len(edges)],
+        "period": keys % len(edges),
+        "quantity": out["quantity"].to_numpy(float),
+        "estimated_quantity": out["estimated_quantity"].to_numpy(float),
+        "flags": np.bitwise_or.reduceat(flags[order], starts) if len(order) else np.zeros(0, np.int64),
     })
-    return df.groupby(["meter_id", "period"], as_index=False, sort=True).sum()
+
+
+def _codes(meter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted integer codes of meter ids and the ids they stand for (non-negative
+    integer ids, as the stores pass them, are their own codes)."""
+    if meter.dtype.kind in "iu" and (len(meter) == 0 or meter.min() >= 0):
+        return meter.astype(np.int64), np.arange(int(meter.max()) + 1 if len(meter) else 0)
+    codes, uniques = pd.factorize(meter, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
+    """Per meter and period of `edges` (epoch s), the number of samples with time in
+    the period and how many of them are flagged BACKFILL or IMPORTED (stored history,
+    which the completeness rule judges at its own resolution). Returns meter_id, period,
+    samples, stored."""
+    t = samples["t"].to_numpy(np.int64)
+    period = np.searchsorted(edges, t, side="right") - 1
+    ok = (period >= 0) & (period < len(edges) - 1)
+    q = samples["quality"].to_numpy(np.int64)[ok]
+    codes, uniques = _codes(samples["meter_id"].to_numpy()[ok])
+    key = codes.astype(np.int64) * len(edges) + period[ok]
+    df = pd.DataFrame({"samples": np.ones(len(key), np.int64),
+                       "stored": ((q & (quality.BACKFILL | quality.IMPORTED)) != 0).astype(np.int64)})
+    g = df.groupby(key, sort=True).sum()
+    keys = g.index.to_numpy(np.int64)
+    return pd.DataFrame({"meter_id": uniques[keys // len(edges)], "period": keys % len(edges),
+                         "samples": g["samples"].to_numpy(np.int64), "stored": g["stored"].to_numpy(np.int64)})
 
 
 def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, freq: str,
@@ -170,14 +236,13 @@ def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, f
         m = spread["meter_id"].map(multiplier).fillna(1.0).to_numpy(float)
         spread = spread.assign(quantity=spread["quantity"] * m, estimated_quantity=spread["estimated_quantity"] * m)
     qty = spread["quantity"].to_numpy(float)
-    est = spread["estimated_quantity"].to_numpy(float)
-    share = np.divide(est, qty, out=np.zeros_like(qty), where=np.abs(qty) > 1e-12)
+    share = estimated_share(spread["estimated_quantity"].to_numpy(float), qty)
     period_start = pd.to_datetime(edges[spread["period"].to_numpy()], unit="s", utc=True).tz_convert(tz)
     return pd.DataFrame({
         "meter_id": spread["meter_id"].to_numpy(),
         "period_start": period_start,
         "quantity": qty,
-        "estimated_share": np.clip(share, 0.0, 1.0),
+        "estimated_share": share,
     }).reset_index(drop=True)
 
 

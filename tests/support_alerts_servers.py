@@ -20,12 +20,19 @@ from tests.servers import free_port
 
 class WebhookServer:
     """Records every POST (path, headers, JSON body); answers `status` and `reply`.
-    `start()` may be called late to model a receiver that is down at first."""
+    `start()` may be called late to model a receiver that is down at first; the first
+    `fail_first` requests get HTTP 503; with `hold` set, each request is recorded and then
+    left unanswered until `release` is set (a sender can be killed meanwhile)."""
 
-    def __init__(self, port: int | None = None, status: int = 200, reply: dict | None = None, delay_s: float = 0.0):
+    def __init__(self, port: int | None = None, status: int = 200, reply: dict | None = None, delay_s: float = 0.0,
+                 fail_first: int = 0, hold: bool = False):
         self.port = port or free_port()
         self.delay_s = delay_s
         self.status = status
+        self.fail_first = fail_first
+        self.hold = hold
+        self.arrived = threading.Event()
+        self.release = threading.Event()
         self.reply = reply if reply is not None else {"ok": True}
         self.received: list[dict] = []
         self._server: ThreadingHTTPServer | None = None
@@ -46,12 +53,19 @@ class WebhookServer:
                 body = self.rfile.read(length)
                 owner.received.append({"path": self.path, "headers": dict(self.headers),
                                        "body": json.loads(body.decode("utf-8"))})
+                owner.arrived.set()
+                if owner.hold:
+                    owner.release.wait(30)
                 data = json.dumps(owner.reply).encode()
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                failing = len(owner.received) <= owner.fail_first
+                try:
+                    self.send_response(503 if failing else owner.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the sender is gone (killed, or it timed out)
+                    pass
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from civicwatt.sample import sample_registry_doc
+from core import users as auth
 from core.registry import Registry, validate_registry_doc
-from dashboard import auth
 
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2026-03-10 12:00", tz=TZ)
@@ -228,7 +228,7 @@ def demo_world(directory: Path) -> tuple[Registry, object, Path, Path]:
 def context(reg: Registry, store, quotas_path: Path | None, data_dir: Path | None, mv_dirs: list[Path],
             user=None, now=None):
     """A dashboard `Context` as `create_app` builds it, signed in as `user` (a
-    `dashboard.auth.User`), on the clock `now` (default `DEMO_NOW`)."""
+    `core.users.User`), on the clock `now` (default `DEMO_NOW`)."""
     from dashboard import integrations
     from dashboard.context import Context
     from dashboard.data import DataService

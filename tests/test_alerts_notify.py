@@ -368,3 +368,159 @@ def test_reminder_grace_for_a_check_that_runs_early(tmp_path):
     box.submit([alert()], now=T0)
     assert box.submit([alert()], now=T0 + timedelta(hours=23, minutes=49)).reminded == []
     assert box.submit([alert()], now=T0 + timedelta(hours=23, minutes=55)).reminded == [alert().key]
+
+
+# -- ordering, idempotency, crashes (issue 15) ---------------------------------------------------------
+
+def test_resolved_never_overtakes_an_open_that_is_backing_off(tmp_path):
+    """The receiver fails the "open" once; the condition clears before the retry is due.
+    The old outbox sent "resolved" at once (the open was not due yet), then "open"."""
+    hook = WebhookServer(fail_first=1).start()
+    try:
+        box = Outbox(tmp_path / "o", config(WebhookChannel(name="hook", url=hook.url), base_s=60))
+        box.submit([alert()], now=T0)
+        assert box.deliver_pending(now=T0).failed == 1
+        box.submit([], now=T0 + timedelta(seconds=10))  # cleared: "resolved" queued, due at once
+        assert box.deliver_pending(now=T0 + timedelta(seconds=10)).sent == 0  # it waits for its open
+        r = box.deliver_pending(now=T0 + timedelta(seconds=61))
+        assert (r.sent, r.pending) == (2, 0)  # both in one pass, in order
+        assert [b["notification"] for b in hook.bodies] == ["open", "open", "resolved"]
+    finally:
+        hook.stop()
+
+
+def test_every_channel_carries_the_idempotency_key(tmp_path, hook, cert):
+    smtp = SmtpServer(*cert).start()
+    log = tmp_path / "log.jsonl"
+    try:
+        mail = EmailChannel(name="mail", host="127.0.0.1", port=smtp.port, username="alerts", password="s3cret",
+                            ca_file=str(cert[0]), sender="alerts@example.cn", to=("a@example.cn",))
+        robot = WebhookServer(reply={"errcode": 0}).start()
+        box = Outbox(tmp_path / "o", config(WebhookChannel(name="hook", url=hook.url), mail,
+                                            WebhookChannel(name="robot", url=robot.url, format="wecom"),
+                                            JsonlChannel(name="log", path=str(log))))
+        box.submit([alert()], now=T0)
+        assert box.deliver_pending(now=T0).sent == 4
+        ids = {d["channel"]: d["id"] for d in box.list_deliveries()}
+        key = {name: f"civicwatt-{box.outbox_id}-{i}" for name, i in ids.items()}
+        assert len(set(key.values())) == 4
+        got = hook.received[0]
+        assert got["headers"]["Idempotency-Key"] == got["body"]["idempotency_key"] == key["hook"]
+        assert got["headers"]["X-CivicWatt-Attempt"] == "1" and got["body"]["attempt"] == 1
+        msg = smtp.messages[0]["message"]
+        assert msg["Message-ID"] == f"<{key['mail']}@example.cn>"
+        attached = json.loads(next(msg.iter_attachments()).get_content())
+        assert attached["idempotency_key"] == key["mail"]
+        assert key["robot"] in robot.bodies[0]["markdown"]["content"]
+        assert json.loads(log.read_text(encoding="utf-8"))["idempotency_key"] == key["log"]
+        robot.stop()
+    finally:
+        smtp.stop()
+
+
+CRASHING_SENDER = """
+import sys
+from datetime import datetime
+from alerts.outbox import Outbox
+Outbox(sys.argv[1], sys.argv[2]).deliver_pending(now=datetime.fromisoformat(sys.argv[3]))
+"""
+
+
+def test_sigkill_between_send_and_mark_sent_replays_with_the_same_key(tmp_path):
+    """A sender process is SIGKILLed after the receiver took the notification but before
+    it was marked sent. The next pass sends it again (at least once) with the same
+    idempotency key and attempt 2, and counts the replay: the receiver can drop it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from alerts.outbox import LEASE_S, SEND_TIMEOUTS
+
+    hook = WebhookServer(hold=True).start()
+    channels = tmp_path / "channels.yaml"
+    channels.write_text(f"channels:\n  - {{name: hook, type: webhook, url: '{hook.url}', timeout_s: 5}}\n",
+                        encoding="utf-8")
+    try:
+        Outbox(tmp_path / "o", channels).submit([alert()], now=T0)
+        child = subprocess.Popen([sys.executable, "-c", CRASHING_SENDER, str(tmp_path / "o"), str(channels),
+                                  T0.isoformat()])
+        assert hook.arrived.wait(30), "the sender never reached the receiver"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(10) == -signal.SIGKILL
+        hook.hold = False
+        hook.release.set()
+        box = Outbox(tmp_path / "o", channels)
+        assert box.deliver_pending(now=T0 + timedelta(seconds=30)).sent == 0  # still leased to the dead sender
+        later = T0 + timedelta(seconds=LEASE_S + SEND_TIMEOUTS * 5 + 1)
+        r = box.deliver_pending(now=later)
+        assert (r.sent, r.replays, r.pending) == (1, 1, 0)
+        first, second = hook.received
+        assert first["headers"]["Idempotency-Key"] == second["headers"]["Idempotency-Key"]
+        assert first["body"]["idempotency_key"] == second["body"]["idempotency_key"] == box.idempotency_key(1)
+        assert (first["body"]["attempt"], second["body"]["attempt"]) == (1, 2)
+        assert box.deliver_pending(now=later + timedelta(hours=1)).sent == 0  # marked sent: never again
+    finally:
+        hook.release.set()
+        hook.stop()
+
+
+def test_slow_receiver_gets_one_sender_per_delivery(tmp_path, monkeypatch):
+    """A receiver slower than the claim lease: the old outbox let a second sender claim
+    the rows still waiting in the first sender's pass and send them again."""
+    import threading
+
+    import alerts.outbox
+
+    monkeypatch.setattr(alerts.outbox, "LEASE_S", 0.2)
+    hook = WebhookServer(delay_s=0.5).start()
+    try:
+        channels = config(WebhookChannel(name="hook", url=hook.url, timeout_s=5))
+        a, b = Outbox(tmp_path / "o", channels), Outbox(tmp_path / "o", channels)
+        a.submit([alert(inst=f"I{n}") for n in range(3)], now=T0)
+
+        def later_sender():
+            hook.arrived.wait(10)  # A is in its first send; its other claims are past their lease
+            b.deliver_pending()  # the real clock, as in service: leases expire in real time
+
+        other = threading.Thread(target=later_sender)
+        other.start()
+        a.deliver_pending()
+        other.join()
+        ids = [r["headers"]["X-CivicWatt-Delivery"] for r in hook.received]
+        assert sorted(ids) == ["1", "2", "3"]  # each once
+        assert [r["body"]["attempt"] for r in hook.received] == [1, 1, 1]
+    finally:
+        hook.stop()
+
+
+def test_timed_out_send_is_resent_under_the_same_key(tmp_path):
+    """A receiver that answers after the sender's timeout took the message: the resend
+    carries the same idempotency key and attempt 2."""
+    import time
+
+    hook = WebhookServer(delay_s=1.0).start()
+    try:
+        box = Outbox(tmp_path / "o", config(WebhookChannel(name="hook", url=hook.url, timeout_s=0.3), base_s=1))
+        box.submit([alert()], now=T0)
+        assert box.deliver_pending(now=T0).failed == 1
+        hook.delay_s = 0
+        assert box.deliver_pending(now=T0 + timedelta(seconds=5)).sent == 1
+        deadline = time.monotonic() + 10
+        while len(hook.received) < 2 and time.monotonic() < deadline:  # the first request is still sleeping
+            time.sleep(0.05)
+        keys = {r["headers"]["Idempotency-Key"] for r in hook.received}
+        assert len(hook.received) == 2 and len(keys) == 1
+        assert sorted(r["body"]["attempt"] for r in hook.received) == [1, 2]
+    finally:
+        hook.stop()
+
+
+def test_outbox_files_are_private(tmp_path):
+    import stat
+
+    box = Outbox(tmp_path / "new" / "outbox", config())
+    box.submit([alert()], now=T0)
+    assert stat.S_IMODE((tmp_path / "new" / "outbox").stat().st_mode) == 0o700
+    for path in (tmp_path / "new" / "outbox").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

@@ -20,6 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 20_000
+expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions: a loaded 2-core machine is slow
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions: a cold page on a busy machine

@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from alerts.outbox import Outbox
 from alerts.rules import evaluate_alerts
-from dashboard import auth
+from core import users as auth
 from dashboard.app import create_app, serve
 from quotas.config import load_quotas
 from tests import support_dashboard_world as w
@@ -35,7 +35,8 @@ PASSWORDS = {"admin": "admin-pass-123", "sjz": "region-pass-123", "inst5": "inst
 PAGES = (("/", "#gauge-energy_tce .main-svg", "overview"), ("/ranking", "#rank-table td", "ranking"),
          ("/institution/HB-0001", "#inst-period-table", "institution"), ("/compare", "#cmp-table", "compare"),
          ("/alerts", "#alerts-count", "alerts"), ("/reports", "#ledger-xlsx", "reports"),
-         ("/mv", "#mv-verdict", "savings-verification"), ("/wall", "#wall-title", "wall"))
+         ("/mv", "#mv-verdict", "savings-verification"), ("/assessment", "#assess-count", "assessment"),
+         ("/wall", "#wall-title", "wall"))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 
 import pandas as pd
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from civicwatt.cli import main
 from civicwatt.sample import write_sample
-from core.csvio import parse_readings
+from core.csvio import parse_bills, parse_readings
 from core.registry import load_registry
 from core.yamlfile import ConfigError
 from storage import open_store
@@ -63,9 +64,9 @@ def test_bad_csv_lists_every_problem_and_writes_nothing(site, tmp_path, capsys):
                      f"{bad}:4: time: 'yesterday' is not an ISO 8601 time",
                      f"{bad}:5: value: must not be negative",
                      f"{bad}:6: value: 'abc' is not a number",
-                     f"{bad}:2: value: duplicate of another line with a different value",
-                     f"{bad}:7: value: duplicate of another line with a different value",
-                     f"{bad}:8: time: has no UTC offset"]:
+                     f"{bad}:2: value: same meter and second as line 7, with another value: '100.0' here, '99.0' there",
+                     f"{bad}:7: value: same meter and second as line 2, with another value: '99.0' here, '100.0' there",
+                     f"{bad}:8: time: '2025-01-01T05:00:00' has no UTC offset"]:
         assert expected in err
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest  # byte-for-byte unchanged
     store = open_store(url)
@@ -132,7 +133,7 @@ def test_bills_import_validation(site, tmp_path, capsys):
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["HB-0001-E0", "HB-0001-W0", "nope", ""]),
-                          st.integers(min_value=0, max_value=10**9),
+                          st.integers(min_value=631152000, max_value=1_700_000_000),  # 1990 .. 2023
                           st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5))),
                 min_size=1, max_size=20))
 def test_parser_accepts_exactly_the_valid_rows(tmp_path_factory, rows):
@@ -151,7 +152,7 @@ def test_parser_accepts_exactly_the_valid_rows(tmp_path_factory, rows):
             x = float(str(value).replace(",", ";"))
         except ValueError:
             return False
-        return meter in registry.meter_by_id and x >= 0 and x != float("inf")
+        return meter in registry.meter_by_id and 0 <= x <= 1e12
 
     keys = {}
     conflict = False
@@ -178,3 +179,143 @@ def test_malformed_registry_writes_nothing(site, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown region 'atlantis'" in err and f"{reg}:" in err
     assert not (tmp_path / "never").exists()  # the store was never opened
+
+
+# -- hardening (issue 15): physical lines, ranges, encodings, no traceback --------------------------
+
+NOW = pd.Timestamp("2026-06-01T00:00:00Z")
+BILLS_HEADER = "institution_id,energy,period_start,period_end,quantity,unit,cost_cny\n"
+
+
+def problems_of(parse, path, registry, **kw):
+    with pytest.raises(ConfigError) as info:
+        parse(path, registry, **kw)
+    return [(p.line, p.field, p.message) for p in info.value.problems]
+
+
+def test_lines_are_physical_after_blank_lines_and_quoted_newlines(site):
+    registry = load_registry(site / "civicwatt.yaml")
+    path = site / "r.csv"
+    path.write_text("meter_id,time,value\n"
+                    "\n"                                                    # 2: blank
+                    "HB-0001-E0,2025-01-01T00:00:00+08:00,1\n"              # 3
+                    '"HB-0001-E0","2025-01-01T01:00:00+08:00","2\n5"\n'     # 4-5: a quoted newline
+                    "   \n"                                                 # 6: blank
+                    ",,\n"                                                  # 7: empty fields only
+                    "HB-0001-E0,2025-01-01T02:00:00+08:00,-3\r\n"           # 8
+                    "HB-0001-E0,2025-01-01T03:00:00+08:00,x\r"              # 9 (a lone CR ends a line too)
+                    "HB-9999-E0,2025-01-01T04:00:00+08:00,4\n", encoding="utf-8")  # 10
+    got = problems_of(parse_readings, path, registry)
+    assert [(line, field) for line, field, _ in got] == [(4, "value"), (8, "value"), (9, "value"), (10, "meter_id")]
+    assert got[0][2] == r"'2\x0a5' is not a number"  # escaped: one line per problem
+
+
+def test_ragged_rows_are_clean_problems_not_tracebacks(site):
+    """Rows with one field too many made pandas take the first column as an index: a
+    duplicate then crashed with IndexError (17 of 10,000 fuzzed files)."""
+    registry = load_registry(site / "civicwatt.yaml")
+    path = site / "r.csv"
+    path.write_text("meter_id,time,value\n0,HB-0001-E0,2025-01-01T00:00:00+08:00,1\n\n"
+                    "5,HB-0001-E0,2025-01-01T00:00:00+08:00,2\n", encoding="utf-8")
+    assert problems_of(parse_readings, path, registry) == [
+        (2, "-", "has 4 fields, expected 3 (meter_id,time,value)"), (4, "-", "has 4 fields, expected 3 (meter_id,time,value)")]
+    path.write_text('meter_id,time,value\nHB-0001-E0,2025-01-01T00:00:00+08:00,1\n\nHB-0001-E0,"2025-01-01\n,3\n',
+                    encoding="utf-8")
+    assert problems_of(parse_readings, path, registry) == [(4, "-", "a quoted field opened on this line is never closed")]
+    path.write_text("meter_id,time\nHB-0001-E0,2025-01-01T00:00:00+08:00\n", encoding="utf-8")
+    assert problems_of(parse_readings, path, registry) == [
+        (1, "header", "expected columns meter_id,time,value, found 'meter_id,time'")]
+    path.write_text("", encoding="utf-8")
+    assert problems_of(parse_readings, path, registry)[0][:2] == (1, "header")
+    # found by the fuzz campaign: a file cut short in its last row was padded with empty fields and
+    # accepted (a bill without its cost); a trailing comma stays harmless
+    bills = site / "b.csv"
+    bills.write_text(BILLS_HEADER + "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2100,\n"
+                     "HB-0001,diesel,2025-02-01,2025-02-28,300,L", encoding="utf-8")
+    assert problems_of(parse_bills, bills, registry) == [
+        (3, "-", f"has 6 fields, expected 7 ({BILLS_HEADER.strip()})")]
+
+
+def test_same_second_duplicate_names_the_other_line(site):
+    registry = load_registry(site / "civicwatt.yaml")
+    path = site / "r.csv"
+    path.write_text("meter_id,time,value\n"
+                    "HB-0001-E0,2025-01-01T00:00:00.1+08:00,100\n"
+                    "HB-0001-E0,2025-01-01T00:00:00.2+08:00,100.0\n"   # the same second, the same value: one sample
+                    "HB-0001-E0,2025-01-01T00:00:00.9+08:00,101\n", encoding="utf-8")
+    assert problems_of(parse_readings, path, registry) == [
+        (2, "value", "same meter and second as line 4, with another value: '100' here, '101' there"),
+        (3, "value", "same meter and second as line 4, with another value: '100.0' here, '101' there"),
+        (4, "value", "same meter and second as line 2, with another value: '101' here, '100' there")]
+    path.write_text("meter_id,time,value\nHB-0001-E0,2025-01-01T00:00:00.1+08:00,100\n"
+                    "HB-0001-E0,2025-01-01T00:00:00.7+08:00,100\n", encoding="utf-8")
+    out = parse_readings(path, registry)
+    assert out["time"].tolist() == [pd.Timestamp("2024-12-31T16:00:00Z")]  # kept to the second, as stored
+
+
+def test_readings_out_of_range_are_rejected(site):
+    registry = load_registry(site / "civicwatt.yaml")
+    path = site / "r.csv"
+    path.write_text("meter_id,time,value\n"
+                    "HB-0001-E0,1600-01-01T00:00:00+08:00,1\n"
+                    "HB-0001-E0,1989-12-31T23:59:59+08:00,1\n"
+                    "HB-0001-E0,1990-01-01T00:00:00+08:00,1\n"          # the first instant accepted
+                    "HB-0001-E0,2026-06-01T23:59:59Z,2\n"                # within a day of now
+                    "HB-0001-E0,2026-06-02T00:00:01Z,3\n"
+                    "HB-0001-E0,2025-01-01T00:00:00Z,1e308\n"
+                    "HB-0001-E0,2025-01-01T01:00:00Z,1e12\n"             # the bound itself is accepted
+                    "HB-0001-E0,2025-01-01T02:00:00Z,inf\n"
+                    "HB-0001-E0,2025-01-01T03:00:00Z,nan\n"
+                    "HB-0001-G0,2025-01-01T00:00:00Z,42949672.96\n", encoding="utf-8")  # at the rollover
+    got = problems_of(parse_readings, path, registry, now=NOW)
+    assert [(line, field) for line, field, _ in got] == [(2, "time"), (3, "time"), (6, "time"), (7, "value"),
+                                                       (9, "value"), (10, "value"), (11, "value")]
+    assert got[0][2] == "'1600-01-01T00:00:00+08:00' is before 1990-01-01"
+    assert got[2][2] == "'2026-06-02T00:00:01Z' is more than a day in the future (after 2026-06-02T00:00Z)"
+    assert got[3][2] == "'1e308' is implausibly large (more than 1e+12)"
+    assert "rollover" in got[6][2]
+
+
+def test_bills_out_of_range_are_rejected(site):
+    registry = load_registry(site / "civicwatt.yaml")
+    path = site / "b.csv"
+    path.write_text(BILLS_HEADER +
+                    "HB-0001,diesel,2025-01-01,9999-12-31,300,L,2100\n"
+                    "HB-0001,diesel,1989-12-01,1989-12-31,300,L,2100\n"
+                    "HB-0001,diesel,2025-02-01,2025-02-30,300,L,2100\n"
+                    "HB-0001,diesel,2024-01-01,2025-01-01,300,L,2100\n"      # 367 days
+                    "HB-0001,diesel,2024-01-01,2024-12-31,300,L,2100\n"      # a leap year: accepted
+                    "HB-0001,heat,2025-01-01,2025-01-31,1e308,GJ,inf\n"
+                    "HB-0001,heat,2025-03-01,2025-03-31,5,GJ,\n", encoding="utf-8")   # no cost: accepted
+    got = problems_of(parse_bills, path, registry, today=date(2026, 6, 1))
+    assert got == [
+        (2, "period_end", "'9999-12-31' is more than a year ahead (after 2027-06-01)"),
+        (2, "period_end", f"the period is {(date(9999, 12, 31) - date(2025, 1, 1)).days + 1} days long; a bill covers at most 366 days"),
+        (3, "period_end", "'1989-12-31' is before 1990-01-01"),
+        (3, "period_start", "'1989-12-01' is before 1990-01-01"),
+        (4, "period_end", "'2025-02-30' is not a real date (YYYY-MM-DD)"),
+        (5, "period_end", "the period is 367 days long; a bill covers at most 366 days"),
+        (7, "cost_cny", "'inf' is not finite"),
+        (7, "quantity", "'1e308' is implausibly large (more than 1e+12)")]
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "gb18030"])
+def test_not_utf8_is_a_clean_error_naming_the_line(site, encoding):
+    registry = load_registry(site / "civicwatt.yaml")
+    path = site / "b.csv"
+    path.write_bytes((BILLS_HEADER + "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2100\n"
+                      "HB-0001,diesel,2025-02-01,2025-02-28,300,L,2100\n"
+                      f"HB-0001,diesel,2025-03-01,2025-03-31,300,L,{'février' if encoding == 'latin-1' else '三月'}\n"
+                      ).encode(encoding))
+    [(line, field, message)] = problems_of(parse_bills, path, registry)
+    assert (line, field) == ((1, "-") if encoding == "utf-16" else (4, "-"))
+    assert message.startswith("not UTF-8") and message.endswith("save the file as UTF-8")
+    assert ("UTF-16" in message) == (encoding == "utf-16")
+
+
+def test_echoed_values_are_cut_to_80_characters(site):
+    registry = load_registry(site / "civicwatt.yaml")
+    path = site / "r.csv"
+    path.write_text(f"meter_id,time,value\n{'M' * 5000},2025-01-01T00:00:00Z,{'9' * 3000}x\n", encoding="utf-8")
+    got = problems_of(parse_readings, path, registry)
+    assert [m for _, _, m in got] == [f"unknown meter '{'M' * 80}…'", f"'{'9' * 80}…' is not a number"]

@@ -12,9 +12,12 @@ import pytest
 
 from alerts.outbox import Outbox
 from alerts.record import Alert
-from dashboard import auth
+from core import users as auth
 from dashboard.app import create_app, serve
+from dashboard.login import BACKOFF_FREE_NAME, BACKOFF_MAX_NAME_S, LoginThrottle
 from tests import support_dashboard_world as w
+from tests import support_web as web
+from tests.support_web import Answer, FakeClock, alerts_callback, callback
 
 
 @pytest.fixture(scope="module")
@@ -35,45 +38,21 @@ def site(tmp_path_factory):
                   message_en="HB-0005 over quota", first_seen="2026-03-01T00:00:00+08:00", institution_id="HB-0005"),
     ])
     quotas = w.write_quotas(d / "quotas.yaml", reg)
-    app = create_app(reg, store, users, quotas_path=quotas, data_dir=d, secret_key="test-secret", now=lambda: w.NOW)
+    clock = FakeClock()
+    app = create_app(reg, store, users, quotas_path=quotas, data_dir=d, secret_key="test-secret", now=lambda: w.NOW,
+                     login_throttle=LoginThrottle(clock=clock))
     handle = serve(app, "127.0.0.1", 0)
-    yield {"url": handle.url, "reg": reg, "users": users, "dir": d, "outbox": outbox, "quotas": quotas}
+    yield {"url": handle.url, "reg": reg, "users": users, "dir": d, "outbox": outbox, "quotas": quotas,
+           "clock": clock}
     handle.shutdown()
     store.close()
 
 
 def login(site, name: str) -> httpx.Client:
     c = httpx.Client(base_url=site["url"], timeout=30)
-    r = c.post("/login", data={"username": name, "password": w.PASSWORDS[name], "next": "/"})
+    r = web.login(c, name, w.PASSWORDS[name], next="/")
     assert r.status_code == 302, r.text
     return c
-
-
-class Answer:
-    """A callback's response with `text` as decoded JSON (Dash may or may not escape
-    non-ASCII characters, depending on whether orjson is installed)."""
-
-    def __init__(self, resp: httpx.Response):
-        self.status_code = resp.status_code
-        self.raw = resp
-        try:
-            self.text = json.dumps(resp.json(), ensure_ascii=False)
-        except ValueError:
-            self.text = resp.text
-
-    def json(self):
-        return self.raw.json()
-
-
-def callback(c: httpx.Client, outputs: list[tuple[str, str]], inputs: list[dict], state=(),
-             changed=None) -> Answer:
-    """POST /_dash-update-component as the browser would."""
-    outs = [{"id": i, "property": p} for i, p in outputs]
-    output = outs[0]["id"] + "." + outs[0]["property"] if len(outs) == 1 else \
-        ".." + "...".join(f"{o['id']}.{o['property']}" for o in outs) + ".."
-    body = {"output": output, "outputs": outs[0] if len(outs) == 1 else outs, "inputs": inputs,
-            "state": list(state), "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"]}
-    return Answer(c.post("/_dash-update-component", json=body))
 
 
 def render(c: httpx.Client, path: str, lang: str = "en") -> Answer:
@@ -121,20 +100,28 @@ def test_everything_needs_a_login(site):
     assert c.get("/download/ranking.csv").status_code == 401
 
 
-def test_wrong_password_then_lockout(site):
+def test_wrong_passwords_slow_down_but_never_lock_out(site):
+    """Five wrong passwords used to refuse the right one for five minutes (a denial of
+    service). Now each failure past the third doubles the wait, and the right password
+    is accepted as soon as the wait is over."""
     auth.set_user(site["users"], "victim", "institution", "HB-0003", "victim-pass-123")
     c = httpx.Client(base_url=site["url"], timeout=30)
-    for _ in range(5):
-        r = c.post("/login", data={"username": "victim", "password": "wrong-password"})
-        assert r.status_code == 401 and "login-error" in r.text
-    r = c.post("/login", data={"username": "victim", "password": "victim-pass-123"})
-    assert r.status_code == 401  # locked for the window even with the right password
-    assert "session" not in c.cookies
+    for n in range(5):
+        r = web.login(c, "victim", "wrong-password")
+        assert r.status_code == 401 and "login-error" in r.text, n
+        site["clock"].advance(LoginThrottle.delay_s(n + 1, BACKOFF_FREE_NAME, BACKOFF_MAX_NAME_S))
+    site["clock"].advance(-1)  # one second before the wait after the fifth failure (4 s) ends
+    r = web.login(c, "victim", "victim-pass-123")
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"  # not looked at yet: no guess counted
+    site["clock"].advance(1)
+    r = web.login(c, "victim", "victim-pass-123")
+    assert r.status_code == 302 and r.headers["location"] == "/"
+    assert render(c, "/institution/HB-0003").status_code == 200
 
 
 def test_open_redirect_is_refused(site):
     c = httpx.Client(base_url=site["url"], timeout=30)
-    r = c.post("/login", data={"username": "admin", "password": w.PASSWORDS["admin"], "next": "//evil.example/"})
+    r = web.login(c, "admin", w.PASSWORDS["admin"], next="//evil.example/")
     assert r.status_code == 302 and r.headers["location"] == "/"
 
 
@@ -319,27 +306,6 @@ def test_admin_ranks_everyone_in_peer_groups(site):
     for _cat, g in table.groupby("category_name"):
         assert g.sort_values("value")["rank"].iloc[0] == 1
         assert (g["peers"] == len(g)).all()
-
-
-def alerts_callback(c: httpx.Client, clicked: str | None = None, selected: tuple[str, ...] = (),
-                    bulk: bool = False) -> Answer:
-    """The alerts tables' callback as the browser calls it: the filters (none), a click
-    on the "acknowledge" cell of `clicked`, or "acknowledge selected" with the rows of
-    `selected` ticked (a crafted request may name any key)."""
-    filters = [{"id": f"alerts-{name}", "property": "value", "value": value}
-               for name, value in (("severity", []), ("rule", []), ("scope", None), ("status", []), ("period", "all"))]
-    cell = {"row": 0, "column": 7, "column_id": "action", "row_id": clicked} if clicked else None
-    rows = [{"id": k} for k in selected]
-    changed = ["alerts-ack-selected.n_clicks"] if bulk else ["alerts-open.active_cell"] if clicked else \
-        ["alerts-severity.value"]
-    return callback(c, [("alerts-open", "data"), ("alerts-open", "selected_rows"), ("alerts-past", "data"),
-                        ("alerts-count", "children"), ("alerts-flash", "children")],
-                    [*filters, {"id": "alerts-open", "property": "active_cell", "value": cell},
-                     {"id": "alerts-ack-selected", "property": "n_clicks", "value": 1 if bulk else 0}],
-                    state=[{"id": "alerts-open", "property": "data", "value": rows},
-                           {"id": "alerts-open", "property": "selected_rows", "value": list(range(len(rows)))},
-                           {"id": "lang", "property": "data", "value": "en"}],
-                    changed=changed)
 
 
 def test_alerts_are_scoped_and_ack_checks_access(site):

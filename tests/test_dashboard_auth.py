@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from civicwatt.cli import main
+from core import users as auth
+from core.access import Forbidden, alert_visible, require_institution, require_region, scoped_registry
 from core.yamlfile import ConfigError
-from dashboard import auth
-from dashboard.access import Forbidden, alert_visible, require_institution, require_region, scoped_registry
 from tests import support_dashboard_world as w
 
 
@@ -128,11 +128,11 @@ def test_quota_file_bad_at_start_fails_bad_later_keeps_last(tmp_path):
 
 
 def test_access_functions_take_any_user_object():
-    """dashboard.access is framework-neutral: an API client with a role and a scope
+    """core.access is framework-neutral: an API client with a role and a scope
     gets the same answers as a dashboard user."""
     from types import SimpleNamespace
 
-    from dashboard import access
+    from core import access
 
     reg = w.registry()
     admin = SimpleNamespace(role="admin", scope=None)

@@ -1,13 +1,17 @@
-"""Every label the dashboard shows exists in Chinese and English."""
+"""Every label the dashboard shows exists in Chinese and English; the formats."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from core.vocab import CATEGORIES, ENERGIES, SUBITEMS
 from dashboard.data import INDICATORS
-from dashboard.i18n import LANGS, TEXT, t
+from dashboard.i18n import LANGS, TEXT, compact, local_time, pct, quantity, t, typeset, unit
 from dashboard.ranking import LEVEL_ORDER
 
 SOURCES = sorted((Path(__file__).resolve().parent.parent / "dashboard").rglob("*.py"))
@@ -39,12 +43,6 @@ def test_dynamic_keys_and_both_languages():
 
 
 # -- the one home of formats ------------------------------------------------------------------
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import pytest  # noqa: E402
-
-from dashboard.i18n import compact, local_time, pct, quantity, typeset, unit  # noqa: E402
 
 SUFFIX = {"万亿": 1e12, "亿": 1e8, "万": 1e4, "T": 1e12, "B": 1e9, "M": 1e6, "k": 1e3, "": 1.0}
 

@@ -12,8 +12,9 @@ import pytest
 
 from alerts.outbox import Outbox
 from alerts.record import Alert
-from dashboard import access, period
-from dashboard.auth import User
+from core import access
+from core.users import User
+from dashboard import period
 from dashboard.pages import alerts as alerts_page
 from dashboard.pages import compare, mv, overview, wall
 from models import api as models_api
@@ -86,9 +87,9 @@ def test_a_target_that_does_not_apply_to_the_scope_is_not_drawn(demo):
 def test_charts_follow_the_language_and_mark_the_running_month(demo):
     c = ctx(demo, ADMIN)
     n = overview.numbers(c, overview.scope_of(c, ADMIN, "hebei", "zh"), 2026)
-    for lang, month_format, big in (("zh", "%Y年%-m月", "万"), ("en", "%b %Y", "k")):
+    for lang, tick, hover, big in (("zh", "%-m月\n%Y年", "%Y年%-m月", "万"), ("en", "%b\n%Y", "%b %Y", "k")):
         ytd = overview.ytd_figure(c, n, 2026, lang)
-        assert ytd.layout.xaxis.tickformat == month_format
+        assert (ytd.layout.xaxis.tickformat, ytd.layout.xaxis.hoverformat) == (tick, hover)
         assert any(big in text for text in ytd.layout.yaxis.ticktext)  # 1.5万 / 15k, not 15k in Chinese
         assert not any("万" in text for text in ytd.layout.yaxis.ticktext) or lang == "zh"
         trend = overview.trend_figure(n, lang)

@@ -13,12 +13,15 @@ import httpx
 import yaml
 
 from civicwatt.sample import sample_registry_doc
+from storage import open_store
 from tests.servers import free_port
+from tests.support_web import login
 
 
 def test_serve_prints_a_password_that_logs_in_and_stops_on_ctrl_c(tmp_path):
     (tmp_path / "civicwatt.yaml").write_text(yaml.safe_dump(sample_registry_doc(n_institutions=3),
                                                             allow_unicode=True), encoding="utf-8")
+    open_store(f"embedded:{tmp_path / 'data'}").close()  # serve opens a store, only import/collect/demo make one
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "civicwatt.cli", "serve", "--registry", "civicwatt.yaml", "--store",
@@ -36,8 +39,8 @@ def test_serve_prints_a_password_that_logs_in_and_stops_on_ctrl_c(tmp_path):
         out = "".join(lines)
         password = re.search(r"password: (\S+)", out).group(1)
         c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        assert c.post("/login", data={"username": "admin", "password": "not-it"}).status_code == 401
-        r = c.post("/login", data={"username": "admin", "password": password})
+        assert login(c, "admin", "not-it").status_code == 401
+        r = login(c, "admin", password)
         assert r.status_code == 302
         assert c.get("/ranking").status_code == 200
     finally:

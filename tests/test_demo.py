@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 
 import httpx
 import pandas as pd
@@ -16,57 +11,23 @@ import pytest
 
 from core.registry import load_registry
 from storage import open_store
-from tests.servers import free_port
-
-GATEWAYS = 30  # one Modbus port per sample institution
-
-
-def free_port_range(n: int) -> int:
-    """A base port with n free consecutive ports after it."""
-    for _ in range(50):
-        base = free_port()
-        if base + n >= 65000:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
+from tests.support_demo import GATEWAYS, DemoProcess
+from tests.support_web import login
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_demo_runs_serves_and_stops_cleanly(tmp_path, stop):
-    web = free_port()
-    modbus = free_port_range(GATEWAYS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "civicwatt.cli", "demo", "--dir", str(tmp_path / "demo"), "--days", "3",
-         "--port", str(web), "--modbus-port", str(modbus)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
+    demo = DemoProcess("--dir", str(tmp_path / "demo"), "--days", "3")
+    web, modbus = demo.web, demo.modbus
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any("Ctrl-C stops everything" in x for x in lines):
-            assert proc.poll() is None, "".join(lines)
-            time.sleep(0.2)
-        out = "".join(lines)
-        assert "Ctrl-C stops everything" in out, out
+        out = demo.wait_ready()
         assert f"ports {modbus}-{modbus + GATEWAYS - 1}" in out
         password = re.search(r"user admin, password (\S+)", out).group(1)
 
         with httpx.Client(base_url=f"http://127.0.0.1:{web}", follow_redirects=False, timeout=30) as client:
             assert client.get("/").status_code in (302, 401)  # nothing without logging in
-            assert client.post("/login", data={"username": "admin", "password": "wrong"}).status_code == 401
-            ok = client.post("/login", data={"username": "admin", "password": password})
+            assert login(client, "admin", "wrong").status_code == 401
+            ok = login(client, "admin", password)
             assert ok.status_code == 302
             page = client.get("/")
             assert page.status_code == 200 and "CivicWatt" in page.text
@@ -76,10 +37,8 @@ def test_demo_runs_serves_and_stops_cleanly(tmp_path, stop):
             assert header.startswith("institution_id,name,region,category,year,energy,quantity,unit,kgce,scope")
             assert "HB-0001" in ledger.text
     finally:
-        proc.send_signal(stop)
-        code = proc.wait(timeout=60)
-        reader.join(5)
-    out = "".join(lines)
+        code = demo.stop(stop)
+    out = demo.output
     assert code == 0, out
     assert "stopped; everything collected is in the store." in out
 

@@ -211,6 +211,10 @@ def test_demo_project_verifies_the_simulated_saving(tmp_path):
     assert s["meets_ashrae14"]
     assert s["avoided_low90"] <= true_saving <= s["avoided_high90"], (true_saving, s)
     assert s["savings_significant"] and s["avoided_low90"] > 0
+    assert s["savings_verified"] and s["fsu68"] < 0.5 and s["verdict"].startswith("savings verified")
+    # 264 reporting days: too few for a reporting-period model, so no normalized savings, and the report says why
+    assert s["normalized_savings"] is None and s["normalized_low90"] is None
+    assert [f.code for f in result.findings] == ["normalized_too_little_data"]
     assert 0.07 < s["avoided_fraction"] < 0.15  # a visible ~10 % of the whole building
     assert s["payment_cny"] == pytest.approx(s["avoided"] * MV_TARIFF_CNY_PER_KWH * MV_CONTRACTOR_SHARE, rel=1e-9)
 

@@ -3,6 +3,7 @@ fit/predict, savings arithmetic, contract settlement; and that `verify` only add
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats as sps
+from scipy.optimize import brentq
 
 from tests.test_mv_synthetic import make_case, samples_for, write_temps
 from verification import InsufficientData, load_project, savings, stats, verify
@@ -24,10 +27,11 @@ from verification.frames import (
     empty_consumption,
     meter_span,
     sum_meters,
+    usable,
 )
 from verification.project import Adjustment, Contract
 from verification.result import Sources, evaluate
-from verification.sufficiency import phase_findings, resolution_findings, silent_meters
+from verification.sufficiency import model_data_failures, phase_findings, resolution_findings, silent_meters
 
 BASELINE = (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
 REPORTING = (dt.date(2025, 1, 1), dt.date(2025, 12, 31))
@@ -97,21 +101,41 @@ def test_bill_span_covers_the_days_of_bills_wholly_inside():
 
 
 def test_sufficiency_findings_are_structured():
-    days = _days("2024-01-01", "2024-06-30")
-    dates = pd.DatetimeIndex(days["date"])
-    cons = _cons(dates[dates >= pd.Timestamp("2024-04-05")], np.full(87, 100.0))
-    failures, warnings = phase_findings(meter_span(cons, days, 1, "day"), "baseline", "day", cons["period"].max())
+    days = _days("2024-10-03", "2024-12-31")  # 90 days: accepted before issue 14, not a year
+    cons = _cons(pd.DatetimeIndex(days["date"]), np.full(90, 100.0))
+    failures, _ = phase_findings(meter_span(cons, days, 1, "day"), "baseline", "day", cons["period"].max())
     assert [(f.code, f.field) for f in failures] == [("baseline_short", "baseline.start")]
-    assert failures[0].values == {"periods_with_data": 87, "min_periods": 90, "baseline_days": 182}
-    # 92 measured days pass the minimum; the coverage (92 of 182) does not
-    cons = _cons(dates[dates >= pd.Timestamp("2024-03-31")], np.full(92, 100.0))
-    failures, warnings = phase_findings(meter_span(cons, days, 1, "day"), "baseline", "day", cons["period"].max())
-    assert [f.code for f in failures] == ["coverage"] and failures[0].values["coverage"] == pytest.approx(92 / 182)
-    assert [f.code for f in warnings] == ["baseline_under_a_year"] and warnings[0].values["baseline_days"] == 182
+    assert failures[0].values == {"days": 90, "min_days": 365, "periods_with_data": 90}
+    assert failures[0].message.startswith("baseline spans 90 days; daily models need at least 365 days")
+    days = _days("2024-01-01", "2024-12-30")  # 365 days
+    failures, _ = phase_findings(meter_span(cons, days, 1, "day"), "baseline", "day", cons["period"].max())
+    assert failures[0].code == "coverage"  # a year long, but only 90 days measured
+    dates = pd.DatetimeIndex(days["date"])
+    # CalTRACK 2.0 2.2.1.2: at most 36 of 365 days missing (coverage 90.1 %); 37 missing (89.9 %) refused
+    for missing, refused in ((36, False), (37, True)):
+        cons = _cons(dates[missing:], np.full(365 - missing, 100.0))
+        failures, warnings = phase_findings(meter_span(cons, days, 1, "day"), "baseline", "day", cons["period"].max())
+        assert [f.code for f in failures] == (["coverage"] if refused else [])
+        if not refused:
+            assert [(f.code, f.values["periods_with_data"]) for f in warnings] == [("gaps", 329)]
+    hours = meter_span(_cons(dates, np.full(365, 100.0)), _days("2024-01-01", "2024-12-29"), 1, "hour")
+    assert phase_findings(hours, "baseline", "hour", None)[0][0].values["min_days"] == 365
     cons = _cons(dates[5:], np.full(len(dates) - 5, 100.0))
     failures, warnings = phase_findings(meter_span(cons, days, 1, "day"), "reporting", "day", cons["period"].max())
     assert failures == [] and [(f.code, f.values["periods"] - f.values["periods_with_data"]) for f in warnings] == [
         ("gaps", 5)]
+
+
+def test_model_data_failures_of_a_reporting_period():
+    dates = pd.date_range("2025-01-01", "2025-09-30")
+    short = meter_span(_cons(dates, np.full(len(dates), 1.0)), _days("2025-01-01", "2025-09-30"), 1, "day")
+    assert [f.code for f in model_data_failures(short, "day", "reporting")] == ["baseline_short"]
+    year = _days("2025-01-01", "2025-12-31")
+    dates = pd.DatetimeIndex(year["date"])
+    assert model_data_failures(meter_span(_cons(dates, np.ones(365)), year, 1, "day"), "day", "reporting") == []
+    assert model_data_failures(meter_span(_cons(dates, np.ones(365)), year, 1, "month"), "month", "reporting") == []
+    gappy = meter_span(_cons(dates[40:], np.ones(325)), year, 1, "day")
+    assert [f.code for f in model_data_failures(gappy, "day", "reporting")] == ["coverage"]
 
 
 def test_resolution_and_silent_meter_findings():
@@ -153,40 +177,143 @@ def test_avoided_energy_totals(actual, seed):
     assert np.isnan(frame["avoided"].to_numpy()[~has]).all()
 
 
-def test_interval_is_the_g14_formula():
-    fit = stats.FitStats(n=12, p=2, sse=0, r2=0, adj_r2=0, cvrmse=0.10, nmbe=0, aic=0, bic=0, rho=0.0, mean_y=1)
-    totals = savings.Savings(m=12, baseline=1000.0, adjusted_baseline=1000.0, actual=900.0, avoided=100.0,
-                             non_routine=0.0)
-    interval = savings.savings_interval(fit, totals)
-    assert interval.half[0.90] == pytest.approx(71.21, abs=0.01)  # test_mv_stats: t(0.95, 10) 1.812 x 1.26 x ...
-    assert interval.low(0.90) == pytest.approx(100 - 71.21, abs=0.01) and interval.significant
-    assert interval.fsu[0.68] == pytest.approx(interval.half[0.68] / 100) and interval.fsu68_below_limit
-    assert savings.verdict(totals, interval, "kWh") == "savings verified: 100 kWh (10.0%), 90 % interval above zero"
-    weak = savings.Savings(12, 1000.0, 1000.0, 950.0, 50.0, 0.0)
-    assert not savings.savings_interval(fit, weak).significant
-    assert savings.verdict(weak, savings.savings_interval(fit, weak), "kWh").startswith("no significant savings")
+def _hand_model():
+    """An intercept-only baseline on 8 days with the fifth missing: 99, 101, 103, 105, -, 100, 102, 104 kWh
+    (mean 102, residuals -3, -1, 1, 3 | -2, 0, 2 as in test_mv_stats), every day a working day."""
+    days = _days("2024-01-01", "2024-01-08", 10.0).assign(working=1.0)
+    y = np.array([99.0, 101, 103, 105, np.nan, 100, 102, 104])
+    cons = _cons(pd.DatetimeIndex(days["date"])[np.isfinite(y)], y[np.isfinite(y)])
+    return bm.fit(meter_span(cons, days, 1, "day"), "day", "adj_r2")
 
 
-def test_fit_and_predict_on_frames_recover_the_savings():
-    case = make_case(BASELINE, REPORTING, effect=0.15, seed=7)
-    baseline, reporting = _case_spans(case)
+def _dense_ar1(days: np.ndarray, rho: float) -> np.ndarray:
+    return rho ** np.abs(days[:, None] - days[None, :]).astype(float)
+
+
+def test_savings_interval_by_hand():
+    """Avoided energy over 3 reporting days and its interval, recomputed with numpy and
+    scipy from the definitions (dense AR(1) matrices), not with verification.stats."""
+    model = _hand_model()
+    assert model.spec.kind == "mean" and model.coefficients() == {"days": pytest.approx(102.0)}
+    assert model.positions.tolist() == [0, 1, 2, 3, 5, 6, 7] and model.p == 1
+    assert model.stats.rho == pytest.approx(5 / 28 * 6 / 5)  # adjacent days only (test_mv_stats)
+    rdays = _days("2024-02-01", "2024-02-03", 10.0).assign(working=1.0)
+    reporting = meter_span(_cons(pd.DatetimeIndex(rdays["date"]), np.array([90.0, 91, 95])), rdays, 1, "day")
+    frame = savings.avoided_energy(bm.predict(model, reporting), reporting.periods["actual"].to_numpy(float),
+                                   np.zeros(3))
+    interval = savings.savings_interval(model, reporting, frame)
+    assert interval.estimate == pytest.approx(3 * 102 - 276)  # 30 kWh
+
+    # by hand: rho by the method of moments (the rho whose expected residual autocorrelation
+    # tr(MDMR)/tr(MR) is the observed 5/28), n' = 7 (1 - rho) / (1 + rho), t at n' - 1
+    e, days = np.array([-3.0, -1, 1, 3, -2, 0, 2]), np.array([0, 1, 2, 3, 5, 6, 7])
+    np.testing.assert_allclose(np.array([99.0, 101, 103, 105, 100, 102, 104]) - model.fitted, e, atol=1e-9)
+    M = np.eye(7) - np.ones((7, 7)) / 7
+    D = np.zeros((7, 7))
+    for i in (1, 2, 3, 5, 6):
+        D[i, i - 1] = D[i - 1, i] = 0.5
+    rho = brentq(lambda r: np.trace(M @ D @ M @ _dense_ar1(days, r)) / np.trace(M @ _dense_ar1(days, r)) - 5 / 28,
+                 0.0, 0.99)
+    assert model.rho_ar1 == pytest.approx(rho, abs=1e-7)
+    n_eff = 7 * (1 - rho) / (1 + rho)
+    assert interval.dof == pytest.approx(n_eff - 1)
+    # Var = RMSE^2 [w' R_b w + 1' R_r 1], w = (3/7) 1 for an intercept-only model; RMSE^2 = 28 / 6
+    var = 28 / 6 * ((3 / 7) ** 2 * _dense_ar1(days, rho).sum() + _dense_ar1(np.arange(3), rho).sum())
+    for c, q in ((0.90, 0.95), (0.68, 0.84)):
+        assert interval.half[c] == pytest.approx(sps.t.ppf(q, n_eff - 1) * np.sqrt(var), rel=1e-6)
+        assert interval.fsu[c] == pytest.approx(interval.half[c] / 30)
+    assert interval.low(0.90) == pytest.approx(30 - interval.half[0.90])
+
+
+def test_normalized_interval_by_hand():
+    """Two intercept-only models on a normal year of 10 days: no noise term, the two models'
+    errors in quadrature, t at the smaller n' - p."""
+    model = _hand_model()
+    rdays = _days("2025-01-01", "2025-01-06", 10.0).assign(working=1.0)
+    reporting = bm.fit(meter_span(_cons(pd.DatetimeIndex(rdays["date"]), np.array([90.0, 92, 91, 93, 90, 92])),
+                                  rdays, 1, "day"), "day", "adj_r2")
+    assert reporting.rho_ar1 == 0.0  # 90, 92, 91, 93, 90, 92 alternate: no positive autocorrelation
+    normal = meter_span(empty_consumption(), _days("2023-01-01", "2023-01-10", 10.0).assign(working=1.0), 0, "day")
+    interval = savings.normalized_interval(model, reporting, normal, 10 * (102 - 91.333333))
+    b_days = np.array([0, 1, 2, 3, 5, 6, 7])
+    var_b = 28 / 6 * (10 / 7) ** 2 * _dense_ar1(b_days, model.rho_ar1).sum()
+    var_r = reporting.rmse**2 * (10 / 6) ** 2 * 6  # rho 0: the six days are independent
+    assert reporting.rmse**2 == pytest.approx(((np.array([90, 92, 91, 93, 90, 92]) - 91.333333) ** 2).sum() / 5,
+                                              rel=1e-6)
+    dof = min(model.n_effective - 1, 6 - 1)
+    assert interval.half[0.90] == pytest.approx(sps.t.ppf(0.95, dof) * np.sqrt(var_b + var_r), rel=1e-6)
+
+
+def test_jacobian_takes_the_balance_points_as_parameters():
+    case = make_case(BASELINE, REPORTING, effect=0.0, seed=7)
+    baseline, _ = _case_spans(case)
     model = bm.fit(baseline, "day", "adj_r2")
-    assert model.spec.kind == "hdd_cdd" and model.stats.n == 366
-    pred = bm.predict(model, reporting)
-    assert pred.columns.tolist() == ["date", "predicted", "temp_c", "hdd", "cdd", "working"]
-    assert len(pred) == 365 and pred["working"].sum() == 261
-    frame = savings.avoided_energy(pred, reporting.periods["actual"].to_numpy(float), np.zeros(365))
-    totals = savings.savings_totals(frame)
-    interval = savings.savings_interval(model.stats, totals)
-    assert interval.low(0.90) <= case.true_savings_kwh <= interval.high(0.90)
-    assert totals.fraction == pytest.approx(0.15, abs=0.01)
+    assert model.spec.kind == "hdd_cdd"
+    J = model.jacobian(baseline.drivers, baseline.layout)
+    assert J.shape == (366, len(model.columns) + 2) and np.linalg.matrix_rank(J) == model.p == 6
+    # the balance-point columns are the derivatives of the prediction (central differences off the kinks)
+    t = baseline.drivers["temp_c"].to_numpy()
+    for col, field in ((-2, "heating_base_c"), (-1, "cooling_base_c")):
+        base = getattr(model.spec, field)
+        shifted = [dataclasses.replace(model, spec=dataclasses.replace(model.spec, **{field: base + h}))
+                   for h in (-0.01, 0.01)]
+        diff = (shifted[1].predict(baseline.drivers, baseline.layout)
+                - shifted[0].predict(baseline.drivers, baseline.layout)) / 0.02
+        away = np.abs(t - base) > 0.02
+        np.testing.assert_allclose(J[away, col], diff[away], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model.J, J[usable(baseline, "day")])
+
+
+def test_verdict_and_payment_conditions():
+    """Paid only on a baseline within the ASHRAE 14 limits of its granularity whose savings have
+    a fractional uncertainty at 68 % below 50 %; otherwise "not verified", why, and payment 0."""
+    totals = savings.Savings(m=365, baseline=1000.0, adjusted_baseline=1000.0, actual=900.0, avoided=100.0,
+                             non_routine=0.0)
+    good = savings.Interval(100.0, {0.68: 20.0, 0.90: 33.0}, {0.68: 0.2, 0.90: 0.33}, 100.0)
+    v = savings.verdict(totals, good, [], "kWh")
+    assert v.verified and v.unpayable_because == "" and v.findings == []
+    assert v.text == "savings verified: 100 kWh (10.0%), 90 % interval above zero, uncertainty at 68 % 20% of the savings"
+    # a daily baseline at CV(RMSE) 25.3 %, above the 25 % limit
+    fit = stats.FitStats(n=365, p=6, sse=0, r2=0, adj_r2=0, cvrmse=0.253, nmbe=0.0, aic=0, bic=0, rho=0, mean_y=1)
+    meets, ashrae = savings.ashrae14(fit, 0.25, 0.05, "day")
+    assert not meets
+    v = savings.verdict(totals, good, ashrae, "kWh")
+    assert not v.verified and [f.code for f in v.findings] == ["ashrae14_not_met"]
+    assert v.text == ("not verified: the baseline model does not meet ASHRAE Guideline 14 for daily data: CV(RMSE) "
+                      "25.3% (at most 25%), |NMBE| 0.00% (at most 5%)")
+    shared = Contract(type="shared_savings", tariff_cny_per_unit=1.0, contractor_share=0.5)
+    items, pay, _ = settle_contract(shared, np.array([60.0, 40.0]), good.low(0.90), 900.0, 365, 0.0, None,
+                                    v.unpayable_because)
+    assert items["payment_cny"] == 0.0 and pay.tolist() == [0.0, 0.0]
+    assert items["payment_basis"].startswith("no payment: savings not verified (the baseline model does not meet")
+    items, _, _ = settle_contract(shared, np.array([60.0, 40.0]), good.low(0.90), 900.0, 365, 0.0, None, "")
+    assert items["payment_cny"] == 50.0
+    # FSU at 68 % of 50 % or more: not verified, not paid, even without the significance rule
+    wide = savings.Interval(100.0, {0.68: 50.0, 0.90: 80.0}, {0.68: 0.5, 0.90: 0.8}, 100.0)
+    v = savings.verdict(totals, wide, [], "kWh")
+    assert [f.code for f in v.findings] == ["fsu_above_limit"] and not v.verified
+    assert v.text == "not verified: fractional savings uncertainty at 68 % is 50% of the savings (ASHRAE Guideline 14: below 50%)"
+    lax = Contract(type="shared_savings", tariff_cny_per_unit=1.0, contractor_share=0.5, require_significance=False)
+    assert settle_contract(lax, np.array([100.0]), 20.0, 900.0, 365, 0.0, None, v.unpayable_because)[0][
+        "payment_cny"] == 0.0
+    guaranteed = Contract(type="guaranteed_savings", tariff_cny_per_unit=1.0, guaranteed_quantity=50.0, fee_cny=10.0)
+    assert settle_contract(guaranteed, np.array([100.0]), 20.0, 900.0, 365, 0.0, None, v.unpayable_because)[0][
+        "payment_cny"] == 0.0
+    trustee = Contract(type="energy_cost_trusteeship", tariff_cny_per_unit=1.0, baseline_quantity=365.0)
+    assert settle_contract(trustee, np.array([100.0]), 20.0, 900.0, 365, 0.0, None, v.unpayable_because)[0][
+        "payment_cny"] == pytest.approx(365.0)  # the fee does not rest on measured savings
+    # significance: a verified-looking FSU but an interval that includes zero
+    zero = savings.Interval(10.0, {0.68: 4.0, 0.90: 12.0}, {0.68: 0.4, 0.90: 1.2}, 100.0)
+    v = savings.verdict(savings.Savings(365, 1000.0, 1000.0, 990.0, 10.0, 0.0), zero, [], "kWh")
+    assert [f.code for f in v.findings] == ["savings_not_significant"] and v.unpayable_because == ""
+    assert v.text == "not verified: no significant savings: the 90 % interval includes zero"
 
 
 def test_ashrae_and_extrapolation_findings():
     fit = stats.FitStats(n=365, p=6, sse=0, r2=0, adj_r2=0, cvrmse=0.253, nmbe=0.01, aic=0, bic=0, rho=0, mean_y=1)
-    meets, found = savings.ashrae14(fit, 0.25, 0.05)
+    meets, found = savings.ashrae14(fit, 0.25, 0.05, "day")
     assert not meets and found[0].code == "ashrae14_not_met" and found[0].values["cvrmse"] == 0.253
-    assert savings.ashrae14(fit, 0.26, 0.05) == (True, [])
+    assert savings.ashrae14(fit, 0.26, 0.05, "day") == (True, [])
     base = meter_span(empty_consumption(), _days("2024-01-01", "2024-01-10", np.linspace(0, 20, 10)), 0, "day")
     rep = meter_span(empty_consumption(), _days("2025-01-01", "2025-01-10", np.linspace(-2, 20, 10)), 0, "day")
     found = savings.extrapolation(base, rep)

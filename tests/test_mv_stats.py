@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import brentq
 
+from tests.test_mv_synthetic import ar1_noise
 from verification import stats
 from verification.baseline import COOLING_GRID_C, HEATING_GRID_C, Layout, ModelSpec, design, fit_baseline
 
@@ -42,9 +44,23 @@ def test_degree_days_identity(temps, base):
     assert ((hdd == 0) | (cdd == 0)).all()
 
 
+HAND_RESIDUALS = np.array([-3.0, -1, 1, 3, -2, 0, 2])  # of an intercept-only fit: they sum to 0
+HAND_DAYS = np.array([0, 1, 2, 3, 5, 6, 7])  # day 4 has no data
+
+
 def test_lag1_autocorrelation_by_hand():
     assert stats.lag1_autocorrelation(np.array([1.0, -1, 1, -1])) == pytest.approx(-3 / 4)
     assert stats.lag1_autocorrelation(np.array([1.0, 2, 3])) == pytest.approx(8 / 14)
+
+
+def test_lag1_autocorrelation_over_adjacent_days_only():
+    # days 0-3 and 5-7 (day 4 missing): residuals -3, -1, 1, 3 | -2, 0, 2; sum of squares 28
+    e, days = HAND_RESIDUALS, HAND_DAYS
+    # adjacent pairs: 3 - 1 + 3 (days 0-3) + 0 + 0 (days 5-7) = 5 over 5 pairs, rescaled to n - 1 = 6 pairs
+    assert stats.lag1_autocorrelation(e, days) == pytest.approx(5 / 28 * 6 / 5)  # 0.214
+    # bridging the gap as if days 3 and 5 were adjacent would add 3 * -2: (5 - 6) / 28
+    assert stats.lag1_autocorrelation(e) == pytest.approx(-1 / 28)
+    assert stats.adjacent_pairs(days).tolist() == [False, True, True, True, False, True, True]
 
 
 def test_effective_n_by_hand():
@@ -52,20 +68,87 @@ def test_effective_n_by_hand():
     assert stats.effective_n(100, -0.3) == 100  # negative rho never narrows the interval
 
 
-def test_savings_uncertainty_by_hand():
-    # G14 Annex B: t(0.95, 10) = 1.812 (table); 1.812 * 1.26 * 0.10 * sqrt((12/12)(1 + 2/12)/12) * 1000
-    expected = 1.812 * 1.26 * 0.10 * math.sqrt((1 + 2 / 12) / 12) * 1000
-    got = stats.savings_uncertainty(cv=0.10, n=12, p=2, m=12, rho=0.0, confidence=0.90, baseline_total=1000)
-    assert got == pytest.approx(expected, abs=0.05)
-    assert got == pytest.approx(71.21, abs=0.01)
-    # rho = 0.5: n' = 4, so n/n' = 3 widens the interval by sqrt(3)
-    wide = stats.savings_uncertainty(cv=0.10, n=12, p=2, m=12, rho=0.5, confidence=0.90, baseline_total=1000)
-    assert wide == pytest.approx(got * math.sqrt(3))
-    # fractional form: divided by the savings fraction F = 0.2
-    fsu = stats.fractional_savings_uncertainty(cv=0.10, n=12, p=2, m=12, rho=0.0, confidence=0.90, savings_fraction=0.2)
-    assert fsu == pytest.approx(got / 1000 / 0.2)
-    # 68 %: t(0.84, 10) = 1.046
-    assert stats.t_value(0.68, 10) == pytest.approx(1.046, abs=1e-3)
+def _dense_ar1(days: np.ndarray, rho: float) -> np.ndarray:
+    """R_ij = rho^|t_i - t_j| written out (the independent check of the filters)."""
+    return rho ** np.abs(days[:, None] - days[None, :]).astype(float)
+
+
+def test_ar1_quadratic_by_hand():
+    # v = (1, 2, 3) on consecutive days, rho = 0.5: 1 + 4 + 9 + 2 (0.5*2 + 0.25*3 + 0.5*6) = 23.5
+    assert stats.ar1_quadratic(np.array([1.0, 2, 3]), 0.5, np.arange(3)) == pytest.approx(23.5)
+    # two days two apart: 1 + 1 + 2 * 0.5^2
+    assert stats.ar1_quadratic(np.ones(2), 0.5, np.array([0, 2])) == pytest.approx(2.5)
+    assert stats.ar1_quadratic(np.ones(4), 0.0, np.arange(4)) == pytest.approx(4.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=40), st.floats(-0.9, 0.99), st.integers(0, 999))
+def test_ar1_correlate_is_the_dense_correlation_matrix(steps, rho, seed):
+    days = np.cumsum(steps)
+    V = np.random.default_rng(seed).normal(size=(len(days), 3))
+    np.testing.assert_allclose(stats.ar1_correlate(V, rho, days), _dense_ar1(days, rho) @ V, atol=1e-9)
+
+
+def test_prediction_sum_variance_by_hand():
+    # intercept-only model on 4 consecutive days: w = X (X'X)^-1 a = (m / n) 1; for a sum of m = 2
+    # predictions w' R w = (2/4)^2 * 1'R1, 1'R1 = 4 + 2 (3 * 0.5 + 2 * 0.25 + 0.125) = 8.25
+    got = stats.prediction_sum_variance(np.ones((4, 1)), np.arange(4), np.array([2.0]), 0.5)
+    assert got == pytest.approx(0.25 * 8.25)
+
+
+def _moment_rho(X: np.ndarray, e: np.ndarray, days: np.ndarray) -> float:
+    """ar1_rho written out with dense matrices: the rho at which tr(M D M R) / tr(M R)
+    equals sum over adjacent pairs of e_i e_(i-1) / sum of e_i^2."""
+    n = len(e)
+    M = np.eye(n) - X @ np.linalg.pinv(X.T @ X) @ X.T
+    adjacent = np.diff(days) == 1
+    D = np.zeros((n, n))
+    D[np.arange(1, n)[adjacent], np.arange(n - 1)[adjacent]] = 0.5
+    D = D + D.T
+    observed = (e @ D @ e) / (e @ e)
+    ratio = lambda r: np.trace(M @ D @ M @ _dense_ar1(days, r)) / np.trace(M @ _dense_ar1(days, r))  # noqa: E731
+    return brentq(lambda r: ratio(r) - observed, 0.0, 0.99) if observed > ratio(0.0) else 0.0
+
+
+def test_ar1_rho_is_the_moment_estimate():
+    e, days, X = HAND_RESIDUALS, HAND_DAYS, np.ones((7, 1))
+    rho = stats.ar1_rho(X, e, days)
+    assert rho == pytest.approx(_moment_rho(X, e, days), abs=1e-7)
+    assert 0.45 < rho < 0.55  # seven residuals with a lag-1 autocorrelation of 0.21 stand for rho ~ 0.5
+    # white noise: for an intercept-only fit E[r1] = -1/n (the classic result); observed at or below it -> 0
+    assert stats.ar1_rho(X, np.array([1.0, -1, 1, -1, 1, -1, 0]), np.arange(7)) == 0.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 0.9))
+def test_ar1_rho_matches_dense_moments_on_a_seasonal_design(seed, rho):
+    rng = np.random.default_rng(seed)
+    days = np.sort(rng.choice(60, 45, replace=False))
+    X = np.column_stack([np.ones(45), np.cos(2 * np.pi * days / 60), (days % 7 < 5).astype(float)])
+    y = ar1_noise(60, 1.0, rho, rng)[days]
+    e = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+    assert stats.ar1_rho(X, e, days) == pytest.approx(_moment_rho(X, e, days), abs=1e-6)
+
+
+def test_ar1_rho_removes_the_bias_of_the_residuals():
+    """Seeded: 200 series of 366 AR(1) days (rho 0.5) with a 20-day gap, regressed on a
+    seasonal design: the residuals' lag-1 autocorrelation is biased low, the moment
+    estimate is not (within 0.01)."""
+    rng = np.random.default_rng(14)
+    raw, fixed = [], []
+    for _ in range(200):
+        keep = np.ones(366, bool)
+        start = rng.integers(0, 346)
+        keep[start:start + 20] = False
+        days = np.arange(366)[keep]
+        X = np.column_stack([np.ones(len(days)), np.cos(2 * np.pi * days / 365), np.sin(2 * np.pi * days / 365),
+                             (days % 7 < 5).astype(float)])
+        y = ar1_noise(366, 1.0, 0.5, rng)[keep]
+        e = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+        raw.append(stats.lag1_autocorrelation(e, days))
+        fixed.append(stats.ar1_rho(X, e, days))
+    assert np.mean(raw) < 0.485
+    assert np.mean(fixed) == pytest.approx(0.5, abs=0.01)
 
 
 def test_fit_stats_by_hand():
@@ -95,7 +178,7 @@ def _drivers(n_days: int = 365, seed: int = 0) -> pd.DataFrame:
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.sampled_from(list(HEATING_GRID_C[10:25])), st.sampled_from(list(COOLING_GRID_C[20:30])),
+@given(st.sampled_from(list(HEATING_GRID_C[22:37])), st.sampled_from(list(COOLING_GRID_C[42:53])),
        st.floats(20, 200), st.floats(20, 200), st.floats(0, 500))
 def test_fit_finds_true_balance_points_without_noise(tb, tc, sh, sc, work):
     tc = max(tc, tb + 2)
@@ -111,6 +194,18 @@ def test_fit_finds_true_balance_points_without_noise(tb, tc, sh, sc, work):
     assert coef["hdd"] == pytest.approx(sh, rel=1e-6)
     assert coef["cdd"] == pytest.approx(sc, rel=1e-6)
     assert model.stats.cvrmse == pytest.approx(0, abs=1e-6)
+
+
+def test_balance_point_search_covers_the_caltrack_range():
+    # CalTRACK 2.0 3.2.1: 30-90 °F, i.e. -1.1..32.2 °C, for heating and cooling balance points
+    assert (HEATING_GRID_C[0], HEATING_GRID_C[-1]) == (-1.0, 32.0) == (COOLING_GRID_C[0], COOLING_GRID_C[-1])
+    assert np.diff(HEATING_GRID_C).max() == pytest.approx(0.5)  # well within CalTRACK's 3 °F (1.7 K) steps
+    d = _drivers()
+    t = d["temp_c"].to_numpy()
+    # a well-insulated building heated only below 2 °C (the old grid started at 5 °C)
+    y = 1000 + 80 * np.maximum(2.0 - t, 0) + 60 * np.maximum(t - 25.0, 0)
+    model = fit_baseline(y, d, Layout("day", np.arange(len(d)), len(d)), use_day_type=False)
+    assert (model.spec.heating_base_c, model.spec.cooling_base_c) == (2.0, 25.0)
 
 
 def test_monthly_layout_sums_days_and_fit_counts_balance_points():
@@ -151,20 +246,6 @@ def test_hourly_layout_uses_hour_of_day_groups():
     assert model.spec.kind == "hdd" and model.spec.heating_base_c == 18.0
     assert model.coefficients()["hdd"] == pytest.approx(120.0)
     assert model.coefficients()["h09_all"] == pytest.approx(300.0)
-
-
-@given(st.floats(0.01, 0.5), st.integers(12, 2000), st.integers(1, 8), st.integers(1, 2000), st.floats(-0.9, 0.95),
-       st.floats(1.0, 1e7))
-def test_uncertainty_scales_as_the_formula_says(cv, n, p, m, rho, total):
-    if n <= p + 1:
-        return
-    base = stats.savings_uncertainty(cv, n, p, m, rho, 0.90, total)
-    assert base > 0
-    assert stats.savings_uncertainty(2 * cv, n, p, m, rho, 0.90, total) == pytest.approx(2 * base)
-    assert stats.savings_uncertainty(cv, n, p, 4 * m, rho, 0.90, total) == pytest.approx(base / 2)
-    assert stats.savings_uncertainty(cv, n, p, m, rho, 0.90, 3 * total) == pytest.approx(3 * base)
-    assert stats.savings_uncertainty(cv, n, p, m, rho, 0.68, total) < base
-    assert stats.savings_uncertainty(cv, n, p, m, max(rho, 0) + 0.04, 0.90, total) > base * (1 - 1e-12)
 
 
 @given(st.integers(28, 800), st.integers(0, 10_000))

@@ -1,14 +1,22 @@
 """Synthetic savings-verification cases with known true savings (shared by the
-test_mv*.py files), and tests of the generator itself.
+test_mv*.py files and benchmarks/bench_mv*.py), and tests of the generator itself.
 
-A building's true daily use is
-    f(T, working) = BASE + HEAT_SLOPE * max(TB_HEAT - T, 0) + COOL_SLOPE * max(T - TB_COOL, 0)
-                    + WORK_EXTRA * working
-times (1 + e) with e ~ N(0, NOISE_SD), the day-to-day variation of operations. A retrofit
-cuts a fraction of it from the reporting start: actual = (1 - effect) * f * (1 + e)
-(+ any non-routine load). The true avoided energy of the reporting period is what the
-building would have used without the retrofit minus what it used, excluding the
-non-routine load: effect * sum(f * (1 + e)).
+A building's true daily use is weather-driven (a 5-parameter change-point model):
+    f(T, working) = base + heat_slope * max(tb_heat - T, 0) + cool_slope * max(T - tb_cool, 0)
+                    + work_extra * working
+times (1 + e), where e, the day-to-day variation of operations, is an AR(1) series with
+standard deviation `noise_sd` and lag-1 autocorrelation `rho` (real daily residuals are
+autocorrelated: a cold spell, a busy week, a fault that lasts a few days; rho = 0.3-0.7
+is what daily whole-building baselines show). The temperatures are autocorrelated too
+(AR(1) weather around a North-China seasonal curve). A retrofit cuts a fraction of the
+use from the reporting start: actual = (1 - effect) * f * (1 + e) (+ any non-routine
+load). The true avoided energy of the reporting period is what the building would have
+used without the retrofit minus what it used, excluding the non-routine load:
+effect * sum(f * (1 + e)).
+
+`Building` holds the parameters (defaults: an office of ~3,400 kWh a day);
+`random_building(rng)` draws a varied one (balance points off the search grid) for the
+calibration benchmark.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from storage import quality
 
@@ -29,7 +38,35 @@ TB_HEAT_C = 15.0
 TB_COOL_C = 22.0
 WORK_EXTRA_KWH = 900.0
 NOISE_SD = 0.05
+NOISE_RHO = 0.5  # lag-1 autocorrelation of the daily variation
 TZ = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Building:
+    """Parameters of the true daily use (kWh, kWh/K, °C)."""
+
+    base_kwh: float = BASE_KWH
+    heat_slope: float = HEAT_SLOPE_KWH_PER_K
+    cool_slope: float = COOL_SLOPE_KWH_PER_K
+    tb_heat_c: float = TB_HEAT_C
+    tb_cool_c: float = TB_COOL_C
+    work_extra_kwh: float = WORK_EXTRA_KWH
+
+
+def random_building(rng: np.random.Generator) -> Building:
+    """A building drawn around the default one: balance points anywhere in 12-18 and
+    20-25 °C (not on the 0.5 K search grid), slopes and loads within +-40 %."""
+    scale = rng.uniform(0.6, 1.4, 4)
+    return Building(BASE_KWH * scale[0], HEAT_SLOPE_KWH_PER_K * scale[1], COOL_SLOPE_KWH_PER_K * scale[2],
+                    float(rng.uniform(12.0, 18.0)), float(rng.uniform(20.0, 25.0)), WORK_EXTRA_KWH * scale[3])
+
+
+def ar1_noise(n: int, sd: float, rho: float, rng: np.random.Generator) -> np.ndarray:
+    """A stationary AR(1) series: e[i] = rho * e[i-1] + w[i], standard deviation `sd`."""
+    w = rng.normal(0.0, sd * np.sqrt(1.0 - rho**2), n)
+    w[0] = rng.normal(0.0, sd)
+    return lfilter([1.0], [1.0, -rho], w)
 
 
 def temperatures(start: dt.date, end: dt.date, seed: int) -> pd.DataFrame:
@@ -46,10 +83,11 @@ def temperatures(start: dt.date, end: dt.date, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"date": dates, "temp_c": np.round(seasonal + weather, 2)})
 
 
-def true_use(temp_c: np.ndarray, working: np.ndarray) -> np.ndarray:
+def true_use(temp_c: np.ndarray, working: np.ndarray, building: Building = Building()) -> np.ndarray:
     """Expected daily use (kWh) without the retrofit."""
-    return (BASE_KWH + HEAT_SLOPE_KWH_PER_K * np.maximum(TB_HEAT_C - temp_c, 0)
-            + COOL_SLOPE_KWH_PER_K * np.maximum(temp_c - TB_COOL_C, 0) + WORK_EXTRA_KWH * working)
+    b = building
+    return (b.base_kwh + b.heat_slope * np.maximum(b.tb_heat_c - temp_c, 0)
+            + b.cool_slope * np.maximum(temp_c - b.tb_cool_c, 0) + b.work_extra_kwh * working)
 
 
 @dataclass
@@ -60,14 +98,16 @@ class Case:
 
 
 def make_case(baseline: tuple[dt.date, dt.date], reporting: tuple[dt.date, dt.date], effect: float,
-              seed: int, nonroutine: tuple[dt.date, float] | None = None, noise_sd: float = NOISE_SD) -> Case:
+              seed: int, nonroutine: tuple[dt.date, float] | None = None, noise_sd: float = NOISE_SD,
+              rho: float = NOISE_RHO, building: Building = Building()) -> Case:
     """Daily use from the baseline start to the reporting end; `nonroutine` = (from date,
     kWh per day) of a load added during the reporting period (e.g. a new wing)."""
     temps = temperatures(baseline[0], reporting[1], seed)
     rng = np.random.default_rng(seed + 1000)
     dates = temps["date"]
     working = (dates.dt.day_of_week < 5).to_numpy(float)
-    counterfactual = true_use(temps["temp_c"].to_numpy(float), working) * (1 + rng.normal(0, noise_sd, len(dates)))
+    noise = ar1_noise(len(dates), noise_sd, rho, rng)
+    counterfactual = true_use(temps["temp_c"].to_numpy(float), working, building) * (1 + noise)
     in_rep = (dates >= pd.Timestamp(reporting[0])).to_numpy()
     use = np.where(in_rep, (1 - effect) * counterfactual, counterfactual)
     extra = np.zeros(len(dates))

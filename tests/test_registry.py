@@ -158,3 +158,80 @@ def test_region_tree_is_walked_the_same_from_every_form():
         assert list(pairs.itertuples(index=False, name=None)) == [
             ("sjz", "sjz", 0), ("sjz", "hebei", 1), ("sjz", "cn", 2), ("cn", "cn", 0)]
     assert region_ancestors_frame(["sjz"], None).values.tolist() == [["sjz", "sjz", 0]]
+
+
+# -- hardening (issue 15): ranges, types and encodings of the registry --------------------------------
+
+def _sample_text(tmp_path):
+    write_sample(tmp_path, n_institutions=2)
+    return (tmp_path / "civicwatt.yaml").read_text(encoding="utf-8")
+
+
+def _problems(path):
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    return info.value.problems
+
+
+@pytest.mark.parametrize(("old", "new", "field", "message"), [
+    ("floor_area_m2: ", "floor_area_m2: .inf #", "institutions[0].floor_area_m2", "Input should be a finite number, not inf"),
+    ("heated_area_m2: ", "heated_area_m2: .nan #", "institutions[0].heated_area_m2", "Input should be a finite number, not nan"),
+    ("occupants: ", "occupants: yes #", "institutions[0].occupants", "Input should be a valid integer, not True"),
+    ("occupants: ", "occupants: 12.5 #", "institutions[0].occupants", "Input should be a valid integer, not 12.5"),
+    ("occupants: ", "occupants: 99999999999999999999 #", "institutions[0].occupants", "Input should be less than or equal to 10000000, not 99999999999999999999"),
+    ("start: 11-15", "start: 02-30", "regions[0].heating_season.start", "'02-30' is not a day of the year (MM-DD)"),
+    ("end: 03-15", "end: 13-01", "regions[0].heating_season.end", "'13-01' is not a day of the year (MM-DD)"),
+    ("multiplier: 80.0", "multiplier: .inf", "meters[0].multiplier", "Input should be a finite number, not inf"),
+    ("unit: 1\n", "unit: true\n", "meters[0].modbus.unit", "Input should be a valid integer, not True"),
+    ("port: 15020", "port: 99999999", "meters[0].modbus.port", "Input should be less than or equal to 65535, not 99999999"),
+])
+def test_out_of_range_values_are_located(tmp_path, old, new, field, message):
+    text = _sample_text(tmp_path)
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    problems = _problems(path)
+    assert [(p.field, p.message) for p in problems] == [(field, message)]
+    assert text.replace(old, new, 1).splitlines()[problems[0].line - 1].strip().startswith(new.split(":")[0].strip())
+
+
+def test_feb_29_is_a_day_of_the_year(tmp_path):
+    text = _sample_text(tmp_path).replace("end: 03-15", "end: 02-29", 1)
+    (tmp_path / "ok.yaml").write_text(text, encoding="utf-8")
+    assert load_registry(tmp_path / "ok.yaml").region_by_id["hebei"].heating_season.end == "02-29"
+
+
+def test_top_level_heating_season_is_located(tmp_path):
+    text = _sample_text(tmp_path).replace("regions:", "heating_season: {start: 11-31, end: 03-15}\nregions:", 1)
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    [problem] = _problems(tmp_path / "bad.yaml")
+    line = text.splitlines().index("heating_season: {start: 11-31, end: 03-15}") + 1
+    assert (problem.line, problem.field, problem.message) == (line, "heating_season.start",
+                                                              "'11-31' is not a day of the year (MM-DD)")
+
+
+def test_invalid_parent_meter_is_no_key_error(tmp_path):
+    """A main meter that fails its own validation (port 99999999) made its sub-meters'
+    parent check raise KeyError; now only the bad port is reported."""
+    text = _sample_text(tmp_path)
+    assert "parent: HB-0001-E0" in text
+    (tmp_path / "bad.yaml").write_text(text.replace("port: 15020", "port: 99999999", 1), encoding="utf-8")
+    assert [p.field for p in _problems(tmp_path / "bad.yaml")] == ["meters[0].modbus.port"]
+
+
+@pytest.mark.parametrize(("encoding", "line"), [("latin-1", 3), ("utf-16", 1), ("gb18030", 3)])
+def test_registry_not_in_utf8_is_a_clean_error(tmp_path, encoding, line):
+    path = tmp_path / "r.yaml"
+    path.write_bytes("timezone: Asia/Shanghai\nregions:\n  - {id: a, name: Zürich}\n".encode(encoding))
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    [problem] = info.value.problems
+    assert (problem.file, problem.line, problem.field) == (str(path), line, "-")
+    assert problem.message.startswith("not UTF-8")
+
+
+def test_echoed_references_are_cut_to_80_characters(tmp_path):
+    text = _sample_text(tmp_path).replace("region: sjz", "region: " + "x" * 5000, 1)
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    [problem] = _problems(tmp_path / "bad.yaml")
+    assert problem.message == f"unknown region '{'x' * 80}…'"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage import ImportRejected
-from storage.quality import ESTIMATED
+from storage import ImportRejected, rollup
+from storage.base import normalize_events, normalize_samples, regroup
+from storage.quality import BACKFILL, ESTIMATED, IMPORTED
 
 TZ = "Asia/Shanghai"
 DAY0 = pd.Timestamp("2025-03-10", tz=TZ)
@@ -176,3 +179,141 @@ def test_many_conflicts_are_listed_up_to_the_cap(store):
     assert len(problems) == 51 and problems[-1].startswith("... and ")
     assert problems[0].startswith("meter A at 2025-03-09T16:00:00+00:00: value 0.5 differs from the stored 0")
     assert store.read_samples(meter_ids=["A"])["value"].tolist() == list(np.arange(60, dtype=float))
+
+
+# -- materialised consumption equals the reference path ----------------------------
+_meter_counter = itertools.count()
+
+
+@st.composite
+def histories(draw):
+    """One meter's samples over ~3 days with resets, rollovers, a replacement, gaps and
+    mixed quality flags, plus the events recorded for it and its register maximum."""
+    n = draw(st.integers(min_value=2, max_value=160))
+    slots = np.sort(draw(st.lists(st.integers(min_value=0, max_value=300), min_size=n, max_size=n, unique=True)))
+    incs = np.asarray(draw(st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), min_size=n, max_size=n)))
+    top = 1000.0 if draw(st.booleans()) else np.nan  # a register that wraps at 1000
+    v = draw(st.floats(min_value=0, max_value=900)) + np.cumsum(incs)
+    events = []
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):  # unrecorded counter resets
+        k = draw(st.integers(min_value=1, max_value=n - 1))
+        v[k:] = v[k:] - v[k] + draw(st.floats(min_value=0, max_value=5))
+    if n > 3 and draw(st.booleans()):  # a replacement, recorded
+        k = draw(st.integers(min_value=1, max_value=n - 1))
+        new_start = draw(st.floats(min_value=0, max_value=50))
+        old_final = v[k - 1] + 0.5
+        events.append((int(slots[k - 1]) * 900 + 60, old_final, new_start))
+        v[k:] = v[k:] - v[k] + new_start + 0.25
+    if np.isfinite(top):
+        v = np.mod(v, top)
+    quality = draw(st.lists(st.sampled_from([0, 0, 0, ESTIMATED, BACKFILL, IMPORTED, BACKFILL | ESTIMATED]),
+                            min_size=n, max_size=n))
+    times = DAY0 + pd.to_timedelta(slots * 900 + draw(st.integers(0, 899)), unit="s")
+    samples = pd.DataFrame({"time": times.tz_convert("UTC"), "value": v, "quality": quality})
+    return samples, events, top
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(histories(), st.integers(min_value=1, max_value=6), st.randoms(use_true_random=False))
+def test_materialised_consumption_equals_the_reference(store, history, n_batches, rnd):
+    samples, events, top = history
+    meter = f"H{next(_meter_counter)}"
+    samples = samples.assign(meter_id=meter)
+    meters(store, **{meter: {"rollover_at": top, "multiplier": 2.0}})
+    # written in random batches (late samples, back-fills) in random order, events anywhere
+    part = np.asarray([rnd.randrange(n_batches) for _ in range(len(samples))])
+    order = list(range(n_batches))
+    rnd.shuffle(order)
+    ev = pd.DataFrame({"meter_id": meter, "time": [DAY0 + pd.Timedelta(seconds=t) for t, _, _ in events],
+                       "kind": "replacement", "old_index": [o for _, o, _ in events],
+                       "new_index": [i for _, _, i in events]})
+    at = rnd.randrange(n_batches + 1)
+    for k, b in enumerate(order):
+        if k == at and len(ev):
+            store.write_events(ev)
+        batch = samples[part == b]
+        store.write_samples(batch.sample(frac=1.0, random_state=k))  # rows in any order
+    if at == n_batches and len(ev):
+        store.write_events(ev)
+
+    lo, hi = DAY0 - pd.Timedelta(days=1), DAY0 + pd.Timedelta(days=5)
+    norm = normalize_samples(samples)
+    for freq in ("hour", "day", "month"):
+        ref = rollup.consumption(norm, lo, hi, "hour" if freq == "hour" else "day", TZ,
+                                 events=normalize_events(ev) if len(ev) else None,
+                                 multiplier=pd.Series({meter: 2.0}), rollover_at=pd.Series({meter: top}))
+        if freq == "month":
+            ref = regroup(ref, "month", TZ)
+        got = store.consumption(freq, lo, hi, [meter])
+        assert got["period_start"].tolist() == ref["period_start"].tolist(), freq
+        np.testing.assert_allclose(got["quantity"], ref["quantity"], rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(got["estimated_share"], ref["estimated_share"], rtol=1e-6, atol=1e-6)
+
+    counts = store.period_counts("day", lo, hi, [meter]).set_index("period_start")
+    local_day = pd.DatetimeIndex(samples["time"]).tz_convert(TZ).normalize()
+    expect = pd.DataFrame({"samples": 1, "stored": (samples["quality"].to_numpy() & (BACKFILL | IMPORTED)) != 0},
+                          index=local_day).groupby(level=0).sum()
+    got = counts[counts["samples"] > 0]
+    assert got.index.tolist() == expect.index.tolist()
+    assert got["samples"].tolist() == expect["samples"].tolist()
+    assert got["stored"].tolist() == expect["stored"].astype(int).tolist()
+    # flags: OR of the flags of the intervals overlapping each day
+    iv = rollup.interval_increases(norm, normalize_events(ev) if len(ev) else None, pd.Series({meter: top}))
+    edges = rollup.period_edges(lo, hi, "day", TZ)
+    spread = rollup.spread_over_periods(iv, edges)
+    want_flags = dict(zip(pd.to_datetime(edges[spread["period"]], unit="s", utc=True).tz_convert(TZ),
+                          spread["flags"], strict=True))
+    assert {k: int(v) for k, v in counts["flags"].items() if k in want_flags} == want_flags
+
+
+def test_a_late_sample_changes_exactly_the_periods_it_touches(store):
+    v = np.arange(96 * 3, dtype=float) * 2.0  # 2 per 15 minutes, 3 days
+    df = series("L", v)
+    late_at = 96 + 48  # day 2, 12:00: the interval 11:45-12:15 is split over hours 11 and 12
+    store.write_samples(df.drop(index=late_at))
+    meters(store, L={})
+    lo, hi = DAY0, DAY0 + pd.Timedelta(days=3)
+    hours_before = store.consumption("hour", lo, hi, ["L"]).set_index("period_start")
+    days_before = store.consumption("day", lo, hi, ["L"]).set_index("period_start")
+    counts_before = store.period_counts("hour", lo, hi, ["L"]).set_index("period_start")
+
+    late = df.iloc[[late_at]].assign(value=v[late_at] + 1.0)  # read 1 above the straight line
+    store.write_samples(late)
+    hours = store.consumption("hour", lo, hi, ["L"]).set_index("period_start")
+    days = store.consumption("day", lo, hi, ["L"]).set_index("period_start")
+    counts = store.period_counts("hour", lo, hi, ["L"]).set_index("period_start")
+
+    h11, h12 = DAY0 + pd.Timedelta(hours=24 + 11), DAY0 + pd.Timedelta(hours=24 + 12)
+    changed = hours.index[hours["quantity"].to_numpy() != hours_before["quantity"].to_numpy()]
+    assert changed.tolist() == [h11, h12]
+    assert hours_before.loc[h11, "quantity"] == hours_before.loc[h12, "quantity"] == pytest.approx(8.0)
+    assert hours.loc[h11, "quantity"] == pytest.approx(6.0 + 3.0)  # 11:00-11:45, then 11:45-12:00
+    assert hours.loc[h12, "quantity"] == pytest.approx(1.0 + 6.0)  # 12:00-12:15, then 12:15-13:00
+    assert (counts["samples"] - counts_before["samples"]).loc[lambda d: d != 0].to_dict() == {h12: 1}
+    assert days["quantity"].tolist() == pytest.approx(days_before["quantity"].tolist(), rel=1e-12)
+    pd.testing.assert_frame_equal(hours.drop(index=[h11, h12]), hours_before.drop(index=[h11, h12]))
+
+
+def test_a_recorded_event_recomputes_its_interval(store):
+    v = np.r_[np.arange(48, dtype=float) + 500, np.arange(48, dtype=float)]  # falls at 12:00: a reset
+    store.write_samples(series("E", v))
+    meters(store, E={})
+    before = store.consumption("hour", DAY0, DAY0 + pd.Timedelta(days=1), ["E"]).set_index("period_start")
+    assert before["quantity"].sum() == pytest.approx(47 + 0 + 47)  # the reset interval counts from 0
+    # now the replacement is recorded: old register ended at 548, the new one started at -1
+    store.write_events(pd.DataFrame({"meter_id": ["E"], "time": [DAY0 + pd.Timedelta(minutes=11 * 60 + 50)],
+                                     "kind": ["replacement"], "old_index": [548.0], "new_index": [-1.0]}))
+    after = store.consumption("hour", DAY0, DAY0 + pd.Timedelta(days=1), ["E"]).set_index("period_start")
+    assert after["quantity"].sum() == pytest.approx(47 + 1 + 1 + 47)
+    changed = after.index[after["quantity"].to_numpy() != before["quantity"].to_numpy()]
+    assert changed.tolist() == [DAY0 + pd.Timedelta(hours=11)]  # the interval 11:45-12:00
+
+
+def test_a_changed_register_maximum_recomputes_the_meter(store):
+    top = 1000.0
+    v = (np.arange(96, dtype=float) * 5 + 800) % top  # wraps at 1000
+    store.write_samples(series("W2", v))
+    meters(store, W2={})  # no register maximum known: the wrap is a counter reset
+    assert daily(store, "W2", 1) == {"2025-03-10": 95 * 5.0 - 5.0}
+    meters(store, W2={"rollover_at": top})
+    assert daily(store, "W2", 1) == {"2025-03-10": 95 * 5.0}

@@ -16,8 +16,9 @@ maps days to periods:
 
 Candidate forms: intercept only; heating degree days (HDD); cooling degree days (CDD);
 both. Each with and without a day-type term (and an occupancy term where the calendar
-gives one). Balance points are found by a grid search (every 0.5 °C), with the
-heating balance point not above the cooling one, and count as parameters of the model
+gives one). Balance points are found by a grid search (every 0.5 °C over CalTRACK 2.0's
+range, section 3.2.1: 30-90 °F, i.e. -1 to 32 °C, for heating and cooling alike), with
+the heating balance point not above the cooling one, and count as parameters of the model
 (an ASHRAE 3P change-point model has p = 3). Slopes must be positive (heating and
 cooling use rise away from the balance point); a balance point must leave at least
 `MIN_DD_SHARE` of the periods with non-zero degree days. Within a form the balance
@@ -38,15 +39,16 @@ import pandas as pd
 
 from verification import stats
 
-# Balance-point grid (°C): wide enough for buildings in China's climate zones; 0.5 K steps.
-HEATING_GRID_C = np.arange(5.0, 25.01, 0.5)
-COOLING_GRID_C = np.arange(10.0, 30.01, 0.5)
+# Balance-point grid (°C): CalTRACK 2.0 section 3.2.1 searches 30-90 °F (-1.1..32.2 °C) for
+# heating and cooling balance points alike, at most 3 °F (1.7 K) apart; here -1..32 °C in 0.5 K steps.
+HEATING_GRID_C = np.arange(-1.0, 32.01, 0.5)
+COOLING_GRID_C = np.arange(-1.0, 32.01, 0.5)
 # A balance point must leave at least this share of periods with non-zero degree days
 # (and at least MIN_DD_POINTS of them), so a slope is not fitted to a handful of points.
 MIN_DD_SHARE = 0.10
 MIN_DD_POINTS = 3
 # A degree-day slope must be significant: one-sided p < 0.05 (t above the 95 % quantile),
-# else a balance point found by searching 41 candidates can fit noise (CalTRACK uses a
+# else a balance point found by searching 67 candidates can fit noise (CalTRACK uses a
 # similar p-value rule).
 SLOPE_CONFIDENCE = 0.95
 HOURS_PER_DAY = 24
@@ -153,13 +155,19 @@ def design(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout) -> tuple[np.n
 
 @dataclass
 class BaselineModel:
-    """A fitted model: form, coefficients (per column name) and fit statistics."""
+    """A fitted model: form, coefficients (per column name), fit statistics, and what
+    its uncertainty needs: J, the Jacobian of the fitted periods (`jacobian`), their
+    integer time positions, and rho_ar1, the AR(1) coefficient of its errors
+    (verification.stats.ar1_rho on J)."""
 
     spec: ModelSpec
     columns: list[str]
     coef: np.ndarray
     stats: stats.FitStats
     fitted: np.ndarray
+    J: np.ndarray
+    positions: np.ndarray
+    rho_ar1: float
     candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
@@ -167,7 +175,18 @@ class BaselineModel:
         """Parameters: independent coefficients plus searched balance points."""
         return self.stats.p
 
-    def predict(self, drivers: pd.DataFrame, layout: Layout) -> np.ndarray:
+    @property
+    def n_effective(self) -> float:
+        """n' = n (1 - rho) / (1 + rho) at rho_ar1."""
+        return stats.effective_n(self.stats.n, self.rho_ar1)
+
+    @property
+    def rmse(self) -> float:
+        """sqrt(SSE / (n - p)) (energy units per period): CV(RMSE) times the mean."""
+        return self.stats.cvrmse * self.stats.mean_y
+
+    def design_matrix(self, drivers: pd.DataFrame, layout: Layout) -> np.ndarray:
+        """The model's design rows on other drivers, in the order of `columns`."""
         X, names = design(self.spec, drivers, layout)
         # Hour groups absent from the fitting data get no column; align by name.
         index = {n: i for i, n in enumerate(names)}
@@ -175,10 +194,35 @@ class BaselineModel:
         for j, name in enumerate(self.columns):
             if name in index:
                 Xa[:, j] = X[:, index[name]]
-        return Xa @ self.coef
+        return Xa
+
+    def predict(self, drivers: pd.DataFrame, layout: Layout) -> np.ndarray:
+        return self.design_matrix(drivers, layout) @ self.coef
+
+    def jacobian(self, drivers: pd.DataFrame, layout: Layout) -> np.ndarray:
+        """Derivatives of the predictions per period with respect to every parameter
+        (see `balance_point_columns`), the Gauss-Newton linearization of the model."""
+        return np.column_stack([self.design_matrix(drivers, layout),
+                                *balance_point_columns(self.spec, self.coefficients(), drivers, layout)])
 
     def coefficients(self) -> dict[str, float]:
         return {n: float(c) for n, c in zip(self.columns, self.coef, strict=True)}
+
+
+def balance_point_columns(spec: ModelSpec, coef: dict[str, float], drivers: pd.DataFrame,
+                          layout: Layout) -> list[np.ndarray]:
+    """Per searched balance point, the derivative of the predictions with respect to it:
+    the slope times the days beyond it (heating: d HDD / d Tb = days below Tb; cooling:
+    minus the days above Tb), per period. With the design columns (the derivatives with
+    respect to the coefficients) they make the Jacobian of the change-point model, through
+    which the uncertainty takes the balance points as estimated parameters."""
+    temp = drivers["temp_c"].to_numpy(float)
+    cols = []
+    if spec.heating_base_c is not None:
+        cols.append(layout.aggregate(coef["hdd"] * (temp < spec.heating_base_c))[:, 0])
+    if spec.cooling_base_c is not None:
+        cols.append(layout.aggregate(-coef["cdd"] * (temp > spec.cooling_base_c))[:, 0])
+    return cols
 
 
 def _rank(X: np.ndarray) -> int:
@@ -285,7 +329,7 @@ def _term_options(drivers: pd.DataFrame, layout: Layout, ok: np.ndarray, use_day
 
 
 def _candidate(kind: str, day_type: bool, occupancy: bool, resid: _Residualizer, yo: np.ndarray, H: np.ndarray,
-               C: np.ndarray, criterion: str) -> tuple[dict, float, ModelSpec | None]:
+               C: np.ndarray, criterion: str, positions: np.ndarray) -> tuple[dict, float, ModelSpec | None]:
     """A form's row of the candidates table, its score (inf: not accepted) and its spec."""
     ih, ic, e = _search(kind, resid, yo, H, C)
     if e is None:
@@ -296,7 +340,7 @@ def _candidate(kind: str, day_type: bool, occupancy: bool, resid: _Residualizer,
                      None if ic is None else float(COOLING_GRID_C[ic]))
     # fixed columns + one slope and one balance point per degree-day term
     p = resid.rank + 2 * spec.n_balance_points
-    fs = stats.fit_stats(yo, yo - e, p)
+    fs = stats.fit_stats(yo, yo - e, p, positions)
     score = _score(fs, criterion) if len(yo) > p + 1 else np.inf
     row = {"model": spec.name, "accepted": bool(np.isfinite(score)), "reason": "",
            "heating_base_c": spec.heating_base_c, "cooling_base_c": spec.cooling_base_c,
@@ -305,29 +349,38 @@ def _candidate(kind: str, day_type: bool, occupancy: bool, resid: _Residualizer,
     return row, score, spec
 
 
-def _refit(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout, ok: np.ndarray, yo: np.ndarray) -> BaselineModel:
+def _refit(spec: ModelSpec, drivers: pd.DataFrame, layout: Layout, ok: np.ndarray, yo: np.ndarray,
+           positions: np.ndarray) -> BaselineModel:
     """The chosen form fitted on its full design (columns that are all zero dropped)."""
     X, names = design(spec, drivers, layout)
     X = X[ok]
     keep = np.abs(X).sum(axis=0) > 0
-    coef = stats.ols(X[:, keep], yo)
-    fitted = X[:, keep] @ coef
-    fs = stats.fit_stats(yo, fitted, _rank(X[:, keep]) + spec.n_balance_points)
-    return BaselineModel(spec, [n for n, k in zip(names, keep, strict=True) if k], coef, fs, fitted)
+    Xk = X[:, keep]
+    columns = [n for n, k in zip(names, keep, strict=True) if k]
+    coef = stats.ols(Xk, yo)
+    fitted = Xk @ coef
+    fs = stats.fit_stats(yo, fitted, _rank(Xk) + spec.n_balance_points, positions)
+    J = np.column_stack([Xk, *(c[ok] for c in balance_point_columns(spec, dict(zip(columns, coef, strict=True)),
+                                                                     drivers, layout))])
+    return BaselineModel(spec, columns, coef, fs, fitted, J, positions, stats.ar1_rho(J, yo - fitted, positions))
 
 
 def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion: str = "adj_r2",
-                 use_day_type: bool = True, use_occupancy: bool = True) -> BaselineModel:
+                 use_day_type: bool = True, use_occupancy: bool = True,
+                 positions: np.ndarray | None = None) -> BaselineModel:
     """Fit every candidate form (balance points by search) to the period values `y`
     and return the one the criterion prefers, with the table of candidates.
 
-    Periods with a NaN in `y` are left out of the fit.
+    Periods with a NaN in `y` are left out of the fit. `positions`: integer time
+    position of each period (default 0..P-1: consecutive periods), for the
+    autocorrelation over adjacent periods only.
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}")
     y = np.asarray(y, float)
     ok = np.isfinite(y)
     yo = y[ok]
+    used_positions = (np.arange(len(y)) if positions is None else np.asarray(positions, np.int64))[ok]
     temp = drivers["temp_c"].to_numpy(float)
     H = layout.aggregate(stats.heating_degree_days(temp, HEATING_GRID_C))[ok]
     C = layout.aggregate(stats.cooling_degree_days(temp, COOLING_GRID_C))[ok]
@@ -337,13 +390,14 @@ def fit_baseline(y: np.ndarray, drivers: pd.DataFrame, layout: Layout, criterion
     rows, best = [], None
     for kind in KINDS:
         for dt, occ in options:
-            row, score, spec = _candidate(kind, dt, occ, residualizers[(dt, occ)], yo, H, C, criterion)
+            row, score, spec = _candidate(kind, dt, occ, residualizers[(dt, occ)], yo, H, C, criterion,
+                                          used_positions)
             rows.append(row)
             if np.isfinite(score) and (best is None or score < best[0] - 1e-12):
                 best = (score, spec)
     if best is None:
         raise ValueError("no baseline model could be fitted (too few data points)")
-    model = _refit(best[1], drivers, layout, ok, yo)
+    model = _refit(best[1], drivers, layout, ok, yo, used_positions)
     table = pd.DataFrame(rows)
     table["selected"] = table["model"] == model.spec.name
     model.candidates = table

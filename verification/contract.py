@@ -3,6 +3,11 @@
 `payment_cny` is what the owner pays the contractor for the reporting period
 (negative: the contractor pays the owner).
 
+Contracts settled on measured savings (shared and guaranteed savings) pay nothing
+when the savings cannot be verified (`unverified_because`: the baseline fails ASHRAE
+Guideline 14 for its granularity, or the fractional savings uncertainty at 68 % is not
+below 50 %; verification.savings.verdict): the payment is 0 and `payment_basis` says why.
+
 * shared_savings (节能效益分享): verified avoided energy x tariff x contractor_share.
   With `require_significance` (the default) nothing is paid when the savings are not
   distinguishable from zero at 90 % confidence (the lower 90 % bound is not above 0):
@@ -16,7 +21,8 @@
 * energy_cost_trusteeship (能源费用托管): the owner pays a trusteeship fee equal to the
   baseline energy cost, pro rata for the reporting days plus non-routine adjustments;
   the baseline follows JS/T 301-2024 (see `trusteeship_baseline`). The contractor's
-  margin is the fee minus the actual energy cost.
+  margin is the fee minus the actual energy cost. It does not depend on measured
+  savings, so their verification does not gate it.
 """
 
 from __future__ import annotations
@@ -56,10 +62,11 @@ def trusteeship_baseline(annual: dict[int, float]) -> tuple[float, str, bool]:
 
 def settle(contract, avoided: np.ndarray, low90_total: float, actual_total: float,
            reporting_days: int, adjustments_total: float = 0.0,
-           trusteeship_annual: float | None = None) -> tuple[dict, np.ndarray]:
+           trusteeship_annual: float | None = None, unverified_because: str = "") -> tuple[dict, np.ndarray]:
     """Payment due under `contract` (a verification.project.Contract).
 
-    avoided: verified avoided energy per reporting period (energy units).
+    avoided: verified avoided energy per reporting period (energy units);
+    unverified_because: why the savings cannot be paid on ("" when they can).
     Returns (summary items, payment per period in CNY).
     """
     avoided = np.asarray(avoided, float)
@@ -69,6 +76,10 @@ def settle(contract, avoided: np.ndarray, low90_total: float, actual_total: floa
     out: dict = {"contract_type": contract.type, "tariff_cny_per_unit": tariff,
                  "avoided_value_cny": total * tariff}
     per_period = np.zeros(len(avoided))
+    if unverified_because and contract.type != "energy_cost_trusteeship":
+        out["payment_cny"] = 0.0
+        out["payment_basis"] = f"no payment: savings not verified ({unverified_because})"
+        return out, per_period
     if contract.type == "shared_savings":
         share = float(contract.contractor_share)
         paid = significant or not contract.require_significance
@@ -128,11 +139,13 @@ def annual_use(daily: pd.DataFrame, first_year: int, last_year: int, n_meters: i
 
 
 def settle_contract(contract, avoided: np.ndarray, low90_total: float, actual_total: float, reporting_days: int,
-                    adjustments_total: float, history: dict[int, float] | None) -> tuple[dict, np.ndarray, list[Finding]]:
+                    adjustments_total: float, history: dict[int, float] | None,
+                    unverified_because: str = "") -> tuple[dict, np.ndarray, list[Finding]]:
     """Payment due under `contract` over the reporting periods.
 
     avoided: avoided energy per reporting period (NaN: no data); history: annual use
-    by year, required (not empty) for a trusteeship without an agreed baseline (`uses_history`).
+    by year, required (not empty) for a trusteeship without an agreed baseline (`uses_history`);
+    unverified_because: see `settle`.
     Returns (summary items, payment per period in CNY, NaN where no data; findings)."""
     has = np.isfinite(avoided)
     items: dict = {}
@@ -148,7 +161,8 @@ def settle_contract(contract, avoided: np.ndarray, low90_total: float, actual_to
             if not applies:
                 findings.append(Finding("trusteeship_baseline_not_agreed", rule, {"annual_use": dict(history)}))
         items["trusteeship_rule"] = rule
-    settled, pay = settle(contract, avoided[has], low90_total, actual_total, reporting_days, adjustments_total, annual)
+    settled, pay = settle(contract, avoided[has], low90_total, actual_total, reporting_days, adjustments_total, annual,
+                          unverified_because)
     items.update(settled)
     payment = np.zeros(len(avoided))
     payment[has] = pay

@@ -41,6 +41,19 @@ class Span:
         """Per period: working days (month: a count; day, hour: 0/1 of its day)."""
         return self.layout.period_working(self.drivers["working"].to_numpy(float))
 
+    def positions(self) -> np.ndarray:
+        """Integer time position of each period, so that two periods are adjacent exactly
+        when their positions differ by 1: the row number for days, hours and months
+        (every period of the phase has a row, with or without data); for bills, a gap
+        of uncovered days between two bills counts as one missing period."""
+        if "period_end" not in self.periods:
+            return np.arange(len(self.periods), dtype=np.int64)
+        start = self.periods["date"].to_numpy("datetime64[D]")
+        end = self.periods["period_end"].to_numpy("datetime64[D]")
+        step = np.ones(len(start), np.int64)
+        step[1:] += start[1:] - end[:-1] > np.timedelta64(1, "D")
+        return np.cumsum(step) - 1
+
 
 def empty_consumption() -> pd.DataFrame:
     """A consumption frame without rows (period, quantity, estimated_share, n_meters)."""

@@ -2,7 +2,8 @@
 
 As eemeter's `fit(df)` / `predict(df)`: the model knows nothing of the store; a span
 (verification.frames.Span) carries the periods, their daily drivers and the layout.
-The inputs of the savings interval are the fitted model's `stats` (n, p, CV(RMSE), rho).
+The inputs of the savings interval are the fitted model's design, residuals, time
+positions and AR(1) coefficient (verification.savings.savings_interval).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def fit(span: Span, granularity: str, criterion: str, y: np.ndarray | None = Non
     and hours) of `y` (energy units per period; default: the span's `actual`).
     Raises ValueError when no candidate form can be fitted."""
     y = span.periods["actual"].to_numpy(float) if y is None else np.asarray(y, float)
-    return fit_baseline(np.where(usable(span, granularity), y, np.nan), span.drivers, span.layout, criterion)
+    return fit_baseline(np.where(usable(span, granularity), y, np.nan), span.drivers, span.layout, criterion,
+                        positions=span.positions())
 
 
 def degree_days(model: BaselineModel, span: Span) -> tuple[np.ndarray, np.ndarray]:

@@ -75,7 +75,10 @@ def evaluate(project: MVProject, baseline: Span, reporting: Span, model: Baselin
     prediction = bm.predict(model, reporting)
     avoided = savings.avoided_energy(prediction, reporting.periods["actual"].to_numpy(float), nra)
     totals = savings.savings_totals(avoided)
-    interval = savings.savings_interval(model.stats, totals)
+    interval = savings.savings_interval(model, reporting, avoided)
+    meets, ashrae_findings = savings.ashrae14(model.stats, project.cvrmse_max, project.nmbe_max, project.granularity)
+    verdict = savings.verdict(totals, interval, ashrae_findings, sources.unit)
+    findings += verdict.findings
     normalized = None
     if project.normal_year is not None:
         normalized, found = savings.normalized_savings(model, reporting, nra,
@@ -87,13 +90,11 @@ def evaluate(project: MVProject, baseline: Span, reporting: Span, model: Baselin
     if project.contract is not None:
         contract_items, payment, found = settle_contract(
             project.contract, avoided["avoided"].to_numpy(float), interval.low(0.90), totals.actual,
-            len(reporting.drivers), totals.non_routine, sources.history)
+            len(reporting.drivers), totals.non_routine, sources.history, verdict.unpayable_because)
         findings += found
-    meets, found = savings.ashrae14(model.stats, project.cvrmse_max, project.nmbe_max)
-    findings += found
     periods = avoided.assign(payment_cny=payment, **prediction[["temp_c", "hdd", "cdd", "working"]],
                              estimated_share=reporting.periods["estimated_share"])
-    summary = {**summary_items(project, sources.unit, model, totals, interval, meets, normalized),
+    summary = {**summary_items(project, sources.unit, model, totals, interval, meets, verdict, normalized),
                "baseline_coverage": float(usable(baseline, project.granularity).mean()),
                "reporting_coverage": float(reporting.periods["complete"].mean()), **contract_items}
     summary.setdefault("payment_cny", None)
@@ -122,8 +123,19 @@ def daily_frame(model: BaselineModel, baseline: Span, reporting: Span) -> pd.Dat
     return bm.daily_degree_days(model, days)
 
 
+def interval_items(prefix: str, interval: savings.Interval | None) -> dict[str, float | None]:
+    """`prefix`_low68, _high68, _low90, _high90, _uncertainty68/90 (half-widths) and _fsu68/90."""
+    keys = [f"{prefix}_{k}{int(c * 100)}" for k in ("low", "high", "uncertainty", "fsu") for c in savings.CONFIDENCES]
+    if interval is None:
+        return dict.fromkeys(keys)
+    values = [f(c) for f in (interval.low, interval.high, interval.half.get, interval.fsu.get)
+              for c in savings.CONFIDENCES]
+    return dict(zip(keys, values, strict=True))
+
+
 def summary_items(project: MVProject, unit: str, model: BaselineModel, totals: savings.Savings,
-                  interval: savings.Interval, meets: bool, normalized: savings.Normalized | None) -> dict[str, Any]:
+                  interval: savings.Interval, meets: bool, verdict: savings.Verdict,
+                  normalized: savings.Normalized | None) -> dict[str, Any]:
     """The summary sheet's model, savings and interval keys (plain JSON values)."""
     fs = model.stats
     return {
@@ -135,7 +147,7 @@ def summary_items(project: MVProject, unit: str, model: BaselineModel, totals: s
         "heating_balance_point_c": model.spec.heating_base_c, "cooling_balance_point_c": model.spec.cooling_base_c,
         "n": fs.n, "p": model.p, "r2": fs.r2, "adj_r2": fs.adj_r2, "cvrmse": fs.cvrmse, "nmbe": fs.nmbe,
         "cvrmse_max": project.cvrmse_max, "nmbe_max": project.nmbe_max, "meets_ashrae14": meets,
-        "rho": fs.rho, "n_effective": stats.effective_n(fs.n, fs.rho), "m": totals.m,
+        "rho": fs.rho, "rho_ar1": model.rho_ar1, "n_effective": model.n_effective, "m": totals.m,
         "baseline_prediction": totals.baseline, "non_routine_adjustments": totals.non_routine,
         "adjusted_baseline": totals.adjusted_baseline, "reporting_actual": totals.actual,
         "avoided": totals.avoided, "avoided_fraction": totals.fraction,
@@ -143,9 +155,11 @@ def summary_items(project: MVProject, unit: str, model: BaselineModel, totals: s
         "avoided_low68": interval.low(0.68), "avoided_high68": interval.high(0.68),
         "avoided_low90": interval.low(0.90), "avoided_high90": interval.high(0.90),
         "fsu68": interval.fsu[0.68], "fsu90": interval.fsu[0.90], "fsu68_below_50pct": interval.fsu68_below_limit,
-        "t68": stats.t_value(0.68, fs.n - model.p), "t90": stats.t_value(0.90, fs.n - model.p),
-        "savings_significant": interval.significant, "verdict": savings.verdict(totals, interval, unit),
+        "dof": interval.dof, "t68": stats.t_value(0.68, interval.dof), "t90": stats.t_value(0.90, interval.dof),
+        "savings_significant": interval.significant, "savings_verified": verdict.verified,
+        "not_verified_because": "; ".join(f.message for f in verdict.findings), "verdict": verdict.text,
         "normalized_savings": normalized.savings if normalized is not None else None,
+        **interval_items("normalized", normalized.interval if normalized is not None else None),
         "normalized_model": normalized.reporting_model.spec.name if normalized is not None else None,
     }
 

@@ -1,6 +1,15 @@
-"""`civicwatt collect`: poll the registry's Modbus meters on schedule into the store.
+"""`civicwatt collect`: the production runtime: polling, consumption upkeep, alert checks and delivery.
 
     civicwatt collect [--shard I/N] [--queue DIR] [--gateways FILE] [--interval S]
+                      [--quotas FILE] [--channels FILE] [--check-interval S] [--no-alerts]
+
+Everything runs in one `civicwatt.runtime.Runtime` (the one `civicwatt demo` runs too):
+the meters are polled on schedule into the store; the alert rules run at start-up and
+then every `--check-interval` seconds (default 900: meter-data rules each time, the
+quota rules of `--quotas` at start-up, on a new day and hourly), and alerts go to the
+channels of `--channels` with retries. `--no-alerts` makes a pure collector; with
+`--shard I/N` only shard 1 runs the checks (and the consumption upkeep). The
+heartbeat for `GET /healthz` is DATA_DIR/health/NAME.json (`core.health`).
 
 Samples go through an on-disk queue (`--queue`, default ./civicwatt-queue, or
 ./civicwatt-queue-IofN for a shard) so a store outage or a crash loses nothing; Ctrl-C
@@ -16,80 +25,80 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from civicwatt.context import open_registry_store, registry_from_args
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
+from alerts.channels import load_channels
+from civicwatt.context import load_optional_quotas, open_registry_store, redact_url, registry_from_args
+from core.schemas.gateways import GatewaysFile
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
+
+log = logging.getLogger("civicwatt.collect")
 
 
 def load_gateway_options(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Per-gateway options from YAML; ConfigError naming file, line and field."""
-    from collectors.poller import GatewayOptions
-
+    """Per-gateway options from YAML (schema: `core.schemas.gateways.GatewaysFile`), by
+    gateway key, each with the options the file sets; ConfigError naming file, line and field."""
     file = str(path)
     doc = load_yaml(path)
-    known = {f.name: f.type for f in fields(GatewayOptions)}
     if not isinstance(doc, LineDict):
         raise ConfigError([Problem(file, 1, "-", "expected a mapping of 'host:port' (or '*') to options")])
-    problems = []
-    out: dict[str, dict[str, Any]] = {}
-    for key, opts in doc.items():
-        if key != "*" and (":" not in str(key) or not str(key).rsplit(":", 1)[1].isdigit()):
-            problems.append(Problem(file, doc.line_of(key), str(key), "expected 'host:port' or '*'"))
-            continue
-        if not isinstance(opts, LineDict):
-            problems.append(Problem(file, doc.line_of(key), str(key), "expected a mapping of options"))
-            continue
-        for name, value in opts.items():
-            if name not in known:
-                problems.append(Problem(file, opts.line_of(name), f"{key}.{name}",
-                                        f"unknown option (known: {', '.join(known)})"))
-            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                problems.append(Problem(file, opts.line_of(name), f"{key}.{name}", "must be a number >= 0"))
-        out[str(key)] = dict(opts)
-    if problems:
-        raise ConfigError(problems)
-    return out
-
+    problems: list[Problem] = []
+    parsed = validate_node(GatewaysFile, doc, file, "", problems)
+    if parsed is None:
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
+    return {key: opts.model_dump(exclude_unset=True) for key, opts in parsed.root.items()}
 
 
 def run(args: argparse.Namespace) -> int:
-    from collectors.service import CollectorService
+    from alerts.outbox import default_outbox_dir
+    from civicwatt.runtime import Runtime
     from collectors.shard import parse_shard
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per poll job is noise
     try:
         shard = parse_shard(args.shard)
     except ValueError as exc:
         raise ConfigError([Problem("<command line>", 0, "--shard", str(exc))]) from exc
     if args.interval is not None and args.interval < 1:
         raise ConfigError([Problem("<command line>", 0, "--interval", "must be at least 1 second")])
+    if args.check_interval < 1:
+        raise ConfigError([Problem("<command line>", 0, "--check-interval", "must be at least 1 second")])
     registry = registry_from_args(args)
     gateways = load_gateway_options(args.gateways) if getattr(args, "gateways", None) else None
+    checks = not args.no_alerts and shard[0] == 1
+    quotas = load_optional_quotas(args.quotas, registry) if checks else None
+    channels = load_channels(args.channels) if checks and args.channels and Path(args.channels).exists() else None
     store = open_registry_store(registry, args.store)
     queue_dir = args.queue or ("./civicwatt-queue" if shard == (1, 1) else f"./civicwatt-queue-{shard[0]}of{shard[1]}")
-    service = CollectorService(registry, store, queue_dir, shard=shard, gateway_options=gateways,
-                               interval_s=args.interval)
-    service.start()
-    print(f"civicwatt collect: {len(service.meter_ids)} meters behind {len(service.pollers)} gateways "
-          f"(shard {shard[0]}/{shard[1]}) -> {store.url}; queue {queue_dir}; "
-          f"{service.queue.backlog()} queued from before. Ctrl-C stops.", flush=True)
+    data_dir = default_outbox_dir(store.url, Path(args.registry).parent)
+    rt = Runtime(registry, store, queue_dir, data_dir, shard=shard, gateway_options=gateways, interval_s=args.interval,
+                 quotas=quotas, channels=channels, check_interval_s=args.check_interval, alerts=not args.no_alerts)
+    service = rt.collector
+    if rt.runs_checks:
+        alerts_note = (f"alert checks every {args.check_interval:g} s, "
+                       + (f"quotas {args.quotas}" if quotas is not None else f"no quota file {args.quotas}: meter rules only")
+                       + (f", channels {args.channels}" if channels is not None else
+                          f", no channels file {args.channels}: alerts kept in the outbox")
+                       + f", outbox {data_dir}")
+    else:
+        alerts_note = f"alert checks {rt.checks_off}"
+    rt.start()
+    log.info("%d meters behind %d gateways (shard %d/%d) -> %s; queue %s (%d queued from before); %s; "
+             "heartbeat %s. Ctrl-C stops.", len(service.meter_ids), len(service.pollers), *shard,
+             redact_url(store.url), queue_dir, service.queue.backlog(), alerts_note, rt.heartbeat.path)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
-    print("civicwatt collect: stopping, sending the queue to the store ...", file=sys.stderr, flush=True)
-    empty = service.stop(flush_timeout_s=30.0)
+    log.info("stopping, sending the queue to the store ...")
+    empty = rt.stop(flush_timeout_s=30.0)
     left = service.queue.backlog()
-    print(f"civicwatt collect: {service.stats['ok']} samples polled, {service.stats['failed']} failed polls; "
-          + ("queue empty." if empty else f"{left} samples stay queued in {queue_dir} for the next start."),
-          file=sys.stderr, flush=True)
-    service.queue.close()
+    stats = service.stats
+    log.info("%d samples polled, %d failed polls; %s", stats["ok"], stats["failed"],
+             "queue empty." if empty else f"{left} samples stay queued in {queue_dir} for the next start.",
+             extra={"ok": stats["ok"], "failed": stats["failed"], "queued": left})
+    rt.close()
     store.close()
     return 0

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in args.meter or [] if m not in registry.meter_by_id]
     if unknown:
         raise ConfigError([Problem("<command line>", 0, "--meter", f"unknown meter '{m}'") for m in unknown])
-    with open_registry_store(registry, args.store) as store:
+    with open_registry_store(registry, args.store, create=False) as store:
         if args.kind == "readings":
             text = readings_csv(store.read_samples(lo, hi, args.meter), registry.timezone)
         else:

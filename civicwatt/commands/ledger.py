@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     factors = load_factors(getattr(args, "factors", None))
     started = time.monotonic()
-    with open_registry_store(registry, args.store) as store:
+    with open_registry_store(registry, args.store, create=False) as store:
         tables = build_ledger(store, registry, args.year, factors, quotas)
     write_ledger(tables, out)
     print(f"wrote {out}: {len(tables.ledger):,} ledger rows, {len(tables.summary):,} institutions, "

@@ -24,7 +24,7 @@ def _fmt(value: object) -> str:
 def _verify(args: argparse.Namespace) -> MVResult:
     registry = registry_from_args(args)
     project = load_project(args.project, registry)
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     try:
         return verify(project, store)
     finally:
@@ -46,9 +46,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"avoided {_fmt(s['avoided'])} {s['unit']} ({s['avoided_fraction']:.1%}); "
           f"90 % interval {_fmt(s['avoided_low90'])}..{_fmt(s['avoided_high90'])}; {s['verdict']}")
     if s.get("normalized_savings") is not None:
-        print(f"normalized savings {_fmt(s['normalized_savings'])} {s['unit']}")
+        print(f"normalized savings {_fmt(s['normalized_savings'])} {s['unit']}; 90 % interval "
+              f"{_fmt(s['normalized_low90'])}..{_fmt(s['normalized_high90'])}")
     if s.get("payment_cny") is not None:
-        print(f"payment due ({s['contract_type']}): {s['payment_cny']:,.2f} CNY")
+        print(f"payment due ({s['contract_type']}): {s['payment_cny']:,.2f} CNY ({s['payment_basis']})")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"report written to {out}")

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.notify and args.channels and Path(args.channels).exists():
         channels = load_channels(args.channels)
     details: dict = {}
-    with open_registry_store(registry, args.store) as store:
+    with open_registry_store(registry, args.store, create=False) as store:
         alerts = evaluate_alerts(store, registry, quotas, at, details=details)
         store_url = store.url
     _print_targets(details.get("targets"))

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     quotas = load_optional_quotas(getattr(args, "quotas", None), registry)
     factors = load_factors(getattr(args, "factors", None))
     started = time.monotonic()
-    with open_registry_store(registry, args.store) as store:
+    with open_registry_store(registry, args.store, create=False) as store:
         tables = monthly_report(store, registry, args.month, factors, quotas.basis if quotas else "equivalent")
     write_report(tables, out)
     print(f"wrote {out}: {args.month}, {len(tables.institutions):,} institutions "

@@ -8,18 +8,19 @@ from pathlib import Path
 
 from alerts.outbox import default_outbox_dir
 from civicwatt.context import open_registry_store, registry_from_args
+from core.users import ensure_admin, load_users
 from dashboard.app import create_app, serve
-from dashboard.auth import ensure_admin, load_users
 
 
 def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
-    store = open_registry_store(registry, args.store)
+    store = open_registry_store(registry, args.store, create=False)
     users_file = Path(args.users)
     created = ensure_admin(users_file)
     if created:
         print(f"created user admin in {users_file} with password: {created}")
-    print(f"{len(load_users(users_file))} dashboard user(s) in {users_file}")
+    print(f"{len(load_users(users_file))} dashboard user(s) in {users_file} "
+          "(`civicwatt users passwd admin --generate` sets a new admin password)")
     # the same outbox `civicwatt quotas check --notify` writes to
     data_dir = default_outbox_dir(store.url, Path(args.registry).parent)
     quotas = Path(args.quotas) if args.quotas and Path(args.quotas).exists() else None

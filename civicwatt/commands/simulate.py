@@ -1,8 +1,8 @@
 """`civicwatt simulate`: serve every meter of the registry over Modbus TCP.
 
 Also home of `meters_for_sim(registry)`, the bridge from the registry to the plain meter
-dicts that `device_sim` takes (device_sim imports nothing of ours but the profiles), and
-of the fault-script loader (`--faults FILE`):
+dicts that `device_sim` takes (device_sim imports nothing of ours but core), and of the
+fault-script loader (`--faults FILE`, schema `core.schemas.faults.FaultScript`):
 
     - {meter: HB-0001-E0, kind: offline, at_s: 60, duration_s: 300}
     - {meter: HB-0001-E2, kind: exception, code: 4}
@@ -26,9 +26,8 @@ from typing import Any
 
 from civicwatt.context import registry_from_args
 from core.registry import Registry
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
-
-FAULT_FIELDS = {"meter", "gateway", "kind", "at_s", "duration_s", "code", "delay_s", "amount", "new_index", "margin"}
+from core.schemas.faults import Fault, FaultScript
+from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
 
 def meters_for_sim(registry: Registry) -> list[dict[str, Any]]:
@@ -57,56 +56,31 @@ def meters_for_sim(registry: Registry) -> list[dict[str, Any]]:
     return out
 
 
-def load_fault_script(path: str | Path, meter_ids: set[str]) -> list[dict[str, Any]]:
-    """Validated fault entries; ConfigError naming file, line and field otherwise."""
-    from device_sim.server import FAULT_KINDS, GATEWAY_FAULT_KINDS
-
+def load_fault_script(path: str | Path, meter_ids: set[str]) -> list[Fault]:
+    """Validated faults (schema: `core.schemas.faults.FaultScript`), each meter one of
+    `meter_ids`; ConfigError naming file, line and field otherwise."""
     file = str(path)
     doc = load_yaml(path)
-    problems: list[Problem] = []
     if not isinstance(doc, list):
         raise ConfigError([Problem(file, 1, "-", "a fault script is a YAML list of faults")])
-    out = []
+    problems: list[Problem] = []
+    parsed = validate_node(FaultScript, doc, file, "", problems)
     for n, item in enumerate(doc):
-        where = f"[{n}]"
-        if not isinstance(item, LineDict):
-            problems.append(Problem(file, 0, where, "each fault must be a mapping"))
-            continue
-        for key in item:
-            if key not in FAULT_FIELDS:
-                problems.append(Problem(file, item.line_of(key), f"{where}.{key}", "unknown field"))
-        kind = item.get("kind")
-        if "gateway" in item:
-            if kind not in GATEWAY_FAULT_KINDS:
-                problems.append(Problem(file, item.line_of("kind"), f"{where}.kind",
-                                        f"gateway faults: {', '.join(GATEWAY_FAULT_KINDS)}"))
-            if not isinstance(item["gateway"], int):
-                problems.append(Problem(file, item.line_of("gateway"), f"{where}.gateway", "must be a port number"))
-        elif item.get("meter") not in meter_ids:
-            problems.append(Problem(file, item.line_of("meter"), f"{where}.meter",
-                                    f"unknown Modbus meter {item.get('meter')!r}"))
-        elif kind not in FAULT_KINDS:
-            problems.append(Problem(file, item.line_of("kind"), f"{where}.kind",
-                                    f"unknown kind {kind!r} (known: {', '.join(FAULT_KINDS)})"))
-        for key in ("at_s", "duration_s", "code", "delay_s", "amount", "new_index", "margin"):
-            if key in item and (not isinstance(item[key], int | float) or item[key] < 0):
-                problems.append(Problem(file, item.line_of(key), f"{where}.{key}", "must be a number >= 0"))
-        out.append(dict(item))
-    if problems:
-        raise ConfigError(problems)
-    return out
+        if isinstance(item, LineDict) and "meter" in item and "gateway" not in item and str(item["meter"]) not in meter_ids:
+            problems.append(Problem(file, item.line_of("meter"), f"[{n}].meter",
+                                    f"unknown Modbus meter {item['meter']!r}"))
+    if problems or parsed is None:
+        raise ConfigError(sorted(problems, key=lambda p: (p.line, p.field)))
+    return parsed.root
 
 
-def apply_faults(sim: Any, faults: list[dict[str, Any]]) -> None:
+def apply_faults(sim: Any, faults: list[Fault]) -> None:
+    """Schedule every fault of a script on a running simulator."""
     for f in faults:
-        params = {k: v for k, v in f.items() if k not in ("meter", "gateway", "kind", "at_s", "duration_s")}
-        if "gateway" in f:
-            sim.inject_gateway(int(f["gateway"]), f["kind"], duration_s=f.get("duration_s"),
-                               start_in_s=float(f.get("at_s", 0)))
+        if f.gateway is not None:
+            sim.inject_gateway(f.gateway, f.kind, duration_s=f.duration_s, start_in_s=f.at_s)
         else:
-            sim.inject(f["meter"], f["kind"], duration_s=f.get("duration_s"), start_in_s=float(f.get("at_s", 0)),
-                       **params)
-
+            sim.inject(f.meter, f.kind, duration_s=f.duration_s, start_in_s=f.at_s, **f.params())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import argparse
 import getpass
 import sys
 
-from dashboard import auth
+from core import users as auth
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -25,7 +25,7 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = args.file
+    path = args.users
     try:
         if args.action == "list":
             for u in sorted(auth.load_users(path).values(), key=lambda u: u.name):

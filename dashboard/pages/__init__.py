@@ -9,7 +9,7 @@ A page without a `nav` label (the wall screen) is reached by its path only.
 from __future__ import annotations
 
 from dashboard.context import Page
-from dashboard.pages import alerts, compare, institution, mv, overview, ranking, reports, wall
+from dashboard.pages import alerts, assessment, compare, institution, mv, overview, ranking, reports, wall
 
 PAGES: tuple[Page, ...] = (overview.PAGE, ranking.PAGE, institution.PAGE, compare.PAGE, alerts.PAGE, reports.PAGE,
-                           mv.PAGE, wall.PAGE)
+                           mv.PAGE, assessment.PAGE, wall.PAGE)

@@ -1,6 +1,6 @@
 """Alerts `/alerts`: the alerts of the outbox the user may see, filtered by severity,
 rule, scope, status and period; open alerts acknowledged one by one or in bulk (each
-through `dashboard.access.require_acknowledge`); scopes by name (保定市·医院, not
+through `core.access.require_acknowledge`); scopes by name (保定市·医院, not
 `region:bd/category:hospital`), local times, units typeset, and the offline meters of
 one institution grouped in one row."""
 
@@ -16,9 +16,9 @@ from dash import Input, Output, State, ctx, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
 from alerts.record import SEVERITY_RANK
-from dashboard import integrations
-from dashboard.access import Forbidden, institution_ids, region_ids, require_acknowledge, visible_alerts
-from dashboard.auth import User
+from core.access import Forbidden, institution_ids, region_ids, require_acknowledge, visible_alerts
+from core.users import User
+from dashboard import inputs, integrations
 from dashboard.context import Context, Page
 from dashboard.i18n import MISSING, local_time, norm_lang, quantity, t, typeset
 from dashboard.widgets import KEEP, export_button, forbidden
@@ -91,6 +91,8 @@ def register(app: dash.Dash, c: Context) -> None:
         """The filtered tables; a click on a row's "acknowledge" cell or on
         "acknowledge selected" first acknowledges (each alert through access)."""
         lang = norm_lang(lang)
+        f = filters(severity, rule, scope, status, period)
+        cell, shown_ids, selected = inputs.cell(cell), inputs.record_ids(shown), inputs.rows(selected)
         user = c.current_user()
         outbox = c.outbox()
         if user is None or outbox is None:
@@ -98,14 +100,12 @@ def register(app: dash.Dash, c: Context) -> None:
         flash = None
         trig = ctx.triggered_id
         if trig == "alerts-open":
-            if not cell or cell.get("column_id") != "action" or not cell.get("row_id"):
+            if not cell or cell["column_id"] != "action" or not cell["row_id"]:
                 raise PreventUpdate  # a click elsewhere in the table
-            flash = acknowledge(c, user, outbox, [str(cell["row_id"])], lang)
+            flash = acknowledge(c, user, outbox, [cell["row_id"]], lang)
         elif trig == "alerts-ack-selected":
-            rows = shown or []
-            keys = [str(rows[i]["id"]) for i in (selected or []) if isinstance(i, int) and 0 <= i < len(rows)]
+            keys = [k for k in (shown_ids[i] for i in selected if i < len(shown_ids)) if k]
             flash = acknowledge(c, user, outbox, keys, lang) if keys else None
-        f = Filters(severity or [], rule or [], scope, status or [], period or "all")
         rows = filtered(c, user, outbox, f)
         total = len(visible_alerts(user, c.registry, outbox.list_alerts(open_only=False)))
         open_ = table_rows(c, [a for a in rows if a.get("status") == "open"], True, lang)
@@ -115,7 +115,7 @@ def register(app: dash.Dash, c: Context) -> None:
     @app.callback(Output("alerts-open", "selected_rows", allow_duplicate=True), Input("alerts-select-all", "value"),
                   State("alerts-open", "data"), prevent_initial_call=True)
     def select_all(value: list | None, rows: list | None) -> list:
-        return list(range(len(rows or []))) if value else []
+        return list(range(len(inputs.record_ids(rows)))) if inputs.texts(value) else []
 
     @app.callback(Output("alerts-export-file", "data"), Input("alerts-export-button", "n_clicks"),
                   State("alerts-severity", "value"), State("alerts-rule", "value"), State("alerts-scope", "value"),
@@ -124,10 +124,11 @@ def register(app: dash.Dash, c: Context) -> None:
     def alerts_export(clicks: int | None, severity: list | None, rule: list | None, scope: str | None,
                       status: list | None, period: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        f = filters(severity, rule, scope, status, period)
         user, outbox = c.current_user(), c.outbox()
-        if not clicks or user is None or outbox is None:
+        if not inputs.integer(clicks, lo=0) or user is None or outbox is None:
             raise PreventUpdate
-        rows = filtered(c, user, outbox, Filters(severity or [], rule or [], scope, status or [], period or "all"))
+        rows = filtered(c, user, outbox, f)
         frame = pd.DataFrame([{
             "severity": t(f"sev_{a.get('severity', '')}", lang), "rule": t(f"rule_{a.get('rule', '')}", lang),
             "scope": scope_label(c, a, lang), "period": a.get("period", ""),
@@ -152,6 +153,12 @@ class Filters:
     scope: str | None = None  # region:R (its subtree) or institution:I
     status: list[str] = field(default_factory=list)  # open | acknowledged | resolved; none: all
     period: str = "all"  # all | 7d | 30d | 365d (first seen)
+
+
+def filters(severity: Any, rule: Any, scope: Any, status: Any, period: Any) -> Filters:
+    """The filter controls' values, type-checked (`dashboard.inputs`)."""
+    return Filters(inputs.texts(severity), inputs.texts(rule), inputs.text(scope), inputs.texts(status),
+                   inputs.text(period) or "all")
 
 
 def status_of(alert: dict) -> str:

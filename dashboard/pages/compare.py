@@ -13,9 +13,9 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import integrations
-from dashboard.access import Forbidden, institution_ids, require_institution
-from dashboard.auth import User
+from core.access import Forbidden, institution_ids, require_institution
+from core.users import User
+from dashboard import inputs, integrations
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
 from dashboard.i18n import MISSING, norm_lang, pct, quantity, t, unit
@@ -76,19 +76,24 @@ def chosen(c: Context, user: User | None, ids: list | None) -> list[str]:
     return [require_institution(user, c.registry, i) for i in list(dict.fromkeys(ids or []))[:MAX_COMPARED]]
 
 
+def picked(ids: Any, year: Any, default_year: int) -> tuple[list[str], int]:
+    """The picker's institution ids and year, type-checked (`dashboard.inputs`)."""
+    return inputs.texts(ids), inputs.integer(year, lo=1, hi=9999) or default_year
+
+
 def register(app: dash.Dash, c: Context) -> None:
     @app.callback(Output("cmp-body", "children"), Input("cmp-institutions", "value"), Input("cmp-year", "value"),
                   State("lang", "data"))
     def compare_body(ids: list | None, year: int | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        ids, year = picked(ids, year, c.service.current_year() - 1)
         try:
             insts = chosen(c, c.current_user(), ids)
         except Forbidden:
             return forbidden(lang)
         if not insts:
             return no_data(lang)
-        year = int(year or c.service.current_year() - 1)
-        note = html.P(t("compare_too_many", lang), className="note") if len(ids or []) > MAX_COMPARED else None
+        note = html.P(t("compare_too_many", lang), className="note") if len(ids) > MAX_COMPARED else None
         table = comparison(c, insts, year)
         return html.Div([note, scrolling(comparison_table(c, table, insts, lang)),
                          graph("cmp-chart", monthly_figure(c, insts, year, lang))])
@@ -98,13 +103,13 @@ def register(app: dash.Dash, c: Context) -> None:
                   prevent_initial_call=True)
     def compare_export(clicks: int | None, ids: list | None, year: int | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        ids, year = picked(ids, year, c.service.current_year() - 1)
         try:
             insts = chosen(c, c.current_user(), ids)
         except Forbidden:
             raise PreventUpdate from None
-        if not clicks or not insts:
+        if not inputs.integer(clicks, lo=0) or not insts:
             raise PreventUpdate
-        year = int(year or c.service.current_year() - 1)
         table = comparison(c, insts, year)
         by_id = c.registry.institution_by_id
         frame = pd.DataFrame({

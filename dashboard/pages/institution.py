@@ -15,11 +15,11 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
+from core.access import Forbidden, institution_ids, require_institution
 from core.registry import Institution, Meter
+from core.users import User
 from core.vocab import INDEX_UNIT
-from dashboard import integrations, period
-from dashboard.access import Forbidden, institution_ids, require_institution
-from dashboard.auth import User
+from dashboard import inputs, integrations, period
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS, institution_meters
 from dashboard.i18n import local_time, norm_lang, pct, quantity, t, unit
@@ -67,6 +67,7 @@ def render(c: Context, user: User, lang: str, rest: str | None) -> html.Div:
 def register(app: dash.Dash, c: Context) -> None:
     @app.callback(Output("url", "pathname"), Input("inst-picker", "value"), prevent_initial_call=True)
     def pick_institution(inst: str | None) -> str:
+        inst = inputs.text(inst)
         if not inst:
             raise PreventUpdate
         return f"/institution/{inst}"
@@ -75,6 +76,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def hourly(date: str | None, inst_id: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        date, inst_id = inputs.text(date), inputs.text(inst_id)
         try:
             inst = require_institution(c.current_user(), c.registry, inst_id)
         except Forbidden:
@@ -93,11 +95,12 @@ def register(app: dash.Dash, c: Context) -> None:
     def institution_period(start: str | None, end: str | None, yoy: list | None, inst_id: str | None,
                            lang: str | None) -> Any:
         lang = norm_lang(lang)
+        start, end, inst_id, yoy = inputs.text(start), inputs.text(end), inputs.text(inst_id), inputs.texts(yoy)
         try:
             inst = require_institution(c.current_user(), c.registry, inst_id)
         except Forbidden:
             return forbidden(lang)
-        return period.view(c, {inst}, period.parse(c, start, end), "yoy" in (yoy or []), lang, "inst", own=True)
+        return period.view(c, {inst}, period.parse(c, start, end), "yoy" in yoy, lang, "inst", own=True)
 
     @app.callback(Output("inst-export-file", "data"), Input("inst-export-button", "n_clicks"),
                   State("inst-id", "data"), State("inst-range", "start_date"), State("inst-range", "end_date"),
@@ -105,6 +108,8 @@ def register(app: dash.Dash, c: Context) -> None:
     def institution_export(clicks: int | None, inst_id: str | None, start: str | None, end: str | None,
                            lang: str | None) -> Any:
         lang = norm_lang(lang)
+        clicks, inst_id, start, end = inputs.integer(clicks, lo=0), inputs.text(inst_id), inputs.text(start), \
+            inputs.text(end)
         if not clicks:
             raise PreventUpdate
         try:

@@ -15,8 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from core.users import User
 from core.yamlfile import ConfigError
-from dashboard.auth import User
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.i18n import MISSING, TEXT, norm_lang, num, pct, quantity, t, typeset
 from dashboard.widgets import KEEP, chart_title, date_axis, fig_layout, forbidden, graph, scrolling, value_axis
@@ -49,6 +50,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def mv_body(project_id: str | None, lang: str | None) -> tuple:
         lang = norm_lang(lang)
+        project_id = inputs.text(project_id)
         user = c.current_user()
         match = [p for p in c.mv.visible(user) if p["id"] == project_id] if user is not None else []
         if not match:

@@ -17,12 +17,13 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import integrations, period
-from dashboard.access import Forbidden, default_region, overview_scope, region_ids
-from dashboard.auth import User
+from core.access import Forbidden, default_region, overview_scope, region_ids
+from core.users import User
+from dashboard import inputs, integrations, period
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
 from dashboard.i18n import compact, month_label, norm_lang, pct, quantity, t, unit
+from dashboard.plan_panel import plan_panel
 from dashboard.widgets import (
     ENERGY_COLOURS,
     KEEP,
@@ -94,26 +95,24 @@ def register(app: dash.Dash, c: Context) -> None:
                   State("lang", "data"))
     def overview_body(region: str | None, year: int | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        region, year = inputs.text(region), inputs.integer(year, lo=1, hi=9999)
         try:
             scope = scope_of(c, c.current_user(), region, lang)
         except Forbidden:
             return forbidden(lang)
-        try:
-            year = int(year or c.service.current_year())
-        except (ValueError, TypeError):
-            raise PreventUpdate from None
-        return content(c, scope, year, lang)
+        return content(c, scope, year or c.service.current_year(), lang)
 
     @app.callback(Output("ov-period", "children"), Input("ov-region", "value"), Input("ov-range", "start_date"),
                   Input("ov-range", "end_date"), Input("ov-yoy", "value"), State("lang", "data"))
     def overview_period(region: str | None, start: str | None, end: str | None, yoy: list | None,
                         lang: str | None) -> Any:
         lang = norm_lang(lang)
+        region, start, end, yoy = inputs.text(region), inputs.text(start), inputs.text(end), inputs.texts(yoy)
         try:
             scope = scope_of(c, c.current_user(), region, lang)
         except Forbidden:
             return forbidden(lang)
-        return period.view(c, scope.insts, period.parse(c, start, end), "yoy" in (yoy or []), lang, "ov")
+        return period.view(c, scope.insts, period.parse(c, start, end), "yoy" in yoy, lang, "ov")
 
     @app.callback(Output("ov-export-file", "data"), Input("ov-export-button", "n_clicks"),
                   State("ov-region", "value"), State("ov-year", "value"), State("ov-range", "start_date"),
@@ -121,13 +120,15 @@ def register(app: dash.Dash, c: Context) -> None:
     def overview_export(clicks: int | None, region: str | None, year: int | None, start: str | None,
                         end: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        clicks, region, start, end = inputs.integer(clicks, lo=0), inputs.text(region), inputs.text(start), \
+            inputs.text(end)
+        year = inputs.integer(year, lo=1, hi=9999) or c.service.current_year()
         if not clicks:
             raise PreventUpdate
         try:
             scope = scope_of(c, c.current_user(), region, lang)
         except Forbidden:
             raise PreventUpdate from None
-        year = int(year or c.service.current_year())
         data = integrations.frames_xlsx(export_sheets(c, scope, year, period.parse(c, start, end), lang))
         return dcc.send_bytes(data, f"overview-{region or 'own'}-{year}.xlsx")
 
@@ -219,6 +220,7 @@ def content(c: Context, scope: Scope, year: int, lang: str, wall: bool = False) 
     return html.Div([
         *parts[:2],
         scrolling(intensity_table(n, lang)),
+        plan_panel(c, scope.insts, scope.target_scope, year, lang),
         *parts[2:],
         graph("ov-cost", cost_figure(n, lang)),
         html.P(cost_note(c, scope.insts, n, lang), className="note", id="ov-cost-note"),

@@ -13,11 +13,11 @@ import pandas as pd
 from dash import Input, Output, State, ctx, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
+from core.access import Forbidden, region_ids
 from core.registry import Registry
+from core.users import User
 from core.vocab import CATEGORIES
-from dashboard import integrations
-from dashboard.access import Forbidden, region_ids
-from dashboard.auth import User
+from dashboard import inputs, integrations
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS
 from dashboard.i18n import norm_lang, t
@@ -36,6 +36,14 @@ def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
     ])
 
 
+def filters(region: Any, category: Any, year: Any, indicator: Any, search: Any, sort_by: Any) -> tuple:
+    """The ranking's filter values, type-checked (`dashboard.inputs`); the indicator
+    defaults to DEFAULT_INDICATOR."""
+    region, category, indicator, search = (inputs.text(v) for v in (region, category, indicator, search))
+    return (region, category, inputs.integer(year, lo=1, hi=9999), indicator or DEFAULT_INDICATOR, search,
+            inputs.sort_by(sort_by))
+
+
 def register(app: dash.Dash, c: Context) -> None:
     pages = RankedPages(c.service.ranking_table)
 
@@ -44,7 +52,9 @@ def register(app: dash.Dash, c: Context) -> None:
                          sort_by: list | None, lang: str | None, trigger: Any = None) -> tuple:
         """The table's outputs for these inputs (what the callback returns)."""
         lang = norm_lang(lang)
-        indicator = indicator or DEFAULT_INDICATOR
+        region, category, year, indicator, search, sort_by = filters(region, category, year, indicator, search,
+                                                                     sort_by)
+        page, page_size = inputs.integer(page, lo=0), inputs.integer(page_size, lo=1, hi=inputs.MAX_PAGE_SIZE)
         if user is None:
             raise PreventUpdate
         if trigger not in (None, "rank-table"):
@@ -84,10 +94,11 @@ def register(app: dash.Dash, c: Context) -> None:
                      indicator: str | None, search: str | None, sort_by: list | None, lang: str | None) -> Any:
         """The filtered, sorted ranking (every page) as a workbook."""
         lang = norm_lang(lang)
+        region, category, year, indicator, search, sort_by = filters(region, category, year, indicator, search,
+                                                                     sort_by)
         user = c.current_user()
-        if not clicks or user is None:
+        if not inputs.integer(clicks, lo=0) or user is None:
             raise PreventUpdate
-        indicator = indicator or DEFAULT_INDICATOR
         try:
             q, year_i = user_query(user, c.registry, year, region, category, indicator, search or "", sort_by, 0,
                                    10**9, c.service.current_year())

@@ -7,14 +7,13 @@ it is working (the `/download/...` routes serve the same files to scripts)."""
 from __future__ import annotations
 
 import dash
-import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import downloads
-from dashboard.auth import User
+from core.users import User
+from dashboard import downloads, inputs
 from dashboard.context import Context, Page
-from dashboard.i18n import t
+from dashboard.i18n import norm_lang, t
 from dashboard.widgets import KEEP
 
 REPORT_MONTHS = 24  # months offered for the monthly report
@@ -50,19 +49,22 @@ def register(app: dash.Dash, c: Context) -> None:
                   prevent_initial_call=True)
     def build(_rep: int, _xlsx: int, _csv: int, month: str | None, year: int | None, lang: str | None) -> tuple:
         """Build the file asked for (the spinner turns meanwhile) and send it."""
+        lang = norm_lang(lang)
         user = c.current_user()
         which = ctx.triggered_id
-        if user is None or which is None or not ctx.triggered[0].get("value"):
+        month, year = inputs.text(month), inputs.integer(year, lo=1, hi=9999)
+        if user is None or which is None or not inputs.integer(ctx.triggered[0].get("value"), lo=0):
             raise PreventUpdate
         if which == "rep-download":
-            try:
-                period = pd.Period(month or "", freq="M")
-            except ValueError:
-                raise PreventUpdate from None
+            period = downloads.month_period(c, month or "")
+            if period is None:
+                raise PreventUpdate
             data, name = downloads.report_file(c, user, period)
         else:
-            data, name = downloads.ledger_file(c, user, int(year or c.service.current_year() - 1),
-                                               "csv" if which == "ledger-csv" else "xlsx")
+            year = year or c.service.current_year() - 1
+            if not downloads.valid_year(c, year):
+                raise PreventUpdate
+            data, name = downloads.ledger_file(c, user, year, "csv" if which == "ledger-csv" else "xlsx")
         return dcc.send_bytes(data, name), f"{t('download', lang)}: {name}"
 
 

@@ -11,8 +11,9 @@ import dash
 import pandas as pd
 from dash import Input, Output, State, dcc, html
 
-from dashboard.access import Forbidden, default_region, region_ids
-from dashboard.auth import User
+from core.access import Forbidden, default_region, region_ids
+from core.users import User
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.i18n import local_time, norm_lang, t
 from dashboard.pages import overview
@@ -45,7 +46,7 @@ def register(app: dash.Dash, c: Context) -> None:
         if user is None:
             return forbidden(lang)
         rotation = scopes(c, user)
-        region = rotation[int(tick or 0) % len(rotation)]
+        region = rotation[(inputs.integer(tick, lo=0) or 0) % len(rotation)]
         try:
             scope = overview.scope_of(c, user, region, lang)
         except Forbidden:

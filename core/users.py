@@ -1,4 +1,4 @@
-"""Dashboard users: a YAML file of hashed passwords, roles and scopes.
+"""Dashboard and API users: a YAML file of hashed passwords, roles and scopes.
 
 File format (written by `civicwatt users`; never edit hashes by hand)::
 
@@ -7,7 +7,7 @@ File format (written by `civicwatt users`; never edit hashes by hand)::
       sjz-manager: {role: region, scope: sjz, password: "..."}
       hb0001: {role: institution, scope: HB-0001, password: "..."}
 
-Roles (`dashboard.access`, where every role check lives): `admin` sees everything;
+Roles (`core.access`, where every role check lives): `admin` sees everything;
 `region` sees the institutions of its region and every region below it;
 `institution` sees only its own institution. Passwords are
 hashed with scrypt (werkzeug.security); there is no default password: `ensure_admin`
@@ -26,10 +26,11 @@ from pathlib import Path
 import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from core import access
+from core.access import ROLES
+from core.private import private_dir
 from core.registry import Registry
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
-from dashboard import access
-from dashboard.access import ROLES
 
 HASH_METHOD = "scrypt"  # werkzeug's scrypt (N=2**15, r=8, p=1): memory-hard, stdlib hashlib
 GENERATED_PASSWORD_BYTES = 12  # token_urlsafe(12) -> 16 characters, 96 bits
@@ -47,11 +48,11 @@ class User:
     password_hash: str = ""
 
     def institution_ids(self, registry: Registry) -> set[str]:
-        """The institutions this user may see (`dashboard.access.institution_ids`)."""
+        """The institutions this user may see (`core.access.institution_ids`)."""
         return access.institution_ids(self, registry)
 
     def region_ids(self, registry: Registry) -> set[str]:
-        """Regions this user may choose as a whole (`dashboard.access.region_ids`)."""
+        """Regions this user may choose as a whole (`core.access.region_ids`)."""
         return access.region_ids(self, registry)
 
     def can_see(self, registry: Registry, institution_id: str) -> bool:
@@ -97,7 +98,7 @@ def load_users(path: str | Path) -> dict[str, User]:
 def save_users(path: str | Path, users: dict[str, User]) -> None:
     """Write atomically, readable by the owner only."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # a new directory is 0700; an existing one keeps its mode
     doc = {"users": {u.name: {"role": u.role, "scope": u.scope, "password": u.password_hash}
                      for u in sorted(users.values(), key=lambda u: u.name)}}
     fd, tmp = tempfile.mkstemp(prefix=".users-", dir=path.parent)

@@ -1,7 +1,7 @@
 """Who may see what: the one home of every role and scope check.
 
 Plain functions on a user (anything with a `role` and a `scope`, e.g.
-`dashboard.auth.User`) and the registry, with no web framework in them, so the
+`core.users.User`) and the registry, with no web framework in them, so the
 dashboard's pages, callbacks and downloads and an HTTP API ask the same questions and
 get the same answers. A refusal raises `Forbidden`; the caller turns it into the "no
 access" message or HTTP 403. Nothing is only hidden in the page: each callback
@@ -129,6 +129,13 @@ def peer_regions(user: Principal, registry: Registry, region: str | None) -> fro
         # peers: the same category in the institution's own region (rows limited by visible_filter)
         return frozenset(registry.region_subtree(registry.institution_by_id[user.scope].region))
     return None
+
+
+def assessed_regions(user: Principal | None, registry: Registry) -> set[str]:
+    """The regions whose year-end assessment `user` may see: every region below the
+    user's scope (all for the administrator, none for an institution user)."""
+    regions = region_ids(user, registry)
+    return regions - {user.scope} if user is not None and user.role == "region" else regions
 
 
 # -- alerts ------------------------------------------------------------------------------------

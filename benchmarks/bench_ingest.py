@@ -1,0 +1,240 @@
+"""Raw ingest at scale: 15-minute samples with consumption maintained, against a bare write.
+
+    python benchmarks/bench_ingest.py [--meters 2000] [--days 365] [--batch-days 5]
+                                      [--influx-meters 200] [--influx-days 60] [--import-rows 4000000]
+
+Measured, each in its own fresh process (so peak RSS is the phase's own):
+
+* embedded `Store.write_samples`: the samples arrive in time-ordered batches of
+  `--batch-days` days x all meters (how collectors, a backfill or a replay deliver
+  them); each batch is written with its hourly and daily consumption recomputed.
+* embedded bare write: the same rows, in the same batches, converted from the same
+  frames to Arrow and bulk-inserted by the same engine (ADBC SQLite,
+  `storage.embedded.connect`, same pragmas) with the same `INSERT OR REPLACE` into the
+  same `sample` table of the same schema, one transaction per batch, without
+  consumption upkeep. Same work minus the upkeep, same store kind: the fair baseline.
+* InfluxDB `Store.write_samples` vs bare: the same rows posted as pre-built line
+  protocol (`storage.influx.sample_body`, the store's own encoder) to `/write` in the
+  store's batch size, against a fresh database of a real influxd on loopback.
+* `civicwatt import readings` of a generated readings CSV (`--import-rows`) into a
+  fresh embedded store, against the bare write of the same rows.
+
+Printed: samples/s, the ratio (target >= 0.7), peak RSS (target <= 2 GB), and the rate
+of each tenth of the run (flat = not slowing down as the history grows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+START = pd.Timestamp("2025-01-01", tz="Asia/Shanghai")
+STEP_S = 900
+
+
+def meter_ids(n: int) -> np.ndarray:
+    return np.asarray([f"M{k:05d}" for k in range(n)], dtype=object)
+
+
+def batches(meters: int, days: int, batch_days: int) -> Iterator[pd.DataFrame]:
+    """Normalised samples (meter_id, t, value, quality), `batch_days` x all meters at a
+    time: a monotonic index per meter (a daily rhythm on a per-meter rate), 0.01 resolution."""
+    ids = meter_ids(meters)
+    rate = 0.5 + (np.arange(meters) % 17) / 4.0  # index units per 15 minutes
+    per_day = 86_400 // STEP_S
+    t0 = int(START.timestamp())
+    for d in range(0, days, batch_days):
+        steps = np.arange(d * per_day, min(days, d + batch_days) * per_day)
+        v = rate[:, None] * (steps + 0.4 * np.sin(steps * 2 * np.pi / per_day))[None, :]
+        yield pd.DataFrame({"meter_id": np.repeat(ids, len(steps)), "t": np.tile(t0 + steps * STEP_S, meters),
+                            "value": np.round(v, 2).ravel(), "quality": np.zeros(v.size, np.int64)})
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(frames: Iterator[pd.DataFrame], write) -> dict:
+    """Write every frame with `write`, timing only the writes; the rate of each tenth."""
+    marks, n, spent = [], 0, 0.0
+    for frame in frames:
+        t = time.perf_counter()
+        write(frame)
+        spent += time.perf_counter() - t
+        n += len(frame)
+        marks.append((n, spent))
+    tenths = []
+    for k in range(1, 11):
+        i = min(len(marks) - 1, max(0, round(k * len(marks) / 10) - 1))
+        j = min(len(marks) - 1, max(0, round((k - 1) * len(marks) / 10) - 1))
+        dn, ds = (marks[i][0] - marks[j][0], marks[i][1] - marks[j][1]) if k > 1 else marks[i]
+        tenths.append(dn / ds if ds > 0 else float("nan"))
+    return {"samples": n, "seconds": spent, "tenths": tenths, "peak_rss_mb": peak_rss_mb()}
+
+
+# -- phases (each run in its own process) -------------------------------------------
+def phase_store(args, url: str) -> dict:
+    from storage import open_store
+
+    store = open_store(url)
+    out = _timed(batches(args.meters, args.days, args.batch_days), store.write_samples)
+    store.close()
+    return out
+
+
+def phase_bare_embedded(args, directory: str) -> dict:
+    from core.sqlite import transaction
+    from storage.embedded import SAMPLE_SCHEMA, SCHEMA, connect
+
+    con = connect(Path(directory) / "bare.sqlite3")
+    cur = con.cursor()
+    for statement in filter(str.strip, SCHEMA.split(";")):
+        cur.execute(statement)
+    keys = pd.Index(meter_ids(args.meters))
+
+    def write(frame: pd.DataFrame) -> None:
+        table = pa.table([keys.get_indexer(frame["meter_id"]).astype(np.int64) + 1, frame["t"].to_numpy(np.int64),
+                          frame["value"].to_numpy(float), frame["quality"].to_numpy(np.int64)], schema=SAMPLE_SCHEMA)
+        with transaction(cur):
+            cur.executemany("INSERT OR REPLACE INTO sample VALUES (?,?,?,?)", table)
+
+    out = _timed(batches(args.meters, args.days, args.batch_days), write)
+    con.close()
+    return out
+
+
+def phase_bare_influx(args, http: str) -> dict:
+    import httpx
+
+    from storage.influx import BATCH_LINES, sample_body
+
+    with httpx.Client(base_url=http, timeout=120) as client:
+        client.post("/query", data={"q": "CREATE DATABASE bare"}).raise_for_status()
+
+        def write(frame: pd.DataFrame) -> None:
+            for i in range(0, len(frame), BATCH_LINES):
+                client.post("/write", params={"db": "bare", "precision": "s"},
+                            content=sample_body(frame.iloc[i:i + BATCH_LINES])).raise_for_status()
+
+        return _timed(batches(args.meters, args.days, args.batch_days), write)
+
+
+def phase_import(args, directory: str) -> dict:
+    from civicwatt.cli import main as cli
+
+    t = time.perf_counter()
+    code = cli(["import", "readings", f"{directory}/readings.csv", "--registry", f"{directory}/civicwatt.yaml",
+                "--store", f"embedded:{directory}/imported"])
+    took = time.perf_counter() - t
+    return {"samples": args.import_rows, "seconds": took, "tenths": [], "peak_rss_mb": peak_rss_mb(), "exit": code}
+
+
+def write_import_files(directory: Path, rows: int) -> tuple[int, int]:
+    """A registry of the sample portfolio and a readings CSV of `rows` rows (15-minute
+    indices of its first meters, one year at most per meter)."""
+    from civicwatt.sample import write_sample
+    from core.registry import load_registry
+
+    write_sample(directory, n_institutions=30)
+    ids = [m.id for m in load_registry(directory / "civicwatt.yaml").meters]
+    per = min(365 * 96, rows // len(ids) + 1)
+    n_meters = -(-rows // per)
+    times = pd.date_range(START, periods=per, freq="15min").strftime("%Y-%m-%dT%H:%M:%S+08:00").to_numpy()
+    with open(directory / "readings.csv", "w") as f:
+        f.write("meter_id,time,value\n")
+        for k, m in enumerate(ids[:n_meters]):
+            n = min(per, rows - k * per)
+            v = np.round(np.cumsum(np.full(n, 0.75)), 2)
+            pd.DataFrame({"meter_id": m, "time": times[:n], "value": v}).to_csv(f, header=False, index=False)
+    return n_meters, per
+
+
+# -- orchestration ------------------------------------------------------------------
+def run_phase(name: str, argv: list[str], target: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", name, "--target", target, *argv],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"phase {name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(label: str, ours: dict, bare: dict) -> None:
+    def line(name: str, r: dict) -> str:
+        return (f"{label:<9} {name:<22} {r['samples']:>12,} samples {r['samples'] / r['seconds']:>10,.0f}/s "
+                f"({r['seconds']:7.1f} s)  peak RSS {r['peak_rss_mb']:,.0f} MB")
+
+    print(line("with consumption", ours))
+    print(line("bare write", bare))
+    ratio = (ours["samples"] / ours["seconds"]) / (bare["samples"] / bare["seconds"])
+    print(f"{label:<9} ratio {ratio:.2f} (target >= 0.7); peak RSS target <= 2048 MB")
+    for name, r in (("with consumption", ours), ("bare write", bare)):
+        if r["tenths"]:
+            print(f"{label:<9} {name:<22} rate per tenth of the run (k samples/s): "
+                  + " ".join(f"{x / 1000:.0f}" for x in r["tenths"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--meters", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--batch-days", type=int, default=5)
+    parser.add_argument("--influx-meters", type=int, default=200)
+    parser.add_argument("--influx-days", type=int, default=60)
+    parser.add_argument("--import-rows", type=int, default=4_000_000)
+    parser.add_argument("--skip", default="", help="comma-separated: embedded,influx,import")
+    parser.add_argument("--phase")
+    parser.add_argument("--target")
+    args = parser.parse_args()
+    if args.phase:
+        fn = {"store": phase_store, "bare_embedded": phase_bare_embedded, "bare_influx": phase_bare_influx,
+              "import": phase_import}[args.phase]
+        print(json.dumps(fn(args, args.target)))
+        return
+    skip = set(filter(None, args.skip.split(",")))
+    common = ["--batch-days", str(args.batch_days)]
+    if "embedded" not in skip:
+        argv = ["--meters", str(args.meters), "--days", str(args.days), *common]
+        print(f"embedded: {args.meters} meters x {args.days} days of 15-minute samples, "
+              f"batches of {args.batch_days} days x all meters")
+        with tempfile.TemporaryDirectory(dir=".") as d:
+            ours = run_phase("store", argv, f"embedded:{d}/store")
+            bare = run_phase("bare_embedded", argv, d)
+        report("embedded", ours, bare)
+    if "influx" not in skip:
+        from tests.servers import Influxd
+
+        argv = ["--meters", str(args.influx_meters), "--days", str(args.influx_days), *common]
+        print(f"influxdb: {args.influx_meters} meters x {args.influx_days} days (a real influxd on loopback)")
+        server = Influxd()
+        server.start()
+        try:
+            ours = run_phase("store", argv, server.url("ours"))
+            bare = run_phase("bare_influx", argv, server.http)
+        finally:
+            server.cleanup()
+        report("influxdb", ours, bare)
+    if "import" not in skip:
+        with tempfile.TemporaryDirectory(dir=".") as d:
+            n_meters, per = write_import_files(Path(d), args.import_rows)
+            print(f"import: civicwatt import readings of a {args.import_rows:,}-row CSV "
+                  f"({n_meters} meters x {per:,} samples), vs the bare write of the same rows")
+            ours = run_phase("import", ["--import-rows", str(args.import_rows)], d)
+            bare = run_phase("bare_embedded", ["--meters", str(n_meters), "--days", str(-(-per // 96)), *common], d)
+        report("import", ours, bare)
+
+
+if __name__ == "__main__":
+    main()

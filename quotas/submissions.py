@@ -1,0 +1,86 @@
+"""Monthly submissions as the assessment sees them: per institution and month, how much of what was due came in.
+
+The assessment asks one question of the monthly reporting (统计填报): for each
+institution and month, how many of the units due were complete (`Submissions.months`).
+The submission workflow (issue 13) does not exist yet, so `MeteredSubmissions` answers
+from the data itself, with the one completeness rule (`models.completeness`): the units
+are the institution's main meters (a meter-day is complete at >= 90 % of its expected
+samples) and the energies it is billed for without a meter (a day is complete when a bill
+covers it). When the workflow lands, a class with the same `months` (one unit per
+institution and month, complete when it was submitted by the deadline) replaces it
+without touching the scoring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+
+from models.completeness import (
+    COMPLETENESS_LOOKBACK_DAYS,
+    MONTH_COLUMNS,
+    daily_completeness,
+    institution_month_completeness,
+    live_meters,
+)
+from models.energy import combine_use, empty_use, split_bills
+from models.factors import FactorSet, load_factors
+
+BILLED_LOOKBACK_YEARS = 1  # an energy billed in the year before is expected every day of the year
+
+
+class Submissions(Protocol):
+    """Where the assessment learns how complete each month's submission was."""
+
+    def months(self, year: int) -> pd.DataFrame:
+        """One row per institution and month of `year`: institution_id, month (first
+        day, naive local), days, expected (units due), complete (units complete),
+        completeness (complete / expected). An institution absent had nothing due."""
+        ...
+
+
+@dataclass
+class MeteredSubmissions:
+    """`Submissions` from the store: the metering completeness of each month (module docstring)."""
+
+    store: object
+    registry: object
+    factors: FactorSet | None = None
+
+    def billed(self, bills: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """(institution_id, energy) of the energies billed in [start - 1 year, end) without a
+        main meter (meters win over bills, `models.energy.combine_use`)."""
+        since = (start - pd.DateOffset(years=BILLED_LOOKBACK_YEARS)).date()
+        if bills.empty:
+            return empty_use()[["institution_id", "energy"]]
+        b = bills[(pd.to_datetime(bills["period_end"]).dt.date >= since)
+                  & (pd.to_datetime(bills["period_start"]).dt.date < end.date())
+                  & bills["institution_id"].isin(self.registry.institution_by_id)]
+        pairs = b[["institution_id", "energy"]].astype(str).drop_duplicates()
+        return combine_use(empty_use(), pairs, self.registry.meters_frame())[["institution_id", "energy"]]
+
+    def months(self, year: int) -> pd.DataFrame:
+        tz = self.registry.timezone
+        start = pd.Timestamp(year=year, month=1, day=1, tz=tz)
+        end = pd.Timestamp(year=year + 1, month=1, day=1, tz=tz)
+        meters = self.registry.meters_frame()
+        main = meters[meters["parent"].isna()][["meter_id", "institution_id"]]
+        live = live_meters(m for m in self.registry.meters if m.parent is None)
+        interval = live.set_index("meter_id")["interval_s"].astype(float)
+        bills = self.store.read_bills()
+        billed = self.billed(bills, start, end)
+        due = bills.merge(billed, on=["institution_id", "energy"]) if len(bills) else bills
+        bill_days = (split_bills(due, "day", tz, start, end, self.factors or load_factors()) if len(due)
+                     else empty_use())
+        daily = []
+        ids = main["meter_id"].tolist()
+        for q0 in pd.date_range(start, end, freq="QS", inclusive="left"):  # four quarters, one read each (memory)
+            q1 = q0 + pd.offsets.QuarterBegin(1, startingMonth=1)
+            samples = self.store.read_samples(q0 - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), q1, ids)
+            daily.append(daily_completeness(samples, interval, q0, q1)[["meter_id", "day", "share"]])
+        if not len(main) and billed.empty:
+            return pd.DataFrame({c: [] for c in MONTH_COLUMNS})
+        return institution_month_completeness(pd.concat(daily, ignore_index=True), main, billed, bill_days, start,
+                                              end)

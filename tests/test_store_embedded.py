@@ -1,0 +1,39 @@
+"""Embedded-store specifics: a store written by an earlier version (a lazily refreshed
+daily rollup cache) gets its consumption tables when opened."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from storage import open_store
+from storage.embedded import DB_NAME, connect
+
+TZ = "Asia/Shanghai"
+
+
+def test_a_store_of_the_earlier_schema_is_rebuilt_when_opened(tmp_path):
+    con = connect(tmp_path / DB_NAME)
+    cur = con.cursor()
+    for statement in (
+            "CREATE TABLE meter (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
+            "CREATE TABLE sample (meter INTEGER NOT NULL, t INTEGER NOT NULL, value REAL NOT NULL, "
+            "quality INTEGER NOT NULL, PRIMARY KEY (meter, t)) WITHOUT ROWID",
+            "CREATE TABLE rollup_day (meter INTEGER NOT NULL, t INTEGER NOT NULL, quantity REAL NOT NULL, "
+            "est REAL NOT NULL, PRIMARY KEY (meter, t)) WITHOUT ROWID",
+            "CREATE TABLE dirty (meter INTEGER PRIMARY KEY, since INTEGER NOT NULL, gen INTEGER NOT NULL)",
+            "INSERT INTO meter VALUES (1, 'OLD')"):
+        cur.execute(statement)
+    t0 = int(pd.Timestamp("2025-03-10", tz=TZ).timestamp())
+    for k in range(97):  # one day of 15-minute samples, 1.5 per interval
+        cur.execute("INSERT INTO sample VALUES (1, ?, ?, 0)", (t0 + 900 * k, 1.5 * k))
+    cur.close()
+    con.close()
+
+    store = open_store(f"embedded:{tmp_path}")
+    store.set_meters(pd.DataFrame({"meter_id": ["OLD"], "multiplier": [2.0], "rollover_at": [np.nan]}))
+    got = store.consumption("day", "2025-03-10", "2025-03-11", ["OLD"])
+    assert got["quantity"].tolist() == [96 * 1.5 * 2.0]
+    tables = store._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist()
+    assert "rollup_day" not in tables and "cons_day" in tables
+    store.close()
