@@ -50,6 +50,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -82,11 +83,27 @@ class StoreMissing(StoreError):
     """Opened with `create=False`, and there is no store at that URL."""
 
 
-class ImportRejected(Exception):
-    """An import that was refused whole; `problems` lists every reason."""
+class Imported(NamedTuple):
+    """What an import did: rows not stored before (`new`), rows already stored with the
+    same values (`identical`: written again, unchanged) and, for bills, rows that
+    replaced a stored bill of the same key (`replaced`)."""
 
-    def __init__(self, problems: list[str]):
+    new: int
+    identical: int
+    replaced: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.new + self.identical + self.replaced
+
+
+class ImportRejected(Exception):
+    """An import that was refused whole; `problems` lists every reason, `rejected` is
+    how many rows were refused (nothing was written)."""
+
+    def __init__(self, problems: list[str], rejected: int | None = None):
         self.problems = problems
+        self.rejected = len(problems) if rejected is None else rejected
         super().__init__("\n".join(problems))
 
     @classmethod
@@ -100,7 +117,22 @@ class ImportRejected(Exception):
             problems.append(f"... and {total - MAX_CONFLICTS_LISTED} more conflicting samples")
         elif total is None and len(rows) > MAX_CONFLICTS_LISTED:
             problems.append("... and more conflicting samples")
-        return cls(problems)
+        return cls(problems, rejected=len(rows) if total is None else total)
+
+
+def bills_frame(bills: pd.DataFrame) -> pd.DataFrame:
+    """Bills in BILL_COLUMNS with comparable types: ids and units as strings, periods as
+    ISO dates, quantity and cost as floats (NaN: no cost)."""
+    return pd.DataFrame({
+        "institution_id": bills["institution_id"].astype(str).to_numpy(object),
+        "energy": bills["energy"].astype(str).to_numpy(object),
+        "period_start": pd.to_datetime(bills["period_start"]).dt.strftime("%Y-%m-%d").to_numpy(object),
+        "period_end": pd.to_datetime(bills["period_end"]).dt.strftime("%Y-%m-%d").to_numpy(object),
+        "quantity": bills["quantity"].astype(float).to_numpy(),
+        "unit": bills["unit"].astype(str).to_numpy(object),
+        "cost_cny": (pd.to_numeric(bills["cost_cny"], errors="coerce").to_numpy(float) if "cost_cny" in bills
+                     else np.full(len(bills), np.nan)),
+    })
 
 
 def to_epoch_s(values: pd.Series | pd.DatetimeIndex | Iterable) -> np.ndarray:
@@ -256,10 +288,11 @@ class Store(ABC):
     def meter_ids(self) -> list[str]:
         """Meters that have at least one sample."""
 
-    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
+    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> Imported:
         """All-or-nothing import: refuse the whole frame if any sample would change a
-        stored value; otherwise write it (with consumption upkeep). Returns the number
-        of samples written.
+        stored value (`ImportRejected`, with the number of such samples); otherwise
+        write it (with consumption upkeep). Returns how many samples were new and how
+        many were stored already with the same value.
 
         `progress(n)` is called with the number of rows written since the last call.
         Every chunk is checked against stored values before the first write, so bad
@@ -267,10 +300,10 @@ class Store(ABC):
         in one transaction."""
         norm = normalize_samples(samples)
         if norm.empty:
-            return 0
+            return Imported(0, 0)
         with self._writing():
             found: list[pd.DataFrame] = []
-            n_conflicts = 0
+            n_conflicts = n_matched = 0
             for chunk in chunks(norm):
                 lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
                 stored = self._samples_near(pd.DataFrame({"meter_id": np.asarray(lo_hi.index, dtype=object),
@@ -282,12 +315,14 @@ class Store(ABC):
                 merged["meter_id"] = index.to_numpy()[merged["meter_id"].to_numpy()]
                 diff = merged[~np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)]
                 n_conflicts += len(diff)
+                n_matched += len(merged)
                 if len(diff) and sum(map(len, found)) < MAX_CONFLICTS_LISTED:
                     found.append(diff[["meter_id", "t", "value", "value_old"]].head(MAX_CONFLICTS_LISTED))
             if n_conflicts:
                 rows = pd.concat(found).sort_values(["meter_id", "t"]).head(MAX_CONFLICTS_LISTED)
                 raise ImportRejected.conflicts(list(rows.itertuples(index=False, name=None)), total=n_conflicts)
-            return self._write_norm(norm, progress)
+            self._write_norm(norm, progress)
+            return Imported(new=len(norm) - n_matched, identical=n_matched)
 
     # -- events -----------------------------------------------------------------
     def write_events(self, events: pd.DataFrame) -> None:
@@ -309,7 +344,23 @@ class Store(ABC):
     # -- bills ------------------------------------------------------------------
     @abstractmethod
     def write_bills(self, bills: pd.DataFrame) -> int:
-        """Write bills (key: institution_id, energy, period_start, period_end)."""
+        """Write bills (key: institution_id, energy, period_start, period_end); a bill
+        replaces a stored one of the same key."""
+
+    def import_bills(self, bills: pd.DataFrame) -> Imported:
+        """Write bills (`write_bills`) and say how many were new, identical to the stored
+        bill of their key, or replaced a stored bill with other values (a corrected bill)."""
+        key = ["institution_id", "energy", "period_start", "period_end"]
+        stored = self.read_bills(bills["institution_id"].astype(str).unique().tolist())
+        incoming = bills_frame(bills)
+        merged = incoming.merge(bills_frame(stored), on=key, how="left", suffixes=("", "_old"), indicator=True)
+        found = (merged["_merge"] == "both").to_numpy()
+        same = (found & np.isclose(merged["quantity"], merged["quantity_old"], rtol=0, atol=1e-9)
+                & (merged["unit"] == merged["unit_old"]).to_numpy()
+                & (np.isclose(merged["cost_cny"], merged["cost_cny_old"], rtol=0, atol=1e-9)
+                   | (merged["cost_cny"].isna() & merged["cost_cny_old"].isna())).to_numpy())
+        self.write_bills(bills)
+        return Imported(new=int((~found).sum()), identical=int(same.sum()), replaced=int((found & ~same).sum()))
 
     @abstractmethod
     def read_bills(self, institution_ids: Iterable[str] | None = None) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage import ImportRejected, rollup
+from storage import Imported, ImportRejected, rollup
 from storage.base import normalize_events, normalize_samples, regroup
 from storage.quality import BACKFILL, ESTIMATED, IMPORTED
 
@@ -141,6 +141,20 @@ def test_bills_round_trip(store):
     assert got["cost_cny"].iloc[0] == 900.0 and np.isnan(got["cost_cny"].iloc[1])
 
 
+def test_import_bills_counts_new_identical_and_replaced(store):
+    bills = pd.DataFrame({"institution_id": ["I2", "I2"], "energy": ["diesel", "heat"],
+                          "period_start": ["2025-01-01", "2025-01-15"], "period_end": ["2025-01-31", "2025-02-14"],
+                          "quantity": [120.5, 33.0], "unit": ["L", "GJ"], "cost_cny": [900.0, np.nan]})
+    assert store.import_bills(bills) == Imported(new=2, identical=0)
+    assert store.import_bills(bills) == Imported(new=0, identical=2)
+    corrected = bills.assign(cost_cny=[900.0, 210.0])  # the heat bill now has a cost
+    more = pd.DataFrame({**bills.iloc[[0]].to_dict("list"), "period_start": ["2025-02-01"],
+                         "period_end": ["2025-02-28"]})
+    assert store.import_bills(pd.concat([corrected, more])) == Imported(new=1, identical=1, replaced=1)
+    got = store.read_bills(["I2"])
+    assert len(got) == 3 and got["cost_cny"].tolist() == [900.0, 900.0, 210.0]
+
+
 def test_import_conflict_leaves_store_unchanged(store):
     store.write_samples(series("A", [1.0, 2.0, 3.0]))
     before = store.read_samples()
@@ -148,11 +162,13 @@ def test_import_conflict_leaves_store_unchanged(store):
     with pytest.raises(ImportRejected) as info:
         store.import_samples(incoming)
     assert "value 2.5 differs from the stored 2" in str(info.value)
+    assert info.value.rejected == 1  # the one sample that would change a stored value
     after = store.read_samples()
     pd.testing.assert_frame_equal(before, after)
     assert store.meter_ids() == ["A"]
-    # the same values again are accepted (idempotent import)
-    assert store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0])) == 4
+    # the same values again are accepted (idempotent import), counted as identical
+    assert store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0])) == Imported(new=1, identical=3)
+    assert store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0])) == Imported(new=0, identical=4)
     assert store.read_samples()["value"].tolist() == [1.0, 2.0, 3.0, 4.0]
 
 
@@ -177,6 +193,7 @@ def test_many_conflicts_are_listed_up_to_the_cap(store):
         store.import_samples(series("A", np.arange(60, dtype=float) + 0.5))
     problems = info.value.problems
     assert len(problems) == 51 and problems[-1].startswith("... and ")
+    assert info.value.rejected == 60
     assert problems[0].startswith("meter A at 2025-03-09T16:00:00+00:00: value 0.5 differs from the stored 0")
     assert store.read_samples(meter_ids=["A"])["value"].tolist() == list(np.arange(60, dtype=float))
 
