@@ -54,7 +54,7 @@ BUDGET_S = 2.0
 PASSWORD = "bench-pass-123"
 PAGES = {"/": "#gauge-energy_tce .main-svg", "/ranking": "#rank-table td",
          "/institution/HB-0001": "#inst-period-table", "/compare": "#cmp-table", "/alerts": "#alerts-count",
-         "/reports": "#ledger-xlsx", "/mv": "#mv-verdict", "/wall": "#wall-title"}
+         "/reports": "#ledger-xlsx", "/mv": "#mv-verdict", "/assessment": "#assess-count", "/wall": "#wall-title"}
 BASELINE = ("/nowhere", ".empty")  # the frame and a "not found" message: no data work
 SPINNER = ".dash-spinner, .dash-default-spinner, .dash-dot-spinner"
 IDLE_JS = "() => !document.querySelector('[data-dash-is-loading=\"true\"]')"

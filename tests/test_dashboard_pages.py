@@ -137,6 +137,11 @@ def test_the_period_view_sets_a_range_beside_the_same_dates_last_year(demo):
     # a reversed range is swapped, a bad one falls back to the last 30 days
     assert period.parse(c, "2026-11-10", "2026-11-01") == per
     assert period.parse(c, "not a date", None).days == period.DEFAULT_DAYS
+    # dates before EARLIEST (no data is older) or after today are moved to them (a year 9999 overflowed)
+    today = c.service.today()
+    assert period.parse(c, "9999-12-31", "9999-12-31") == period.Period(today, today + pd.Timedelta(days=1))
+    early = period.parse(c, "1800-01-01", "1800-03-01")
+    assert (early.start, early.days) == (pd.Timestamp("1990-01-01", tz=TZ), 1)
 
 
 def test_comparison_side_by_side_of_up_to_five(demo):
