@@ -12,12 +12,15 @@ Rules and their thresholds (named constants below, overridable per call):
   `civicwatt demo` and `civicwatt quotas check` do not read a gateways file: they use
   `OFFLINE_POLLS` (or `MeterRuleSettings.offline_polls`) for every meter. One open
   alert per meter for the whole outage (key period ``live``).
+  Only meters expected to report: not a meter fed by CSV imports, and "never reported"
+  only in a registry a collector polls (`expected_to_report`).
 * ``data_completeness`` (warning): a meter whose last complete day has fewer than
   `COMPLETENESS_TARGET` (90 %) of the expected samples (domain.md §5), judged by
   `daily_completeness` (the one rule the dashboard and the monthly report use too): a
   day whose samples are all backfilled or imported is judged at the resolution it
-  carries, any other day at the Modbus poll interval (meters fed only by imports: at
-  their usual spacing of the last week). Not raised for a meter that is offline (that
+  carries, any other day at the Modbus poll interval (meters fed only by imports, and
+  Modbus meters not expected to report (`expected_to_report`): at their usual spacing
+  of the last week). Not raised for a meter that is offline (that
   alert already says it). One open alert per meter while the days stay incomplete.
 * ``abnormal_night_load`` (warning): main electricity or water meters whose mean
   hourly use between 00:00 and 05:00 of the day is above `BASE_LOAD_FACTOR` x its
@@ -61,6 +64,7 @@ from models.completeness import (
     live_meters,
     sample_spacing,
 )
+from storage import quality
 
 BASELINE_DAYS = 28  # four weeks of history for "usual" levels
 MIN_BASELINE_DAYS = 7  # fewer days of history: no abnormal-use verdict
@@ -96,14 +100,46 @@ def _fmt(x: float) -> str:
 
 # -- pure rules ---------------------------------------------------------------------
 
+def registry_is_polled(last: pd.DataFrame) -> bool:
+    """Does a collector feed these meters? True when any last sample (`last`:
+    meter_id, time, quality) came from a poll or a collector's backfill rather than a
+    CSV import (`storage.quality.IMPORTED`)."""
+    if last.empty:
+        return False
+    q = last["quality"].to_numpy(np.int64) if "quality" in last else np.zeros(len(last), np.int64)
+    return bool(((q & quality.IMPORTED) == 0).any())
+
+
+def expected_to_report(live: pd.DataFrame, last: pd.DataFrame, polled: bool | None = None) -> pd.DataFrame:
+    """The live meters of `live` (meter_id, institution_id, interval_s) that are
+    expected to report: Modbus meters a collector polls, not meters fed by CSV imports
+    (a registry written by `civicwatt init` keeps its `modbus` blocks even when its
+    readings come from files). `last`: each meter's last sample (meter_id, time,
+    quality).
+
+    * a meter whose last sample was imported (quality IMPORTED) is fed by imports: not
+      expected (the completeness rule then judges it at its usual spacing);
+    * a meter with no sample at all is expected only when the registry is polled
+      (`polled`; default `registry_is_polled(last)`), since a collector polls every
+      Modbus meter of the registry;
+    * any other Modbus meter (last sample polled or backfilled) is expected.
+    """
+    polled = registry_is_polled(last) if polled is None else polled
+    q = last.set_index("meter_id")["quality"] if "quality" in last and len(last) else pd.Series(dtype=np.int64)
+    q = live["meter_id"].map(q)
+    never = q.isna().to_numpy()
+    imported = (q.fillna(0).to_numpy(np.int64) & quality.IMPORTED) != 0
+    return live[(never & polled) | (~never & ~imported)].reset_index(drop=True)
+
+
 def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp,
-                   polls: int | Mapping[str, int] = OFFLINE_POLLS) -> pd.DataFrame:
-    """Live meters (meter_id, institution_id, interval_s) whose last sample
-    (`last`: meter_id, time) is older than `polls` x interval at `as_of`, or who never
-    reported. `polls`: one threshold, or one per meter id (meters not in it:
-    OFFLINE_POLLS). Returns meter_id, institution_id, last_time (NaT: never), silent_s,
-    limit_s (polls x interval)."""
-    df = live.merge(last[["meter_id", "time"]], on="meter_id", how="left")
+                   polls: int | Mapping[str, int] = OFFLINE_POLLS, polled: bool | None = None) -> pd.DataFrame:
+    """Live meters (meter_id, institution_id, interval_s) expected to report
+    (`expected_to_report`) whose last sample (`last`: meter_id, time, quality) is older
+    than `polls` x interval at `as_of`, or who never reported. `polls`: one threshold,
+    or one per meter id (meters not in it: OFFLINE_POLLS). Returns meter_id,
+    institution_id, last_time (NaT: never), silent_s, limit_s (polls x interval)."""
+    df = expected_to_report(live, last, polled).merge(last[["meter_id", "time"]], on="meter_id", how="left")
     t = pd.to_datetime(df["time"], utc=True)
     silent = (as_of - t).dt.total_seconds()
     n = (df["meter_id"].map(polls).fillna(OFFLINE_POLLS).to_numpy(float) if isinstance(polls, Mapping)
@@ -197,6 +233,7 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
     if len(live):
         last = store.last_samples_before(as_of, live["meter_id"].tolist())
         off = offline_meters(last, live, as_of, settings.offline_polls_by_meter(registry.meters))
+        live = expected_to_report(live, last)  # the completeness rule owes samples of these only
         offline_ids = set(off["meter_id"])
         for r in off.itertuples(index=False):  # one per offline meter
             since = "从未上报" if pd.isna(r.last_time) else f"自 {r.last_time.tz_convert(tz):%Y-%m-%d %H:%M} 起"

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from civicwatt import __version__
-from civicwatt.context import load_file_secrets, missing_store_message, resolve_locations
+from civicwatt.context import load_file_secrets, missing_store_message, print_problems, resolve_locations
 from core.yamlfile import ConfigError
 from storage import StoreError, StoreMissing
 
@@ -43,7 +43,8 @@ VERB_SHARED: dict[str, tuple[str, ...]] = {
     "collect": (*STORE_AND_REGISTRY, *LOGGED), "serve": (*STORE_AND_REGISTRY, "users", *LOGGED),
     "import": STORE_AND_REGISTRY, "export": STORE_AND_REGISTRY, "report": STORE_AND_REGISTRY,
     "ledger": STORE_AND_REGISTRY, "assess": STORE_AND_REGISTRY, "quotas": STORE_AND_REGISTRY,
-    "mv": STORE_AND_REGISTRY, "national": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY, "users": ("users",),
+    "mv": STORE_AND_REGISTRY, "national": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY,
+    "users": ("registry", "users"),
     "backup": (*STORE_AND_REGISTRY, "users"),
 }
 # files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
@@ -282,13 +283,6 @@ def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | 
     return args
 
 
-def _config_error(exc: ConfigError) -> int:
-    for problem in exc.problems:
-        print(problem, file=sys.stderr)
-    print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-    return 1
-
-
 def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -306,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv, parser)
     except ConfigError as exc:  # a bad civicwatt.toml
-        return _config_error(exc)
+        return print_problems(exc)
     if not args.verb:
         parser.print_help()
         return 2
@@ -329,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         load_file_secrets()
         return int(module.run(args) or 0)
     except ConfigError as exc:
-        return _config_error(exc)
+        return print_problems(exc)
     except StoreMissing as exc:
         print(f"civicwatt {args.verb}: {missing_store_message(args, exc)}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -183,6 +184,14 @@ def _origin_note(args: argparse.Namespace, name: str) -> str:
         others = [f"--{name}", *([ENVIRONMENT[name]] if name in ENVIRONMENT else []), f"./{CONFIG_FILE}"]
         return f" (the default: no {', '.join(others[:-1])} or {others[-1]} names one)"
     return f" (from {source})" if source and source != "command line" else ""
+
+
+def print_problems(exc: ConfigError) -> int:
+    """Every problem of a refused file on stderr, then their number; the exit code (1)."""
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+    return 1
 
 
 def missing_store_message(args: argparse.Namespace, exc: Exception) -> str:

@@ -25,7 +25,9 @@ import yaml
 from core.registry import Registry
 
 REGIONS = [
-    {"id": "hebei", "name": "河北省", "heating_season": {"start": "11-15", "end": "03-15"}},
+    # tariffs: illustrative prices (CNY per kWh / m3) of the cost views; replace them with yours
+    {"id": "hebei", "name": "河北省", "heating_season": {"start": "11-15", "end": "03-15"},
+     "tariffs": {"electricity": 0.65, "water": 4.2, "natural_gas": 3.1}},
     {"id": "sjz", "name": "石家庄市", "parent": "hebei"},
     {"id": "bd", "name": "保定市", "parent": "hebei"},
     {"id": "ts", "name": "唐山市", "parent": "hebei"},
@@ -99,8 +101,11 @@ REGISTRY_HEADER = """\
 # timezone      days, months and years are local time of this zone
 # submissions   optional: {deadline_day: 15, reminder_days: [10, 14]}: monthly figures are due
 #               by deadline_day of the next month; reminders go out on reminder_days (1-28)
-# regions       a tree: {id, name, parent, heating_season: {start: MM-DD, end: MM-DD}}
-#               (a region without heating_season inherits its parent's; default 11-15..03-15)
+# regions       a tree: {id, name, parent, heating_season: {start: MM-DD, end: MM-DD},
+#               tariffs: {energy: CNY per kWh, m3, GJ or kg}} (a region without heating_season
+#               inherits its parent's, default 11-15..03-15; without a tariff of an energy, its
+#               parent's; tariffs price metered use in the dashboard's cost views, bills
+#               bring their own cost_cny)
 # institutions  id ([A-Za-z0-9_-], unique), name, region, category
 #               (government | school | hospital | venue | other),
 #               floor_area_m2 (建筑面积), heated_area_m2 (采暖面积, 0 if not heated),

@@ -64,6 +64,10 @@ class Region(_Strict):
     name: str
     parent: str | None = None
     heating_season: HeatingSeason | None = None
+    # Energy prices (CNY per canonical unit: kWh, m3, GJ, kg) for cost views of metered
+    # use, e.g. {electricity: 0.65, water: 4.2, natural_gas: 3.1}; a region without one
+    # inherits its parent's price of that energy.
+    tariffs: dict[Energy, Annotated[float, Field(ge=0)]] | None = None
 
 
 def _boundary_reason(reason: str | None, info: ValidationInfo) -> str | None:
@@ -204,6 +208,14 @@ class Registry(_Strict):
             if season is not None:
                 return season
         return self.heating_season
+
+    def tariffs_of(self, region_id: str) -> dict[str, float]:
+        """Energy -> CNY per canonical unit in force in a region: its own tariffs, then
+        those of each ancestor for the energies it does not price."""
+        out: dict[str, float] = {}
+        for rid in reversed(self.region_ancestors(region_id)):
+            out.update(self.region_by_id[rid].tariffs or {})
+        return out
 
     def institutions_frame(self) -> pd.DataFrame:
         """One row per institution: id, name, region, category, areas, occupants,

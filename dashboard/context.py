@@ -67,10 +67,12 @@ class Page:
     `render(ctx, user, lang, rest)` returns the page's components for a signed-in
     user (`rest`: the part of the path after `path/`, None at `path` itself) and may
     raise `core.access.Forbidden`; `register(app, ctx)` adds its callbacks.
-    `nav`: the i18n key of its link in the header."""
+    `nav`: the i18n key of its link in the header (None: no link in the navigation
+    bar); `chrome`: False for a full-screen page without the header (the wall screen)."""
 
     path: str
-    nav: str
+    nav: str | None
     render: Callable[[Context, User, str, str | None], Any]
     register: Callable[[dash.Dash, Context], None]
     subpaths: bool = False
+    chrome: bool = True

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from alerts.meter_rules import (
@@ -48,6 +49,10 @@ from quotas.tables import (  # noqa: F401  (the table constants, re-exported for
 )
 
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
+# A year of daily use is kept in memory for a portfolio up to DAY_ROWS_KEPT rows (about
+# 1,800 institutions: four main meters a day each): a few tens of MB.
+DAYS_KEPT_PER_INSTITUTION = 4 * 366
+DAY_ROWS_KEPT = 2_600_000
 
 
 def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
@@ -80,37 +85,112 @@ class DataService(YearTables):
         super().__post_init__()
         self.meters = self.registry.meters_frame()
         self.institutions = self.registry.institutions_frame()
+        self.inst_context = models_api.institution_context(self.registry, self.factors)
+        self.tariffs = models_api.tariff_frame(self.registry)
+
+    # -- what one read of the store gives -----------------------------------------------
+    def _load(self, start: pd.Timestamp, end: pd.Timestamp,
+              institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One daily read of [start, end): the use frame (`models.api.energy_use`, freq
+        day) and the bills' costs per day (`models.api.bill_costs`)."""
+        ids = None if institution_ids is None else sorted(institution_ids)
+        stop = end if end > start else start + pd.Timedelta(seconds=1)
+        use = models_api.energy_use(self.store, self.registry, start, stop, "day", self.factors, institution_ids=ids)
+        billed = models_api.bill_costs(self.store.read_bills(ids), "day", self.tz, start, end)
+        return use, billed
+
+    def _reduce(self, use: pd.DataFrame, billed: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The energy sums (`models.api.energy_sums` per institution, energy and
+        `period`, the heating split done per day) and the costs (`models.api.energy_cost`
+        per day, summed per `period`) of a daily use frame."""
+        sums = models_api.energy_sums(use, self.inst_context, period=period, freq="day", tz=self.tz)
+        costs = models_api.energy_cost(use, billed, self.tariffs)
+        return sums, models_api.cost_by_period(costs, period, self.tz, by=("institution_id", "energy"))
+
+    def keeps_days(self) -> bool:
+        """Is the portfolio small enough to keep each year's daily use in memory (the
+        demo, a city)? Then every date range is a slice of it; a province's ranges are
+        read from the store when asked for."""
+        return len(self.registry.institutions) * DAYS_KEPT_PER_INSTITUTION <= DAY_ROWS_KEPT
+
+    def year_use(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The daily use frame and bill costs of `year` up to now, kept for `cache_ttl_s`
+        (only when `keeps_days`)."""
+        return self._cached(("year_use", year),  # type: ignore[return-value]
+                            lambda: self._load(*self.year_bounds(year)))
+
+    def year_sums(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Monthly energy sums and costs of every institution for `year` up to now (one
+        daily read of the store per year, reused by every year table)."""
+        def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
+            use, billed = self.year_use(year) if self.keeps_days() else self._load(*self.year_bounds(year))
+            return self._reduce(use, billed, "month")
+        return self._cached(("year_sums", year), compute)  # type: ignore[return-value]
+
+    def range_sums(self, start: pd.Timestamp, end: pd.Timestamp,
+                   institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Daily energy sums and costs of [start, end) (local midnights; a running day
+        stops now), of these institutions (None: all): a slice of the years' daily use
+        when it is kept (`keeps_days`), else a read of the store."""
+        end = min(end, self.now().tz_convert(self.tz))
+        ids = None if institution_ids is None else frozenset(institution_ids)
+
+        def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
+            if not self.keeps_days():
+                return self._reduce(*self._load(start, max(start, end), ids), "day")
+            years = range(start.year, max(start, end - pd.Timedelta(seconds=1)).year + 1)
+            parts = [self.year_use(y) for y in years]
+            use = pd.concat([p[0] for p in parts], ignore_index=True)
+            billed = pd.concat([p[1] for p in parts], ignore_index=True)
+            use = use[_within(use, start, end, ids)]
+            billed = billed[_within(billed, start, end, ids)] if len(billed) else billed
+            return self._reduce(use, billed, "day")
+        return self._cached(("range_sums", start, end, ids), compute)  # type: ignore[return-value]
+
+    def indicators_of(self, sums: pd.DataFrame, by_period: bool = False) -> pd.DataFrame:
+        """The indicator frame (`models.api.indicators_from_sums`) of energy sums, on
+        the quota file's basis: one row per institution (and period)."""
+        ind = models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis, by_period=by_period)
+        if "has_data" in ind:
+            nodata = ~ind["has_data"].to_numpy(bool)
+            for col in (*TOTALS, *INDICATORS, "estimated_share"):
+                ind.loc[nodata, col] = np.nan
+        return ind
+
+    def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The year tables' indicators from the year's monthly sums (`year_sums`: one
+        daily read per year shared by every page), or, for part of a year (the ranking's
+        running year), from that range's daily sums."""
+        start, end = self.year_bounds(year)
+        if until is None or until >= end:
+            sums = self.year_sums(year)[0]
+        else:
+            sums = self.range_sums(start, max(start, until))[0]
+        return self.indicators_of(sums).assign(year=year)
+
+
+    def priced(self, sums: pd.DataFrame) -> pd.DataFrame:
+        """Energy sums with factors applied (`models.api.priced_sums`): institution_id,
+        energy, period_start, quantity (canonical unit), kgce, kgco2, t_co2."""
+        cols = ["institution_id", "energy", "period_start", "quantity", "kgce", "kgco2", "t_co2"]
+        if sums.empty:
+            return pd.DataFrame(columns=cols)
+        return models_api.priced_sums(sums, self.inst_context, self.factors, self.basis)[cols]
 
     def monthly_energy(self, year: int) -> pd.DataFrame:
         """Main-meter use of `year` (to now) by institution, energy and month, priced:
-        institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2."""
-        def compute() -> pd.DataFrame:
-            start, end = self.year_bounds(year)
-            cols = ["institution_id", "energy", "period_start", "quantity", "kgce", "kgco2"]
-            if end <= start:
-                return pd.DataFrame(columns=cols)
-            use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
-            if use.empty:
-                return pd.DataFrame(columns=cols)
-            inst = models_api.institution_context(self.registry, self.factors)
-            sums = models_api.energy_sums(use, inst, period="month", freq="month", tz=self.tz)
-            return models_api.priced_sums(sums, inst, self.factors, self.basis)[cols]
-        return self._cached(("monthly", year), compute)  # type: ignore[return-value]
+        institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2, t_co2."""
+        return self._cached(("monthly", year),  # type: ignore[return-value]
+                            lambda: self.priced(self.year_sums(year)[0]))
 
     def monthly_indicators(self, year: int) -> pd.DataFrame:
-        """Monthly indicator frame (`models.api.indicators(..., by_period='month')`) of
-        every institution for `year` - 1 and `year` up to now: the input of the target
-        evaluation and of the year-end projection."""
+        """Monthly indicator frame of every institution for `year` - 1 and `year` up to
+        now (`models.api.indicators(..., freq='day', by_period='month')`, as the alerts
+        compute it): the input of the target evaluation and of the year-end projection."""
         def compute() -> pd.DataFrame:
-            frames = []
-            for y in (year - 1, year):
-                start, end = self.year_bounds(y)
-                if end <= start:
-                    continue
-                use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
-                frames.append(models_api.indicators(use, self.registry, self.factors, self.basis, freq="month",
-                                                    by_period="month"))
-            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            sums = pd.concat([self.year_sums(y)[0] for y in (year - 1, year)], ignore_index=True)
+            return models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis,
+                                                   by_period=True)
         return self._cached(("monthly_indicators", year), compute)  # type: ignore[return-value]
 
     def projection_as_of(self, year: int) -> pd.Timestamp:
@@ -124,7 +204,7 @@ class DataService(YearTables):
         cfg = self.quotas()
         if cfg is None:
             return pd.DataFrame(columns=["scope", "region", "category", "institution_id", "indicator", "limit",
-                                         "actual", "projected", "status"])
+                                         "actual", "projected", "status", "unit"])
 
         def compute() -> pd.DataFrame:
             return evaluate_targets(cfg, self.monthly_indicators(year), self.projection_as_of(year),
@@ -191,6 +271,15 @@ class DataService(YearTables):
             "last_seen": last_t.reindex(idx).to_numpy(),
             "offline": idx.isin(offline["meter_id"]),
         })
+
+
+def _within(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, ids: frozenset[str] | None) -> np.ndarray:
+    """Rows of a daily frame (period_start, institution_id) in [start, end) and `ids`."""
+    t = pd.DatetimeIndex(frame["period_start"])
+    keep = np.asarray((t >= start) & (t < end))
+    if ids is not None:
+        keep &= frame["institution_id"].isin(ids).to_numpy()
+    return keep
 
 
 def _empty_consumption() -> pd.DataFrame:

@@ -46,24 +46,34 @@ def _int_arg(name: str, default: int) -> int:
     return int(raw)
 
 
-def _year_arg(c: Context, default: int) -> int:
-    """`?year=`: a year from EARLIEST (no data is older) to the running year, else 400."""
-    year = _int_arg("year", default)
-    if not EARLIEST.year <= year <= c.service.current_year():
-        flask.abort(400, f"year must be from {EARLIEST.year} to {c.service.current_year()}")
-    return year
+def valid_year(c: Context, year: int) -> bool:
+    """A year from EARLIEST (no data is older) to the running year."""
+    return EARLIEST.year <= year <= c.service.current_year()
 
 
-def _month_arg(c: Context) -> pd.Period:
-    """`?month=YYYY-MM` from EARLIEST to the running month, else 400."""
-    raw = flask.request.args.get("month", "")
+def month_period(c: Context, raw: str) -> pd.Period | None:
+    """`raw` as a month YYYY-MM from EARLIEST to the running month, else None."""
     try:
         period = pd.Period(raw, freq="M") if len(raw) == 7 and raw[4] == "-" else None
     except ValueError:
         period = None
     latest = pd.Period(c.service.today().tz_localize(None), freq="M")
-    if period is None or not pd.Period(EARLIEST, freq="M") <= period <= latest:
-        flask.abort(400, f"month must be YYYY-MM from {EARLIEST:%Y-%m} to {latest}")
+    return period if period is not None and pd.Period(EARLIEST, freq="M") <= period <= latest else None
+
+
+def _year_arg(c: Context, default: int) -> int:
+    """`?year=` (`valid_year`), else 400."""
+    year = _int_arg("year", default)
+    if not valid_year(c, year):
+        flask.abort(400, f"year must be from {EARLIEST.year} to {c.service.current_year()}")
+    return year
+
+
+def _month_arg(c: Context) -> pd.Period:
+    """`?month=YYYY-MM` (`month_period`), else 400."""
+    period = month_period(c, flask.request.args.get("month", ""))
+    if period is None:
+        flask.abort(400, f"month must be YYYY-MM from {EARLIEST:%Y-%m} to the running month")
     return period
 
 
@@ -109,24 +119,37 @@ def daily_csv(c: Context, institution_id: str) -> Any:
     return csv_response(out, f"{inst}-daily.csv")
 
 
+def ledger_file(c: Context, user: User, year: int, fmt: str) -> tuple[bytes, str]:
+    """The carbon ledger of `year` as `fmt` (xlsx | csv) built from what `user` may
+    see, and its file name (the download route and the reports page's button)."""
+    visible = visible_filter(user, c.registry)
+    data = integrations.ledger_bytes(c.registry, None if visible is None else set(visible), c.store, year, fmt,
+                                     c.quotas.config())
+    return data, f"carbon-ledger-{year}.{fmt}"
+
+
+def report_file(c: Context, user: User, period: pd.Period) -> tuple[bytes, str]:
+    """The monthly report of `period` built from what `user` may see, and its file name."""
+    data = integrations.report_bytes(report_registry(user, c.registry), c.store, str(period), c.quotas.config())
+    return data, f"monthly-report-{period}.xlsx"
+
+
 def ledger(c: Context) -> Any:
     user = _user_or_401(c)
     year = _year_arg(c, c.service.current_year() - 1)
     fmt = flask.request.args.get("format", "xlsx")
     if fmt not in ("xlsx", "csv"):
         flask.abort(400)
-    visible = visible_filter(user, c.registry)
-    data = integrations.ledger_bytes(c.registry, None if visible is None else set(visible), c.store, year, fmt,
-                                     c.quotas.config())
+    data, name = ledger_file(c, user, year, fmt)
     return flask.send_file(io.BytesIO(data), mimetype="text/csv" if fmt == "csv" else XLSX_MIME,
-                           as_attachment=True, download_name=f"carbon-ledger-{year}.{fmt}")
+                           as_attachment=True, download_name=name)
 
 
 def monthly_report(c: Context) -> Any:
     user = _user_or_401(c)
     period = _month_arg(c)
-    data = integrations.report_bytes(report_registry(user, c.registry), c.store, str(period), c.quotas.config())
-    return xlsx_response(data, f"monthly-report-{period}.xlsx")
+    data, name = report_file(c, user, period)
+    return xlsx_response(data, name)
 
 
 def mv_report(c: Context, project_id: str) -> Any:

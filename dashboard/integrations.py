@@ -98,6 +98,27 @@ def report_bytes(registry: Registry, store: Any, month: str, quotas: Any | None)
         return out.read_bytes()
 
 
+def frames_xlsx(sheets: list[tuple[str, Any, list[tuple[str, str]], list[str]]]) -> bytes:
+    """What a page shows as an xlsx workbook (the reports' writer, `reports.xlsx`): one
+    sheet per (title, frame, [(column, label with unit)], note lines); numbers get
+    thousands separators, the first column is frozen."""
+    import io
+
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    from reports.xlsx import QTY, Col, FastWorkbook
+
+    wb = FastWorkbook()
+    for title, frame, columns, notes in sheets:
+        cols = [Col(key, label, QTY if is_numeric_dtype(frame[key]) and not is_bool_dtype(frame[key]) else None,
+                    max(12.0, min(40.0, len(label) * 1.6)))
+                for key, label in columns if key in frame]
+        wb.write_sheet(title[:31], frame, cols, freeze_cols=1, notes=notes)
+    out = io.BytesIO()
+    wb.save(out)  # type: ignore[arg-type]  # a zip file goes to any binary file object
+    return out.getvalue()
+
+
 def mv_project_files(dirs: list[Path]) -> list[Path]:
     """Savings-verification project files (`*.yaml`) in these folders."""
     out: list[Path] = []

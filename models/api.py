@@ -41,6 +41,10 @@ sub-meter balance (`submeter_balance`): parent_meter_id, institution_id, energy,
 
 consumption by group (`consumption_by`): the group columns, energy, period_start,
     quantity, unit, estimated_share, institutions.
+
+cost frame (`energy_cost`, models.cost): institution_id, energy, period_start,
+    quantity, unit, cost_cny (bills' cost where a bill covers the day, else use x the
+    region's tariff), cost_source ('bill' | 'tariff' | 'none').
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import pandas as pd
 from core.registry import RegionTree
 from core.vocab import CANONICAL_UNIT
 from models.compare import yoy_change
+from models.cost import bill_costs, cost_by_period, energy_cost, tariff_frame
 from models.energy import (
     energy_use,
     green_power_kwh,
@@ -143,9 +148,8 @@ def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[s
 
 __all__ = [
     "BASIS_LABEL", "CANONICAL_UNIT", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "FactorSet", "aggregate",
-    "consumption_by", "energy_ledger", "energy_sums", "energy_use", "green_power_kwh", "heating_fraction",
-    "indicators", "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors",
-    "market_scope2_t", "period_sums",
-    "priced_sums", "rank",
-    "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators", "yoy_change",
+    "bill_costs", "consumption_by", "cost_by_period", "energy_cost", "energy_ledger", "energy_sums", "energy_use",
+    "green_power_kwh", "heating_fraction", "indicators", "indicators_from_frames", "indicators_from_sums",
+    "institution_context", "load_factors", "market_scope2_t", "period_sums", "priced_sums", "rank", "split_bills",
+    "submeter_balance", "submeter_balance_from_frames", "tariff_frame", "to_canonical", "year_indicators", "yoy_change",
 ]

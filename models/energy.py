@@ -163,7 +163,7 @@ def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSe
         "subitem": mi["subitem"].to_numpy(object),
         "heating": mi["heating"].fillna(False).to_numpy(bool) | (energy == "heat"),
         "is_main": mi["parent"].isna().to_numpy(bool),
-        "period_start": c["period_start"].to_numpy(),
+        "period_start": c["period_start"].array,  # .array keeps the tz (to_numpy() would box every value)
         "quantity": qty,
         "unit": pd.Series(energy).map(CANONICAL_UNIT).to_numpy(object),
         "estimated_share": c["estimated_share"].to_numpy(float),

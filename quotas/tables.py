@@ -90,6 +90,7 @@ class YearTables:
         self._cache: TTLCache = TTLCache(maxsize=YEAR_TABLES_KEPT, ttl=self.cache_ttl_s, timer=time.monotonic)
         self.tz = self.registry.timezone
         self.factors = models_api.load_factors()
+        self._computing: dict[tuple, threading.Lock] = {}  # keys being computed (single flight)
 
     @property
     def basis(self) -> str:
@@ -98,15 +99,25 @@ class YearTables:
 
     # -- caching -------------------------------------------------------------------
     def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
+        """The cached value of `key` (on the current basis), computed once: a caller that
+        asks while another computes the same key waits for it instead of repeating the
+        work (a page's callbacks and a second user arrive together)."""
         key = (*key, self.basis)
         with self._lock:
             hit = self._cache.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-        value = compute()
-        with self._lock:
-            self._cache[key] = value
-        return value
+            if hit is not _MISSING:
+                return hit
+            gate = self._computing.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                hit = self._cache.get(key, _MISSING)
+            if hit is not _MISSING:
+                return hit
+            value = compute()
+            with self._lock:
+                self._cache[key] = value
+                self._computing.pop(key, None)
+            return value
 
     # -- periods -------------------------------------------------------------------
     def today(self) -> pd.Timestamp:

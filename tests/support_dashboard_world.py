@@ -167,3 +167,78 @@ standards:
     water_m3_per_person: {{constraint: 20, baseline: 15, guide: 10}}
 """, encoding="utf-8")
     return path
+
+
+# -- the demo-like world: the 30-institution sample portfolio of `civicwatt init` ------------
+DEMO_NOW = pd.Timestamp("2026-11-20 10:00", tz=TZ)  # a running year, most of it gone
+DEMO_HISTORY_START = pd.Timestamp("2025-01-01", tz=TZ)
+DEMO_INTERVAL_S = 6 * 3600  # four samples a day: enough for days and months, quick to build
+DEMO_BILL = {"institution_id": "HB-0002", "energy": "electricity", "period_start": "2026-10-01",
+             "period_end": "2026-10-31", "unit": "kWh", "cost_cny": 123_456.0}  # quantity: the meter's month
+
+
+_DEMO: dict[str, tuple] = {}
+
+
+def shared_demo_world() -> tuple[Registry, object, Path, Path]:
+    """`demo_world` built once per test process (in a temporary directory removed at
+    exit) for the test modules that only read it."""
+    if "world" not in _DEMO:
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="civicwatt-demo-world-"))
+        world = demo_world(directory)
+        _DEMO["world"] = world
+
+        def _cleanup() -> None:
+            world[1].close()
+            shutil.rmtree(directory, ignore_errors=True)
+        atexit.register(_cleanup)
+    return _DEMO["world"]
+
+
+def demo_world(directory: Path) -> tuple[Registry, object, Path, Path]:
+    """The sample portfolio (`civicwatt init`: registry with tariffs, the sample quota
+    file) with the simulator's load model as history from 1 January 2025 to
+    `DEMO_NOW` (every 6 hours), one electricity bill with its cost and the demo's
+    savings-verification project, in `directory`. Returns registry, store (open),
+    quota file and the M&V folder."""
+    from civicwatt.commands.simulate import meters_for_sim
+    from civicwatt.context import open_registry_store
+    from civicwatt.sample import (
+        apply_retrofits,
+        sample_mv_setup,
+        sample_retrofits,
+        write_sample,
+        write_sample_mv_project,
+    )
+    from core.registry import load_registry
+    from device_sim.history import generate_history
+
+    write_sample(directory)
+    reg = load_registry(directory / "civicwatt.yaml")
+    store = open_registry_store(reg, f"embedded:{directory / 'data'}")
+    setup = sample_mv_setup(DEMO_NOW, reg.timezone)
+    meters = apply_retrofits(meters_for_sim(reg), sample_retrofits(setup))
+    store.write_samples(generate_history(meters, DEMO_HISTORY_START, DEMO_NOW, interval_s=DEMO_INTERVAL_S, seed=1))
+    october = store.consumption("month", pd.Timestamp("2026-10-01", tz=TZ), pd.Timestamp("2026-11-01", tz=TZ),
+                                ["HB-0002-E0"])
+    store.write_bills(pd.DataFrame([{**DEMO_BILL, "quantity": float(october["quantity"].sum())}]))
+    write_sample_mv_project(directory, reg, DEMO_NOW, seed=1)
+    return reg, store, directory / "quotas.yaml", directory / "mv"
+
+
+def context(reg: Registry, store, quotas_path: Path | None, data_dir: Path | None, mv_dirs: list[Path],
+            user=None, now=None):
+    """A dashboard `Context` as `create_app` builds it, signed in as `user` (a
+    `core.users.User`), on the clock `now` (default `DEMO_NOW`)."""
+    from dashboard import integrations
+    from dashboard.context import Context
+    from dashboard.data import DataService
+
+    quotas = integrations.Quotas(quotas_path, reg)
+    service = DataService(reg, store, quotas=quotas.config, now=lambda: now if now is not None else DEMO_NOW)
+    return Context(registry=reg, store=store, service=service, quotas=quotas,
+                   mv=integrations.MVProjects(mv_dirs, reg, store), data_dir=data_dir, current_user=lambda: user)

@@ -189,6 +189,7 @@ def test_import_conflict_leaves_store_unchanged(store):
     with pytest.raises(ImportRejected) as info:
         store.import_samples(incoming)
     assert "value 2.5 differs from the stored 2" in str(info.value)
+    assert info.value.rejected == 1  # the one sample that would change a stored value
     after = store.read_samples()
     pd.testing.assert_frame_equal(before, after)
     assert store.meter_ids() == ["A"]
@@ -222,6 +223,7 @@ def test_many_conflicts_are_listed_up_to_the_cap(store):
         store.import_samples(series("A", np.arange(60, dtype=float) + 0.5))
     problems = info.value.problems
     assert len(problems) == 51 and problems[-1].startswith("... and ")
+    assert info.value.rejected == 60
     assert problems[0].startswith("meter A at 2025-03-09T16:00:00+00:00: value 0.5 differs from the stored 0")
     assert store.read_samples(meter_ids=["A"])["value"].tolist() == list(np.arange(60, dtype=float))
 

@@ -6,7 +6,8 @@ from the stored bill of its institution, energy and period, unless `--replace` (
 append-only with explicit correction), or whose period overlaps another. The work is
 `storage.imports` (shared with the API's POST /api/v1/readings and /bills); bills imported
 or replaced are recorded in the audit trail (`storage.submissions`: who, when, old -> new,
-source `import`).
+source `import`). The last line says how many rows were new, identical to what was
+stored (re-importing a file changes nothing), replaced (bills, with --replace) or rejected.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from alerts.outbox import default_outbox_dir
-from civicwatt.context import open_registry_store, registry_from_args
-from storage import ImportRejected
+from civicwatt.context import open_registry_store, print_problems, registry_from_args
+from core.yamlfile import ConfigError
+from storage import Imported, ImportRejected
 from storage.imports import import_bills, import_readings
 from storage.submissions import SubmissionBook
 
@@ -41,19 +43,34 @@ def run(args: argparse.Namespace) -> int:
                 done = import_bills(store, registry, args.file, replace=args.replace, book=book, who=os_user(),
                                     source="import", reason=args.reason)
                 bar.update(done.new + done.identical + done.replaced)
-        except ImportRejected as exc:
+        except ConfigError as exc:  # the file itself: every problem by line and field
+            code = print_problems(exc)
+            _refused(args, len({p.line for p in exc.problems}))
+            return code
+        except ImportRejected as exc:  # rows that conflict with what is stored
             for problem in exc.located:
                 print(problem, file=sys.stderr)
-            print(f"rejected: nothing was imported from {args.file}", file=sys.stderr)
+            _refused(args, len({p.line for p in exc.located}) or len(exc.problems))
             return 1
         finally:
             store.close()
             if book is not None:
                 book.close()
-    replaced = f", {done.replaced:,} replaced (old values in the audit trail)" if done.replaced else ""
-    print(f"imported {done.new:,} new {args.kind} from {args.file} into {store.url} ({done.identical:,} identical to "
-          f"stored ones, left alone{replaced}) in {time.perf_counter() - started:.1f} s")
+    audit = " (old values in the audit trail)" if done.replaced else ""
+    print(f"imported {args.kind} from {args.file} into {store.url} in {time.perf_counter() - started:.1f} s{audit}: "
+          f"{counts(done)}")
     return 0
+
+
+def counts(result: Imported, rejected: int = 0) -> str:
+    """`new N, identical N[, replaced N], rejected N`."""
+    replaced = f", replaced {result.replaced:,}" if result.replaced else ""
+    return f"new {result.new:,}, identical {result.identical:,}{replaced}, rejected {rejected:,}"
+
+
+def _refused(args: argparse.Namespace, rejected: int) -> None:
+    print(f"rejected: nothing was imported from {args.file}: {counts(Imported(0, 0), rejected)} "
+          "(rows with a problem; a file is imported whole or not at all)", file=sys.stderr)
 
 
 def os_user() -> str:

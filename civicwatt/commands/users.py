@@ -1,5 +1,8 @@
 """`civicwatt users add|remove|list|passwd|token|tokens NAME`: the users file and the API tokens.
 
+A region or institution user's `--scope` must name a region or institution of the
+registry (`core.access.scope_problem`); anything else is refused and nothing is written.
+
 Passwords are never stored in clear and there is no default: give `--password`,
 `--generate` (printed once), or type it twice at the prompt. `token USER` prints a new
 API token for USER once (only its hash is kept, `core.tokens`, in api-tokens.yaml
@@ -13,8 +16,10 @@ import argparse
 import getpass
 import sys
 
+from civicwatt.context import registry_from_args
 from core import tokens as api_tokens
 from core import users as auth
+from core.access import scope_problem
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -64,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
                 print("civicwatt users add: --role is needed (admin, region or institution)", file=sys.stderr)
                 return 2
             role, scope = args.role, args.scope
+        changes_scope = args.action == "add" or args.role is not None or args.scope is not None
+        problem = scope_problem(role, scope, registry_from_args(args)) if changes_scope and role != "admin" else None
+        if problem:
+            print(f"civicwatt users {args.action}: {problem}; nothing was written", file=sys.stderr)
+            return 2
         password, generated = _password(args)
         auth.set_user(path, args.username, role, scope, password)
     except ValueError as exc:

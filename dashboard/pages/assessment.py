@@ -19,10 +19,10 @@ from core.schemas.quotas import CRITERIA, VETOES
 from core.users import User
 from core.vocab import CATEGORIES
 from dashboard import assessments as served
-from dashboard import plan_panel
+from dashboard import inputs, plan_panel
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
-from dashboard.widgets import KEEP, fmt, no_data, year_picker
+from dashboard.widgets import KEEP, fmt, no_data, scrolling, year_picker
 
 PAGE_SIZE = 25
 GRADE_COLOURS = ("#b2f2bb", "#d0ebff", "#fff3bf", "#ffc9c9")  # best grade .. the lowest (more grades: the last)
@@ -78,6 +78,7 @@ def register(app: dash.Dash, c: Context) -> None:
                   prevent_initial_call=True)
     def detail(cell: dict | None, year: int | None, view: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        cell, view = inputs.cell(cell), inputs.text(view)
         user = c.current_user()
         year_i = served.complete_year(c, year)
         if user is None or year_i is None or not isinstance(cell, dict) or cell.get("row_id") is None:
@@ -214,7 +215,7 @@ def breakdown(row: pd.Series, report: Any, region: bool, lang: str) -> html.Div:
             ] if row["veto"] else []
     return html.Div(id="assess-breakdown", children=[
         html.H3(title), *veto,
-        html.Table([html.Thead(head), html.Tbody(rows)], className="grid"),
+        scrolling(html.Table([html.Thead(head), html.Tbody(rows)], className="grid")),
         html.Div(f"{t('grade', lang)}: " + "; ".join(f"{g.name} ≥ {g.min_score:g}" for g in s.grades),
                  className="count"),
     ])
@@ -230,7 +231,7 @@ def key_user_section(key_users: pd.DataFrame, report: Any, lang: str) -> list:
                      html.Td(fmt(r.tce, 1), className="num"), html.Td(fmt(r.score, 1), className="num"),
                      html.Td(r.grade)]) for r in key_users.itertuples(index=False)]  # the key users (few)
     return [html.H3(t("key_users", lang)), html.Div(rule, className="count"),
-            html.Table([html.Thead(head), html.Tbody(rows)], className="grid", id="assess-key-users")]
+            scrolling(html.Table([html.Thead(head), html.Tbody(rows)], className="grid", id="assess-key-users"))]
 
 
 PAGE = Page("/assessment", "nav_assessment", render, register)
