@@ -102,11 +102,14 @@ class Imported:
 
 class ImportRejected(Exception):
     """An import that was refused whole; `problems` lists every reason; `rows` the
-    conflicting samples (meter_id, t, new value, stored value), the first ones."""
+    conflicting samples (meter_id, t, new value, stored value), the first ones;
+    `rejected` how many rows were refused (nothing was written)."""
 
-    def __init__(self, problems: list[str], rows: list[tuple[str, int, float, float]] | None = None):
+    def __init__(self, problems: list[str], rows: list[tuple[str, int, float, float]] | None = None,
+                 rejected: int | None = None):
         self.problems = problems
         self.rows = rows or []
+        self.rejected = len(problems) if rejected is None else rejected
         self.located: list[Problem] = []  # the same at file lines, when known (storage.imports.located)
         self.bills: list[tuple] = []  # refused bills: the (institution, energy, start, end) of each problem
         super().__init__("\n".join(problems))
@@ -122,7 +125,7 @@ class ImportRejected(Exception):
             problems.append(f"... and {total - MAX_CONFLICTS_LISTED} more conflicting samples")
         elif total is None and len(rows) > MAX_CONFLICTS_LISTED:
             problems.append("... and more conflicting samples")
-        return cls(problems, rows[:MAX_CONFLICTS_LISTED])
+        return cls(problems, rows[:MAX_CONFLICTS_LISTED], rejected=len(rows) if total is None else total)
 
 
 def to_epoch_s(values: pd.Series | pd.DatetimeIndex | Iterable) -> np.ndarray:

@@ -41,7 +41,6 @@ from storage.base import (
     SAMPLE_COLUMNS,
     Store,
     StoreMissing,
-    bills_frame,
     empty_periods,
     from_epoch_s,
     ts,
@@ -352,7 +351,16 @@ class EmbeddedStore(Store):
 
     # -- bills ------------------------------------------------------------------
     def write_bills(self, bills: pd.DataFrame) -> int:
-        rows = pa.Table.from_pandas(bills_frame(bills), preserve_index=False)  # NaN cost: NULL
+        rows = pa.table({
+            "institution_id": bills["institution_id"].astype(str).to_numpy(),
+            "energy": bills["energy"].astype(str).to_numpy(),
+            "period_start": pd.to_datetime(bills["period_start"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            "period_end": pd.to_datetime(bills["period_end"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            "quantity": bills["quantity"].astype(float).to_numpy(),
+            "unit": bills["unit"].astype(str).to_numpy(),
+            "cost_cny": pa.array(pd.to_numeric(bills.get("cost_cny", np.nan), errors="coerce"), pa.float64(),
+                                 from_pandas=True),
+        })
         with self._writing():
             self._cur().executemany("INSERT OR REPLACE INTO bill VALUES (?,?,?,?,?,?,?)", rows)
         return rows.num_rows

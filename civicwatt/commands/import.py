@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         except ImportRejected as exc:  # rows that conflict with what is stored
             for problem in exc.located:
                 print(problem, file=sys.stderr)
-            _refused(args, len({p.line for p in exc.located}) or len(exc.problems))
+            _refused(args, len({p.line for p in exc.located}) or exc.rejected)
             return 1
         finally:
             store.close()
