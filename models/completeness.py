@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from storage import quality
 
 COMPLETENESS_TARGET = 0.90  # domain.md §5: >= 90 % of expected samples per day
@@ -80,11 +81,11 @@ def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: p
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("daily_completeness: start and end must be tz-aware local midnights")
     tz = start.tz
-    days = pd.date_range(start, end.tz_convert(tz), freq="D", inclusive="left")
+    days = localtime.local_days(start, end, tz)
     if len(days) == 0:
         return pd.DataFrame({c: [] for c in DAILY_COLUMNS})
     edges = days.append(pd.DatetimeIndex([end.tz_convert(tz)])).as_unit("s").asi8
-    day_num = days.tz_localize(None).as_unit("s").asi8 // DAY_S
+    day_num = _local_day_numbers(days, tz)
     first_day, last_day = int(day_num[0]), int(day_num[-1])
     day_pos = pd.Index(day_num)
 
@@ -179,7 +180,7 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
     (unit-days), complete (unit-days complete), completeness (complete / expected)."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     tz = start.tz
-    days = pd.date_range(start, end.tz_convert(tz), freq="D", inclusive="left").tz_localize(None)
+    days = localtime.local_wall(localtime.local_days(start, end, tz), tz).normalize()
     month_of = days.to_period("M").to_timestamp()
     per_month = pd.Series(1, index=month_of).groupby(level=0).size()
     units = pd.concat([meters[["institution_id"]], billed[["institution_id"]]], ignore_index=True)
@@ -192,7 +193,7 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
 
     def local_day(values: pd.Series) -> pd.DatetimeIndex:
         t = pd.DatetimeIndex(values)
-        return (t.tz_convert(tz) if t.tz is not None else t.tz_localize(tz)).tz_localize(None).normalize()
+        return (localtime.local_wall(t, tz) if t.tz is not None else t).normalize()
 
     in_window = (days[0], days[-1])
     d = daily[daily["meter_id"].isin(meters["meter_id"]) & (daily["share"].to_numpy(float) >= target)]

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
+from core import localtime
 from core.access import Forbidden, default_region, overview_scope, region_ids
 from core.users import User
 from dashboard import inputs
@@ -140,8 +141,8 @@ def cumulative_tce(months: pd.DataFrame, end: pd.Timestamp, tz: str) -> pd.DataF
     """Each month's cumulative total (tce) at its end (`end`, i.e. now, for the running
     month): columns month (naive local), cumulative."""
     by_month = (months.groupby("period_start")["kgce"].sum() / KG_PER_T).sort_index()
-    month_end = (pd.DatetimeIndex(by_month.index).tz_convert(tz) + pd.DateOffset(months=1))
-    month_end = np.minimum(month_end.tz_localize(None), end.tz_localize(None))
+    month_end = localtime.local_wall(localtime.local_next(pd.DatetimeIndex(by_month.index), "month", tz), tz)
+    month_end = np.minimum(month_end, end.tz_localize(None))
     return pd.DataFrame({"month": pd.DatetimeIndex(month_end), "cumulative": by_month.cumsum().to_numpy()})
 
 
