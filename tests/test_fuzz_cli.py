@@ -226,3 +226,11 @@ def test_fuzzed_config_files_are_accepted_or_cleanly_rejected(loaders, site, rnd
     assert verdict != "crash", f"{name}: {type(value).__name__}: {value}"
     if verdict == "rejected":
         assert fz.rejection_is_clean(value, str(path), one_line=False), str(value)
+
+
+def test_an_alias_bomb_project_is_refused_at_once(site, monkeypatch, capsys):
+    monkeypatch.chdir(site)
+    assert main(["mv", "--project", str(site / "bomb.yaml"), "--out", str(site / "mv.xlsx"),
+                 "--registry", str(site / "civicwatt.yaml"), "--store", f"embedded:{site / 'data'}"]) == 1
+    err = capsys.readouterr().err  # refused before expanding (core.yamlfile's alias limit), not computed for minutes
+    assert f"{site / 'bomb.yaml'}:1: -: anchors and aliases expand to" in err
