@@ -55,6 +55,17 @@ def count(text: str) -> int:
     return value
 
 
+def workers(text: str) -> int:
+    """A number of worker processes, 1 to 256."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise _bad("expected a number of workers", text) from None
+    if not 1 <= value <= 256:
+        raise _bad("expected a number of workers from 1 to 256", text)
+    return value
+
+
 def seconds(text: str) -> float:
     """A finite, positive number of seconds."""
     try:

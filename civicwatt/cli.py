@@ -213,13 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", metavar="export", help="export: write --month of --province into --dataset")
     p.add_argument("--dataset", required=True, metavar="DIR", help="the national dataset (a directory or URL)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="an existing Dask scheduler")
-    p.add_argument("--workers", type=int, default=2, help="workers of the local cluster (without --scheduler)")
-    p.add_argument("--year", type=int, default=None)
-    p.add_argument("--out", default=None, metavar="FILE.xlsx|FILE.csv")
+    p.add_argument("--workers", type=argtypes.workers, default=2, help="workers of the local cluster (without --scheduler)")
+    p.add_argument("--year", type=argtypes.year, default=None)
+    p.add_argument("--out", default=None, metavar="FILE.xlsx|FILE.csv", type=argtypes.path)
     # its own dest: the province's quotas of civicwatt.toml are not national targets
-    p.add_argument("--quotas", dest="national_quotas", default=None, metavar="FILE",
+    p.add_argument("--quotas", dest="national_quotas", default=None, metavar="FILE", type=argtypes.path,
                    help="national targets (region: national or a province)")
-    p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
+    p.add_argument("--factors", default=None, metavar="FILE", type=argtypes.path, help="factor set file overriding the shipped one")
     p.add_argument("--province", default=None, metavar="ID", help="export: the province's region id")
     p.add_argument("--month", default=None, metavar="YYYY-MM", help="export: a closed month")
 

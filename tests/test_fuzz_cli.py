@@ -24,7 +24,7 @@ from core.textfile import MAX_ECHO
 from tests import support_fuzz as fz
 
 LONG = "x" * 300
-LONG_RUNNING = ("demo", "collect", "serve", "simulate")  # given only arguments that must be refused
+LONG_RUNNING = ("demo", "collect", "serve", "simulate", "national")  # given only arguments that must be refused
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,9 @@ def argument_lists(rnd: random.Random, d) -> list[str]:
         bad = {"demo": [["--port", rnd.choice(ports)], ["--modbus-port", rnd.choice(ports)],
                         ["--days", rnd.choice(["-1", "abc", LONG])], ["--dir", rnd.choice([LONG, "bad\x00d"])]],
                "serve": [["--port", rnd.choice(ports)]],
+               "national": [["--dataset", str(d / "ds"), "--year", rnd.choice(years[1])],
+                            ["--dataset", str(d / "ds"), "--year", "2025", "--workers", rnd.choice(["0", "-1", "x"])],
+                            ["--dataset", str(d / "ds"), "--year", "2025", "--out", rnd.choice([LONG, "o\x00.csv"])]],
                "simulate": [["--seed", rnd.choice(["-1", "abc", "9" * 30])]],
                "collect": [["--shard", rnd.choice(["0/1", "2/1", "1/0", "a/b", "1", "//", "1/-1"])],
                            ["--interval", rnd.choice(["0", "-5", "abc", "1e308", "0.5"])],
