@@ -33,37 +33,29 @@ def path(text: str) -> str:
     return text
 
 
-def port(text: str) -> int:
-    """A TCP port, 0 (any free port) to 65535."""
+def _int_in(text: str, lo: int, hi: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _bad("expected a port number 0-65535", text) from None
-    if not 0 <= value <= 65535:
-        raise _bad("expected a port number 0-65535", text)
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise _bad(f"expected {what} from {lo} to {hi}", text)
     return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 (any free port) to 65535."""
+    return _int_in(text, 0, 65535, "a port number")
 
 
 def count(text: str) -> int:
     """A non-negative integer under a million (days, seeds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad("expected a whole number", text) from None
-    if not 0 <= value < 1_000_000:
-        raise _bad("expected a whole number from 0 to 999999", text)
-    return value
+    return _int_in(text, 0, 999_999, "a whole number")
 
 
 def workers(text: str) -> int:
     """A number of worker processes, 1 to 256."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad("expected a number of workers", text) from None
-    if not 1 <= value <= 256:
-        raise _bad("expected a number of workers from 1 to 256", text)
-    return value
+    return _int_in(text, 1, 256, "a number of workers")
 
 
 def seconds(text: str) -> float:
@@ -87,13 +79,7 @@ def whole_seconds(text: str) -> int:
 
 def year(text: str) -> int:
     """A calendar year FIRST_YEAR..LAST_YEAR."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad("expected a year (YYYY)", text) from None
-    if not FIRST_YEAR <= value <= LAST_YEAR:
-        raise _bad(f"expected a year from {FIRST_YEAR} to {LAST_YEAR}", text)
-    return value
+    return _int_in(text, FIRST_YEAR, LAST_YEAR, "a year")
 
 
 def month(text: str) -> str:

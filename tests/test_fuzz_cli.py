@@ -22,6 +22,7 @@ from civicwatt.sample import write_sample
 from core.registry import load_registry
 from core.textfile import MAX_ECHO
 from tests import support_fuzz as fz
+from tests.test_mv_project import PROJECT
 
 LONG = "x" * 300
 LONG_RUNNING = ("demo", "collect", "serve", "simulate", "national")  # given only arguments that must be refused
@@ -173,16 +174,6 @@ def test_a_directory_or_unreadable_path_is_a_message(site, monkeypatch, capsys):
 YAML_TOKENS = ["&a [1, 2]", "*a", "!!python/object:os.system", "{", "[", "}", "]", "? ", ": ", "\t", "- ", "---\n",
                "...", "~", "null", "yes", "0o17", ".inf", "-.nan", "'", '"', "#", "|", ">", "<<: *a", "2024-02-30",
                "1e999", "[" * 50, LONG]
-PROJECT = """id: emc-001
-institution: HB-0001
-energy: electricity
-baseline: {start: 2024-01-01, end: 2024-12-31}
-reporting: {start: 2025-01-01, end: 2025-06-30}
-temperature: temps.csv
-adjustments:
-  - {start: 2025-03-01, end: 2025-03-10, quantity: 500, reason: exhibition}
-contract: {type: shared_savings, tariff_cny_per_unit: 0.75, contractor_share: 0.7}
-"""
 FAULTS = "- {meter: M1, kind: replacement, new_index: 12.5, at_s: 120}\n- {gateway: 15021, kind: hang, duration_s: 5}\n"
 GATEWAYS = '"*": {timeout_s: 0.5, retries: 2}\n"10.0.0.1:502": {max_registers: 4, pause_s: 0.1, connections: 2}\n'
 USERS = "users:\n  admin: {role: admin, password: 'scrypt$abc'}\n"
