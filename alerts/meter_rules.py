@@ -5,7 +5,12 @@ Pure, vectorised functions on frames; `meter_alerts` does the store I/O.
 Rules and their thresholds (named constants below, overridable per call):
 
 * ``meter_offline`` (critical): a live (Modbus) meter whose last sample is older than
-  `OFFLINE_POLLS` polling intervals at the evaluation time (domain.md §5). One open
+  N polling intervals at the evaluation time (domain.md §5): N is the one offline rule
+  of `core.rules` (`OFFLINE_POLLS`, 3), the threshold the collectors use too, or its
+  gateway's `offline_polls` when `MeterRuleSettings.gateways` holds the collectors'
+  gateway options (`civicwatt collect --gateways FILE`). The alert scheduler of
+  `civicwatt demo` and `civicwatt quotas check` do not read a gateways file: they use
+  `OFFLINE_POLLS` (or `MeterRuleSettings.offline_polls`) for every meter. One open
   alert per meter for the whole outage (key period ``live``).
 * ``data_completeness`` (warning): a meter whose last complete day has fewer than
   `COMPLETENESS_TARGET` (90 %) of the expected samples (domain.md §5), judged by
@@ -20,7 +25,10 @@ Rules and their thresholds (named constants below, overridable per call):
   deviations; a water meter with a usually dry night that now flows is the classic leak.
   Only for meters read at least hourly (a daily reading shows no night).
 * ``abnormal_holiday_load`` (warning): the same test on the whole-day use of a
-  non-working day (weekend or listed holiday) against previous non-working days.
+  non-working day against previous non-working days. Non-working days are those of the
+  product's one calendar (`core.calendar`: weekends and public holidays, make-up
+  workdays excepted); in a year the calendar does not know, weekends only, and the
+  alert says so (extra ``calendar: weekdays_only``).
 * ``step_change`` (warning up, info down): the median daily use of the last
   `STEP_WINDOW_DAYS` days differs from the median of the `BASELINE_DAYS` before by more
   than `STEP_FACTOR` (x1.5 up or /1.5 down): new equipment left on, a failed
@@ -35,14 +43,18 @@ of the meter's median daily use never alerts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
 from alerts.record import Alert
 from core import localtime
+from core.calendar import day_types
+from core.rules import OFFLINE_POLLS
+from core.schemas.gateways import GatewayOptions, offline_polls_of
 from models.completeness import (
     COMPLETENESS_LOOKBACK_DAYS,
     COMPLETENESS_TARGET,
@@ -51,7 +63,6 @@ from models.completeness import (
     sample_spacing,
 )
 
-OFFLINE_POLLS = 4  # domain.md §5: offline after N unanswered polls (N = 4 here)
 BASELINE_DAYS = 28  # four weeks of history for "usual" levels
 MIN_BASELINE_DAYS = 7  # fewer days of history: no abnormal-use verdict
 NIGHT_HOURS = (0, 5)  # local hours [0, 5): institutions are closed
@@ -67,14 +78,17 @@ HOURLY_S = 3600.0  # the night rule needs samples at least this often
 
 @dataclass
 class MeterRuleSettings:
-    offline_polls: int = OFFLINE_POLLS
+    offline_polls: int = OFFLINE_POLLS  # meters of a gateway without options in `gateways`
+    gateways: Mapping[str, GatewayOptions] = field(default_factory=dict)  # the collectors' gateway options
     completeness_target: float = COMPLETENESS_TARGET
     baseline_days: int = BASELINE_DAYS
     base_load_factor: float = BASE_LOAD_FACTOR
     step_factor: float = STEP_FACTOR
     balance_tolerance: float = BALANCE_TOLERANCE
-    holidays: frozenset[date] = field(default_factory=frozenset)
-    workdays: frozenset[date] = field(default_factory=frozenset)  # make-up working days (调休)
+
+    def offline_polls_by_meter(self, meters) -> dict[str, int]:
+        """meter id -> offline threshold (polls) of every Modbus meter of `meters`."""
+        return offline_polls_of(meters, self.gateways, self.offline_polls)
 
 
 def _fmt(x: float) -> str:
@@ -83,15 +97,21 @@ def _fmt(x: float) -> str:
 
 # -- pure rules ---------------------------------------------------------------------
 
-def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, polls: int) -> pd.DataFrame:
+def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp,
+                   polls: int | Mapping[str, int] = OFFLINE_POLLS) -> pd.DataFrame:
     """Live meters (meter_id, institution_id, interval_s) whose last sample
     (`last`: meter_id, time) is older than `polls` x interval at `as_of`, or who never
-    reported. Returns meter_id, institution_id, last_time (NaT: never), silent_s."""
+    reported. `polls`: one threshold, or one per meter id (meters not in it:
+    OFFLINE_POLLS). Returns meter_id, institution_id, last_time (NaT: never), silent_s,
+    limit_s (polls x interval)."""
     df = live.merge(last[["meter_id", "time"]], on="meter_id", how="left")
     t = pd.to_datetime(df["time"], utc=True)
     silent = (as_of - t).dt.total_seconds()
-    off = silent.isna() | (silent > polls * df["interval_s"].to_numpy(float))
-    out = df.loc[off, ["meter_id", "institution_id"]].assign(last_time=t[off], silent_s=silent[off])
+    n = (df["meter_id"].map(polls).fillna(OFFLINE_POLLS).to_numpy(float) if isinstance(polls, Mapping)
+         else np.full(len(df), float(polls)))
+    limit = n * df["interval_s"].to_numpy(float)
+    off = silent.isna() | (silent > limit)
+    out = df.loc[off, ["meter_id", "institution_id"]].assign(last_time=t[off], silent_s=silent[off], limit_s=limit[off])
     return out.reset_index(drop=True)
 
 
@@ -147,13 +167,10 @@ def _live_meters(registry) -> pd.DataFrame:
     return live_meters(registry.meters)
 
 
-def is_non_working(days: pd.DatetimeIndex, settings: MeterRuleSettings) -> np.ndarray:
-    d = pd.DatetimeIndex(days).tz_localize(None).normalize()
-    dates = np.array([x.date() for x in d])  # small: one per day
-    weekend = d.day_of_week >= 5
-    hol = np.isin(dates, list(settings.holidays)) if settings.holidays else np.zeros(len(d), bool)
-    work = np.isin(dates, list(settings.workdays)) if settings.workdays else np.zeros(len(d), bool)
-    return (weekend | hol) & ~work
+def is_non_working(days: pd.DatetimeIndex) -> np.ndarray:
+    """True for the weekends and public holidays of local `days` (`core.calendar`; make-up
+    workdays are working days; a year the calendar does not know: weekends only)."""
+    return ~day_types(days, unknown="weekdays").working
 
 
 def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
@@ -180,7 +197,7 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
     offline_ids: set[str] = set()
     if len(live):
         last = store.last_samples_before(as_of, live["meter_id"].tolist())
-        off = offline_meters(last, live, as_of, settings.offline_polls)
+        off = offline_meters(last, live, as_of, settings.offline_polls_by_meter(registry.meters))
         offline_ids = set(off["meter_id"])
         for r in off.itertuples(index=False):  # one per offline meter
             since = "从未上报" if pd.isna(r.last_time) else f"自 {r.last_time.tz_convert(tz):%Y-%m-%d %H:%M} 起"
@@ -189,7 +206,7 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
             alerts.append(Alert.new(
                 "meter_offline", "critical", f"meter:{r.meter_id}", "last_sample_age_h", as_of.strftime("%Y-%m-%d"),
                 key_period="live", institution_id=r.institution_id, actual=hours,
-                limit=settings.offline_polls * float(live.set_index("meter_id").at[r.meter_id, "interval_s"]) / 3600,
+                limit=r.limit_s / 3600,
                 unit="h", first_seen=stamp,
                 message_zh=f"计量表 {r.meter_id}（{r.institution_id}）离线：{since}无数据",
                 message_en=f"Meter {r.meter_id} ({r.institution_id}) is offline: {since_en}"))
@@ -300,9 +317,10 @@ def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, t
                 message_en=f"Meter {r.meter_id} night base load (00:00-05:00) on {day_label} was {_fmt(r.level)} "
                            f"{unit}/h, well above its usual {_fmt(r.usual)} {unit}/h"))
     # Holiday (non-working day) use vs previous non-working days.
-    if is_non_working(pd.DatetimeIndex([day_start]), settings)[0]:
+    if is_non_working(pd.DatetimeIndex([day_start]))[0]:
+        known = bool(day_types(pd.DatetimeIndex([day_start]), unknown="weekdays").known[0])
         d = daily[daily["period_start"] <= day_start]
-        off = d[is_non_working(pd.DatetimeIndex(d["period_start"]), settings)]
+        off = d[is_non_working(pd.DatetimeIndex(d["period_start"]))]
         off = off.rename(columns={"quantity": "level"})
         today = off[off["period_start"] == day_start][["meter_id", "level"]]
         hist = off[off["period_start"] < day_start][["meter_id", "level"]]
@@ -312,7 +330,8 @@ def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, t
             out.append(Alert.new(
                 "abnormal_holiday_load", "warning", f"meter:{r.meter_id}", "non_working_day_use", day_label,
                 key_period="recent", institution_id=inst.at[r.meter_id, "institution_id"], actual=r.level,
-                limit=r.limit, unit=unit, first_seen=stamp, extra={"usual": r.usual},
+                limit=r.limit, unit=unit, first_seen=stamp,
+                extra={"usual": r.usual, "calendar": "holidays" if known else "weekdays_only"},
                 message_zh=f"计量表 {r.meter_id} 节假日/周末 {day_label} 用量 {_fmt(r.level)} {unit}，"
                            f"明显高于平常节假日的 {_fmt(r.usual)} {unit}",
                 message_en=f"Meter {r.meter_id} used {_fmt(r.level)} {unit} on the non-working day {day_label}, "

@@ -31,7 +31,7 @@ from core import users as auth
 from core.registry import Institution, Region, Registry
 from dashboard.app import create_app, serve
 from dashboard.data import INDICATORS, QUOTA_INDICATORS, TOTALS
-from dashboard.ranking import baseline_sort_slice
+from quotas.ranking import baseline_sort_slice
 from tests.support_web import csrf_headers, login
 
 HEBEI_CITIES = ["sjz", "ts", "qhd", "hd", "xt", "bd", "zjk", "cd", "cz", "lf", "hs"]  # 11 prefecture-level cities

@@ -49,7 +49,7 @@ VERB_SHARED: dict[str, tuple[str, ...]] = {
     "backup": (*STORE_AND_REGISTRY, "users"),
 }
 # files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
-VERB_FILES = ("quotas", "channels")
+VERB_FILES = ("quotas", "channels", "upstream")
 DEMO_DIR = "./civicwatt-demo"
 
 
@@ -96,6 +96,12 @@ def dest(name: str) -> str:
 def _quotas(p: argparse.ArgumentParser, help: str = "quota file (default: civicwatt.toml's quotas, "
                                                     "else ./quotas.yaml; used when it exists)") -> None:
     p.add_argument("--quotas", default=None, metavar="FILE", type=argtypes.path, help=help)
+
+
+def _upstream(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--upstream", default=None, metavar="FILE",
+                   help="upward reporting: push approved months to the upper level (default: civicwatt.toml's "
+                        "upstream, else ./upstream.yaml; used when it exists; token from $CIVICWATT_UPSTREAM_TOKEN)")
 
 
 def _channels(p: argparse.ArgumentParser) -> None:
@@ -146,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-interval", type=argtypes.seconds, default=900.0, metavar="SECONDS",
                    help="alert checks at start-up and then every SECONDS (default 900; the quota rules at most "
                         "hourly and on a new day)")
+    _upstream(p)
     p.add_argument("--no-alerts", action="store_true",
                    help="no alert checks here (a pure collector); with --shard I/N only shard 1 runs them anyway")
     p.add_argument("--shard", default="1/1", metavar="I/N", type=argtypes.shard, help="take the I-th of N stable shares of the gateways")
@@ -155,14 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=argtypes.whole_seconds, default=None, metavar="SECONDS",
                    help="poll every meter at this interval instead of each meter's interval_s")
 
-    p = verb("serve", "run only the dashboard")
+    p = verb("serve", "run the dashboard, the HTTP API (/api/v1) and /healthz")
     _quotas(p)
+    _upstream(p)
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
     p.add_argument("--port", type=argtypes.port, default=8050, help="dashboard port (default 8050)")
 
     p = verb("import", "import meter readings or bills from CSV (all or nothing)")
     p.add_argument("kind", choices=["readings", "bills"])
     p.add_argument("file", type=argtypes.path)
+    p.add_argument("--replace", action="store_true",
+                   help="bills: correct stored bills that differ (the old values go to the audit trail)")
+    p.add_argument("--reason", help="bills: why they are imported or replaced (kept in the audit trail)")
 
     p = verb("export", "export stored readings or consumption as CSV")
     p.add_argument("kind", choices=["readings", "consumption"])
@@ -172,10 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", choices=["hour", "day", "month"], default="day")
     p.add_argument("--out", required=True, metavar="FILE.csv", type=argtypes.path)
 
-    p = verb("report", "the monthly statistical report")
-    p.add_argument("kind", choices=["monthly"])
-    p.add_argument("--month", required=True, metavar="YYYY-MM", type=argtypes.month)
+    p = verb("report", "the monthly statistical report, or the statistics-system tables (statistics)")
+    p.add_argument("kind", choices=["monthly", "statistics"])
+    p.add_argument("--month", default=None, metavar="YYYY-MM", type=argtypes.month, help="the month (report monthly)")
+    p.add_argument("--period", default=None, metavar="YYYY-MM|YYYYQn|YYYY",
+                   help="a month, quarter or year (report statistics)")
     p.add_argument("--out", required=True, metavar="FILE.xlsx", type=argtypes.path)
+    p.add_argument("--reporting-unit", default="", help="填报单位 of the form header (report statistics)")
+    p.add_argument("--head", default="", help="单位负责人 of the form header (report statistics)")
+    p.add_argument("--preparer", default="", help="填表人 of the form header (report statistics)")
+    p.add_argument("--report-date", default=None, metavar="YYYY-MM-DD", type=argtypes.when,
+                   help="报出日期 of the form header (default: today; report statistics)")
     _quotas(p, "quota file, for its electricity basis (default: civicwatt.toml's quotas, else ./quotas.yaml)")
     p.add_argument("--factors", default=None, metavar="FILE", type=argtypes.path, help="factor set file overriding the shipped one")
 
@@ -232,8 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     _quotas(p, "quota file to copy (default: civicwatt.toml's quotas, else ./quotas.yaml)")
     _channels(p)
 
-    p = verb("users", "manage dashboard users (hashed passwords)")
-    p.add_argument("action", choices=["add", "remove", "list", "passwd"])
+    p = verb("users", "manage dashboard users (hashed passwords) and their API tokens")
+    p.add_argument("action", choices=["add", "remove", "list", "passwd", "token", "tokens"],
+                   help="token USER: a new API token for USER (printed once; --revoke ID deletes one); "
+                        "tokens [USER]: list the tokens (ids, never the secrets)")
     p.add_argument("username", nargs="?")
     p.add_argument("--file", dest="users", action=_DeprecatedAlias, default=argparse.SUPPRESS, type=argtypes.path,
                    help=argparse.SUPPRESS)  # before --users was the one name for users and serve
@@ -241,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scope", help="region id (region role) or institution id (institution role)")
     p.add_argument("--password", help="the password (default: ask, or generate with --generate)")
     p.add_argument("--generate", action="store_true", help="generate a password and print it")
+    p.add_argument("--revoke", metavar="ID", help="with token: delete the token ID of USER")
     return parser
 
 

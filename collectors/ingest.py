@@ -40,13 +40,13 @@ class Ingester:
 
     def __init__(self, table: MeterTable, state: MeterState, queue: DiskQueue,
                  emit: Callable[[dict[str, Any]], None], committed: Callable[[], None],
-                 offline_after: int = meter_state.OFFLINE_AFTER):
+                 offline_after: int | None = None):
         self.table = table
         self.state = state
         self.queue = queue
         self.emit = emit  # called with each event once its batch is committed
         self.committed = committed  # called after each commit (wakes the forwarder)
-        self.offline_after = offline_after
+        self.offline_after = offline_after  # None: each meter's (its gateway's offline_polls)
         self.counts = dict.fromkeys(COUNTS, 0)
         self.last_poll_at: float | None = None  # epoch s of the last committed batch (for the heartbeat)
         self.last_ok_at: float | None = None  # ... of the last one with at least one answer

@@ -32,8 +32,8 @@ import pandas as pd
 
 from core import localtime
 from core.registry import Registry
-from core.textfile import echo, read_utf8
-from core.vocab import BILL_UNITS, ENERGIES, INDEX_UNIT
+from core.textfile import decode_utf8, echo, read_utf8
+from core.vocab import BILL_KINDS, BILL_UNITS, INDEX_UNIT
 from core.yamlfile import ConfigError, Problem
 
 READINGS_COLUMNS = ["meter_id", "time", "value"]
@@ -75,6 +75,13 @@ class _Checks:
         if len(pos):
             self.found.append((pos, field, fmt))
 
+    def flagged(self) -> np.ndarray:
+        """Rows with at least one problem so far."""
+        mask = self.misaligned.copy()
+        for pos, _, _ in self.found:
+            mask[pos] = True
+        return mask
+
     def raise_if_any(self) -> None:
         if not self.found:
             return
@@ -99,12 +106,13 @@ def _q(value: object) -> str:
     return f"'{echo(value)}'"
 
 
-def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each.
+def _read(path: Path, columns: list[str], data: bytes | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each,
+    from the file `path` or, given, from `data` (the file's bytes; `path` names it).
     A row with one field too many fills `_extra` (a problem unless empty: a trailing
     comma); more than one too many makes the fast parser refuse the file, and the rows
     are then walked again by `_structure_problems`."""
-    text = read_utf8(path)
+    text = read_utf8(path) if data is None else decode_utf8(data, str(path))
     names = [*columns, _EXTRA]
     try:
         with warnings.catch_warnings():  # a header longer than `names` is truncated: caught below as a bad header
@@ -244,11 +252,14 @@ def _conflicts(checks: _Checks, frame: pd.DataFrame, keys: list[str], value: str
     checks.add(mask, field, message)
 
 
-def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Validated readings: meter_id, time (UTC, whole seconds), value. Raises ConfigError
-    with every problem. `now` (default: the clock) bounds how far ahead a sample may lie."""
+def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None, data: bytes | None = None,
+                   with_lines: bool = False) -> pd.DataFrame:
+    """Validated readings: meter_id, time (UTC, whole seconds), value (and `line`, the
+    first line of each, with `with_lines`). Raises ConfigError with every problem. `now`
+    (default: the clock) bounds how far ahead a sample may lie; `data`: the file's bytes
+    (an HTTP body), `path` then only names it."""
     path = Path(path)
-    df, lines = _read(path, READINGS_COLUMNS)
+    df, lines = _read(path, READINGS_COLUMNS, data)
     checks = _Checks(path, lines)
     _extra_fields(checks, df, READINGS_COLUMNS)
     meter = df["meter_id"].str.strip()
@@ -281,22 +292,26 @@ def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | Non
     _conflicts(checks, frame, ["meter_id", "t"], "value", "value", "meter and second", df["value"].str.strip())
     checks.raise_if_any()
     out = pd.DataFrame({"meter_id": meter.to_numpy(object), "time": time, "value": value.to_numpy(float)})
+    if with_lines:
+        out["line"] = lines
     return out.drop_duplicates(["meter_id", "time"]).reset_index(drop=True)
 
 
-def parse_bills(path: str | Path, registry: Registry, today: date | None = None) -> pd.DataFrame:
-    """Validated bills (BILL_COLUMNS). Raises ConfigError with every problem. `today`
-    (default: the registry's local date) bounds how far ahead a period may end."""
+def parse_bills(path: str | Path, registry: Registry, today: date | None = None, data: bytes | None = None,
+                with_lines: bool = False) -> pd.DataFrame:
+    """Validated bills (BILL_COLUMNS, and `line` with `with_lines`). Raises ConfigError
+    with every problem. `today` (default: the registry's local date) bounds how far ahead
+    a period may end; `data`: the file's bytes (`path` then only names it)."""
     path = Path(path)
-    df, lines = _read(path, BILLS_COLUMNS)
+    df, lines = _read(path, BILLS_COLUMNS, data)
     checks = _Checks(path, lines)
     _extra_fields(checks, df, BILLS_COLUMNS)
     inst = df["institution_id"].str.strip()
     checks.add(~inst.isin(registry.institution_by_id.keys()).to_numpy(), "institution_id",
                lambda i: "is empty" if not inst.iloc[i] else f"unknown institution {_q(inst.iloc[i])}")
     energy = df["energy"].str.strip()
-    bad_energy = ~energy.isin(ENERGIES).to_numpy()
-    checks.add(bad_energy, "energy", lambda i: f"unknown energy {_q(energy.iloc[i])} (known: {', '.join(ENERGIES)})")
+    bad_energy = ~energy.isin(BILL_KINDS).to_numpy()
+    checks.add(bad_energy, "energy", lambda i: f"unknown energy {_q(energy.iloc[i])} (known: {', '.join(BILL_KINDS)})")
 
     today = today or pd.Timestamp.now(tz=registry.timezone).date()
     latest = (pd.Timestamp(today) + BILL_FUTURE).date()
@@ -329,11 +344,39 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None)
     valid = frame.notna().all(axis=1).to_numpy() & ~checks.misaligned
     _conflicts(checks, frame[valid], keys, "quantity", "quantity", "institution, energy and period",
                df["quantity"].str.strip())
+    _overlaps(checks, frame[valid & ~checks.flagged()])  # among rows that are otherwise right
     checks.raise_if_any()
     out = pd.DataFrame({"institution_id": inst.to_numpy(object), "energy": energy.to_numpy(object),
                         "period_start": dates["period_start"].dt.date, "period_end": dates["period_end"].dt.date,
                         "quantity": qty.to_numpy(float), "unit": unit.to_numpy(object), "cost_cny": cost.to_numpy(float)})
+    if with_lines:
+        out["line"] = lines
     return out.drop_duplicates(keys).reset_index(drop=True)
+
+
+def _overlaps(checks: _Checks, frame: pd.DataFrame) -> None:
+    """Rows of `frame` (valid rows, index = row position) whose period overlaps another
+    row's period of the same institution and energy (and is not the same period): each
+    names the line of the other."""
+    rows = frame.assign(_pos=frame.index.to_numpy())
+    pairs = rows.merge(rows, on=["institution_id", "energy"], suffixes=("", "_o"))
+    hit = ((pairs["_pos"] != pairs["_pos_o"])
+           & ((pairs["period_start"] != pairs["period_start_o"]) | (pairs["period_end"] != pairs["period_end_o"]))
+           & (pairs["period_start"] <= pairs["period_end_o"]) & (pairs["period_start_o"] <= pairs["period_end"]))
+    pairs = pairs[hit.to_numpy(bool)].drop_duplicates("_pos")
+    if pairs.empty:
+        return
+    other = dict(zip(pairs["_pos"].tolist(), pairs["_pos_o"].tolist(), strict=True))
+    mask = np.zeros(len(checks.lines), bool)
+    mask[pairs["_pos"].to_numpy()] = True
+
+    def message(i: int) -> str:
+        j = other[i]
+        return (f"period {frame.at[i, 'period_start']:%Y-%m-%d}..{frame.at[i, 'period_end']:%Y-%m-%d} overlaps "
+                f"line {checks.lines[j]} ({frame.at[j, 'period_start']:%Y-%m-%d}..{frame.at[j, 'period_end']:%Y-%m-%d})"
+                f" of the same institution and energy")
+
+    checks.add(mask, "period_start", message)
 
 
 def readings_csv(samples: pd.DataFrame, tz: str) -> str:
@@ -348,6 +391,13 @@ def readings_csv(samples: pd.DataFrame, tz: str) -> str:
 
 def consumption_csv(cons: pd.DataFrame, registry: Registry) -> str:
     """Consumption as `meter_id,period_start,quantity,unit,estimated_share` CSV text."""
+    return consumption_table(cons, registry).to_csv(index=False, lineterminator="\n")
+
+
+def consumption_table(cons: pd.DataFrame, registry: Registry) -> pd.DataFrame:
+    """Store consumption rows as exported (CSV and the API): meter_id, period_start
+    (local ISO 8601 with offset), quantity (index unit, 6 decimals), unit, estimated_share
+    (4 decimals)."""
     units = {m.id: INDEX_UNIT[m.energy] for m in registry.meters}
     start = pd.DatetimeIndex(cons["period_start"]).strftime("%Y-%m-%dT%H:%M:%S%z")
     start = start.str.slice(0, -2) + ":" + start.str.slice(-2)
@@ -358,4 +408,4 @@ def consumption_csv(cons: pd.DataFrame, registry: Registry) -> str:
         "unit": cons["meter_id"].map(units).fillna("").to_numpy(),
         "estimated_share": np.round(cons["estimated_share"].to_numpy(float), 4),
     })
-    return out.to_csv(index=False, lineterminator="\n")
+    return out

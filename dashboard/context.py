@@ -50,6 +50,11 @@ class Context:
         """The alert outbox of the data directory (None without one)."""
         return integrations.outbox(self.data_dir)
 
+    def filing(self) -> Any | None:
+        """The monthly submission service (`quotas.filing.Filing`) of the data directory (None without one)."""
+        return integrations.filing(self.data_dir, self.registry, self.store,
+                                   lambda: self.service.today().date())
+
     def regions_by_depth(self, region_ids: set[str]) -> list[str]:
         """Region ids from the top of the tree down (pickers' order)."""
         return sorted(region_ids, key=lambda r: (len(self.registry.region_ancestors(r)), r))

@@ -4,9 +4,10 @@ Every number comes from the one API the reports, the ledger and the alerts use
 (`models.api.energy_use` / `indicators`, `quotas.evaluate.quota_levels` /
 `evaluate_targets` / `project_scope_totals`, `models.completeness.daily_completeness` /
 `offline_meters`), on the quota file's electricity basis (当量值 by default), so the
-dashboard never disagrees with a report or an alert. This module adds what only the
-dashboard needs: caching, year-on-year columns, the ranking table, and the per-meter
-data-quality table.
+dashboard never disagrees with a report or an alert. The year tables (indicators and
+the ranking table with year-on-year columns and quota levels) are
+`quotas.tables.YearTables`, shared with the HTTP API; this module adds what only the
+dashboard needs: monthly tables, target status, and the per-meter data-quality table.
 
 The dashboard never decides *who* may see a row here; `DataService` returns frames
 for all institutions and the callers (the page and download modules) filter them with
@@ -21,15 +22,10 @@ yesterday) in the ranking, compared with the same dates of the year before.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 import pandas as pd
-from cachetools import TTLCache
 
 from alerts.meter_rules import (
     COMPLETENESS_LOOKBACK_DAYS,
@@ -38,32 +34,20 @@ from alerts.meter_rules import (
     live_meters,
     offline_meters,
 )
-from core import localtime
 from core.registry import Meter, Registry
 from models import api as models_api
-from quotas.evaluate import evaluate_targets, project_scope_totals, quota_levels, quota_levels_wide
-from storage import Store
+from quotas.evaluate import evaluate_targets, project_scope_totals
+from quotas.tables import (  # noqa: F401  (the table constants, re-exported for the pages)
+    INDICATOR_COLUMNS,
+    INDICATORS,
+    QUOTA_INDICATORS,
+    TOTALS,
+    YearTables,
+    add_yoy,
+    safe_div,
+)
 
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
-YEAR_TABLES_KEPT = 256  # cached year tables at most (about 6 per year and basis are in use)
-_MISSING = object()
-
-INDICATORS: tuple[str, ...] = (
-    "kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2",
-    "heating_kgce_per_m2", "nonheating_kgce_per_m2",
-)
-TOTALS: tuple[str, ...] = ("kgce", "water_m3", "t_co2")
-INDICATOR_COLUMNS = ["institution_id", "name", "region", "category", "year", "floor_area_m2", "heated_area_m2",
-                     "occupants", *TOTALS, *INDICATORS, "estimated_share"]
-# The indicators quota standards cover (domain.md s.1; quotas.config.STANDARD_INDICATORS).
-QUOTA_INDICATORS: tuple[str, ...] = ("heating_kgce_per_m2", "nonheating_kgce_per_m2", "kgce_per_person",
-                                     "water_m3_per_person", "kgce_per_m2", "kgco2_per_m2")
-
-
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    num = np.asarray(num, dtype=float)
-    den = np.asarray(den, dtype=float)
-    return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
 
 
 def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
@@ -77,139 +61,25 @@ def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFram
     return out
 
 
-def add_yoy(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """Add `yoy_<indicator>` (percent change against the previous year) columns."""
-    prev = previous.set_index("institution_id")
-    out = current.copy()
-    for ind in (*INDICATORS, *TOTALS):
-        before = out["institution_id"].map(prev[ind]).to_numpy(float) if len(prev) else np.full(len(out), np.nan)
-        out[f"yoy_{ind}"] = _safe_div(out[ind].to_numpy(float) - before, before) * 100.0
-    return out
-
-
 def institution_meters(registry: Registry, institution_id: str) -> list[Meter]:
     """The meters of one institution, in registry order."""
     return [m for m in registry.meters if m.institution == institution_id]
 
 
 @dataclass
-class DataService:
-    """Reads the store for the dashboard; caches year tables for `cache_ttl_s`.
+class DataService(YearTables):
+    """Reads the store for the dashboard: the year tables (`quotas.tables.YearTables`,
+    cached for `cache_ttl_s`) and what only the dashboard shows.
 
-    `quotas`: returns the loaded `quotas.config.QuotaConfig` (or None without a quota
-    file); its basis is the basis of every figure. `meter_rules`: the meter alert
-    settings (offline after `offline_polls` polls), so a meter shown offline is one the
-    alerts call offline."""
+    `meter_rules`: the meter alert settings (offline after `offline_polls` polls), so a
+    meter shown offline is one the alerts call offline."""
 
-    registry: Registry
-    store: Store
-    quotas: Callable[[], Any] = lambda: None
-    cache_ttl_s: float = 300.0
-    now: Callable[[], pd.Timestamp] = field(default=lambda: pd.Timestamp.now(tz="UTC"))
     meter_rules: MeterRuleSettings = field(default_factory=MeterRuleSettings)  # the alerts' offline rule
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        # year tables of the last few years and both bases, each for cache_ttl_s
-        self._cache: TTLCache = TTLCache(maxsize=YEAR_TABLES_KEPT, ttl=self.cache_ttl_s, timer=time.monotonic)
+        super().__post_init__()
         self.meters = self.registry.meters_frame()
         self.institutions = self.registry.institutions_frame()
-        self.tz = self.registry.timezone
-        self.factors = models_api.load_factors()
-
-    @property
-    def basis(self) -> str:
-        cfg = self.quotas()
-        return cfg.basis if cfg is not None else "equivalent"
-
-    # -- caching -------------------------------------------------------------------
-    def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
-        key = (*key, self.basis)
-        with self._lock:
-            hit = self._cache.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-        value = compute()
-        with self._lock:
-            self._cache[key] = value
-        return value
-
-    # -- periods -------------------------------------------------------------------
-    def today(self) -> pd.Timestamp:
-        """Local midnight of today."""
-        return localtime.local_floor_one(self.now(), "day", self.tz)
-
-    def current_year(self) -> int:
-        return int(self.today().year)
-
-    def year_bounds(self, year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """[1 Jan, min(1 Jan next year, now)) local: a running year stops now."""
-        start = localtime.first_instant_of(f"{year}-01-01", self.tz)
-        end = min(localtime.first_instant_of(f"{year + 1}-01-01", self.tz), self.now().tz_convert(self.tz))
-        return start, max(end, start)
-
-    def is_running(self, year: int) -> bool:
-        return self.year_bounds(year)[1] < pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)
-
-    # -- year tables -----------------------------------------------------------------
-    def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
-        """The models indicator frame (one row per institution) of `year` up to now,
-        or up to `until`, plus `year`; totals and intensities are NaN without data."""
-        return self._cached(("indicators", year, until),  # type: ignore[return-value]
-                            lambda: self._compute_indicators(year, until))
-
-    def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
-        start, end = self.year_bounds(year)
-        if until is not None:
-            end = max(start, min(end, until))
-        if end <= start:
-            end = start + pd.Timedelta(seconds=1)  # an empty period: every institution, no data
-        use = models_api.energy_use(self.store, self.registry, start, end, "day", self.factors)
-        ind = models_api.indicators(use, self.registry, self.factors, self.basis, freq="day")
-        ind = ind.assign(year=year)
-        if "has_data" in ind:
-            nodata = ~ind["has_data"].to_numpy(bool)
-            for col in (*TOTALS, *INDICATORS, "estimated_share"):
-                ind.loc[nodata, col] = np.nan
-        return ind
-
-    def ranking_table(self, year: int) -> pd.DataFrame:
-        """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
-        levels (`level_<indicator>`: guide | baseline | constraint | advanced | general
-        | exceeds | no_data | none; 'partial' for every institution in a running year,
-        as the standards are annual). A running year counts complete days (to
-        yesterday) and is compared with the same dates of the year before."""
-        def compute() -> pd.DataFrame:
-            running = self.is_running(year)
-            cur = self.indicators(year, self.today() if running else None)
-            prev = self.indicators(year - 1, self.today() - pd.DateOffset(years=1) if running else None)
-            table = add_yoy(cur, prev)
-            if running:
-                # quota standards are annual: a part of the year is not compared with them
-                for ind in QUOTA_INDICATORS:
-                    table[f"level_{ind}"] = "partial"
-                return table
-            levels = self.levels_of(cur)
-            if len(levels):
-                table = table.merge(quota_levels_wide(levels), on="institution_id", how="left")
-            for ind in QUOTA_INDICATORS:
-                col = f"level_{ind}"
-                table[col] = table[col].fillna("none") if col in table else "none"
-            return table
-        return self._cached(("ranking", year), compute)  # type: ignore[return-value]
-
-    def levels_of(self, indicators: pd.DataFrame) -> pd.DataFrame:
-        """quotas.evaluate.quota_levels of an indicator frame (empty without quotas)."""
-        cfg = self.quotas()
-        if cfg is None:
-            return pd.DataFrame(columns=["institution_id", "indicator", "level"])
-        return quota_levels(indicators, cfg, regions=self.registry)
-
-    def set_ranking_table(self, year: int, table: pd.DataFrame) -> None:
-        """Use a precomputed ranking table for `year` (columns of `ranking_table`), e.g.
-        from a nightly batch; it is kept for `cache_ttl_s` like a computed one."""
-        with self._lock:
-            self._cache[("ranking", year, self.basis)] = table
 
     def monthly_energy(self, year: int) -> pd.DataFrame:
         """Main-meter use of `year` (to now) by institution, energy and month, priced:
@@ -304,13 +174,13 @@ class DataService:
         now = self.now()
         last = self.store.last_samples_before(now + pd.Timedelta(seconds=1), ids)
         last_t = last.set_index("meter_id")["time"] if len(last) else pd.Series(dtype="datetime64[s, UTC]")
-        offline = (offline_meters(last, live, now, self.meter_rules.offline_polls) if len(live)
+        offline = (offline_meters(last, live, now, self.meter_rules.offline_polls_by_meter(meters)) if len(live)
                    else pd.DataFrame({"meter_id": pd.Series(dtype=object)}))
         cons = self.store.consumption("day", start, end, ids)
         if len(cons):
             est = (cons["quantity"] * cons["estimated_share"]).groupby(cons["meter_id"]).sum()
             tot = cons.groupby("meter_id")["quantity"].sum()
-            est_share = pd.Series(_safe_div(est.to_numpy(float), tot.reindex(est.index).to_numpy(float)),
+            est_share = pd.Series(safe_div(est.to_numpy(float), tot.reindex(est.index).to_numpy(float)),
                                   index=est.index)
         else:
             est_share = pd.Series(dtype=float)

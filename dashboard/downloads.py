@@ -1,5 +1,6 @@
 """Downloads: the ranking and an institution's daily consumption as CSV, the monthly
-report, the carbon ledger and a savings-verification report, each built from what
+report, the carbon ledger, a savings-verification report, an institution's submission
+template (xlsx) and audit trail (csv, xlsx), each built from what
 the signed-in user may see (401 without a session, 403 for anything else, 400 for a
 malformed request or a parameter out of range: never a 5xx for what the URL says)."""
 
@@ -14,12 +15,16 @@ import pandas as pd
 from core.access import Forbidden, report_registry, require_institution, visible_filter
 from core.csvio import EARLIEST
 from core.users import User
+from core.vocab import INDEX_UNIT
 from core.yamlfile import ConfigError
 from dashboard import integrations
 from dashboard.context import Context
 from dashboard.data import institution_meters
+from dashboard.pages.filing import ENTRY_ENERGIES
 from dashboard.pages.institution import DAILY_DAYS
-from dashboard.ranking import DEFAULT_INDICATOR, ranked, user_query
+from quotas.filing import audit_trail, prefill
+from quotas.ranking import DEFAULT_INDICATOR, ranked, user_query
+from reports.submission_form import audit_bytes, write_template
 
 MAX_DOWNLOAD_DAYS = 3660  # ten years of daily rows at most per download
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -136,6 +141,45 @@ def mv_report(c: Context, project_id: str) -> Any:
     return xlsx_response(data, f"mv-{project_id}.xlsx")
 
 
+def _filing_call(c: Context, fn: Any, *args: Any) -> Any:
+    """`fn(user, *args, filing)` of `quotas.filing` for the signed-in user: 401 without a
+    session, 404 without a submission book, 403 outside the scope, 400 for a bad month."""
+    user = _user_or_401(c)
+    filing = c.filing()
+    if filing is None:
+        flask.abort(404)
+    try:
+        return fn(user, *args, filing)
+    except Forbidden:
+        flask.abort(403)
+    except ValueError:
+        flask.abort(400, "month must be YYYY-MM")
+
+
+def submission_template(c: Context, institution_id: str, month: str) -> Any:
+    """The pre-filled xlsx template of one institution and month (`reports.submission_form`):
+    every energy the page offers, metered ones marked."""
+    rows = _filing_call(c, prefill, institution_id, month)
+    metered = set(rows.loc[rows["metered"].astype(bool), "energy"])
+    empty = pd.DataFrame({"energy": [e for e in ENTRY_ENERGIES if e not in set(rows["energy"])]})
+    empty = empty.assign(metered=empty["energy"].isin(metered), quantity=float("nan"),
+                         unit=empty["energy"].map(INDEX_UNIT), cost_cny=float("nan"))
+    order = {e: i for i, e in enumerate(ENTRY_ENERGIES)}
+    table = pd.concat([rows[["energy", "metered", "quantity", "unit", "cost_cny"]], empty], ignore_index=True)
+    table = table[table["energy"].isin(order)].sort_values("energy", key=lambda s: s.map(order), kind="stable")
+    name = c.registry.institution_by_id[institution_id].name
+    return xlsx_response(write_template(institution_id, name, month, table), f"{institution_id}-{month}-填报.xlsx")
+
+
+def audit_download(c: Context, institution_id: str, fmt: str) -> Any:
+    """An institution's audit trail as csv or xlsx."""
+    data = audit_bytes(_filing_call(c, audit_trail, institution_id), fmt)
+    if fmt == "csv":
+        return flask.Response(data, mimetype="text/csv",
+                              headers={"Content-Disposition": f"attachment; filename={institution_id}-audit.csv"})
+    return xlsx_response(data, f"{institution_id}-audit.xlsx")
+
+
 def register(server: flask.Flask, c: Context) -> None:
     """Add the download routes under /download/."""
     server.add_url_rule("/download/ranking.csv", "download_ranking", lambda: ranking_csv(c))
@@ -143,4 +187,8 @@ def register(server: flask.Flask, c: Context) -> None:
                         lambda institution_id: daily_csv(c, institution_id))
     server.add_url_rule("/download/ledger", "download_ledger", lambda: ledger(c))
     server.add_url_rule("/download/report", "download_report", lambda: monthly_report(c))
+    server.add_url_rule("/download/submission/<institution_id>/<month>.xlsx", "download_submission",
+                        lambda institution_id, month: submission_template(c, institution_id, month))
+    server.add_url_rule("/download/audit/<institution_id>.<any(csv, xlsx):fmt>", "download_audit",
+                        lambda institution_id, fmt: audit_download(c, institution_id, fmt))
     server.add_url_rule("/download/mv/<project_id>.xlsx", "download_mv", lambda project_id: mv_report(c, project_id))

@@ -214,3 +214,30 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
         "complete": complete.to_numpy(int),
         "completeness": complete.to_numpy(float) / expected.to_numpy(float),
     })[MONTH_COLUMNS]
+
+
+def complete_months(months: pd.DataFrame, institution_ids, month_starts,
+                    threshold: float = COMPLETENESS_TARGET) -> np.ndarray:
+    """Per institution of `institution_ids`: every month of `month_starts` (first days,
+    naive local) reaches `threshold` completeness with something due (`months`: rows of
+    `institution_month_completeness` or `Submissions.months`; duplicates harmless). The
+    one rule for "this period is complete": a year-on-year change is shown only where
+    both periods are (the assessment, the statistics tables)."""
+    ids = pd.Index(list(institution_ids))
+    wanted = pd.DatetimeIndex(month_starts)
+    if months.empty or not len(ids):
+        return np.zeros(len(ids), bool)
+    ok = (months["completeness"].to_numpy(float) >= threshold) & (months["expected"].to_numpy(float) > 0)
+    m = pd.DatetimeIndex(months["month"])
+    good = pd.DataFrame({"institution_id": months["institution_id"].to_numpy(object), "month": m})[ok & m.isin(wanted)]
+    n = good.drop_duplicates().groupby("institution_id").size()
+    return (n.reindex(ids).fillna(0).to_numpy(int) >= len(wanted.unique())) & (len(wanted) > 0)
+
+
+def complete_span(months: pd.DataFrame, institution_ids, threshold: float = COMPLETENESS_TARGET) -> pd.Series:
+    """`complete_months` over every month `months` holds (one span: a year, or the part
+    of a running year that is compared), as a bool Series indexed by `institution_ids`.
+    An institution without a row for one of those months is not complete."""
+    ids = pd.Index(list(institution_ids), name="institution_id")
+    wanted = pd.DatetimeIndex(months["month"]).unique() if len(months) else pd.DatetimeIndex([])
+    return pd.Series(complete_months(months, ids, wanted, threshold), index=ids)

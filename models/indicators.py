@@ -546,6 +546,16 @@ def aggregate(ind: pd.DataFrame, by: Sequence[str] = ("region",), regions: Regio
     return g
 
 
+def market_scope2_t(scope2_t, electricity_t, electricity_kwh, green_kwh, market_kg_per_kwh: float) -> np.ndarray:
+    """Market-based Scope 2 (tCO2) beside the location-based `scope2_t`: the
+    location-based electricity emissions (`electricity_t`) replaced by the electricity
+    not covered by green-power purchases (`electricity_kwh - green_kwh`, at least 0) at
+    the national factor for consumers of market-traded green power (kgCO2/kWh,
+    `FactorSet.market_grid_factor`); purchased heat stays as it is."""
+    residual = np.maximum(np.asarray(electricity_kwh, float) - np.nan_to_num(np.asarray(green_kwh, float)), 0.0)
+    return np.asarray(scope2_t, float) - np.asarray(electricity_t, float) + residual * market_kg_per_kwh / KG_PER_T
+
+
 def scale_quantities(use: pd.DataFrame, factor: float) -> pd.DataFrame:
     """A copy of a use frame with every quantity multiplied by `factor`."""
     return use.assign(quantity=use["quantity"] * factor)
@@ -575,5 +585,6 @@ def energy_ledger(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Facto
 
 __all__ = ["ENERGIES", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "SCOPE", "add_ratios", "aggregate",
            "energy_ledger", "energy_sums", "heating_fraction", "in_every_ancestor", "indicators_from_frames",
-           "indicators_from_sums", "infer_freq", "institution_context", "priced_sums", "scale_quantities",
+           "indicators_from_sums", "infer_freq", "institution_context", "market_scope2_t", "priced_sums",
+           "scale_quantities",
            "season_mask", "with_institution_id"]

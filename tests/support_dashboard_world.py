@@ -7,7 +7,7 @@ with constant rates so every indicator has a closed form:
 * sub-meters: the sub-item shares of `SUB_SHARES` (90 % of the main: 10 % unaccounted);
 * water: `WATER_M3_PER_PERSON_DAY x occupants` m3/day; gas: `GAS_M3_PER_M2_DAY x floor` m3/day.
 
-History every 3 hours from 2025-01-01, then every 15 minutes for the last 8 days, up to
+History every 3 hours from 2025-01-01 (flagged backfilled), then every 15 minutes from the local midnight 8 days before, up to
 `NOW`; one meter (`OFFLINE_METER`) stops 2 days before `NOW`.
 """
 
@@ -21,10 +21,12 @@ import pandas as pd
 from civicwatt.sample import sample_registry_doc
 from core import users as auth
 from core.registry import Registry, validate_registry_doc
+from storage import quality
 
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2026-03-10 12:00", tz=TZ)
 HISTORY_START = pd.Timestamp("2025-01-01", tz=TZ)
+FINE_START = (NOW - pd.Timedelta(days=8)).normalize()  # polled every 15 minutes from this local midnight
 ELEC_KW_PER_M2 = 0.01
 WATER_M3_PER_PERSON_DAY = 0.05
 GAS_M3_PER_M2_DAY = 0.002
@@ -73,7 +75,7 @@ def rate_per_hour(reg: Registry) -> pd.Series:
 
 
 def sample_times() -> pd.DatetimeIndex:
-    coarse = pd.date_range(HISTORY_START, NOW - pd.Timedelta(days=8), freq="3h")
+    coarse = pd.date_range(HISTORY_START, FINE_START, freq="3h")
     fine = pd.date_range(coarse[-1] + pd.Timedelta(minutes=15), NOW, freq="15min")
     return coarse.append(fine)
 
@@ -92,6 +94,9 @@ def samples(reg: Registry) -> pd.DataFrame:
         "value": (np.outer(rates.to_numpy(float) / mult.reindex(ids).to_numpy(float), hours)).ravel() + 100.0,
         "quality": 0,
     })
+    # the 3-hourly history is backfilled (judged at the resolution it carries), the last 8 days are polled
+    coarse = frame["time"] <= FINE_START.tz_convert("UTC")
+    frame.loc[coarse.to_numpy(), "quality"] = quality.BACKFILL
     cut = (frame["meter_id"] == OFFLINE_METER) & (frame["time"] > (NOW - pd.Timedelta(days=2)).tz_convert("UTC"))
     frame = frame.loc[~cut].reset_index(drop=True)
     frame["time"] = pd.to_datetime(frame["time"], utc=True)

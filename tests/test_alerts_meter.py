@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from alerts.meter_rules import abnormal_levels, meter_alerts, step_changes
 from core.registry import Institution, Meter, ModbusAddress, Region, Registry
+from core.rules import OFFLINE_POLLS
 from models.completeness import daily_completeness
 from storage import open_store
 
@@ -104,7 +105,8 @@ def test_every_meter_rule_fires_where_it_should(loaded):
         ("submeter_imbalance", "meter:A-E0"),
     }
     off = got[("meter_offline", "meter:B-E0")]
-    assert off.actual == pytest.approx(3.25) and off.limit == pytest.approx(1.0) and off.severity == "critical"
+    assert off.actual == pytest.approx(3.25) and off.severity == "critical"
+    assert off.limit == pytest.approx(OFFLINE_POLLS * 0.25) == pytest.approx(0.75)  # 3 polls of 15 min
     assert off.key == "meter_offline/meter:B-E0/last_sample_age_h/live"
     comp = got[("data_completeness", "meter:A-W0")]
     assert comp.actual == pytest.approx(round(10 / 24 * 100, 1)) and comp.period == "2025-03-15"

@@ -131,6 +131,44 @@ def test_bills_import_validation(site, tmp_path, capsys):
     assert run(site, url, "import", "bills", str(bills)) == 0
 
 
+def test_bills_are_append_only_with_explicit_replace(site, tmp_path, capsys):
+    """Issue 15 item 2: another quantity for a stored bill is refused (it was silently replaced);
+    --replace corrects it and keeps the old value in the audit trail; overlaps name both lines."""
+    from storage.submissions import SubmissionBook
+
+    url = f"embedded:{tmp_path / 'data'}"
+    bills = tmp_path / "bills.csv"
+    head = "institution_id,energy,period_start,period_end,quantity,unit,cost_cny\n"
+    bills.write_text(head + "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2100\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills)) == 0
+    bills.write_text(head + "HB-0001,diesel,2025-01-01,2025-01-31,320,L,2100\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills)) == 1
+    err = capsys.readouterr().err
+    assert "HB-0001 diesel 2025-01-01..2025-01-31: quantity differs from the stored bill (300 L, 2100 CNY stored, " \
+           "320 L, 2100 CNY here)" in err
+    assert "rejected: nothing was imported" in err
+    assert run(site, url, "import", "bills", str(bills), "--replace", "--reason", "账单更正") == 0
+    store = open_store(url)
+    assert store.read_bills()["quantity"].tolist() == [320.0]
+    store.close()
+    audit = SubmissionBook(tmp_path / "data").audit(["HB-0001"])
+    assert audit[["action", "field", "old", "new"]].values.tolist() == [
+        ["import", "quantity", None, "300 L"], ["import", "cost_cny", None, "2100"],
+        ["replace", "quantity", "300 L", "320 L"]]
+    assert audit["reason"].tolist()[-1] == "账单更正" and set(audit["source"]) == {"import"}
+    bills.write_text(head + "HB-0001,diesel,2025-01-20,2025-02-19,10,L,\n"
+                            "HB-0001,heat,2025-03-01,2025-03-31,10,GJ,\n"
+                            "HB-0001,heat,2025-03-15,2025-04-14,10,GJ,\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills), "--replace") == 1
+    err = capsys.readouterr().err
+    assert f"{bills}:3: period_start: period 2025-03-01..2025-03-31 overlaps line 4 (2025-03-15..2025-04-14)" in err
+    assert f"{bills}:4: period_start: period 2025-03-15..2025-04-14 overlaps line 3 (2025-03-01..2025-03-31)" in err
+    bills.write_text(head + "HB-0001,diesel,2025-01-20,2025-02-19,10,L,\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills), "--replace") == 1
+    assert "HB-0001 diesel 2025-01-20..2025-02-19 overlaps the stored bill 2025-01-01..2025-01-31" in \
+        capsys.readouterr().err
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["HB-0001-E0", "HB-0001-W0", "nope", ""]),
                           st.integers(min_value=631152000, max_value=1_700_000_000),  # 1990 .. 2023

@@ -173,7 +173,7 @@ def test_access_functions_take_any_user_object():
 
 
 def test_file_cache_recomputes_only_when_the_stamp_changes():
-    from dashboard.cache import FileCache
+    from core.filecache import FileCache
 
     calls = []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from core.vocab import CATEGORIES, ENERGIES, SUBITEMS
 from dashboard.data import INDICATORS
 from dashboard.i18n import LANGS, TEXT, t
-from dashboard.ranking import LEVEL_ORDER
+from quotas.ranking import LEVEL_ORDER
 
 SOURCES = sorted((Path(__file__).resolve().parent.parent / "dashboard").rglob("*.py"))
 

@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from alerts.channels import load_channels
-from civicwatt.context import load_optional_quotas, open_registry_store, redact_url, registry_from_args
+from civicwatt.context import (
+    load_optional_quotas,
+    load_optional_upstream,
+    open_registry_store,
+    redact_url,
+    registry_from_args,
+)
 from collectors.queue import QueueBusy
 from core.schemas.gateways import GatewaysFile
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rt = Runtime(registry, store, queue_dir, data_dir, shard=shard, gateway_options=gateways,
                      interval_s=args.interval, quotas=quotas, channels=channels, check_interval_s=args.check_interval,
-                     alerts=not args.no_alerts)
+                     alerts=not args.no_alerts, upstream=load_optional_upstream(getattr(args, "upstream", None)))
     except QueueBusy as exc:
         store.close()
         raise ConfigError([Problem("<command line>", 0, "--queue", str(exc))]) from None

@@ -1,42 +1,64 @@
-"""`civicwatt import readings|bills FILE.csv`: all or nothing.
+"""`civicwatt import readings|bills FILE.csv [--replace --reason TEXT]`: all or nothing.
 
 Every problem in the file is listed by line and field and nothing is written; a reading
-that would change a value already stored is a problem too.
+that would change a value already stored is a problem too, and so is a bill that differs
+from the stored bill of its institution, energy and period, unless `--replace` (bills are
+append-only with explicit correction), or whose period overlaps another. The work is
+`storage.imports` (shared with the API's POST /api/v1/readings and /bills); bills imported
+or replaced are recorded in the audit trail (`storage.submissions`: who, when, old -> new,
+source `import`).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
+from alerts.outbox import default_outbox_dir
 from civicwatt.context import open_registry_store, registry_from_args
-from core.csvio import parse_bills, parse_readings
-from storage import ImportRejected, quality
+from storage import ImportRejected
+from storage.imports import import_bills, import_readings
+from storage.submissions import SubmissionBook
 
 
 def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     started = time.perf_counter()
     print(f"checking {args.file} ...", file=sys.stderr)
-    frame = parse_readings(args.file, registry) if args.kind == "readings" else parse_bills(args.file, registry)
     store = open_registry_store(registry, args.store)
-    with tqdm(total=len(frame), desc=f"import {args.kind}", unit="row", unit_scale=True, file=sys.stderr) as bar:
+    book = None
+    with tqdm(desc=f"import {args.kind}", unit="row", unit_scale=True, file=sys.stderr) as bar:
         try:
             if args.kind == "readings":
-                frame["quality"] = quality.IMPORTED
-                n = store.import_samples(frame, progress=bar.update)
+                done = import_readings(store, registry, args.file, progress=bar.update)
             else:
-                n = store.write_bills(frame)
-                bar.update(n)
+                book = SubmissionBook(default_outbox_dir(store.url, Path(args.registry).parent))
+                done = import_bills(store, registry, args.file, replace=args.replace, book=book, who=os_user(),
+                                    source="import", reason=args.reason)
+                bar.update(done.new + done.identical + done.replaced)
         except ImportRejected as exc:
-            for problem in exc.problems:
-                print(f"{args.file}: {problem}", file=sys.stderr)
+            for problem in exc.located:
+                print(problem, file=sys.stderr)
             print(f"rejected: nothing was imported from {args.file}", file=sys.stderr)
             return 1
         finally:
             store.close()
-    print(f"imported {n:,} {args.kind} from {args.file} into {store.url} in {time.perf_counter() - started:.1f} s")
+            if book is not None:
+                book.close()
+    replaced = f", {done.replaced:,} replaced (old values in the audit trail)" if done.replaced else ""
+    print(f"imported {done.new:,} new {args.kind} from {args.file} into {store.url} ({done.identical:,} identical to "
+          f"stored ones, left alone{replaced}) in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def os_user() -> str:
+    """Who runs the import, for the audit trail (the login name, else 'cli')."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"

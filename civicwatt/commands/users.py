@@ -1,7 +1,10 @@
-"""`civicwatt users add|remove|list|passwd NAME`: the dashboard's users file.
+"""`civicwatt users add|remove|list|passwd|token|tokens NAME`: the users file and the API tokens.
 
 Passwords are never stored in clear and there is no default: give `--password`,
-`--generate` (printed once), or type it twice at the prompt.
+`--generate` (printed once), or type it twice at the prompt. `token USER` prints a new
+API token for USER once (only its hash is kept, `core.tokens`, in api-tokens.yaml
+beside the users file); `token USER --revoke ID` deletes one; `tokens [USER]` lists
+them. Removing a user deletes their tokens.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import getpass
 import sys
 
+from core import tokens as api_tokens
 from core import users as auth
 from core.textfile import echo
 
@@ -36,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
             for u in sorted(auth.load_users(path).values(), key=lambda u: u.name):
                 print(f"{u.name}\t{u.role}\t{u.scope or '-'}")
             return 0
+        if args.action == "tokens":
+            return _tokens(args, path)
         if not args.username:
             print(f"civicwatt users {args.action}: a user name is needed", file=sys.stderr)
             return 2
@@ -43,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
             if not auth.remove_user(path, args.username):
                 print(f"no user '{echo(args.username)}' in {path}", file=sys.stderr)
                 return 1
-            print(f"removed {args.username}")
+            n = api_tokens.revoke_user_tokens(api_tokens.tokens_file(path), args.username)
+            print(f"removed {args.username}" + (f" and {n} API token(s)" if n else ""))
             return 0
+        if args.action == "token":
+            return _tokens(args, path)
         users = auth.load_users(path)
         if args.action == "passwd":
             if args.username not in users:
@@ -68,4 +77,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.action}: {args.username} ({role}{', ' + scope if scope and role != 'admin' else ''}) in {path}")
     if generated:
         print(f"password: {password}")
+    return 0
+
+
+def _tokens(args: argparse.Namespace, path: str) -> int:
+    """token USER [--revoke ID] and tokens [USER]."""
+    file = api_tokens.tokens_file(path)
+    if args.action == "tokens":
+        for t in sorted(api_tokens.load_tokens(file).values(), key=lambda t: (t.user, t.created)):
+            if args.username in (None, t.user):
+                print(f"{t.id}\t{t.user}\t{t.created}")
+        return 0
+    if args.revoke:
+        if not api_tokens.revoke_token(file, args.revoke, args.username):
+            print(f"no token {args.revoke!r} of user {args.username!r} in {file}", file=sys.stderr)
+            return 1
+        print(f"revoked token {args.revoke} of {args.username}")
+        return 0
+    user = auth.load_users(path).get(args.username)
+    if user is None:
+        print(f"no user {args.username!r} in {path}: add it first (`civicwatt users add`)", file=sys.stderr)
+        return 1
+    token, text = api_tokens.create_token(file, user.name)
+    print(f"token {token.id} for {user.name} ({user.role}{', ' + user.scope if user.scope else ''}); "
+          f"shown once, keep it secret:", file=sys.stderr)
+    print(text)
     return 0

@@ -8,7 +8,7 @@ a module here and its `PAGE` to `PAGES`; `create_app` and the router need no cha
 from __future__ import annotations
 
 from dashboard.context import Page
-from dashboard.pages import alerts, assessment, institution, mv, overview, ranking, reports
+from dashboard.pages import alerts, assessment, filing, institution, mv, overview, progress, ranking, reports
 
 PAGES: tuple[Page, ...] = (overview.PAGE, ranking.PAGE, institution.PAGE, alerts.PAGE, reports.PAGE, mv.PAGE,
-                          assessment.PAGE)
+                          assessment.PAGE, filing.PAGE, progress.PAGE)

@@ -80,7 +80,7 @@ def register(app: dash.Dash, c: Context) -> None:
         lang = norm_lang(lang)
         user = c.current_user()
         year_i = served.complete_year(c, year)
-        if user is None or year_i is None or not cell or cell.get("row_id") is None:
+        if user is None or year_i is None or not isinstance(cell, dict) or cell.get("row_id") is None:
             raise PreventUpdate
         report = a.for_user(user, year_i)  # the row is looked up in the user's own scope
         frame = report.assessment.regions if view == "regions" else report.assessment.institutions

@@ -23,6 +23,7 @@ from dashboard.data import KG_PER_T
 from dashboard.i18n import norm_lang, t
 from dashboard.plan_panel import plan_panel
 from dashboard.widgets import KEEP, fig_layout, fmt, forbidden, no_data, year_picker
+from models.api import aggregate
 
 # overview totals -> quotas.config target indicators
 TARGET_KEYS = {"tce": "energy_tce", "water_m3": "water_m3", "t_co2": "co2_t", "kgce_per_m2": "kgce_per_m2",
@@ -92,7 +93,7 @@ def content(c: Context, insts: set[str], scope: str | None, year: int, lang: str
     return html.Div([
         html.H2(t("totals", lang)),
         html.Div(gauges, className="row"),
-        intensity_table(table, totals, limit, lang),
+        intensity_table(table, totals, limit, lang, c.service.group_yoy(insts, year)),
         plan_panel(c, insts, scope, year, lang),
         ytd,
         dcc.Graph(id="ov-trend", figure=fig_trend),
@@ -117,20 +118,32 @@ def year_end(c: Context, insts: set[str], year: int, targets: dict[str, dict]) -
 
 
 def intensity_table(table: pd.DataFrame, totals: dict[str, float], limit: dict[str, float | None],
-                    lang: str) -> html.Table:
-    """Number of institutions with data and the scope's intensities against its targets."""
-    floor = float(table["floor_area_m2"].sum())
-    occ = float(table["occupants"].sum())
-    rows = [("ind_kgce_per_m2", totals["tce"] * KG_PER_T / floor if floor else np.nan, "kgce_per_m2"),
-            ("ind_kgce_per_person", totals["tce"] * KG_PER_T / occ if occ else np.nan, "kgce_per_person"),
-            ("ind_water_m3_per_person", totals["water_m3"] / occ if occ else np.nan, "water_m3_per_person")]
+                    lang: str, yoy: tuple[float, str] = (np.nan, "no_previous")) -> html.Table:
+    """Number of institutions with data, the scope's intensities against its targets and
+    the year-on-year change of its total energy (`DataService.group_yoy`, blank with the
+    reason unless both years are complete):
+    ratios of sums over the institutions with data (`models.api.aggregate`, the ledger's
+    and the target evaluation's definition), never over every institution."""
+    group = group_totals(table)
+    rows = [("ind_kgce_per_m2", group["kgce_per_m2"], "kgce_per_m2"),
+            ("ind_kgce_per_person", group["kgce_per_person"], "kgce_per_person"),
+            ("ind_water_m3_per_person", group["water_m3_per_person"], "water_m3_per_person")]
     return html.Table(className="grid", id="ov-intensities", children=[
         html.Tbody([
-            html.Tr([html.Td(t("institutions_count", lang)), html.Td(str(int(table["kgce"].notna().sum())),
+            html.Tr([html.Td(t("institutions_count", lang)), html.Td(str(int(group["institutions_with_data"])),
                                                                     className="num")]),
             *[html.Tr([html.Td(t(label, lang)), html.Td(fmt(value, 2), className="num"),
                        html.Td(target_text(limit[key], lang))]) for label, value, key in rows],
+            html.Tr(id="ov-yoy", children=[
+                html.Td(t("yoy_tce", lang)),
+                html.Td(f"{yoy[0] * 100:+.1f} %" if not yoy[1] else "", className="num"),
+                html.Td(t(f"yoy_{yoy[1]}", lang) if yoy[1] else t("yoy_like_for_like", lang))]),
         ])])
+
+
+def group_totals(table: pd.DataFrame) -> pd.Series:
+    """The one group row of an indicator table (`models.api.aggregate` over all its rows)."""
+    return aggregate(table.assign(all="all"), ["all"]).iloc[0]
 
 
 def target_text(value: float | None, lang: str) -> str:

@@ -1,5 +1,5 @@
 """Rankings `/ranking`: institutions ranked within their peer group by an intensity,
-filtered, searched, sorted and paged on the server (`dashboard.ranking`), with the
+filtered, searched, sorted and paged on the server (`quotas.ranking`), with the
 quota level as the row colour and a CSV export of the filtered list."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS
 from dashboard.i18n import norm_lang, t
-from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, user_query
 from dashboard.widgets import KEEP, LEVEL_COLOURS, year_picker
+from quotas.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, user_query
 
 
 def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
@@ -112,6 +112,7 @@ def ranking_columns(lang: str, indicator: str) -> list[dict]:
         {"name": t("category", lang), "id": "category_name"},
         {"name": t(f"ind_{indicator}", lang), "id": "value", "type": "numeric"},
         {"name": t("col_yoy", lang), "id": "yoy", "type": "numeric"},
+        {"name": t("col_yoy_note", lang), "id": "yoy_note"},
         {"name": t("col_level", lang), "id": "level_name"},
         {"name": t("col_estimated", lang), "id": "estimated_share", "type": "numeric"},
     ]
@@ -143,6 +144,7 @@ def ranking_rows(page: pd.DataFrame, registry: Registry, lang: str) -> list[dict
         "category_name": t(f"cat_{r.category}", lang),
         "value": None if np.isnan(r.value) else round(float(r.value), 2),
         "yoy": None if np.isnan(r.yoy) else round(float(r.yoy), 1),
+        "yoy_note": t(f"yoy_{r.yoy_reason}", lang) if r.yoy_reason else "",
         "level": r.level, "level_name": t(f"lvl_{r.level}", lang),
         "estimated_share": None if np.isnan(r.estimated_share) else round(float(r.estimated_share) * 100, 1),
     } for r in page.itertuples(index=False)]  # one page: at most page_size rows
