@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.record import Alert
+from core import localtime
 from core.calendar import day_types
 from core.rules import OFFLINE_POLLS
 from core.schemas.gateways import GatewayOptions, offline_polls_of
@@ -217,9 +218,9 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
     settings = settings or MeterRuleSettings()
     tz = registry.timezone
     as_of = pd.Timestamp(as_of)
-    as_of = as_of.tz_localize(tz) if as_of.tzinfo is None else as_of.tz_convert(tz)
-    day_end = as_of.normalize()
-    day_start = day_end - pd.Timedelta(days=1)
+    as_of = localtime.first_instant_of(as_of, tz)
+    day_end = localtime.local_floor_one(as_of, "day", tz)
+    day_start = localtime.local_floor_one(day_end - pd.Timedelta(seconds=1), "day", tz)
     day_label = day_start.strftime("%Y-%m-%d")
     stamp = as_of.isoformat()
     meters = registry.meters_frame()
@@ -337,7 +338,7 @@ def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, t
         local = pd.to_datetime(hourly["period_start"]).dt.tz_convert(tz)
         night = hourly[(local.dt.hour >= NIGHT_HOURS[0]) & (local.dt.hour < NIGHT_HOURS[1])]
         nl = local[night.index]
-        per_night = night.assign(day=nl.dt.normalize()).groupby(["meter_id", "day"], as_index=False)["quantity"].mean()
+        per_night = night.assign(day=localtime.local_floor(nl, "day", tz)).groupby(["meter_id", "day"], as_index=False)["quantity"].mean()
         per_night = per_night.rename(columns={"quantity": "level"})
         today = per_night[per_night["day"] == day_start]
         hist = per_night[per_night["day"] < day_start]

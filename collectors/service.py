@@ -71,7 +71,7 @@ class CollectorService:
         self.on_event = on_event
         self.offline_after = offline_after  # None: each gateway's offline_polls (core.rules.OFFLINE_POLLS)
         self.max_gateways_in_flight = max_gateways_in_flight
-        self.queue = DiskQueue(queue_dir)
+        self.queue = DiskQueue(queue_dir, exclusive=True)  # QueueBusy if another collector has it
         self.events_file = Path(queue_dir) / "events.jsonl"
         i, n = shard
         meters = [m for m in registry.meters
@@ -106,7 +106,8 @@ class CollectorService:
         return {"shard": f"{self.shard[0]}/{self.shard[1]}", "meters": len(self.meter_ids),
                 "gateways": len(self.pollers), "poll_interval_s": int(intervals.min()) if len(intervals) else None,
                 "last_poll_at": iso(self._ingester.last_poll_at), "last_poll_ok_at": iso(self._ingester.last_ok_at),
-                **self.stats, "queue_backlog": self.queue.backlog(), "slots_missed": self.slots_missed}
+                **self.stats, "queue_backlog": self.queue.backlog(), "slots_missed": self.slots_missed,
+                "held_in_memory": self._ingester.held, "dropped": self._ingester.dropped}
 
     def _missed(self, event: JobEvent) -> None:
         if str(event.job_id).startswith("poll-"):

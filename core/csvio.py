@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from core.registry import Registry
 from core.textfile import decode_utf8, echo, read_utf8
 from core.vocab import BILL_KINDS, BILL_UNITS, INDEX_UNIT
@@ -251,10 +252,6 @@ def _conflicts(checks: _Checks, frame: pd.DataFrame, keys: list[str], value: str
     checks.add(mask, field, message)
 
 
-def _local_day(d: date, tz: str) -> pd.Timestamp:
-    return pd.Timestamp(d).tz_localize(tz, nonexistent="shift_forward", ambiguous=False)
-
-
 def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None, data: bytes | None = None,
                    with_lines: bool = False) -> pd.DataFrame:
     """Validated readings: meter_id, time (UTC, whole seconds), value (and `line`, the
@@ -277,7 +274,7 @@ def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | Non
     no_offset = ~no_time & ~raw_time.str.contains(_OFFSET).to_numpy()
     checks.add(no_offset, "time", lambda i: f"{_q(raw_time.iloc[i])} has no UTC offset "
                                             "(write e.g. 2025-01-01T00:00:00+08:00)")
-    earliest = _local_day(EARLIEST, registry.timezone)
+    earliest = localtime.first_instant_of(EARLIEST, registry.timezone)
     latest = (pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)) + SAMPLE_FUTURE
     t = time.to_numpy("datetime64[us]", na_value=np.datetime64("NaT"))  # no per-row Timestamp objects
     checks.add(t < earliest.tz_convert(None).to_datetime64(), "time",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from storage import rollup
 
 COMPLETENESS_TARGET = 0.90  # domain.md §5: >= 90 % of expected samples per day
@@ -48,7 +49,7 @@ def day_edges(start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DatetimeIndex,
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("completeness: start and end must be tz-aware local midnights")
-    days = pd.date_range(start, end.tz_convert(start.tz), freq="D", inclusive="left")
+    days = localtime.local_days(start, end, start.tz)  # each day's first instant (DST, odd offsets)
     return days, days.append(pd.DatetimeIndex([end.tz_convert(start.tz)])).as_unit("s").asi8
 
 
@@ -109,7 +110,7 @@ def completeness_from_counts(counts: pd.DataFrame, live_interval: pd.Series, sta
     if len(days) == 0:
         return pd.DataFrame({c: [] for c in COUNT_DAILY_COLUMNS})
     tz = days.tz
-    day_num = days.tz_localize(None).as_unit("s").asi8 // DAY_S
+    day_num = _local_day_numbers(days, tz)
     first_day, last_day = int(day_num[0]), int(day_num[-1])
     day_pos = pd.Index(day_num)
 
@@ -211,7 +212,7 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
     (unit-days), complete (unit-days complete), completeness (complete / expected)."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     tz = start.tz
-    days = pd.date_range(start, end.tz_convert(tz), freq="D", inclusive="left").tz_localize(None)
+    days = localtime.local_wall(localtime.local_days(start, end, tz), tz).normalize()
     month_of = days.to_period("M").to_timestamp()
     per_month = pd.Series(1, index=month_of).groupby(level=0).size()
     units = pd.concat([meters[["institution_id"]], billed[["institution_id"]]], ignore_index=True)
@@ -224,7 +225,7 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
 
     def local_day(values: pd.Series) -> pd.DatetimeIndex:
         t = pd.DatetimeIndex(values)
-        return (t.tz_convert(tz) if t.tz is not None else t.tz_localize(tz)).tz_localize(None).normalize()
+        return (localtime.local_wall(t, tz) if t.tz is not None else t).normalize()
 
     in_window = (days[0], days[-1])
     d = daily[daily["meter_id"].isin(meters["meter_id"]) & (daily["share"].to_numpy(float) >= target)]

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from core.vocab import CANONICAL_UNIT, GREEN_POWER, UNIT_SCALE
 from models.factors import FactorSet
 from storage.rollup import FREQS
@@ -68,17 +69,6 @@ def to_canonical(quantity: np.ndarray | pd.Series, energy: np.ndarray | pd.Serie
     return np.asarray(quantity, dtype=float) * s.reindex(keys).to_numpy(float)
 
 
-def _period_floor(local_days: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
-    """Start of the local period containing each local (naive) day."""
-    if freq == "day":
-        return local_days
-    if freq == "month":
-        return local_days.to_period("M").to_timestamp()
-    if freq == "year":
-        return local_days.to_period("Y").to_timestamp()
-    raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
-
-
 def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | None = None,
                 end: pd.Timestamp | None = None, factors: FactorSet | None = None) -> pd.DataFrame:
     """Bills (institution_id, energy, period_start, period_end inclusive dates, quantity,
@@ -110,19 +100,18 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
         local = pd.DatetimeIndex(np.repeat(day, 24).astype("datetime64[s]")
                                  + np.tile(np.arange(24) * 3600, len(day)).astype("timedelta64[s]"))
     else:
-        local = _period_floor(pd.DatetimeIndex(day.astype("datetime64[s]")), freq)
+        local = localtime.wall_floor(pd.DatetimeIndex(day.astype("datetime64[s]")), freq)
     energy = b["energy"].to_numpy(object)[rows]
     df = pd.DataFrame({
         "institution_id": b["institution_id"].astype(str).to_numpy(object)[rows],
         "energy": energy,
-        "period_start": local.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward"),
+        "period_start": localtime.first_instant(local, tz),  # a skipped hour's share joins the next
         "quantity": per_day,
     })
     if start is not None:
-        df = df[df["period_start"] >= _local_period_start(start, freq, tz)]
+        df = df[df["period_start"] >= localtime.local_floor_one(start, freq, tz)]
     if end is not None:
-        e = pd.Timestamp(end)
-        df = df[df["period_start"] < (e.tz_localize(tz) if e.tzinfo is None else e.tz_convert(tz))]
+        df = df[df["period_start"] < localtime.first_instant_of(end, tz)]
     g = df.groupby(["institution_id", "energy", "period_start"], as_index=False, sort=True)["quantity"].sum()
     return pd.DataFrame({
         "institution_id": g["institution_id"], "meter_id": None, "energy": g["energy"], "subitem": "total",
@@ -130,18 +119,6 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
         "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(CANONICAL_UNIT), "estimated_share": 0.0,
         "source": "bill",
     })[USE_COLUMNS]
-
-
-def _local_period_start(t: pd.Timestamp | str, freq: str, tz: str) -> pd.Timestamp:
-    t = pd.Timestamp(t)
-    t = t.tz_localize(tz) if t.tzinfo is None else t.tz_convert(tz)
-    if freq == "hour":
-        return t.floor("h")
-    if freq == "day":
-        return t.normalize()
-    if freq == "month":
-        return t.normalize().replace(day=1)
-    return t.normalize().replace(month=1, day=1)
 
 
 def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from core.registry import DEFAULT_HEATING_SEASON, RegionTree, region_ancestors_frame
 from core.vocab import CANONICAL_UNIT, ENERGIES, VEHICLE_FUELS
 from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, FactorSet, normalize_basis
@@ -218,20 +219,12 @@ def heating_fraction(periods: pd.DatetimeIndex, freq: str, seasons: Sequence[tup
 
 
 def _period_key(uniq: pd.DatetimeIndex, period: str) -> pd.DatetimeIndex:
-    """Start of the output period (local tz-aware) for each native period start."""
-    tz = uniq.tz
-    naive = uniq.tz_localize(None)
+    """Start of the output period (local tz-aware: its first instant) for each native period start."""
     if period == "native":
         return uniq
-    if period == "day":
-        key = naive.normalize()
-    elif period == "month":
-        key = naive.to_period("M").to_timestamp()
-    elif period == "year":
-        key = naive.to_period("Y").to_timestamp()
-    else:
+    if period not in ("day", "month", "year"):
         raise ValueError(f"period must be native, day, month or year, not {period!r}")
-    return key.tz_localize(tz)
+    return localtime.local_floor(uniq, period, str(uniq.tz))
 
 
 # -- step 1: sums ----------------------------------------------------------------------------

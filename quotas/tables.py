@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from cachetools import TTLCache
 
+from core import localtime
 from core.registry import Registry
 from models import api as models_api
 from models.compare import comparable_change
@@ -122,15 +123,15 @@ class YearTables:
     # -- periods -------------------------------------------------------------------
     def today(self) -> pd.Timestamp:
         """Local midnight of today."""
-        return self.now().tz_convert(self.tz).normalize()
+        return localtime.local_floor_one(self.now(), "day", self.tz)
 
     def current_year(self) -> int:
         return int(self.today().year)
 
     def year_bounds(self, year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
         """[1 Jan, min(1 Jan next year, now)) local: a running year stops now."""
-        start = pd.Timestamp(year=year, month=1, day=1, tz=self.tz)
-        end = min(pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz), self.now().tz_convert(self.tz))
+        start = localtime.first_instant_of(f"{year}-01-01", self.tz)
+        end = min(localtime.first_instant_of(f"{year + 1}-01-01", self.tz), self.now().tz_convert(self.tz))
         return start, max(end, start)
 
     def is_running(self, year: int) -> bool:

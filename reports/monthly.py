@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from models.api import aggregate, energy_use, indicators
 from models.compare import comparable_change
 from models.completeness import (
@@ -141,9 +142,9 @@ def data_completeness(counts: pd.DataFrame, meters: pd.DataFrame, start: pd.Time
     `COMPLETENESS_LOOKBACK_DAYS` before `start`): no raw sample is read. A meter
     absent from it (no poll interval, no sample) has share 0 every day."""
     ids = pd.Index(meters["meter_id"].to_numpy(object), name="meter_id")
-    s0, s1 = pd.Timestamp(start).tz_localize(tz), pd.Timestamp(end).tz_localize(tz)
+    s0, s1 = localtime.first_instant_of(start, tz), localtime.first_instant_of(end, tz)
     daily = completeness_from_counts(counts, live_interval, s0, s1)
-    days = pd.date_range(s0, s1, freq="D", inclusive="left")
+    days = localtime.local_days(s0, s1, tz)
     grid = pd.MultiIndex.from_product([ids, days], names=["meter_id", "day"])
     d = daily.set_index(["meter_id", "day"]).reindex(grid)
     share = d["share"].fillna(0.0).to_numpy(float).reshape(len(ids), len(days))
@@ -197,14 +198,14 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
     p0, p1 = m0 - pd.DateOffset(years=1), m1 - pd.DateOffset(years=1)
     use = energy_use(store, registry, y0, m1, "day", factors)
     prev_use = energy_use(store, registry, p0, p1, "day", factors)
-    in_month = (pd.DatetimeIndex(use["period_start"]) >= m0.tz_localize(tz)) if len(use) else np.zeros(0, bool)
+    in_month = (pd.DatetimeIndex(use["period_start"]) >= localtime.first_instant_of(m0, tz)) if len(use) else np.zeros(0, bool)
     ind = _with_derived(indicators(use[in_month], registry, factors, basis, freq="day"))
     prev = _with_derived(indicators(prev_use, registry, factors, basis, freq="day"))
     ytd = _with_derived(indicators(use, registry, factors, basis, freq="day"))
 
     meters = registry.meters_frame()
-    counts = store.period_counts("day", m0.tz_localize(tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
-                                 m1.tz_localize(tz), meters["meter_id"].tolist())
+    counts = store.period_counts("day", localtime.first_instant_of(m0, tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
+                                 localtime.first_instant_of(m1, tz), meters["meter_id"].tolist())
     live_iv = live_meters(registry.meters).set_index("meter_id")["interval_s"].astype(float)
     comp = data_completeness(counts, meters, m0, m1, tz, live_iv)
     sub = MeteredSubmissions(store, registry, factors)

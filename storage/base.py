@@ -58,6 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from core.yamlfile import ConfigError, Problem
 from storage import rollup
 
@@ -143,7 +144,7 @@ def from_epoch_s(t: np.ndarray | pd.Series) -> pd.DatetimeIndex:
 def ts(value: str | pd.Timestamp, tz: str = "UTC") -> pd.Timestamp:
     """A tz-aware timestamp; a naive value or a date is taken in `tz`."""
     out = pd.Timestamp(value)
-    return out.tz_localize(tz) if out.tzinfo is None else out
+    return localtime.first_instant_of(out, tz) if out.tzinfo is None else out
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -706,15 +707,13 @@ def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
 
 
 def local_floor_day(t: np.ndarray, tz: str) -> np.ndarray:
-    """Epoch s of the local midnight at or before each `t` (epoch s)."""
-    local = from_epoch_s(t).tz_convert(tz).tz_localize(None).normalize()
-    return to_epoch_s(local.tz_localize(tz, nonexistent="shift_forward"))
+    """Epoch s of the start (first instant) of the local day containing each `t` (epoch s)."""
+    return to_epoch_s(localtime.local_floor(from_epoch_s(t), "day", tz))
 
 
 def local_next_day(t: np.ndarray, tz: str) -> np.ndarray:
-    """Epoch s of the first local midnight after each `t` (epoch s)."""
-    local = from_epoch_s(t).tz_convert(tz).tz_localize(None).normalize() + pd.Timedelta(days=1)
-    return to_epoch_s(local.tz_localize(tz, nonexistent="shift_forward"))
+    """Epoch s of the start of the local day after the one containing each `t` (epoch s)."""
+    return to_epoch_s(localtime.local_next(from_epoch_s(t), "day", tz))
 
 
 def empty_periods(columns: list[str] | None = None) -> pd.DataFrame:
@@ -771,11 +770,10 @@ def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
 
 
 def period_key(period_start: pd.Series | pd.DatetimeIndex, freq: str, tz: str) -> pd.DatetimeIndex:
-    """The local month or year (its first local midnight) of each period start."""
-    local = pd.DatetimeIndex(period_start).tz_convert(tz).tz_localize(None)
+    """The local month or year (its first instant) of each period start."""
     if freq not in ("month", "year"):
         raise ValueError(f"freq must be one of {rollup.FREQS}, not {freq!r}")
-    return local.to_period("M" if freq == "month" else "Y").to_timestamp().tz_localize(tz)
+    return localtime.local_floor(pd.DatetimeIndex(period_start), freq, tz)
 
 
 def regroup(daily: pd.DataFrame, freq: str, tz: str) -> pd.DataFrame:

@@ -59,7 +59,9 @@ def test_quotas_check_notify(world, capsys):
 
 def test_quotas_check_bad_date(world, capsys):
     _, args, _ = world
-    assert main(["quotas", "check", "--date", "2024-02-31", *args]) == 1
+    with pytest.raises(SystemExit) as exc:  # refused while parsing (civicwatt.argtypes)
+        main(["quotas", "check", "--date", "2024-02-31", *args])
+    assert exc.value.code == 2
     assert "--date" in capsys.readouterr().err
 
 

@@ -20,6 +20,7 @@ from civicwatt.context import registry_from_args
 from core import tokens as api_tokens
 from core import users as auth
 from core.access import scope_problem
+from core.textfile import echo
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -27,8 +28,12 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
         return auth.generate_password(), True
     if args.password:
         return args.password, False
-    first = getpass.getpass("password: ")
-    if first != getpass.getpass("again: "):
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except EOFError:
+        raise ValueError("no password typed (no terminal, input closed): give --password or --generate") from None
+    if first != again:
         raise ValueError("the passwords differ")
     return first, False
 
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         if args.action == "remove":
             if not auth.remove_user(path, args.username):
-                print(f"no user {args.username!r} in {path}", file=sys.stderr)
+                print(f"no user '{echo(args.username)}' in {path}", file=sys.stderr)
                 return 1
             n = api_tokens.revoke_user_tokens(api_tokens.tokens_file(path), args.username)
             print(f"removed {args.username}" + (f" and {n} API token(s)" if n else ""))
@@ -57,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
         users = auth.load_users(path)
         if args.action == "passwd":
             if args.username not in users:
-                print(f"no user {args.username!r} in {path}", file=sys.stderr)
+                print(f"no user '{echo(args.username)}' in {path}", file=sys.stderr)
                 return 1
             old = users[args.username]
             role, scope = args.role or old.role, args.scope if args.scope is not None else old.scope
         else:  # add
             if args.username in users:
-                print(f"user {args.username!r} exists; use `civicwatt users passwd`", file=sys.stderr)
+                print(f"user '{echo(args.username)}' exists; use `civicwatt users passwd`", file=sys.stderr)
                 return 1
             if not args.role:
                 print("civicwatt users add: --role is needed (admin, region or institution)", file=sys.stderr)

@@ -15,6 +15,7 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
+from core import localtime
 from core.access import Forbidden, institution_ids, require_institution
 from core.registry import Institution, Meter
 from core.users import User
@@ -82,7 +83,8 @@ def register(app: dash.Dash, c: Context) -> None:
         except Forbidden:
             return {"layout": {"title": {"text": t("forbidden", lang)}}}
         try:
-            day = pd.Timestamp(date or c.service.today().date().isoformat()).normalize().tz_localize(c.service.tz)
+            day = localtime.first_instant_of(pd.Timestamp(date or c.service.today().date().isoformat()).normalize(),
+                                               c.service.tz)
         except (ValueError, TypeError):
             raise PreventUpdate from None
         meters = institution_meters(c.registry, inst)
