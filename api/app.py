@@ -1,4 +1,6 @@
-"""Mount the API on the dashboard's Flask server: the /api/v1 blueprint with every
+"""Mounting of the HTTP API on the dashboard's Flask server.
+
+Mount the API on the dashboard's Flask server: the /api/v1 blueprint with every
 endpoint module, its OpenAPI document and the rate limit, and GET /healthz.
 
 Endpoint modules are listed in `api.endpoints.MODULES`; each has one function

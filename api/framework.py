@@ -1,4 +1,6 @@
-"""The HTTP API's machinery: one `Api` object holding the Flask blueprint, the OpenAPI
+"""The HTTP API's machinery: routes, OpenAPI, auth, problems, limits.
+
+The HTTP API's machinery: one `Api` object holding the Flask blueprint, the OpenAPI
 document and what every endpoint shares (authentication, scope, problems, JSON).
 
 An endpoint is a plain function declared with `Api.route`, which registers the Flask

@@ -1,4 +1,6 @@
-"""GET /healthz: is the store reachable, and is every process of this data directory alive and polling?
+"""GET /healthz: store reachable, processes alive and polling.
+
+GET /healthz: is the store reachable, and is every process of this data directory alive and polling?
 
 No token and no data: the store's reachability, and per process (`core.health`
 heartbeats in DATA_DIR/health) its state, last successful poll, queue backlog and last

@@ -1,4 +1,6 @@
-"""Latency of the rankings callback for a province-sized portfolio (31,600 institutions,
+"""Benchmark: rankings callback latency for a province-sized portfolio.
+
+Latency of the rankings callback for a province-sized portfolio (31,600 institutions,
 Hebei 2020), against a bare pandas sort + slice of the same table.
 
     python benchmarks/bench_dashboard.py [--n 31600] [--repeat 200]

@@ -1,4 +1,6 @@
-"""Savings verification: speed of the baseline search and of a whole run, and how
+"""Benchmark: savings-verification speed and interval calibration.
+
+Savings verification: speed of the baseline search and of a whole run, and how
 often the reported 90 % interval holds the true savings.
 
     python benchmarks/bench_mv.py [--projects 1000] [--workers 2] [--only fit|run|calibration]

@@ -1,4 +1,6 @@
-"""How fast each dashboard page is interactive after login, cold, in Debian's Chromium
+"""Benchmark: each dashboard page interactive after login, cold, in Chromium.
+
+How fast each dashboard page is interactive after login, cold, in Debian's Chromium
 (Playwright), on the demo's world; and whether a slow download shows progress.
 
     python benchmarks/bench_pages.py [--dir DIR] [--repeat 3] [--pages /,/ranking,...]

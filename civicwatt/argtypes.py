@@ -1,4 +1,6 @@
-"""Argument types of the `civicwatt` command line: a bad value is an argparse error (exit 2,
+"""Argument types of the command line: bad values are argparse errors.
+
+Argument types of the `civicwatt` command line: a bad value is an argparse error (exit 2,
 one line naming the option and the value cut to 80 characters), never a traceback later."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The `civicwatt` command. Each verb lives in `civicwatt.commands.<verb>` with a
+"""The `civicwatt` command: parser, shared options and verb dispatch.
+
+The `civicwatt` command. Each verb lives in `civicwatt.commands.<verb>` with a
 `run(args) -> int`; this module only parses arguments and reports errors."""
 
 from __future__ import annotations

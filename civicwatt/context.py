@@ -1,4 +1,6 @@
-"""What every verb needs: where its files are (command line > environment >
+"""What every verb needs: file locations, registry, store, secrets.
+
+What every verb needs: where its files are (command line > environment >
 `./civicwatt.toml` > defaults), its secrets, and the registry and the store, opened and wired together.
 
 Secrets never sit in the registry or `civicwatt.toml`: each comes from its environment

@@ -1,4 +1,6 @@
-"""The web server of `civicwatt serve` and `civicwatt demo`: the dashboard with the HTTP API
+"""The web server of `serve` and `demo`: the dashboard with the HTTP API.
+
+The web server of `civicwatt serve` and `civicwatt demo`: the dashboard with the HTTP API
 (/api/v1) and GET /healthz mounted on the same Flask server."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Readings and bills CSV files (interfaces.md): parsing with every problem reported by
+"""Readings and bills CSV files: parsing with every problem by line and field.
+
+Readings and bills CSV files (interfaces.md): parsing with every problem reported by
 physical line and field, and writing in the same format (a round trip of import).
 
 Validation is vectorised over the whole file and collects every problem before anything

@@ -1,4 +1,6 @@
-"""Downloads: the ranking and an institution's daily consumption as CSV, the monthly
+"""Every /download/... route of the dashboard.
+
+Downloads: the ranking and an institution's daily consumption as CSV, the monthly
 report, the carbon ledger, a savings-verification report, an institution's submission
 template (xlsx) and audit trail (csv, xlsx), each built from what
 the signed-in user may see (401 without a session, 403 for anything else, 400 for a

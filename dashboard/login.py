@@ -1,4 +1,6 @@
-"""Sign-in: the session cookie and its server-side record, the login and logout pages,
+"""Sign-in: session cookie, login and logout pages, the request guard.
+
+Sign-in: the session cookie and its server-side record, the login and logout pages,
 the guard in front of every other request, CSRF protection, and the slow-down after
 failed logins.
 

@@ -1,4 +1,6 @@
-"""The period view of the overview and institution pages: a free date range next to
+"""The period view: a free date range with a year-on-year overlay.
+
+The period view of the overview and institution pages: a free date range next to
 the same dates one year earlier (energy, water, CO₂ and cost), and its daily (or, for
 a long range, monthly) chart with last year's curve laid over it.
 

@@ -1,4 +1,6 @@
-"""The frame around every page: header with navigation, language buttons and the
+"""The frame around every page: navigation, languages, user, router.
+
+The frame around every page: header with navigation, language buttons and the
 signed-in user; the router that renders the page of the URL for the signed-in user.
 
 On a narrow screen (a phone, under 760 px) the navigation folds behind a menu button

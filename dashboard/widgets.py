@@ -1,4 +1,6 @@
-"""Components and formats several pages share: number format, the chart frame (title
+"""Components and formats several pages share.
+
+Components and formats several pages share: number format, the chart frame (title
 with its one unit, language-aware dates and 万/亿 ticks, partial periods marked), the
 "no data" / "no access" / "not found" messages, level colours, pickers and the xlsx
 export button.

@@ -1,4 +1,6 @@
-"""The year tables everything that ranks or lists institutions reads: indicators of a year
+"""The year tables (indicators, rankings) shared by the dashboard and the API.
+
+The year tables everything that ranks or lists institutions reads: indicators of a year
 (to now in a running year) and the ranking table (indicators with year-on-year changes
 and quota levels), computed through `models.api` and `quotas.evaluate` and cached.
 

@@ -1,4 +1,6 @@
-"""InfluxDB store over the HTTP API shared by InfluxDB 1.8, 2.x (v1-compatible API) and
+"""InfluxDB store over the v1 HTTP API (1.8, 2.x, 3.x).
+
+InfluxDB store over the HTTP API shared by InfluxDB 1.8, 2.x (v1-compatible API) and
 3.x: line protocol to `/write`, InfluxQL to `/query`.
 
 Plain HTTP (httpx) on purpose: the old v1 Python client stores pandas-3 timestamps

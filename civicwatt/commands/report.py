@@ -1,4 +1,6 @@
-"""`civicwatt report monthly --month YYYY-MM --out FILE.xlsx`: the monthly statistical report;
+"""`civicwatt report monthly|statistics`: the monthly report and statistics tables.
+
+`civicwatt report monthly --month YYYY-MM --out FILE.xlsx`: the monthly statistical report;
 `civicwatt report statistics --period YYYY-MM|YYYYQn|YYYY --out F.xlsx`: the statistics-system tables.
 
 The electricity basis is the quota file's (`--quotas`, when it exists), else 当量值;

@@ -1,4 +1,6 @@
-"""`civicwatt serve`: the dashboard, the HTTP API (/api/v1) and /healthz, on the registry and store given;
+"""`civicwatt serve`: the dashboard, the HTTP API and /healthz.
+
+`civicwatt serve`: the dashboard, the HTTP API (/api/v1) and /healthz, on the registry and store given;
 with an upstream file, also the push of approved months to the upper level (`civicwatt.upstream`)."""
 
 from __future__ import annotations

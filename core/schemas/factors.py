@@ -1,4 +1,6 @@
-"""Schema of a factor-set file (`models/factorsets/cn-2024.yaml` and users' override files),
+"""Schema of a factor-set file.
+
+Schema of a factor-set file (`models/factorsets/cn-2024.yaml` and users' override files),
 and the electricity bases (当量值 / 等价值) that the quota file states too."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Alerts `/alerts`: the alerts of the outbox the user may see, filtered by severity,
+"""Alerts page `/alerts`: filters, acknowledge, export.
+
+Alerts `/alerts`: the alerts of the outbox the user may see, filtered by severity,
 rule, scope, status and period; open alerts acknowledged one by one or in bulk (each
 through `core.access.require_acknowledge`); scopes by name (保定市·医院, not
 `region:bd/category:hospital`), local times, units typeset, and the offline meters of

@@ -1,4 +1,6 @@
-"""Assessment `/assessment`: the year-end assessment (节能考核) of a complete year: the ranking
+"""Assessment page `/assessment`: scores, grades and their breakdown.
+
+Assessment `/assessment`: the year-end assessment (节能考核) of a complete year: the ranking
 of scores of the institutions (or of the regions below the user's scope) with each
 criterion's points, a row's breakdown (the figures behind each criterion), the key energy
 users, the plan indicators, and the assessment and notice (通报) downloads with the

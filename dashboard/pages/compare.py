@@ -1,4 +1,6 @@
-"""Comparison `/compare`: up to five institutions the user may see, side by side for a
+"""Comparison page `/compare`: up to five institutions side by side.
+
+Comparison `/compare`: up to five institutions the user may see, side by side for a
 year: totals, intensities with their quota level, year-on-year change and cost in
 元, and their monthly total energy in one chart; the xlsx export of the table."""
 

@@ -1,4 +1,6 @@
-"""Institution `/institution/<id>` (and the picker at `/institution`): the meter tree,
+"""Institution page `/institution/<id>`: meters, periods, data quality.
+
+Institution `/institution/<id>` (and the picker at `/institution`): the meter tree,
 daily and hourly consumption, the electricity sub-item split, indicators against the
 quota standard, data quality per meter, a free date range next to the same dates last
 year (with its cost in 元), and the xlsx export of the page."""

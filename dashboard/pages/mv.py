@@ -1,4 +1,6 @@
-"""Savings verification `/mv`: each EMC project the user may see with a plain-language
+"""Savings verification page `/mv`: EMC projects and their verdicts.
+
+Savings verification `/mv`: each EMC project the user may see with a plain-language
 verdict (verified or not, and why), its baseline and reporting periods, the model in
 words, fit statistics and savings as percentages with units, the payment in 元, what
 to note (the verification's findings), the monthly chart and the report workbook.

@@ -1,4 +1,6 @@
-"""Overview `/`: the totals of the user's own scope (an institution user: their
+"""Overview page `/`: totals, targets and trends of the user's scope.
+
+Overview `/`: the totals of the user's own scope (an institution user: their
 institution; a region manager: their region; the administrator: the top region) or a
 chosen region for a year, on gauges against the dual-control targets of exactly that
 scope with the year-end projection; intensities; the year-to-date curve; the monthly

@@ -1,4 +1,6 @@
-"""Rankings `/ranking`: institutions ranked within their peer group by an intensity,
+"""Rankings page `/ranking`: institutions ranked within their peer group.
+
+Rankings `/ranking`: institutions ranked within their peer group by an intensity,
 filtered, searched, sorted and paged on the server (`quotas.ranking`), with the
 quota level as the row colour and a CSV export of the filtered list."""
 

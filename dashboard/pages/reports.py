@@ -1,4 +1,6 @@
-"""Reports `/reports`: the monthly statistical report of any of the last 24 months and
+"""Reports page `/reports`: monthly report and ledger downloads.
+
+Reports `/reports`: the monthly statistical report of any of the last 24 months and
 the annual carbon ledger (xlsx or csv), each built from what the user may see
 (`dashboard.downloads`). A report of a province takes a while: the file is built in a
 callback behind a spinner and handed to the browser when ready, so the page says that

@@ -1,4 +1,6 @@
-"""Wall screen `/wall`: the overview for a screen on the wall of a control room, with
+"""Wall screen `/wall`: an auto-rotating overview without controls.
+
+Wall screen `/wall`: the overview for a screen on the wall of a control room, with
 no header and no controls; it rotates every `ROTATE_S` seconds through the user's own
 scope and each region below it (the administrator: the province, then each city) and
 refreshes its numbers as it goes. Leave it with the browser's back button."""
