@@ -45,6 +45,7 @@ from quotas.tables import (  # noqa: F401  (the table constants, re-exported for
     TOTALS,
     YearTables,
     add_yoy,
+    blank_without_data,
     safe_div,
 )
 
@@ -150,12 +151,8 @@ class DataService(YearTables):
     def indicators_of(self, sums: pd.DataFrame, by_period: bool = False) -> pd.DataFrame:
         """The indicator frame (`models.api.indicators_from_sums`) of energy sums, on
         the quota file's basis: one row per institution (and period)."""
-        ind = models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis, by_period=by_period)
-        if "has_data" in ind:
-            nodata = ~ind["has_data"].to_numpy(bool)
-            for col in (*TOTALS, *INDICATORS, "estimated_share"):
-                ind.loc[nodata, col] = np.nan
-        return ind
+        return blank_without_data(models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis,
+                                                                  by_period=by_period))
 
     def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
         """The year tables' indicators from the year's monthly sums (`year_sums`: one

@@ -74,6 +74,16 @@ def add_yoy(current: pd.DataFrame, previous: pd.DataFrame, current_complete: pd.
     return out
 
 
+def blank_without_data(ind: pd.DataFrame) -> pd.DataFrame:
+    """An indicator frame with totals, intensities and estimated share NaN for the
+    institutions without data (`has_data` False): no figure rather than a zero."""
+    if "has_data" in ind:
+        nodata = ~ind["has_data"].to_numpy(bool)
+        for col in (*TOTALS, *INDICATORS, "estimated_share"):
+            ind.loc[nodata, col] = np.nan
+    return ind
+
+
 @dataclass
 class YearTables:
     """The year tables of a registry over a store, each kept for `cache_ttl_s`.
@@ -154,12 +164,7 @@ class YearTables:
             end = start + pd.Timedelta(seconds=1)  # an empty period: every institution, no data
         use = models_api.energy_use(self.store, self.registry, start, end, "day", self.factors)
         ind = models_api.indicators(use, self.registry, self.factors, self.basis, freq="day")
-        ind = ind.assign(year=year)
-        if "has_data" in ind:
-            nodata = ~ind["has_data"].to_numpy(bool)
-            for col in (*TOTALS, *INDICATORS, "estimated_share"):
-                ind.loc[nodata, col] = np.nan
-        return ind
+        return blank_without_data(ind.assign(year=year))
 
     def complete(self, year: int, until: pd.Timestamp | None = None) -> pd.Series:
         """institution_id -> bool: `year` (up to `until`) meets the completeness rule
