@@ -21,17 +21,14 @@ leaves no status or audit row behind.
 from __future__ import annotations
 
 import json
-import os
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from core.sqlite import connect, transaction
+from core.sqlite import SQLiteBook
 from storage.base import BILL_COLUMNS, BillImport
 
 DB_NAME = "submissions.sqlite3"
@@ -93,42 +90,11 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SubmissionBook:
+class SubmissionBook(SQLiteBook):
     """Statuses and the audit trail in `directory`/submissions.sqlite3 (module docstring)."""
 
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = self.directory / DB_NAME
-        new = not self.path.exists()
-        if new:
-            self.path.touch(mode=0o600)
-            os.chmod(self.path, 0o600)
-        self._local = threading.local()
-        self._depth = 0
-        self._lock = threading.RLock()
-        for statement in filter(str.strip, SCHEMA.split(";")):
-            self._con().execute(statement)
-
-    def _con(self):
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = connect(str(self.path))
-        return con
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One transaction for everything written inside (nested calls join the outer one)."""
-        with self._lock:
-            if self._depth:
-                yield
-                return
-            self._depth += 1
-            try:
-                with transaction(self._con()):
-                    yield
-            finally:
-                self._depth -= 1
+        super().__init__(directory, DB_NAME, SCHEMA)
 
     # -- statuses ---------------------------------------------------------------------
     def statuses(self, month: str | None = None, institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -194,8 +160,3 @@ class SubmissionBook:
         rows = self._con().execute(sql + " ORDER BY id", params).fetchall()
         return pd.DataFrame(rows, columns=AUDIT_COLUMNS, dtype=object)
 
-    def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local = threading.local()

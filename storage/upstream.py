@@ -18,15 +18,11 @@ this file holds where they came from:
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-from core.private import private_dir, private_file
-from core.sqlite import connect, transaction
+from core.sqlite import SQLiteBook
 from storage.submissions import utc_now
 
 DB_NAME = "upstream.sqlite3"
@@ -44,32 +40,16 @@ CREATE TABLE IF NOT EXISTS returned (
 RECEIPT_COLUMNS = ["instance", "institution_id", "month", "digest", "received_at", "idempotency_key"]
 
 
-class UpstreamBook:
+class UpstreamBook(SQLiteBook):
     """Institutions, receipts and returns reported from below, in `directory`/upstream.sqlite3."""
 
     def __init__(self, directory: str | Path):
-        self.directory = private_dir(directory)
-        self.path = private_file(self.directory / DB_NAME)
-        self._local = threading.local()
-        self._lock = threading.RLock()
-        for statement in filter(str.strip, SCHEMA.split(";")):
-            self._con().execute(statement)
+        super().__init__(directory, DB_NAME, SCHEMA)
 
     @classmethod
     def existing(cls, directory: str | Path) -> UpstreamBook | None:
         """The book in `directory` if one was ever written there (None: nothing reported)."""
         return cls(directory) if (Path(directory) / DB_NAME).exists() else None
-
-    def _con(self):
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = connect(str(self.path))
-        return con
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock, transaction(self._con()):
-            yield
 
     def has_receipt(self, instance: str, institution_id: str, month: str, digest: str) -> bool:
         return self._con().execute(
@@ -113,8 +93,3 @@ class UpstreamBook:
                                    "WHERE instance = ? AND id > ? ORDER BY id", (instance, after_id)).fetchall()
         return [dict(zip(["id", "institution_id", "month", "comment", "who", "at"], r, strict=True)) for r in rows]
 
-    def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
