@@ -37,6 +37,9 @@ ENERGY_COLOURS = {"electricity": "#1c7ed6", "water": "#15aabf", "natural_gas": "
                   "gasoline": "#845ef7", "diesel": "#5f3dc4", "lpg": "#d6336c", "coal": "#495057", "pv": "#37b24d"}
 PARTIAL_PATTERN = "/"  # hatching of a period that is not over yet
 GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# A chart on the wall screen: no mode bar (Plotly adds its buttons when the pointer
+# passes over a chart) and no zoom, pan or hover: nothing on the wall is a control.
+STATIC_GRAPH_CONFIG = {"staticPlot": True, "displayModeBar": False}
 # The template is loaded once at import (plotly loads and validates it on first use:
 # about a second that should not fall on the first page a user opens).
 TEMPLATE = pio.templates["plotly_white"]
@@ -157,10 +160,12 @@ def on_dark(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def graph(component_id: str, figure: go.Figure, class_name: str | None = None) -> dcc.Graph:
-    """A chart with the dashboard's mode bar, the figure's height and the width of its box."""
+def graph(component_id: str, figure: go.Figure, class_name: str | None = None, static: bool = False) -> dcc.Graph:
+    """A chart with the dashboard's mode bar (`static`: none, and no interaction), the
+    figure's height and the width of its box."""
     height = figure.layout.height
-    return dcc.Graph(id=component_id, figure=figure, config=GRAPH_CONFIG, className=class_name,
+    return dcc.Graph(id=component_id, figure=figure, config=STATIC_GRAPH_CONFIG if static else GRAPH_CONFIG,
+                     className=class_name,
                      responsive=True, style={"height": f"{height}px"} if height else None)
 
 

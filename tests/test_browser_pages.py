@@ -255,7 +255,11 @@ def test_cost_period_comparison_export_and_wall(site):
     wall.goto(site["url"] + "/wall")
     expect(wall.locator("#wall-title")).to_contain_text("河北省")
     expect(wall.locator("#top")).to_be_hidden()
-    assert wall.locator("#wall select, #wall input, #wall button").count() == 0
+    # the pointer over a chart: Plotly would add its mode bar's buttons (zoom, download ...)
+    expect(wall.locator("#wall #ov-ytd .main-svg").first).to_be_visible()
+    wall.hover("#wall #ov-ytd")
+    wall.wait_for_timeout(300)
+    assert wall.locator("#wall select, #wall input, #wall button, #wall .modebar").count() == 0
     wall.clock.fast_forward(21_000)
     expect(wall.locator("#wall-title")).to_contain_text("保定市")
     shot(wall, "wall-rotated-zh-1400")

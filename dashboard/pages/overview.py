@@ -214,15 +214,15 @@ def content(c: Context, scope: Scope, year: int, lang: str, wall: bool = False) 
     if n is None:
         return no_data(lang)
     gauges = [graph(f"gauge-{key}", gauge(t(label, lang), float(n.agg[col]), limit(n, key), n.projected[key], u,
-                                          lang, wall), "gauge") for key, col, label, u in GAUGES]
+                                          lang, wall), "gauge", static=wall) for key, col, label, u in GAUGES]
     charts = [ytd_figure(c, n, year, lang), trend_figure(n, lang)]
     if wall:
         charts = [on_dark(f) for f in charts]
     parts = [
         html.H2(f"{scope.name} · {year} · {t('totals', lang)}"),
         html.Div(gauges, className="row"),
-        graph("ov-ytd", charts[0]),
-        graph("ov-trend", charts[1]),
+        graph("ov-ytd", charts[0], static=wall),
+        graph("ov-trend", charts[1], static=wall),
     ]
     if wall:
         return html.Div(parts[1:])
