@@ -5,6 +5,7 @@ The web server of `civicwatt serve` and `civicwatt demo`: the dashboard with the
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +25,14 @@ def create_web_app(registry: Any, store: Any, users_file: str | Path, **dashboar
                      quotas=app.service.quotas, data_dir=Path(data_dir) if data_dir is not None else None)
     app.api = mount(app.server, ctx)
     return app
+
+
+def announce_ready(app: dash.Dash, message: str = "dashboard ready: first pages prepared in {s:.0f} s") -> threading.Thread:
+    """Print `message` (`{s}`: its seconds) when the dashboard's start-up warm-up
+    (`dashboard.warmup`) is done: from then on the first pages are drawn from memory."""
+    def wait() -> None:
+        app.warmup.wait()
+        print(message.format(s=app.warmup.seconds or 0.0), flush=True)
+    thread = threading.Thread(target=wait, name="civicwatt-ready", daemon=True)
+    thread.start()
+    return thread

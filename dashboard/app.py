@@ -29,6 +29,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.registry import Registry
 from dashboard import downloads, integrations, login, shell
+from dashboard.warmup import WarmUp
 from dashboard.context import Context
 from dashboard.data import DataService
 from dashboard.pages import PAGES
@@ -138,6 +139,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
     security_headers(server, content_security_policy(app.csp_hashes()))
     callback_errors(server)
     app.service = service  # for tests and the benchmark: the data service and its caches
+    app.warmup = WarmUp(c)  # started by `serve`
     app.users = directory
     return app
 
@@ -170,7 +172,13 @@ class ServerHandle:
         self._server.server_close()
 
 
-def serve(app: dash.Dash, host: str = "127.0.0.1", port: int = 8050, quiet: bool = True) -> ServerHandle:
+def serve(app: dash.Dash, host: str = "127.0.0.1", port: int = 8050, quiet: bool = True,
+          warm_up: bool = True) -> ServerHandle:
     """Serve `app` from a thread (port 0: any free port); returns the running handle.
-    `quiet`: no access log line per request."""
-    return ServerHandle(app, host, port, quiet).start()
+    `quiet`: no access log line per request; `warm_up`: prepare the first pages in the
+    background once the server listens (`dashboard.warmup`; `app.warmup.ready` says when
+    it is done)."""
+    handle = ServerHandle(app, host, port, quiet).start()
+    if warm_up and getattr(app, "warmup", None) is not None:
+        app.warmup.start()
+    return handle

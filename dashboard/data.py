@@ -117,7 +117,7 @@ class DataService(YearTables):
     def year_use(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The daily use frame and bill costs of `year` up to now, kept for `cache_ttl_s`
         (only when `keeps_days`)."""
-        return self._cached(("year_use", year),  # type: ignore[return-value]
+        return self.cached(("year_use", year),  # type: ignore[return-value]
                             lambda: self._load(*self.year_bounds(year)))
 
     def year_sums(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -126,7 +126,7 @@ class DataService(YearTables):
         def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
             use, billed = self.year_use(year) if self.keeps_days() else self._load(*self.year_bounds(year))
             return self._reduce(use, billed, "month")
-        return self._cached(("year_sums", year), compute)  # type: ignore[return-value]
+        return self.cached(("year_sums", year), compute)  # type: ignore[return-value]
 
     def range_sums(self, start: pd.Timestamp, end: pd.Timestamp,
                    institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -146,7 +146,7 @@ class DataService(YearTables):
             use = use[_within(use, start, end, ids)]
             billed = billed[_within(billed, start, end, ids)] if len(billed) else billed
             return self._reduce(use, billed, "day")
-        return self._cached(("range_sums", start, end, ids), compute)  # type: ignore[return-value]
+        return self.cached(("range_sums", start, end, ids), compute)  # type: ignore[return-value]
 
     def indicators_of(self, sums: pd.DataFrame, by_period: bool = False) -> pd.DataFrame:
         """The indicator frame (`models.api.indicators_from_sums`) of energy sums, on
@@ -177,7 +177,7 @@ class DataService(YearTables):
     def monthly_energy(self, year: int) -> pd.DataFrame:
         """Main-meter use of `year` (to now) by institution, energy and month, priced:
         institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2, t_co2."""
-        return self._cached(("monthly", year),  # type: ignore[return-value]
+        return self.cached(("monthly", year),  # type: ignore[return-value]
                             lambda: self.priced(self.year_sums(year)[0]))
 
     def monthly_indicators(self, year: int) -> pd.DataFrame:
@@ -188,7 +188,7 @@ class DataService(YearTables):
             sums = pd.concat([self.year_sums(y)[0] for y in (year - 1, year)], ignore_index=True)
             return models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis,
                                                    by_period=True)
-        return self._cached(("monthly_indicators", year), compute)  # type: ignore[return-value]
+        return self.cached(("monthly_indicators", year), compute)  # type: ignore[return-value]
 
     def projection_as_of(self, year: int) -> pd.Timestamp:
         """The moment (naive local) the data of `year` run to: now, or its year end."""
@@ -206,7 +206,7 @@ class DataService(YearTables):
         def compute() -> pd.DataFrame:
             return evaluate_targets(cfg, self.monthly_indicators(year), self.projection_as_of(year),
                                     regions=self.registry, year=year)
-        return self._cached(("targets", year), compute)  # type: ignore[return-value]
+        return self.cached(("targets", year), compute)  # type: ignore[return-value]
 
     def year_end_projection(self, institution_ids: Iterable[str], year: int) -> pd.DataFrame:
         """quotas.evaluate.project_scope_totals of these institutions for `year` as of now,

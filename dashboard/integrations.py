@@ -7,6 +7,7 @@ file, the outbox, verification results) until its files change (`core.filecache`
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ class MVProjects:
         self.registry = registry
         self.store = store
         self._results = FileCache()
+        self._verifying = threading.Lock()  # one verification at a time: a second caller gets the first's result
 
     def projects(self) -> list[dict]:
         """id, name, institution ids it covers, file; projects that fail to load are
@@ -167,7 +169,8 @@ class MVProjects:
 
         project = load_project(file, self.registry)
         stamp = (*sorted(project.file_hashes.items()), file.stat().st_mtime_ns)
-        return self._results.get(file, stamp, lambda: verify(project, self.store, self.registry))
+        with self._verifying:
+            return self._results.get(file, stamp, lambda: verify(project, self.store, self.registry))
 
     def report_bytes(self, file: Path) -> bytes:
         from verification import write_report

@@ -134,7 +134,14 @@ def series(c: Context, insts: set[str], period: Period, by_month: bool, own: boo
 
 def frames(c: Context, insts: set[str], period: Period, own: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The period's table (one row per total: this period, the same dates last year,
-    change as a fraction) and its chart series (this year and last, on this year's dates)."""
+    change as a fraction) and its chart series (this year and last, on this year's
+    dates); computed once per institutions and period and kept as long as the year
+    tables (the view and its export share them)."""
+    return c.service.cached(("period_frames", frozenset(insts), period, own),  # type: ignore[return-value]
+                            lambda: _frames(c, insts, period, own))
+
+
+def _frames(c: Context, insts: set[str], period: Period, own: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     cur, prev = totals(c, insts, period, own), totals(c, insts, period.year_before(), own)
     table = pd.DataFrame({"indicator": [k for k, _l, _u in ROWS], "unit": [u for _k, _l, u in ROWS],
                           "this_period": [cur[k] for k, _l, _u in ROWS],

@@ -32,8 +32,12 @@ def plan_panel(c: Context, insts: set[str], scope: str | None, year: int, lang: 
     year = min(year, c.service.current_year() - 1)  # the plan compares complete years
     config = c.quotas.config() or QuotaConfig()
     region = scope.removeprefix("region:") if scope and scope.startswith("region:") else None
-    members = pd.DataFrame({"scope": region or "view", "institution_id": sorted(insts)})
-    rows = plan_for(assessments_of(c).plan_inputs(year), config, members)
+
+    def compute() -> pd.DataFrame:
+        members = pd.DataFrame({"scope": region or "view", "institution_id": sorted(insts)})
+        return plan_for(assessments_of(c).plan_inputs(year), config, members)
+    # once per scope and year (and quota file), kept as long as the year tables
+    rows = c.service.cached(("plan_rows", frozenset(insts), region, year, id(config)), compute)
     return html.Div(id="ov-plan", children=[
         html.H3(t("plan_of_year", lang).format(plan=config.plan.name, year=year)),
         plan_table(rows, config, lang, "ov-plan-table")])

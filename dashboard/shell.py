@@ -17,7 +17,7 @@ from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from core.access import Forbidden
-from dashboard import inputs, warmup
+from dashboard import inputs
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
 from dashboard.widgets import forbidden, not_found
@@ -60,10 +60,8 @@ def find_page(pages: Sequence[Page], pathname: str | None) -> tuple[Page | None,
 
 
 def register(app: dash.Dash, c: Context, pages: Sequence[Page]) -> None:
-    """The layout and the header, language, menu and router callbacks; the warm-up of
-    the first pages' tables at the first request (`dashboard.warmup`)."""
+    """The layout and the header, language, menu and router callbacks."""
     app.layout = layout()
-    warmup.register(app.server, c)
 
     @app.callback(Output("lang", "data"), Input("lang-zh", "n_clicks"), Input("lang-en", "n_clicks"),
                   prevent_initial_call=True)

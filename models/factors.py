@@ -94,6 +94,9 @@ class FactorSet:
     regions: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: tuple[str, ...] = ()
     choices: dict[str, str] = field(default_factory=dict)  # energy -> the variant in use
+    # (energy, factor region, year, basis) -> the coefficients of `factor_frame`: the
+    # tables are not changed after loading, and a lookup costs milliseconds
+    _by_key: dict[tuple, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- regions ------------------------------------------------------------------
     def match_region(self, names: list[str]) -> str | None:
@@ -201,13 +204,21 @@ class FactorSet:
         keys = keys[["energy", "factor_region", "year"]].astype({"year": float, "energy": object})
         keys = keys.assign(factor_region=keys["factor_region"].astype(object).where(keys["factor_region"].notna(), ""))
         uniq = keys.drop_duplicates().reset_index(drop=True)
-        rows = []
-        for energy, reg, year in uniq.itertuples(index=False):  # one per unique key (few)
-            reg = reg or None
-            yr = None if year is None or pd.isna(year) else int(year)
-            coal = self.coal_factor(energy, basis, reg, yr) if energy in COAL_ENERGIES else None
-            emis = self.emission_factor(energy, reg, yr) if energy in SCOPE else None
-            rows.append({
+        rows = [self._coefficients(energy, reg or None, None if year is None or pd.isna(year) else int(year), basis)
+                for energy, reg, year in uniq.itertuples(index=False)]  # one per unique key (few)
+        cols = ["kgce_per_unit", "kgco2_per_unit", "scope", "provisional", "coal_source", "emission_source",
+                "emission_unit"]
+        out = pd.concat([uniq, pd.DataFrame(rows, index=uniq.index, columns=cols)], axis=1)
+        return keys.merge(out, how="left", on=["energy", "factor_region", "year"])
+
+    def _coefficients(self, energy: str, region: str | None, year: int | None, basis: str) -> dict[str, Any]:
+        """One row of `factor_frame`, looked up once per key and kept."""
+        key = (energy, region, year, basis)
+        hit = self._by_key.get(key)
+        if hit is None:
+            coal = self.coal_factor(energy, basis, region, year) if energy in COAL_ENERGIES else None
+            emis = self.emission_factor(energy, region, year) if energy in SCOPE else None
+            hit = self._by_key[key] = {
                 "kgce_per_unit": coal.value if coal else 0.0,
                 "kgco2_per_unit": emis.value if emis else 0.0,
                 "scope": SCOPE.get(energy, 0),
@@ -215,11 +226,8 @@ class FactorSet:
                 "coal_source": coal.source if coal else "",
                 "emission_source": emis.source if emis else "",
                 "emission_unit": (emis.unit if emis else ""),
-            })
-        cols = ["kgce_per_unit", "kgco2_per_unit", "scope", "provisional", "coal_source", "emission_source",
-                "emission_unit"]
-        out = pd.concat([uniq, pd.DataFrame(rows, index=uniq.index, columns=cols)], axis=1)
-        return keys.merge(out, how="left", on=["energy", "factor_region", "year"])
+            }
+        return hit
 
     def to_frame(self) -> pd.DataFrame:
         """Every factor in one table (for the ledger's `factors` sheet): kind, energy,

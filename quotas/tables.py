@@ -111,7 +111,7 @@ class YearTables:
         return cfg.basis if cfg is not None else "equivalent"
 
     # -- caching -------------------------------------------------------------------
-    def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
+    def cached(self, key: tuple, compute: Callable[[], object]) -> object:
         """The cached value of `key` (on the current basis), computed once: a caller that
         asks while another computes the same key waits for it instead of repeating the
         work (a page's callbacks and a second user arrive together)."""
@@ -153,7 +153,7 @@ class YearTables:
     def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
         """The models indicator frame (one row per institution) of `year` up to now,
         or up to `until`, plus `year`; totals and intensities are NaN without data."""
-        return self._cached(("indicators", year, until),  # type: ignore[return-value]
+        return self.cached(("indicators", year, until),  # type: ignore[return-value]
                             lambda: self._compute_indicators(year, until))
 
     def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -177,7 +177,7 @@ class YearTables:
             end = end.normalize() if end > start.normalize() else start + pd.Timedelta(days=1)
             months = MeteredSubmissions(self.store, self.registry, self.factors).span(start, end)
             return complete_span(months, [i.id for i in self.registry.institutions])
-        return self._cached(("complete", year, until), compute)  # type: ignore[return-value]
+        return self.cached(("complete", year, until), compute)  # type: ignore[return-value]
 
     def group_yoy(self, insts: Iterable[str], year: int) -> tuple[float, str]:
         """Year-on-year change (fraction) of the total energy (kgce) of `insts`, like for
@@ -223,7 +223,7 @@ class YearTables:
                 col = f"level_{ind}"
                 table[col] = table[col].fillna("none") if col in table else "none"
             return table
-        return self._cached(("ranking", year), compute)  # type: ignore[return-value]
+        return self.cached(("ranking", year), compute)  # type: ignore[return-value]
 
     def levels_of(self, indicators: pd.DataFrame) -> pd.DataFrame:
         """quotas.evaluate.quota_levels of an indicator frame (empty without quotas)."""

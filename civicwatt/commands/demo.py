@@ -121,7 +121,7 @@ def backfill(store: Store, registry: Registry, days: int, now: pd.Timestamp,
 def run(args: argparse.Namespace) -> int:
     from civicwatt.commands.simulate import meters_for_sim
     from civicwatt.runtime import Runtime
-    from civicwatt.web import create_web_app
+    from civicwatt.web import announce_ready, create_web_app
     from core.users import ensure_admin
     from dashboard.app import serve
     from device_sim.server import Simulator
@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"           new admin password: {_self_command()} users passwd admin --generate"
           f"{'' if found_here else f' --users {users_file}'}")
     print("Ctrl-C stops everything.")
+    announce_ready(app, "ready      the dashboard's first pages prepared in {s:.0f} s")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

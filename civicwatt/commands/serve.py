@@ -12,7 +12,7 @@ from pathlib import Path
 from alerts.outbox import default_outbox_dir
 from civicwatt.context import load_optional_upstream, open_registry_store, registry_from_args
 from civicwatt.upstream import UpstreamPusher, start_pusher
-from civicwatt.web import create_web_app
+from civicwatt.web import announce_ready, create_web_app
 from core.users import ensure_admin, load_users
 from dashboard.app import serve
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         start_pusher(UpstreamPusher(upstream, store, registry, data_dir), stop)
         print(f"pushing approved months to {upstream.url} as {upstream.instance} every {upstream.interval_s:g} s")
     print(f"dashboard on {handle.url}, API on {handle.url}/api/v1 (Ctrl-C stops)")
+    announce_ready(app)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -152,6 +152,14 @@ class Numbers:
 
 
 def numbers(c: Context, scope: Scope, year: int) -> Numbers | None:
+    """The figures of `scope` for `year`, computed once per scope and year and kept as
+    long as the year tables they come from (every user of that scope, the page, its
+    export and the wall screen share them)."""
+    key = ("overview_numbers", frozenset(scope.insts), scope.target_scope, year)
+    return c.service.cached(key, lambda: _numbers(c, scope, year))  # type: ignore[return-value]
+
+
+def _numbers(c: Context, scope: Scope, year: int) -> Numbers | None:
     table = c.service.indicators(year)
     table = table[table["institution_id"].isin(scope.insts)]
     if not table["has_data"].any():
