@@ -29,10 +29,10 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.registry import Registry
 from dashboard import downloads, integrations, login, shell
-from dashboard.warmup import WarmUp
 from dashboard.context import Context
 from dashboard.data import DataService
 from dashboard.pages import PAGES
+from dashboard.warmup import WarmUp
 
 log = logging.getLogger(__name__)
 CALLBACK_PATH = "/_dash-update-component"

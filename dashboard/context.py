@@ -68,7 +68,8 @@ class Page:
     user (`rest`: the part of the path after `path/`, None at `path` itself) and may
     raise `core.access.Forbidden`; `register(app, ctx)` adds its callbacks.
     `nav`: the i18n key of its link in the header (None: no link in the navigation
-    bar); `chrome`: False for a full-screen page without the header (the wall screen)."""
+    bar); `chrome`: False for a full-screen page without the header (the wall screen);
+    `charts`: the page draws Plotly charts (the frame then loads Plotly with it)."""
 
     path: str
     nav: str | None
@@ -76,3 +77,4 @@ class Page:
     register: Callable[[dash.Dash, Context], None]
     subpaths: bool = False
     chrome: bool = True
+    charts: bool = False

@@ -97,15 +97,18 @@ def controls(prefix: str, lang: str, dates: tuple[str, str]) -> html.Div:
 
 def _read(c: Context, insts: set[str], period: Period, own: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The period's daily sums and costs: of every institution (one cached read shared
-    by every scope of the overview) or, `own`, of `insts` only (an institution's page)."""
-    return c.service.range_sums(period.start, period.end, insts if own else None)
+    by every scope of the overview) or, `own`, of `insts` only (an institution's page),
+    unless the years' daily use is kept in memory (`DataService.keeps_days`: the shared
+    read is then a slice and serves the institution pages too)."""
+    return c.service.range_sums(period.start, period.end, insts if own and not c.service.keeps_days() else None)
 
 
 def totals(c: Context, insts: set[str], period: Period, own: bool = False) -> dict[str, float]:
     """energy_tce, water_m3, co2_t (`models.api.aggregate` of the period's indicators
     over `insts`), cost_cny (`models.api.energy_cost`, summed) and priced_share."""
     sums, costs = _read(c, insts, period, own)
-    ind = c.service.indicators_of(sums)
+    # every institution gets a row (models.api.indicators_from_sums): only those of insts are kept
+    ind = c.service.indicators_of(sums[sums["institution_id"].isin(insts)] if len(sums) else sums)
     ind = ind[ind["institution_id"].isin(insts)]
     out = {"energy_tce": np.nan, "water_m3": np.nan, "co2_t": np.nan}
     if len(ind) and ind["has_data"].any():

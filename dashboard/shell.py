@@ -47,6 +47,14 @@ def layout() -> html.Div:
     ])
 
 
+def chart_preload() -> dcc.Graph:
+    """An empty hidden chart, drawn with a page that has charts (`Page.charts`): the
+    browser loads and compiles Plotly (5 MB) while the server computes the page's
+    figures, not after the first of them arrives. Pages without charts do not load it."""
+    return dcc.Graph(id="chart-preload", figure={"data": [], "layout": {}}, config={"staticPlot": True},
+                     style={"display": "none"})
+
+
 def find_page(pages: Sequence[Page], pathname: str | None) -> tuple[Page | None, str | None]:
     """The page of a URL path and the rest of the path below it (None at the page's
     own path); (None, None) when no page serves it."""
@@ -106,6 +114,7 @@ def register(app: dash.Dash, c: Context, pages: Sequence[Page]) -> None:
         if page is None:
             return not_found(lang)
         try:
-            return page.render(c, user, lang, rest)
+            content = page.render(c, user, lang, rest)
         except Forbidden:
             return forbidden(lang)
+        return [chart_preload(), content] if page.charts else content

@@ -179,4 +179,4 @@ def monthly_figure(c: Context, insts: list[str], year: int, lang: str) -> go.Fig
     return value_axis(fig, g["tce"].to_numpy(float), lang)
 
 
-PAGE = Page("/compare", "nav_compare", render, register)
+PAGE = Page("/compare", "nav_compare", render, register, charts=True)

@@ -365,4 +365,4 @@ def export_sheets(c: Context, inst_id: str, per: period.Period, lang: str) -> li
     ]
 
 
-PAGE = Page("/institution", "nav_institution", render, register, subpaths=True)
+PAGE = Page("/institution", "nav_institution", render, register, subpaths=True, charts=True)

@@ -236,4 +236,4 @@ def chart(result: Any, u: str, lang: str) -> go.Figure:
     return value_axis(fig, values, lang)
 
 
-PAGE = Page("/mv", "nav_mv", render, register)
+PAGE = Page("/mv", "nav_mv", render, register, charts=True)

@@ -449,4 +449,4 @@ def export_sheets(c: Context, scope: Scope, year: int, per: period.Period, lang:
     return sheets
 
 
-PAGE = Page("/", "nav_overview", render, register)
+PAGE = Page("/", "nav_overview", render, register, charts=True)

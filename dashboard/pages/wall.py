@@ -62,4 +62,4 @@ def register(app: dash.Dash, c: Context) -> None:
         ])
 
 
-PAGE = Page("/wall", None, render, register, chrome=False)
+PAGE = Page("/wall", None, render, register, chrome=False, charts=True)
