@@ -164,9 +164,7 @@ def timed_visit(page, url: str, path: str, ready: str) -> float:
 def timed_download(page, url: str) -> tuple[float, bool]:
     """The monthly report from the reports page: seconds click -> download, and whether
     a spinner showed while it was built."""
-    page.goto(url + "/reports")
-    page.wait_for_selector("#rep-download", state="visible")
-    page.wait_for_function(IDLE_JS)
+    timed_visit(page, url, "/reports", "#rep-download")
     t0 = time.perf_counter()
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -184,9 +182,7 @@ def timed_link_download(page, url: str) -> float:
     """The assessment workbook from the assessment page (a plain link, no spinner: the
     assessment is built for the page itself, the link only writes the workbook):
     seconds click -> download."""
-    page.goto(url + "/assessment")
-    page.wait_for_selector("#assess-count", state="visible")
-    page.wait_for_function(IDLE_JS)
+    timed_visit(page, url, "/assessment", PAGES["/assessment"])
     t0 = time.perf_counter()
     with page.expect_download(timeout=300_000) as dl:
         page.click("#assess-xlsx")

@@ -52,6 +52,11 @@ def test_serve_prints_a_password_that_logs_in_and_stops_on_ctrl_c(tmp_path):
                            headers={"Authorization": f"Bearer {made.stdout.strip()}"})
         assert len(api.get("/api/v1/institutions").json()["rows"]) == 3
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["store"]["reachable"] is True
+        # the start-up warm-up of the first pages says when it is done
+        ready = ""
+        while time.monotonic() < deadline + 60 and "dashboard ready" not in ready:
+            ready = proc.stdout.readline()
+        assert re.search(r"dashboard ready: first pages prepared in \d+ s", ready), ready
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
