@@ -29,7 +29,9 @@ def layout() -> html.Div:
     return html.Div([
         dcc.Location(id="url", refresh="callback-nav"),
         dcc.Store(id="lang", storage_type="local"),
-        html.Header(id="top", className="top", children=[
+        # "pending" (invisible) until the menu callback has seen the URL: a full-screen
+        # page's header (the wall screen's) never shows, not even while the page loads
+        html.Header(id="top", className="top pending", children=[
             html.Div(className="bar", children=[
                 html.Span(id="brand", className="brand"),
                 html.Button("☰", id="menu-button", className="menu-button", n_clicks=0, **{"aria-label": "menu"}),

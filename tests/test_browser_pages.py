@@ -252,9 +252,15 @@ def test_cost_period_comparison_export_and_wall(site):
     # the wall screen: no header, no controls, rotates to the next region
     page.context.close()
     wall = login(site, "admin", clock=True)
+    # whether the header (language buttons, menu, log-out) is ever visible while the wall loads
+    wall.add_init_script("""window.__headerShown = false;
+        new MutationObserver(() => { const top = document.querySelector('#top');
+            if (top && top.checkVisibility({visibilityProperty: true})) window.__headerShown = true; })
+        .observe(document, {subtree: true, childList: true, attributes: true});""")
     wall.goto(site["url"] + "/wall")
     expect(wall.locator("#wall-title")).to_contain_text("河北省")
     expect(wall.locator("#top")).to_be_hidden()
+    assert wall.evaluate("window.__headerShown") is False
     # the pointer over a chart: Plotly would add its mode bar's buttons (zoom, download ...)
     expect(wall.locator("#wall #ov-ytd .main-svg").first).to_be_visible()
     wall.hover("#wall #ov-ytd")
