@@ -300,3 +300,17 @@ def test_the_warm_up_fills_what_the_first_pages_read(demo):
     # the overview of the default scope is then read from memory, the same object each time
     scope = overview.scope_of(c, ADMIN, "hebei", "zh")
     assert overview.numbers(c, scope, year) is overview.numbers(c, scope, year)
+
+
+def test_the_chart_template_is_plotly_white_cut_to_the_charts_drawn():
+    import plotly.io as pio
+
+    from dashboard import widgets
+
+    full, cut = pio.templates["plotly_white"], widgets.TEMPLATE
+    for prop in ("plot_bgcolor", "paper_bgcolor", "colorway", "font", "xaxis", "yaxis", "hoverlabel"):
+        assert cut.layout[prop] == full.layout[prop], prop
+    assert cut.data.bar == full.data.bar and cut.data.scatter == full.data.scatter
+    kept = cut.to_plotly_json()
+    assert set(kept["data"]) == {"bar", "scatter", "pie"} and not {"scene", "colorscale", "geo"} & set(kept["layout"])
+    assert widgets.DARK_TEMPLATE.layout.paper_bgcolor == pio.templates["plotly_dark"].layout.paper_bgcolor
