@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from storage import quality
+from storage import rollup
 
 COMPLETENESS_TARGET = 0.90  # domain.md §5: >= 90 % of expected samples per day
 COMPLETENESS_LOOKBACK_DAYS = 7  # a meter's usual spacing: median over the day and the week before
@@ -40,50 +40,75 @@ def _local_day_numbers(t: pd.DatetimeIndex, tz) -> np.ndarray:
 DAILY_COLUMNS = ["meter_id", "day", "samples", "expected", "interval_s", "stored", "share", "max_gap_s"]
 
 
-def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: pd.Timestamp,
-                       end: pd.Timestamp, lookback_days: int = COMPLETENESS_LOOKBACK_DAYS) -> pd.DataFrame:
+COUNT_DAILY_COLUMNS = DAILY_COLUMNS[:-1]  # the rule from day counts: everything but max_gap_s
+
+
+def day_edges(start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The local days in [start, end) (tz-aware local midnights) and their edges (epoch s)."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("completeness: start and end must be tz-aware local midnights")
+    days = pd.date_range(start, end.tz_convert(start.tz), freq="D", inclusive="left")
+    return days, days.append(pd.DatetimeIndex([end.tz_convert(start.tz)])).as_unit("s").asi8
+
+
+def day_counts(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Per meter and local day in [start, end) with a sample: meter_id, period_start,
+    samples, stored, step, from raw samples (meter_id, time, quality) by the arithmetic
+    the stores materialise them with (`storage.rollup.sample_counts`), so this equals
+    `Store.period_counts("day", ...)` on the same samples."""
+    days, edges = day_edges(start, end)
+    if samples.empty or len(days) == 0:
+        return pd.DataFrame({"meter_id": pd.Series(dtype=object), "period_start": pd.DatetimeIndex([], tz=days.tz),
+                             "samples": pd.Series(dtype=np.int64), "stored": pd.Series(dtype=np.int64),
+                             "step": pd.Series(dtype=float)})
+    q = samples["quality"].to_numpy(np.int64) if "quality" in samples else np.zeros(len(samples), np.int64)
+    c = rollup.sample_counts(pd.DataFrame({"meter_id": samples["meter_id"].to_numpy(object),
+                                           "t": pd.DatetimeIndex(pd.to_datetime(samples["time"], utc=True))
+                                           .as_unit("s").asi8, "quality": q}), edges)
+    return pd.DataFrame({"meter_id": c["meter_id"].to_numpy(object), "period_start": days[c["period"].to_numpy()],
+                         "samples": c["samples"].to_numpy(np.int64), "stored": c["stored"].to_numpy(np.int64),
+                         "step": c["step"].to_numpy(float)})
+
+
+def completeness_from_counts(counts: pd.DataFrame, live_interval: pd.Series, start: pd.Timestamp,
+                             end: pd.Timestamp, lookback_days: int = COMPLETENESS_LOOKBACK_DAYS) -> pd.DataFrame:
     """Completeness of each meter on each local day in [start, end) (tz-aware local
-    midnights): the one rule the `data_completeness` alert, the dashboard's data-quality
-    table and the monthly report's `incomplete` sheet use (domain.md §5: >= 90 % of the
-    expected samples per day).
+    midnights) from day counts (meter_id, period_start, samples, stored, step: the
+    materialised `Store.period_counts("day", start - lookback_days days, end)`, or
+    `day_counts` of raw samples): the one rule the `data_completeness` alert, the
+    dashboard's data-quality table, the monthly report's `incomplete` sheet and the
+    monthly submissions use (domain.md §5: >= 90 % of the expected samples per day).
 
     Expected samples of a day = floor(day length / interval_s), at least 1, where
     interval_s is, in this order:
 
     1. for a day whose samples are *all* backfilled or imported (storage.quality
        BACKFILL | IMPORTED): the resolution that day actually carries, the median
-       spacing of its samples. Archived history (re-read from a meter's memory,
-       imported CSV, generated demo history) is legitimately at the resolution it was
-       stored at: an hourly backfilled day of a 15-minute meter is 24/24 = 100 %, not
-       24/96, whatever the days around it look like;
+       spacing of its samples (`step`). Archived history (re-read from a meter's
+       memory, imported CSV, generated demo history) is legitimately at the resolution
+       it was stored at: an hourly backfilled day of a 15-minute meter is 24/24 =
+       100 %, not 24/96, whatever the days around it look like;
     2. otherwise (any live sample that day, or no sample) the live poll interval
        (`live_interval`: meter_id -> s, the Modbus `interval_s`): a live day with 10 %
        of its polls missing is 90 %, a 6-hour outage is 75 %;
     3. for a meter without a poll interval (fed only by imports) the meter's usual
-       spacing: the median spacing of its samples on the day and the `lookback_days`
+       spacing: the median of the daily spacings of the day and the `lookback_days`
        before it;
     4. failing all of these (a lone sample with no neighbour in the window), one a day.
 
     A sample's spacing is the time since the meter's previous sample, counted only when
-    that sample lies within `lookback_days` of the judged day, so every caller that
-    passes `samples` covering [start - lookback_days days, end) gets the same figure for
-    the same day (the alert for one day, the dashboard for a week, the report for a
-    month). `samples`: meter_id, time, quality (absent: live). Vectorised.
-
-    Returns one row per meter and day: every day of a meter with a live interval, and
-    the days of any other meter with a sample in the day's window (the day and the
-    `lookback_days` before it); absent meters have nothing, share 0. Columns: meter_id,
-    day (local midnight), samples, expected, interval_s, stored (judged at the stored
-    resolution), share (samples / expected, capped at 1), max_gap_s (longest silence
-    inside the day, day bounds included)."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError("daily_completeness: start and end must be tz-aware local midnights")
-    tz = start.tz
-    days = pd.date_range(start, end.tz_convert(tz), freq="D", inclusive="left")
+    that sample lies within `lookback_days` days of the judged day's start, so a day's
+    figure does not depend on the window asked for. Returns one row per meter and day:
+    every day of a meter with a live interval, and the days of any other meter with a
+    sample in the day's window (the day and the `lookback_days` before it); absent
+    meters have nothing, share 0. Columns: meter_id, day (local midnight), samples,
+    expected, interval_s, stored (judged at the stored resolution), share (samples /
+    expected, capped at 1). Vectorised."""
+    days, edges = day_edges(start, end)
     if len(days) == 0:
-        return pd.DataFrame({c: [] for c in DAILY_COLUMNS})
-    edges = days.append(pd.DatetimeIndex([end.tz_convert(tz)])).as_unit("s").asi8
+        return pd.DataFrame({c: [] for c in COUNT_DAILY_COLUMNS})
+    tz = days.tz
     day_num = days.tz_localize(None).as_unit("s").asi8 // DAY_S
     first_day, last_day = int(day_num[0]), int(day_num[-1])
     day_pos = pd.Index(day_num)
@@ -91,60 +116,41 @@ def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: p
     live = live_interval.astype(float)
     live = live[np.isfinite(live.to_numpy()) & (live.to_numpy() > 0)]
 
-    t = pd.DatetimeIndex(pd.to_datetime(samples["time"], utc=True)) if len(samples) else pd.DatetimeIndex([], tz="UTC")
-    q = samples["quality"].to_numpy(np.int64) if "quality" in samples and len(samples) else np.zeros(len(t), np.int64)
-    s = pd.DataFrame({"meter_id": samples["meter_id"].to_numpy(object) if len(samples) else np.array([], object),
-                      "t": t.as_unit("s").asi8, "dn": _local_day_numbers(t, tz),
-                      "stored": (q & (quality.BACKFILL | quality.IMPORTED)) != 0})
-    s = s[(s["dn"] >= first_day - lookback_days) & (s["dn"] <= last_day)]
-    s = s.sort_values(["meter_id", "t"], kind="stable").reset_index(drop=True)
-    same = s["meter_id"].eq(s["meter_id"].shift()).to_numpy()
-    step = np.where(same, s["t"].diff().to_numpy(float), np.nan)
-    prev_dn = np.where(same, s["dn"].shift().to_numpy(float), -np.inf)
-    dn = s["dn"].to_numpy()
-    s = s.assign(step=step, own_step=np.where(prev_dn >= dn - lookback_days, step, np.nan),
-                 inner_gap=np.where(prev_dn == dn, step, np.nan))
+    c = counts[counts["samples"].to_numpy(np.int64) > 0]
+    dn = _local_day_numbers(pd.DatetimeIndex(c["period_start"]), tz) if len(c) else np.zeros(0, np.int64)
+    c = pd.DataFrame({"meter_id": c["meter_id"].to_numpy(object), "dn": dn,
+                      "n": c["samples"].to_numpy(float), "n_stored": c["stored"].to_numpy(float),
+                      "step": np.where(c["step"].to_numpy(float) > 0, c["step"].to_numpy(float), np.nan)})
+    c = c[(c["dn"] >= first_day - lookback_days) & (c["dn"] <= last_day)]
 
-    meters = pd.Index(sorted(set(live.index) | set(s["meter_id"])), name="meter_id")
+    meters = pd.Index(sorted(set(live.index) | set(c["meter_id"])), name="meter_id")
     grid = pd.MultiIndex.from_product([meters, day_num], names=["meter_id", "dn"])
+    own = c[c["dn"] >= first_day].set_index(["meter_id", "dn"]).reindex(grid)
+    n = own["n"].fillna(0).to_numpy(float)
+    all_stored = (n > 0) & (own["n_stored"].fillna(0).to_numpy(float) == n)
+    own_step = own["step"].to_numpy(float)
 
-    # the judged days' own samples: count, all stored, own resolution, gaps
-    g = s[dn >= first_day].groupby(["meter_id", "dn"])
-    agg = pd.DataFrame({"n": g.size(), "n_stored": g["stored"].sum(), "own_step": g["own_step"].median(),
-                        "first": g["t"].min(), "last": g["t"].max(), "inner": g["inner_gap"].max()}).reindex(grid)
-    n = agg["n"].fillna(0).to_numpy(float)
-    all_stored = (n > 0) & (agg["n_stored"].fillna(0).to_numpy(float) == n)
-    own_step = agg["own_step"].to_numpy(float)
-
-    # usual spacing of meters without a poll interval: each step counts for the day it
-    # falls on and the `lookback_days` after it (a vectorised rolling median)
-    fed = ~s["meter_id"].isin(live.index).to_numpy() & np.isfinite(step)
-    feed, feed_prev = s[fed], prev_dn[fed]
+    # usual spacing of meters without a poll interval: each day's spacing counts for
+    # that day and the `lookback_days` after it (a vectorised rolling median)
     k = np.arange(lookback_days + 1)
-    target = (feed["dn"].to_numpy()[:, None] + k[None, :]).ravel()
-    rep = pd.DataFrame({"meter_id": np.repeat(feed["meter_id"].to_numpy(object), len(k)), "dn": target,
-                        "step": np.repeat(feed["step"].to_numpy(float), len(k)),
-                        "prev_dn": np.repeat(feed_prev, len(k))})
-    rep = rep[(rep["dn"] >= first_day) & (rep["dn"] <= last_day) & (rep["prev_dn"] >= rep["dn"] - lookback_days)]
+    feed = c[~c["meter_id"].isin(live.index).to_numpy()]
+    rep = pd.DataFrame({"meter_id": np.repeat(feed["meter_id"].to_numpy(object), len(k)),
+                        "dn": (feed["dn"].to_numpy()[:, None] + k[None, :]).ravel(),
+                        "step": np.repeat(feed["step"].to_numpy(float), len(k))})
+    rep = rep[(rep["dn"] >= first_day) & (rep["dn"] <= last_day)]
     usual = rep.groupby(["meter_id", "dn"])["step"].median().reindex(grid).to_numpy(float)
 
     live_iv = live.reindex(grid.get_level_values("meter_id")).to_numpy(float)
     # a meter without a poll interval is judged on the days it was heard of in the window
-    heard = s[["meter_id", "dn"]].drop_duplicates()
-    heard = pd.MultiIndex.from_arrays([np.repeat(heard["meter_id"].to_numpy(object), len(k)),
-                                       (heard["dn"].to_numpy()[:, None] + k[None, :]).ravel()])
+    heard = pd.MultiIndex.from_arrays([rep["meter_id"].to_numpy(object), rep["dn"].to_numpy()])
     keep = np.isfinite(live_iv) | grid.isin(heard)
     use_own = all_stored & np.isfinite(own_step) & (own_step > 0)
     interval = np.where(use_own, own_step,
                         np.where(np.isfinite(live_iv), live_iv,
                                  np.where(np.isfinite(usual) & (usual > 0), usual, float(DAY_S))))
-
     pos = day_pos.get_indexer(grid.get_level_values("dn"))
-    d0, d1 = edges[pos].astype(float), edges[pos + 1].astype(float)
-    span = d1 - d0
+    span = (edges[pos + 1] - edges[pos]).astype(float)
     expected = np.maximum(np.floor(span / interval), 1.0)
-    gap = np.fmax(np.fmax(agg["first"].to_numpy(float) - d0, d1 - agg["last"].to_numpy(float)),
-                  agg["inner"].to_numpy(float))
     return pd.DataFrame({
         "meter_id": grid.get_level_values("meter_id").to_numpy(object),
         "day": days[pos],
@@ -153,8 +159,34 @@ def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: p
         "interval_s": interval,
         "stored": use_own,
         "share": np.minimum(n / expected, 1.0),
-        "max_gap_s": np.where(n > 0, gap, span),
-    })[DAILY_COLUMNS][keep].reset_index(drop=True)
+    })[keep].reset_index(drop=True)
+
+
+def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: pd.Timestamp,
+                       end: pd.Timestamp, lookback_days: int = COMPLETENESS_LOOKBACK_DAYS) -> pd.DataFrame:
+    """`completeness_from_counts` of raw samples (meter_id, time, quality; absent: live)
+    covering [start - lookback_days days, end), for windows of a few days (the alert of
+    one day, the dashboard's week), plus max_gap_s (longest silence inside the day, day
+    bounds included), which needs the samples themselves. Columns DAILY_COLUMNS."""
+    start = pd.Timestamp(start)
+    out = completeness_from_counts(day_counts(samples, start - pd.Timedelta(days=lookback_days), end),
+                                   live_interval, start, end, lookback_days)
+    if out.empty:
+        return pd.DataFrame({c: [] for c in DAILY_COLUMNS})
+    days, edges = day_edges(start, end)
+    t = pd.DatetimeIndex(pd.to_datetime(samples["time"], utc=True)).as_unit("s").asi8 if len(samples) else np.zeros(0, np.int64)
+    s = pd.DataFrame({"meter_id": samples["meter_id"].to_numpy(object) if len(samples) else np.array([], object),
+                      "t": t, "day": np.searchsorted(edges, t, side="right") - 1})
+    s = s[(s["day"] >= 0) & (s["day"] < len(days))].sort_values(["meter_id", "t"], kind="stable")
+    inner = np.where(s["meter_id"].eq(s["meter_id"].shift()) & s["day"].eq(s["day"].shift()),
+                     s["t"].diff().to_numpy(float), np.nan)
+    g = s.assign(inner=inner).groupby(["meter_id", "day"])
+    key = pd.MultiIndex.from_arrays([out["meter_id"].to_numpy(object), days.get_indexer(out["day"])])
+    agg = pd.DataFrame({"first": g["t"].min(), "last": g["t"].max(), "inner": g["inner"].max()}).reindex(key)
+    d0, d1 = edges[key.get_level_values(1)].astype(float), edges[key.get_level_values(1) + 1].astype(float)
+    gap = np.fmax(np.fmax(agg["first"].to_numpy(float) - d0, d1 - agg["last"].to_numpy(float)),
+                  agg["inner"].to_numpy(float))
+    return out.assign(max_gap_s=np.where(out["samples"].to_numpy() > 0, gap, d1 - d0))[DAILY_COLUMNS]
 
 
 MONTH_COLUMNS = ["institution_id", "month", "days", "expected", "complete", "completeness"]

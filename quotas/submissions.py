@@ -21,7 +21,7 @@ import pandas as pd
 from models.completeness import (
     COMPLETENESS_LOOKBACK_DAYS,
     MONTH_COLUMNS,
-    daily_completeness,
+    completeness_from_counts,
     institution_month_completeness,
     live_meters,
 )
@@ -74,13 +74,9 @@ class MeteredSubmissions:
         due = bills.merge(billed, on=["institution_id", "energy"]) if len(bills) else bills
         bill_days = (split_bills(due, "day", tz, start, end, self.factors or load_factors()) if len(due)
                      else empty_use())
-        daily = []
-        ids = main["meter_id"].tolist()
-        for q0 in pd.date_range(start, end, freq="QS", inclusive="left"):  # four quarters, one read each (memory)
-            q1 = q0 + pd.offsets.QuarterBegin(1, startingMonth=1)
-            samples = self.store.read_samples(q0 - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), q1, ids)
-            daily.append(daily_completeness(samples, interval, q0, q1)[["meter_id", "day", "share"]])
+        counts = self.store.period_counts("day", start - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), end,
+                                          main["meter_id"].tolist())  # materialised: no raw sample is read
+        daily = completeness_from_counts(counts, interval, start, end)[["meter_id", "day", "share"]]
         if not len(main) and billed.empty:
             return pd.DataFrame({c: [] for c in MONTH_COLUMNS})
-        return institution_month_completeness(pd.concat(daily, ignore_index=True), main, billed, bill_days, start,
-                                              end)
+        return institution_month_completeness(daily, main, billed, bill_days, start, end)

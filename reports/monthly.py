@@ -16,7 +16,7 @@ the ledger and the alerts. Sheets:
 * ``incomplete``: institutions whose month is not fully measured, with the reasons:
   ``no_data`` (nothing at all), ``meter_without_data`` (a registered meter sent no
   sample), ``incomplete_days`` (a meter had days under 90 % of its expected samples,
-  domain.md §5, by `models.completeness.daily_completeness`, the rule of the
+  domain.md §5, by `models.completeness.completeness_from_counts`, the rule of the
   ``data_completeness`` alert and the dashboard: a day whose samples are all backfilled
   or imported is judged at the resolution it carries, any other day at the meter's
   poll interval), ``estimated`` (part of the month was interpolated over gaps).
@@ -33,7 +33,12 @@ import pandas as pd
 
 from models.api import aggregate, energy_use, indicators
 from models.compare import yoy_change
-from models.completeness import COMPLETENESS_LOOKBACK_DAYS, COMPLETENESS_TARGET, daily_completeness, live_meters
+from models.completeness import (
+    COMPLETENESS_LOOKBACK_DAYS,
+    COMPLETENESS_TARGET,
+    completeness_from_counts,
+    live_meters,
+)
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
 from reports.ledger import LABELS
 from reports.xlsx import PCT, QTY, Col, new_workbook, write_sheet
@@ -100,19 +105,20 @@ def _add_comparisons(frame: pd.DataFrame, key: list[str], prev: pd.DataFrame, yt
     return out
 
 
-def data_completeness(samples: pd.DataFrame, meters: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+def data_completeness(counts: pd.DataFrame, meters: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
                       tz: str, live_interval: pd.Series) -> pd.DataFrame:
     """Per meter of `meters` over the local days in [start, end) (naive local
     midnights): days, incomplete_days (under `COMPLETENESS_TARGET` of the expected
     samples), worst_day (lowest share), completeness (mean day share), samples. Each
-    day's share is `models.completeness.daily_completeness` (the rule of the
+    day's share is `models.completeness.completeness_from_counts` (the rule of the
     `data_completeness` alert and the dashboard: an all-backfilled/imported day at the
-    resolution it carries, any other day at the live poll interval `live_interval`);
-    `samples` should start `COMPLETENESS_LOOKBACK_DAYS` before `start`. A meter
+    resolution it carries, any other day at the live poll interval `live_interval`) of
+    the materialised day counts `counts` (`Store.period_counts("day", ...)`, starting
+    `COMPLETENESS_LOOKBACK_DAYS` before `start`): no raw sample is read. A meter
     absent from it (no poll interval, no sample) has share 0 every day."""
     ids = pd.Index(meters["meter_id"].to_numpy(object), name="meter_id")
     s0, s1 = pd.Timestamp(start).tz_localize(tz), pd.Timestamp(end).tz_localize(tz)
-    daily = daily_completeness(samples, live_interval, s0, s1)
+    daily = completeness_from_counts(counts, live_interval, s0, s1)
     days = pd.date_range(s0, s1, freq="D", inclusive="left")
     grid = pd.MultiIndex.from_product([ids, days], names=["meter_id", "day"])
     d = daily.set_index(["meter_id", "day"]).reindex(grid)
@@ -173,10 +179,10 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
     ytd = _with_derived(indicators(use, registry, factors, basis, freq="day"))
 
     meters = registry.meters_frame()
-    samples = store.read_samples(m0.tz_localize(tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
+    counts = store.period_counts("day", m0.tz_localize(tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
                                  m1.tz_localize(tz), meters["meter_id"].tolist())
     live_iv = live_meters(registry.meters).set_index("meter_id")["interval_s"].astype(float)
-    comp = data_completeness(samples, meters, m0, m1, tz, live_iv)
+    comp = data_completeness(counts, meters, m0, m1, tz, live_iv)
     inst = _add_comparisons(ind, ["institution_id"], prev, ytd)
     c = comp.merge(meters[["meter_id", "institution_id"]], on="meter_id")
     inst["completeness"] = inst["institution_id"].map(c.groupby("institution_id")["completeness"].mean())

@@ -12,8 +12,10 @@ inside the backends):
   (local, tz-aware), quantity (index unit x multiplier), estimated_share.
 * period counts (`period_counts(freq, start, end, meter_ids)`): meter_id,
   period_start, samples (samples with time in the period), stored (of them flagged
-  BACKFILL or IMPORTED), flags (OR of the quality flags of the period's intervals):
-  what the completeness rule and data-quality views need without raw samples.
+  BACKFILL or IMPORTED), flags (OR of the quality flags of the period's intervals), and
+  for hours and days step (median spacing in s of the period's samples, 0 when none):
+  what the completeness rule (`models.completeness.completeness_from_counts`) and the
+  month views need without raw samples.
 
 Writes of samples are idempotent: (meter_id, time) is the key and the last write wins,
 as in InfluxDB. `import_samples` is all-or-nothing and refuses a sample that would
@@ -64,13 +66,15 @@ WRITE_CHUNK = 500_000  # samples per chunk of a write or import (and per progres
 MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
 COUNT_COLUMNS = ["meter_id", "period_start", "samples", "stored", "flags"]
+PERIODS_VERSION = 2  # of the stored period rows: a store with older rows is rebuilt at open (2: `step`)
 CONTEXT = rollup.GAP_RADIUS + 1  # stored samples read on each side of a recomputed window
 REBUILD_METERS = 64  # meters x ...
 REBUILD_DAYS = 32  # ... days recomputed at a time by rebuild_consumption
 # A stored period row (hourly and daily tables): t = local period start (epoch s),
 # quantity and est in index units before the multiplier.
+# step: median spacing (s) of the period's samples (`rollup.sample_counts`; 0 when none).
 PERIOD_DTYPES = {"meter_id": object, "t": np.int64, "quantity": float, "est": float, "flags": np.int64,
-                 "samples": np.int64, "stored": np.int64, "covered": np.int64}
+                 "samples": np.int64, "stored": np.int64, "covered": np.int64, "step": float}
 PERIOD_COLUMNS = list(PERIOD_DTYPES)
 
 
@@ -219,12 +223,12 @@ class Store(ABC):
         time zone recomputes every meter's periods."""
         settings = self._load_settings()
         self._rollover_used = settings.get("rollover", {})
-        if settings.get("tz") == self.tz:  # a read: no write lock when nothing changed
-            return
+        if settings.get("tz") == self.tz and settings.get("version") == PERIODS_VERSION:
+            return  # a read: no write lock when nothing changed
         with self._writing():
             settings = self._load_settings()
-            self._save_settings({**settings, "tz": self.tz})
-            if "tz" in settings and settings["tz"] != self.tz:
+            self._save_settings({**settings, "tz": self.tz, "version": PERIODS_VERSION})
+            if "tz" in settings and (settings["tz"] != self.tz or settings.get("version") != PERIODS_VERSION):
                 self._drop_periods()
                 self.rebuild_consumption()
 
@@ -342,8 +346,10 @@ class Store(ABC):
         """Per meter and local period in [start, end) with at least one sample or
         interval: meter_id, period_start, samples (samples with time in the period),
         stored (of them, flagged BACKFILL or IMPORTED), flags (OR of the quality flags of
-        the intervals overlapping the period). Months and years are sums of days."""
-        rows = self._periods_between(freq, start, end, meter_ids, ["samples", "stored", "flags"])
+        the intervals overlapping the period); hours and days also step (median spacing
+        in s of the period's samples, `rollup.sample_counts`; 0 when none). Months and
+        years are sums of days (without step)."""
+        rows = self._periods_between(freq, start, end, meter_ids, ["samples", "stored", "flags", "step"])
         out = pd.DataFrame({
             "meter_id": rows["meter_id"].to_numpy(object),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
@@ -351,7 +357,10 @@ class Store(ABC):
             "stored": rows["stored"].to_numpy(np.int64),
             "flags": rows["flags"].to_numpy(np.int64),
         })
-        if freq in ("hour", "day") or out.empty:
+        if freq in ("hour", "day"):
+            out["step"] = rows["step"].to_numpy(float)
+            return out
+        if out.empty:
             return out
         out["period_start"] = period_key(out["period_start"], freq, self.tz)
         out = out.sort_values(["meter_id", "period_start"], kind="stable")  # groups contiguous, as groupby sorts
@@ -595,6 +604,7 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
             "samples": rows["samples"].fillna(0).to_numpy(np.int64),
             "stored": rows["stored"].fillna(0).to_numpy(np.int64),
             "covered": (rows["_merge"] != "right_only").to_numpy(np.int64),
+            "step": rows["step"].fillna(0.0).to_numpy(float),
         })
     return out
 

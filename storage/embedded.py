@@ -52,7 +52,7 @@ TABLES = {"hour": "cons_hour", "day": "cons_day"}
 _PERIOD_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     meter INTEGER NOT NULL, t INTEGER NOT NULL, quantity REAL NOT NULL, est REAL NOT NULL,
     flags INTEGER NOT NULL, samples INTEGER NOT NULL, stored INTEGER NOT NULL, covered INTEGER NOT NULL,
-    PRIMARY KEY (meter, t)) WITHOUT ROWID;
+    step REAL NOT NULL, PRIMARY KEY (meter, t)) WITHOUT ROWID;
 """
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meter (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
@@ -115,14 +115,19 @@ class EmbeddedStore(Store):
         self._by_key = np.empty(0, dtype=object)  # meter id by key
         tables = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
         migrate = False
-        if not {"meter", "sample", "event", "bill", "meta", *TABLES.values()} <= tables or tables & set(OLD_TABLES):
+        stale = TABLES["day"] in tables and "step" not in self._arrow(
+            f"SELECT name FROM pragma_table_info('{TABLES['day']}')")["name"].to_pylist()
+        if (not {"meter", "sample", "event", "bill", "meta", *TABLES.values()} <= tables
+                or tables & set(OLD_TABLES) or stale):
             with self._writing():  # only when the schema is missing or old: readers never wait for a writer here
                 cur = self._cur()
                 old = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
                 for statement in filter(str.strip, SCHEMA.split(";")):
                     cur.execute(statement)
-                for name in OLD_TABLES:
+                for name in (*OLD_TABLES, *(TABLES.values() if stale else ())):  # stale: rebuilt by the version
                     cur.execute(f"DROP TABLE IF EXISTS {name}")
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    cur.execute(statement)
                 migrate = "sample" in old and TABLES["day"] not in old
         self._open_settings()
         if migrate:  # a store written before consumption was materialised
@@ -299,7 +304,7 @@ class EmbeddedStore(Store):
         if rows.empty:
             return
         cols = {c: rows[c].to_numpy() for c in PERIOD_COLUMNS[1:]}
-        self._cur().executemany(f"INSERT OR REPLACE INTO {TABLES[freq]} VALUES (?,?,?,?,?,?,?,?)",
+        self._cur().executemany(f"INSERT OR REPLACE INTO {TABLES[freq]} VALUES (?,?,?,?,?,?,?,?,?)",
                                 pa.table({"meter": self._keys_for(rows["meter_id"]), **cols}))
 
     def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,

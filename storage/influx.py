@@ -16,7 +16,7 @@ streamed into pyarrow's incremental CSV reader (no JSON body, no Python row per 
 Schema (precision: seconds):
 * `sample,meter=<id> value=<float>,quality=<int>i <t>`
 * `consumption_hour|consumption_day,meter=<id> quantity=<f>,est=<f>,flags=<i>i,samples=<i>i,
-  stored=<i>i,covered=<i>i <local period start>`: quantity and est (its estimated part) in
+  stored=<i>i,covered=<i>i,step=<f> <local period start>`: quantity and est (its estimated part) in
   index units before the multiplier (see `storage.base`)
 * `meter_event,meter=<id>,kind=<kind> old_index=<f>,new_index=<f> <t>`
 * `bill,institution=<id>,energy=<e>,period_end=<date> quantity=<f>,unit="<u>",cost_cny=<f> <period_start>`
@@ -70,7 +70,7 @@ SLICE_ABOVE_S = 40 * 86_400  # ... when it spans more than this
 STATEMENTS_PER_QUERY = 60  # InfluxQL statements sent in one /query
 MEASUREMENTS = {"hour": "consumption_hour", "day": "consumption_day"}
 PERIOD_FIELDS = {"quantity": pa.float64(), "est": pa.float64(), "flags": pa.int64(), "samples": pa.int64(),
-                 "stored": pa.int64(), "covered": pa.int64()}
+                 "stored": pa.int64(), "covered": pa.int64(), "step": pa.float64()}
 SAMPLE_FIELDS = {"value": pa.float64(), "quality": pa.int64()}
 _ESCAPE = re.compile(r"\\(.)")
 RETRIES = 5

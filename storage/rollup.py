@@ -200,23 +200,39 @@ def _codes(meter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(uniques)
 
 
+STEP_LOOKBACK_S = 7 * 86_400  # a sample's step counts for a period when its previous sample is this recent
+
+
 def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     """Per meter and period of `edges` (epoch s), the number of samples with time in
-    the period and how many of them are flagged BACKFILL or IMPORTED (stored history,
-    which the completeness rule judges at its own resolution). Returns meter_id, period,
-    samples, stored."""
+    the period, how many of them are flagged BACKFILL or IMPORTED (stored history,
+    which the completeness rule judges at its own resolution) and `step`, the median
+    time (s) since each one's previous sample of the meter, counting only previous
+    samples at most STEP_LOOKBACK_S before the period start (NaN when none): the
+    resolution the period carries. `samples` should include the samples before the
+    first period that these steps need. Returns meter_id, period, samples, stored, step."""
     t = samples["t"].to_numpy(np.int64)
+    codes_all, uniques = _codes(samples["meter_id"].to_numpy())
+    order = np.lexsort((t, codes_all))
+    t, codes_all = t[order], codes_all[order]
+    q_all = samples["quality"].to_numpy(np.int64)[order]
+    prev_t = np.r_[np.iinfo(np.int64).min, t[:-1]]
+    same = np.r_[False, codes_all[1:] == codes_all[:-1]]
     period = np.searchsorted(edges, t, side="right") - 1
     ok = (period >= 0) & (period < len(edges) - 1)
-    q = samples["quality"].to_numpy(np.int64)[ok]
-    codes, uniques = _codes(samples["meter_id"].to_numpy()[ok])
+    q = q_all[ok]
+    codes = codes_all[ok]
+    step = np.where(same & (prev_t >= edges[np.clip(period, 0, len(edges) - 1)] - STEP_LOOKBACK_S),
+                    (t - np.where(same, prev_t, t)).astype(float), np.nan)[ok]
     key = codes.astype(np.int64) * len(edges) + period[ok]
     df = pd.DataFrame({"samples": np.ones(len(key), np.int64),
-                       "stored": ((q & (quality.BACKFILL | quality.IMPORTED)) != 0).astype(np.int64)})
-    g = df.groupby(key, sort=True).sum()
+                       "stored": ((q & (quality.BACKFILL | quality.IMPORTED)) != 0).astype(np.int64),
+                       "step": step})
+    g = df.groupby(key, sort=True).agg({"samples": "sum", "stored": "sum", "step": "median"})
     keys = g.index.to_numpy(np.int64)
     return pd.DataFrame({"meter_id": uniques[keys // len(edges)], "period": keys % len(edges),
-                         "samples": g["samples"].to_numpy(np.int64), "stored": g["stored"].to_numpy(np.int64)})
+                         "samples": g["samples"].to_numpy(np.int64), "stored": g["stored"].to_numpy(np.int64),
+                         "step": g["step"].to_numpy(float)})
 
 
 def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, freq: str,

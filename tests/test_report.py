@@ -11,6 +11,7 @@ import pytest
 
 from civicwatt.cli import main
 from models.api import aggregate, energy_use, indicators, load_factors
+from models.completeness import day_counts
 from reports.monthly import data_completeness, parse_month
 from storage import open_store
 from tests.support_ledger_world import DAILY, TZ, open_world
@@ -119,13 +120,19 @@ def test_formatting_and_about(world):
     assert about["month"] == "2024-03" and about["factor_set"] == "cn-2024" and about["with_data"] == 4
 
 
+def _counts(samples: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+    """Day counts of raw samples from the lookback before `start` (naive local) on."""
+    s0 = start.tz_localize(TZ)
+    return day_counts(samples, s0 - pd.Timedelta(days=7), s0 + pd.Timedelta(days=60))
+
+
 def test_completeness_function():
     meters = pd.DataFrame({"meter_id": ["a", "b", "c"]})
     start, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-03")
     t_a = pd.date_range("2024-01-01", "2024-01-03", freq="15min", tz=TZ, inclusive="left")  # full
     t_b = t_a[(t_a.hour < 20) | (t_a.day == 2)]  # day 1 lost 4 h of 24: 83 %
     s = pd.concat([pd.DataFrame({"meter_id": "a", "time": t_a}), pd.DataFrame({"meter_id": "b", "time": t_b})])
-    out = data_completeness(s, meters, start, end, TZ, pd.Series({"a": 900.0, "b": 900.0, "c": 900.0}))
+    out = data_completeness(_counts(s, start), meters, start, end, TZ, pd.Series({"a": 900.0, "b": 900.0, "c": 900.0}))
     out = out.set_index("meter_id")
     assert out.at["a", "incomplete_days"] == 0 and out.at["a", "completeness"] == 1.0
     assert out.at["b", "incomplete_days"] == 1 and out.at["b", "worst_day"] == pytest.approx(80 / 96)
@@ -149,7 +156,8 @@ def test_completeness_of_backfilled_days():
     hourly = pd.date_range("2024-01-01", "2024-01-03", freq="h", tz=TZ, inclusive="left")
     q = [quality.BACKFILL if t.day == 1 else 0 for t in hourly]
     s = pd.DataFrame({"meter_id": "m", "time": hourly, "quality": q})
-    out = data_completeness(s, meters, pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-03"), TZ,
+    out = data_completeness(_counts(s, pd.Timestamp("2024-01-01")), meters, pd.Timestamp("2024-01-01"),
+                            pd.Timestamp("2024-01-03"), TZ,
                             pd.Series({"m": 900.0})).iloc[0]
     assert out["incomplete_days"] == 1 and out["worst_day"] == pytest.approx(24 / 96)
     assert out["completeness"] == pytest.approx((1 + 24 / 96) / 2)
@@ -221,7 +229,8 @@ def test_report_dashboard_and_alert_agree_on_completeness(tmp_path):
         # the report's function on the same week, and its incomplete sheet for the month
         meters = reg.meters_frame()
         live = pd.Series({"X-E0": 900.0, "X-E1": 900.0, "X-E2": 900.0})
-        rep = data_completeness(store.read_samples(day(15), day(29), list(meters["meter_id"])), meters, pd.Timestamp("2026-02-22"),
+        rep = data_completeness(store.period_counts("day", day(15), day(29), list(meters["meter_id"])), meters,
+                                pd.Timestamp("2026-02-22"),
                                 pd.Timestamp("2026-03-01"), TZ, live).set_index("meter_id")
         assert rep["completeness"].to_dict() == pytest.approx(week)
         assert rep["worst_day"].to_dict() == pytest.approx({"X-E0": 0.75, "X-E1": 1.0, "X-E2": 86 / 96, "X-W0": 0.5})

@@ -37,3 +37,23 @@ def test_a_store_of_the_earlier_schema_is_rebuilt_when_opened(tmp_path):
     tables = store._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist()
     assert "rollup_day" not in tables and "cons_day" in tables
     store.close()
+
+
+def test_period_tables_without_step_are_rebuilt_when_opened(tmp_path):
+    """A store whose period rows predate `step` (PERIODS_VERSION 1) gets them recomputed at open."""
+    t = pd.date_range("2024-01-01", periods=24 * 4 * 3, freq="15min", tz="UTC")
+    store = open_store(f"embedded:{tmp_path}")
+    store.write_samples(pd.DataFrame({"meter_id": "m", "time": t, "value": np.arange(len(t), dtype=float)}))
+    want = store.period_counts("day", "2024-01-01", "2024-01-05")
+    store.close()
+    con = connect(tmp_path / DB_NAME)
+    cur = con.cursor()
+    for table in ("cons_day", "cons_hour"):
+        cur.execute(f"ALTER TABLE {table} DROP COLUMN step")
+    cur.execute("UPDATE meta SET value = json_remove(value, '$.version')")
+    cur.close()
+    con.close()
+    with open_store(f"embedded:{tmp_path}") as again:
+        got = again.period_counts("day", "2024-01-01", "2024-01-05")
+    assert (want["step"].iloc[1:] == 900.0).all()
+    pd.testing.assert_frame_equal(got, want)
