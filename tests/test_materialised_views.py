@@ -26,7 +26,7 @@ from tests.support_ledger_world import TZ, build
 def twins(tmp_path_factory):
     """(registry, {"full": args, "bare": args}): the same world, the second one without raw samples."""
     base = tmp_path_factory.mktemp("twins")
-    reg_path, q_path, url = build(base)
+    reg_path, q_path, _url = build(base)
     shutil.copytree(base / "store", base / "bare")
     bare = EmbeddedStore(base / "bare", tz=TZ)
     bare._cur().execute("DELETE FROM sample")
@@ -38,7 +38,7 @@ def twins(tmp_path_factory):
 
 
 def _both(twins, fn):
-    registry, args, base = twins
+    registry, _args, base = twins
     out = []
     for name in ("store", "bare"):
         store = open_registry_store(registry, f"embedded:{base / name}", create=False)
@@ -88,11 +88,11 @@ def test_dashboard_year_views_read_no_raw_samples(twins):
     ["ledger", "--year", "2024"],
 ])
 def test_file_verbs_read_no_raw_samples(twins, verb):
-    registry, args, base = twins
+    _registry, args, base = twins
     texts = []
     for name in ("store", "bare"):
         out = base / f"{verb[0]}-{verb[-1]}-{name}.csv"
-        a = [x for x in args[name] if verb[0] == "ledger" or x != "--quotas" and not x.endswith("quotas.yaml")]
+        a = [x for x in args[name] if verb[0] == "ledger" or (x != "--quotas" and not x.endswith("quotas.yaml"))]
         assert main([*verb, "--out", str(out), *a]) == 0
         texts.append(out.read_text(encoding="utf-8"))
     assert len(texts[0].splitlines()) > 3
@@ -100,7 +100,7 @@ def test_file_verbs_read_no_raw_samples(twins, verb):
 
 
 def test_quotas_check_reads_no_raw_samples(twins, capsys):
-    registry, args, base = twins
+    _registry, args, base = twins
     said = []
     for name in ("store", "bare"):
         assert main(["quotas", "check", "--date", "2024-12-31", "--outbox", str(base / f"outbox-{name}"),
