@@ -1,7 +1,9 @@
 """`civicwatt import readings|bills FILE.csv`: all or nothing.
 
 Every problem in the file is listed by line and field and nothing is written; a reading
-that would change a value already stored is a problem too.
+that would change a value already stored is a problem too. A readings file is read block
+by block (`core.csvio.reading_blocks`), twice (checked, then written: `Store.import_stream`),
+so memory is bounded by a block, not by the file.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 
+import pandas as pd
 from tqdm import tqdm
 
 from civicwatt.context import open_registry_store, registry_from_args
-from core.csvio import parse_bills, parse_readings
+from core.csvio import parse_bills, reading_blocks
 from storage import ImportRejected, quality
 
 
@@ -21,15 +25,24 @@ def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     started = time.perf_counter()
     print(f"checking {args.file} ...", file=sys.stderr)
-    frame = parse_readings(args.file, registry) if args.kind == "readings" else parse_bills(args.file, registry)
+    if args.kind == "readings":
+        now = pd.Timestamp.now(tz="UTC")
+
+        def frames() -> Iterator[pd.DataFrame]:  # the file block by block: memory bounded by a block
+            for block in reading_blocks(args.file, registry, now):
+                yield block.assign(quality=quality.IMPORTED)
+
+        total = None
+    else:
+        bills = parse_bills(args.file, registry)
+        total = len(bills)
     store = open_registry_store(registry, args.store)
-    with tqdm(total=len(frame), desc=f"import {args.kind}", unit="row", unit_scale=True, file=sys.stderr) as bar:
+    with tqdm(total=total, desc=f"import {args.kind}", unit="row", unit_scale=True, file=sys.stderr) as bar:
         try:
             if args.kind == "readings":
-                frame["quality"] = quality.IMPORTED
-                n = store.import_samples(frame, progress=bar.update)
+                n = store.import_stream(frames, progress=bar.update)
             else:
-                n = store.write_bills(frame)
+                n = store.write_bills(bills)
                 bar.update(n)
         except ImportRejected as exc:
             for problem in exc.problems:
