@@ -43,7 +43,7 @@ VERB_SHARED: dict[str, tuple[str, ...]] = {
     "collect": (*STORE_AND_REGISTRY, *LOGGED), "serve": (*STORE_AND_REGISTRY, "users", *LOGGED),
     "import": STORE_AND_REGISTRY, "export": STORE_AND_REGISTRY, "report": STORE_AND_REGISTRY,
     "ledger": STORE_AND_REGISTRY, "assess": STORE_AND_REGISTRY, "quotas": STORE_AND_REGISTRY,
-    "mv": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY, "users": ("users",),
+    "mv": STORE_AND_REGISTRY, "national": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY, "users": ("users",),
     "backup": (*STORE_AND_REGISTRY, "users"),
 }
 # files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", metavar="FILE", help="fault script (YAML)")
     p.add_argument("--seed", type=int, default=1)
 
-    p = verb("collect", "run the collectors, consumption upkeep, alert checks and delivery (the production runtime)")
+    p = verb("collect", "run the collectors, alert checks and delivery (the production runtime)")
     _quotas(p, "quota file for the alert checks (default: civicwatt.toml's quotas, else ./quotas.yaml; "
                "without it only the meter-data rules run)")
     _channels(p)
@@ -194,6 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("mv", "savings verification (IPMVP / ASHRAE Guideline 14) for an EMC project")
     p.add_argument("--project", required=True, metavar="FILE.yaml")
     p.add_argument("--out", required=True, metavar="FILE.xlsx")
+
+    p = verb("national", "national indicators and rankings over province partitions, on Dask "
+                         "(`national export`: a province delivers a closed month)")
+    # no argparse choices: a stray option's value taken for it would hide the option's own error
+    p.add_argument("action", nargs="?", metavar="export", help="export: write --month of --province into --dataset")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="the national dataset (a directory or URL)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="an existing Dask scheduler")
+    p.add_argument("--workers", type=int, default=2, help="workers of the local cluster (without --scheduler)")
+    p.add_argument("--year", type=int, default=None)
+    p.add_argument("--out", default=None, metavar="FILE.xlsx|FILE.csv")
+    # its own dest: the province's quotas of civicwatt.toml are not national targets
+    p.add_argument("--quotas", dest="national_quotas", default=None, metavar="FILE",
+                   help="national targets (region: national or a province)")
+    p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
+    p.add_argument("--province", default=None, metavar="ID", help="export: the province's region id")
+    p.add_argument("--month", default=None, metavar="YYYY-MM", help="export: a closed month")
 
     p = verb("check-config", "validate the registry and quota files, print every problem")
     _quotas(p)

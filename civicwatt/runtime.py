@@ -1,10 +1,10 @@
-"""One runtime for every long-running process: polling, consumption upkeep, alert checks and delivery, heartbeat, registered jobs.
+"""One runtime for every long-running process: polling, alert checks and delivery, heartbeat, registered jobs.
 
 `civicwatt collect` and `civicwatt demo` both run a `Runtime`:
 
     rt = Runtime(registry, store, queue_dir, data_dir, quotas=cfg, channels="channels.yaml",
                  shard=(1, 2), check_interval_s=900, alerts=True)
-    rt.start()            # polling on schedule, upkeep, checks now and every interval, heartbeat
+    rt.start()            # polling on schedule, checks now and every interval, heartbeat
     ...
     rt.stop()             # stop the jobs, flush the queue to the store, heartbeat "stopped"
 
@@ -14,7 +14,6 @@ its own errors and carries on):
 | job | every | in |
 | --- | --- | --- |
 | `poll-<N>s` | each meter's poll interval | every process (its shard's gateways) |
-| `upkeep` (consumption: `maintain_store`) | `UPKEEP_EVERY_S` (5 min), and before each check | the leader (shard 1) |
 | `alerts-check` (`AlertService.scheduled_check`) | at start-up, then `check_interval_s` (900 s): meter rules each time, quota rules at start-up, on a new day and hourly | the leader, unless `alerts=False` |
 | `alerts-daily` (every rule, outbox pruning) | 06:00 local | the same |
 | `alerts-deliver` (retried delivery) | 60 s | the same |
@@ -25,9 +24,9 @@ send N copies of an alert. The outbox would not send copies anyway: a submission
 `BEGIN IMMEDIATE` transaction and each (alert, episode, kind, channel) delivery is a
 unique row, leased to one sender (tests/test_runtime.py runs two submitters at once).
 
-**Consumption upkeep** goes through one hook, `maintain_store(store)`: the store's
-`maintain()` when it has one, else `refresh_rollups()` (the embedded store's daily
-rollups), else nothing (InfluxDB computes consumption at query time).
+**Consumption** needs no job: both stores materialise hourly and daily consumption in
+their write path as the collectors forward samples (storage/), so a check sees every
+sample the store holds.
 
 **Jobs of later features** (e.g. the monthly-report reminders) register a factory:
 
@@ -64,8 +63,7 @@ from core.health import HEARTBEAT_S, Heartbeat, health_dir, iso
 log = logging.getLogger("civicwatt.runtime")
 
 CHECK_INTERVAL_S = 900.0  # alert checks: at start-up and then every 15 minutes
-UPKEEP_EVERY_S = 300.0  # consumption upkeep
-LEADER_SHARD = 1  # the shard that runs store-wide jobs (upkeep, checks, registered jobs)
+LEADER_SHARD = 1  # the shard that runs store-wide jobs (checks, registered jobs)
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -84,16 +82,6 @@ def register_jobs(factory: JobFactory) -> JobFactory:
 def unregister_jobs(factory: JobFactory) -> None:
     if factory in _FACTORIES:
         _FACTORIES.remove(factory)
-
-
-def maintain_store(store: Any) -> object:
-    """Consumption upkeep, whatever the store offers: `maintain()`, else
-    `refresh_rollups()`, else nothing. Returns what the store's method returned."""
-    for name in ("maintain", "refresh_rollups"):
-        fn = getattr(store, name, None)
-        if callable(fn):
-            return fn()
-    return None
 
 
 def process_name(role: str, shard: tuple[int, int] = (1, 1)) -> str:
@@ -150,7 +138,7 @@ class Runtime:
                  role: str = "collect", shard: tuple[int, int] = (1, 1),
                  gateway_options: dict[str, Any] | None = None, interval_s: int | None = None,
                  quotas: Any = None, channels: Any = None, check_interval_s: float = CHECK_INTERVAL_S,
-                 alerts: bool = True, upkeep_every_s: float = UPKEEP_EVERY_S):
+                 alerts: bool = True):
         if check_interval_s < 1:
             raise ValueError("the check interval must be at least 1 second")
         self.registry = registry
@@ -160,7 +148,6 @@ class Runtime:
         self.name = process_name(role, shard)
         self.leader = shard[0] == LEADER_SHARD
         self.check_interval_s = float(check_interval_s)
-        self.upkeep_every_s = float(upkeep_every_s)
         self.heartbeat = Heartbeat(health_dir(self.data_dir), self.name, role)
         self.collector = CollectorService(registry, store, queue_dir, shard=shard, gateway_options=gateway_options,
                                           interval_s=interval_s, heartbeat=self.heartbeat)
@@ -177,8 +164,7 @@ class Runtime:
         else:
             self.checks_off = None
             self.outbox = Outbox(self.data_dir, channels)
-            self.alerts = AlertService(store, registry, quotas, self.outbox, heartbeat=self.heartbeat,
-                                       before_check=self.upkeep)
+            self.alerts = AlertService(store, registry, quotas, self.outbox, heartbeat=self.heartbeat)
         self.heartbeat.set("alerts", {"enabled": False, "reason": self.checks_off} if self.checks_off else
                            self.alerts.health())
         self.heartbeat.provide("jobs", lambda: {k: dict(v) for k, v in self.jobs.items()})
@@ -187,10 +173,6 @@ class Runtime:
     @property
     def runs_checks(self) -> bool:
         return self.alerts is not None
-
-    def upkeep(self) -> None:
-        """Consumption upkeep (`maintain_store`)."""
-        maintain_store(self.store)
 
     def add_job(self, func: Callable[..., object], trigger: str = "interval", *, id: str,
                 only: Literal["checks", "leader", "all"] = "checks", **trigger_args: Any) -> str | None:
@@ -222,8 +204,6 @@ class Runtime:
         """Start polling, the jobs and the heartbeat; the first check runs at once."""
         if self._started:
             return self
-        if self.leader:
-            self.add_job(self.upkeep, "interval", id="upkeep", only="leader", seconds=self.upkeep_every_s)
         if self.alerts is not None:
             self.alerts.add_jobs(self.scheduler, check_interval_s=self.check_interval_s)
         for factory in list(_FACTORIES):

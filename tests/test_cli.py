@@ -26,6 +26,7 @@ VERB_ARGS = {
     "assess": ["assess", "--year", "2024", "--out", "a.xlsx"],
     "quotas": ["quotas", "check", "--date", "2024-12-31"],
     "mv": ["mv", "--project", "p.yaml", "--out", "m.xlsx"],
+    "national": ["national", "--dataset", "nd", "--year", "2024", "--out", "n.csv"],
     "check-config": ["check-config"],
     "users": ["users", "list"],
     "backup": ["backup", "--out", "bk"],
@@ -239,3 +240,12 @@ def test_the_demos_civicwatt_toml_round_trips_and_a_foreign_one_is_left_alone(tm
     path.write_text(mine, encoding="utf-8")
     assert write_workdir_config(tmp_path, where) == (path, False)
     assert path.read_text(encoding="utf-8") == mine
+
+
+def test_national_quotas_are_not_the_provinces_quotas_of_civicwatt_toml(tmp_path):
+    (tmp_path / "quotas.yaml").write_text("targets: []\n")
+    write_workdir_config(tmp_path, {"quotas": str(tmp_path / "quotas.yaml")})
+    args = parse_args(["national", "--dataset", "nd", "--year", "2024", "--out", "n.csv"])
+    assert args.national_quotas is None
+    args = parse_args(["national", "--dataset", "nd", "--year", "2024", "--out", "n.csv", "--quotas", "nat.yaml"])
+    assert args.national_quotas == "nat.yaml"

@@ -49,7 +49,8 @@ CASES = {
     "backup": (["backup", "--out", "bk", "--quotas", "quotas.yaml"], ["bk/config/quotas.yaml"]),
 }
 LONG_RUNNING = {"demo", "collect", "serve", "simulate"}  # test_cli.py checks their parsed arguments
-NOT_RUN = {"init": "takes no shared option", "mv": "needs an EMC project (tests/test_mv_acceptance.py)"}
+NOT_RUN = {"init": "takes no shared option", "mv": "needs an EMC project (tests/test_mv_acceptance.py)",
+           "national": "needs a national dataset and a Dask cluster (tests/test_national.py runs the verb)"}
 
 
 def test_every_verb_is_run_here_or_said_why_not():

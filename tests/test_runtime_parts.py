@@ -1,4 +1,4 @@
-"""The runtime's parts: registered jobs, the consumption-upkeep hook, logging set-up,
+"""The runtime's parts: registered jobs, logging set-up,
 secrets from the environment or a file, and `civicwatt backup` while another process
 writes to the store."""
 
@@ -24,7 +24,6 @@ from civicwatt.context import load_file_secrets, open_registry_store, redact_url
 from civicwatt.runtime import (
     Runtime,
     configure_logging,
-    maintain_store,
     register_jobs,
     reset_logging,
     unregister_jobs,
@@ -74,7 +73,7 @@ def test_registered_jobs_run_where_they_ask_and_their_errors_are_recorded(quiet_
             time.sleep(0.2)
             assert rt.jobs["boom"]["ok"] is False and rt.jobs["boom"]["error"] == "RuntimeError: no report data"
             assert rt.jobs["reminder"]["ok"] is True and rt.jobs["reminder"]["runs"] == 1
-            assert {"upkeep", "alerts-check", "alerts-deliver", "alerts-daily", "reminder"} <= {
+            assert {"alerts-check", "alerts-deliver", "alerts-daily", "reminder"} <= {
                 j.id for j in rt.scheduler.get_jobs()}  # "boom", a date job, is gone once run
         finally:
             rt.stop(flush_timeout_s=2)
@@ -87,8 +86,8 @@ def test_registered_jobs_run_where_they_ask_and_their_errors_are_recorded(quiet_
         try:
             pure.start()
             ids = {j.id for j in pure.scheduler.get_jobs()}
-            assert "alerts-check" not in ids and "upkeep" in ids
-            assert set(pure.jobs) == {"upkeep", "boom"}  # no "reminder": it goes with the checks
+            assert "alerts-check" not in ids and "reminder" not in ids
+            assert set(pure.jobs) == {"boom"}  # no "reminder": it goes with the checks
         finally:
             pure.stop(flush_timeout_s=2)
             pure.close()
@@ -98,25 +97,6 @@ def test_registered_jobs_run_where_they_ask_and_their_errors_are_recorded(quiet_
         shard.close()
     finally:
         unregister_jobs(reminders)
-
-
-def test_upkeep_uses_what_the_store_offers(tmp_path):
-    store = open_store(f"embedded:{tmp_path / 'data'}")
-    t = pd.date_range("2025-01-01", periods=48, freq="h", tz="UTC")
-    store.write_samples(pd.DataFrame({"meter_id": "M", "time": t, "value": np.arange(48.0), "quality": 0}))
-    assert maintain_store(store) == 1  # the embedded store: refresh_rollups, one meter refreshed
-    assert maintain_store(store) == 0  # nothing new
-    store.close()
-
-    class Materialised:
-        def maintain(self) -> str:
-            return "maintained"
-
-        def refresh_rollups(self) -> str:
-            return "refreshed"
-
-    assert maintain_store(Materialised()) == "maintained"
-    assert maintain_store(object()) is None  # InfluxDB: computed at query time
 
 
 # -- logging ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`civicwatt collect`: the production runtime: polling, consumption upkeep, alert checks and delivery.
+"""`civicwatt collect`: the production runtime: polling, alert checks and delivery.
 
     civicwatt collect [--shard I/N] [--queue DIR] [--gateways FILE] [--interval S]
                       [--quotas FILE] [--channels FILE] [--check-interval S] [--no-alerts]
@@ -8,7 +8,7 @@ the meters are polled on schedule into the store; the alert rules run at start-u
 then every `--check-interval` seconds (default 900: meter-data rules each time, the
 quota rules of `--quotas` at start-up, on a new day and hourly), and alerts go to the
 channels of `--channels` with retries. `--no-alerts` makes a pure collector; with
-`--shard I/N` only shard 1 runs the checks (and the consumption upkeep). The
+`--shard I/N` only shard 1 runs the checks. The
 heartbeat for `GET /healthz` is DATA_DIR/health/NAME.json (`core.health`).
 
 Samples go through an on-disk queue (`--queue`, default ./civicwatt-queue, or

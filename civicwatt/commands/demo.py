@@ -21,7 +21,7 @@
 4. starts the Modbus simulator for every meter (with the same retrofit), continuing the
    history's indices;
 5. starts the runtime `civicwatt collect` runs (`civicwatt.runtime`: 15-minute polls,
-   consumption upkeep, alert checks at start-up and every 15 minutes, delivery through
+   alert checks at start-up and every 15 minutes, delivery through
    `--dir`/channels.yaml, the heartbeat in DATA/health/demo.json);
 6. serves the dashboard (the savings-verification page reads `--dir`/mv) and prints
    where, with a generated admin password (`civicwatt users passwd admin` sets a new one).

@@ -1,0 +1,1 @@
+"""National scale: province partitions as a Parquet dataset and the national indicators on Dask."""
