@@ -217,7 +217,7 @@ def main() -> None:
     for name, n in (("embedded", args.institutions), ("influxdb", args.influx_institutions)):
         if name in skip:
             continue
-        with tempfile.TemporaryDirectory(dir=".") as d:
+        with tempfile.TemporaryDirectory(prefix="bench-province-") as d:
             base = Path(d)
             write_sample(base, n_institutions=n)
             registry = load_registry(base / "civicwatt.yaml")
