@@ -5,14 +5,22 @@ Pure, vectorised functions on frames; `meter_alerts` does the store I/O.
 Rules and their thresholds (named constants below, overridable per call):
 
 * ``meter_offline`` (critical): a live (Modbus) meter whose last sample is older than
-  `OFFLINE_POLLS` polling intervals at the evaluation time (domain.md §5). One open
+  N polling intervals at the evaluation time (domain.md §5): N is the one offline rule
+  of `core.rules` (`OFFLINE_POLLS`, 3), the threshold the collectors use too, or its
+  gateway's `offline_polls` when `MeterRuleSettings.gateways` holds the collectors'
+  gateway options (`civicwatt collect --gateways FILE`). The alert scheduler of
+  `civicwatt demo` and `civicwatt quotas check` do not read a gateways file: they use
+  `OFFLINE_POLLS` (or `MeterRuleSettings.offline_polls`) for every meter. One open
   alert per meter for the whole outage (key period ``live``).
+  Only meters expected to report: not a meter fed by CSV imports, and "never reported"
+  only in a registry a collector polls (`expected_to_report`).
 * ``data_completeness`` (warning): a meter whose last complete day has fewer than
   `COMPLETENESS_TARGET` (90 %) of the expected samples (domain.md §5), judged by
   `daily_completeness` (the one rule the dashboard and the monthly report use too): a
   day whose samples are all backfilled or imported is judged at the resolution it
-  carries, any other day at the Modbus poll interval (meters fed only by imports: at
-  their usual spacing of the last week). Not raised for a meter that is offline (that
+  carries, any other day at the Modbus poll interval (meters fed only by imports, and
+  Modbus meters not expected to report (`expected_to_report`): at their usual spacing
+  of the last week). Not raised for a meter that is offline (that
   alert already says it). One open alert per meter while the days stay incomplete.
 * ``abnormal_night_load`` (warning): main electricity or water meters whose mean
   hourly use between 00:00 and 05:00 of the day is above `BASE_LOAD_FACTOR` x its
@@ -20,7 +28,10 @@ Rules and their thresholds (named constants below, overridable per call):
   deviations; a water meter with a usually dry night that now flows is the classic leak.
   Only for meters read at least hourly (a daily reading shows no night).
 * ``abnormal_holiday_load`` (warning): the same test on the whole-day use of a
-  non-working day (weekend or listed holiday) against previous non-working days.
+  non-working day against previous non-working days. Non-working days are those of the
+  product's one calendar (`core.calendar`: weekends and public holidays, make-up
+  workdays excepted); in a year the calendar does not know, weekends only, and the
+  alert says so (extra ``calendar: weekdays_only``).
 * ``step_change`` (warning up, info down): the median daily use of the last
   `STEP_WINDOW_DAYS` days differs from the median of the `BASELINE_DAYS` before by more
   than `STEP_FACTOR` (x1.5 up or /1.5 down): new equipment left on, a failed
@@ -35,13 +46,18 @@ of the meter's median daily use never alerts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
 from alerts.record import Alert
+from core import localtime
+from core.calendar import day_types
+from core.rules import OFFLINE_POLLS
+from core.schemas.gateways import GatewayOptions, offline_polls_of
 from models.completeness import (
     COMPLETENESS_LOOKBACK_DAYS,
     COMPLETENESS_TARGET,
@@ -49,8 +65,8 @@ from models.completeness import (
     live_meters,
     sample_spacing,
 )
+from storage import quality
 
-OFFLINE_POLLS = 4  # domain.md §5: offline after N unanswered polls (N = 4 here)
 BASELINE_DAYS = 28  # four weeks of history for "usual" levels
 MIN_BASELINE_DAYS = 7  # fewer days of history: no abnormal-use verdict
 NIGHT_HOURS = (0, 5)  # local hours [0, 5): institutions are closed
@@ -66,14 +82,17 @@ HOURLY_S = 3600.0  # the night rule needs samples at least this often
 
 @dataclass
 class MeterRuleSettings:
-    offline_polls: int = OFFLINE_POLLS
+    offline_polls: int = OFFLINE_POLLS  # meters of a gateway without options in `gateways`
+    gateways: Mapping[str, GatewayOptions] = field(default_factory=dict)  # the collectors' gateway options
     completeness_target: float = COMPLETENESS_TARGET
     baseline_days: int = BASELINE_DAYS
     base_load_factor: float = BASE_LOAD_FACTOR
     step_factor: float = STEP_FACTOR
     balance_tolerance: float = BALANCE_TOLERANCE
-    holidays: frozenset[date] = field(default_factory=frozenset)
-    workdays: frozenset[date] = field(default_factory=frozenset)  # make-up working days (调休)
+
+    def offline_polls_by_meter(self, meters) -> dict[str, int]:
+        """meter id -> offline threshold (polls) of every Modbus meter of `meters`."""
+        return offline_polls_of(meters, self.gateways, self.offline_polls)
 
 
 def _fmt(x: float) -> str:
@@ -82,15 +101,53 @@ def _fmt(x: float) -> str:
 
 # -- pure rules ---------------------------------------------------------------------
 
-def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp, polls: int) -> pd.DataFrame:
-    """Live meters (meter_id, institution_id, interval_s) whose last sample
-    (`last`: meter_id, time) is older than `polls` x interval at `as_of`, or who never
-    reported. Returns meter_id, institution_id, last_time (NaT: never), silent_s."""
-    df = live.merge(last[["meter_id", "time"]], on="meter_id", how="left")
+def registry_is_polled(last: pd.DataFrame) -> bool:
+    """Does a collector feed these meters? True when any last sample (`last`:
+    meter_id, time, quality) came from a poll or a collector's backfill rather than a
+    CSV import (`storage.quality.IMPORTED`)."""
+    if last.empty:
+        return False
+    q = last["quality"].to_numpy(np.int64) if "quality" in last else np.zeros(len(last), np.int64)
+    return bool(((q & quality.IMPORTED) == 0).any())
+
+
+def expected_to_report(live: pd.DataFrame, last: pd.DataFrame, polled: bool | None = None) -> pd.DataFrame:
+    """The live meters of `live` (meter_id, institution_id, interval_s) that are
+    expected to report: Modbus meters a collector polls, not meters fed by CSV imports
+    (a registry written by `civicwatt init` keeps its `modbus` blocks even when its
+    readings come from files). `last`: each meter's last sample (meter_id, time,
+    quality).
+
+    * a meter whose last sample was imported (quality IMPORTED) is fed by imports: not
+      expected (the completeness rule then judges it at its usual spacing);
+    * a meter with no sample at all is expected only when the registry is polled
+      (`polled`; default `registry_is_polled(last)`), since a collector polls every
+      Modbus meter of the registry;
+    * any other Modbus meter (last sample polled or backfilled) is expected.
+    """
+    polled = registry_is_polled(last) if polled is None else polled
+    q = last.set_index("meter_id")["quality"] if "quality" in last and len(last) else pd.Series(dtype=np.int64)
+    q = live["meter_id"].map(q)
+    never = q.isna().to_numpy()
+    imported = (q.fillna(0).to_numpy(np.int64) & quality.IMPORTED) != 0
+    return live[(never & polled) | (~never & ~imported)].reset_index(drop=True)
+
+
+def offline_meters(last: pd.DataFrame, live: pd.DataFrame, as_of: pd.Timestamp,
+                   polls: int | Mapping[str, int] = OFFLINE_POLLS, polled: bool | None = None) -> pd.DataFrame:
+    """Live meters (meter_id, institution_id, interval_s) expected to report
+    (`expected_to_report`) whose last sample (`last`: meter_id, time, quality) is older
+    than `polls` x interval at `as_of`, or who never reported. `polls`: one threshold,
+    or one per meter id (meters not in it: OFFLINE_POLLS). Returns meter_id,
+    institution_id, last_time (NaT: never), silent_s, limit_s (polls x interval)."""
+    df = expected_to_report(live, last, polled).merge(last[["meter_id", "time"]], on="meter_id", how="left")
     t = pd.to_datetime(df["time"], utc=True)
     silent = (as_of - t).dt.total_seconds()
-    off = silent.isna() | (silent > polls * df["interval_s"].to_numpy(float))
-    out = df.loc[off, ["meter_id", "institution_id"]].assign(last_time=t[off], silent_s=silent[off])
+    n = (df["meter_id"].map(polls).fillna(OFFLINE_POLLS).to_numpy(float) if isinstance(polls, Mapping)
+         else np.full(len(df), float(polls)))
+    limit = n * df["interval_s"].to_numpy(float)
+    off = silent.isna() | (silent > limit)
+    out = df.loc[off, ["meter_id", "institution_id"]].assign(last_time=t[off], silent_s=silent[off], limit_s=limit[off])
     return out.reset_index(drop=True)
 
 
@@ -146,13 +203,10 @@ def _live_meters(registry) -> pd.DataFrame:
     return live_meters(registry.meters)
 
 
-def is_non_working(days: pd.DatetimeIndex, settings: MeterRuleSettings) -> np.ndarray:
-    d = pd.DatetimeIndex(days).tz_localize(None).normalize()
-    dates = np.array([x.date() for x in d])  # small: one per day
-    weekend = d.day_of_week >= 5
-    hol = np.isin(dates, list(settings.holidays)) if settings.holidays else np.zeros(len(d), bool)
-    work = np.isin(dates, list(settings.workdays)) if settings.workdays else np.zeros(len(d), bool)
-    return (weekend | hol) & ~work
+def is_non_working(days: pd.DatetimeIndex) -> np.ndarray:
+    """True for the weekends and public holidays of local `days` (`core.calendar`; make-up
+    workdays are working days; a year the calendar does not know: weekends only)."""
+    return ~day_types(days, unknown="weekdays").working
 
 
 def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
@@ -164,9 +218,9 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
     settings = settings or MeterRuleSettings()
     tz = registry.timezone
     as_of = pd.Timestamp(as_of)
-    as_of = as_of.tz_localize(tz) if as_of.tzinfo is None else as_of.tz_convert(tz)
-    day_end = as_of.normalize()
-    day_start = day_end - pd.Timedelta(days=1)
+    as_of = localtime.first_instant_of(as_of, tz)
+    day_end = localtime.local_floor_one(as_of, "day", tz)
+    day_start = localtime.local_floor_one(day_end - pd.Timedelta(seconds=1), "day", tz)
     day_label = day_start.strftime("%Y-%m-%d")
     stamp = as_of.isoformat()
     meters = registry.meters_frame()
@@ -179,7 +233,8 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
     offline_ids: set[str] = set()
     if len(live):
         last = store.last_samples_before(as_of, live["meter_id"].tolist())
-        off = offline_meters(last, live, as_of, settings.offline_polls)
+        off = offline_meters(last, live, as_of, settings.offline_polls_by_meter(registry.meters))
+        live = expected_to_report(live, last)  # the completeness rule owes samples of these only
         offline_ids = set(off["meter_id"])
         for r in off.itertuples(index=False):  # one per offline meter
             since = "从未上报" if pd.isna(r.last_time) else f"自 {r.last_time.tz_convert(tz):%Y-%m-%d %H:%M} 起"
@@ -188,7 +243,7 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
             alerts.append(Alert.new(
                 "meter_offline", "critical", f"meter:{r.meter_id}", "last_sample_age_h", as_of.strftime("%Y-%m-%d"),
                 key_period="live", institution_id=r.institution_id, actual=hours,
-                limit=settings.offline_polls * float(live.set_index("meter_id").at[r.meter_id, "interval_s"]) / 3600,
+                limit=r.limit_s / 3600,
                 unit="h", first_seen=stamp,
                 message_zh=f"计量表 {r.meter_id}（{r.institution_id}）离线：{since}无数据",
                 message_en=f"Meter {r.meter_id} ({r.institution_id}) is offline: {since_en}"))
@@ -283,7 +338,7 @@ def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, t
         local = pd.to_datetime(hourly["period_start"]).dt.tz_convert(tz)
         night = hourly[(local.dt.hour >= NIGHT_HOURS[0]) & (local.dt.hour < NIGHT_HOURS[1])]
         nl = local[night.index]
-        per_night = night.assign(day=nl.dt.normalize()).groupby(["meter_id", "day"], as_index=False)["quantity"].mean()
+        per_night = night.assign(day=localtime.local_floor(nl, "day", tz)).groupby(["meter_id", "day"], as_index=False)["quantity"].mean()
         per_night = per_night.rename(columns={"quantity": "level"})
         today = per_night[per_night["day"] == day_start]
         hist = per_night[per_night["day"] < day_start]
@@ -299,9 +354,10 @@ def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, t
                 message_en=f"Meter {r.meter_id} night base load (00:00-05:00) on {day_label} was {_fmt(r.level)} "
                            f"{unit}/h, well above its usual {_fmt(r.usual)} {unit}/h"))
     # Holiday (non-working day) use vs previous non-working days.
-    if is_non_working(pd.DatetimeIndex([day_start]), settings)[0]:
+    if is_non_working(pd.DatetimeIndex([day_start]))[0]:
+        known = bool(day_types(pd.DatetimeIndex([day_start]), unknown="weekdays").known[0])
         d = daily[daily["period_start"] <= day_start]
-        off = d[is_non_working(pd.DatetimeIndex(d["period_start"]), settings)]
+        off = d[is_non_working(pd.DatetimeIndex(d["period_start"]))]
         off = off.rename(columns={"quantity": "level"})
         today = off[off["period_start"] == day_start][["meter_id", "level"]]
         hist = off[off["period_start"] < day_start][["meter_id", "level"]]
@@ -311,7 +367,8 @@ def _abnormal_alerts(store, registry, main: pd.DataFrame, daily: pd.DataFrame, t
             out.append(Alert.new(
                 "abnormal_holiday_load", "warning", f"meter:{r.meter_id}", "non_working_day_use", day_label,
                 key_period="recent", institution_id=inst.at[r.meter_id, "institution_id"], actual=r.level,
-                limit=r.limit, unit=unit, first_seen=stamp, extra={"usual": r.usual},
+                limit=r.limit, unit=unit, first_seen=stamp,
+                extra={"usual": r.usual, "calendar": "holidays" if known else "weekdays_only"},
                 message_zh=f"计量表 {r.meter_id} 节假日/周末 {day_label} 用量 {_fmt(r.level)} {unit}，"
                            f"明显高于平常节假日的 {_fmt(r.usual)} {unit}",
                 message_en=f"Meter {r.meter_id} used {_fmt(r.level)} {unit} on the non-working day {day_label}, "

@@ -184,6 +184,20 @@ class Outbox:
                 (payload["key"], episode, kind, seq, ch.name, json.dumps(payload, ensure_ascii=False, sort_keys=True),
                  now.timestamp(), now.isoformat()))
 
+    def enqueue(self, payloads: Iterable[dict[str, Any]], kind: str = "message", now: datetime | None = None) -> int:
+        """Queue messages that are not alerts (e.g. the upward push of approved months) for
+        every channel, delivered by `deliver_pending` like notifications: retried with
+        back-off until the receiver accepts, in order per `key`, one idempotency key per
+        delivery. Each payload needs `key` and `revision` (an int: a message with a key,
+        kind and revision already queued or sent is not queued again). Returns how many
+        deliveries were queued."""
+        now = _now(now)
+        with closing(self._connect()) as con, transaction(con):
+            before = con.total_changes
+            for payload in payloads:
+                self._enqueue(con, payload, 1, kind, int(payload["revision"]), now)
+            return con.total_changes - before
+
     def submit(self, alerts: Iterable[Alert], now: datetime | None = None, rules: Iterable[str] | None = None,
                resolve_missing: bool = True) -> SubmitResult:
         """Record one evaluation's alerts; queue open, reminder and resolved notifications.

@@ -35,6 +35,7 @@ import pandas as pd
 
 from alerts.meter_rules import MeterRuleSettings, meter_alerts
 from alerts.record import Alert
+from core import localtime
 from core.vocab import CATEGORY_ZH
 from quotas.config import STANDARD_INDICATORS, TARGET_INDICATORS, QuotaConfig
 
@@ -161,9 +162,9 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
 
     tz = registry.timezone
     now_ts = pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz=tz)
-    now_ts = now_ts.tz_convert(tz) if now_ts.tzinfo else now_ts.tz_localize(tz)
+    now_ts = localtime.first_instant_of(now_ts, tz)
     at_d = _as_date(at) if at is not None else now_ts.date()
-    midnight = pd.Timestamp(at_d).tz_localize(tz)
+    midnight = localtime.first_instant_of(at_d, tz)
     moment = now_ts if now_ts.date() == at_d else midnight
     stamp = moment.isoformat()
     alerts: list[Alert] = []
@@ -185,7 +186,7 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
             alerts += [a for a in target_alerts(evaluated, registry, stamp) if a.rule in wanted]
         if "quota_constraint_exceeded" in wanted and quotas_cfg.standards:
             local = pd.DatetimeIndex(use["period_start"]) if len(use) else pd.DatetimeIndex([], tz=tz)
-            window = use[(local >= roll_start.tz_localize(tz))] if len(use) else use
+            window = use[(local >= localtime.first_instant_of(roll_start, tz))] if len(use) else use
             ind = indicators(window, registry, factors, quotas_cfg.basis, freq="day")
             levels = quota_levels(ind, quotas_cfg, regions=registry)
             if details is not None:

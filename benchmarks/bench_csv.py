@@ -1,4 +1,6 @@
-"""Readings CSV parsing: `core.csvio.parse_readings` against a bare pandas parse of the
+"""Benchmark: readings CSV parsing against a bare pandas parse.
+
+Readings CSV parsing: `core.csvio.parse_readings` against a bare pandas parse of the
 same file in the same process.
 
     python benchmarks/bench_csv.py [--rows 1000000] [--repeat 5]

@@ -1,4 +1,6 @@
-"""Latency of the rankings callback for a province-sized portfolio (31,600 institutions,
+"""Benchmark: rankings callback latency for a province-sized portfolio.
+
+Latency of the rankings callback for a province-sized portfolio (31,600 institutions,
 Hebei 2020), against a bare pandas sort + slice of the same table.
 
     python benchmarks/bench_dashboard.py [--n 31600] [--repeat 200]
@@ -31,7 +33,7 @@ from core import users as auth
 from core.registry import Institution, Region, Registry
 from dashboard.app import create_app, serve
 from dashboard.data import INDICATORS, QUOTA_INDICATORS, TOTALS
-from dashboard.ranking import baseline_sort_slice
+from quotas.ranking import baseline_sort_slice
 from tests.support_web import csrf_headers, login
 
 HEBEI_CITIES = ["sjz", "ts", "qhd", "hd", "xt", "bd", "zjk", "cd", "cz", "lf", "hs"]  # 11 prefecture-level cities

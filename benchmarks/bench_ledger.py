@@ -9,6 +9,12 @@ same process:
   (the cost of the readable formatting);
 * the full run vs one on a tenth of the institutions (10.0 = linear scaling).
 
+Baselines: the openpyxl dump writes the very rows `write_ledger` writes, from the same
+frames, so the ratio is the price of the formatting alone; the tenth-size run is the same
+code on a subset. Neither reads a store, and neither does the measured path: this
+benchmark prices the ledger's arithmetic and writers only. The `ledger` verb through a
+store, against a bare read of the same store, is `benchmarks/bench_consumption.py`.
+
     python benchmarks/bench_ledger.py [--institutions 31600] [--out DIR]
 """
 

@@ -1,4 +1,6 @@
-"""Savings verification: speed of the baseline search and of a whole run, and how
+"""Benchmark: savings-verification speed and interval calibration.
+
+Savings verification: speed of the baseline search and of a whole run, and how
 often the reported 90 % interval holds the true savings.
 
     python benchmarks/bench_mv.py [--projects 1000] [--workers 2] [--only fit|run|calibration]
@@ -39,6 +41,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.calendar import day_types
 from storage import open_store
 from tests.test_mv_synthetic import make_case, random_building, samples_for, write_temps
 from verification import load_project, verify, write_report
@@ -94,7 +97,7 @@ def bench_fit() -> None:
     case = make_case(BASE, REP, 0.15, seed=1)
     d = case.daily[case.daily["date"] <= pd.Timestamp(BASE[1])]
     drivers = pd.DataFrame({"date": d["date"], "temp_c": case.temps["temp_c"][: len(d)].to_numpy(),
-                            "working": (d["date"].dt.day_of_week < 5).astype(float).to_numpy()})
+                            "working": day_types(pd.DatetimeIndex(d["date"])).working.astype(float)})
     y = d["use_kwh"].to_numpy()
     layout = Layout("day", np.arange(len(d)), len(d))
     fast = _timed(lambda: fit_baseline(y, drivers, layout))

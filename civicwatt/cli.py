@@ -1,17 +1,21 @@
-"""The `civicwatt` command. Each verb lives in `civicwatt.commands.<verb>` with a
+"""The `civicwatt` command: parser, shared options and verb dispatch.
+
+The `civicwatt` command. Each verb lives in `civicwatt.commands.<verb>` with a
 `run(args) -> int`; this module only parses arguments and reports errors."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from civicwatt import __version__
-from civicwatt.context import load_file_secrets, missing_store_message, resolve_locations
+from civicwatt import __version__, argtypes
+from civicwatt.context import load_file_secrets, missing_store_message, print_problems, resolve_locations
+from core.textfile import echo
 from core.yamlfile import ConfigError
 from storage import StoreError, StoreMissing
 
@@ -43,12 +47,23 @@ VERB_SHARED: dict[str, tuple[str, ...]] = {
     "collect": (*STORE_AND_REGISTRY, *LOGGED), "serve": (*STORE_AND_REGISTRY, "users", *LOGGED),
     "import": STORE_AND_REGISTRY, "export": STORE_AND_REGISTRY, "report": STORE_AND_REGISTRY,
     "ledger": STORE_AND_REGISTRY, "assess": STORE_AND_REGISTRY, "quotas": STORE_AND_REGISTRY,
-    "mv": STORE_AND_REGISTRY, "national": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY, "users": ("users",),
+    "mv": STORE_AND_REGISTRY, "national": STORE_AND_REGISTRY, "check-config": STORE_AND_REGISTRY,
+    "users": ("registry", "users"),
     "backup": (*STORE_AND_REGISTRY, "users"),
 }
 # files that only some verbs take, found the same way (civicwatt.toml, then ./NAME.yaml)
-VERB_FILES = ("quotas", "channels")
+VERB_FILES = ("quotas", "channels", "upstream")
 DEMO_DIR = "./civicwatt-demo"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the values it echoes in errors cut to 80 characters (core.textfile.echo)."""
+
+    def error(self, message: str):
+        super().error(_QUOTED_OR_LONG.sub(lambda m: f"'{echo(m[1])}'" if m[1] is not None else echo(m[0]), message))
+
+
+_QUOTED_OR_LONG = re.compile(r"'([^']*)'|\S{81,}")
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -72,7 +87,7 @@ def _shared(names: tuple[str, ...], helps: dict[str, str] = SHARED_HELP) -> list
             group.add_argument(f"--{name}", default=argparse.SUPPRESS, choices=SHARED_CHOICES[name], help=helps[name])
         else:
             group.add_argument(f"--{name}", default=argparse.SUPPRESS, metavar="URL" if name == "store" else "FILE",
-                               help=helps[name])
+                               type=str if name == "store" else argtypes.path, help=helps[name])
     return [parent]
 
 
@@ -83,16 +98,22 @@ def dest(name: str) -> str:
 
 def _quotas(p: argparse.ArgumentParser, help: str = "quota file (default: civicwatt.toml's quotas, "
                                                     "else ./quotas.yaml; used when it exists)") -> None:
-    p.add_argument("--quotas", default=None, metavar="FILE", help=help)
+    p.add_argument("--quotas", default=None, metavar="FILE", type=argtypes.path, help=help)
+
+
+def _upstream(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--upstream", default=None, metavar="FILE",
+                   help="upward reporting: push approved months to the upper level (default: civicwatt.toml's "
+                        "upstream, else ./upstream.yaml; used when it exists; token from $CIVICWATT_UPSTREAM_TOKEN)")
 
 
 def _channels(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--channels", default=None, metavar="FILE",
+    p.add_argument("--channels", default=None, metavar="FILE", type=argtypes.path,
                    help="alert delivery (default: civicwatt.toml's channels, else ./channels.yaml; used when it exists)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="civicwatt", parents=_shared(tuple(SHARED_HELP), {
             name: f"{text}; for {', '.join(v for v, takes in VERB_SHARED.items() if name in takes)}"
             for name, text in SHARED_HELP.items()}),
@@ -108,92 +129,104 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=_shared(VERB_SHARED[name], helps))
 
     p = verb("demo", "sample portfolio, simulator, history, collectors and dashboard in one go", DEMO_HELP)
-    p.add_argument("--dir", default=DEMO_DIR,
+    p.add_argument("--dir", default=DEMO_DIR, type=argtypes.path,
                    help=f"where the demo keeps its registry, data and users (default {DEMO_DIR}); "
                         "it writes ./civicwatt.toml naming them for the other verbs")
-    p.add_argument("--days", type=int, default=None,
+    p.add_argument("--days", type=argtypes.count, default=None,
                    help="days of history to backfill (default: back to 1 January of last year, at least 400)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
-    p.add_argument("--modbus-port", type=int, default=15020,
+    p.add_argument("--port", type=argtypes.port, default=8050, help="dashboard port (default 8050)")
+    p.add_argument("--modbus-port", type=argtypes.port, default=15020,
                    help="first Modbus TCP port of the simulator, one per institution (default 15020; "
                         "taken when DIR/civicwatt.yaml is written, i.e. on the first start)")
 
     p = verb("init", "write a commented sample civicwatt.yaml, quotas.yaml and channels.yaml")
-    p.add_argument("dir", nargs="?", default=".")
+    p.add_argument("dir", nargs="?", default=".", type=argtypes.path)
     p.add_argument("--force", action="store_true", help="overwrite existing files")
 
     p = verb("simulate", "run only the Modbus simulator for the registry's meters")
-    p.add_argument("--faults", metavar="FILE", help="fault script (YAML)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--faults", metavar="FILE", type=argtypes.path, help="fault script (YAML)")
+    p.add_argument("--seed", type=argtypes.count, default=1)
 
     p = verb("collect", "run the collectors, alert checks and delivery (the production runtime)")
     _quotas(p, "quota file for the alert checks (default: civicwatt.toml's quotas, else ./quotas.yaml; "
                "without it only the meter-data rules run)")
     _channels(p)
-    p.add_argument("--check-interval", type=float, default=900.0, metavar="SECONDS",
+    p.add_argument("--check-interval", type=argtypes.seconds, default=900.0, metavar="SECONDS",
                    help="alert checks at start-up and then every SECONDS (default 900; the quota rules at most "
                         "hourly and on a new day)")
+    _upstream(p)
     p.add_argument("--no-alerts", action="store_true",
                    help="no alert checks here (a pure collector); with --shard I/N only shard 1 runs them anyway")
-    p.add_argument("--shard", default="1/1", metavar="I/N", help="take the I-th of N stable shares of the gateways")
-    p.add_argument("--queue", default=None, metavar="DIR", help="store-and-forward queue directory")
-    p.add_argument("--gateways", default=None, metavar="FILE",
+    p.add_argument("--shard", default="1/1", metavar="I/N", type=argtypes.shard, help="take the I-th of N stable shares of the gateways")
+    p.add_argument("--queue", default=None, metavar="DIR", type=argtypes.path, help="store-and-forward queue directory")
+    p.add_argument("--gateways", default=None, metavar="FILE", type=argtypes.path,
                    help="per-gateway options (YAML: timeout_s, retries, max_registers, pause_s, connections)")
-    p.add_argument("--interval", type=int, default=None, metavar="SECONDS",
+    p.add_argument("--interval", type=argtypes.whole_seconds, default=None, metavar="SECONDS",
                    help="poll every meter at this interval instead of each meter's interval_s")
 
-    p = verb("serve", "run only the dashboard")
+    p = verb("serve", "run the dashboard, the HTTP API (/api/v1) and /healthz")
     _quotas(p)
+    _upstream(p)
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
+    p.add_argument("--port", type=argtypes.port, default=8050, help="dashboard port (default 8050)")
 
     p = verb("import", "import meter readings or bills from CSV (all or nothing)")
     p.add_argument("kind", choices=["readings", "bills"])
-    p.add_argument("file")
+    p.add_argument("file", type=argtypes.path)
+    p.add_argument("--replace", action="store_true",
+                   help="bills: correct stored bills that differ (the old values go to the audit trail)")
+    p.add_argument("--reason", help="bills: why they are imported or replaced (kept in the audit trail)")
 
     p = verb("export", "export stored readings or consumption as CSV")
     p.add_argument("kind", choices=["readings", "consumption"])
-    p.add_argument("--start", required=True, metavar="DATE")
-    p.add_argument("--end", required=True, metavar="DATE")
+    p.add_argument("--start", required=True, metavar="DATE", type=argtypes.when)
+    p.add_argument("--end", required=True, metavar="DATE", type=argtypes.when)
     p.add_argument("--meter", action="append", metavar="ID", help="only this meter (repeatable)")
     p.add_argument("--freq", choices=["hour", "day", "month"], default="day")
-    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.add_argument("--out", required=True, metavar="FILE.csv", type=argtypes.path)
 
-    p = verb("report", "the monthly statistical report")
-    p.add_argument("kind", choices=["monthly"])
-    p.add_argument("--month", required=True, metavar="YYYY-MM")
-    p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p = verb("report", "the monthly statistical report, or the statistics-system tables (statistics)")
+    p.add_argument("kind", choices=["monthly", "statistics"])
+    p.add_argument("--month", default=None, metavar="YYYY-MM", type=argtypes.month, help="the month (report monthly)")
+    p.add_argument("--period", default=None, metavar="YYYY-MM|YYYYQn|YYYY",
+                   help="a month, quarter or year (report statistics)")
+    p.add_argument("--out", required=True, metavar="FILE.xlsx", type=argtypes.path)
+    p.add_argument("--reporting-unit", default="", help="填报单位 of the form header (report statistics)")
+    p.add_argument("--head", default="", help="单位负责人 of the form header (report statistics)")
+    p.add_argument("--preparer", default="", help="填表人 of the form header (report statistics)")
+    p.add_argument("--report-date", default=None, metavar="YYYY-MM-DD", type=argtypes.when,
+                   help="报出日期 of the form header (default: today; report statistics)")
     _quotas(p, "quota file, for its electricity basis (default: civicwatt.toml's quotas, else ./quotas.yaml)")
-    p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
+    p.add_argument("--factors", default=None, metavar="FILE", type=argtypes.path, help="factor set file overriding the shipped one")
 
     p = verb("ledger", "the annual carbon ledger (xlsx or csv)")
-    p.add_argument("--year", required=True, type=int)
-    p.add_argument("--out", required=True, metavar="FILE.xlsx|FILE.csv")
+    p.add_argument("--year", required=True, type=argtypes.year)
+    p.add_argument("--out", required=True, metavar="FILE.xlsx|FILE.csv", type=argtypes.path)
     _quotas(p)
-    p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
+    p.add_argument("--factors", default=None, metavar="FILE", type=argtypes.path, help="factor set file overriding the shipped one")
 
     p = verb("assess", "the year-end assessment (节能考核) and its notice (通报)")
-    p.add_argument("--year", required=True, type=int)
-    p.add_argument("--out", required=True, metavar="FILE.xlsx")
-    p.add_argument("--notice", default=None, metavar="FILE.xlsx|FILE.html", help="also write the notice (通报)")
+    p.add_argument("--year", required=True, type=argtypes.year)
+    p.add_argument("--out", required=True, metavar="FILE.xlsx", type=argtypes.path)
+    p.add_argument("--notice", default=None, metavar="FILE.xlsx|FILE.html", type=argtypes.path, help="also write the notice (通报)")
     _quotas(p)
-    p.add_argument("--outbox", default=None, metavar="DIR",
+    p.add_argument("--outbox", default=None, metavar="DIR", type=argtypes.path,
                    help="alert outbox directory, for its open data-quality alerts (default: the embedded store's "
                         "directory, else the registry's)")
 
     p = verb("quotas", "evaluate dual-control targets and quota standards")
     p.add_argument("action", choices=["check"])
     _quotas(p)
-    p.add_argument("--date", default=None, metavar="YYYY-MM-DD")
+    p.add_argument("--date", default=None, metavar="YYYY-MM-DD", type=argtypes.when)
     p.add_argument("--notify", action="store_true", help="send alerts through the configured channels")
     _channels(p)
-    p.add_argument("--outbox", default=None, metavar="DIR",
+    p.add_argument("--outbox", default=None, metavar="DIR", type=argtypes.path,
                    help="alert outbox directory (default: the embedded store's directory, else the registry's)")
 
     p = verb("mv", "savings verification (IPMVP / ASHRAE Guideline 14) for an EMC project")
-    p.add_argument("--project", required=True, metavar="FILE.yaml")
-    p.add_argument("--out", required=True, metavar="FILE.xlsx")
+    p.add_argument("--project", required=True, metavar="FILE.yaml", type=argtypes.path)
+    p.add_argument("--out", required=True, metavar="FILE.xlsx", type=argtypes.path)
 
     p = verb("national", "national indicators and rankings over province partitions, on Dask "
                          "(`national export`: a province delivers a closed month)")
@@ -201,13 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", metavar="export", help="export: write --month of --province into --dataset")
     p.add_argument("--dataset", required=True, metavar="DIR", help="the national dataset (a directory or URL)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="an existing Dask scheduler")
-    p.add_argument("--workers", type=int, default=2, help="workers of the local cluster (without --scheduler)")
-    p.add_argument("--year", type=int, default=None)
-    p.add_argument("--out", default=None, metavar="FILE.xlsx|FILE.csv")
+    p.add_argument("--workers", type=argtypes.workers, default=2, help="workers of the local cluster (without --scheduler)")
+    p.add_argument("--year", type=argtypes.year, default=None)
+    p.add_argument("--out", default=None, metavar="FILE.xlsx|FILE.csv", type=argtypes.path)
     # its own dest: the province's quotas of civicwatt.toml are not national targets
-    p.add_argument("--quotas", dest="national_quotas", default=None, metavar="FILE",
+    p.add_argument("--quotas", dest="national_quotas", default=None, metavar="FILE", type=argtypes.path,
                    help="national targets (region: national or a province)")
-    p.add_argument("--factors", default=None, metavar="FILE", help="factor set file overriding the shipped one")
+    p.add_argument("--factors", default=None, metavar="FILE", type=argtypes.path, help="factor set file overriding the shipped one")
     p.add_argument("--province", default=None, metavar="ID", help="export: the province's region id")
     p.add_argument("--month", default=None, metavar="YYYY-MM", help="export: a closed month")
 
@@ -216,19 +249,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("backup", "a consistent copy of the embedded store (SQLite online backup, while collectors write), "
                        "the outbox and the configuration files")
-    p.add_argument("--out", required=True, metavar="DIR", help="the backup directory (must not exist, or be empty)")
+    p.add_argument("--out", required=True, metavar="DIR", type=argtypes.path, help="the backup directory (must not exist, or be empty)")
     _quotas(p, "quota file to copy (default: civicwatt.toml's quotas, else ./quotas.yaml)")
     _channels(p)
 
-    p = verb("users", "manage dashboard users (hashed passwords)")
-    p.add_argument("action", choices=["add", "remove", "list", "passwd"])
+    p = verb("users", "manage dashboard users (hashed passwords) and their API tokens")
+    p.add_argument("action", choices=["add", "remove", "list", "passwd", "token", "tokens"],
+                   help="token USER: a new API token for USER (printed once; --revoke ID deletes one); "
+                        "tokens [USER]: list the tokens (ids, never the secrets)")
     p.add_argument("username", nargs="?")
-    p.add_argument("--file", dest="users", action=_DeprecatedAlias, default=argparse.SUPPRESS,
+    p.add_argument("--file", dest="users", action=_DeprecatedAlias, default=argparse.SUPPRESS, type=argtypes.path,
                    help=argparse.SUPPRESS)  # before --users was the one name for users and serve
     p.add_argument("--role", choices=["admin", "region", "institution"])
     p.add_argument("--scope", help="region id (region role) or institution id (institution role)")
     p.add_argument("--password", help="the password (default: ask, or generate with --generate)")
     p.add_argument("--generate", action="store_true", help="generate a password and print it")
+    p.add_argument("--revoke", metavar="ID", help="with token: delete the token ID of USER")
     return parser
 
 
@@ -256,16 +292,12 @@ def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | 
         resolve_locations(args, locations + tuple(n for n in VERB_FILES if hasattr(args, n)))
     store = getattr(args, "store", None)
     if store is not None and not store.startswith(("embedded:", "influxdb://", "influxdbs://")):
-        parser.error(f"unknown store URL {store!r} (from {args.origin['store']}): "
+        parser.error(f"unknown store URL '{echo(store)}' (from {args.origin['store']}): "
                      "use embedded:PATH or influxdb://HOST:PORT/DATABASE")
+    problem = None if store is None else argtypes.store_url(store)
+    if problem:
+        parser.error(f"bad store URL (from {args.origin['store']}): {problem}")
     return args
-
-
-def _config_error(exc: ConfigError) -> int:
-    for problem in exc.problems:
-        print(problem, file=sys.stderr)
-    print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-    return 1
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -285,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv, parser)
     except ConfigError as exc:  # a bad civicwatt.toml
-        return _config_error(exc)
+        return print_problems(exc)
     if not args.verb:
         parser.print_help()
         return 2
@@ -308,12 +340,16 @@ def main(argv: list[str] | None = None) -> int:
         load_file_secrets()
         return int(module.run(args) or 0)
     except ConfigError as exc:
-        return _config_error(exc)
+        return print_problems(exc)
     except StoreMissing as exc:
         print(f"civicwatt {args.verb}: {missing_store_message(args, exc)}", file=sys.stderr)
         return 1
     except StoreError as exc:
         print(f"civicwatt {args.verb}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a path given that cannot be read or written (a directory, no permission, disk full)
+        where = f"{echo(exc.filename)}: " if exc.filename else ""
+        print(f"civicwatt {args.verb}: {where}{exc.strerror or echo(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,6 @@
-"""What every verb needs: where its files are (command line > environment >
+"""What every verb needs: file locations, registry, store, secrets.
+
+What every verb needs: where its files are (command line > environment >
 `./civicwatt.toml` > defaults), its secrets, and the registry and the store, opened and wired together.
 
 Secrets never sit in the registry or `civicwatt.toml`: each comes from its environment
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,15 +24,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.registry import Registry, load_registry
+from core.registry import Registry, load_registry, with_reported
 from core.yamlfile import ConfigError, LineDict, Problem, pydantic_problems
 from storage import DEFAULT_STORE, Store, default_store_url, open_store
 
 CONFIG_FILE = "civicwatt.toml"  # read from the current directory by every verb but `demo`
 DEFAULTS = {"registry": "./civicwatt.yaml", "store": DEFAULT_STORE, "quotas": "./quotas.yaml",
-            "channels": "./channels.yaml", "users": "./users.yaml"}
+            "channels": "./channels.yaml", "users": "./users.yaml", "upstream": "./upstream.yaml"}
 ENVIRONMENT = {"store": "CIVICWATT_STORE"}
-SECRETS = ("CIVICWATT_SECRET_KEY", "CIVICWATT_INFLUX_TOKEN")  # each also as NAME_FILE (a file holding it)
+SECRETS = ("CIVICWATT_SECRET_KEY", "CIVICWATT_INFLUX_TOKEN", "CIVICWATT_UPSTREAM_TOKEN")  # each also as NAME_FILE (a file holding it)
 
 
 class WorkdirConfig(BaseModel):
@@ -42,6 +45,7 @@ class WorkdirConfig(BaseModel):
     quotas: str | None = None
     channels: str | None = None
     users: str | None = None
+    upstream: str | None = None
 
 
 _TOP_KEY = re.compile(r'^\s*"?([A-Za-z0-9_-]+)"?\s*=')
@@ -145,11 +149,33 @@ def resolve_locations(args: argparse.Namespace, names: Iterable[str], *,
 
 
 def registry_from_args(args: argparse.Namespace) -> Registry:
+    """The registry file, with the institutions lower-level instances reported to this
+    one (纵向直报: `storage.upstream.UpstreamBook` in the store's data directory), each
+    marked with its source instance."""
     path = Path(getattr(args, "registry", None) or DEFAULTS["registry"])
     if not path.exists():
         raise ConfigError([Problem(str(path), 0, "-", "registry file not found (run `civicwatt init` to write a "
                                                       f"sample){_origin_note(args, 'registry')}")])
-    return load_registry(path)
+    registry = load_registry(path)
+    store = getattr(args, "store", None)
+    if not store:
+        return registry
+    from alerts.outbox import default_outbox_dir
+
+    return with_reported_institutions(registry, default_outbox_dir(store, path.parent))
+
+
+def with_reported_institutions(registry: Registry, directory: str | Path) -> Registry:
+    """`core.registry.with_reported` with what the upstream book in `directory` holds."""
+    from storage.upstream import UpstreamBook
+
+    book = UpstreamBook.existing(directory)
+    if book is None:
+        return registry
+    try:
+        return with_reported(registry, book.institutions())
+    finally:
+        book.close()
 
 
 def _origin_note(args: argparse.Namespace, name: str) -> str:
@@ -160,6 +186,14 @@ def _origin_note(args: argparse.Namespace, name: str) -> str:
         others = [f"--{name}", *([ENVIRONMENT[name]] if name in ENVIRONMENT else []), f"./{CONFIG_FILE}"]
         return f" (the default: no {', '.join(others[:-1])} or {others[-1]} names one)"
     return f" (from {source})" if source and source != "command line" else ""
+
+
+def print_problems(exc: ConfigError) -> int:
+    """Every problem of a refused file on stderr, then their number; the exit code (1)."""
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+    return 1
 
 
 def missing_store_message(args: argparse.Namespace, exc: Exception) -> str:
@@ -234,6 +268,16 @@ def load_optional_quotas(path: str | None, registry: Registry):
     from quotas.config import load_quotas
 
     return load_quotas(path, registry)
+
+
+def load_optional_upstream(path: str | None):
+    """The upstream file (`core.schemas.upstream`) when it exists (None otherwise); errors
+    raise ConfigError with file, line and field."""
+    if not path or not Path(path).exists():
+        return None
+    from core.schemas.upstream import load_upstream
+
+    return load_upstream(path)
 
 
 def output_path(arg: str, suffixes: tuple[str, ...], wrong_suffix: str) -> Path:

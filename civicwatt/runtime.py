@@ -17,6 +17,8 @@ its own errors and carries on):
 | `alerts-check` (`AlertService.scheduled_check`) | at start-up, then `check_interval_s` (900 s): meter rules each time, quota rules at start-up, on a new day and hourly | the leader, unless `alerts=False` |
 | `alerts-daily` (every rule, outbox pruning) | 06:00 local | the same |
 | `alerts-deliver` (retried delivery) | 60 s | the same |
+| `upstream-push` (`civicwatt.upstream.UpstreamPusher`: approved months to the upper level) | the upstream file's `interval_s` | the leader, when `upstream` is given |
+| `submission-reminders` (`alerts.submission_reminders`) | 09:00 local, and at start-up | the same |
 | registered jobs (`register_jobs`) | their own trigger | where they ask (`add_job(only=...)`) |
 
 With `--shard I/N` the leader is shard 1: the other shards only poll, so N shards never
@@ -52,18 +54,24 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
+
 from alerts.outbox import Outbox
 from alerts.service import AlertService
+from alerts.submission_reminders import send_reminders
 from collectors.service import CollectorService
 from core.health import HEARTBEAT_S, Heartbeat, health_dir, iso
+from storage.submissions import SubmissionBook
 
 log = logging.getLogger("civicwatt.runtime")
 
 CHECK_INTERVAL_S = 900.0  # alert checks: at start-up and then every 15 minutes
 LEADER_SHARD = 1  # the shard that runs store-wide jobs (checks, registered jobs)
+REMINDER_HOUR = 9  # local hour of the daily submission-reminder job
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -82,6 +90,25 @@ def register_jobs(factory: JobFactory) -> JobFactory:
 def unregister_jobs(factory: JobFactory) -> None:
     if factory in _FACTORIES:
         _FACTORIES.remove(factory)
+
+
+@register_jobs
+def submission_reminders(rt: Runtime) -> None:
+    """Monthly-submission reminders (`alerts.submission_reminders`): every day at
+    REMINDER_HOUR local and once at start-up (a process started after 09:00 on a reminder
+    day still sends them; the outbox sends each day's message once)."""
+    def run() -> None:
+        book = SubmissionBook(rt.data_dir)
+        try:
+            today = pd.Timestamp.now(tz=rt.registry.timezone).date()
+            sent = send_reminders(rt.registry, book, rt.outbox, today)
+            if sent:
+                log.info("submission reminders: %d sent", len(sent), extra={"reminders": len(sent)})
+        finally:
+            book.close()
+
+    rt.add_job(run, "cron", id="submission-reminders", hour=REMINDER_HOUR, timezone=rt.registry.timezone,
+               next_run_time=datetime.now(rt.registry.tz))
 
 
 def process_name(role: str, shard: tuple[int, int] = (1, 1)) -> str:
@@ -138,7 +165,7 @@ class Runtime:
                  role: str = "collect", shard: tuple[int, int] = (1, 1),
                  gateway_options: dict[str, Any] | None = None, interval_s: int | None = None,
                  quotas: Any = None, channels: Any = None, check_interval_s: float = CHECK_INTERVAL_S,
-                 alerts: bool = True):
+                 alerts: bool = True, upstream: Any = None):
         if check_interval_s < 1:
             raise ValueError("the check interval must be at least 1 second")
         self.registry = registry
@@ -168,6 +195,12 @@ class Runtime:
         self.heartbeat.set("alerts", {"enabled": False, "reason": self.checks_off} if self.checks_off else
                            self.alerts.health())
         self.heartbeat.provide("jobs", lambda: {k: dict(v) for k, v in self.jobs.items()})
+        # upward reporting (纵向直报): an UpstreamConfig, pushed from the leader
+        self.upstream = None
+        if upstream is not None and self.leader:
+            from civicwatt.upstream import UpstreamPusher
+
+            self.upstream = UpstreamPusher(upstream, store, registry, self.data_dir)
         self._started = False
 
     @property
@@ -206,6 +239,9 @@ class Runtime:
             return self
         if self.alerts is not None:
             self.alerts.add_jobs(self.scheduler, check_interval_s=self.check_interval_s)
+        if self.upstream is not None:
+            self.add_job(self.upstream.run_once, "interval", id="upstream-push", only="leader",
+                         seconds=self.upstream.config.interval_s, next_run_time=datetime.now(UTC))
         for factory in list(_FACTORIES):
             try:
                 factory(self)

@@ -25,7 +25,9 @@ import yaml
 from core.registry import Registry
 
 REGIONS = [
-    {"id": "hebei", "name": "河北省", "heating_season": {"start": "11-15", "end": "03-15"}},
+    # tariffs: illustrative prices (CNY per kWh / m3) of the cost views; replace them with yours
+    {"id": "hebei", "name": "河北省", "heating_season": {"start": "11-15", "end": "03-15"},
+     "tariffs": {"electricity": 0.65, "water": 4.2, "natural_gas": 3.1}},
     {"id": "sjz", "name": "石家庄市", "parent": "hebei"},
     {"id": "bd", "name": "保定市", "parent": "hebei"},
     {"id": "ts", "name": "唐山市", "parent": "hebei"},
@@ -97,19 +99,32 @@ REGISTRY_HEADER = """\
 # CivicWatt registry (civicwatt.yaml) — sample portfolio written by `civicwatt init`.
 #
 # timezone      days, months and years are local time of this zone
-# regions       a tree: {id, name, parent, heating_season: {start: MM-DD, end: MM-DD}}
-#               (a region without heating_season inherits its parent's; default 11-15..03-15)
+# submissions   optional: {deadline_day: 15, reminder_days: [10, 14]}: monthly figures are due
+#               by deadline_day of the next month; reminders go out on reminder_days (1-28)
+# regions       a tree: {id, name, parent, heating_season: {start: MM-DD, end: MM-DD},
+#               tariffs: {energy: CNY per kWh, m3, GJ or kg}} (a region without heating_season
+#               inherits its parent's, default 11-15..03-15; without a tariff of an energy, its
+#               parent's; tariffs price metered use in the dashboard's cost views, bills
+#               bring their own cost_cny)
 # institutions  id ([A-Za-z0-9_-], unique), name, region, category
 #               (government | school | hospital | venue | other),
 #               floor_area_m2 (建筑面积), heated_area_m2 (采暖面积, 0 if not heated),
-#               occupants (用能人数)
+#               occupants (用能人数); optional: department (主管部门, for the statistics
+#               tables' roll-up), data_centre: {area_m2, meters: [electricity meter ids],
+#               it_meters: [...]} (数据中心机房, `civicwatt report statistics`);
+#               bills outside the accounting boundary:
+#               bills: [{energy, boundary: excluded, boundary_reason: 家属区 | 出租 | 独立法人,
+#               start: YYYY-MM-DD, end: YYYY-MM-DD}]
 # meters        id, institution, energy (electricity | water | natural_gas | heat | gasoline |
 #               diesel | lpg | coal | pv), subitem (total | lighting_socket | hvac | power |
 #               special), parent (the meter this one is a sub-meter of, or null),
 #               multiplier (CT x PT applied to the raw index), rated (kW or unit/h, for the
 #               plausibility check), heating (true for heating meters: boiler gas, heat),
 #               rollover (index at which the register wraps; default from the profile),
-#               modbus: {host, port, unit, profile, interval_s}
+#               modbus: {host, port, unit, profile, interval_s},
+#               boundary: excluded + boundary_reason (家属区 | 出租 | 独立法人) for a meter
+#               outside the accounting boundary (a main meter is not counted, a
+#               sub-meter is deducted from its institution)
 #               profiles: dtsu666, sdm630, ddsu666, adl400, water_ultrasonic, gas_gateway
 #
 # Check it with `civicwatt check-config`.

@@ -4,7 +4,12 @@ Results handed over by the poll loop (`put`) are gathered for up to `INGEST_BATC
 seconds, run through `collectors.meter_state.step` and committed to the disk queue with
 the meters' new state in one transaction; only then is the new state adopted, the
 counts added and the events emitted. A refused commit (a full disk) keeps the results
-in memory and retries them with the next batch, against the unchanged state.
+in memory and retries them with the next batch, against the unchanged state: one
+warning a minute with what is held and what the queue holds, never a traceback a
+second. At most `MEMORY_MAX_RESULTS` results are held; beyond that the oldest are
+dropped, each drop logged as an error and counted (`dropped`, in the heartbeat's
+`collect` section, which `/healthz` then reports as not ok: `core.health`). The slots
+of dropped results are filled and flagged estimated like any missed poll.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ log = logging.getLogger("civicwatt.collect")
 
 INGEST_BATCH_S = 0.25  # the ingest thread commits at least this often while polls come in
 COUNTS = ("polls", "ok", "failed", "samples_queued", "estimated")
+MEMORY_MAX_RESULTS = 200_000  # poll results held in memory while the disk queue refuses commits
+WARN_EVERY_S = 60.0
 
 
 class Ingester:
@@ -33,18 +40,22 @@ class Ingester:
 
     def __init__(self, table: MeterTable, state: MeterState, queue: DiskQueue,
                  emit: Callable[[dict[str, Any]], None], committed: Callable[[], None],
-                 offline_after: int = meter_state.OFFLINE_AFTER):
+                 offline_after: int | None = None):
         self.table = table
         self.state = state
         self.queue = queue
         self.emit = emit  # called with each event once its batch is committed
         self.committed = committed  # called after each commit (wakes the forwarder)
-        self.offline_after = offline_after
+        self.offline_after = offline_after  # None: each meter's (its gateway's offline_polls)
         self.counts = dict.fromkeys(COUNTS, 0)
         self.last_poll_at: float | None = None  # epoch s of the last committed batch (for the heartbeat)
         self.last_ok_at: float | None = None  # ... of the last one with at least one answer
         self._q: queue_mod.Queue = queue_mod.Queue()
         self._thread: threading.Thread | None = None
+        self.held = 0  # poll results held in memory (the queue refused them)
+        self.dropped = 0  # ... dropped, oldest first, beyond MEMORY_MAX_RESULTS
+        self.max_held = MEMORY_MAX_RESULTS
+        self._last_warning = -WARN_EVERY_S
 
     # -- the thread ---------------------------------------------------------------
     def put(self, results: list[tuple]) -> None:
@@ -86,12 +97,37 @@ class Ingester:
             if pending:
                 try:
                     self.ingest(pending)
+                    if self.held:
+                        log.warning("the disk queue %s takes writes again: %d held poll results committed",
+                                    self.queue.path, len(pending))
                     pending = []
-                except Exception:  # e.g. disk full: keep the samples in memory, retry, keep polling
-                    log.exception("could not commit %d poll results to the queue; keeping them and retrying",
-                                  len(pending))
+                except Exception as exc:  # e.g. disk full: keep the samples in memory, retry, keep polling
+                    pending = self._hold(pending, exc)
+                self.held = len(pending)
             for w in waiters:
                 w.set()
+
+    def _hold(self, pending: list[tuple], exc: Exception) -> list[tuple]:
+        """`pending` after a refused commit: the newest `max_held` kept; warn (once a
+        minute) and log every drop as an error."""
+        over = len(pending) - self.max_held
+        if over > 0:
+            pending = pending[over:]
+            self.dropped += over
+            log.error("the disk queue %s refuses writes (%s): dropped the %d oldest poll results held in memory "
+                      "(%d dropped since start; their slots will be estimated)", self.queue.path, exc, over,
+                      self.dropped)
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY_S:
+            try:
+                backlog = f"{self.queue.backlog()} samples"
+            except Exception:  # the queue file itself may be unreadable
+                backlog = "an unknown number of samples"
+            log.warning("cannot write the disk queue %s (%s): %d poll results held in memory (at most %d, then the "
+                        "oldest are dropped); %s wait in the queue for the store", self.queue.path, exc,
+                        len(pending), self.max_held, backlog)
+            self._last_warning = now
+        return pending
 
     def _gather(self, item: Any) -> tuple[list[tuple], list[threading.Event]]:
         """The results that come within INGEST_BATCH_S of `item`, and who waits for them:

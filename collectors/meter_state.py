@@ -10,8 +10,9 @@ What happens to a meter on a poll result (domain.md section 5):
 * ok (an answer with a finite index): validity flags (`collectors.validate.check`); a
   one-off spike is not taken as the next baseline, two in a row are; a wrap at the
   register maximum is a `rollover` event, not a decrease. Failures so far are reset.
-* failed (no answer, an exception, or a non-finite index): counted; at
-  `offline_after` failures in a row the meter is offline (a `meter_offline` event,
+* failed (no answer, an exception, or a non-finite index): counted; at the meter's
+  `offline_polls` failures in a row (`core.rules.OFFLINE_POLLS`, or its gateway's
+  `offline_polls` option) the meter is offline (a `meter_offline` event,
   once), `since` the first of those slots.
 * the first ok after missed slots (offline or not, or the collector itself down):
   every missed slot gets a sample interpolated linearly between the last good index and
@@ -27,7 +28,7 @@ Times are epoch seconds (int) of poll slots: multiples of the meter's interval.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -35,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from collectors import validate
+from core.rules import OFFLINE_POLLS
+from core.schemas.gateways import GatewayOptions, options_for
 from storage import quality
 
-OFFLINE_AFTER = 3  # domain.md section 5: a meter that has not answered for N polls is offline
 MAX_FILL_SLOTS = 20_000  # longest gap filled sample by sample (longer gaps: the rollup interpolates)
 
 POLL_COLUMNS = ["row", "t", "value", "power", "error"]  # t: slot (epoch s); value: raw index; power: kW or unit/h
@@ -62,16 +64,28 @@ class MeterTable:
     rated: np.ndarray  # rated power kW (or flow unit/h); NaN: unknown
     multiplier: np.ndarray  # CT x PT: raw index x multiplier = primary quantity
     rollover_at: np.ndarray  # register maximum of the raw index; NaN: none
+    offline_polls: np.ndarray | None = None  # int64 failed polls in a row: offline; None: OFFLINE_POLLS for all
 
     @classmethod
-    def from_meters(cls, meters: Sequence[Any], interval_s: int | None = None) -> MeterTable:
-        """From registry meters with a `modbus` block; `interval_s` overrides theirs."""
+    def from_meters(cls, meters: Sequence[Any], interval_s: int | None = None,
+                    gateway_options: Mapping[str, GatewayOptions] | None = None) -> MeterTable:
+        """From registry meters with a `modbus` block; `interval_s` overrides theirs;
+        each meter's offline threshold is its gateway's `offline_polls`."""
+        opts = gateway_options or {}
         return cls(
             meter_ids=[m.id for m in meters], institution=[m.institution for m in meters],
             interval_s=np.array([int(interval_s or m.modbus.interval_s) for m in meters], dtype=np.int64),
             rated=np.array([m.rated if m.rated else np.nan for m in meters], dtype=float),
             multiplier=np.array([m.multiplier for m in meters], dtype=float),
-            rollover_at=np.array([m.rollover_at if m.rollover_at else np.nan for m in meters], dtype=float))
+            rollover_at=np.array([m.rollover_at if m.rollover_at else np.nan for m in meters], dtype=float),
+            offline_polls=np.array([options_for(opts, m.modbus.host, m.modbus.port).offline_polls for m in meters],
+                                   dtype=np.int64))
+
+    def offline_after(self, rows: np.ndarray) -> np.ndarray:
+        """The offline threshold (failed polls in a row) of each of `rows`."""
+        if self.offline_polls is None:
+            return np.full(len(rows), OFFLINE_POLLS, dtype=np.int64)
+        return self.offline_polls[rows]
 
     def __len__(self) -> int:
         return len(self.meter_ids)
@@ -170,10 +184,11 @@ class Step:
 
 
 def step(table: MeterTable, state: MeterState, polls: pd.DataFrame, now: pd.Timestamp,
-         offline_after: int = OFFLINE_AFTER, max_fill_slots: int = MAX_FILL_SLOTS) -> Step:
+         offline_after: int | None = None, max_fill_slots: int = MAX_FILL_SLOTS) -> Step:
     """Apply a batch of poll results (POLL_COLUMNS, see `polls_frame`) to `state`.
 
     `now` (tz-aware) is when the batch is ingested: the `first_seen` of its events.
+    `offline_after` overrides every meter's threshold (default: `table.offline_after`).
     Every result ends in exactly one of: a sample at its (meter, slot) with its index
     (ok), or a counted failure; filled slots add ESTIMATED samples.
     """
@@ -219,12 +234,13 @@ def _with_ids(table: MeterTable, parts: list[pd.DataFrame], columns: tuple[str, 
 
 
 def _fail(table: MeterTable, st: MeterState, rows: np.ndarray, t: np.ndarray, error: np.ndarray,
-          offline_after: int, acc: _Acc) -> None:
+          offline_after: int | None, acc: _Acc) -> None:
     """Failed polls of `rows` (each at most once) at slots `t`: count them; raise
-    `meter_offline` once, at the `offline_after`-th in a row."""
+    `meter_offline` once, at the meter's threshold-th in a row."""
     st.fails[rows] += 1
-    newly = (st.fails[rows] >= offline_after) & (st.offline_since[rows] < 0)
-    since = t[newly] - (offline_after - 1) * table.interval_s[rows[newly]]
+    n = table.offline_after(rows) if offline_after is None else np.full(len(rows), offline_after, dtype=np.int64)
+    newly = (st.fails[rows] >= n) & (st.offline_since[rows] < 0)
+    since = t[newly] - (n[newly] - 1) * table.interval_s[rows[newly]]
     st.offline_since[rows[newly]] = since
     acc.events.extend(meter_event(table, "meter_offline", int(r), int(s), None, e, acc.now)
                       for r, s, e in zip(rows[newly], since, error[newly], strict=True))

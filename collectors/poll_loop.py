@@ -22,7 +22,7 @@ import numpy as np
 from collectors.decode import INSTANT_REGISTERS, profile_plan
 from collectors.meter_state import slot_s
 from collectors.poller import GatewayPoller, Target
-from core.schemas.gateways import GatewayOptions
+from core.schemas.gateways import GatewayOptions, options_for
 
 GatewayKey = tuple[str, int]
 
@@ -31,17 +31,16 @@ def build_pollers(meters: Sequence[Any], options: Mapping[str, GatewayOptions], 
                   ) -> dict[GatewayKey, GatewayPoller]:
     """One poller per gateway (host, port) of `meters` (registry meters with `modbus`;
     meter i is row i). `options` by "host:port", "*" for the default."""
-    default = options.get("*", GatewayOptions())
     groups: dict[GatewayKey, list[Target]] = {}
     plans: dict[tuple[str, int], Any] = {}
     for row, m in enumerate(meters):
         key = (m.modbus.host, m.modbus.port)
-        opts = options.get(f"{key[0]}:{key[1]}", default)
+        opts = options_for(options, *key)
         plan_key = (m.modbus.profile, opts.max_registers)
         if plan_key not in plans:
             plans[plan_key] = profile_plan(*plan_key)
         groups.setdefault(key, []).append(_target(row, m, plans[plan_key], profiles[m.modbus.profile]))
-    return {key: GatewayPoller(key[0], key[1], targets, options.get(f"{key[0]}:{key[1]}", default))
+    return {key: GatewayPoller(key[0], key[1], targets, options_for(options, *key))
             for key, targets in groups.items()}
 
 

@@ -9,13 +9,22 @@ harmless because store writes are idempotent on (meter, time).
 
 While the store is down the queue grows, bounded only by the disk: the collector warns
 when the backlog passes `warn_rows` (and every tenfold after) and when free disk space
-falls under `min_free_bytes`, but never drops a sample.
+falls under `min_free_bytes`, but never drops a sample. (When the disk is full the
+ingest thread holds what it cannot commit in memory, bounded: `collectors.ingest`.)
+
+One collector per queue directory: the collector opens its queue `exclusive`, holding an
+advisory lock (flock) on `collector.lock` there, which names its pid; a second collector
+on the same directory stops at once with QueueBusy naming the holder. The kernel
+releases the lock when the process ends, however it ends (SIGKILL too). Readers (the
+backlog seen from another process) open the queue without the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -30,6 +39,7 @@ from core.sqlite import connect, transaction
 log = logging.getLogger("civicwatt.collect")
 
 QUEUE_FILE = "queue.sqlite3"
+LOCK_FILE = "collector.lock"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sample_q (seq INTEGER PRIMARY KEY AUTOINCREMENT, meter_id TEXT NOT NULL,
     t INTEGER NOT NULL, value REAL NOT NULL, quality INTEGER NOT NULL);
@@ -40,12 +50,35 @@ CREATE TABLE IF NOT EXISTS meter_state (meter_id TEXT PRIMARY KEY, t INTEGER NOT
 """
 
 
-class DiskQueue:
-    """Samples and events waiting for the store; per-meter collector state."""
+class QueueBusy(RuntimeError):
+    """Another collector holds the queue directory."""
 
-    def __init__(self, directory: str | Path, warn_rows: int = 100_000, min_free_bytes: int = 500 * 2**20):
+
+def _lock(directory: Path) -> int:
+    """An open descriptor of DIRECTORY/collector.lock holding an exclusive flock, the file
+    naming this pid; QueueBusy naming the holder's pid when another process holds it."""
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise QueueBusy(f"the queue directory {directory} is in use by another collector (pid {holder}): one "
+                        "collector per queue; stop that one or give this one its own --queue") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+class DiskQueue:
+    """Samples and events waiting for the store; per-meter collector state. `exclusive`:
+    the collector's own queue, locked against a second collector (module docstring)."""
+
+    def __init__(self, directory: str | Path, warn_rows: int = 100_000, min_free_bytes: int = 500 * 2**20,
+                 exclusive: bool = False):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self.directory) if exclusive else None
         self.path = self.directory / QUEUE_FILE
         self.warn_rows = warn_rows
         self.min_free_bytes = min_free_bytes
@@ -140,3 +173,6 @@ class DiskQueue:
                 con.close()
         self._all.clear()
         self._local = threading.local()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None

@@ -45,7 +45,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from collectors import meter_state
 from collectors.forward import Forwarder
 from collectors.ingest import Ingester
-from collectors.meter_state import OFFLINE_AFTER, MeterState, MeterTable
+from collectors.meter_state import MeterState, MeterTable
 from collectors.poll_loop import PollLoop, build_pollers
 from collectors.queue import DiskQueue
 from collectors.shard import gateway_shard
@@ -64,22 +64,22 @@ class CollectorService:
     def __init__(self, registry: Any, store: Any, queue_dir: str | Path, shard: tuple[int, int] = (1, 1),
                  gateway_options: dict[str, GatewayOptions | dict[str, Any]] | None = None,
                  interval_s: int | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-                 max_gateways_in_flight: int = 256, offline_after: int = OFFLINE_AFTER, heartbeat: Any = None):
+                 max_gateways_in_flight: int = 256, offline_after: int | None = None, heartbeat: Any = None):
         self.registry = registry
         self.store = store
         self.shard = shard
         self.on_event = on_event
-        self.offline_after = offline_after
+        self.offline_after = offline_after  # None: each gateway's offline_polls (core.rules.OFFLINE_POLLS)
         self.max_gateways_in_flight = max_gateways_in_flight
-        self.queue = DiskQueue(queue_dir)
+        self.queue = DiskQueue(queue_dir, exclusive=True)  # QueueBusy if another collector has it
         self.events_file = Path(queue_dir) / "events.jsonl"
         i, n = shard
         meters = [m for m in registry.meters
                   if m.modbus is not None and gateway_shard(m.modbus.host, m.modbus.port, n) == i]
-        self.meters = MeterTable.from_meters(meters, interval_s)
-        self.meter_ids = self.meters.meter_ids
         options = {k: (v if isinstance(v, GatewayOptions) else GatewayOptions.from_dict(v))
                    for k, v in (gateway_options or {}).items()}
+        self.meters = MeterTable.from_meters(meters, interval_s, options)
+        self.meter_ids = self.meters.meter_ids
         self.pollers = build_pollers(meters, options, load_profiles())
         state = meter_state.restore_state(self.meters, self.queue.load_state())  # after a restart
         for target in (t for p in self.pollers.values() for t in p.targets):
@@ -106,7 +106,8 @@ class CollectorService:
         return {"shard": f"{self.shard[0]}/{self.shard[1]}", "meters": len(self.meter_ids),
                 "gateways": len(self.pollers), "poll_interval_s": int(intervals.min()) if len(intervals) else None,
                 "last_poll_at": iso(self._ingester.last_poll_at), "last_poll_ok_at": iso(self._ingester.last_ok_at),
-                **self.stats, "queue_backlog": self.queue.backlog(), "slots_missed": self.slots_missed}
+                **self.stats, "queue_backlog": self.queue.backlog(), "slots_missed": self.slots_missed,
+                "held_in_memory": self._ingester.held, "dropped": self._ingester.dropped}
 
     def _missed(self, event: JobEvent) -> None:
         if str(event.job_id).startswith("poll-"):

@@ -38,6 +38,26 @@ class Forbidden(Exception):
     """The user may not see or do what was asked for."""
 
 
+def scope_problem(role: str, scope: str | None, registry: Registry) -> str | None:
+    """Why `scope` cannot be the scope of a `role` user in `registry` (None: it can): a
+    region user's is a region id, an institution user's an institution id (what every
+    check below reads as the user's scope); the administrator has none."""
+    if role not in ROLES:
+        return f"role must be one of {', '.join(ROLES)}, not {role!r}"
+    if role == "admin":
+        return None
+    ids = {"region": registry.region_by_id, "institution": registry.institution_by_id}
+    if not scope:
+        return f"a {role} user needs --scope (one {role} id)"
+    if scope in ids[role]:
+        return None
+    other = "institution" if role == "region" else "region"
+    if scope in ids[other]:
+        article = "an" if other == "institution" else "a"
+        return f"{scope!r} is {article} {other} in {registry.source}, not a {role}: use --role {other}"
+    return f"no {role} {scope!r} in {registry.source} (a scope is one {role} id)"
+
+
 # -- what a user may see ---------------------------------------------------------------
 def institution_ids(user: Principal | None, registry: Registry) -> set[str]:
     """The institutions `user` may see (none without a user or with an unknown scope)."""

@@ -1,4 +1,6 @@
-"""Readings and bills CSV files (interfaces.md): parsing with every problem reported by
+"""Readings and bills CSV files: parsing with every problem by line and field.
+
+Readings and bills CSV files (interfaces.md): parsing with every problem reported by
 physical line and field, and writing in the same format (a round trip of import).
 
 Validation is vectorised over the whole file and collects every problem before anything
@@ -30,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from core.registry import Registry
 from core.textfile import decode_utf8, echo, read_utf8
-from core.vocab import BILL_UNITS, ENERGIES, INDEX_UNIT
+from core.vocab import BILL_KINDS, BILL_UNITS, INDEX_UNIT
 from core.yamlfile import ConfigError, Problem
 
 READINGS_COLUMNS = ["meter_id", "time", "value"]
@@ -74,6 +77,13 @@ class _Checks:
         if len(pos):
             self.found.append((pos, field, fmt))
 
+    def flagged(self) -> np.ndarray:
+        """Rows with at least one problem so far."""
+        mask = self.misaligned.copy()
+        for pos, _, _ in self.found:
+            mask[pos] = True
+        return mask
+
     def raise_if_any(self) -> None:
         problems, total = self.listed()
         if total:
@@ -105,9 +115,10 @@ def _q(value: object) -> str:
     return f"'{echo(value)}'"
 
 
-def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The data rows of a whole file (see `_read_text`)."""
-    return _read_text(read_utf8(path), path, columns)
+def _read(path: Path, columns: list[str], data: bytes | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data rows of a whole file `path` or, given, of `data` (the file's bytes; `path`
+    names it); see `_read_text`."""
+    return _read_text(read_utf8(path) if data is None else decode_utf8(data, str(path)), path, columns)
 
 
 def _read_text(text: str, path: Path, columns: list[str], first: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
@@ -257,10 +268,6 @@ def _conflicts(checks: _Checks, frame: pd.DataFrame, keys: list[str], value: str
     checks.add(mask, field, message)
 
 
-def _local_day(d: date, tz: str) -> pd.Timestamp:
-    return pd.Timestamp(d).tz_localize(tz, nonexistent="shift_forward", ambiguous=False)
-
-
 BLOCK_BYTES = 32 << 20  # a readings file is parsed this much at a time (memory bounded by it, not by the file)
 
 
@@ -276,11 +283,12 @@ def _record_end(data: bytes) -> int:
     return int(outside[-1]) + 1 if len(outside) else 0
 
 
-def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[str, int]]:
-    """The text of `path` (as `core.textfile.decode_utf8` gives it) in blocks of about
-    `block_bytes` of whole records, each with the number of physical lines before it."""
+def _blocks(path: Path, block_bytes: int, data: bytes | None = None) -> Iterator[tuple[str, int]]:
+    """The text of `path` (or of `data`, its bytes; as `core.textfile.decode_utf8` gives
+    it) in blocks of about `block_bytes` of whole records, each with the number of
+    physical lines before it."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 (closed below; a generator)
+        f = open(path, "rb") if data is None else io.BytesIO(data)  # noqa: SIM115 (closed below; a generator)
     except OSError as exc:
         raise ConfigError([Problem(str(path), 0, "-", f"cannot read file: {exc.strerror}")]) from None
     with f:
@@ -323,7 +331,7 @@ def _reading_block(path: Path, df: pd.DataFrame, lines: np.ndarray, registry: Re
     no_offset = ~no_time & ~raw_time.str.contains(_OFFSET).to_numpy()
     checks.add(no_offset, "time", lambda i: f"{_q(raw_time.iloc[i])} has no UTC offset "
                                             "(write e.g. 2025-01-01T00:00:00+08:00)")
-    earliest = _local_day(EARLIEST, registry.timezone)
+    earliest = localtime.first_instant_of(EARLIEST, registry.timezone)
     t = time.to_numpy("datetime64[us]", na_value=np.datetime64("NaT"))  # no per-row Timestamp objects
     checks.add(t < earliest.tz_convert(None).to_datetime64(), "time",
                lambda i: f"{_q(raw_time.iloc[i])} is before {EARLIEST}")
@@ -338,20 +346,24 @@ def _reading_block(path: Path, df: pd.DataFrame, lines: np.ndarray, registry: Re
     ok = known & ~no_time & np.isfinite(value.to_numpy(float, na_value=np.nan)) & ~checks.misaligned
     frame = pd.DataFrame({"meter_id": meter, "t": time, "value": value})[ok]
     _conflicts(checks, frame, ["meter_id", "t"], "value", "value", "meter and second", df["value"].str.strip())
-    out = pd.DataFrame({"meter_id": meter.to_numpy(object), "time": time, "value": value.to_numpy(float)})
+    out = pd.DataFrame({"meter_id": meter.to_numpy(object), "time": time, "value": value.to_numpy(float),
+                        "line": lines})
     valid = frame.assign(line=lines[ok], text=df["value"].str.strip()[ok])
     return out.drop_duplicates(["meter_id", "time"]).reset_index(drop=True), checks, valid
 
 
 def reading_blocks(path: str | Path, registry: Registry, now: pd.Timestamp | None = None,
-                   block_bytes: int = BLOCK_BYTES) -> Iterator[pd.DataFrame]:
+                   block_bytes: int = BLOCK_BYTES, data: bytes | None = None,
+                   with_lines: bool = False) -> Iterator[pd.DataFrame]:
     """Validated readings of `path` block by block (meter_id, time (UTC, whole seconds),
     value; each block's rows one per key), parsing about `block_bytes` of the file at a
     time, so memory is bounded by the block, not by the file. Once every block is out,
     raises ConfigError with every problem of the file (physical lines, as for a whole
     file), including rows of one meter and second with different values in different
     blocks; a caller writes nothing before the generator is exhausted (all or nothing:
-    `Store.import_stream`). `now` (default: the clock) bounds how far ahead a sample may lie."""
+    `Store.import_stream`). `now` (default: the clock) bounds how far ahead a sample may lie;
+    `data`: the file's bytes (an HTTP body), `path` then only names it; `with_lines`: a
+    `line` column (the first line of each row)."""
     path = Path(path)
     latest = (pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)) + SAMPLE_FUTURE
     header = ",".join(READINGS_COLUMNS) + "\n"
@@ -368,7 +380,7 @@ def reading_blocks(path: str | Path, registry: Registry, now: pd.Timestamp | Non
             more_line = keep[room].line
         total += n
 
-    for k, (text, before) in enumerate(_blocks(path, block_bytes)):
+    for k, (text, before) in enumerate(_blocks(path, block_bytes, data)):
         first = k == 0
         try:
             df, lines = _read_text(text if first else header + text, path, READINGS_COLUMNS, first)
@@ -383,12 +395,13 @@ def reading_blocks(path: str | Path, registry: Registry, now: pd.Timestamp | Non
         if n:
             note(problems, n)
         elif not total:
-            yield out
+            yield out if with_lines else out.drop(columns="line")
         if len(valid):
             g = valid.groupby("meter_id")["t"].agg(["min", "max"]).reset_index()
             spans.append(g.assign(block=k))
     if len(spans) > 1:
-        total += _cross_block_conflicts(path, registry, latest, block_bytes, pd.concat(spans, ignore_index=True), note)
+        total += _cross_block_conflicts(path, registry, latest, block_bytes, data, pd.concat(spans, ignore_index=True),
+                                        note)
     if total:
         listed.sort(key=lambda p: (p.line, p.field))
         if total > len(listed):
@@ -398,7 +411,7 @@ def reading_blocks(path: str | Path, registry: Registry, now: pd.Timestamp | Non
 
 
 def _cross_block_conflicts(path: Path, registry: Registry, latest: pd.Timestamp, block_bytes: int,
-                           spans: pd.DataFrame, note: Callable[[list[Problem], int], None]) -> int:
+                           data: bytes | None, spans: pd.DataFrame, note: Callable[[list[Problem], int], None]) -> int:
     """Rows of one meter and second with different values in different blocks: only
     where a meter's times in a block reach back into those of an earlier block (never in
     a file sorted by time per meter) are those rows read once more. Only keys found in
@@ -413,7 +426,7 @@ def _cross_block_conflicts(path: Path, registry: Registry, latest: pd.Timestamp,
     window = back.assign(hi=earlier[back.index]).groupby("meter_id").agg(lo=("min", "min"), hi=("hi", "max"))
     header = ",".join(READINGS_COLUMNS) + "\n"
     rows = []
-    for k, (text, before) in enumerate(_blocks(path, block_bytes)):
+    for k, (text, before) in enumerate(_blocks(path, block_bytes, data)):
         df, lines = _read_text(text if k == 0 else header + text, path, READINGS_COLUMNS, k == 0)
         _, _, valid = _reading_block(path, df, lines + (before if k == 0 else before - 1), registry, latest)
         w = window.reindex(valid["meter_id"])
@@ -430,29 +443,33 @@ def _cross_block_conflicts(path: Path, registry: Registry, latest: pd.Timestamp,
     return n
 
 
-def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None,
-                   block_bytes: int = BLOCK_BYTES) -> pd.DataFrame:
-    """Validated readings of the whole file: meter_id, time (UTC, whole seconds), value,
-    one row per key (`reading_blocks` concatenated). Raises ConfigError with every
-    problem. `now` (default: the clock) bounds how far ahead a sample may lie."""
-    parts = list(reading_blocks(path, registry, now, block_bytes))
+def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None, data: bytes | None = None,
+                   with_lines: bool = False, block_bytes: int = BLOCK_BYTES) -> pd.DataFrame:
+    """Validated readings of the whole file: meter_id, time (UTC, whole seconds), value
+    (and `line`, the first line of each, with `with_lines`), one row per key
+    (`reading_blocks` concatenated). Raises ConfigError with every problem. `now`
+    (default: the clock) bounds how far ahead a sample may lie; `data`: the file's bytes
+    (an HTTP body), `path` then only names it."""
+    parts = list(reading_blocks(path, registry, now, block_bytes, data, with_lines))
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return out.drop_duplicates(["meter_id", "time"]).reset_index(drop=True)
 
 
-def parse_bills(path: str | Path, registry: Registry, today: date | None = None) -> pd.DataFrame:
-    """Validated bills (BILL_COLUMNS). Raises ConfigError with every problem. `today`
-    (default: the registry's local date) bounds how far ahead a period may end."""
+def parse_bills(path: str | Path, registry: Registry, today: date | None = None, data: bytes | None = None,
+                with_lines: bool = False) -> pd.DataFrame:
+    """Validated bills (BILL_COLUMNS, and `line` with `with_lines`). Raises ConfigError
+    with every problem. `today` (default: the registry's local date) bounds how far ahead
+    a period may end; `data`: the file's bytes (`path` then only names it)."""
     path = Path(path)
-    df, lines = _read(path, BILLS_COLUMNS)
+    df, lines = _read(path, BILLS_COLUMNS, data)
     checks = _Checks(path, lines)
     _extra_fields(checks, df, BILLS_COLUMNS)
     inst = df["institution_id"].str.strip()
     checks.add(~inst.isin(registry.institution_by_id.keys()).to_numpy(), "institution_id",
                lambda i: "is empty" if not inst.iloc[i] else f"unknown institution {_q(inst.iloc[i])}")
     energy = df["energy"].str.strip()
-    bad_energy = ~energy.isin(ENERGIES).to_numpy()
-    checks.add(bad_energy, "energy", lambda i: f"unknown energy {_q(energy.iloc[i])} (known: {', '.join(ENERGIES)})")
+    bad_energy = ~energy.isin(BILL_KINDS).to_numpy()
+    checks.add(bad_energy, "energy", lambda i: f"unknown energy {_q(energy.iloc[i])} (known: {', '.join(BILL_KINDS)})")
 
     today = today or pd.Timestamp.now(tz=registry.timezone).date()
     latest = (pd.Timestamp(today) + BILL_FUTURE).date()
@@ -485,11 +502,39 @@ def parse_bills(path: str | Path, registry: Registry, today: date | None = None)
     valid = frame.notna().all(axis=1).to_numpy() & ~checks.misaligned
     _conflicts(checks, frame[valid], keys, "quantity", "quantity", "institution, energy and period",
                df["quantity"].str.strip())
+    _overlaps(checks, frame[valid & ~checks.flagged()])  # among rows that are otherwise right
     checks.raise_if_any()
     out = pd.DataFrame({"institution_id": inst.to_numpy(object), "energy": energy.to_numpy(object),
                         "period_start": dates["period_start"].dt.date, "period_end": dates["period_end"].dt.date,
                         "quantity": qty.to_numpy(float), "unit": unit.to_numpy(object), "cost_cny": cost.to_numpy(float)})
+    if with_lines:
+        out["line"] = lines
     return out.drop_duplicates(keys).reset_index(drop=True)
+
+
+def _overlaps(checks: _Checks, frame: pd.DataFrame) -> None:
+    """Rows of `frame` (valid rows, index = row position) whose period overlaps another
+    row's period of the same institution and energy (and is not the same period): each
+    names the line of the other."""
+    rows = frame.assign(_pos=frame.index.to_numpy())
+    pairs = rows.merge(rows, on=["institution_id", "energy"], suffixes=("", "_o"))
+    hit = ((pairs["_pos"] != pairs["_pos_o"])
+           & ((pairs["period_start"] != pairs["period_start_o"]) | (pairs["period_end"] != pairs["period_end_o"]))
+           & (pairs["period_start"] <= pairs["period_end_o"]) & (pairs["period_start_o"] <= pairs["period_end"]))
+    pairs = pairs[hit.to_numpy(bool)].drop_duplicates("_pos")
+    if pairs.empty:
+        return
+    other = dict(zip(pairs["_pos"].tolist(), pairs["_pos_o"].tolist(), strict=True))
+    mask = np.zeros(len(checks.lines), bool)
+    mask[pairs["_pos"].to_numpy()] = True
+
+    def message(i: int) -> str:
+        j = other[i]
+        return (f"period {frame.at[i, 'period_start']:%Y-%m-%d}..{frame.at[i, 'period_end']:%Y-%m-%d} overlaps "
+                f"line {checks.lines[j]} ({frame.at[j, 'period_start']:%Y-%m-%d}..{frame.at[j, 'period_end']:%Y-%m-%d})"
+                f" of the same institution and energy")
+
+    checks.add(mask, "period_start", message)
 
 
 def readings_csv(samples: pd.DataFrame, tz: str) -> str:
@@ -504,6 +549,13 @@ def readings_csv(samples: pd.DataFrame, tz: str) -> str:
 
 def consumption_csv(cons: pd.DataFrame, registry: Registry) -> str:
     """Consumption as `meter_id,period_start,quantity,unit,estimated_share` CSV text."""
+    return consumption_table(cons, registry).to_csv(index=False, lineterminator="\n")
+
+
+def consumption_table(cons: pd.DataFrame, registry: Registry) -> pd.DataFrame:
+    """Store consumption rows as exported (CSV and the API): meter_id, period_start
+    (local ISO 8601 with offset), quantity (index unit, 6 decimals), unit, estimated_share
+    (4 decimals)."""
     units = {m.id: INDEX_UNIT[m.energy] for m in registry.meters}
     start = pd.DatetimeIndex(cons["period_start"]).strftime("%Y-%m-%dT%H:%M:%S%z")
     start = start.str.slice(0, -2) + ":" + start.str.slice(-2)
@@ -514,4 +566,4 @@ def consumption_csv(cons: pd.DataFrame, registry: Registry) -> str:
         "unit": cons["meter_id"].map(units).fillna("").to_numpy(),
         "estimated_share": np.round(cons["estimated_share"].to_numpy(float), 4),
     })
-    return out.to_csv(index=False, lineterminator="\n")
+    return out

@@ -18,7 +18,8 @@ The document (FORMAT 1; times are ISO 8601 UTC, counters count since the process
      "collect": {"shard": "1/2", "meters": 120, "gateways": 12, "poll_interval_s": 900,
                  "last_poll_at": "..." | null, "last_poll_ok_at": "..." | null,
                  "polls": 960, "ok": 955, "failed": 5, "samples_queued": 955, "estimated": 0,
-                 "sent": 955, "store_errors": 0, "cycles": 96, "queue_backlog": 0, "slots_missed": 0},
+                 "sent": 955, "store_errors": 0, "cycles": 96, "queue_backlog": 0, "slots_missed": 0,
+                 "held_in_memory": 0, "dropped": 0},
      "alerts": {"enabled": true, "check_interval_s": 900, "last_run_at": "...", "last_run_ok": true,
                 "error": null, "rules": "all" | "meter", "runs": 4, "failed_runs": 0,
                 "holding": 3, "opened": 1, "reminded": 0, "resolved": 0, "sent": 1, "failed": 0,
@@ -32,8 +33,10 @@ The document (FORMAT 1; times are ISO 8601 UTC, counters count since the process
 Sections are optional: a server has neither `collect` nor `alerts`; a collector shard
 that does not run the checks has `"alerts": {"enabled": false, "reason": "..."}`.
 `slots_missed` counts poll slots the scheduler skipped (the previous cycle still
-running); samples themselves are never dropped (`failed` counts unanswered polls, whose
-slots are filled and flagged estimated later).
+running); `failed` counts unanswered polls, whose slots are filled and flagged estimated
+later. `held_in_memory` counts poll results the disk queue refused (a full disk) and
+memory holds; `dropped` those dropped beyond that bound (a collector that dropped any is
+not ok: samples were lost).
 
 `read_heartbeats(directory)` returns every document with what the reader concludes, at
 the time of reading (so a process that hangs or dies is noticed without its help):
@@ -42,7 +45,8 @@ the time of reading (so a process that hangs or dies is noticed without its help
   its start, before the first) is more than `STALL_INTERVALS` (3) poll intervals old;
 * `stale` — a running process that has not rewritten its file for 3 poll intervals
   (3 heartbeats for a process that does not poll), or whose pid is gone (same host);
-* `ok` — neither, and `problems` lists the reasons in words; `age_s` is the file's age.
+* `ok` — neither, and no poll result dropped (`collect.dropped`); `problems` lists the
+  reasons in words; `age_s` is the file's age.
 
 `healthy(heartbeats)` is True when every one is ok: the `/healthz` rule (with the store
 check, which is the route's own).
@@ -147,11 +151,17 @@ def assess(doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         elif _pid_gone(doc):
             stale = True
             problems.append(f"process {doc.get('pid')} is not running (killed?)")
+    lost = int(collect.get("dropped") or 0)
+    if lost:
+        problems.append(f"{lost} poll results dropped: the disk queue refused writes (disk full?) for longer than "
+                        "the memory holds")
+    if collect.get("held_in_memory"):
+        problems.append(f"the disk queue refuses writes: {collect['held_in_memory']} poll results held in memory")
     alerts = doc.get("alerts") or {}
     if alerts.get("enabled") and alerts.get("last_run_ok") is False:
         problems.append(f"last alert run failed: {alerts.get('error')}")  # reported, not a stall
     return {**doc, "age_s": None if age is None else round(age, 1), "stalled": stalled, "stale": stale,
-            "ok": not (stalled or stale), "problems": problems}
+            "ok": not (stalled or stale or lost), "problems": problems}
 
 
 def read_heartbeats(directory: str | Path, now: float | None = None) -> list[dict[str, Any]]:

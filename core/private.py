@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -51,3 +53,21 @@ def write_private(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_private_yaml(path: str | Path, doc: object, comment: str) -> None:
+    """Write `doc` as YAML to `path` atomically (a temporary file in the same directory,
+    then a rename), mode 0600, under a `# comment` line (the users and tokens files)."""
+    path = Path(path)
+    private_dir(path.parent)  # a new directory is 0700; an existing one keeps its mode
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"# {comment}\n")
+            yaml.safe_dump(doc, fh, allow_unicode=True, sort_keys=False)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+

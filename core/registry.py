@@ -15,11 +15,12 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from core.profiles import load_profiles
+from core.schemas.institution import DataCentre
 from core.textfile import echo
-from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Category, Energy, Subitem
+from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Boundary, BoundaryReason, Category, Energy, Subitem
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems, validate_node
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -63,6 +64,34 @@ class Region(_Strict):
     name: str
     parent: str | None = None
     heating_season: HeatingSeason | None = None
+    # Energy prices (CNY per canonical unit: kWh, m3, GJ, kg) for cost views of metered
+    # use, e.g. {electricity: 0.65, water: 4.2, natural_gas: 3.1}; a region without one
+    # inherits its parent's price of that energy.
+    tariffs: dict[Energy, Annotated[float, Field(ge=0)]] | None = None
+
+
+def _boundary_reason(reason: str | None, info: ValidationInfo) -> str | None:
+    """An excluded meter or bill needs its reason; an included one has none."""
+    excluded = info.data.get("boundary") == "excluded"
+    if excluded and reason is None:
+        raise ValueError("an excluded meter or bill needs its reason: 家属区, 出租 or 独立法人")
+    if not excluded and reason is not None:
+        raise ValueError("a reason only goes with boundary: excluded")
+    return reason
+
+
+class ExcludedBills(_Strict):
+    """Bills of one energy of an institution outside the accounting boundary, e.g. the
+    staff housing's heat billed to the institution: every bill day of `energy` in
+    [start, end] (dates inclusive; open when omitted) is deducted."""
+
+    energy: Energy
+    boundary: Boundary = "excluded"
+    boundary_reason: BoundaryReason | None = Field(default=None, validate_default=True)
+    start: date | None = None
+    end: date | None = None
+
+    _reason = field_validator("boundary_reason")(_boundary_reason)
 
 
 class Institution(_Strict):
@@ -73,6 +102,11 @@ class Institution(_Strict):
     floor_area_m2: Area
     heated_area_m2: Area = 0
     occupants: int = Field(ge=0, le=MAX_OCCUPANTS, strict=True)
+    department: str | None = Field(default=None, min_length=1, max_length=100)  # 主管部门 (supervising department)
+    data_centre: DataCentre | None = None  # 数据中心机房, core/schemas/institution.py
+    # The lower-level instance that reports this institution (纵向直报; `with_reported`), None for our own.
+    source: str | None = Field(default=None, pattern=ID_PATTERN)
+    bills: tuple[ExcludedBills, ...] = ()  # bills outside the boundary (`boundary: excluded`)
 
 
 class ModbusAddress(_Strict):
@@ -96,6 +130,12 @@ class Meter(_Strict):
     rated: Positive | None = None
     heating: bool = Field(default=False, strict=True)  # a heating meter (boiler gas, heating pumps...) for the heating split
     modbus: ModbusAddress | None = None
+    # Outside the accounting boundary (家属区, 出租, 独立法人): a main meter's use is not
+    # counted, a sub-meter's is deducted from its institution's (models.energy).
+    boundary: Boundary = "included"
+    boundary_reason: BoundaryReason | None = Field(default=None, validate_default=True)
+
+    _reason = field_validator("boundary_reason")(_boundary_reason)
 
     @property
     def unit(self) -> str:
@@ -110,11 +150,24 @@ class Meter(_Strict):
         return None
 
 
+DayOfMonth = Annotated[int, Field(ge=1, le=28, strict=True)]
+
+
+class SubmissionSettings(_Strict):
+    """`submissions:` of the registry: the monthly submissions' deadline (day of the next
+    month) and the days of that month on which reminders go to those not yet submitted
+    (overdue ones are reported to their region managers from the day after the deadline)."""
+
+    deadline_day: DayOfMonth = 15
+    reminder_days: tuple[DayOfMonth, ...] = (10, 14)
+
+
 class Registry(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     timezone: str = "Asia/Shanghai"
     heating_season: HeatingSeason = HeatingSeason(**DEFAULT_HEATING_SEASON)
+    submissions: SubmissionSettings = SubmissionSettings()
     regions: tuple[Region, ...] = ()
     institutions: tuple[Institution, ...] = ()
     meters: tuple[Meter, ...] = ()
@@ -156,14 +209,34 @@ class Registry(_Strict):
                 return season
         return self.heating_season
 
+    def tariffs_of(self, region_id: str) -> dict[str, float]:
+        """Energy -> CNY per canonical unit in force in a region: its own tariffs, then
+        those of each ancestor for the energies it does not price."""
+        out: dict[str, float] = {}
+        for rid in reversed(self.region_ancestors(region_id)):
+            out.update(self.region_by_id[rid].tariffs or {})
+        return out
+
     def institutions_frame(self) -> pd.DataFrame:
+        """One row per institution: id, name, region, category, areas, occupants,
+        department (None where not given)."""
+        cols = [c for c in Institution.model_fields if c != "data_centre"]  # `source`: None for our own
+        return pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
         """One row per institution: id, name, region, category, areas, occupants."""
-        cols = list(Institution.model_fields)
-        return pd.DataFrame([i.model_dump() for i in self.institutions], columns=cols)
+        cols = [c for c in Institution.model_fields if c != "bills"]
+        return pd.DataFrame([i.model_dump(exclude={"bills"}) for i in self.institutions], columns=cols)
+
+    def excluded_bills_frame(self) -> pd.DataFrame:
+        """One row per bill exclusion: institution_id, energy, boundary_reason, start,
+        end (dates; NaT: open)."""
+        rows = [(i.id, b.energy, b.boundary_reason, b.start, b.end) for i in self.institutions for b in i.bills
+                if b.boundary == "excluded"]
+        df = pd.DataFrame(rows, columns=["institution_id", "energy", "boundary_reason", "start", "end"])
+        return df.assign(start=pd.to_datetime(df["start"]), end=pd.to_datetime(df["end"]))
 
     def meters_frame(self) -> pd.DataFrame:
         """One row per meter: id, institution, energy, subitem, parent, multiplier,
-        rollover_at, rated, heating, unit."""
+        rollover_at, rated, heating, unit, boundary, boundary_reason."""
         rows = [
             {
                 "meter_id": m.id,
@@ -176,11 +249,13 @@ class Registry(_Strict):
                 "rated": m.rated,
                 "heating": m.heating,
                 "unit": m.unit,
+                "boundary": m.boundary,
+                "boundary_reason": m.boundary_reason,
             }
             for m in self.meters
         ]
         cols = ["meter_id", "institution_id", "energy", "subitem", "parent", "multiplier",
-                "rollover_at", "rated", "heating", "unit"]
+                "rollover_at", "rated", "heating", "unit", "boundary", "boundary_reason"]
         return pd.DataFrame(rows, columns=cols)
 
 
@@ -261,7 +336,7 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     problems: list[Problem] = []
     if not isinstance(doc, LineDict):
         return None, [Problem(file, 1, "-", "the registry must be a YAML mapping")]
-    known = {"timezone", "heating_season", "regions", "institutions", "meters"}
+    known = {"timezone", "heating_season", "submissions", "regions", "institutions", "meters"}
     for key in doc:
         if key not in known:
             problems.append(Problem(file, doc.line_of(key), str(key), "unknown key"))
@@ -276,6 +351,12 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
         season = validate_node(HeatingSeason, node, file, "heating_season", problems)
         if season is None and not isinstance(node, LineDict):  # the mapper locates inside a mapping only
             problems[-1] = Problem(file, doc.line_of("heating_season"), "heating_season", problems[-1].message)
+    submissions = None
+    if "submissions" in doc:
+        node = doc["submissions"]
+        submissions = validate_node(SubmissionSettings, node, file, "submissions", problems)
+        if submissions is None and not isinstance(node, LineDict):
+            problems[-1] = Problem(file, doc.line_of("submissions"), "submissions", problems[-1].message)
 
     regions, region_list = _parse_list(file, doc, "regions", Region, problems)
     insts, inst_list = _parse_list(file, doc, "institutions", Institution, problems)
@@ -312,6 +393,22 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
                                     "heated area exceeds floor area"))
 
     meter_by_id = {m.id: m for _, _, m in meters}
+    for n, raw, i in insts:
+        if i.data_centre is None:
+            continue
+        dc = raw.get("data_centre")
+        for field in ("meters", "it_meters"):
+            refs = dc.get(field) if isinstance(dc, LineDict) else None
+            for k, ref in enumerate(getattr(i.data_centre, field)):
+                line = refs.line_of(k) if hasattr(refs, "line_of") else raw.line_of("data_centre")
+                where = f"institutions[{n}].data_centre.{field}[{k}]"
+                m = meter_by_id.get(ref)
+                if ref not in meter_ids:
+                    problems.append(Problem(file, line, where, f"unknown meter '{echo(ref)}'"))
+                elif m is not None and m.institution != i.id:
+                    problems.append(Problem(file, line, where, f"meter '{ref}' belongs to another institution"))
+                elif m is not None and m.energy != "electricity":
+                    problems.append(Problem(file, line, where, f"meter '{ref}' measures {m.energy}, not electricity"))
     for n, raw, m in meters:
         if m.institution not in inst_ids:
             problems.append(Problem(file, raw.line_of("institution"), f"meters[{n}].institution",
@@ -353,12 +450,50 @@ def validate_registry_doc(doc: Any, file: str) -> tuple[Registry | None, list[Pr
     registry = Registry(
         timezone=str(tz),
         heating_season=season or HeatingSeason(**DEFAULT_HEATING_SEASON),
+        submissions=submissions or SubmissionSettings(),
         regions=tuple(r for _, _, r in regions),
         institutions=tuple(i for _, _, i in insts),
         meters=tuple(m for _, _, m in meters),
         source=file,
     )
     return registry, []
+
+
+def reported_entry(institution: Institution, registry: Registry) -> dict[str, Any]:
+    """What a lower level pushes upward about one of its institutions: its basic
+    information and its region with every ancestor (nearest first, id, name, parent)."""
+    chain = [registry.region_by_id[r] for r in registry.region_ancestors(institution.region)
+             if r in registry.region_by_id]
+    info = institution.model_dump(include={"id", "name", "region", "category", "floor_area_m2", "heated_area_m2",
+                                           "occupants", "department"})
+    return {**info, "regions": [{"id": r.id, "name": r.name, "parent": r.parent} for r in chain]}
+
+
+def with_reported(registry: Registry, reported: Iterable[tuple[str, Mapping[str, Any]]]) -> Registry:
+    """`registry` with the institutions lower-level instances reported (instance,
+    `reported_entry`), each marked `source` = its instance, and the regions they name
+    that the registry lacks (a known region id is kept as it is). An institution whose
+    id is one of our own is left out (ours win)."""
+    regions = list(registry.regions)
+    known = {r.id for r in regions}
+    own = set(registry.institution_by_id)
+    added = []
+    for instance, info in reported:
+        if info["id"] in own:
+            continue
+        for r in reversed(info.get("regions", [])):  # ancestors first
+            if r["id"] not in known:
+                parent = r.get("parent") if r.get("parent") in known else None
+                regions.append(Region(id=r["id"], name=r["name"], parent=parent))
+                known.add(r["id"])
+        added.append(Institution(**{k: info[k] for k in ("id", "name", "region", "category", "floor_area_m2",
+                                                          "heated_area_m2", "occupants")},
+                                 department=info.get("department"), source=instance))
+        own.add(info["id"])
+    if not added:
+        return registry
+    fields = {name: getattr(registry, name) for name in Registry.model_fields}  # a new object: no stale caches
+    return Registry(**{**fields, "regions": tuple(regions), "institutions": (*registry.institutions, *added)})
 
 
 def load_registry(path: str | Path) -> Registry:

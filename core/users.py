@@ -17,18 +17,16 @@ The file is written atomically with mode 0600.
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import access
 from core.access import ROLES
-from core.private import private_dir
+from core.filecache import WatchedFile
+from core.private import write_private_yaml
 from core.registry import Registry
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml
 
@@ -97,20 +95,9 @@ def load_users(path: str | Path) -> dict[str, User]:
 
 def save_users(path: str | Path, users: dict[str, User]) -> None:
     """Write atomically, readable by the owner only."""
-    path = Path(path)
-    private_dir(path.parent)  # a new directory is 0700; an existing one keeps its mode
     doc = {"users": {u.name: {"role": u.role, "scope": u.scope, "password": u.password_hash}
                      for u in sorted(users.values(), key=lambda u: u.name)}}
-    fd, tmp = tempfile.mkstemp(prefix=".users-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("# CivicWatt dashboard users: manage with `civicwatt users` (passwords are scrypt hashes)\n")
-            yaml.safe_dump(doc, fh, allow_unicode=True, sort_keys=False)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private_yaml(path, doc, "CivicWatt dashboard users: manage with `civicwatt users` (passwords are scrypt hashes)")
 
 
 def hash_password(password: str) -> str:
@@ -167,3 +154,13 @@ def ensure_admin(users_file: str | Path) -> str | None:
     password = generate_password()
     set_user(users_file, "admin", "admin", None, password)
     return password
+
+
+class UserDirectory(WatchedFile):
+    """The users file, re-read when its modification time changes."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, load_users)
+
+    def users(self) -> dict[str, User]:
+        return self.get()

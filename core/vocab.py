@@ -7,6 +7,11 @@ from typing import Literal
 Category = Literal["government", "school", "hospital", "venue", "other"]
 Energy = Literal["electricity", "water", "natural_gas", "heat", "gasoline", "diesel", "lpg", "coal", "pv"]
 Subitem = Literal["total", "lighting_socket", "hvac", "power", "special"]
+#: The organisational boundary of public-institution energy and carbon accounting (国管局
+#: method, following the statistics system): a meter or bill is inside (`included`) or
+#: `excluded`, with one of the reasons the method deducts where separately metered.
+Boundary = Literal["included", "excluded"]
+BoundaryReason = Literal["家属区", "出租", "独立法人"]  # staff housing, space leased out, independent legal entity
 
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 ENERGIES: tuple[str, ...] = Energy.__args__  # type: ignore[attr-defined]
@@ -40,14 +45,27 @@ VEHICLE_FUELS: tuple[str, ...] = ("gasoline", "diesel")
 CATEGORY_ZH: dict[str, str] = {"government": "党政机关", "school": "学校", "hospital": "医疗机构", "venue": "场馆",
                                "other": "其他"}
 
+#: Energy names in Chinese, as the statistics forms and the submission messages write them.
+ENERGY_ZH: dict[str, str] = {"electricity": "电力", "water": "水", "natural_gas": "天然气", "heat": "热力",
+                             "gasoline": "汽油", "diesel": "柴油", "lpg": "液化石油气", "coal": "煤炭", "pv": "光伏发电"}
+
 #: Heating season in Hebei and Beijing (domain.md §4): 15 Nov - 15 Mar, month-day bounds inclusive.
 DEFAULT_HEATING_SEASON: dict[str, str] = {"start": "11-15", "end": "03-15"}
 
 #: Liquid fuels, stated in L or by mass; L converts by density.
 LIQUID_FUELS: tuple[str, ...] = ("gasoline", "diesel")
 
+#: A bill kind that is not energy use: green power bought on the market (绿电交易, with its
+#: certificates). Its kWh are part of the metered or billed electricity; they count only in
+#: market-based Scope 2 (`models.indicators.market_scope2_t`), never in totals.
+GREEN_POWER = "green_power"
+#: What the `energy` column of a bills CSV may say: every energy, and green power.
+BILL_KINDS: tuple[str, ...] = (*ENERGIES, GREEN_POWER)
+CANONICAL_UNIT[GREEN_POWER] = "kWh"
+
 #: Units a bill may state per energy (interfaces.md: kWh, m3, GJ, L, kg, t).
 BILL_UNITS: dict[str, set[str]] = {
+    GREEN_POWER: {"kWh", "MWh"},
     "electricity": {"kWh", "MWh"}, "pv": {"kWh", "MWh"},
     "water": {"m3", "t"}, "natural_gas": {"m3"}, "heat": {"GJ", "MJ"},
     "gasoline": {"L", "kg", "t"}, "diesel": {"L", "kg", "t"}, "lpg": {"kg", "t"}, "coal": {"kg", "t"},

@@ -1,4 +1,6 @@
-"""The year-end assessment for the dashboard: built once per complete year and kept for a
+"""The year-end assessment for the dashboard, built once per year and cached.
+
+The year-end assessment for the dashboard: built once per complete year and kept for a
 while, cut to the signed-in user's scope, and served as the assessment and notice
 workbooks and the printable notice page.
 

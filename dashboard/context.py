@@ -50,6 +50,11 @@ class Context:
         """The alert outbox of the data directory (None without one)."""
         return integrations.outbox(self.data_dir)
 
+    def filing(self) -> Any | None:
+        """The monthly submission service (`quotas.filing.Filing`) of the data directory (None without one)."""
+        return integrations.filing(self.data_dir, self.registry, self.store,
+                                   lambda: self.service.today().date())
+
     def regions_by_depth(self, region_ids: set[str]) -> list[str]:
         """Region ids from the top of the tree down (pickers' order)."""
         return sorted(region_ids, key=lambda r: (len(self.registry.region_ancestors(r)), r))
@@ -62,10 +67,12 @@ class Page:
     `render(ctx, user, lang, rest)` returns the page's components for a signed-in
     user (`rest`: the part of the path after `path/`, None at `path` itself) and may
     raise `core.access.Forbidden`; `register(app, ctx)` adds its callbacks.
-    `nav`: the i18n key of its link in the header."""
+    `nav`: the i18n key of its link in the header (None: no link in the navigation
+    bar); `chrome`: False for a full-screen page without the header (the wall screen)."""
 
     path: str
-    nav: str
+    nav: str | None
     render: Callable[[Context, User, str, str | None], Any]
     register: Callable[[dash.Dash, Context], None]
     subpaths: bool = False
+    chrome: bool = True

@@ -4,9 +4,10 @@ Every number comes from the one API the reports, the ledger and the alerts use
 (`models.api.energy_use` / `indicators`, `quotas.evaluate.quota_levels` /
 `evaluate_targets` / `project_scope_totals`, `models.completeness.daily_completeness` /
 `offline_meters`), on the quota file's electricity basis (当量值 by default), so the
-dashboard never disagrees with a report or an alert. This module adds what only the
-dashboard needs: caching, year-on-year columns, the ranking table, and the per-meter
-data-quality table.
+dashboard never disagrees with a report or an alert. The year tables (indicators and
+the ranking table with year-on-year columns and quota levels) are
+`quotas.tables.YearTables`, shared with the HTTP API; this module adds what only the
+dashboard needs: monthly tables, target status, and the per-meter data-quality table.
 
 The dashboard never decides *who* may see a row here; `DataService` returns frames
 for all institutions and the callers (the page and download modules) filter them with
@@ -21,15 +22,11 @@ yesterday) in the ranking, compared with the same dates of the year before.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from cachetools import TTLCache
 
 from alerts.meter_rules import (
     COMPLETENESS_LOOKBACK_DAYS,
@@ -40,29 +37,23 @@ from alerts.meter_rules import (
 )
 from core.registry import Meter, Registry
 from models import api as models_api
-from quotas.evaluate import evaluate_targets, project_scope_totals, quota_levels, quota_levels_wide
-from storage import Store
+from quotas.evaluate import evaluate_targets, project_scope_totals
+from quotas.tables import (  # noqa: F401  (the table constants, re-exported for the pages)
+    INDICATOR_COLUMNS,
+    INDICATORS,
+    QUOTA_INDICATORS,
+    TOTALS,
+    YearTables,
+    add_yoy,
+    blank_without_data,
+    safe_div,
+)
 
 KG_PER_T = 1000.0  # kg per tonne (tce, tCO2)
-YEAR_TABLES_KEPT = 256  # cached year tables at most (about 6 per year and basis are in use)
-_MISSING = object()
-
-INDICATORS: tuple[str, ...] = (
-    "kgce_per_m2", "kgce_per_person", "water_m3_per_person", "kgco2_per_m2",
-    "heating_kgce_per_m2", "nonheating_kgce_per_m2",
-)
-TOTALS: tuple[str, ...] = ("kgce", "water_m3", "t_co2")
-INDICATOR_COLUMNS = ["institution_id", "name", "region", "category", "year", "floor_area_m2", "heated_area_m2",
-                     "occupants", *TOTALS, *INDICATORS, "estimated_share"]
-# The indicators quota standards cover (domain.md s.1; quotas.config.STANDARD_INDICATORS).
-QUOTA_INDICATORS: tuple[str, ...] = ("heating_kgce_per_m2", "nonheating_kgce_per_m2", "kgce_per_person",
-                                     "water_m3_per_person", "kgce_per_m2", "kgco2_per_m2")
-
-
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    num = np.asarray(num, dtype=float)
-    den = np.asarray(den, dtype=float)
-    return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
+# A year of daily use is kept in memory for a portfolio up to DAY_ROWS_KEPT rows (about
+# 1,800 institutions: four main meters a day each): a few tens of MB.
+DAYS_KEPT_PER_INSTITUTION = 4 * 366
+DAY_ROWS_KEPT = 2_600_000
 
 
 def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
@@ -76,170 +67,127 @@ def energy_table(consumption: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFram
     return out
 
 
-def add_yoy(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """Add `yoy_<indicator>` (percent change against the previous year) columns."""
-    prev = previous.set_index("institution_id")
-    out = current.copy()
-    for ind in (*INDICATORS, *TOTALS):
-        before = out["institution_id"].map(prev[ind]).to_numpy(float) if len(prev) else np.full(len(out), np.nan)
-        out[f"yoy_{ind}"] = _safe_div(out[ind].to_numpy(float) - before, before) * 100.0
-    return out
-
-
 def institution_meters(registry: Registry, institution_id: str) -> list[Meter]:
     """The meters of one institution, in registry order."""
     return [m for m in registry.meters if m.institution == institution_id]
 
 
 @dataclass
-class DataService:
-    """Reads the store for the dashboard; caches year tables for `cache_ttl_s`.
+class DataService(YearTables):
+    """Reads the store for the dashboard: the year tables (`quotas.tables.YearTables`,
+    cached for `cache_ttl_s`) and what only the dashboard shows.
 
-    `quotas`: returns the loaded `quotas.config.QuotaConfig` (or None without a quota
-    file); its basis is the basis of every figure. `meter_rules`: the meter alert
-    settings (offline after `offline_polls` polls), so a meter shown offline is one the
-    alerts call offline."""
+    `meter_rules`: the meter alert settings (offline after `offline_polls` polls), so a
+    meter shown offline is one the alerts call offline."""
 
-    registry: Registry
-    store: Store
-    quotas: Callable[[], Any] = lambda: None
-    cache_ttl_s: float = 300.0
-    now: Callable[[], pd.Timestamp] = field(default=lambda: pd.Timestamp.now(tz="UTC"))
     meter_rules: MeterRuleSettings = field(default_factory=MeterRuleSettings)  # the alerts' offline rule
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        # year tables of the last few years and both bases, each for cache_ttl_s
-        self._cache: TTLCache = TTLCache(maxsize=YEAR_TABLES_KEPT, ttl=self.cache_ttl_s, timer=time.monotonic)
+        super().__post_init__()
         self.meters = self.registry.meters_frame()
         self.institutions = self.registry.institutions_frame()
-        self.tz = self.registry.timezone
-        self.factors = models_api.load_factors()
+        self.inst_context = models_api.institution_context(self.registry, self.factors)
+        self.tariffs = models_api.tariff_frame(self.registry)
 
-    @property
-    def basis(self) -> str:
-        cfg = self.quotas()
-        return cfg.basis if cfg is not None else "equivalent"
+    # -- what one read of the store gives -----------------------------------------------
+    def _load(self, start: pd.Timestamp, end: pd.Timestamp,
+              institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One daily read of [start, end): the use frame (`models.api.energy_use`, freq
+        day) and the bills' costs per day (`models.api.bill_costs`)."""
+        ids = None if institution_ids is None else sorted(institution_ids)
+        stop = end if end > start else start + pd.Timedelta(seconds=1)
+        use = models_api.energy_use(self.store, self.registry, start, stop, "day", self.factors, institution_ids=ids)
+        billed = models_api.bill_costs(self.store.read_bills(ids), "day", self.tz, start, end)
+        return use, billed
 
-    # -- caching -------------------------------------------------------------------
-    def _cached(self, key: tuple, compute: Callable[[], object]) -> object:
-        key = (*key, self.basis)
-        with self._lock:
-            hit = self._cache.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-        value = compute()
-        with self._lock:
-            self._cache[key] = value
-        return value
+    def _reduce(self, use: pd.DataFrame, billed: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The energy sums (`models.api.energy_sums` per institution, energy and
+        `period`, the heating split done per day) and the costs (`models.api.energy_cost`
+        per day, summed per `period`) of a daily use frame."""
+        sums = models_api.energy_sums(use, self.inst_context, period=period, freq="day", tz=self.tz)
+        costs = models_api.energy_cost(use, billed, self.tariffs)
+        return sums, models_api.cost_by_period(costs, period, self.tz, by=("institution_id", "energy"))
 
-    # -- periods -------------------------------------------------------------------
-    def today(self) -> pd.Timestamp:
-        """Local midnight of today."""
-        return self.now().tz_convert(self.tz).normalize()
+    def keeps_days(self) -> bool:
+        """Is the portfolio small enough to keep each year's daily use in memory (the
+        demo, a city)? Then every date range is a slice of it; a province's ranges are
+        read from the store when asked for."""
+        return len(self.registry.institutions) * DAYS_KEPT_PER_INSTITUTION <= DAY_ROWS_KEPT
 
-    def current_year(self) -> int:
-        return int(self.today().year)
+    def year_use(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The daily use frame and bill costs of `year` up to now, kept for `cache_ttl_s`
+        (only when `keeps_days`)."""
+        return self._cached(("year_use", year),  # type: ignore[return-value]
+                            lambda: self._load(*self.year_bounds(year)))
 
-    def year_bounds(self, year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """[1 Jan, min(1 Jan next year, now)) local: a running year stops now."""
-        start = pd.Timestamp(year=year, month=1, day=1, tz=self.tz)
-        end = min(pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz), self.now().tz_convert(self.tz))
-        return start, max(end, start)
+    def year_sums(self, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Monthly energy sums and costs of every institution for `year` up to now (one
+        daily read of the store per year, reused by every year table)."""
+        def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
+            use, billed = self.year_use(year) if self.keeps_days() else self._load(*self.year_bounds(year))
+            return self._reduce(use, billed, "month")
+        return self._cached(("year_sums", year), compute)  # type: ignore[return-value]
 
-    def is_running(self, year: int) -> bool:
-        return self.year_bounds(year)[1] < pd.Timestamp(year=year + 1, month=1, day=1, tz=self.tz)
+    def range_sums(self, start: pd.Timestamp, end: pd.Timestamp,
+                   institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Daily energy sums and costs of [start, end) (local midnights; a running day
+        stops now), of these institutions (None: all): a slice of the years' daily use
+        when it is kept (`keeps_days`), else a read of the store."""
+        end = min(end, self.now().tz_convert(self.tz))
+        ids = None if institution_ids is None else frozenset(institution_ids)
 
-    # -- year tables -----------------------------------------------------------------
-    def indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
-        """The models indicator frame (one row per institution) of `year` up to now,
-        or up to `until`, plus `year`; totals and intensities are NaN without data."""
-        return self._cached(("indicators", year, until),  # type: ignore[return-value]
-                            lambda: self._compute_indicators(year, until))
+        def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
+            if not self.keeps_days():
+                return self._reduce(*self._load(start, max(start, end), ids), "day")
+            years = range(start.year, max(start, end - pd.Timedelta(seconds=1)).year + 1)
+            parts = [self.year_use(y) for y in years]
+            use = pd.concat([p[0] for p in parts], ignore_index=True)
+            billed = pd.concat([p[1] for p in parts], ignore_index=True)
+            use = use[_within(use, start, end, ids)]
+            billed = billed[_within(billed, start, end, ids)] if len(billed) else billed
+            return self._reduce(use, billed, "day")
+        return self._cached(("range_sums", start, end, ids), compute)  # type: ignore[return-value]
+
+    def indicators_of(self, sums: pd.DataFrame, by_period: bool = False) -> pd.DataFrame:
+        """The indicator frame (`models.api.indicators_from_sums`) of energy sums, on
+        the quota file's basis: one row per institution (and period)."""
+        return blank_without_data(models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis,
+                                                                  by_period=by_period))
 
     def _compute_indicators(self, year: int, until: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The year tables' indicators from the year's monthly sums (`year_sums`: one
+        daily read per year shared by every page), or, for part of a year (the ranking's
+        running year), from that range's daily sums."""
         start, end = self.year_bounds(year)
-        if until is not None:
-            end = max(start, min(end, until))
-        if end <= start:
-            end = start + pd.Timedelta(seconds=1)  # an empty period: every institution, no data
-        use = models_api.energy_use(self.store, self.registry, start, end, "day", self.factors)
-        ind = models_api.indicators(use, self.registry, self.factors, self.basis, freq="day")
-        ind = ind.assign(year=year)
-        if "has_data" in ind:
-            nodata = ~ind["has_data"].to_numpy(bool)
-            for col in (*TOTALS, *INDICATORS, "estimated_share"):
-                ind.loc[nodata, col] = np.nan
-        return ind
+        if until is None or until >= end:
+            sums = self.year_sums(year)[0]
+        else:
+            sums = self.range_sums(start, max(start, until))[0]
+        return self.indicators_of(sums).assign(year=year)
 
-    def ranking_table(self, year: int) -> pd.DataFrame:
-        """Indicators of `year` with year-on-year changes (`yoy_<col>`, %) and quota
-        levels (`level_<indicator>`: guide | baseline | constraint | advanced | general
-        | exceeds | no_data | none; 'partial' for every institution in a running year,
-        as the standards are annual). A running year counts complete days (to
-        yesterday) and is compared with the same dates of the year before."""
-        def compute() -> pd.DataFrame:
-            running = self.is_running(year)
-            cur = self.indicators(year, self.today() if running else None)
-            prev = self.indicators(year - 1, self.today() - pd.DateOffset(years=1) if running else None)
-            table = add_yoy(cur, prev)
-            if running:
-                # quota standards are annual: a part of the year is not compared with them
-                for ind in QUOTA_INDICATORS:
-                    table[f"level_{ind}"] = "partial"
-                return table
-            levels = self.levels_of(cur)
-            if len(levels):
-                table = table.merge(quota_levels_wide(levels), on="institution_id", how="left")
-            for ind in QUOTA_INDICATORS:
-                col = f"level_{ind}"
-                table[col] = table[col].fillna("none") if col in table else "none"
-            return table
-        return self._cached(("ranking", year), compute)  # type: ignore[return-value]
 
-    def levels_of(self, indicators: pd.DataFrame) -> pd.DataFrame:
-        """quotas.evaluate.quota_levels of an indicator frame (empty without quotas)."""
-        cfg = self.quotas()
-        if cfg is None:
-            return pd.DataFrame(columns=["institution_id", "indicator", "level"])
-        return quota_levels(indicators, cfg, regions=self.registry)
-
-    def set_ranking_table(self, year: int, table: pd.DataFrame) -> None:
-        """Use a precomputed ranking table for `year` (columns of `ranking_table`), e.g.
-        from a nightly batch; it is kept for `cache_ttl_s` like a computed one."""
-        with self._lock:
-            self._cache[("ranking", year, self.basis)] = table
+    def priced(self, sums: pd.DataFrame) -> pd.DataFrame:
+        """Energy sums with factors applied (`models.api.priced_sums`): institution_id,
+        energy, period_start, quantity (canonical unit), kgce, kgco2, t_co2."""
+        cols = ["institution_id", "energy", "period_start", "quantity", "kgce", "kgco2", "t_co2"]
+        if sums.empty:
+            return pd.DataFrame(columns=cols)
+        return models_api.priced_sums(sums, self.inst_context, self.factors, self.basis)[cols]
 
     def monthly_energy(self, year: int) -> pd.DataFrame:
         """Main-meter use of `year` (to now) by institution, energy and month, priced:
-        institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2."""
-        def compute() -> pd.DataFrame:
-            start, end = self.year_bounds(year)
-            cols = ["institution_id", "energy", "period_start", "quantity", "kgce", "kgco2"]
-            if end <= start:
-                return pd.DataFrame(columns=cols)
-            use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
-            if use.empty:
-                return pd.DataFrame(columns=cols)
-            inst = models_api.institution_context(self.registry, self.factors)
-            sums = models_api.energy_sums(use, inst, period="month", freq="month", tz=self.tz)
-            return models_api.priced_sums(sums, inst, self.factors, self.basis)[cols]
-        return self._cached(("monthly", year), compute)  # type: ignore[return-value]
+        institution_id, energy, period_start, quantity (canonical unit), kgce, kgco2, t_co2."""
+        return self._cached(("monthly", year),  # type: ignore[return-value]
+                            lambda: self.priced(self.year_sums(year)[0]))
 
     def monthly_indicators(self, year: int) -> pd.DataFrame:
-        """Monthly indicator frame (`models.api.indicators(..., by_period='month')`) of
-        every institution for `year` - 1 and `year` up to now: the input of the target
-        evaluation and of the year-end projection."""
+        """Monthly indicator frame of every institution for `year` - 1 and `year` up to
+        now (`models.api.indicators(..., freq='day', by_period='month')`, as the alerts
+        compute it): the input of the target evaluation and of the year-end projection."""
         def compute() -> pd.DataFrame:
-            frames = []
-            for y in (year - 1, year):
-                start, end = self.year_bounds(y)
-                if end <= start:
-                    continue
-                use = models_api.energy_use(self.store, self.registry, start, end, "month", self.factors)
-                frames.append(models_api.indicators(use, self.registry, self.factors, self.basis, freq="month",
-                                                    by_period="month"))
-            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            sums = pd.concat([self.year_sums(y)[0] for y in (year - 1, year)], ignore_index=True)
+            return models_api.indicators_from_sums(sums, self.inst_context, self.factors, self.basis,
+                                                   by_period=True)
         return self._cached(("monthly_indicators", year), compute)  # type: ignore[return-value]
 
     def projection_as_of(self, year: int) -> pd.Timestamp:
@@ -253,7 +201,7 @@ class DataService:
         cfg = self.quotas()
         if cfg is None:
             return pd.DataFrame(columns=["scope", "region", "category", "institution_id", "indicator", "limit",
-                                         "actual", "projected", "status"])
+                                         "actual", "projected", "status", "unit"])
 
         def compute() -> pd.DataFrame:
             return evaluate_targets(cfg, self.monthly_indicators(year), self.projection_as_of(year),
@@ -303,13 +251,13 @@ class DataService:
         now = self.now()
         last = self.store.last_samples_before(now + pd.Timedelta(seconds=1), ids)
         last_t = last.set_index("meter_id")["time"] if len(last) else pd.Series(dtype="datetime64[s, UTC]")
-        offline = (offline_meters(last, live, now, self.meter_rules.offline_polls) if len(live)
+        offline = (offline_meters(last, live, now, self.meter_rules.offline_polls_by_meter(meters)) if len(live)
                    else pd.DataFrame({"meter_id": pd.Series(dtype=object)}))
         cons = self.store.consumption("day", start, end, ids)
         if len(cons):
             est = (cons["quantity"] * cons["estimated_share"]).groupby(cons["meter_id"]).sum()
             tot = cons.groupby("meter_id")["quantity"].sum()
-            est_share = pd.Series(_safe_div(est.to_numpy(float), tot.reindex(est.index).to_numpy(float)),
+            est_share = pd.Series(safe_div(est.to_numpy(float), tot.reindex(est.index).to_numpy(float)),
                                   index=est.index)
         else:
             est_share = pd.Series(dtype=float)
@@ -320,6 +268,15 @@ class DataService:
             "last_seen": last_t.reindex(idx).to_numpy(),
             "offline": idx.isin(offline["meter_id"]),
         })
+
+
+def _within(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, ids: frozenset[str] | None) -> np.ndarray:
+    """Rows of a daily frame (period_start, institution_id) in [start, end) and `ids`."""
+    t = pd.DatetimeIndex(frame["period_start"])
+    keep = np.asarray((t >= start) & (t < end))
+    if ids is not None:
+        keep &= frame["institution_id"].isin(ids).to_numpy()
+    return keep
 
 
 def _empty_consumption() -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Thin adapters to the quotas, alerts, ledger, report and savings-verification code.
 
 Each adapter imports its package when first used and keeps what is costly (the quota
-file, the outbox, verification results) until its files change (`dashboard.cache`).
+file, the outbox, verification results) until its files change (`core.filecache`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.access import Principal, project_visible, scoped_registry
+from core.access import Principal, project_visible
+from core.filecache import FileCache, mtime_stamp
 from core.registry import Registry
 from core.yamlfile import ConfigError
-from dashboard.cache import FileCache, mtime_stamp
 
 
 class Quotas:
@@ -53,21 +53,30 @@ def outbox(data_dir: Path | None) -> Any | None:
     return _OUTBOXES[key]
 
 
+_FILINGS: dict[Path, Any] = {}
+
+
+def filing(data_dir: Path | None, registry: Registry, store: Any, today: Any) -> Any | None:
+    """The monthly submission service over the submission book kept in `data_dir`
+    (`quotas.filing.Filing`), or None without a data directory."""
+    if data_dir is None:
+        return None
+    from quotas.filing import Filing
+
+    key = Path(data_dir).resolve()
+    if key not in _FILINGS or _FILINGS[key].registry is not registry or _FILINGS[key].store is not store:
+        _FILINGS[key] = Filing.open(registry, store, key, today=today)
+    return _FILINGS[key]
+
+
 def ledger_bytes(registry: Registry, visible: set[str] | None, store: Any, year: int, fmt: str,
                  quotas: Any | None) -> bytes:
     """The annual carbon ledger (reports.ledger) as xlsx or csv bytes, limited to the
     `visible` institutions (None: all). Their rows keep their rank among all peers;
     the totals sheet is recomputed over the visible institutions only."""
-    from dataclasses import replace
+    from reports.ledger import ledger_csv_bytes, scoped_ledger, write_ledger
 
-    from reports.ledger import build_ledger, ledger_csv_bytes, write_ledger
-
-    tables = build_ledger(store, registry, year, quotas=quotas)
-    if visible is not None:
-        own = build_ledger(store, scoped_registry(registry, visible), year, quotas=quotas)
-        tables = replace(tables, ledger=tables.ledger[tables.ledger["institution_id"].isin(visible)],
-                         summary=tables.summary[tables.summary["institution_id"].isin(visible)],
-                         totals=own.totals)
+    tables = scoped_ledger(store, registry, year, visible, quotas=quotas)
     if fmt == "csv":
         return ledger_csv_bytes(tables)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +96,27 @@ def report_bytes(registry: Registry, store: Any, month: str, quotas: Any | None)
         out = Path(tmp) / "report.xlsx"
         write_report(tables, out)
         return out.read_bytes()
+
+
+def frames_xlsx(sheets: list[tuple[str, Any, list[tuple[str, str]], list[str]]]) -> bytes:
+    """What a page shows as an xlsx workbook (the reports' writer, `reports.xlsx`): one
+    sheet per (title, frame, [(column, label with unit)], note lines); numbers get
+    thousands separators, the first column is frozen."""
+    import io
+
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    from reports.xlsx import QTY, Col, FastWorkbook
+
+    wb = FastWorkbook()
+    for title, frame, columns, notes in sheets:
+        cols = [Col(key, label, QTY if is_numeric_dtype(frame[key]) and not is_bool_dtype(frame[key]) else None,
+                    max(12.0, min(40.0, len(label) * 1.6)))
+                for key, label in columns if key in frame]
+        wb.write_sheet(title[:31], frame, cols, freeze_cols=1, notes=notes)
+    out = io.BytesIO()
+    wb.save(out)  # type: ignore[arg-type]  # a zip file goes to any binary file object
+    return out.getvalue()
 
 
 def mv_project_files(dirs: list[Path]) -> list[Path]:

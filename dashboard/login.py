@@ -1,4 +1,6 @@
-"""Sign-in: the session cookie and its server-side record, the login and logout pages,
+"""Sign-in: session cookie, login and logout pages, the request guard.
+
+Sign-in: the session cookie and its server-side record, the login and logout pages,
 the guard in front of every other request, CSRF protection, and the slow-down after
 failed logins.
 
@@ -15,8 +17,10 @@ failed logins.
   the session's CSRF token (flask-wtf): the login form as a hidden field, Dash
   callbacks as the `X-CSRFToken` header that Dash's renderer copies from the
   `_csrf_token` cookie. A request authenticated by a bearer token (`Authorization:
-  Bearer ...`, no session cookie: the HTTP API) carries no cookie a third site could
-  ride on and needs no token (`bearer_request`);
+  Bearer ...`, no session cookie) carries no cookie a third site could ride on and
+  needs no token (`bearer_request`); the HTTP API and `/healthz` (`SELF_AUTHENTICATED`)
+  check their bearer tokens themselves and never honour the cookie, so the guard
+  leaves them alone;
 * failed logins slow down, per address and per user name, with exponential back-off
   (`LoginThrottle`); the right password is accepted as soon as the wait is over, so
   an attacker cannot lock a user out (the per-name wait is capped at
@@ -50,8 +54,7 @@ from wtforms import ValidationError
 
 from core.private import private_dir, private_file
 from core.sqlite import connect
-from core.users import User, authenticate, load_users
-from dashboard.cache import FileCache, mtime_stamp
+from core.users import User, UserDirectory, authenticate
 from dashboard.i18n import norm_lang, t
 
 SESSION_HOURS = 12  # a working day; then log in again
@@ -63,6 +66,10 @@ UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/_dash-layout", "/_dash-dependencies", "/assets/",
                    "/_favicon.ico", "/_reload-hash")
 API_PREFIXES = ("/_dash-update-component", "/download/")  # answer 401, not a redirect to the login page
+# Paths that authenticate every request themselves and never read the session cookie:
+# the HTTP API (bearer tokens) and the health check (no data). The guard lets them
+# through and, since no cookie is ever honoured there, CSRF does not apply either.
+SELF_AUTHENTICATED = ("/api/", "/healthz")
 
 # Back-off after failed logins: after FREE failures, each further one doubles the wait
 # before the next attempt is looked at (1 s, 2 s, 4 s ...), up to the cap. A counter is
@@ -92,17 +99,6 @@ LOGIN_FIELDS = """
 <label>{user_label}<input id="username" name="username" autocomplete="username" required></label>
 <label>{pw_label}<input id="password" name="password" type="password" autocomplete="current-password" required></label>
 <input type="hidden" name="lang" value="{lang}"><input type="hidden" name="next" value="{next}">"""
-
-
-class UserDirectory:
-    """The users file, re-read when its modification time changes."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._cache = FileCache()
-
-    def users(self) -> dict[str, User]:
-        return self._cache.get(self.path, mtime_stamp(self.path), lambda: load_users(self.path))
 
 
 class LoginThrottle:
@@ -338,6 +334,8 @@ def register(server: flask.Flask, sessions: Sessions, key: str, *, behind_proxy:
     def guard() -> Any:
         req = flask.request
         path = req.path
+        if path.startswith(SELF_AUTHENTICATED):
+            return None
         if not (path.startswith(PUBLIC_PREFIXES) or sessions.current_user() is not None):
             if path.startswith(API_PREFIXES):
                 return flask.Response("login required", status=401)

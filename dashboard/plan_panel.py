@@ -17,7 +17,7 @@ from dash import html
 
 from dashboard.context import Context
 from dashboard.i18n import t
-from dashboard.widgets import no_data
+from dashboard.widgets import no_data, scrolling
 
 SHARES = ("renewable_share", "baseline_share")
 
@@ -70,4 +70,4 @@ def plan_table(rows: pd.DataFrame, config: Any, lang: str, table_id: str) -> Any
             html.Td("" if share else _pct(r.due), className="num"),
             html.Td(_value(r.progress, "renewable_share"), className="num"), html.Td(on_track),
             html.Td(t(f"plan_{r.reason}", lang) if r.reason else "")]))
-    return html.Table([html.Thead(head), html.Tbody(body)], className="grid", id=table_id)
+    return scrolling(html.Table([html.Thead(head), html.Tbody(body)], className="grid", id=table_id))

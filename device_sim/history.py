@@ -1,4 +1,6 @@
-"""Fast history generation: cumulative indices computed directly from the load model
+"""Fast history generation straight from the load model.
+
+Fast history generation: cumulative indices computed directly from the load model
 (vectorised over meters and time, never polled), so `civicwatt demo` can backfill
 400+ days for the sample portfolio in seconds.
 

@@ -7,7 +7,7 @@ same index for the same instant.
 
 What drives the load, per institution category (government, school, hospital, venue,
 other): office hours and weekends, Chinese public holidays and make-up working days
-(`holidays_cn.yaml`), school vacations, a night base load, an outdoor temperature
+(`core.calendar`; weekdays only in a year it does not know), school vacations, a night base load, an outdoor temperature
 series (boiler gas in the region's heating season, default 15 Nov - 15 Mar; summer heat
 driving air-conditioning), and deterministic noise (a counter-based hash of seed, meter and
 step: the same seed gives the same data on any machine, in any order of computation).
@@ -38,21 +38,18 @@ from __future__ import annotations
 
 import zlib
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from core.calendar import day_types
 from core.vocab import CATEGORIES, DEFAULT_HEATING_SEASON
 
 STEP_S = 900  # model step: 15 minutes (2008 sub-metering guideline raw-data interval)
 TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
 UNMETERED_SHARE = 0.06  # parent = sum of sub-meters x 1.06 (transformer/cable losses, unmetered loads)
 NOISE = 0.08  # relative standard deviation of step-to-step noise
-HOLIDAYS_FILE = Path(__file__).with_name("holidays_cn.yaml")
 NO_RETROFIT_DAY = np.iinfo(np.int64).max  # "never": no retrofit
 MAX_RETROFIT_FACTOR = 10.0  # a factor above 1 adds load (e.g. a new wing); beyond 10x it is a typo
 
@@ -132,36 +129,12 @@ def default_rated(meter: dict[str, Any]) -> float:
     return area * DEFAULT_RATED_KW_PER_M2
 
 
-@lru_cache(maxsize=1)
-def _holiday_table() -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], list[tuple[str, str]]]:
-    doc = yaml.safe_load(HOLIDAYS_FILE.read_text(encoding="utf-8"))
-    years: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for year, spec in doc.items():
-        if year == "fallback":
-            continue
-        hol = [np.arange(np.datetime64(a), np.datetime64(b) + 1) for a, b in spec["holidays"]]
-        days = np.concatenate(hol).astype("datetime64[D]").astype(np.int64)
-        work = np.array(spec.get("workdays", []), dtype="datetime64[D]").astype(np.int64)
-        years[int(year)] = (days, work)
-    return years, [tuple(map(str, r)) for r in doc["fallback"]["holidays"]]
-
-
 def holidays_and_workdays(day_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean arrays: is each day (days since 1970-01-01) a public holiday, a make-up workday."""
-    table, fallback = _holiday_table()
-    days = np.asarray(day_numbers, dtype=np.int64)
-    years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
-    hol_days = [table[y][0] for y in np.unique(years) if y in table]
-    work_days = [table[y][1] for y in np.unique(years) if y in table]
-    for y in np.unique(years):
-        if y not in table:
-            for a, b in fallback:
-                lo = np.datetime64(f"{y}-{a}").astype(np.int64)
-                hi = np.datetime64(f"{y}-{b}").astype(np.int64)
-                hol_days.append(np.arange(lo, hi + 1))
-    hol = np.isin(days, np.concatenate(hol_days)) if hol_days else np.zeros(len(days), bool)
-    work = np.isin(days, np.concatenate(work_days)) if work_days else np.zeros(len(days), bool)
-    return hol, work
+    """Boolean arrays: is each day (days since 1970-01-01) a public holiday, a make-up
+    workday (`core.calendar`, the product's one holiday calendar). A year the calendar
+    does not know is simulated with weekdays only (no holidays)."""
+    t = day_types(np.asarray(day_numbers, dtype=np.int64), unknown="weekdays")
+    return t.holiday, t.makeup_workday
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -408,7 +381,7 @@ def normal_temperature(year: int) -> pd.DataFrame:
 
 def daily_calendar(start: Any, end: Any) -> pd.DataFrame:
     """date, working (0/1): the working days of the load model (Monday-Friday except
-    public holidays, plus make-up working days, from `holidays_cn.yaml`) for [start, end]."""
+    public holidays, plus make-up working days, from `core.calendar`) for [start, end]."""
     days = np.arange(_day_number(start), _day_number(end) + 1, dtype=np.int64)
     hol, work = holidays_and_workdays(days)
     weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0

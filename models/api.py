@@ -41,6 +41,10 @@ sub-meter balance (`submeter_balance`): parent_meter_id, institution_id, energy,
 
 consumption by group (`consumption_by`): the group columns, energy, period_start,
     quantity, unit, estimated_share, institutions.
+
+cost frame (`energy_cost`, models.cost): institution_id, energy, period_start,
+    quantity, unit, cost_cny (bills' cost where a bill covers the day, else use x the
+    region's tariff), cost_source ('bill' | 'tariff' | 'none').
 """
 
 from __future__ import annotations
@@ -52,7 +56,15 @@ import pandas as pd
 from core.registry import RegionTree
 from core.vocab import CANONICAL_UNIT
 from models.compare import yoy_change
-from models.energy import energy_use, split_bills, submeter_balance, submeter_balance_from_frames, to_canonical
+from models.cost import bill_costs, cost_by_period, energy_cost, tariff_frame
+from models.energy import (
+    energy_use,
+    green_power_kwh,
+    split_bills,
+    submeter_balance,
+    submeter_balance_from_frames,
+    to_canonical,
+)
 from models.factors import BASIS_LABEL, FactorSet, load_factors
 from models.indicators import (
     INDICATOR_COLUMNS,
@@ -66,6 +78,7 @@ from models.indicators import (
     indicators_from_frames,
     indicators_from_sums,
     institution_context,
+    market_scope2_t,
     priced_sums,
     with_institution_id,
 )
@@ -95,6 +108,20 @@ def year_indicators(store, registry, year: int, factors: FactorSet | None = None
     return indicators(use, registry, factors, basis, freq="day", by_period=by_period)
 
 
+def period_sums(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                factors: FactorSet | None = None, boundary: str = "net") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(use, institutions, sums) of the local period [start, end) inside one calendar
+    year: the use frame read at daily resolution (so heating seasons split exactly),
+    `institution_context` and `energy_sums` with one row per institution and energy.
+    The annual ledger and the statistics tables both start from it, so their
+    indicators (`indicators_from_sums`) are the same figures. `boundary`: net (default),
+    gross or excluded (`models.energy.energy_use`)."""
+    factors = factors or load_factors()
+    use = energy_use(store, registry, start, end, "day", factors, boundary=boundary)
+    inst = institution_context(registry, factors)
+    return use, inst, energy_sums(use, inst, period="year", freq="day", tz=registry.timezone)
+
+
 def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[str] = ("institution_id",),
                    regions: RegionTree = None) -> pd.DataFrame:
     """Consumption per group (any of institution_id, region, category, and meter_id),
@@ -121,7 +148,8 @@ def consumption_by(use: pd.DataFrame, institutions: pd.DataFrame, by: Sequence[s
 
 __all__ = [
     "BASIS_LABEL", "CANONICAL_UNIT", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "FactorSet", "aggregate",
-    "consumption_by", "energy_ledger", "energy_sums", "energy_use", "heating_fraction", "indicators",
-    "indicators_from_frames", "indicators_from_sums", "institution_context", "load_factors", "priced_sums", "rank",
-    "split_bills", "submeter_balance", "submeter_balance_from_frames", "to_canonical", "year_indicators", "yoy_change",
+    "bill_costs", "consumption_by", "cost_by_period", "energy_cost", "energy_ledger", "energy_sums", "energy_use",
+    "green_power_kwh", "heating_fraction", "indicators", "indicators_from_frames", "indicators_from_sums",
+    "institution_context", "load_factors", "market_scope2_t", "period_sums", "priced_sums", "rank", "split_bills",
+    "submeter_balance", "submeter_balance_from_frames", "tariff_frame", "to_canonical", "year_indicators", "yoy_change",
 ]

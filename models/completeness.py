@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from storage import rollup
 
 COMPLETENESS_TARGET = 0.90  # domain.md §5: >= 90 % of expected samples per day
@@ -48,7 +49,7 @@ def day_edges(start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DatetimeIndex,
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("completeness: start and end must be tz-aware local midnights")
-    days = pd.date_range(start, end.tz_convert(start.tz), freq="D", inclusive="left")
+    days = localtime.local_days(start, end, start.tz)  # each day's first instant (DST, odd offsets)
     return days, days.append(pd.DatetimeIndex([end.tz_convert(start.tz)])).as_unit("s").asi8
 
 
@@ -109,7 +110,7 @@ def completeness_from_counts(counts: pd.DataFrame, live_interval: pd.Series, sta
     if len(days) == 0:
         return pd.DataFrame({c: [] for c in COUNT_DAILY_COLUMNS})
     tz = days.tz
-    day_num = days.tz_localize(None).as_unit("s").asi8 // DAY_S
+    day_num = _local_day_numbers(days, tz)
     first_day, last_day = int(day_num[0]), int(day_num[-1])
     day_pos = pd.Index(day_num)
 
@@ -211,7 +212,7 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
     (unit-days), complete (unit-days complete), completeness (complete / expected)."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     tz = start.tz
-    days = pd.date_range(start, end.tz_convert(tz), freq="D", inclusive="left").tz_localize(None)
+    days = localtime.local_wall(localtime.local_days(start, end, tz), tz).normalize()
     month_of = days.to_period("M").to_timestamp()
     per_month = pd.Series(1, index=month_of).groupby(level=0).size()
     units = pd.concat([meters[["institution_id"]], billed[["institution_id"]]], ignore_index=True)
@@ -224,7 +225,7 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
 
     def local_day(values: pd.Series) -> pd.DatetimeIndex:
         t = pd.DatetimeIndex(values)
-        return (t.tz_convert(tz) if t.tz is not None else t.tz_localize(tz)).tz_localize(None).normalize()
+        return (localtime.local_wall(t, tz) if t.tz is not None else t).normalize()
 
     in_window = (days[0], days[-1])
     d = daily[daily["meter_id"].isin(meters["meter_id"]) & (daily["share"].to_numpy(float) >= target)]
@@ -245,3 +246,30 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
         "complete": complete.to_numpy(int),
         "completeness": complete.to_numpy(float) / expected.to_numpy(float),
     })[MONTH_COLUMNS]
+
+
+def complete_months(months: pd.DataFrame, institution_ids, month_starts,
+                    threshold: float = COMPLETENESS_TARGET) -> np.ndarray:
+    """Per institution of `institution_ids`: every month of `month_starts` (first days,
+    naive local) reaches `threshold` completeness with something due (`months`: rows of
+    `institution_month_completeness` or `Submissions.months`; duplicates harmless). The
+    one rule for "this period is complete": a year-on-year change is shown only where
+    both periods are (the assessment, the statistics tables)."""
+    ids = pd.Index(list(institution_ids))
+    wanted = pd.DatetimeIndex(month_starts)
+    if months.empty or not len(ids):
+        return np.zeros(len(ids), bool)
+    ok = (months["completeness"].to_numpy(float) >= threshold) & (months["expected"].to_numpy(float) > 0)
+    m = pd.DatetimeIndex(months["month"])
+    good = pd.DataFrame({"institution_id": months["institution_id"].to_numpy(object), "month": m})[ok & m.isin(wanted)]
+    n = good.drop_duplicates().groupby("institution_id").size()
+    return (n.reindex(ids).fillna(0).to_numpy(int) >= len(wanted.unique())) & (len(wanted) > 0)
+
+
+def complete_span(months: pd.DataFrame, institution_ids, threshold: float = COMPLETENESS_TARGET) -> pd.Series:
+    """`complete_months` over every month `months` holds (one span: a year, or the part
+    of a running year that is compared), as a bool Series indexed by `institution_ids`.
+    An institution without a row for one of those months is not complete."""
+    ids = pd.Index(list(institution_ids), name="institution_id")
+    wanted = pd.DatetimeIndex(months["month"]).unique() if len(months) else pd.DatetimeIndex([])
+    return pd.Series(complete_months(months, ids, wanted, threshold), index=ids)

@@ -8,7 +8,8 @@ The *use frame* is what every indicator is computed from. Columns:
   meter, counted in totals; sub-meters are False and never added to totals),
   period_start (tz-aware, local), quantity (canonical unit: `core.vocab.CANONICAL_UNIT`,
   i.e. kWh, m3, GJ, or kg for liquid fuels), unit, estimated_share (0..1, the share of
-  `quantity` interpolated over gaps), source ("meter" or "bill").
+  `quantity` interpolated over gaps), source ("meter", "bill", or "excluded": the
+  deduction of a sub-meter outside the accounting boundary, see `energy_use`).
 
 Choices (documented in docs/models.md):
 
@@ -27,7 +28,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from core.vocab import CANONICAL_UNIT, UNIT_SCALE
+from core import localtime
+from core.vocab import CANONICAL_UNIT, GREEN_POWER, UNIT_SCALE
 from models.factors import FactorSet
 from storage.rollup import FREQS
 
@@ -67,17 +69,6 @@ def to_canonical(quantity: np.ndarray | pd.Series, energy: np.ndarray | pd.Serie
     return np.asarray(quantity, dtype=float) * s.reindex(keys).to_numpy(float)
 
 
-def _period_floor(local_days: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
-    """Start of the local period containing each local (naive) day."""
-    if freq == "day":
-        return local_days
-    if freq == "month":
-        return local_days.to_period("M").to_timestamp()
-    if freq == "year":
-        return local_days.to_period("Y").to_timestamp()
-    raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
-
-
 def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | None = None,
                 end: pd.Timestamp | None = None, factors: FactorSet | None = None) -> pd.DataFrame:
     """Bills (institution_id, energy, period_start, period_end inclusive dates, quantity,
@@ -109,19 +100,18 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
         local = pd.DatetimeIndex(np.repeat(day, 24).astype("datetime64[s]")
                                  + np.tile(np.arange(24) * 3600, len(day)).astype("timedelta64[s]"))
     else:
-        local = _period_floor(pd.DatetimeIndex(day.astype("datetime64[s]")), freq)
+        local = localtime.wall_floor(pd.DatetimeIndex(day.astype("datetime64[s]")), freq)
     energy = b["energy"].to_numpy(object)[rows]
     df = pd.DataFrame({
         "institution_id": b["institution_id"].astype(str).to_numpy(object)[rows],
         "energy": energy,
-        "period_start": local.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward"),
+        "period_start": localtime.first_instant(local, tz),  # a skipped hour's share joins the next
         "quantity": per_day,
     })
     if start is not None:
-        df = df[df["period_start"] >= _local_period_start(start, freq, tz)]
+        df = df[df["period_start"] >= localtime.local_floor_one(start, freq, tz)]
     if end is not None:
-        e = pd.Timestamp(end)
-        df = df[df["period_start"] < (e.tz_localize(tz) if e.tzinfo is None else e.tz_convert(tz))]
+        df = df[df["period_start"] < localtime.first_instant_of(end, tz)]
     g = df.groupby(["institution_id", "energy", "period_start"], as_index=False, sort=True)["quantity"].sum()
     return pd.DataFrame({
         "institution_id": g["institution_id"], "meter_id": None, "energy": g["energy"], "subitem": "total",
@@ -129,18 +119,6 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
         "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(CANONICAL_UNIT), "estimated_share": 0.0,
         "source": "bill",
     })[USE_COLUMNS]
-
-
-def _local_period_start(t: pd.Timestamp | str, freq: str, tz: str) -> pd.Timestamp:
-    t = pd.Timestamp(t)
-    t = t.tz_localize(tz) if t.tzinfo is None else t.tz_convert(tz)
-    if freq == "hour":
-        return t.floor("h")
-    if freq == "day":
-        return t.normalize()
-    if freq == "month":
-        return t.normalize().replace(day=1)
-    return t.normalize().replace(month=1, day=1)
 
 
 def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
@@ -162,7 +140,7 @@ def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSe
         "subitem": mi["subitem"].to_numpy(object),
         "heating": mi["heating"].fillna(False).to_numpy(bool) | (energy == "heat"),
         "is_main": mi["parent"].isna().to_numpy(bool),
-        "period_start": c["period_start"].to_numpy(),
+        "period_start": c["period_start"].array,  # .array keeps the tz (to_numpy() would box every value)
         "quantity": qty,
         "unit": pd.Series(energy).map(CANONICAL_UNIT).to_numpy(object),
         "estimated_share": c["estimated_share"].to_numpy(float),
@@ -184,30 +162,107 @@ def combine_use(meter_rows: pd.DataFrame, bill_rows: pd.DataFrame, meters: pd.Da
     return pd.concat(parts, ignore_index=True)
 
 
+BOUNDARIES = ("net", "gross", "excluded")
+
+
 def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp, freq: str = "month",
                factors: FactorSet | None = None, include_submeters: bool = False,
-               institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
+               institution_ids: Iterable[str] | None = None, boundary: str = "net") -> pd.DataFrame:
     """The use frame (module docstring) for periods starting in [start, end) local time.
 
     freq: hour | day | month | year, the length of the frame's periods (hand the same
     `freq` to `models.api.indicators`). Main meters and bills; bills only for an
     (institution, energy) with no main meter, split over their days. Sub-meters only
     with `include_submeters` (then their rows come with is_main False; indicators
-    ignore them)."""
+    ignore them).
+
+    boundary (the accounting boundary, registry `boundary: excluded`): 'net' (default,
+    what totals, intensities, targets and the ledger count): an excluded main meter and
+    excluded bill days are left out, an excluded sub-meter's use is deducted from its
+    institution (a row with the negated quantity, source 'excluded', unless its parent
+    is excluded itself); 'gross': everything, as if nothing were excluded; 'excluded':
+    only what 'net' leaves out or deducts, with positive quantities (source 'excluded'),
+    so gross = net + excluded for every institution, energy and period. A bill
+    exclusion's dates are judged on each row's period start: exact at daily (or hourly)
+    resolution, which the ledger, reports and dashboard use.
+
+    Bills of kind `green_power` (purchases, not use) never enter the frame
+    (`green_power_kwh`)."""
     from models.factors import load_factors
 
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {', '.join(BOUNDARIES)}, not {boundary!r}")
     factors = factors or load_factors()
     meters = registry.meters_frame()
     if institution_ids is not None:
         meters = meters[meters["institution_id"].isin(list(institution_ids))]
-    chosen = meters if include_submeters else meters[meters["parent"].isna()]
+    excluded = (meters["boundary"] == "excluded").to_numpy(bool)
+    parent_excluded = meters["parent"].isin(meters.loc[excluded, "meter_id"]).to_numpy(bool)
+    deduct = excluded & meters["parent"].notna().to_numpy(bool) & ~parent_excluded  # excluded sub-meters
+    main = meters["parent"].isna().to_numpy(bool)
+    chosen = meters[(np.ones(len(meters), bool) if include_submeters else main) | deduct]
     cons = store.consumption(freq, start, end, meter_ids=chosen["meter_id"].tolist()) if len(chosen) else None
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
-    bills = store.read_bills(None if institution_ids is None else list(institution_ids))
-    bills = bills[bills["institution_id"].isin(registry.institution_by_id)] if len(bills) else bills
+    bills = _bills(store, registry, institution_ids)
+    bills = bills[bills["energy"] != GREEN_POWER] if len(bills) else bills  # a purchase, not use
     bill_rows = split_bills(bills, freq, registry.timezone, start, end, factors) if len(bills) else empty_use()
     out = combine_use(rows, bill_rows, meters)
+    ex_ids = set(meters.loc[excluded, "meter_id"])
+    sub_ids = set(meters.loc[deduct, "meter_id"])
+    is_sub = out["meter_id"].isin(sub_ids).to_numpy(bool)
+    if boundary != "gross":
+        main_out = out["meter_id"].isin(ex_ids).to_numpy(bool) & ~is_sub
+        bill_out = _excluded_bill_rows(out, registry.excluded_bills_frame(), registry.timezone)
+        gone = main_out | bill_out
+        if boundary == "net":
+            minus = out[is_sub].assign(quantity=-out.loc[is_sub, "quantity"].to_numpy(float), is_main=True, subitem="total",
+                                       source="excluded")
+            keep = out[~gone & (~is_sub | (include_submeters & ~out["is_main"].to_numpy(bool)))]
+            out = pd.concat([p for p in (keep, minus) if len(p)], ignore_index=True) if len(keep) or len(minus) \
+                else empty_use()
+        else:
+            out = out[gone | is_sub].assign(is_main=True, source="excluded")
+    elif not include_submeters:
+        out = out[~is_sub]
+    if out.empty:
+        return empty_use()
     return out.sort_values(["institution_id", "energy", "period_start"], kind="stable").reset_index(drop=True)
+
+
+def _bills(store, registry, institution_ids: Iterable[str] | None) -> pd.DataFrame:
+    bills = store.read_bills(None if institution_ids is None else list(institution_ids))
+    return bills[bills["institution_id"].isin(registry.institution_by_id)] if len(bills) else bills
+
+
+def green_power_kwh(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                    factors: FactorSet | None = None) -> pd.Series:
+    """institution_id -> kWh of green power bought (bills of kind `green_power`, spread
+    over their days) in the local days of [start, end): the part of the electricity that
+    market-based Scope 2 counts at zero."""
+    from models.factors import load_factors
+
+    bills = _bills(store, registry, None)
+    bills = bills[bills["energy"] == GREEN_POWER] if len(bills) else bills
+    if bills.empty:
+        return pd.Series(dtype=float, name="green_power_kwh")
+    rows = split_bills(bills, "day", registry.timezone, start, end, factors or load_factors())
+    return rows.groupby("institution_id")["quantity"].sum().rename("green_power_kwh")
+
+
+def _excluded_bill_rows(use: pd.DataFrame, exclusions: pd.DataFrame, tz: str) -> np.ndarray:
+    """Bill rows of `use` inside an exclusion (institution_id, energy, start, end
+    local dates inclusive, NaT: open) of the registry."""
+    bill = (use["source"] == "bill").to_numpy(bool)
+    if exclusions.empty or not bill.any():
+        return np.zeros(len(use), bool)
+    day = pd.DatetimeIndex(use["period_start"]).tz_convert(tz).tz_localize(None).normalize()
+    m = pd.DataFrame({"row": np.arange(len(use))[bill], "institution_id": use["institution_id"].to_numpy(object)[bill],
+                      "energy": use["energy"].to_numpy(object)[bill], "day": day[bill]})
+    m = m.merge(exclusions, on=["institution_id", "energy"])
+    inside = (m["start"].isna() | (m["day"] >= m["start"])) & (m["end"].isna() | (m["day"] <= m["end"]))
+    out = np.zeros(len(use), bool)
+    out[m.loc[inside.to_numpy(bool), "row"].to_numpy(np.int64)] = True
+    return out
 
 
 def submeter_balance_from_frames(consumption: pd.DataFrame, meters: pd.DataFrame,

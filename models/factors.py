@@ -1,6 +1,7 @@
 """Factor sets as data: standard-coal coefficients, emission factors, grid factors.
 
-A factor set is a YAML file (the shipped one is `models/factorsets/cn-2024.yaml`); a
+A factor set is a YAML file (shipped: `models/factorsets/cn-2025.yaml`, the default,
+and `cn-2024.yaml`, kept unchanged so earlier results can be reproduced); a
 user's file of the same shape merges on top of it: an entry with the same key replaces
 the shipped one, a new key is added. The merged set's `id` names every file that went
 into it (e.g. ``cn-2024+hebei-2025``) and every result records it.
@@ -10,6 +11,13 @@ Lookups go from the most specific to the most general region (province -> grid r
 that year is not published the latest earlier year is used (or the earliest, for years
 before the first publication) and the figure is marked *provisional* (domain.md §3).
 Entries flagged ``provisional`` or ``check`` in the file are provisional too.
+
+Named variants: an energy may carry several coefficients (natural gas: ``gas_field``
+气田 and ``oil_field`` 油田), each with the emission factor on the same heating value; the
+file's ``choices`` picks one (an override file can pick another). Grid factors have a
+``kind``: ``location`` (the region's average, location-based Scope 2), ``market`` (the
+national factor for consumers of market-traded green power, market-based Scope 2) and
+``fossil``.
 
 All factors are held per *canonical unit* (`core.vocab.CANONICAL_UNIT`): kgce per unit for conversion,
 kgCO2 per unit for emissions (a grid factor in tCO2/MWh is the same number in kgCO2/kWh).
@@ -27,7 +35,11 @@ import pandas as pd
 from core.schemas.factors import BASIS_ALIASES, FactorSetFile
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
-SHIPPED = Path(__file__).with_name("factorsets") / "cn-2024.yaml"
+FACTORSETS = Path(__file__).with_name("factorsets")
+#: The shipped sets by id; `DEFAULT_SET` is used unless another is named.
+SHIPPED_SETS = {"cn-2024": FACTORSETS / "cn-2024.yaml", "cn-2025": FACTORSETS / "cn-2025.yaml"}
+DEFAULT_SET = "cn-2025"
+SHIPPED = SHIPPED_SETS[DEFAULT_SET]
 
 #: Canonical unit of every energy in the models (fuels by mass): `core.vocab.CANONICAL_UNIT`.
 #: Energies converted to standard coal (water and on-site PV generation are not).
@@ -68,7 +80,8 @@ class FactorSet:
 
     * conversion: energy, basis, region, year, value (kgce/unit), unit, source, provisional
     * emission: energy, scope, region, year, value (kgCO2/unit), unit, source, provisional
-    * grid: region, year, value (kgCO2/kWh = tCO2/MWh), unit, source, provisional
+    * grid: region, year, kind (location | market | fossil), value (kgCO2/kWh =
+      tCO2/MWh), unit, source, provisional
     * densities: energy, region, value (kg/L), unit, source, provisional
     """
 
@@ -80,6 +93,7 @@ class FactorSet:
     densities: pd.DataFrame
     regions: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: tuple[str, ...] = ()
+    choices: dict[str, str] = field(default_factory=dict)  # energy -> the variant in use
 
     # -- regions ------------------------------------------------------------------
     def match_region(self, names: list[str]) -> str | None:
@@ -154,11 +168,21 @@ class FactorSet:
         the fuel or heat factor otherwise. Scope is `SCOPE[energy]`."""
         chain = self.region_chain(region)
         if energy == "electricity":
-            f = self._pick(self.grid, chain, year)
+            f = self._pick(self.grid[self.grid["kind"] == "location"], chain, year)
         else:
             f = self._pick(self.emission[self.emission["energy"] == energy], chain, year)
         if f is None:
             raise KeyError(f"factor set {self.id} has no emission factor for {energy}")
+        return f
+
+    def market_grid_factor(self, year: int | None = None) -> Factor:
+        """kgCO2/kWh for market-based Scope 2: the national factor for consumers of
+        market-traded green power, applied to the electricity not covered by green-power
+        purchases (those count zero). The latest earlier year (provisional) when `year`
+        is not published."""
+        f = self._pick(self.grid[self.grid["kind"] == "market"], [NATIONAL], year)
+        if f is None:
+            raise KeyError(f"factor set {self.id} has no market-based grid factor (kind: market)")
         return f
 
     def density_kg_per_l(self, energy: str, region: str | None = None) -> float:
@@ -202,7 +226,7 @@ class FactorSet:
         basis, scope, region, year, value, unit, source, provisional."""
         conv = self.conversion.assign(kind="conversion", scope=np.nan)
         emis = self.emission.assign(kind="emission", basis="")
-        grid = self.grid.assign(kind="grid", energy="electricity", basis="", scope=2)
+        grid = self.grid.assign(kind="grid_" + self.grid["kind"].astype(str), energy="electricity", basis="", scope=2)
         dens = self.densities.assign(kind="density", basis="", scope=np.nan, year=np.nan)
         cols = ["kind", "energy", "basis", "scope", "region", "year", "value", "unit", "source", "provisional"]
         out = pd.concat([t[cols] for t in (conv, emis, grid, dens)], ignore_index=True)
@@ -211,13 +235,13 @@ class FactorSet:
 
 #: Key columns of each table: an override entry with the same key replaces the shipped one.
 _KEYS: dict[str, list[str]] = {
-    "conversion": ["energy", "basis", "region", "year"],
-    "emission": ["energy", "scope", "region", "year"],
-    "grid": ["region", "year"],
+    "conversion": ["energy", "basis", "region", "year", "variant"],
+    "emission": ["energy", "scope", "region", "year", "variant"],
+    "grid": ["region", "year", "kind"],
     "densities": ["energy", "region"],
 }
 _DEFAULT_UNIT = {"grid": "kgCO2/kWh", "densities": "kg/L"}
-_COLUMNS = ["energy", "basis", "scope", "region", "year", "value", "unit", "source", "provisional"]
+_COLUMNS = ["energy", "basis", "scope", "region", "year", "value", "unit", "source", "provisional", "variant", "kind"]
 
 
 def _parse(path: Path) -> tuple[dict[str, Any], list[Problem]]:
@@ -231,7 +255,8 @@ def _parse(path: Path) -> tuple[dict[str, Any], list[Problem]]:
     if parsed is None:
         return {}, problems
     out: dict[str, Any] = {"id": parsed.id or path.stem, "name": parsed.name or "",
-                           "regions": {k: r.model_dump(exclude_unset=True) for k, r in parsed.regions.items()}}
+                           "regions": {k: r.model_dump(exclude_unset=True) for k, r in parsed.regions.items()},
+                           "choices": dict(parsed.choices)}
     for table in _KEYS:
         rows = [{
             "energy": getattr(e, "energy", None),
@@ -243,6 +268,8 @@ def _parse(path: Path) -> tuple[dict[str, Any], list[Problem]]:
             "unit": e.unit if e.unit is not None else _DEFAULT_UNIT.get(table, ""),
             "source": e.source if e.source is not None else file,
             "provisional": e.provisional or e.check,
+            "variant": getattr(e, "variant", None) or "",
+            "kind": getattr(e, "kind", ""),
         } for e in getattr(parsed, table)]
         out[table] = pd.DataFrame(rows, columns=_COLUMNS)
     return out, problems
@@ -260,9 +287,15 @@ def _merge(base: pd.DataFrame, over: pd.DataFrame, keys: list[str]) -> pd.DataFr
 
 def load_factors(path: str | Path | None = None, base: str | Path | None = SHIPPED) -> FactorSet:
     """The shipped factor set, with the user's file at `path` (if any) merged on top.
+    `path` or `base` may also name a shipped set by id (``cn-2024``, ``cn-2025``):
+    ``load_factors("cn-2024")`` is that set alone.
 
     Raises ConfigError listing every problem (file, line, field) of either file.
     """
+    if path is not None and str(path) in SHIPPED_SETS:
+        base, path = SHIPPED_SETS[str(path)], None
+    if base is not None and str(base) in SHIPPED_SETS:
+        base = SHIPPED_SETS[str(base)]
     files = [Path(p) for p in (base, path) if p is not None]
     parsed = []
     problems: list[Problem] = []
@@ -277,10 +310,32 @@ def load_factors(path: str | Path | None = None, base: str | Path | None = SHIPP
         for table, keys in _KEYS.items():
             merged[table] = _merge(merged[table], doc[table], keys)
         merged["regions"] = {**merged["regions"], **doc["regions"]}
+        merged["choices"] = {**merged["choices"], **doc["choices"]}
+    _choose_variants(merged, files)
     fid = "+".join(d["id"] for d in parsed)
     name = " + ".join(d["name"] or d["id"] for d in parsed)
     for table in _KEYS:
         merged[table]["year"] = pd.to_numeric(merged[table]["year"], errors="coerce").astype(float)
     return FactorSet(id=fid, name=name, conversion=merged["conversion"], emission=merged["emission"],
                      grid=merged["grid"], densities=merged["densities"], regions=merged["regions"],
-                     files=tuple(str(f) for f in files))
+                     files=tuple(str(f) for f in files), choices=merged["choices"])
+
+
+def _choose_variants(merged: dict[str, Any], files: list[Path]) -> None:
+    """Keep, per energy with named variants, only the rows of the chosen one (in place);
+    ConfigError when an energy has variants and none is chosen, or the choice is unknown."""
+    problems: list[Problem] = []
+    for table in ("conversion", "emission"):
+        t = merged[table]
+        named = t[t["variant"] != ""]
+        for energy, variants in named.groupby("energy")["variant"]:  # few energies
+            chosen = merged["choices"].get(energy)
+            if chosen not in set(variants):
+                problems.append(Problem(str(files[-1]), 1, f"choices.{energy}",
+                                        f"choose one of {', '.join(sorted(set(variants)))} for {energy}"
+                                        + (f", not '{chosen}'" if chosen else "")))
+        chosen = t["energy"].astype(object).map(lambda e: merged["choices"].get(e, ""))  # one per row of a small table
+        keep = (t["variant"] == "") | (t["variant"] == chosen)
+        merged[table] = t[keep.to_numpy(bool)].reset_index(drop=True)
+    if problems:
+        raise ConfigError(problems)

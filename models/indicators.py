@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from core.registry import DEFAULT_HEATING_SEASON, RegionTree, region_ancestors_frame
 from core.vocab import CANONICAL_UNIT, ENERGIES, VEHICLE_FUELS
 from models.factors import BASIS_LABEL, COAL_ENERGIES, SCOPE, FactorSet, normalize_basis
@@ -218,20 +219,12 @@ def heating_fraction(periods: pd.DatetimeIndex, freq: str, seasons: Sequence[tup
 
 
 def _period_key(uniq: pd.DatetimeIndex, period: str) -> pd.DatetimeIndex:
-    """Start of the output period (local tz-aware) for each native period start."""
-    tz = uniq.tz
-    naive = uniq.tz_localize(None)
+    """Start of the output period (local tz-aware: its first instant) for each native period start."""
     if period == "native":
         return uniq
-    if period == "day":
-        key = naive.normalize()
-    elif period == "month":
-        key = naive.to_period("M").to_timestamp()
-    elif period == "year":
-        key = naive.to_period("Y").to_timestamp()
-    else:
+    if period not in ("day", "month", "year"):
         raise ValueError(f"period must be native, day, month or year, not {period!r}")
-    return key.tz_localize(tz)
+    return localtime.local_floor(uniq, period, str(uniq.tz))
 
 
 # -- step 1: sums ----------------------------------------------------------------------------
@@ -553,6 +546,16 @@ def aggregate(ind: pd.DataFrame, by: Sequence[str] = ("region",), regions: Regio
     return g
 
 
+def market_scope2_t(scope2_t, electricity_t, electricity_kwh, green_kwh, market_kg_per_kwh: float) -> np.ndarray:
+    """Market-based Scope 2 (tCO2) beside the location-based `scope2_t`: the
+    location-based electricity emissions (`electricity_t`) replaced by the electricity
+    not covered by green-power purchases (`electricity_kwh - green_kwh`, at least 0) at
+    the national factor for consumers of market-traded green power (kgCO2/kWh,
+    `FactorSet.market_grid_factor`); purchased heat stays as it is."""
+    residual = np.maximum(np.asarray(electricity_kwh, float) - np.nan_to_num(np.asarray(green_kwh, float)), 0.0)
+    return np.asarray(scope2_t, float) - np.asarray(electricity_t, float) + residual * market_kg_per_kwh / KG_PER_T
+
+
 def scale_quantities(use: pd.DataFrame, factor: float) -> pd.DataFrame:
     """A copy of a use frame with every quantity multiplied by `factor`."""
     return use.assign(quantity=use["quantity"] * factor)
@@ -582,5 +585,6 @@ def energy_ledger(sums: pd.DataFrame, institutions: pd.DataFrame, factors: Facto
 
 __all__ = ["ENERGIES", "INDICATOR_COLUMNS", "INTENSITIES", "QTY_COL", "SCOPE", "add_ratios", "aggregate",
            "energy_ledger", "energy_sums", "heating_fraction", "in_every_ancestor", "indicators_from_frames",
-           "indicators_from_sums", "infer_freq", "institution_context", "priced_sums", "scale_quantities",
+           "indicators_from_sums", "infer_freq", "institution_context", "market_scope2_t", "priced_sums",
+           "scale_quantities",
            "season_mask", "with_institution_id"]

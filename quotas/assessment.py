@@ -44,6 +44,8 @@ import pandas as pd
 from core.registry import RegionTree, region_parents
 from core.schemas.quotas import CRITERIA, PLAN_INTENSITIES, THREE_LEVELS, stricter_rules
 from models.api import aggregate, yoy_change
+from models.compare import comparable_change
+from models.completeness import complete_months
 from models.indicators import in_every_ancestor
 from quotas.config import QuotaConfig
 from quotas.evaluate import TOTAL_INDICATORS
@@ -159,17 +161,11 @@ def review_periods(months: pd.DataFrame, rules: pd.DataFrame, year: int) -> pd.D
 
 def complete_years(months: pd.DataFrame, institution_ids, years, threshold: float) -> pd.DataFrame:
     """Per institution (index) and year (column): every month of the year reaches
-    `threshold` completeness (the general rule): the year can be compared."""
+    `threshold` completeness (the general rule, `models.completeness.complete_months`):
+    the year can be compared."""
     ids = pd.Index(list(institution_ids), name="institution_id")
-    out = pd.DataFrame(False, index=ids, columns=list(years))
-    if len(months):
-        mm = pd.DatetimeIndex(months["month"])
-        ok = (months["completeness"].to_numpy(float) >= threshold) & (months["expected"].to_numpy(float) > 0)
-        counts = pd.DataFrame({"institution_id": months["institution_id"].to_numpy(object), "year": mm.year,
-                               "ok": ok}).groupby(["institution_id", "year"])["ok"].sum().unstack()
-        counts = counts.reindex(index=ids, columns=list(years)).fillna(0)
-        out = counts >= 12
-    return out
+    return pd.DataFrame({y: complete_months(months, ids, pd.date_range(f"{y}-01-01", periods=12, freq="MS"), threshold)
+                         for y in years}, index=ids, columns=list(years))
 
 
 # -- institutions --------------------------------------------------------------------------------
@@ -308,15 +304,12 @@ def score_institutions(inputs: AssessmentInputs, config: QuotaConfig) -> tuple[p
     prev = inputs.previous.set_index("institution_id")[col] if len(inputs.previous) else pd.Series(dtype=float)
     cur_v = cur[col].to_numpy(float)
     prev_v = ids.map(prev).to_numpy(float)
-    change = yoy_change(cur_v, prev_v)
-    cur_ok = both[inputs.year].reindex(ids).to_numpy(bool)
-    prev_ok = both[inputs.year - 1].reindex(ids).to_numpy(bool)
-    reason = np.select([~cur_ok, ~prev_ok, ~np.isfinite(change)],
-                       ["current_incomplete", "previous_incomplete", "no_previous"], "").astype(object)
+    change, reason = comparable_change(cur_v, prev_v, both[inputs.year].reindex(ids).to_numpy(bool),
+                                       both[inputs.year - 1].reindex(ids).to_numpy(bool))
     out["yoy_indicator"] = col
     out["yoy_current"] = cur_v
     out["yoy_previous"] = prev_v
-    out["yoy_change"] = np.where(reason == "", change, np.nan)
+    out["yoy_change"] = change
     out["yoy_reason"] = reason
     # fractions, points, score, grade
     rules_est = out["max_estimated_share"].to_numpy(float)
@@ -392,7 +385,7 @@ def score_regions(institutions: pd.DataFrame, inputs: AssessmentInputs, config: 
     reason = np.select([out["yoy_institutions"].to_numpy() == 0, ~np.isfinite(change)],
                        ["current_incomplete", "no_previous"], "").astype(object)
     out["yoy_indicator"] = col
-    out["yoy_change"] = np.where(reason == "", change, np.nan)
+    out["yoy_change"] = change
     out["yoy_reason"] = reason
     n_t = out["targets_n"].to_numpy(float)
     per = out["periods"].to_numpy(float)
@@ -434,7 +427,7 @@ def notice_entries(institutions: pd.DataFrame, inputs: AssessmentInputs, config:
     `excess` (actual / limit - 1, for targets and constraints), last year's figure of the
     same indicator (`previous`: the year before's value; for `late` its late periods
     under the same rules) and `change` (yoy_change of actual against previous, for
-    targets and constraints), `detail` (the late periods with their completeness).
+    targets and constraints, where both years are complete), `detail` (the late periods with their completeness).
     Sorted by region, institution, reason."""
     inst = institutions.set_index("institution_id")
     before = inputs.previous[inputs.previous["has_data"].to_numpy(bool)] if len(inputs.previous) else inputs.previous
@@ -494,7 +487,9 @@ def notice_entries(institutions: pd.DataFrame, inputs: AssessmentInputs, config:
     lim = e["limit"].to_numpy(float)
     e["excess"] = np.where(ratio, np.divide(e["actual"].to_numpy(float), lim, out=np.full(len(e), np.nan),
                                             where=lim > 0) - 1, np.nan)
-    e["change"] = np.where(ratio, yoy_change(e["actual"], e["previous"]), np.nan)
+    # a change against last year only where both years are complete (models.compare)
+    both = ~iid.map(inst["yoy_reason"]).isin(["current_incomplete", "previous_incomplete"]).to_numpy()
+    e["change"] = np.where(ratio & both, yoy_change(e["actual"], e["previous"]), np.nan)
     order = {r: n for n, r in enumerate(NOTICE_REASONS)}
     e = e.assign(_o=e["reason"].map(order)).sort_values(["region", "institution_id", "_o", "indicator"],
                                                           kind="stable")

@@ -1,4 +1,6 @@
-"""The quota file (`quotas.yaml`): dual-control targets (双控目标) and quota standards
+"""The quota file (`quotas.yaml`): targets and quota standards, loaded.
+
+The quota file (`quotas.yaml`): dual-control targets (双控目标) and quota standards
 (能耗定额). Format (see quotas/sample_quotas.yaml for a commented example):
 
     basis: equivalent          # electricity basis of every figure (当量值; or equal_value 等价值)

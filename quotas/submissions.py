@@ -18,6 +18,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from core.vocab import GREEN_POWER
 from models.completeness import (
     COMPLETENESS_LOOKBACK_DAYS,
     MONTH_COLUMNS,
@@ -55,6 +56,7 @@ class MeteredSubmissions:
         since = (start - pd.DateOffset(years=BILLED_LOOKBACK_YEARS)).date()
         if bills.empty:
             return empty_use()[["institution_id", "energy"]]
+        bills = bills[bills["energy"] != GREEN_POWER]  # a purchase of green power is not a unit of use
         b = bills[(pd.to_datetime(bills["period_end"]).dt.date >= since)
                   & (pd.to_datetime(bills["period_start"]).dt.date < end.date())
                   & bills["institution_id"].isin(self.registry.institution_by_id)]
@@ -63,8 +65,14 @@ class MeteredSubmissions:
 
     def months(self, year: int) -> pd.DataFrame:
         tz = self.registry.timezone
-        start = pd.Timestamp(year=year, month=1, day=1, tz=tz)
-        end = pd.Timestamp(year=year + 1, month=1, day=1, tz=tz)
+        return self.span(pd.Timestamp(year=year, month=1, day=1, tz=tz), pd.Timestamp(year=year + 1, month=1, day=1,
+                                                                                     tz=tz))
+
+    def span(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """`months` of the local days in [start, end) (tz-aware local midnights): a year,
+        a month, or the compared part of a running year (its last month partial)."""
+        tz = self.registry.timezone
+        start, end = pd.Timestamp(start).tz_convert(tz), pd.Timestamp(end).tz_convert(tz)
         meters = self.registry.meters_frame()
         main = meters[meters["parent"].isna()][["meter_id", "institution_id"]]
         live = live_meters(m for m in self.registry.meters if m.parent is None)

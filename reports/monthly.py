@@ -8,7 +8,11 @@ the ledger and the alerts. Sheets:
   vehicle fuel (gasoline, diesel, kg) and the other fuels, kgce and tce, tCO2, the
   month's intensities (kgce/m2, kgce/person, m3/person, kgCO2/m2: one month's worth,
   not annualised), the same month of last year and the year-on-year change of tce,
-  electricity and water (a fraction: 0.05 = +5 %; empty when last year had none), the
+  electricity and water (a fraction: 0.05 = +5 %), shown only where both months meet
+  the completeness rule (`models.compare.comparable_change`,
+  `models.completeness.complete_span`), else empty with `yoy_reason`
+  (current_incomplete, previous_incomplete, no_previous); groups compare like for
+  like, the members complete in both months (ratio of their sums); the
   year to date (tce, water, tCO2), the estimated share and the data completeness.
 * ``regions``: the same totals per region, each region with its whole subtree;
   ``categories`` per category; ``region_category`` per region (subtree) and category.
@@ -31,15 +35,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from models.api import aggregate, energy_use, indicators
-from models.compare import yoy_change
+from models.compare import comparable_change
 from models.completeness import (
     COMPLETENESS_LOOKBACK_DAYS,
     COMPLETENESS_TARGET,
+    complete_span,
     completeness_from_counts,
     live_meters,
 )
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
+from quotas.submissions import MeteredSubmissions
 from reports.ledger import LABELS
 from reports.xlsx import PCT, QTY, Col, new_workbook, write_sheet
 
@@ -56,6 +63,7 @@ REPORT_LABELS = {
     "yoy_tce": ("综合能耗同比", PCT, 9), "yoy_electricity": ("用电同比", PCT, 9), "yoy_water": ("用水同比", PCT, 9),
     "ytd_tce": ("本年累计综合能耗 (tce)", "#,##0.000", 12), "ytd_water_m3": ("本年累计用水 (m3)", QTY, 12),
     "ytd_t_co2": ("本年累计二氧化碳 (tCO2)", "#,##0.000", 12),
+    "yoy_reason": ("同比空白原因", None, 14),
     "completeness": ("数据完整率 (按表日)", PCT, 10), "water_estimated_share": ("用水估算占比", PCT, 9),
     "reasons": ("原因", None, 36), "meters_without_data": ("无数据计量表", None, 24),
     "incomplete_meter_days": ("不完整表日数", "0", 10), "worst_meter": ("最差计量表", None, 14),
@@ -91,15 +99,32 @@ def _with_derived(ind: pd.DataFrame) -> pd.DataFrame:
     return ind.assign(vehicle_fuel_kg=ind["gasoline_kg"] + ind["diesel_kg"])
 
 
-def _add_comparisons(frame: pd.DataFrame, key: list[str], prev: pd.DataFrame, ytd: pd.DataFrame) -> pd.DataFrame:
+def _add_comparisons(frame: pd.DataFrame, key: list[str], prev: pd.DataFrame, ytd: pd.DataFrame,
+                     cur_ok: np.ndarray, prev_ok: np.ndarray, like_for_like: pd.DataFrame | None = None
+                     ) -> pd.DataFrame:
+    """prev_<col> (the same month last year), yoy_<col> and yoy_reason
+    (`models.compare.comparable_change`: a change only where both months are complete,
+    `cur_ok` / `prev_ok` per row of `frame`), ytd_<col>. `like_for_like`: for groups, the
+    current and previous sums over the members complete in both months (columns
+    cur_<col>, prev_<col> by `key`), of which the change is taken."""
     p = prev.set_index(key)
     y = ytd.set_index(key)
     idx = pd.MultiIndex.from_frame(frame[key]) if len(key) > 1 else pd.Index(frame[key[0]])
     out = frame.copy()
+    lfl = like_for_like.set_index(key) if like_for_like is not None and len(like_for_like) else None
     for col, name in YOY:
         prev_vals = p[col].reindex(idx).fillna(0.0) if len(p) else pd.Series(0.0, index=idx)
         out[f"prev_{col}"] = prev_vals.to_numpy(float)
-        out[name] = yoy_change(out[col], prev_vals)
+        if like_for_like is None:
+            cur_v, prev_v = out[col].to_numpy(float), prev_vals.to_numpy(float)
+        elif lfl is None:
+            cur_v = prev_v = np.full(len(out), np.nan)
+        else:
+            cur_v = lfl[f"cur_{col}"].reindex(idx).to_numpy(float)
+            prev_v = lfl[f"prev_{col}"].reindex(idx).to_numpy(float)
+        out[name], reason = comparable_change(cur_v, prev_v, cur_ok, prev_ok)
+        if col == "tce":
+            out["yoy_reason"] = reason
     for col, name in YTD:
         out[name] = (y[col].reindex(idx).fillna(0.0) if len(y) else pd.Series(0.0, index=idx)).to_numpy(float)
     return out
@@ -117,9 +142,9 @@ def data_completeness(counts: pd.DataFrame, meters: pd.DataFrame, start: pd.Time
     `COMPLETENESS_LOOKBACK_DAYS` before `start`): no raw sample is read. A meter
     absent from it (no poll interval, no sample) has share 0 every day."""
     ids = pd.Index(meters["meter_id"].to_numpy(object), name="meter_id")
-    s0, s1 = pd.Timestamp(start).tz_localize(tz), pd.Timestamp(end).tz_localize(tz)
+    s0, s1 = localtime.first_instant_of(start, tz), localtime.first_instant_of(end, tz)
     daily = completeness_from_counts(counts, live_interval, s0, s1)
-    days = pd.date_range(s0, s1, freq="D", inclusive="left")
+    days = localtime.local_days(s0, s1, tz)
     grid = pd.MultiIndex.from_product([ids, days], names=["meter_id", "day"])
     d = daily.set_index(["meter_id", "day"]).reindex(grid)
     share = d["share"].fillna(0.0).to_numpy(float).reshape(len(ids), len(days))
@@ -173,25 +198,41 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
     p0, p1 = m0 - pd.DateOffset(years=1), m1 - pd.DateOffset(years=1)
     use = energy_use(store, registry, y0, m1, "day", factors)
     prev_use = energy_use(store, registry, p0, p1, "day", factors)
-    in_month = (pd.DatetimeIndex(use["period_start"]) >= m0.tz_localize(tz)) if len(use) else np.zeros(0, bool)
+    in_month = (pd.DatetimeIndex(use["period_start"]) >= localtime.first_instant_of(m0, tz)) if len(use) else np.zeros(0, bool)
     ind = _with_derived(indicators(use[in_month], registry, factors, basis, freq="day"))
     prev = _with_derived(indicators(prev_use, registry, factors, basis, freq="day"))
     ytd = _with_derived(indicators(use, registry, factors, basis, freq="day"))
 
     meters = registry.meters_frame()
-    counts = store.period_counts("day", m0.tz_localize(tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
-                                 m1.tz_localize(tz), meters["meter_id"].tolist())
+    counts = store.period_counts("day", localtime.first_instant_of(m0, tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
+                                 localtime.first_instant_of(m1, tz), meters["meter_id"].tolist())
     live_iv = live_meters(registry.meters).set_index("meter_id")["interval_s"].astype(float)
     comp = data_completeness(counts, meters, m0, m1, tz, live_iv)
-    inst = _add_comparisons(ind, ["institution_id"], prev, ytd)
+    sub = MeteredSubmissions(store, registry, factors)
+    ids = ind["institution_id"]
+    cur_ok = complete_span(sub.span(m0.tz_localize(tz), m1.tz_localize(tz)), ids).to_numpy(bool)
+    prev_ok = complete_span(sub.span(p0.tz_localize(tz), p1.tz_localize(tz)), ids).to_numpy(bool)
+    both = set(ids[cur_ok & prev_ok])
+    inst = _add_comparisons(ind, ["institution_id"], prev, ytd, cur_ok, prev_ok)
     c = comp.merge(meters[["meter_id", "institution_id"]], on="meter_id")
     inst["completeness"] = inst["institution_id"].map(c.groupby("institution_id")["completeness"].mean())
 
     def groups(by: list[str]) -> pd.DataFrame:
         regions = registry if "region" in by else None
         cur = _with_derived(aggregate(ind, by, regions=regions))
+        # like for like: the members complete in both months (ratio of their sums)
+        lfl = None
+        if both:
+            a = _with_derived(aggregate(ind[ind["institution_id"].isin(both)], by, regions=regions))
+            b = _with_derived(aggregate(prev[prev["institution_id"].isin(both)], by, regions=regions))
+            lfl = a[by].assign(**{f"cur_{c}": a[c].to_numpy(float) for c, _ in YOY}).merge(
+                b[by].assign(**{f"prev_{c}": b[c].to_numpy(float) for c, _ in YOY}), on=by, how="left")
+        g_idx = pd.MultiIndex.from_frame(cur[by]) if len(by) > 1 else pd.Index(cur[by[0]])
+        has = lfl.set_index(by).index if lfl is not None else pd.Index([])
+        ok = g_idx.isin(has)
         return _add_comparisons(cur, by, _with_derived(aggregate(prev, by, regions=regions)),
-                                _with_derived(aggregate(ytd, by, regions=regions)))
+                                _with_derived(aggregate(ytd, by, regions=regions)), ok, ok,
+                                like_for_like=lfl if lfl is not None else cur[by].iloc[:0])
 
     about = pd.DataFrame({"key": ["month", "basis", "factor_set", "store", "registry", "institutions",
                                   "with_data", "completeness_target"],
@@ -218,6 +259,7 @@ def write_report(tables: ReportTables, out: str | Path) -> Path:
     notes = [f"{tables.month} 公共机构能源资源消耗统计月报 / Monthly statistical report {tables.month} — "
              f"电力折标口径 basis: {BASIS_LABEL[tables.basis]}; 因子集 factor set: {tables.factor_set}"]
     comparisons = ["prev_tce", "yoy_tce", "prev_electricity_kwh", "yoy_electricity", "prev_water_m3", "yoy_water",
+                   "yoy_reason",
                    *[n for _, n in YTD]]
     wb = new_workbook()
     icols = [*IDENT, "has_data", *MONTH_TOTALS, *MONTH_INTENSITIES, *comparisons, "estimated_share", "completeness"]

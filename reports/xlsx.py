@@ -7,7 +7,9 @@ sheet XML column by column takes a few seconds. The output is a plain, standard 
 openpyxl reads back. It is also deterministic: fixed zip timestamps, no creation date,
 so the same inputs give a byte-identical workbook.
 
-Every sheet has optional note lines on top, then two header rows: the column's stable
+Every sheet has optional note lines on top (a line is one text in column A, or a tuple
+of texts in columns A, B, ...: e.g. a form's header block of label, value pairs), then
+two header rows: the column's stable
 key (what scripts and tests read) and its Chinese label with the unit (what people
 read); panes are frozen below the headers and right of the identifying columns, an
 auto-filter sits on the key row, and each column has its width and number format.
@@ -119,12 +121,14 @@ class FastWorkbook:
         return out
 
     def write_sheet(self, title: str, df: pd.DataFrame, cols: list[Col], freeze_cols: int = 2,
-                    notes: list[str] | None = None) -> None:
+                    notes: list[str | tuple[str, ...]] | None = None) -> None:
         notes = notes or []
         key_row = len(notes) + 1
         first = key_row + 2
         n = len(df)
-        rows_xml = [f'<row r="{i + 1}">{_str_cell(f"A{i + 1}", line, STYLE_NOTE)}</row>' for i, line in enumerate(notes)]
+        rows_xml = [f'<row r="{i + 1}">' + "".join(
+            _str_cell(f"{col_letter(k + 1)}{i + 1}", str(part), STYLE_NOTE) for k, part in
+            enumerate((line,) if isinstance(line, str) else line) if part != "") + "</row>" for i, line in enumerate(notes)]
         letters = [col_letter(i + 1) for i in range(len(cols))]
         rows_xml.append(f'<row r="{key_row}">' + "".join(
             _str_cell(f"{x}{key_row}", c.key, STYLE_KEY) for x, c in zip(letters, cols, strict=True)) + "</row>")
@@ -234,6 +238,6 @@ def new_workbook() -> FastWorkbook:
 
 
 def write_sheet(wb: FastWorkbook, title: str, df: pd.DataFrame, cols: list[Col], freeze_cols: int = 2,
-                notes: list[str] | None = None) -> None:
+                notes: list[str | tuple[str, ...]] | None = None) -> None:
     """Append a sheet `title` with `df[[c.key for c in cols]]` (module docstring)."""
     wb.write_sheet(title, df, cols, freeze_cols, notes)

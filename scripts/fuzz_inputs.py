@@ -1,4 +1,6 @@
-"""A fuzz campaign over CivicWatt's input surfaces, outside the suite: counts per category
+"""A fuzz campaign over CivicWatt's input surfaces, outside the suite.
+
+A fuzz campaign over CivicWatt's input surfaces, outside the suite: counts per category
 of inputs tried, clean rejections, crashes (must be 0), silent accepts and
 disagreements with the reference.
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
-from storage.base import ImportRejected, Store, StoreError, StoreMissing
+from storage.base import Imported, ImportRejected, Store, StoreError, StoreMissing
 
 DEFAULT_STORE = "embedded:./civicwatt-data"
 
-__all__ = ["DEFAULT_STORE", "ImportRejected", "Store", "StoreError", "StoreMissing", "default_store_url", "open_store"]
+__all__ = ["DEFAULT_STORE", "ImportRejected", "Imported", "Store", "StoreError", "StoreMissing", "default_store_url", "open_store"]
 
 
 def default_store_url() -> str:

@@ -47,15 +47,19 @@ are stored) and `rebuild_consumption` recomputes the meters concerned.
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from core import localtime
+from core.yamlfile import ConfigError, Problem
 from storage import rollup
 
 SAMPLE_COLUMNS = ["meter_id", "time", "value", "quality"]
@@ -64,6 +68,7 @@ EVENT_KINDS = ("replacement", "rollover", "reset")
 BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
 WRITE_CHUNK = 500_000  # samples per chunk of a write or import (and per progress step): bounds memory
 MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
+KEEP_NEW = 4_000_000  # new samples of an import kept from its check for the write (beyond: read again)
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
 COUNT_COLUMNS = ["meter_id", "period_start", "samples", "stored", "flags"]
 PERIODS_VERSION = 2  # of the stored period rows: a store with older rows is rebuilt at open (2: `step`)
@@ -86,11 +91,29 @@ class StoreMissing(StoreError):
     """Opened with `create=False`, and there is no store at that URL."""
 
 
-class ImportRejected(Exception):
-    """An import that was refused whole; `problems` lists every reason."""
+@dataclass(frozen=True)
+class Imported:
+    """What an all-or-nothing import did: `new` rows written, `identical` rows already
+    stored with the same values (left alone), `replaced` rows that corrected a stored one
+    (bills only: a corrected bill replaces the old)."""
 
-    def __init__(self, problems: list[str]):
+    new: int
+    identical: int
+    replaced: int = 0
+
+
+class ImportRejected(Exception):
+    """An import that was refused whole; `problems` lists every reason; `rows` the
+    conflicting samples (meter_id, t, new value, stored value), the first ones;
+    `rejected` how many rows were refused (nothing was written)."""
+
+    def __init__(self, problems: list[str], rows: list[tuple[str, int, float, float]] | None = None,
+                 rejected: int | None = None):
         self.problems = problems
+        self.rows = rows or []
+        self.rejected = len(problems) if rejected is None else rejected
+        self.located: list[Problem] = []  # the same at file lines, when known (storage.imports.located)
+        self.bills: list[tuple] = []  # refused bills: the (institution, energy, start, end) of each problem
         super().__init__("\n".join(problems))
 
     @classmethod
@@ -104,7 +127,7 @@ class ImportRejected(Exception):
             problems.append(f"... and {total - MAX_CONFLICTS_LISTED} more conflicting samples")
         elif total is None and len(rows) > MAX_CONFLICTS_LISTED:
             problems.append("... and more conflicting samples")
-        return cls(problems)
+        return cls(problems, rows[:MAX_CONFLICTS_LISTED], rejected=len(rows) if total is None else total)
 
 
 def to_epoch_s(values: pd.Series | pd.DatetimeIndex | Iterable) -> np.ndarray:
@@ -122,7 +145,25 @@ def from_epoch_s(t: np.ndarray | pd.Series) -> pd.DatetimeIndex:
 def ts(value: str | pd.Timestamp, tz: str = "UTC") -> pd.Timestamp:
     """A tz-aware timestamp; a naive value or a date is taken in `tz`."""
     out = pd.Timestamp(value)
-    return out.tz_localize(tz) if out.tzinfo is None else out
+    return localtime.first_instant_of(out, tz) if out.tzinfo is None else out
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def date_range(start: str, end: str, tz: str, where: str = "<command line>",
+               fields: tuple[str, str] = ("--start", "--end")) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) from user dates (the CLI's --start/--end, the API's start/end): local
+    dates of `tz`, a bare end date inclusive; a time of day is an exact, exclusive end.
+    ConfigError naming `where` and the field otherwise."""
+    try:
+        lo = ts(start, tz)
+        hi = ts(end, tz) + (pd.Timedelta(days=1) if _DATE.match(end) else pd.Timedelta(0))
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError([Problem(where, 0, "/".join(fields), str(exc))]) from None
+    if hi <= lo:
+        raise ConfigError([Problem(where, 0, fields[1], f"must be after {fields[0]}")])
+    return lo, hi
 
 
 def normalize_samples(samples: pd.DataFrame) -> pd.DataFrame:
@@ -256,22 +297,33 @@ class Store(ABC):
     def last_samples_before(self, t: pd.Timestamp, meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Per meter, the last sample with time < t."""
 
+    def ping(self) -> bool:
+        """Whether the store answers now (a cheap request; False instead of an error)."""
+        try:
+            self._load_settings()
+        except Exception:
+            return False
+        return True
+
     @abstractmethod
     def meter_ids(self) -> list[str]:
         """Meters that have at least one sample."""
 
-    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> int:
+    def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> Imported:
         """All-or-nothing import of one frame (`import_stream` of it)."""
         return self.import_stream(lambda: iter([samples]), progress)
 
     def import_stream(self, frames: Callable[[], Iterable[pd.DataFrame]],
-                      progress: Callable[[int], object] | None = None) -> int:
-        """All-or-nothing import of the samples `frames()` yields (frames of samples; it
-        is called twice, so it must give the same frames again, e.g. re-reading a file
-        block by block: `core.csvio.reading_blocks`). Refuse the whole import if any
-        sample would change a stored value (ImportRejected), or if `frames()` raises
-        while it is checked; otherwise write every frame (with consumption upkeep).
-        Returns the number of samples written; memory is bounded by a frame.
+                      progress: Callable[[int], object] | None = None) -> Imported:
+        """All-or-nothing import of the samples `frames()` yields (frames of samples, e.g.
+        a file read block by block: `core.csvio.reading_blocks`). Refuse the whole import
+        if any sample would change a stored value (ImportRejected), or if `frames()`
+        raises while it is checked; otherwise write the samples not stored yet (with
+        consumption upkeep). Returns how many were new and how many were stored already
+        with the same value (left as they are), so importing a file twice writes nothing
+        the second time. The new samples of up to KEEP_NEW rows are kept from the check
+        for the write; beyond that `frames()` is called a second time (so it must give the
+        same frames again) and memory is bounded by a frame.
 
         `progress(n)` is called with the number of rows written since the last call.
         Every frame is checked against stored values before the first write, so bad
@@ -279,31 +331,46 @@ class Store(ABC):
         in one transaction."""
         with self._writing():
             found: list[pd.DataFrame] = []
-            n_conflicts = 0
+            kept: list[pd.DataFrame] | None = []
+            n_conflicts = n_rows = n_new = 0
             for frame in frames():
                 for chunk in chunks(normalize_samples(frame)):
-                    diff = self._stored_conflicts(chunk)
-                    n_conflicts += len(diff)
+                    diff, new = self._against_stored(chunk)
+                    n_rows, n_new, n_conflicts = n_rows + len(chunk), n_new + len(new), n_conflicts + len(diff)
                     if len(diff) and sum(map(len, found)) < MAX_CONFLICTS_LISTED:
                         found.append(diff.head(MAX_CONFLICTS_LISTED))
+                    if kept is not None:
+                        kept.append(new)
+                        if n_new > KEEP_NEW:
+                            kept = None
             if n_conflicts:
                 rows = pd.concat(found).sort_values(["meter_id", "t"]).head(MAX_CONFLICTS_LISTED)
                 raise ImportRejected.conflicts(list(rows.itertuples(index=False, name=None)), total=n_conflicts)
-            return sum(self._write_norm(normalize_samples(frame), progress) for frame in frames())
+            to_write: Iterable[pd.DataFrame] = (
+                (self._against_stored(c)[1] for frame in frames() for c in chunks(normalize_samples(frame)))
+                if kept is None  # a second pass: the new samples again, chunk by chunk
+                else [pd.concat(kept, ignore_index=True)] if n_new else [])
+            written = sum(self._write_norm(new, progress) for new in to_write if len(new))
+            identical = n_rows - n_new  # repeated keys inside a chunk count once (chunks keeps the last)
+            if progress is not None and identical:
+                progress(identical)
+            return Imported(written, identical)
 
-    def _stored_conflicts(self, chunk: pd.DataFrame) -> pd.DataFrame:
-        """meter_id, t, value, value_old of the samples of a normalised chunk that would
-        change a stored value."""
+    def _against_stored(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Of a normalised chunk of samples: those that would change a stored value
+        (meter_id, t, value, value_old) and those not stored yet (the chunk's columns)."""
         lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
         stored = self._samples_near(pd.DataFrame({"meter_id": np.asarray(lo_hi.index, dtype=object),
                                                   "lo": lo_hi["min"].to_numpy(), "hi": lo_hi["max"].to_numpy() + 1}),
                                     0, 0)
         index = pd.Index(np.asarray(lo_hi.index, dtype=object))
-        merged = coded(chunk, index).merge(coded(stored, index)[["meter_id", "t", "value"]],
-                                           on=["meter_id", "t"], suffixes=("", "_old"))
+        merged = coded(chunk, index).assign(pos=np.arange(len(chunk))).merge(
+            coded(stored, index)[["meter_id", "t", "value"]], on=["meter_id", "t"], suffixes=("", "_old"))
         merged["meter_id"] = index.to_numpy()[merged["meter_id"].to_numpy()]
-        diff = merged[~np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)]
-        return diff[["meter_id", "t", "value", "value_old"]]
+        same = np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)
+        keep = np.ones(len(chunk), dtype=bool)
+        keep[merged["pos"].to_numpy()[same]] = False
+        return merged[~same][["meter_id", "t", "value", "value_old"]], chunk[keep]
 
     # -- events -----------------------------------------------------------------
     def write_events(self, events: pd.DataFrame) -> None:
@@ -330,6 +397,36 @@ class Store(ABC):
     @abstractmethod
     def read_bills(self, institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Bills in BILL_COLUMNS."""
+
+    def import_bills(self, bills: pd.DataFrame, replace: bool = False) -> BillImport:
+        """Append-only import of bills (issue 15): a bill identical to a stored one is
+        skipped, a new one written; one that differs from the stored bill of the same
+        (institution, energy, period) is refused (ImportRejected, nothing written) unless
+        `replace`, and then returned in `BillImport.replaced` with the stored values (the
+        caller records them in the audit trail). A period that overlaps a stored bill of
+        the same institution and energy without being the same period is always refused."""
+        with self._writing():
+            incoming = normalize_bills(bills)
+            stored = normalize_bills(self.read_bills(incoming["institution_id"].unique().tolist()))
+            result = compare_bills(incoming, stored)
+            found = [(bill_key(r), f"bill {bill_label(r)} overlaps the stored bill {r.other_start}..{r.other_end}")
+                     for r in result.overlaps.itertuples(index=False)]
+            if not replace:
+                found += [(bill_key(r), f"bill {bill_label(r)}: {r.differs} differs from the stored bill "
+                                        f"({_bill_values(r, '_old')} stored, {_bill_values(r, '')} here); "
+                                        "import with --replace to correct it (the old value is kept in the audit trail)")
+                          for r in result.replaced.itertuples(index=False)]
+            if found:
+                listed = [p for _, p in found[:MAX_CONFLICTS_LISTED]]
+                if len(found) > MAX_CONFLICTS_LISTED:
+                    listed.append(f"... and {len(found) - MAX_CONFLICTS_LISTED} more conflicting bills")
+                exc = ImportRejected(listed)
+                exc.bills = [k for k, _ in found[:MAX_CONFLICTS_LISTED]]
+                raise exc
+            changed = pd.concat([result.new, result.replaced[BILL_COLUMNS]], ignore_index=True)
+            if len(changed):
+                self.write_bills(changed)
+        return result
 
     # -- consumption ------------------------------------------------------------
     def consumption(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
@@ -567,6 +664,72 @@ class Store(ABC):
         self.close()
 
 
+@dataclass
+class BillImport:
+    """What `Store.import_bills` found: `new` bills (BILL_COLUMNS), the number
+    `identical` to stored ones, `replaced` (BILL_COLUMNS, quantity_old, unit_old,
+    cost_cny_old, differs: the fields that differ) and `overlaps` (BILL_COLUMNS,
+    other_start, other_end: the stored bill it overlaps)."""
+
+    new: pd.DataFrame
+    identical: int
+    replaced: pd.DataFrame
+    overlaps: pd.DataFrame
+
+
+def normalize_bills(bills: pd.DataFrame) -> pd.DataFrame:
+    """Bills in BILL_COLUMNS with str ids, `datetime.date` periods, float quantity and cost."""
+    return pd.DataFrame({
+        "institution_id": bills["institution_id"].astype(str).to_numpy(object),
+        "energy": bills["energy"].astype(str).to_numpy(object),
+        "period_start": pd.to_datetime(bills["period_start"]).dt.date.to_numpy(object),
+        "period_end": pd.to_datetime(bills["period_end"]).dt.date.to_numpy(object),
+        "quantity": pd.to_numeric(bills["quantity"]).to_numpy(float),
+        "unit": bills["unit"].astype(str).to_numpy(object),
+        "cost_cny": pd.to_numeric(bills["cost_cny"], errors="coerce").to_numpy(float)
+        if "cost_cny" in bills else np.full(len(bills), np.nan),
+    })
+
+
+def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
+    """Compare normalised bills with the stored ones (pure): which are new, identical,
+    differing (same institution, energy and period) or overlapping another stored period."""
+    keys = ["institution_id", "energy", "period_start", "period_end"]
+    same = incoming.reset_index(drop=True).merge(stored, on=keys, how="left", suffixes=("", "_old"),
+                                                 indicator=True)
+    found = (same["_merge"] == "both").to_numpy()
+    q_diff = ~np.isclose(same["quantity"], same["quantity_old"], rtol=0, atol=1e-9)
+    u_diff = (same["unit"] != same["unit_old"]).to_numpy()
+    c_new, c_old = same["cost_cny"].to_numpy(float), same["cost_cny_old"].to_numpy(float)
+    c_diff = ~((np.isnan(c_new) & np.isnan(c_old)) | np.isclose(c_new, c_old, rtol=0, atol=1e-9))
+    differs = found & (q_diff | u_diff | c_diff)
+    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", "cost_cny"))
+    replaced = same[differs].drop(columns="_merge").assign(differs=what[differs]).reset_index(drop=True)
+    new = same.loc[~found, BILL_COLUMNS].reset_index(drop=True)
+    pairs = new.reset_index().merge(stored, on=["institution_id", "energy"], suffixes=("", "_s"))
+    hit = ((pairs["period_start"] <= pairs["period_end_s"]) & (pairs["period_start_s"] <= pairs["period_end"]))
+    overlaps = pairs[hit.to_numpy(bool)].drop_duplicates("index").rename(
+        columns={"period_start_s": "other_start", "period_end_s": "other_end"})
+    return BillImport(new=new, identical=int((found & ~differs).sum()), replaced=replaced,
+                      overlaps=overlaps[[*BILL_COLUMNS, "other_start", "other_end"]].reset_index(drop=True))
+
+
+def bill_key(r) -> tuple:
+    """(institution_id, energy, period_start, period_end) of a bill row."""
+    return (r.institution_id, r.energy, r.period_start, r.period_end)
+
+
+def bill_label(r) -> str:
+    """'INSTITUTION ENERGY START..END' of a bill row (a namedtuple with BILL_COLUMNS)."""
+    return f"{r.institution_id} {r.energy} {r.period_start}..{r.period_end}"
+
+
+def _bill_values(r, suffix: str) -> str:
+    cost = getattr(r, f"cost_cny{suffix}")
+    return (f"{getattr(r, f'quantity{suffix}'):g} {getattr(r, f'unit{suffix}')}"
+            + ("" if np.isnan(cost) else f", {cost:g} CNY"))
+
+
 def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
     """Normalised samples sorted by meter and time, the last of any repeated key kept
     (the last write wins), in chunks of WRITE_CHUNK rows."""
@@ -583,15 +746,13 @@ def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
 
 
 def local_floor_day(t: np.ndarray, tz: str) -> np.ndarray:
-    """Epoch s of the local midnight at or before each `t` (epoch s)."""
-    local = from_epoch_s(t).tz_convert(tz).tz_localize(None).normalize()
-    return to_epoch_s(local.tz_localize(tz, nonexistent="shift_forward"))
+    """Epoch s of the start (first instant) of the local day containing each `t` (epoch s)."""
+    return to_epoch_s(localtime.local_floor(from_epoch_s(t), "day", tz))
 
 
 def local_next_day(t: np.ndarray, tz: str) -> np.ndarray:
-    """Epoch s of the first local midnight after each `t` (epoch s)."""
-    local = from_epoch_s(t).tz_convert(tz).tz_localize(None).normalize() + pd.Timedelta(days=1)
-    return to_epoch_s(local.tz_localize(tz, nonexistent="shift_forward"))
+    """Epoch s of the start of the local day after the one containing each `t` (epoch s)."""
+    return to_epoch_s(localtime.local_next(from_epoch_s(t), "day", tz))
 
 
 def empty_periods(columns: list[str] | None = None) -> pd.DataFrame:
@@ -652,11 +813,10 @@ def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
 
 
 def period_key(period_start: pd.Series | pd.DatetimeIndex, freq: str, tz: str) -> pd.DatetimeIndex:
-    """The local month or year (its first local midnight) of each period start."""
-    local = pd.DatetimeIndex(period_start).tz_convert(tz).tz_localize(None)
+    """The local month or year (its first instant) of each period start."""
     if freq not in ("month", "year"):
         raise ValueError(f"freq must be one of {rollup.FREQS}, not {freq!r}")
-    return local.to_period("M" if freq == "month" else "Y").to_timestamp().tz_localize(tz)
+    return localtime.local_floor(pd.DatetimeIndex(period_start), freq, tz)
 
 
 def regroup(daily: pd.DataFrame, freq: str, tz: str) -> pd.DataFrame:

@@ -148,6 +148,16 @@ class EmbeddedStore(Store):
         cur.execute(sql, tuple(params))
         return cur.fetch_arrow_table()
 
+    def ping(self) -> bool:
+        """The database file is there and answers a query."""
+        if not self.path.is_file():
+            return False
+        try:
+            self._arrow("SELECT 1 AS one")
+        except Exception:
+            return False
+        return True
+
     def close(self) -> None:
         super().close()
         with self._open_lock:

@@ -1,4 +1,6 @@
-"""InfluxDB store over the HTTP API shared by InfluxDB 1.8, 2.x (v1-compatible API) and
+"""InfluxDB store over the v1 HTTP API (1.8, 2.x, 3.x).
+
+InfluxDB store over the HTTP API shared by InfluxDB 1.8, 2.x (v1-compatible API) and
 3.x: line protocol to `/write`, InfluxQL to `/query`.
 
 Plain HTTP (httpx) on purpose: the old v1 Python client stores pandas-3 timestamps
@@ -37,6 +39,7 @@ import io
 import ipaddress
 import itertools
 import json
+import logging
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -80,6 +83,7 @@ PERIOD_FIELDS = {"quantity": pa.float64(), "est": pa.float64(), "flags": pa.int6
                  "stored": pa.int64(), "covered": pa.int64(), "step": pa.float64()}
 SAMPLE_FIELDS = {"value": pa.float64(), "quality": pa.int64()}
 _ESCAPE = re.compile(r"\\(.)")
+log = logging.getLogger("civicwatt.store")
 RETRIES = 5
 BACKOFF_S = 0.2  # first retry delay; doubles each time
 TIMEOUT_S = 30.0
@@ -136,6 +140,10 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+class DatabaseNotFound(StoreError):
+    """InfluxDB 1.x answered 404 "database not found"."""
+
+
 class InfluxStore(Store):
     """Store on an InfluxDB server, `influxdb://[USER:PASSWORD@]HOST:PORT/DB[?token=T&retention=RP]`."""
 
@@ -157,13 +165,31 @@ class InfluxStore(Store):
         headers = {"Authorization": f"Token {token}"} if token else {}
         auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self._http = httpx.Client(base_url=base, headers=headers, auth=auth, timeout=TIMEOUT_S)
-        if create_database:
-            # 2.x/3.x map databases to existing buckets; creating is not allowed there
-            with contextlib.suppress(StoreError):
-                list(self.query(f"CREATE DATABASE {quote_ident(self.database)} WITH SHARD DURATION {SHARD_DURATION}"))
+        self._create = create_database
+        # A server that is down when a writer (a collector) starts: the database and the
+        # settings are set up by the first request that reaches it, not refused now.
+        self._setup_pending = create_database and not self.ping()
+        if not self._setup_pending:
+            self._set_up()
+
+    def _set_up(self) -> None:
+        """Create the database (1.x; 2.x/3.x map databases to existing buckets and refuse
+        to create: ignored) or require it, then load the settings."""
+        if self._create:
+            self._create_database()
         else:
             self._require_database()
         self._open_settings()
+
+    def _create_database(self) -> None:
+        with contextlib.suppress(StoreError):
+            list(self.query(f"CREATE DATABASE {quote_ident(self.database)} WITH SHARD DURATION {SHARD_DURATION}"))
+
+    def set_meters(self, meters: pd.DataFrame) -> None:
+        if self._setup_pending:  # applied when the server is reached (`_request`)
+            self._meters = meters[["meter_id", "multiplier", "rollover_at"]].copy()
+            return
+        super().set_meters(meters)
 
     def _require_database(self) -> None:
         """StoreMissing when the server lists its databases and ours is not among them
@@ -183,6 +209,14 @@ class InfluxStore(Store):
 
     # -- HTTP -------------------------------------------------------------------
     def _request(self, method: str, path: str, **kw) -> httpx.Response:
+        if self._setup_pending:
+            self._setup_pending = False  # (the set-up's own requests come through here)
+            try:
+                self._set_up()
+                super().set_meters(self._meters)
+            except BaseException:
+                self._setup_pending = True
+                raise
         delay = BACKOFF_S
         for attempt in range(RETRIES + 1):
             try:
@@ -192,6 +226,8 @@ class InfluxStore(Store):
                     raise StoreError(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
             else:
                 if resp.status_code < 500 and resp.status_code != 429:
+                    if resp.status_code == 404 and "database not found" in resp.text:
+                        raise DatabaseNotFound(f"InfluxDB {path}: {resp.text.strip()[:500]}")
                     if resp.status_code >= 400:
                         raise StoreError(f"InfluxDB {path} answered {resp.status_code}: {resp.text.strip()[:500]}")
                     return resp
@@ -216,7 +252,13 @@ class InfluxStore(Store):
         if self.gzip:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
-        self._request("POST", "/write", params=params, content=body, headers=headers)
+        try:
+            self._request("POST", "/write", params=params, content=body, headers=headers)
+        except DatabaseNotFound:
+            if not self._create:
+                raise
+            self._recreate_database()
+            self._request("POST", "/write", params=params, content=body, headers=headers)
 
     def write_lines(self, lines: list[str]) -> None:
         """POST line protocol in batches of BATCH_LINES."""
@@ -232,16 +274,30 @@ class InfluxStore(Store):
     def query(self, q: str) -> Iterator[dict]:
         """Run InfluxQL; yield every series ({name, tags, columns, values}) of every chunk,
         reading the chunked answer line by line (for small answers: events, bills)."""
+        try:
+            yield from self._query(q)
+        except DatabaseNotFound:
+            if not self._create:
+                raise
+            self._recreate_database()
+            yield from self._query(q)
+
+    def _recreate_database(self) -> None:
+        """InfluxDB 1.x restarted empty, or the database was dropped: create it again."""
+        log.warning("InfluxDB has no database %r: creating it", self.database)
+        self._create_database()
+
+    def _query(self, q: str) -> Iterator[dict]:
         resp = self._request("POST", "/query", data=self._query_params(q))
         for line in resp.iter_lines():
             if not line.strip():
                 continue
             doc = json.loads(line)
-            if "error" in doc:
-                raise StoreError(f"InfluxDB query failed: {doc['error']}")
+            for error in [doc.get("error"), *(r.get("error") for r in doc.get("results", []))]:
+                if error is not None:
+                    kind = DatabaseNotFound if str(error).startswith("database not found") else StoreError
+                    raise kind(f"InfluxDB query failed: {error}")
             for result in doc.get("results", []):
-                if "error" in result:
-                    raise StoreError(f"InfluxDB query failed: {result['error']}")
                 yield from result.get("series", [])
 
     def _csv_batches(self, q: str, fields: dict[str, pa.DataType]) -> Iterator[pa.RecordBatch]:

@@ -34,10 +34,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core import localtime
 from storage import quality
 
-FREQS = ("hour", "day", "month", "year")
-_PANDAS_FREQ = {"hour": "h", "day": "D", "month": "MS", "year": "YS"}
+FREQS = localtime.FREQS
 
 GAP_FACTOR = 2.5  # an interval longer than this x the median of the intervals around it is a gap
 GAP_RADIUS = 2  # ... around it: this many intervals of the same meter on each side (and itself)
@@ -48,25 +48,11 @@ def period_edges(start: pd.Timestamp, end: pd.Timestamp, freq: str, tz: str) -> 
     """Epoch-second boundaries of the local-time periods covering [start, end).
 
     The first edge is the start of the period containing `start`; the last is at or
-    after `end`.
+    after `end`. A period starts at the zone's first instant of its label
+    (`core.localtime`: a midnight skipped by daylight saving is not an edge, the end of
+    the gap is).
     """
-    if freq not in FREQS:
-        raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
-    lstart = pd.Timestamp(start).tz_convert(tz)
-    lend = pd.Timestamp(end).tz_convert(tz)
-    if freq == "hour":
-        first = lstart.floor("h")
-    elif freq == "day":
-        first = lstart.normalize()
-    elif freq == "month":
-        first = lstart.normalize().replace(day=1)
-    else:
-        first = lstart.normalize().replace(month=1, day=1)
-    edges = pd.date_range(first, lend, freq=_PANDAS_FREQ[freq], tz=tz)
-    if len(edges) == 0 or edges[-1] < lend:
-        step = pd.tseries.frequencies.to_offset(_PANDAS_FREQ[freq])
-        last = (edges[-1] if len(edges) else first) + step
-        edges = edges.append(pd.DatetimeIndex([last]))
+    edges = localtime.local_edges(pd.Timestamp(start), pd.Timestamp(end), freq, tz)
     return (edges.tz_convert("UTC").as_unit("s").asi8).astype(np.int64)
 
 

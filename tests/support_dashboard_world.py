@@ -7,7 +7,7 @@ with constant rates so every indicator has a closed form:
 * sub-meters: the sub-item shares of `SUB_SHARES` (90 % of the main: 10 % unaccounted);
 * water: `WATER_M3_PER_PERSON_DAY x occupants` m3/day; gas: `GAS_M3_PER_M2_DAY x floor` m3/day.
 
-History every 3 hours from 2025-01-01, then every 15 minutes for the last 8 days, up to
+History every 3 hours from 2025-01-01 (flagged backfilled), then every 15 minutes from the local midnight 8 days before, up to
 `NOW`; one meter (`OFFLINE_METER`) stops 2 days before `NOW`.
 """
 
@@ -21,10 +21,12 @@ import pandas as pd
 from civicwatt.sample import sample_registry_doc
 from core import users as auth
 from core.registry import Registry, validate_registry_doc
+from storage import quality
 
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2026-03-10 12:00", tz=TZ)
 HISTORY_START = pd.Timestamp("2025-01-01", tz=TZ)
+FINE_START = (NOW - pd.Timedelta(days=8)).normalize()  # polled every 15 minutes from this local midnight
 ELEC_KW_PER_M2 = 0.01
 WATER_M3_PER_PERSON_DAY = 0.05
 GAS_M3_PER_M2_DAY = 0.002
@@ -73,7 +75,7 @@ def rate_per_hour(reg: Registry) -> pd.Series:
 
 
 def sample_times() -> pd.DatetimeIndex:
-    coarse = pd.date_range(HISTORY_START, NOW - pd.Timedelta(days=8), freq="3h")
+    coarse = pd.date_range(HISTORY_START, FINE_START, freq="3h")
     fine = pd.date_range(coarse[-1] + pd.Timedelta(minutes=15), NOW, freq="15min")
     return coarse.append(fine)
 
@@ -92,6 +94,9 @@ def samples(reg: Registry) -> pd.DataFrame:
         "value": (np.outer(rates.to_numpy(float) / mult.reindex(ids).to_numpy(float), hours)).ravel() + 100.0,
         "quality": 0,
     })
+    # the 3-hourly history is backfilled (judged at the resolution it carries), the last 8 days are polled
+    coarse = frame["time"] <= FINE_START.tz_convert("UTC")
+    frame.loc[coarse.to_numpy(), "quality"] = quality.BACKFILL
     cut = (frame["meter_id"] == OFFLINE_METER) & (frame["time"] > (NOW - pd.Timedelta(days=2)).tz_convert("UTC"))
     frame = frame.loc[~cut].reset_index(drop=True)
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
@@ -162,3 +167,78 @@ standards:
     water_m3_per_person: {{constraint: 20, baseline: 15, guide: 10}}
 """, encoding="utf-8")
     return path
+
+
+# -- the demo-like world: the 30-institution sample portfolio of `civicwatt init` ------------
+DEMO_NOW = pd.Timestamp("2026-11-20 10:00", tz=TZ)  # a running year, most of it gone
+DEMO_HISTORY_START = pd.Timestamp("2025-01-01", tz=TZ)
+DEMO_INTERVAL_S = 6 * 3600  # four samples a day: enough for days and months, quick to build
+DEMO_BILL = {"institution_id": "HB-0002", "energy": "electricity", "period_start": "2026-10-01",
+             "period_end": "2026-10-31", "unit": "kWh", "cost_cny": 123_456.0}  # quantity: the meter's month
+
+
+_DEMO: dict[str, tuple] = {}
+
+
+def shared_demo_world() -> tuple[Registry, object, Path, Path]:
+    """`demo_world` built once per test process (in a temporary directory removed at
+    exit) for the test modules that only read it."""
+    if "world" not in _DEMO:
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="civicwatt-demo-world-"))
+        world = demo_world(directory)
+        _DEMO["world"] = world
+
+        def _cleanup() -> None:
+            world[1].close()
+            shutil.rmtree(directory, ignore_errors=True)
+        atexit.register(_cleanup)
+    return _DEMO["world"]
+
+
+def demo_world(directory: Path) -> tuple[Registry, object, Path, Path]:
+    """The sample portfolio (`civicwatt init`: registry with tariffs, the sample quota
+    file) with the simulator's load model as history from 1 January 2025 to
+    `DEMO_NOW` (every 6 hours), one electricity bill with its cost and the demo's
+    savings-verification project, in `directory`. Returns registry, store (open),
+    quota file and the M&V folder."""
+    from civicwatt.commands.simulate import meters_for_sim
+    from civicwatt.context import open_registry_store
+    from civicwatt.sample import (
+        apply_retrofits,
+        sample_mv_setup,
+        sample_retrofits,
+        write_sample,
+        write_sample_mv_project,
+    )
+    from core.registry import load_registry
+    from device_sim.history import generate_history
+
+    write_sample(directory)
+    reg = load_registry(directory / "civicwatt.yaml")
+    store = open_registry_store(reg, f"embedded:{directory / 'data'}")
+    setup = sample_mv_setup(DEMO_NOW, reg.timezone)
+    meters = apply_retrofits(meters_for_sim(reg), sample_retrofits(setup))
+    store.write_samples(generate_history(meters, DEMO_HISTORY_START, DEMO_NOW, interval_s=DEMO_INTERVAL_S, seed=1))
+    october = store.consumption("month", pd.Timestamp("2026-10-01", tz=TZ), pd.Timestamp("2026-11-01", tz=TZ),
+                                ["HB-0002-E0"])
+    store.write_bills(pd.DataFrame([{**DEMO_BILL, "quantity": float(october["quantity"].sum())}]))
+    write_sample_mv_project(directory, reg, DEMO_NOW, seed=1)
+    return reg, store, directory / "quotas.yaml", directory / "mv"
+
+
+def context(reg: Registry, store, quotas_path: Path | None, data_dir: Path | None, mv_dirs: list[Path],
+            user=None, now=None):
+    """A dashboard `Context` as `create_app` builds it, signed in as `user` (a
+    `core.users.User`), on the clock `now` (default `DEMO_NOW`)."""
+    from dashboard import integrations
+    from dashboard.context import Context
+    from dashboard.data import DataService
+
+    quotas = integrations.Quotas(quotas_path, reg)
+    service = DataService(reg, store, quotas=quotas.config, now=lambda: now if now is not None else DEMO_NOW)
+    return Context(registry=reg, store=store, service=service, quotas=quotas,
+                   mv=integrations.MVProjects(mv_dirs, reg, store), data_dir=data_dir, current_user=lambda: user)

@@ -359,7 +359,15 @@ def callback_body(rnd: random.Random, callback_map: dict) -> dict:
                      "property": dep["property"], "value": rnd.choice(JSON_VALUES)} for _ in range(rnd.randint(0, 2))]
         return {"id": dep_id, "property": dep["property"], "value": rnd.choice(JSON_VALUES)}
 
-    outs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")]
+    def out(o: str) -> Any:
+        dep_id, prop = o.rsplit(".", 1)
+        if dep_id.startswith("{"):  # a pattern output: a list of matching components, as the renderer sends
+            pattern = json.loads(dep_id)
+            return [{"id": {k: (rnd.choice(JSON_VALUES[14:20]) if v == ["ALL"] else v) for k, v in pattern.items()},
+                     "property": prop} for _ in range(rnd.randint(0, 2))]
+        return {"id": dep_id, "property": prop}
+
+    outs = [out(o) for o in output.strip(".").split("...")]
     inputs = [item(d) for d in spec["inputs"]]
     first = spec["inputs"][0]
     return {"output": output, "outputs": outs[0] if len(outs) == 1 else outs, "inputs": inputs,

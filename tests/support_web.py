@@ -68,3 +68,24 @@ def callback(c: httpx.Client, outputs: list[tuple[str, str]], inputs: list, stat
     body = {"output": output, "outputs": outs[0] if len(outs) == 1 else outs, "inputs": inputs,
             "state": list(state), "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"]}
     return Answer(c.post("/_dash-update-component", json=body, headers={**csrf_headers(c), **(headers or {})}))
+
+
+def alerts_callback(c: httpx.Client, clicked: str | None = None, selected: tuple[str, ...] = (),
+                    bulk: bool = False, headers: dict | None = None) -> Answer:
+    """The alerts tables' callback as the browser calls it: the filters (none), a click
+    on the "acknowledge" cell of `clicked`, or "acknowledge selected" with the rows of
+    `selected` ticked (a crafted request may name any key)."""
+    filters = [{"id": f"alerts-{name}", "property": "value", "value": value}
+               for name, value in (("severity", []), ("rule", []), ("scope", None), ("status", []), ("period", "all"))]
+    cell = {"row": 0, "column": 7, "column_id": "action", "row_id": clicked} if clicked else None
+    rows = [{"id": k} for k in selected]
+    changed = ["alerts-ack-selected.n_clicks"] if bulk else ["alerts-open.active_cell"] if clicked else \
+        ["alerts-severity.value"]
+    return callback(c, [("alerts-open", "data"), ("alerts-open", "selected_rows"), ("alerts-past", "data"),
+                        ("alerts-count", "children"), ("alerts-flash", "children")],
+                    [*filters, {"id": "alerts-open", "property": "active_cell", "value": cell},
+                     {"id": "alerts-ack-selected", "property": "n_clicks", "value": 1 if bulk else 0}],
+                    state=[{"id": "alerts-open", "property": "data", "value": rows},
+                           {"id": "alerts-open", "property": "selected_rows", "value": list(range(len(rows)))},
+                           {"id": "lang", "property": "data", "value": "en"}],
+                    changed=changed, headers=headers)

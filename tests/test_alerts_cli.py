@@ -59,5 +59,27 @@ def test_quotas_check_notify(world, capsys):
 
 def test_quotas_check_bad_date(world, capsys):
     _, args, _ = world
-    assert main(["quotas", "check", "--date", "2024-02-31", *args]) == 1
+    with pytest.raises(SystemExit) as exc:  # refused while parsing (civicwatt.argtypes)
+        main(["quotas", "check", "--date", "2024-02-31", *args])
+    assert exc.value.code == 2
     assert "--date" in capsys.readouterr().err
+
+
+def test_quotas_check_prints_units_and_a_dash_for_missing_values(world, tmp_path, capsys):
+    """Each target line names its unit; a value that cannot be computed (a category
+    with no institution has no per-person figure) prints as "—", never "nan"."""
+    _, args, _ = world
+    quotas = tmp_path / "quotas-units.yaml"
+    quotas.write_text("targets:\n"
+                      "  - {id: g1-2024, year: 2024, institution: G1, energy_tce: 100, water_m3_per_person: 30}\n"
+                      "  - {id: venues-2024, year: 2024, region: hebei, category: venue, kgce_per_person: 300}\n",
+                      encoding="utf-8")
+    args = [*args[:args.index("--quotas")], "--quotas", str(quotas)]
+    assert main(["quotas", "check", "--date", "2024-06-01", *args]) == 0
+    lines = {tuple(x.split()[:3]): x.split() for x in capsys.readouterr().out.splitlines() if x.startswith(("g1", "ven"))}
+    energy = lines[("g1-2024", "institution:G1", "energy_tce")]
+    assert energy[3] == "tce" and float(energy[5].replace(",", "")) == 100.0
+    assert lines[("g1-2024", "institution:G1", "water_m3_per_person")][3] == "m3/person"
+    venue = lines[("venues-2024", "region:hebei/category:venue", "kgce_per_person")]
+    assert venue[3] == "kgce/person" and venue[4] == "—" and venue[6] == "—"
+    assert "nan" not in " ".join(" ".join(v) for v in lines.values())

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from alerts.meter_rules import abnormal_levels, meter_alerts, step_changes
 from core.registry import Institution, Meter, ModbusAddress, Region, Registry
+from core.rules import OFFLINE_POLLS
 from models.completeness import daily_completeness
 from storage import open_store
 
@@ -104,7 +105,8 @@ def test_every_meter_rule_fires_where_it_should(loaded):
         ("submeter_imbalance", "meter:A-E0"),
     }
     off = got[("meter_offline", "meter:B-E0")]
-    assert off.actual == pytest.approx(3.25) and off.limit == pytest.approx(1.0) and off.severity == "critical"
+    assert off.actual == pytest.approx(3.25) and off.severity == "critical"
+    assert off.limit == pytest.approx(OFFLINE_POLLS * 0.25) == pytest.approx(0.75)  # 3 polls of 15 min
     assert off.key == "meter_offline/meter:B-E0/last_sample_age_h/live"
     comp = got[("data_completeness", "meter:A-W0")]
     assert comp.actual == pytest.approx(round(10 / 24 * 100, 1)) and comp.period == "2025-03-15"
@@ -315,3 +317,33 @@ def test_a_day_reads_the_same_in_any_window(points, live, first, ndays):
         one = daily_completeness(s, iv, d, d + pd.Timedelta(days=1))
         got = wide[wide["day"] == d].reset_index(drop=True)
         pd.testing.assert_frame_equal(one.reset_index(drop=True), got, check_dtype=False)
+
+
+def test_meters_fed_by_csv_imports_are_never_offline(tmp_path):
+    """A registry written by `civicwatt init` keeps its Modbus blocks when its readings
+    come from CSV files: imported meters and meters without data are not expected to
+    report, so no meter_offline alert at all (it was one per meter, "never reported").
+    Once a collector polls the registry, a meter that never answered is offline, while
+    the meter fed by imports still is not."""
+    from storage import quality
+
+    reg = registry()
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=TZ)
+    store.set_meters(reg.meters_frame())
+    t = pd.date_range(START, AS_OF - pd.Timedelta(days=5), freq="h", inclusive="left")
+    store.import_samples(pd.DataFrame({"meter_id": "A-E0", "time": t.tz_convert("UTC"),
+                                       "value": 100.0 + np.arange(len(t)), "quality": quality.IMPORTED}))
+    alerts = meter_alerts(store, reg, AS_OF)
+    assert [a for a in alerts if a.rule == "meter_offline"] == []
+    # nor do meters without any sample owe samples to the completeness rule
+    assert {a.scope for a in alerts if a.rule == "data_completeness"} <= {"meter:A-E0", "meter:A-W0"}
+    # a collector starts polling B-E0: the registry is polled now
+    polled = pd.date_range(AS_OF - pd.Timedelta(hours=2), AS_OF, freq="15min", inclusive="left")
+    store.write_samples(pd.DataFrame({"meter_id": "B-E0", "time": polled.tz_convert("UTC"),
+                                      "value": 10.0 + np.arange(len(polled)), "quality": 0}))
+    offline = {a.scope: a for a in meter_alerts(store, reg, AS_OF) if a.rule == "meter_offline"}
+    assert set(offline) == {"meter:A-E1", "meter:A-E2", "meter:C-E0", "meter:D-E0"}  # Modbus meters, no sample
+    assert all(a.actual is None and "never reported" in a.message_en for a in offline.values())
+    late = {a.scope for a in meter_alerts(store, reg, AS_OF) if a.rule == "data_completeness"}
+    assert not late & set(offline)  # an offline meter's completeness is not raised twice
+    store.close()

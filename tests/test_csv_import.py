@@ -58,8 +58,10 @@ def test_bad_csv_lists_every_problem_and_writes_nothing(site, tmp_path, capsys):
 
     bad = tmp_path / "bad.csv"
     bad.write_text(BAD, encoding="utf-8")
+    capsys.readouterr()
     assert run(site, url, "import", "readings", str(bad)) == 1
     err = capsys.readouterr().err
+    assert f"nothing was imported from {bad}: new 0, identical 0, rejected 7 (rows with a problem" in err  # lines 2-8
     for expected in [f"{bad}:3: meter_id: unknown meter 'HB-9999-E0'",
                      f"{bad}:4: time: 'yesterday' is not an ISO 8601 time",
                      f"{bad}:5: value: must not be negative",
@@ -82,12 +84,29 @@ def test_conflict_with_stored_value_is_rejected(site, tmp_path, capsys, influxd)
     changed = tmp_path / "changed.csv"
     changed.write_text(GOOD.replace("101.5", "101.7") + "HB-0002-E0,2025-01-01T00:00:00+08:00,5\n", encoding="utf-8")
     assert run(site, url, "import", "readings", str(changed)) == 1
-    assert "value 101.7 differs from the stored 101.5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "value 101.7 differs from the stored 101.5" in err
+    assert "new 0, identical 0, rejected 1 (rows with a problem" in err
     store = open_store(url)
     got = store.read_samples()
     store.close()
     assert sorted(got["meter_id"].unique()) == ["HB-0001-E0", "HB-0001-W0"]
     assert got["value"].tolist() == [100.0, 101.5, 130.25, 7.0]
+
+
+def test_import_says_how_many_rows_were_new_or_identical(site, tmp_path, capsys):
+    """Re-importing the same file said "imported 4 readings" again."""
+    url = f"embedded:{tmp_path / 'data'}"
+    good = tmp_path / "good.csv"
+    good.write_text(GOOD, encoding="utf-8")
+    assert run(site, url, "import", "readings", str(good)) == 0
+    assert capsys.readouterr().out.rstrip().endswith(": new 4, identical 0, rejected 0")
+    assert run(site, url, "import", "readings", str(good)) == 0
+    assert capsys.readouterr().out.rstrip().endswith(": new 0, identical 4, rejected 0")
+    more = tmp_path / "more.csv"
+    more.write_text(GOOD + "HB-0001-E0,2025-01-03T00:00:00+08:00,140\n", encoding="utf-8")
+    assert run(site, url, "import", "readings", str(more)) == 0
+    assert capsys.readouterr().out.rstrip().endswith(": new 1, identical 4, rejected 0")
 
 
 def test_export_import_round_trip(site, tmp_path):
@@ -126,9 +145,57 @@ def test_bills_import_validation(site, tmp_path, capsys):
     store = open_store(url)
     assert store.read_bills().empty
     store.close()
-    bills.write_text("institution_id,energy,period_start,period_end,quantity,unit,cost_cny\n"
-                     "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2100\n", encoding="utf-8")
+    assert "nothing was imported" in err and "rejected 2 (rows with a problem" in err  # lines 3 and 4
+    header = "institution_id,energy,period_start,period_end,quantity,unit,cost_cny\n"
+    bills.write_text(header + "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2100\n", encoding="utf-8")
     assert run(site, url, "import", "bills", str(bills)) == 0
+    assert capsys.readouterr().out.rstrip().endswith(": new 1, identical 0, rejected 0")
+    assert run(site, url, "import", "bills", str(bills)) == 0
+    assert capsys.readouterr().out.rstrip().endswith(": new 0, identical 1, rejected 0")
+    bills.write_text(header + "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2150\n"  # a corrected bill
+                     "HB-0001,diesel,2025-02-01,2025-02-28,280,L,1960\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills)) == 1  # bills are append-only
+    assert "rejected 1 (rows with a problem" in capsys.readouterr().err
+    assert run(site, url, "import", "bills", str(bills), "--replace", "--reason", "corrected invoice") == 0
+    assert capsys.readouterr().out.rstrip().endswith(": new 1, identical 0, replaced 1, rejected 0")
+
+
+def test_bills_are_append_only_with_explicit_replace(site, tmp_path, capsys):
+    """Issue 15 item 2: another quantity for a stored bill is refused (it was silently replaced);
+    --replace corrects it and keeps the old value in the audit trail; overlaps name both lines."""
+    from storage.submissions import SubmissionBook
+
+    url = f"embedded:{tmp_path / 'data'}"
+    bills = tmp_path / "bills.csv"
+    head = "institution_id,energy,period_start,period_end,quantity,unit,cost_cny\n"
+    bills.write_text(head + "HB-0001,diesel,2025-01-01,2025-01-31,300,L,2100\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills)) == 0
+    bills.write_text(head + "HB-0001,diesel,2025-01-01,2025-01-31,320,L,2100\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills)) == 1
+    err = capsys.readouterr().err
+    assert "HB-0001 diesel 2025-01-01..2025-01-31: quantity differs from the stored bill (300 L, 2100 CNY stored, " \
+           "320 L, 2100 CNY here)" in err
+    assert "rejected: nothing was imported" in err
+    assert run(site, url, "import", "bills", str(bills), "--replace", "--reason", "账单更正") == 0
+    store = open_store(url)
+    assert store.read_bills()["quantity"].tolist() == [320.0]
+    store.close()
+    audit = SubmissionBook(tmp_path / "data").audit(["HB-0001"])
+    assert audit[["action", "field", "old", "new"]].values.tolist() == [
+        ["import", "quantity", None, "300 L"], ["import", "cost_cny", None, "2100"],
+        ["replace", "quantity", "300 L", "320 L"]]
+    assert audit["reason"].tolist()[-1] == "账单更正" and set(audit["source"]) == {"import"}
+    bills.write_text(head + "HB-0001,diesel,2025-01-20,2025-02-19,10,L,\n"
+                            "HB-0001,heat,2025-03-01,2025-03-31,10,GJ,\n"
+                            "HB-0001,heat,2025-03-15,2025-04-14,10,GJ,\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills), "--replace") == 1
+    err = capsys.readouterr().err
+    assert f"{bills}:3: period_start: period 2025-03-01..2025-03-31 overlaps line 4 (2025-03-15..2025-04-14)" in err
+    assert f"{bills}:4: period_start: period 2025-03-15..2025-04-14 overlaps line 3 (2025-03-01..2025-03-31)" in err
+    bills.write_text(head + "HB-0001,diesel,2025-01-20,2025-02-19,10,L,\n", encoding="utf-8")
+    assert run(site, url, "import", "bills", str(bills), "--replace") == 1
+    assert "HB-0001 diesel 2025-01-20..2025-02-19 overlaps the stored bill 2025-01-01..2025-01-31" in \
+        capsys.readouterr().err
 
 
 @settings(max_examples=50, deadline=None)

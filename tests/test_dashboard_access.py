@@ -17,7 +17,7 @@ from dashboard.app import create_app, serve
 from dashboard.login import BACKOFF_FREE_NAME, BACKOFF_MAX_NAME_S, LoginThrottle
 from tests import support_dashboard_world as w
 from tests import support_web as web
-from tests.support_web import Answer, FakeClock, callback
+from tests.support_web import Answer, FakeClock, alerts_callback, callback
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_overview_gauges_use_the_scope_targets(site):
     kw_all = {i.id: w.ELEC_KW_PER_M2 * i.floor_area_m2 for i in site["reg"].institutions}
     # institution user: their own institution against its own target (HB-0001-2026: 350 tce)
     c = login(site, "inst1")
-    g = _gauge(_overview(c, None), "tce")
+    g = _gauge(_overview(c, None), "energy_tce")
     assert g["gauge"]["threshold"]["value"] == w.TARGET_HB0001_TCE
     from models.api import load_factors
 
@@ -198,11 +198,11 @@ def test_overview_gauges_use_the_scope_targets(site):
     assert g["value"] == pytest.approx(68.5 * per_day / 1000, rel=1e-3)  # to 10 Mar 12:00
     # administrator on the province: the Hebei 2026 target
     admin = login(site, "admin")
-    g = _gauge(_overview(admin, "hebei"), "tce")
+    g = _gauge(_overview(admin, "hebei"), "energy_tce")
     assert g["gauge"]["threshold"]["value"] == w.TARGET_HEBEI_TCE
     # a region manager on their region, which has no target of its own: no threshold
     mgr = login(site, "sjz")
-    g = _gauge(_overview(mgr, "sjz"), "tce")
+    g = _gauge(_overview(mgr, "sjz"), "energy_tce")
     assert not g["gauge"].get("threshold")
 
 
@@ -310,22 +310,19 @@ def test_admin_ranks_everyone_in_peer_groups(site):
 
 def test_alerts_are_scoped_and_ack_checks_access(site):
     c = login(site, "inst1")
-    page = render(c, "/alerts")
-    assert "HB-0001 over quota" in page.text and "HB-0005 over quota" not in page.text
+    assert render(c, "/alerts").status_code == 200
+    listed = alerts_callback(c)
+    assert "HB-0001 over quota" in listed.text and "HB-0005 over quota" not in listed.text
     key5 = next(a["key"] for a in site["outbox"].list_alerts() if a["institution_id"] == "HB-0005")
     key1 = next(a["key"] for a in site["outbox"].list_alerts() if a["institution_id"] == "HB-0001")
-    ack = callback(c, [("alerts-body", "children")],
-                   [[{"id": {"type": "ack", "key": key5}, "property": "n_clicks", "value": 1}]],
-                   state=[{"id": "lang", "property": "data", "value": "en"}],
-                   changed=[json.dumps({"key": key5, "type": "ack"}, separators=(",", ":")) + ".n_clicks"])
-    assert ack.status_code == 200 and "HB-0005 over quota" not in ack.text
+    ack = alerts_callback(c, clicked=key5)
+    assert ack.status_code == 200 and "HB-0005 over quota" not in ack.text and "1 alert(s) refused" in ack.text
     assert next(a for a in site["outbox"].list_alerts() if a["key"] == key5)["acknowledged_by"] is None
-    ack = callback(c, [("alerts-body", "children")],
-                   [[{"id": {"type": "ack", "key": key1}, "property": "n_clicks", "value": 1}]],
-                   state=[{"id": "lang", "property": "data", "value": "en"}],
-                   changed=[json.dumps({"key": key1, "type": "ack"}, separators=(",", ":")) + ".n_clicks"])
-    assert ack.status_code == 200
+    # bulk: a crafted selection with another institution's alert acknowledges only the user's own
+    ack = alerts_callback(c, selected=(key5, key1), bulk=True)
+    assert ack.status_code == 200 and "1 alert(s) acknowledged" in ack.text and "1 alert(s) refused" in ack.text
     assert next(a for a in site["outbox"].list_alerts() if a["key"] == key1)["acknowledged_by"] == "inst1"
+    assert next(a for a in site["outbox"].list_alerts() if a["key"] == key5)["acknowledged_by"] is None
 
 
 def mv_callback(c: httpx.Client, project: str) -> httpx.Response:
@@ -344,7 +341,7 @@ def test_savings_verification_page_and_download(site):
     # constant use in both periods: nothing avoided; the reporting actual is 68 days of the main meter
     kw = w.ELEC_KW_PER_M2 * site["reg"].institution_by_id["HB-0001"].floor_area_m2
     text = json.dumps(body["mv-body"])
-    assert f"{68 * 24 * kw:,.1f}" in text
+    assert f"{68 * 24 * kw:,.0f} kWh" in text
     xlsx = c.get("/download/mv/emc-001.xlsx")
     summary = pd.read_excel(io.BytesIO(xlsx.content), sheet_name="summary")
     kv = dict(zip(summary.iloc[:, 0], summary.iloc[:, 1], strict=False))
@@ -354,7 +351,7 @@ def test_savings_verification_page_and_download(site):
     other = login(site, "inst5")
     assert "emc-001" not in render(other, "/mv").text
     r = mv_callback(other, "emc-001")
-    assert '"forbidden"' in r.text and f"{68 * 24 * kw:,.1f}" not in r.text
+    assert '"forbidden"' in r.text and f"{68 * 24 * kw:,.0f}" not in r.text
     assert other.get("/download/mv/emc-001.xlsx").status_code == 403
 
 

@@ -17,10 +17,12 @@ from tests import support_dashboard_world as w
 
 def test_users_verb_round_trip(tmp_path, capsys):
     f = tmp_path / "users.yaml"
+    assert main(["init", str(tmp_path)]) == 0  # the sample registry: regions hebei, sjz ...; HB-0001 ...
+    reg = ["--registry", str(tmp_path / "civicwatt.yaml")]
     assert main(["users", "add", "alice", "--file", str(f), "--role", "region", "--scope", "sjz",
-                 "--password", "alice-secret-1"]) == 0
+                 "--password", "alice-secret-1", *reg]) == 0
     assert main(["users", "add", "bob", "--file", str(f), "--role", "institution", "--scope", "HB-0001",
-                 "--generate"]) == 0
+                 "--generate", *reg]) == 0
     out = capsys.readouterr().out
     generated = out.strip().splitlines()[-1].removeprefix("password: ")
     assert len(generated) >= 16
@@ -44,6 +46,32 @@ def test_users_verb_round_trip(tmp_path, capsys):
     assert main(["users", "add", "carol", "--file", str(f), "--password", "x" * 12]) == 2
     assert main(["users", "add", "carol", "--file", str(f), "--role", "admin", "--password", "short"]) == 2
     assert main(["users", "remove", "nobody", "--file", str(f)]) == 1
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["add", "carol", "--role", "region", "--scope", "nowhere"], "no region 'nowhere' in"),
+    (["add", "carol", "--role", "institution", "--scope", "HB-9999"], "no institution 'HB-9999' in"),
+    (["add", "carol", "--role", "institution", "--scope", "region:bd/category:hospital"],
+     "no institution 'region:bd/category:hospital'"),
+    (["add", "carol", "--role", "region", "--scope", "HB-0001"], "'HB-0001' is an institution in"),
+    (["add", "carol", "--role", "institution", "--scope", "bd"], "use --role region"),
+    (["add", "carol", "--role", "region"], "a region user needs --scope"),
+    (["passwd", "alice", "--scope", "nowhere"], "no region 'nowhere' in"),
+    (["passwd", "alice", "--role", "institution"], "'sjz' is a region in"),
+])
+def test_users_scope_must_name_a_region_or_institution_of_the_registry(tmp_path, capsys, argv, said):
+    """`users add --scope nowhere` was accepted (and the user could then see nothing)."""
+    f = tmp_path / "users.yaml"
+    assert main(["init", str(tmp_path)]) == 0
+    reg = ["--registry", str(tmp_path / "civicwatt.yaml"), "--users", str(f)]
+    assert main(["users", "add", "alice", "--role", "region", "--scope", "sjz", "--password", "p" * 12, *reg]) == 0
+    before = f.read_bytes()
+    capsys.readouterr()
+    assert main(["users", *argv, "--password", "q" * 12, *reg]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "nothing was written" in err, err
+    assert f.read_bytes() == before  # nothing written
+    assert set(auth.load_users(f)) == {"alice"}
 
 
 def test_ensure_admin_creates_once(tmp_path):
@@ -173,7 +201,7 @@ def test_access_functions_take_any_user_object():
 
 
 def test_file_cache_recomputes_only_when_the_stamp_changes():
-    from dashboard.cache import FileCache
+    from core.filecache import FileCache
 
     calls = []
 
@@ -205,7 +233,9 @@ def test_router_finds_each_page_and_its_subpaths():
     from dashboard.shell import find_page
 
     by_path = {p.path: p for p in PAGES}
-    assert len(by_path) == len(PAGES) and all(p.nav in TEXT for p in PAGES)
+    assert len(by_path) == len(PAGES) and all(p.nav in TEXT for p in PAGES if p.nav)
+    assert by_path["/wall"].nav is None and not by_path["/wall"].chrome  # full screen, not in the navigation
+    assert find_page(PAGES, "/compare") == (by_path["/compare"], None)
     assert find_page(PAGES, None) == (by_path["/"], None)
     assert find_page(PAGES, "/ranking/") == (by_path["/ranking"], None)
     assert find_page(PAGES, "/institution/HB-0001") == (by_path["/institution"], "HB-0001")

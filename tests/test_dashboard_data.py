@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from alerts.meter_rules import meter_alerts
 from dashboard.data import DataService
-from dashboard.ranking import RankQuery, rank_query, ranked
 from models.api import load_factors
 from models.completeness import daily_completeness
 from quotas.config import load_quotas
+from quotas.ranking import RankQuery, rank_query, ranked
 from storage import quality
 from tests import support_dashboard_world as w
 
@@ -148,8 +148,8 @@ def test_projection_with_or_without_a_target_is_the_same(world):
 
 def _quality_samples(until: pd.Timestamp) -> pd.DataFrame:
     """HB-0001 from 20 Feb: E0 hourly backfilled history (quality BACKFILL) to 7 Mar, E1
-    the same hourly history unflagged, both then every 15 minutes; E2 stops 50 minutes
-    before NOW, E3 70 minutes before (4 polls of 15 minutes = 60); the other meters
+    the same hourly history unflagged, both then every 15 minutes; E2 stops 30 minutes
+    before NOW, E3 60 minutes before (core.rules.OFFLINE_POLLS: 3 polls of 15 minutes = 45); the other meters
     never report."""
     hourly = pd.date_range(pd.Timestamp("2026-02-20 00:30", tz=w.TZ), pd.Timestamp("2026-03-07", tz=w.TZ), freq="h")
     fine = pd.date_range(pd.Timestamp("2026-03-07", tz=w.TZ), until, freq="15min")
@@ -157,8 +157,8 @@ def _quality_samples(until: pd.Timestamp) -> pd.DataFrame:
     frames = []
     for m, t, flag in (("HB-0001-E0", hourly, quality.BACKFILL), ("HB-0001-E0", fine, 0),
                        ("HB-0001-E1", hourly, 0), ("HB-0001-E1", fine, 0),
-                       ("HB-0001-E2", full[full <= w.NOW - pd.Timedelta(minutes=50)], 0),
-                       ("HB-0001-E3", full[full <= w.NOW - pd.Timedelta(minutes=70)], 0)):
+                       ("HB-0001-E2", full[full <= w.NOW - pd.Timedelta(minutes=30)], 0),
+                       ("HB-0001-E3", full[full <= w.NOW - pd.Timedelta(minutes=60)], 0)):
         frames.append(pd.DataFrame({"meter_id": m, "time": t.tz_convert("UTC"), "quality": flag}))
     out = pd.concat(frames, ignore_index=True)
     out["value"] = out.groupby("meter_id").cumcount().astype(float) + 100.0
@@ -167,7 +167,7 @@ def _quality_samples(until: pd.Timestamp) -> pd.DataFrame:
 
 def test_data_quality_is_what_the_alerts_judge(tmp_path):
     """Completeness and offline on the institution page are the meter alerts' rules:
-    backfilled history at its stored resolution, offline after 4 silent polls."""
+    backfilled history at its stored resolution, offline after 3 silent polls (core.rules)."""
     from storage import open_store
 
     reg = w.registry()
@@ -182,7 +182,7 @@ def test_data_quality_is_what_the_alerts_judge(tmp_path):
         # E1's unflagged hourly days count against its 15-minute polls: 24/96 on 4 days
         assert q.loc["HB-0001-E1", "completeness"] == pytest.approx((4 * 24 / 96 + 3) / 7)
         assert q.loc["HB-0001-W0", "completeness"] == 0.0
-        # silent 50 min: online (the old 3-poll dashboard rule said offline); 70 min: offline
+        # silent 30 min: online; 60 min: offline (more than OFFLINE_POLLS = 3 intervals of 15 min)
         assert not q.loc["HB-0001-E2", "offline"] and q.loc["HB-0001-E3", "offline"]
         alerts = meter_alerts(store, reg, w.NOW)
         off = {a.scope.removeprefix("meter:") for a in alerts if a.rule == "meter_offline"}
@@ -279,3 +279,88 @@ def test_institution_figures_on_both_backends(store):
     q = svc.data_quality("HB-0002").set_index("meter_id")
     assert bool(q.loc[w.OFFLINE_METER, "offline"]) and not q.drop(index=w.OFFLINE_METER)["offline"].any()
     assert q.loc[w.OFFLINE_METER, "completeness"] == pytest.approx(5.5 / 7, abs=0.01)
+
+
+def test_overview_group_intensity_is_the_ledgers(tmp_path):
+    """One institution without data: the overview's kgce/m2 of its city (and of the whole
+    portfolio) is the ledger's, a ratio of sums over the institutions with data."""
+    from dashboard.pages.overview import group_totals
+    from reports.ledger import build_ledger
+    from storage import open_store
+
+    reg = w.registry()
+    silent = reg.institutions[-1]
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=reg.timezone)
+    try:
+        store.set_meters(reg.meters_frame())
+        frame = w.samples(reg)
+        quiet = {m.id for m in reg.meters if m.institution == silent.id}
+        store.write_samples(frame[~frame["meter_id"].isin(quiet)].reset_index(drop=True))
+        svc = DataService(reg, store, now=lambda: w.NOW)
+        table = svc.indicators(2025)
+        ledger = build_ledger(store, reg, 2025)
+        totals = ledger.totals.set_index(["group", "key"])
+        city = silent.region
+        members = [i for i in reg.institutions if i.region == city]  # cities have no sub-regions here
+        for key, rows in (("all", reg.institutions), (city, members)):
+            sub = table[table["institution_id"].isin({i.id for i in rows})]
+            group = "all" if key == "all" else "region"
+            want = totals.loc[(group, key), "kgce_per_m2"]
+            with_data = [i for i in rows if i.id != silent.id]
+            kgce = sub["kgce"].sum()
+            assert want == pytest.approx(kgce / sum(i.floor_area_m2 for i in with_data), rel=1e-12)
+            assert want != pytest.approx(kgce / sum(i.floor_area_m2 for i in rows), rel=1e-6)  # not every institution
+            assert group_totals(sub)["kgce_per_m2"] == pytest.approx(want, rel=1e-12)
+            assert group_totals(sub)["institutions_with_data"] == len(with_data)
+    finally:
+        store.close()
+
+
+def test_ranking_shows_no_yoy_over_an_incomplete_previous_year(tmp_path):
+    """As in the demo: the previous year holds two days of data. The 2025 ranking shows
+    no year-on-year value (with the reason), not a change of thousands of percent; the
+    2026 running year, compared with the same complete dates of 2025, shows 0 %."""
+    from dashboard.pages.ranking import ranking_rows
+    from storage import open_store
+
+    reg = w.registry()
+    store = open_store(f"embedded:{tmp_path / 'store'}", tz=reg.timezone)
+    try:
+        w.fill_store(store, reg)
+        rates = w.rate_per_hour(reg)
+        t = pd.date_range(pd.Timestamp("2024-12-30", tz=w.TZ), pd.Timestamp("2025-01-01", tz=w.TZ), freq="15min")
+        hours = ((t - t[-1]) / pd.Timedelta(hours=1)).to_numpy(float)  # ends at the history's first index
+        mult = pd.Series({m.id: m.multiplier for m in reg.meters})
+        early = pd.concat([pd.DataFrame({"meter_id": m, "time": t[:-1].tz_convert("UTC"),
+                                         "value": 100.0 + rates[m] / mult[m] * hours[:-1], "quality": 0})
+                           for m in rates.index], ignore_index=True)
+        store.write_samples(early)
+        svc = DataService(reg, store, now=lambda: w.NOW)
+        prev = svc.indicators(2024).set_index("institution_id")
+        assert prev.loc["HB-0001", "kgce"] > 0  # two days of 2024 are there ...
+        table = svc.ranking_table(2025)
+        raw = (table["kgce"] / table["institution_id"].map(prev["kgce"]) - 1) * 100
+        assert (raw > 10_000).all()  # ... what a naive 同比 would show
+        assert table["yoy_kgce"].isna().all() and table["yoy_kgce_per_m2"].isna().all()
+        assert (table["yoy_reason"] == "previous_incomplete").all()
+        page = ranked(table, RankQuery(indicator="kgce_per_m2"))
+        rows = ranking_rows(page, reg, "en")
+        assert {r["yoy"] for r in rows} == {None}
+        assert {r["yoy_note"] for r in rows} == {"last year incomplete: no comparison"}
+        running = svc.ranking_table(2026).set_index("institution_id")
+        assert running.loc["HB-0001", "yoy_kgce"] == pytest.approx(0.0, abs=1e-6)
+        assert running.loc["HB-0001", "yoy_reason"] == ""
+        # the overview's group figure follows the same rule
+        everyone = [i.id for i in reg.institutions]
+        change, reason = svc.group_yoy(everyone, 2025)
+        assert np.isnan(change) and reason == "previous_incomplete"
+        change, reason = svc.group_yoy(everyone, 2026)
+        assert change == pytest.approx(0.0, abs=1e-9) and reason == ""
+        from dashboard.pages.overview import Numbers, group_totals, intensity_table
+
+        n = Numbers(group_totals(svc.indicators(2025)), {}, {}, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None)
+        cells = intensity_table(n, "en", svc.group_yoy(everyone, 2025))
+        yoy_row = cells.children[0].children[-1].children
+        assert yoy_row[1].children == "" and yoy_row[2].children == "last year incomplete: no comparison"
+    finally:
+        store.close()

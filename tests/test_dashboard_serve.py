@@ -43,6 +43,15 @@ def test_serve_prints_a_password_that_logs_in_and_stops_on_ctrl_c(tmp_path):
         r = login(c, "admin", password)
         assert r.status_code == 302
         assert c.get("/ranking").status_code == 200
+        # the API and the health check on the same server; a token made while it runs works at once
+        made = subprocess.run([sys.executable, "-m", "civicwatt.cli", "users", "token", "admin", "--users",
+                               "users.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+        assert made.returncode == 0, made.stderr
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                           headers={"Authorization": f"Bearer {made.stdout.strip()}"})
+        assert len(api.get("/api/v1/institutions").json()["rows"]) == 3
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["store"]["reachable"] is True
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0

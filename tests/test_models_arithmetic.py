@@ -62,8 +62,9 @@ def test_every_energy_type_coal_and_carbon(factors):
     assert ind["kgce"] == pytest.approx(kgce)
     assert ind["tce"] == pytest.approx(kgce / 1000)
     assert ind["water_m3"] == 100 and ind["pv_kwh"] == 500
-    # scope 1: 2.162 kgCO2/m3 gas, 2.925 / 3.096 / 3.101 / 1.9 tCO2/t fuels
-    s1 = 100 * 2.162 + 100 * 2.925 + 100 * 3.096 + 10 * 3.101 + 100 * 1.9
+    # scope 1: 1.974 kgCO2/m3 gas-field gas (cn-2025: 35,544 kJ/m3 x 15.3 tC/TJ x 99 % x 44/12, the
+    # heating value of its 1.2143 kgce/m3), 2.925 / 3.096 / 3.101 / 1.9 tCO2/t fuels
+    s1 = 100 * 1.974 + 100 * 2.925 + 100 * 3.096 + 10 * 3.101 + 100 * 1.9
     # scope 2: Hebei 2022 grid 0.7252 tCO2/MWh; heat 0.11 tCO2/GJ
     s2 = 1000 * 0.7252 + 10 * 110
     assert ind["t_co2_scope1"] == pytest.approx(s1 / 1000)
@@ -77,7 +78,7 @@ def test_every_energy_type_coal_and_carbon(factors):
     assert ind["heating_kgce"] == 0
     assert ind["vehicle_kgce"] == pytest.approx(parts["gasoline"] + parts["diesel"])
     assert ind["nonheating_kgce_per_m2"] == pytest.approx((kgce - parts["gasoline"] - parts["diesel"]) / 1000)
-    assert ind["basis"] == "equivalent" and "当量值" in ind["basis_label"] and ind["factor_set"] == "cn-2024"
+    assert ind["basis"] == "equivalent" and "当量值" in ind["basis_label"] and ind["factor_set"] == "cn-2025"
     assert ind["provisional"]  # raw coal's 1.9 tCO2/t is shipped marked "check"
     no_coal = indicators_from_frames(use[use["energy"] != "coal"], _inst(), factors, freq="month").iloc[0]
     assert not no_coal["provisional"]
@@ -108,7 +109,11 @@ def test_grid_factor_fallbacks(factors):
     f = factors.emission_factor("electricity", "hebei", 2024)
     assert (f.value, f.year, f.provisional) == (0.7252, 2022, True)
     f = factors.emission_factor("electricity", "tianjin", 2022)
-    assert (f.value, f.region) == (0.6776, "north_china")
+    assert (f.value, f.region) == (0.7041, "tianjin")  # cn-2025: Tianjin's own published factor
+    f = factors.emission_factor("electricity", "tianjin", 2023)  # no province figure for 2023 yet
+    assert (f.value, f.year, f.provisional) == (0.7041, 2022, True)
+    f = factors.emission_factor("electricity", "north_china", 2023)
+    assert (f.value, f.region, f.provisional) == (0.6361, "north_china", False)
     f = factors.emission_factor("electricity", None, 2023)
     assert (f.value, f.region, f.provisional) == (0.5306, "national", False)
     use = _use([("A", "electricity", "2023-05-01", 1000), ("B", "electricity", "2023-05-01", 1000),
@@ -116,7 +121,7 @@ def test_grid_factor_fallbacks(factors):
     inst = pd.concat([_inst(), _inst(institution_id="B", region="天津市"), _inst(institution_id="C", region="xx")])
     ind = indicators_from_frames(use, inst, factors, freq="month").set_index("institution_id")
     assert ind.loc["A", "t_co2"] == pytest.approx(0.7252) and ind.loc["A", "provisional"]
-    assert ind.loc["B", "t_co2"] == pytest.approx(0.6776)  # matched by name 天津市 -> north_china (2022, latest)
+    assert ind.loc["B", "t_co2"] == pytest.approx(0.7041)  # matched by name 天津市 (2022, latest)
     assert ind.loc["C", "t_co2"] == pytest.approx(0.5366)  # unknown region: national 2022
 
 
@@ -296,7 +301,7 @@ def test_energy_ledger_rows(factors):
     led = energy_ledger(sums, _inst(), factors).set_index("energy")
     assert led.loc["electricity", "emission_factor"] == pytest.approx(0.7252)
     assert led.loc["electricity", "scope"] == 2 and led.loc["natural_gas", "scope"] == 1
-    assert led.loc["natural_gas", "t_co2"] == pytest.approx(10 * 2.162 / 1000)
+    assert led.loc["natural_gas", "t_co2"] == pytest.approx(10 * 1.974 / 1000)
     assert "GB/T 2589" in led.loc["natural_gas", "coal_source"]
 
 
@@ -305,13 +310,13 @@ def test_user_factor_override(tmp_path, factors):
     f.write_text("id: hebei-local\ngrid:\n  - {region: hebei, year: 2022, value: 0.70, source: local}\n"
                  "  - {region: hebei, year: 2024, value: 0.65, source: local}\n", encoding="utf-8")
     fs = load_factors(f)
-    assert fs.id == "cn-2024+hebei-local"
+    assert fs.id == "cn-2025+hebei-local"
     assert fs.emission_factor("electricity", "hebei", 2022).value == 0.70
     assert fs.emission_factor("electricity", "hebei", 2021).value == 0.7901  # shipped entry kept
     assert fs.emission_factor("electricity", "hebei", 2024).value == 0.65
     use = _use([("A", "electricity", "2024-05-01", 1000)])
     ind = indicators_from_frames(use, _inst(), fs, freq="month").iloc[0]
-    assert ind["factor_set"] == "cn-2024+hebei-local" and ind["t_co2"] == pytest.approx(0.65)
+    assert ind["factor_set"] == "cn-2025+hebei-local" and ind["t_co2"] == pytest.approx(0.65)
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\ngrid:\n  - {region: hebei, year: 2022, value: -1}\n"
                    "conversion:\n  - {energy: plasma, value: 1}\n", encoding="utf-8")

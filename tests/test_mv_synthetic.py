@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from core.calendar import day_types
 from storage import quality
 
 BASE_KWH = 2000.0
@@ -105,7 +106,7 @@ def make_case(baseline: tuple[dt.date, dt.date], reporting: tuple[dt.date, dt.da
     temps = temperatures(baseline[0], reporting[1], seed)
     rng = np.random.default_rng(seed + 1000)
     dates = temps["date"]
-    working = (dates.dt.day_of_week < 5).to_numpy(float)
+    working = day_types(pd.DatetimeIndex(dates)).working.astype(float)  # Chinese holidays, make-up days
     noise = ar1_noise(len(dates), noise_sd, rho, rng)
     counterfactual = true_use(temps["temp_c"].to_numpy(float), working, building) * (1 + noise)
     in_rep = (dates >= pd.Timestamp(reporting[0])).to_numpy()

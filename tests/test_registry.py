@@ -235,3 +235,20 @@ def test_echoed_references_are_cut_to_80_characters(tmp_path):
     (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
     [problem] = _problems(tmp_path / "bad.yaml")
     assert problem.message == f"unknown region '{'x' * 80}…'"
+
+
+def test_submission_settings_are_checked_with_their_lines(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("timezone: Asia/Shanghai\nsubmissions:\n  deadline_day: 31\n  reminder_days: [10, x]\n"
+                    "regions:\n  - {id: a, name: A}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    assert [(p.line, p.field) for p in info.value.problems] == [(3, "submissions.deadline_day"),
+                                                                (4, "submissions.reminder_days[1]")]
+    path.write_text("submissions: {deadline_day: 20}\nregions:\n  - {id: a, name: A}\n", encoding="utf-8")
+    settings = load_registry(path).submissions
+    assert (settings.deadline_day, settings.reminder_days) == (20, (10, 14))
+    path.write_text("submissions: 5\nregions:\n  - {id: a, name: A}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    assert [(p.line, p.field) for p in info.value.problems] == [(1, "submissions")]

@@ -141,6 +141,47 @@ def test_bills_round_trip(store):
     assert got["cost_cny"].iloc[0] == 900.0 and np.isnan(got["cost_cny"].iloc[1])
 
 
+def test_bills_append_only_with_explicit_replace(store):
+    """Issue 15 item 2: a differing bill is refused unless replaced; the old values come back."""
+    first = pd.DataFrame({"institution_id": ["I1", "I1"], "energy": ["diesel", "heat"],
+                          "period_start": ["2025-01-01", "2025-01-15"], "period_end": ["2025-01-31", "2025-02-14"],
+                          "quantity": [120.5, 33.0], "unit": ["L", "GJ"], "cost_cny": [900.0, np.nan]})
+    got = store.import_bills(first)
+    assert (len(got.new), got.identical, len(got.replaced)) == (2, 0, 0)
+    again = store.import_bills(first)
+    assert (len(again.new), again.identical) == (0, 2)
+    changed = first.assign(quantity=[130.0, 33.0])
+    with pytest.raises(ImportRejected) as info:
+        store.import_bills(changed)
+    assert "I1 diesel 2025-01-01..2025-01-31: quantity differs from the stored bill (120.5 L, 900 CNY stored" in str(
+        info.value)
+    assert store.read_bills(["I1"])["quantity"].tolist() == [120.5, 33.0]
+    cost_only = store.import_bills(first.assign(cost_cny=[900.0, 50.0]), replace=True)
+    assert cost_only.replaced["differs"].tolist() == ["cost_cny"]
+    done = store.import_bills(changed.assign(cost_cny=[900.0, 50.0]), replace=True)
+    assert done.replaced["quantity_old"].tolist() == [120.5]
+    assert done.replaced["quantity"].tolist() == [130.0]
+    assert store.read_bills(["I1"])["quantity"].tolist() == [130.0, 33.0]
+
+
+def test_bills_overlapping_a_stored_period_are_refused(store):
+    store.import_bills(pd.DataFrame({"institution_id": ["I1"], "energy": ["heat"], "period_start": ["2025-01-01"],
+                                     "period_end": ["2025-01-31"], "quantity": [10.0], "unit": ["GJ"],
+                                     "cost_cny": [np.nan]}))
+    overlap = pd.DataFrame({"institution_id": ["I1", "I1", "I2"], "energy": ["heat", "water", "heat"],
+                            "period_start": ["2025-01-20", "2025-01-20", "2025-01-20"],
+                            "period_end": ["2025-02-19", "2025-02-19", "2025-02-19"], "quantity": [5.0, 1.0, 2.0],
+                            "unit": ["GJ", "m3", "GJ"], "cost_cny": [np.nan] * 3})
+    for replace in (False, True):
+        with pytest.raises(ImportRejected) as info:
+            store.import_bills(overlap, replace=replace)
+        assert info.value.problems == ["bill I1 heat 2025-01-20..2025-02-19 overlaps the stored bill "
+                                       "2025-01-01..2025-01-31"]
+    assert len(store.read_bills()) == 1
+    store.import_bills(overlap.iloc[1:])  # another energy, another institution: no overlap
+    assert len(store.read_bills()) == 3
+
+
 def test_import_conflict_leaves_store_unchanged(store):
     store.write_samples(series("A", [1.0, 2.0, 3.0]))
     before = store.read_samples()
@@ -148,11 +189,16 @@ def test_import_conflict_leaves_store_unchanged(store):
     with pytest.raises(ImportRejected) as info:
         store.import_samples(incoming)
     assert "value 2.5 differs from the stored 2" in str(info.value)
+    assert info.value.rejected == 1  # the one sample that would change a stored value
     after = store.read_samples()
     pd.testing.assert_frame_equal(before, after)
     assert store.meter_ids() == ["A"]
     # the same values again are accepted (idempotent import)
-    assert store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0])) == 4
+    done = store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0]))
+    assert (done.new, done.identical) == (1, 3)  # three were stored already: only the fourth is written
+    assert store.read_samples()["value"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    again = store.import_samples(series("A", [1.0, 2.0, 3.0, 4.0]))
+    assert (again.new, again.identical) == (0, 4)
     assert store.read_samples()["value"].tolist() == [1.0, 2.0, 3.0, 4.0]
 
 
@@ -177,6 +223,7 @@ def test_many_conflicts_are_listed_up_to_the_cap(store):
         store.import_samples(series("A", np.arange(60, dtype=float) + 0.5))
     problems = info.value.problems
     assert len(problems) == 51 and problems[-1].startswith("... and ")
+    assert info.value.rejected == 60
     assert problems[0].startswith("meter A at 2025-03-09T16:00:00+00:00: value 0.5 differs from the stored 0")
     assert store.read_samples(meter_ids=["A"])["value"].tolist() == list(np.arange(60, dtype=float))
 

@@ -4,7 +4,6 @@ Chromium), private files, and 4xx instead of 5xx for bad download and callback p
 
 from __future__ import annotations
 
-import json
 import stat
 
 import flask
@@ -58,12 +57,11 @@ def render(c: httpx.Client, path: str = "/", headers: dict | None = None) -> web
                         headers=headers)
 
 
-def acknowledge(c: httpx.Client, key: str, headers: dict | None = None) -> web.Answer:
-    pid = {"type": "ack", "key": key}
-    return web.callback(c, [("alerts-body", "children")], [[{"id": pid, "property": "n_clicks", "value": 1}]],
-                        state=[{"id": "lang", "property": "data", "value": "en"}],
-                        changed=[json.dumps({"key": key, "type": "ack"}, separators=(",", ":")) + ".n_clicks"],
-                        headers=headers)
+def acknowledge(c: httpx.Client, key: str, headers: dict | None = None, bulk: bool = False) -> web.Answer:
+    """A click on the alert's "acknowledge" cell, or (`bulk`) "acknowledge selected" with its row ticked."""
+    if bulk:
+        return web.alerts_callback(c, selected=(key,), bulk=True, headers=headers)
+    return web.alerts_callback(c, clicked=key, headers=headers)
 
 
 def acknowledged_by(site, inst: str) -> str | None:
@@ -103,6 +101,10 @@ def test_state_changing_callbacks_need_origin_and_token(site):
     assert r.status_code == 400 and acknowledged_by(site, "HB-0001") is None
     other = signed_in(site, "inst1")  # another session's token is no good either
     r = acknowledge(c, key, headers=web.csrf_headers(other))
+    assert r.status_code == 400 and acknowledged_by(site, "HB-0001") is None
+    r = acknowledge(c, key, headers={"Origin": "http://evil.example"}, bulk=True)
+    assert r.status_code == 403 and acknowledged_by(site, "HB-0001") is None
+    r = acknowledge(c, key, headers={"X-CSRFToken": "forged"}, bulk=True)
     assert r.status_code == 400 and acknowledged_by(site, "HB-0001") is None
     r = acknowledge(c, key, headers={"Origin": site["url"]})  # what the browser sends
     assert r.status_code == 200 and acknowledged_by(site, "HB-0001") == "inst1"
@@ -249,7 +251,7 @@ def test_dash_app_works_under_the_csp_in_chromium(site):
         page.fill("#password", w.PASSWORDS["inst5"])
         page.click("#login-button")
         page.wait_for_url(lambda u: u.rstrip("/") == site["url"])
-        for path, selector in [("/institution/HB-0005", "#inst-daily .main-svg"), ("/", "#gauge-tce .main-svg"),
+        for path, selector in [("/institution/HB-0005", "#inst-daily .main-svg"), ("/", "#gauge-energy_tce .main-svg"),
                                ("/ranking", "#rank-table td")]:
             page.goto(site["url"] + path)
             expect(page.locator(selector).first).to_be_visible(timeout=30_000)
@@ -257,7 +259,7 @@ def test_dash_app_works_under_the_csp_in_chromium(site):
         page.click("#lang-en")
         expect(page.locator("#nav-ranking")).to_have_text("Rankings", timeout=30_000)
         page.goto(site["url"] + "/alerts")
-        page.locator("button.ack").first.click()
+        page.locator("#alerts-open td[data-dash-column='action']").first.click()
         expect(page.locator("#alerts-open")).to_contain_text("inst5", timeout=30_000)
         assert page.evaluate("window.__csp") == []
         browser.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.calendar import day_types
 from core.vocab import unit_scale
 from verification.baseline import Layout
 from verification.findings import Finding
@@ -78,12 +79,13 @@ def sum_meters(raw: pd.DataFrame) -> pd.DataFrame:
 
 def daily_drivers(temperature: pd.DataFrame, calendar: pd.DataFrame | None, start: dt.date,
                   end: dt.date) -> pd.DataFrame:
-    """Every day of [start, end]: date, temp_c (°C), working (the calendar's, else
-    Monday-Friday), occupancy (persons, when the calendar has it)."""
+    """Every day of [start, end]: date, temp_c (°C), working (the calendar CSV's, else
+    the product's holiday calendar `core.calendar`: weekdays, public holidays off,
+    make-up workdays on), occupancy (persons, when the calendar has it)."""
     days = pd.DataFrame({"date": pd.date_range(start, end, freq="D").as_unit("us")})
     temps = temperature.assign(date=temperature["date"].astype("datetime64[us]"))
     out = days.merge(temps, on="date", how="left")
-    out["working"] = (out["date"].dt.day_of_week < 5).astype(float)
+    out["working"] = _working(out["date"])
     if calendar is not None:
         cal = calendar.assign(date=calendar["date"].astype("datetime64[us]"))
         merged = out[["date"]].merge(cal, on="date", how="left")
@@ -93,12 +95,18 @@ def daily_drivers(temperature: pd.DataFrame, calendar: pd.DataFrame | None, star
     return out
 
 
+def _working(dates: pd.Series) -> np.ndarray:
+    """1.0 on the working days of `dates` (`core.calendar`; a year it does not know:
+    Monday-Friday), else 0.0."""
+    return day_types(pd.DatetimeIndex(dates), unknown="weekdays").working.astype(float)
+
+
 def normal_drivers(normal_year: pd.DataFrame, reporting_drivers: pd.DataFrame) -> pd.DataFrame:
-    """The normal year's days: date, temp_c (°C), working (Monday-Friday) and, when the
+    """The normal year's days: date, temp_c (°C), working (`core.calendar`) and, when the
     reporting period has it, occupancy (the reporting period's mean per day type)."""
     nd = pd.DataFrame({"date": normal_year["date"].astype("datetime64[us]"),
                        "temp_c": normal_year["temp_c"].to_numpy(float)})
-    nd["working"] = (nd["date"].dt.day_of_week < 5).astype(float)
+    nd["working"] = _working(nd["date"])
     if "occupancy" in reporting_drivers:
         means = reporting_drivers.groupby("working")["occupancy"].mean()
         nd["occupancy"] = nd["working"].map(means).fillna(reporting_drivers["occupancy"].mean()).to_numpy(float)

@@ -28,6 +28,7 @@ from typing import NoReturn
 
 import pandas as pd
 
+from core import localtime
 from core.vocab import INDEX_UNIT
 from core.yamlfile import ConfigError
 from storage import Store
@@ -143,7 +144,7 @@ def _resolution(project: MVProject, store: Store, meter_ids: list[str]) -> list[
     """Meters reading too coarsely for the granularity (from the first days of readings)."""
     if project.granularity not in READING_INTERVAL_S or not meter_ids:
         return []
-    start = pd.Timestamp(project.baseline_start).tz_localize(store.tz)
+    start = localtime.first_instant_of(project.baseline_start, store.tz)
     samples = store.read_samples(start, start + pd.Timedelta(days=RESOLUTION_PROBE_DAYS), meter_ids)
     return resolution_findings(samples, project.granularity)
 

@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from alerts.channels import load_channels
-from civicwatt.context import load_optional_quotas, open_registry_store, redact_url, registry_from_args
+from civicwatt.context import (
+    load_optional_quotas,
+    load_optional_upstream,
+    open_registry_store,
+    redact_url,
+    registry_from_args,
+)
+from collectors.queue import QueueBusy
 from core.schemas.gateways import GatewaysFile
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
@@ -72,8 +79,13 @@ def run(args: argparse.Namespace) -> int:
     store = open_registry_store(registry, args.store)
     queue_dir = args.queue or ("./civicwatt-queue" if shard == (1, 1) else f"./civicwatt-queue-{shard[0]}of{shard[1]}")
     data_dir = default_outbox_dir(store.url, Path(args.registry).parent)
-    rt = Runtime(registry, store, queue_dir, data_dir, shard=shard, gateway_options=gateways, interval_s=args.interval,
-                 quotas=quotas, channels=channels, check_interval_s=args.check_interval, alerts=not args.no_alerts)
+    try:
+        rt = Runtime(registry, store, queue_dir, data_dir, shard=shard, gateway_options=gateways,
+                     interval_s=args.interval, quotas=quotas, channels=channels, check_interval_s=args.check_interval,
+                     alerts=not args.no_alerts, upstream=load_optional_upstream(getattr(args, "upstream", None)))
+    except QueueBusy as exc:
+        store.close()
+        raise ConfigError([Problem("<command line>", 0, "--queue", str(exc))]) from None
     service = rt.collector
     if rt.runs_checks:
         alerts_note = (f"alert checks every {args.check_interval:g} s, "

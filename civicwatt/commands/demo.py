@@ -121,8 +121,9 @@ def backfill(store: Store, registry: Registry, days: int, now: pd.Timestamp,
 def run(args: argparse.Namespace) -> int:
     from civicwatt.commands.simulate import meters_for_sim
     from civicwatt.runtime import Runtime
+    from civicwatt.web import create_web_app
     from core.users import ensure_admin
-    from dashboard.app import create_app, serve
+    from dashboard.app import serve
     from device_sim.server import Simulator
 
     base = Path(args.dir)
@@ -173,11 +174,13 @@ def run(args: argparse.Namespace) -> int:
 
     password = ensure_admin(users_file)
     mv_dirs = list(dict.fromkeys(p.resolve() for p in (registry_path.parent / "mv", outbox_dir / "mv", base / "mv")))
-    app = create_app(registry, store, users_file, quotas_path=quotas_path if quotas_path.exists() else None,
-                     data_dir=outbox_dir, mv_dirs=mv_dirs)
+    app = create_web_app(registry, store, users_file, quotas_path=quotas_path if quotas_path.exists() else None,
+                         data_dir=outbox_dir, mv_dirs=mv_dirs)
     handle = serve(app, args.host, args.port)
     print(f"dashboard  {handle.url}  user admin" + (f", password {password}" if password else
                                                      " (password set at the first start)"))
+    print(f"api        {handle.url}/api/v1 (openapi.json; tokens: {_self_command()} users token admin), "
+          f"health {handle.url}/healthz")
     print(f"           new admin password: {_self_command()} users passwd admin --generate"
           f"{'' if found_here else f' --users {users_file}'}")
     print("Ctrl-C stops everything.")

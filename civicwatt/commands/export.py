@@ -11,29 +11,12 @@ as an exact, exclusive end.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
-
-import pandas as pd
 
 from civicwatt.context import open_registry_store, registry_from_args
 from core.csvio import consumption_csv, readings_csv
 from core.yamlfile import ConfigError, Problem
-from storage.base import ts
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def date_range(start: str, end: str, tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[start, end) from CLI dates; a bare end date is inclusive."""
-    try:
-        lo = ts(start, tz)
-        hi = ts(end, tz) + (pd.Timedelta(days=1) if _DATE.match(end) else pd.Timedelta(0))
-    except ValueError as exc:
-        raise ConfigError([Problem("<command line>", 0, "--start/--end", str(exc))]) from exc
-    if hi <= lo:
-        raise ConfigError([Problem("<command line>", 0, "--end", "must be after --start")])
-    return lo, hi
+from storage.base import date_range
 
 
 def run(args: argparse.Namespace) -> int:

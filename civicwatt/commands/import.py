@@ -1,72 +1,83 @@
-"""`civicwatt import readings|bills FILE.csv`: all or nothing.
+"""`civicwatt import readings|bills FILE.csv [--replace --reason TEXT]`: all or nothing.
 
 Every problem in the file is listed by line and field and nothing is written; a reading
-that would change a value already stored is a problem too. A readings file is read block
-by block (`core.csvio.reading_blocks`), twice (checked, then written: `Store.import_stream`),
-so memory is bounded by a block, not by the file; a file of up to KEEP_ROWS rows is
-parsed once and its blocks kept for the write.
+that would change a value already stored is a problem too, and so is a bill that differs
+from the stored bill of its institution, energy and period, unless `--replace` (bills are
+append-only with explicit correction), or whose period overlaps another. The work is
+`storage.imports` (shared with the API's POST /api/v1/readings and /bills); bills imported
+or replaced are recorded in the audit trail (`storage.submissions`: who, when, old -> new,
+source `import`). The last line says how many rows were new, identical to what was
+stored (re-importing a file changes nothing), replaced (bills, with --replace) or rejected.
+A readings file is read block by block, so memory is bounded by a block, not by the file
+(`storage.imports.import_readings`).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import time
-from collections.abc import Iterator
+from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
-from civicwatt.context import open_registry_store, registry_from_args
-from core.csvio import parse_bills, reading_blocks
-from storage import ImportRejected, quality
-
-KEEP_ROWS = 4_000_000  # a readings file of up to this many rows is parsed once (its blocks kept for the write)
+from alerts.outbox import default_outbox_dir
+from civicwatt.context import open_registry_store, print_problems, registry_from_args
+from core.yamlfile import ConfigError
+from storage import Imported, ImportRejected
+from storage.imports import import_bills, import_readings
+from storage.submissions import SubmissionBook
 
 
 def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     started = time.perf_counter()
     print(f"checking {args.file} ...", file=sys.stderr)
-    if args.kind == "readings":
-        now = pd.Timestamp.now(tz="UTC")
-        kept: list[pd.DataFrame] | None = []  # the blocks of a file of up to KEEP_ROWS rows
-        read_whole = False
-
-        def frames() -> Iterator[pd.DataFrame]:
-            """The file block by block (memory bounded by a block); a small file's blocks
-            are kept from the check for the write, so it is parsed once."""
-            nonlocal kept, read_whole
-            if read_whole and kept is not None:
-                yield from kept
-                return
-            for block in reading_blocks(args.file, registry, now):
-                block = block.assign(quality=quality.IMPORTED)
-                if kept is not None:
-                    kept.append(block)
-                    if sum(map(len, kept)) > KEEP_ROWS:
-                        kept = None
-                yield block
-            read_whole = True
-
-        total = None
-    else:
-        bills = parse_bills(args.file, registry)
-        total = len(bills)
     store = open_registry_store(registry, args.store)
-    with tqdm(total=total, desc=f"import {args.kind}", unit="row", unit_scale=True, file=sys.stderr) as bar:
+    book = None
+    with tqdm(desc=f"import {args.kind}", unit="row", unit_scale=True, file=sys.stderr) as bar:
         try:
             if args.kind == "readings":
-                n = store.import_stream(frames, progress=bar.update)
+                done = import_readings(store, registry, args.file, progress=bar.update)
             else:
-                n = store.write_bills(bills)
-                bar.update(n)
-        except ImportRejected as exc:
-            for problem in exc.problems:
-                print(f"{args.file}: {problem}", file=sys.stderr)
-            print(f"rejected: nothing was imported from {args.file}", file=sys.stderr)
+                book = SubmissionBook(default_outbox_dir(store.url, Path(args.registry).parent))
+                done = import_bills(store, registry, args.file, replace=args.replace, book=book, who=os_user(),
+                                    source="import", reason=args.reason)
+                bar.update(done.new + done.identical + done.replaced)
+        except ConfigError as exc:  # the file itself: every problem by line and field
+            code = print_problems(exc)
+            _refused(args, len({p.line for p in exc.problems}))
+            return code
+        except ImportRejected as exc:  # rows that conflict with what is stored
+            for problem in exc.located:
+                print(problem, file=sys.stderr)
+            _refused(args, len({p.line for p in exc.located}) or exc.rejected)
             return 1
         finally:
             store.close()
-    print(f"imported {n:,} {args.kind} from {args.file} into {store.url} in {time.perf_counter() - started:.1f} s")
+            if book is not None:
+                book.close()
+    audit = " (old values in the audit trail)" if done.replaced else ""
+    print(f"imported {args.kind} from {args.file} into {store.url} in {time.perf_counter() - started:.1f} s{audit}: "
+          f"{counts(done)}")
     return 0
+
+
+def counts(result: Imported, rejected: int = 0) -> str:
+    """`new N, identical N[, replaced N], rejected N`."""
+    replaced = f", replaced {result.replaced:,}" if result.replaced else ""
+    return f"new {result.new:,}, identical {result.identical:,}{replaced}, rejected {rejected:,}"
+
+
+def _refused(args: argparse.Namespace, rejected: int) -> None:
+    print(f"rejected: nothing was imported from {args.file}: {counts(Imported(0, 0), rejected)} "
+          "(rows with a problem; a file is imported whole or not at all)", file=sys.stderr)
+
+
+def os_user() -> str:
+    """Who runs the import, for the audit trail (the login name, else 'cli')."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"

@@ -20,14 +20,24 @@ import pandas as pd
 from civicwatt.context import load_optional_quotas, open_registry_store, registry_from_args
 from core.yamlfile import ConfigError, Problem
 
+MISSING = "—"  # printed for a value that cannot be computed (no data, no denominator)
+
+
+def _num(x: float) -> str:
+    """`x` with thousands separators and two decimals, or "—" when missing."""
+    return MISSING if x is None or pd.isna(x) else f"{x:,.2f}"
+
 
 def _print_targets(targets: pd.DataFrame) -> None:
+    """One line per target and indicator: values in the indicator's unit (tce, m3,
+    tCO2, kgce/m2, kgce/person, m3/person, kgCO2/m2), "—" where a value is missing."""
     if targets is None or targets.empty:
         return
-    print(f"{'target':<20} {'scope':<32} {'indicator':<20} {'actual':>14} {'limit':>14} {'projected':>14}  status")
+    print(f"{'target':<20} {'scope':<32} {'indicator':<20} {'unit':<12} {'actual':>14} {'limit':>14} "
+          f"{'projected':>14}  status")
     for r in targets.itertuples(index=False):
-        print(f"{r.target_id:<20} {r.scope:<32} {r.indicator:<20} {r.actual:>14,.2f} {r.limit:>14,.2f} "
-              f"{r.projected:>14,.2f}  {r.status}")
+        print(f"{r.target_id:<20} {r.scope:<32} {r.indicator:<20} {r.unit:<12} {_num(r.actual):>14} "
+              f"{_num(r.limit):>14} {_num(r.projected):>14}  {r.status}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,6 @@
-"""Schema of a factor-set file (`models/factorsets/cn-2024.yaml` and users' override files),
+"""Schema of a factor-set file.
+
+Schema of a factor-set file (`models/factorsets/cn-2024.yaml` and users' override files),
 and the electricity bases (当量值 / 等价值) that the quota file states too."""
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ class _Entry(Strict):
 
 
 class Conversion(_Entry):
-    """Standard-coal coefficient (kgce per unit); `basis: any` applies to both bases."""
+    """Standard-coal coefficient (kgce per unit); `basis: any` applies to both bases.
+    `variant`: one of several named choices for an energy (natural gas: gas_field,
+    oil_field); the file's `choices` says which one is used."""
 
     energy: Energy
     basis: Literal[BasisName, "any"] = "any"
+    variant: Ident | None = None
 
 
 class Emission(_Entry):
@@ -48,13 +53,21 @@ class Emission(_Entry):
 
     energy: Energy
     scope: Literal[1, 2] | None = None
+    variant: Ident | None = None  # as Conversion.variant: coefficient and CO2 factor share one heating value
+
+
+#: location: the region's average grid factor (location-based Scope 2); market: the
+#: national factor for consumers of market-traded green power (market-based Scope 2, on
+#: the electricity not covered by green-power purchases); fossil: fossil-fuel power.
+GridKind = Literal["location", "market", "fossil"]
 
 
 class Grid(_Entry):
-    """Location-based grid factor (kgCO2/kWh = tCO2/MWh) of a region and year."""
+    """Grid factor (kgCO2/kWh = tCO2/MWh) of a region and year."""
 
     region: str
     year: Integer
+    kind: GridKind = "location"
 
 
 class Density(_Entry):
@@ -69,6 +82,7 @@ class FactorSetFile(Strict):
     id: Ident | None = None
     name: str | None = None
     units: dict[Energy, str] = Field(default_factory=dict)
+    choices: dict[Energy, Ident] = Field(default_factory=dict)  # energy -> the variant used
     regions: dict[str, FactorRegion] = Field(default_factory=dict)
     conversion: tuple[Conversion, ...] = ()
     emission: tuple[Emission, ...] = ()

@@ -4,18 +4,23 @@
 uses it as its settings object, the CLI validates the file against it.
 
     "*": {timeout_s: 1.0, retries: 1, backoff_s: 0.05, connections: 1}
-    "10.1.2.3:502": {max_registers: 4, pause_s: 0.1, fail_fast_after: 3}
+    "10.1.2.3:502": {max_registers: 4, pause_s: 0.1, fail_fast_after: 3, offline_polls: 4}
+
+`offline_polls` is the offline rule of `core.rules` for the meters behind that gateway
+(default `core.rules.OFFLINE_POLLS`); `options_for` picks a gateway's options.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, RootModel
 
 from core.profiles import MODBUS_MAX_READ
-from core.schemas.base import NonNegative, NonNegativeInt, Positive, Strict
+from core.rules import OFFLINE_POLLS
+from core.schemas.base import Integer, NonNegative, NonNegativeInt, Positive, Strict
 
 
 class GatewayOptions(Strict):
@@ -29,11 +34,34 @@ class GatewayOptions(Strict):
     connections: NonNegativeInt = 1
     fail_fast_after: NonNegativeInt = 3
     cycle_fraction: Annotated[Positive, Field(le=1)] = 0.8  # a cycle must end within this share of the interval
+    offline_polls: Annotated[Integer, Field(ge=1)] = OFFLINE_POLLS  # unanswered polls in a row: offline
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> GatewayOptions:
         """Options from a mapping of option names (ValidationError when one is wrong)."""
         return cls.model_validate(doc)
+
+
+def _entry(options: Mapping[str, GatewayOptions], host: str, port: int) -> GatewayOptions | None:
+    return options.get(f"{host}:{port}") or options.get("*")
+
+
+def options_for(options: Mapping[str, GatewayOptions], host: str, port: int) -> GatewayOptions:
+    """The options of gateway `host:port`: its own entry, else the `"*"` entry, else the defaults."""
+    return _entry(options, host, port) or GatewayOptions()
+
+
+def offline_polls_of(meters, options: Mapping[str, GatewayOptions] | None = None,
+                     default: int = OFFLINE_POLLS) -> dict[str, int]:
+    """meter id -> offline threshold (polls) of every registry meter read over Modbus:
+    its gateway's `offline_polls` (`default` for a gateway without options)."""
+    options = options or {}
+    out: dict[str, int] = {}
+    for m in meters:  # registry meters (one per meter; a dict, no arithmetic)
+        if m.modbus is not None:
+            entry = _entry(options, m.modbus.host, m.modbus.port)
+            out[m.id] = entry.offline_polls if entry is not None else default
+    return out
 
 
 def _gateway_key(key: str) -> str:

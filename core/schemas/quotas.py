@@ -1,4 +1,6 @@
-"""Schema of the quota file (`quotas.yaml`): dual-control targets, quota standards, the
+"""Schema of the quota file (`quotas.yaml`).
+
+Schema of the quota file (`quotas.yaml`): dual-control targets, quota standards, the
 assessment's scoring scheme, key energy users and the five-year plan.
 
 Cross-references (regions and institutions of the registry, duplicate ids) are checked

@@ -1,4 +1,6 @@
-"""Assessment `/assessment`: the year-end assessment (节能考核) of a complete year: the ranking
+"""Assessment page `/assessment`: scores, grades and their breakdown.
+
+Assessment `/assessment`: the year-end assessment (节能考核) of a complete year: the ranking
 of scores of the institutions (or of the regions below the user's scope) with each
 criterion's points, a row's breakdown (the figures behind each criterion), the key energy
 users, the plan indicators, and the assessment and notice (通报) downloads with the
@@ -19,10 +21,10 @@ from core.schemas.quotas import CRITERIA, VETOES
 from core.users import User
 from core.vocab import CATEGORIES
 from dashboard import assessments as served
-from dashboard import plan_panel
+from dashboard import inputs, plan_panel
 from dashboard.context import Context, Page
 from dashboard.i18n import norm_lang, t
-from dashboard.widgets import KEEP, fmt, no_data, year_picker
+from dashboard.widgets import KEEP, fmt, no_data, scrolling, year_picker
 
 PAGE_SIZE = 25
 GRADE_COLOURS = ("#b2f2bb", "#d0ebff", "#fff3bf", "#ffc9c9")  # best grade .. the lowest (more grades: the last)
@@ -78,9 +80,10 @@ def register(app: dash.Dash, c: Context) -> None:
                   prevent_initial_call=True)
     def detail(cell: dict | None, year: int | None, view: str | None, lang: str | None) -> Any:
         lang = norm_lang(lang)
+        cell, view = inputs.cell(cell), inputs.text(view)
         user = c.current_user()
         year_i = served.complete_year(c, year)
-        if user is None or year_i is None or not cell or cell.get("row_id") is None:
+        if user is None or year_i is None or not isinstance(cell, dict) or cell.get("row_id") is None:
             raise PreventUpdate
         report = a.for_user(user, year_i)  # the row is looked up in the user's own scope
         frame = report.assessment.regions if view == "regions" else report.assessment.institutions
@@ -214,7 +217,7 @@ def breakdown(row: pd.Series, report: Any, region: bool, lang: str) -> html.Div:
             ] if row["veto"] else []
     return html.Div(id="assess-breakdown", children=[
         html.H3(title), *veto,
-        html.Table([html.Thead(head), html.Tbody(rows)], className="grid"),
+        scrolling(html.Table([html.Thead(head), html.Tbody(rows)], className="grid")),
         html.Div(f"{t('grade', lang)}: " + "; ".join(f"{g.name} ≥ {g.min_score:g}" for g in s.grades),
                  className="count"),
     ])
@@ -230,7 +233,7 @@ def key_user_section(key_users: pd.DataFrame, report: Any, lang: str) -> list:
                      html.Td(fmt(r.tce, 1), className="num"), html.Td(fmt(r.score, 1), className="num"),
                      html.Td(r.grade)]) for r in key_users.itertuples(index=False)]  # the key users (few)
     return [html.H3(t("key_users", lang)), html.Div(rule, className="count"),
-            html.Table([html.Thead(head), html.Tbody(rows)], className="grid", id="assess-key-users")]
+            scrolling(html.Table([html.Thead(head), html.Tbody(rows)], className="grid", id="assess-key-users"))]
 
 
 PAGE = Page("/assessment", "nav_assessment", render, register)

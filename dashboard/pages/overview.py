@@ -1,32 +1,57 @@
-"""Overview `/`: a region's (or the user's) totals for a year on gauges against its
-dual-control targets with the year-end projection, intensities, the year-to-date
-curve, the monthly trend by energy and the splits by energy and category."""
+"""Overview page `/`: totals, targets and trends of the user's scope.
+
+Overview `/`: the totals of the user's own scope (an institution user: their
+institution; a region manager: their region; the administrator: the top region) or a
+chosen region for a year, on gauges against the dual-control targets of exactly that
+scope with the year-end projection; intensities; the year-to-date curve; the monthly
+trend by energy and the cost in 元; the splits by energy and category; a free date
+range next to the same dates last year; and the xlsx export of all of it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import dash
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from core.access import Forbidden, default_region, overview_scope, region_ids
 from core.users import User
-from dashboard import inputs
+from dashboard import inputs, integrations, period
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
-from dashboard.i18n import norm_lang, t
+from dashboard.i18n import compact, month_label, norm_lang, pct, quantity, t, unit
 from dashboard.plan_panel import plan_panel
-from dashboard.widgets import KEEP, fig_layout, fmt, forbidden, no_data, year_picker
+from dashboard.widgets import (
+    ENERGY_COLOURS,
+    KEEP,
+    TEMPLATE,
+    chart_title,
+    date_axis,
+    export_button,
+    fig_layout,
+    forbidden,
+    graph,
+    hover_values,
+    no_data,
+    on_dark,
+    partial_legend,
+    partial_style,
+    scrolling,
+    value_axis,
+    year_picker,
+)
+from models import api as models_api
 
-# overview totals -> quotas.config target indicators
-TARGET_KEYS = {"tce": "energy_tce", "water_m3": "water_m3", "t_co2": "co2_t", "kgce_per_m2": "kgce_per_m2",
-               "kgce_per_person": "kgce_per_person", "water_m3_per_person": "water_m3_per_person"}
-GAUGES = (("tce", "ind_tce", "tce"), ("water_m3", "ind_water_m3", "m³"), ("t_co2", "ind_t_co2", "t"))
+# gauge -> (total in the aggregate frame, target indicator, label, unit)
+GAUGES = (("energy_tce", "tce", "ind_tce", "tce"), ("water_m3", "water_m3", "ind_water_m3", "m3"),
+          ("co2_t", "t_co2", "ind_t_co2", "tCO2"))
+INTENSITIES = (("kgce_per_m2", "ind_kgce_per_m2", "kgce/m2"), ("kgce_per_person", "ind_kgce_per_person", "kgce/person"),
+               ("water_m3_per_person", "ind_water_m3_per_person", "m3/person"))
 
 
 def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
@@ -37,9 +62,34 @@ def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
                 id="ov-region", **KEEP, options=[{"label": c.region_name[r], "value": r} for r in regions],
                 value=default_region(user, c.registry), clearable=False, disabled=not regions)]),
             year_picker("ov-year", c.years(), c.service.current_year(), lang),
+            export_button("ov-export", lang),
         ]),
         dcc.Loading(html.Div(id="ov-body")),
+        html.H2(t("period_analysis", lang)),
+        period.controls("ov", lang, period.default_dates(c)),
+        dcc.Loading(html.Div(id="ov-period")),
     ])
+
+
+@dataclass
+class Scope:
+    """What one overview shows: the institutions summed and whose targets apply."""
+
+    insts: set[str]
+    target_scope: str | None
+    name: str
+
+
+def scope_of(c: Context, user: User | None, region: str | None, lang: str) -> Scope:
+    """The overview's scope for `region` (None: the user's own); raises Forbidden."""
+    insts, scope = overview_scope(user, c.registry, region)
+    if region:
+        name = c.region_name.get(region, region)
+    elif user is not None and user.scope in c.registry.institution_by_id:
+        name = c.registry.institution_by_id[user.scope].name
+    else:
+        name = t("all", lang)
+    return Scope(insts, scope, name)
 
 
 def register(app: dash.Dash, c: Context) -> None:
@@ -49,55 +99,97 @@ def register(app: dash.Dash, c: Context) -> None:
         lang = norm_lang(lang)
         region, year = inputs.text(region), inputs.integer(year, lo=1, hi=9999)
         try:
-            insts, scope = overview_scope(c.current_user(), c.registry, region)
+            scope = scope_of(c, c.current_user(), region, lang)
         except Forbidden:
             return forbidden(lang)
+        return content(c, scope, year or c.service.current_year(), lang)
+
+    @app.callback(Output("ov-period", "children"), Input("ov-region", "value"), Input("ov-range", "start_date"),
+                  Input("ov-range", "end_date"), Input("ov-yoy", "value"), State("lang", "data"))
+    def overview_period(region: str | None, start: str | None, end: str | None, yoy: list | None,
+                        lang: str | None) -> Any:
+        lang = norm_lang(lang)
+        region, start, end, yoy = inputs.text(region), inputs.text(start), inputs.text(end), inputs.texts(yoy)
         try:
-            year = int(year or c.service.current_year())
-        except (ValueError, TypeError):
+            scope = scope_of(c, c.current_user(), region, lang)
+        except Forbidden:
+            return forbidden(lang)
+        return period.view(c, scope.insts, period.parse(c, start, end), "yoy" in yoy, lang, "ov")
+
+    @app.callback(Output("ov-export-file", "data"), Input("ov-export-button", "n_clicks"),
+                  State("ov-region", "value"), State("ov-year", "value"), State("ov-range", "start_date"),
+                  State("ov-range", "end_date"), State("lang", "data"), prevent_initial_call=True)
+    def overview_export(clicks: int | None, region: str | None, year: int | None, start: str | None,
+                        end: str | None, lang: str | None) -> Any:
+        lang = norm_lang(lang)
+        clicks, region, start, end = inputs.integer(clicks, lo=0), inputs.text(region), inputs.text(start), \
+            inputs.text(end)
+        year = inputs.integer(year, lo=1, hi=9999) or c.service.current_year()
+        if not clicks:
+            raise PreventUpdate
+        try:
+            scope = scope_of(c, c.current_user(), region, lang)
+        except Forbidden:
             raise PreventUpdate from None
-        return content(c, insts, scope, year, lang)
+        data = integrations.frames_xlsx(export_sheets(c, scope, year, period.parse(c, start, end), lang))
+        return dcc.send_bytes(data, f"overview-{region or 'own'}-{year}.xlsx")
+
+
+# -- the numbers (all from the data service) -------------------------------------------------
+@dataclass
+class Numbers:
+    """One overview's figures: totals and intensities (`models.api.aggregate`), the
+    targets of exactly this scope, the year-end projections (`quotas.evaluate`), months
+    by energy (tce) and cost (元), and the split by category."""
+
+    agg: pd.Series
+    targets: dict[str, dict]
+    projected: dict[str, float | None]
+    months: pd.DataFrame  # month (naive local), energy, tce
+    costs: pd.DataFrame  # month, energy, cost_cny, priced_share
+    categories: pd.DataFrame  # category, tce
+    running_month: pd.Timestamp | None  # the month not over yet (naive local), None for a past year
+
+
+def numbers(c: Context, scope: Scope, year: int) -> Numbers | None:
+    table = c.service.indicators(year)
+    table = table[table["institution_id"].isin(scope.insts)]
+    if not table["has_data"].any():
+        return None
+    agg = group_totals(table)
+    targets = scope_targets(c, scope.target_scope, year)
+    months = c.service.monthly_energy(year)
+    months = months[months["institution_id"].isin(scope.insts)]
+    local = pd.DatetimeIndex(months["period_start"]).tz_convert(c.service.tz).tz_localize(None)
+    by_energy = (months.assign(month=local).groupby(["month", "energy"], as_index=False)["kgce"].sum())
+    by_energy = by_energy.assign(tce=by_energy["kgce"] / KG_PER_T).drop(columns="kgce")
+    costs = c.service.year_sums(year)[1]
+    costs = costs[costs["institution_id"].isin(scope.insts)] if len(costs) else costs
+    costs = models_api.cost_by_period(costs, "month", c.service.tz, by=("energy",)) if len(costs) else costs
+    if len(costs):
+        costs = costs.assign(month=pd.DatetimeIndex(costs["period_start"]).tz_convert(c.service.tz).tz_localize(None))
+    cats = models_api.aggregate(table[table["has_data"]], by=["category"])[["category", "tce"]]
+    running = c.service.today().tz_localize(None).to_period("M").to_timestamp() if c.service.is_running(year) else None
+    return Numbers(agg, targets, year_end(c, scope.insts, year, targets), by_energy, costs, cats, running)
+
+
+def group_totals(table: pd.DataFrame) -> pd.Series:
+    """The one group row of an indicator table (`models.api.aggregate` over all its rows:
+    ratios of sums over the institutions with data, the ledger's and the target
+    evaluation's definition, never over every institution)."""
+    return models_api.aggregate(table.assign(scope="all"), by=["scope"]).iloc[0]
 
 
 def scope_targets(c: Context, scope: str | None, year: int) -> dict[str, dict]:
     """Targets of exactly this scope (region:R or institution:I) by indicator:
-    {indicator: {limit, actual, projected, status}} from quotas.evaluate."""
+    {indicator: {limit, actual, projected, status, unit}} from quotas.evaluate. A target
+    of another scope (a city's for the province, the province's for a city) does not
+    apply and is not drawn."""
     if scope is None:
         return {}
     status = c.service.target_status(year)
     rows = status[status["scope"] == scope]
     return {r["indicator"]: r for r in rows.to_dict("records")}
-
-
-def content(c: Context, insts: set[str], scope: str | None, year: int, lang: str) -> Any:
-    """The overview of these institutions (`scope`: whose targets apply) for `year`."""
-    table = c.service.indicators(year)
-    table = table[table["institution_id"].isin(insts)]
-    if table["kgce"].notna().sum() == 0:
-        return no_data(lang)
-    months = c.service.monthly_energy(year)
-    months = months[months["institution_id"].isin(insts)]
-    totals = {"tce": float(table["kgce"].sum()) / KG_PER_T, "water_m3": float(table["water_m3"].sum()),
-              "t_co2": float(table["t_co2"].sum())}
-    targets = scope_targets(c, scope, year)
-    limit = {k: (targets[k]["limit"] if k in targets else None) for k in TARGET_KEYS.values()}
-    projections = year_end(c, insts, year, targets)
-    gauges = [dcc.Graph(id=f"gauge-{key}", figure=gauge(t(label, lang), totals[key], limit[TARGET_KEYS[key]],
-                                                         projections[key], unit, lang),
-                        config={"displayModeBar": False}, className="gauge") for key, label, unit in GAUGES]
-    cum = cumulative_tce(months, c.service.year_bounds(year)[1], c.service.tz)
-    ytd = dcc.Graph(id="ov-ytd", figure=ytd_figure(cum, projections["tce"], limit["energy_tce"], year, lang))
-    fig_trend, fig_split_e, fig_split_c = trend_figures(months, table, lang)
-    return html.Div([
-        html.H2(t("totals", lang)),
-        html.Div(gauges, className="row"),
-        intensity_table(table, totals, limit, lang),
-        plan_panel(c, insts, scope, year, lang),
-        ytd,
-        dcc.Graph(id="ov-trend", figure=fig_trend),
-        html.Div([dcc.Graph(id="ov-split-energy", figure=fig_split_e, className="half"),
-                  dcc.Graph(id="ov-split-category", figure=fig_split_c, className="half")], className="row"),
-    ])
 
 
 def year_end(c: Context, insts: set[str], year: int, targets: dict[str, dict]) -> dict[str, float | None]:
@@ -106,111 +198,247 @@ def year_end(c: Context, insts: set[str], year: int, targets: dict[str, dict]) -
     quotas.evaluate gives a target's scope."""
     own = c.service.year_end_projection(insts, year).set_index("indicator")["projected"]
     out: dict[str, float | None] = {}
-    for key, _label, _unit in GAUGES:
-        tkey = TARGET_KEYS[key]
-        if tkey in targets and pd.notna(targets[tkey]["projected"]):
-            out[key] = float(targets[tkey]["projected"])
+    for key, _col, _label, _unit in GAUGES:
+        if key in targets and pd.notna(targets[key]["projected"]):
+            out[key] = float(targets[key]["projected"])
         else:
-            out[key] = float(own[tkey]) if pd.notna(own[tkey]) else None
+            out[key] = float(own[key]) if pd.notna(own[key]) else None
     return out
 
 
-def intensity_table(table: pd.DataFrame, totals: dict[str, float], limit: dict[str, float | None],
-                    lang: str) -> html.Table:
-    """Number of institutions with data and the scope's intensities against its targets."""
-    floor = float(table["floor_area_m2"].sum())
-    occ = float(table["occupants"].sum())
-    rows = [("ind_kgce_per_m2", totals["tce"] * KG_PER_T / floor if floor else np.nan, "kgce_per_m2"),
-            ("ind_kgce_per_person", totals["tce"] * KG_PER_T / occ if occ else np.nan, "kgce_per_person"),
-            ("ind_water_m3_per_person", totals["water_m3"] / occ if occ else np.nan, "water_m3_per_person")]
-    return html.Table(className="grid", id="ov-intensities", children=[
-        html.Tbody([
-            html.Tr([html.Td(t("institutions_count", lang)), html.Td(str(int(table["kgce"].notna().sum())),
-                                                                    className="num")]),
-            *[html.Tr([html.Td(t(label, lang)), html.Td(fmt(value, 2), className="num"),
-                       html.Td(target_text(limit[key], lang))]) for label, value, key in rows],
-        ])])
+# -- the page ----------------------------------------------------------------------------------
+def content(c: Context, scope: Scope, year: int, lang: str, wall: bool = False) -> Any:
+    """The overview of a scope for `year` (`wall`: the wall screen's larger, control-free
+    version)."""
+    n = numbers(c, scope, year)
+    if n is None:
+        return no_data(lang)
+    gauges = [graph(f"gauge-{key}", gauge(t(label, lang), float(n.agg[col]), limit(n, key), n.projected[key], u,
+                                          lang, wall), "gauge") for key, col, label, u in GAUGES]
+    charts = [ytd_figure(c, n, year, lang), trend_figure(n, lang)]
+    if wall:
+        charts = [on_dark(f) for f in charts]
+    parts = [
+        html.H2(f"{scope.name} · {year} · {t('totals', lang)}"),
+        html.Div(gauges, className="row"),
+        graph("ov-ytd", charts[0]),
+        graph("ov-trend", charts[1]),
+    ]
+    if wall:
+        return html.Div(parts[1:])
+    return html.Div([
+        *parts[:2],
+        scrolling(intensity_table(n, lang, c.service.group_yoy(scope.insts, year))),
+        plan_panel(c, scope.insts, scope.target_scope, year, lang),
+        *parts[2:],
+        graph("ov-cost", cost_figure(n, lang)),
+        html.P(cost_note(c, scope.insts, n, lang), className="note", id="ov-cost-note"),
+        html.Div([graph("ov-split-energy", split_figure(n.months.groupby("energy", as_index=False)["tce"].sum(),
+                                                        "energy", "en_", t("split_energy", lang), lang), "half"),
+                  graph("ov-split-category", split_figure(n.categories, "category", "cat_",
+                                                          t("split_category", lang), lang), "half")],
+                 className="row"),
+    ])
 
 
-def target_text(value: float | None, lang: str) -> str:
-    return f"{t('target', lang)}: {fmt(value, 2)}" if value else t("no_target", lang)
+def limit(n: Numbers, key: str) -> float | None:
+    return float(n.targets[key]["limit"]) if key in n.targets else None
 
 
-def cumulative_tce(months: pd.DataFrame, end: pd.Timestamp, tz: str) -> pd.DataFrame:
-    """Each month's cumulative total (tce) at its end (`end`, i.e. now, for the running
-    month): columns month (naive local), cumulative."""
-    by_month = (months.groupby("period_start")["kgce"].sum() / KG_PER_T).sort_index()
-    month_end = (pd.DatetimeIndex(by_month.index).tz_convert(tz) + pd.DateOffset(months=1))
-    month_end = np.minimum(month_end.tz_localize(None), end.tz_localize(None))
-    return pd.DataFrame({"month": pd.DatetimeIndex(month_end), "cumulative": by_month.cumsum().to_numpy()})
+def intensity_table(n: Numbers, lang: str, yoy: tuple[float, str] = (np.nan, "no_previous")) -> html.Table:
+    """Institutions with data, the scope's intensities against its intensity targets and
+    the year-on-year change of its total energy (`DataService.group_yoy`: like for like,
+    blank with the reason unless both years are complete)."""
+    rows = [html.Tr([html.Td(t("institutions_count", lang)),
+                     html.Td(str(int(n.agg["institutions_with_data"])), className="num"), html.Td("")])]
+    for key, label, u in INTENSITIES:
+        target = limit(n, key)
+        rows.append(html.Tr([
+            html.Td(t(label, lang)), html.Td(quantity(n.agg[key], u, lang, 2), className="num"),
+            html.Td(f"{t('target', lang)}: {quantity(target, u, lang, 2)}" if target else t("no_target", lang)),
+        ], id={"type": "intensity-row", "key": key}))
+    rows.append(html.Tr(id="ov-yoy-total", children=[
+        html.Td(t("yoy_tce", lang)),
+        html.Td(f"{yoy[0] * 100:+.1f} %" if not yoy[1] else "", className="num"),
+        html.Td(t(f"yoy_{yoy[1]}", lang) if yoy[1] else t("yoy_like_for_like", lang))]))
+    return html.Table(className="grid", id="ov-intensities", children=[html.Tbody(rows)])
 
 
-def trend_figures(months: pd.DataFrame, table: pd.DataFrame, lang: str) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """The monthly trend by energy type and the splits by energy type and category (kgce)."""
-    trend = months.groupby(["period_start", "energy"], as_index=False)["kgce"].sum()
-    trend = trend[trend["kgce"] > 0]
-    trend["energy_name"] = trend["energy"].map(lambda e: t(f"en_{e}", lang))
-    trend["month"] = pd.DatetimeIndex(trend["period_start"]).tz_localize(None)
-    fig_trend = px.bar(trend, x="month", y="kgce", color="energy_name", title=t("trend_month", lang),
-                       labels={"kgce": "kgce", "month": "", "energy_name": ""}, template="plotly_white")
-    fig_trend.update_xaxes(dtick="M1", tickformat="%Y-%m")
-    split_e = trend.groupby("energy_name", as_index=False)["kgce"].sum()
-    fig_split_e = px.pie(split_e, names="energy_name", values="kgce", hole=0.4,
-                         title=f"{t('split_energy', lang)} (kgce)")
-    by_cat = table.groupby("category", as_index=False)["kgce"].sum()
-    by_cat["name"] = by_cat["category"].map(lambda c: t(f"cat_{c}", lang))
-    fig_split_c = px.pie(by_cat, names="name", values="kgce", hole=0.4,
-                         title=f"{t('split_category', lang)} (kgce)")
-    return fig_trend, fig_split_e, fig_split_c
-
-
-def gauge(title: str, actual: float, target: float | None, projected: float | None, unit: str, lang: str) -> go.Figure:
+def gauge(title: str, actual: float, target: float | None, projected: float | None, u: str, lang: str,
+          wall: bool = False) -> go.Figure:
     """Year-to-date value on a dial up to the annual target (red mark); the light band
     reaches the year-end projection, which the subtitle states with its share of the
-    target."""
+    target. Numbers in the language's style (the dial in 万 or 亿 in Chinese)."""
     top = max(x for x in (actual, target or 0, projected or 0, 1e-9) if x is not None and not np.isnan(x)) * 1.15
     over = bool(target and projected and projected > target)
+    scale, prefix = (1.0, "")
+    if norm_lang(lang) == "zh" and actual >= 1e4:
+        scale, prefix = (1e8, "亿") if actual >= 1e8 else (1e4, "万")
+    ticks = np.linspace(0, top, 5)
     ind = go.Indicator(
-        mode="gauge+number", value=actual,
-        number={"suffix": f" {unit}", "valueformat": ",.1f"},
-        title={"text": f"{title}<br><span style='font-size:0.7em;color:{'#e03131' if over else '#495057'}'>"
-                       f"{gauge_subtitle(target, projected, lang)}</span>"},
-        gauge={"axis": {"range": [0, top]},
+        mode="gauge+number", value=actual / scale,
+        number={"suffix": f" {prefix}{unit(u, lang)}", "font": {"size": 40 if wall else 30},
+                "valueformat": ",.2f" if scale > 1 else (",.0f" if actual >= 100 else ",.1f")},
+        title={"text": f"{title}<br><span style='font-size:0.75em;color:{'#e03131' if over else '#495057'}'>"
+                       f"{gauge_subtitle(target, projected, u, lang)}</span>", "font": {"size": 20 if wall else 16}},
+        gauge={"axis": {"range": [0, top / scale], "tickmode": "array", "tickvals": (ticks / scale).tolist(),
+                        "ticktext": [compact(x, lang, 2) for x in ticks]},
                "bar": {"color": "#1c7ed6"},
-               "steps": ([{"range": [0, projected], "color": "#ffe3e3" if over else "#e7f5ff"}] if projected else []),
-               "threshold": {"line": {"color": "#e03131", "width": 4}, "value": target} if target else None},
+               "steps": ([{"range": [0, projected / scale], "color": "#ffe3e3" if over else "#e7f5ff"}]
+                         if projected else []),
+               "threshold": {"line": {"color": "#e03131", "width": 4}, "value": target / scale} if target else None},
     )
     fig = go.Figure(ind)
-    fig.update_layout(height=280, margin={"l": 30, "r": 30, "t": 80, "b": 10})
+    fig.update_layout(height=300 if wall else 280, margin={"l": 30, "r": 30, "t": 90, "b": 10},
+                      separators=".,", template=TEMPLATE,
+                      **({"paper_bgcolor": "rgba(0,0,0,0)", "font": {"color": "#e9ecef"}} if wall else {}))
     return fig
 
 
-def gauge_subtitle(target: float | None, projected: float | None, lang: str) -> str:
+def gauge_subtitle(target: float | None, projected: float | None, u: str, lang: str) -> str:
     """The projection and its share of the target (or that there is no target)."""
+    proj = f"{t('projection', lang)}: {compact(projected, lang)} {unit(u, lang)}" if projected is not None else ""
     if projected is not None and target:
-        share = projected / target * 100
-        return f"{t('projection', lang)}: {fmt(projected, 1)} " + (f"（目标的 {share:.0f}%）" if lang == "zh" else
-                                                                    f"({share:.0f} % of target)")
+        share = projected / target
+        return proj + (f"（目标 {compact(target, lang)}，{pct(share, lang, 0)}）" if lang == "zh" else
+                       f" ({pct(share, lang, 0)} of the target {compact(target, lang)})")
     if projected is not None:
-        return f"{t('projection', lang)}: {fmt(projected, 1)} · {t('no_target', lang)}"
+        return f"{proj} · {t('no_target', lang)}"
     return t("no_target", lang) if not target else ""
 
 
-def ytd_figure(months: pd.DataFrame, projection: float | None, target: float | None, year: int, lang: str,
-               unit: str = "tce") -> go.Figure:
-    """Cumulative monthly total with a dashed line to the year-end projection."""
+def ytd_figure(c: Context, n: Numbers, year: int, lang: str) -> go.Figure:
+    """Cumulative total (tce) at each month's end (now for the running month), with a
+    dashed line to the year-end projection and the target when the scope has one."""
     fig = go.Figure()
-    if len(months):
-        x = months["month"]
-        y = months["cumulative"]
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=t("ytd", lang)))
-        if projection is not None:
-            fig.add_trace(go.Scatter(x=[x.iloc[-1], pd.Timestamp(year=year + 1, month=1, day=1)],
-                                     y=[y.iloc[-1], projection], mode="lines", line={"dash": "dash"},
-                                     name=t("projection", lang)))
+    by_month = n.months.groupby("month")["tce"].sum().sort_index()
+    end = c.service.year_bounds(year)[1].tz_localize(None)
+    at = np.minimum(pd.DatetimeIndex(by_month.index) + pd.DateOffset(months=1), end)
+    cum = by_month.cumsum().to_numpy(float)
+    values = list(cum)
+    projected, target = n.projected["energy_tce"], limit(n, "energy_tce")
+    if len(cum):
+        fig.add_trace(go.Scatter(x=at, y=cum, mode="lines+markers", name=t("ytd", lang),
+                                 customdata=hover_values(cum, "tce", lang), hovertemplate="%{customdata}"))
+        if projected is not None and n.running_month is not None:
+            fig.add_trace(go.Scatter(x=[at[-1], pd.Timestamp(year=year + 1, month=1, day=1)], y=[cum[-1], projected],
+                                     mode="lines", line={"dash": "dash"}, name=t("projection", lang),
+                                     customdata=hover_values([cum[-1], projected], "tce", lang),
+                                     hovertemplate="%{customdata}"))
+            values.append(projected)
     if target:
-        fig.add_hline(y=target, line={"color": "#e03131"}, annotation_text=t("target", lang))
-    return fig_layout(fig, f"{t('ytd', lang)} ({unit})")
+        fig.add_hline(y=target, line={"color": "#e03131"}, annotation_text=f"{t('target', lang)} {compact(target, lang)}")
+        values.append(target)
+    fig = fig_layout(fig, chart_title(t("ytd", lang), "tce", lang), lang)
+    date_axis(fig, lang, "month")
+    return value_axis(fig, values, lang)
+
+
+def trend_figure(n: Numbers, lang: str) -> go.Figure:
+    """Total energy (tce) per month, stacked by energy type; the running month hatched."""
+    fig = go.Figure()
+    for energy, d in n.months[n.months["tce"] > 0].groupby("energy", sort=False):
+        fig.add_trace(go.Bar(x=d["month"], y=d["tce"], name=t(f"en_{energy}", lang),
+                             marker={"color": ENERGY_COLOURS.get(str(energy)), **partial_style(d["month"],
+                                                                                              n.running_month)},
+                             customdata=hover_values(d["tce"], "tce", lang), hovertemplate="%{customdata}"))
+    if n.running_month is not None and len(n.months):
+        partial_legend(fig, t("partial_period", lang))
+    fig.update_layout(barmode="stack")
+    fig = fig_layout(fig, chart_title(t("monthly_tce", lang), "tce", lang), lang)
+    date_axis(fig, lang, "month")
+    return value_axis(fig, n.months.groupby("month")["tce"].sum().to_numpy(float), lang)
+
+
+def cost_figure(n: Numbers, lang: str) -> go.Figure:
+    """Energy cost (元) per month, stacked by energy type; the running month hatched."""
+    fig = go.Figure()
+    costs = n.costs[n.costs["cost_cny"].notna()] if len(n.costs) else n.costs
+    for energy, d in costs.groupby("energy", sort=False) if len(costs) else []:
+        fig.add_trace(go.Bar(x=d["month"], y=d["cost_cny"], name=t(f"en_{energy}", lang),
+                             marker={"color": ENERGY_COLOURS.get(str(energy)), **partial_style(d["month"],
+                                                                                              n.running_month)},
+                             customdata=hover_values(d["cost_cny"], "CNY", lang), hovertemplate="%{customdata}"))
+    if n.running_month is not None and len(costs):
+        partial_legend(fig, t("partial_period", lang))
+    fig.update_layout(barmode="stack")
+    fig = fig_layout(fig, chart_title(t("cost_chart", lang), "CNY", lang), lang)
+    date_axis(fig, lang, "month")
+    return value_axis(fig, costs.groupby("month")["cost_cny"].sum().to_numpy(float) if len(costs) else [], lang)
+
+
+def cost_note(c: Context, insts: set[str], n: Numbers, lang: str) -> str:
+    """How the cost was priced: bills, else the tariffs of the scope's regions."""
+    regions = sorted({c.registry.institution_by_id[i].region for i in insts if i in c.registry.institution_by_id})
+    tariffs = {e: p for r in regions for e, p in c.registry.tariffs_of(r).items()}
+    listed = "、".join if lang == "zh" else ", ".join
+    text = t("cost_note", lang, tariffs=listed(f"{t(f'en_{e}', lang)} {p:g} 元/{unit_of(e, lang)}" if lang == "zh"
+                                               else f"{t(f'en_{e}', lang)} {p:g} CNY/{unit_of(e, lang)}"
+                                               for e, p in sorted(tariffs.items())) or t("no_tariffs", lang))
+    unpriced = 1 - float(n.costs["priced_share"].mean()) if len(n.costs) else 0.0
+    if unpriced > 0.001:
+        text += " " + t("cost_unpriced", lang, share=pct(unpriced, lang, 0))
+    return text
+
+
+def unit_of(energy: str, lang: str) -> str:
+    """The canonical unit of an energy, typeset (kWh, m³, GJ, kg)."""
+    return unit(models_api.CANONICAL_UNIT.get(energy, ""), lang)
+
+
+def split_figure(frame: pd.DataFrame, key: str, prefix: str, label: str, lang: str) -> go.Figure:
+    """A share of total energy (tce) by energy type or category."""
+    d = frame[frame["tce"] > 0]
+    colours = [ENERGY_COLOURS.get(str(k)) for k in d[key]] if key == "energy" else None
+    fig = go.Figure(go.Pie(labels=[t(f"{prefix}{k}", lang) for k in d[key]], values=d["tce"], hole=0.4, sort=False,
+                           marker={"colors": colours} if colours else None,
+                           customdata=hover_values(d["tce"], "tce", lang),
+                           hovertemplate="%{label}: %{customdata} (%{percent})<extra></extra>"))
+    return fig_layout(fig, chart_title(label, "tce", lang), lang)
+
+
+# -- the xlsx export --------------------------------------------------------------------------
+def export_sheets(c: Context, scope: Scope, year: int, per: period.Period, lang: str) -> list:
+    """What the overview shows, as workbook sheets (title, frame, columns, notes)."""
+    n = numbers(c, scope, year)
+    notes = [f"{scope.name} · {year}", cost_note(c, scope.insts, n, lang) if n is not None else t("no_data", lang)]
+    sheets: list = []
+    if n is not None:
+        totals = pd.DataFrame({
+            "indicator": [key for key, *_ in GAUGES] + [key for key, *_ in INTENSITIES],
+            "label": [t(label, lang) for _k, _c, label, _u in GAUGES] + [t(label, lang) for _k, label, _u in INTENSITIES],
+            "unit": [unit(u, lang) for *_x, u in GAUGES] + [unit(u, lang) for *_x, u in INTENSITIES],
+            "actual": [float(n.agg[col]) for _k, col, _l, _u in GAUGES] + [float(n.agg[k]) for k, _l, _u in INTENSITIES],
+            "target": [limit(n, k) for k, *_ in GAUGES] + [limit(n, k) for k, *_ in INTENSITIES],
+            "projected": [n.projected[k] for k, *_ in GAUGES] + [None] * len(INTENSITIES),
+        })
+        sheets.append(("totals", totals, [("indicator", "指标"), ("label", t("indicator", lang)), ("unit", "unit"),
+                                          ("actual", t("actual", lang)), ("target", t("target", lang)),
+                                          ("projected", t("projection", lang))], notes))
+        months = n.months.assign(month=[month_label(m, lang) for m in n.months["month"]],
+                                 energy=[t(f"en_{e}", lang) for e in n.months["energy"]])
+        sheets.append(("monthly", months, [("month", t("month", lang)), ("energy", t("split_energy", lang)),
+                                           ("tce", chart_title(t("energy_tce_chart", lang), "tce", lang))],
+                   notes[:1]))
+        if len(n.costs):
+            costs = n.costs.assign(month=[month_label(m, lang) for m in n.costs["month"]],
+                                   energy=[t(f"en_{e}", lang) for e in n.costs["energy"]])
+            sheets.append(("cost", costs, [("month", t("month", lang)), ("energy", t("split_energy", lang)),
+                                           ("cost_cny", chart_title(t("cost", lang), "CNY", lang)),
+                                           ("priced_share", "priced_share")], notes))
+        cats = n.categories.assign(category=[t(f"cat_{k}", lang) for k in n.categories["category"]])
+        sheets.append(("categories", cats, [("category", t("category", lang)), ("tce", "tce")], notes[:1]))
+    table, chart = period.frames(c, scope.insts, per)
+    table = table.assign(unit=[unit(u, lang) for u in table["unit"]])
+    sheets.append(("period", table, [("indicator", t("indicator", lang)), ("unit", "unit"),
+                                     ("this_period", t("this_period", lang)), ("last_year", t("last_year_period", lang)),
+                                     ("change", t("change", lang))],
+                   [f"{t('this_period', lang)}: {per.label()}", f"{t('last_year_period', lang)}: "
+                                                                 f"{per.year_before().label()}"]))
+    sheets.append(("period_series", chart.assign(period_start=chart["period_start"].dt.strftime("%Y-%m-%d")),
+                   [("period_start", t("date", lang)), ("tce", f"{t('this_period', lang)} (tce)"),
+                    ("tce_last_year", f"{t('last_year_period', lang)} (tce)")], []))
+    return sheets
 
 
 PAGE = Page("/", "nav_overview", render, register)

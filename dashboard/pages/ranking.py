@@ -1,5 +1,7 @@
-"""Rankings `/ranking`: institutions ranked within their peer group by an intensity,
-filtered, searched, sorted and paged on the server (`dashboard.ranking`), with the
+"""Rankings page `/ranking`: institutions ranked within their peer group.
+
+Rankings `/ranking`: institutions ranked within their peer group by an intensity,
+filtered, searched, sorted and paged on the server (`quotas.ranking`), with the
 quota level as the row colour and a CSV export of the filtered list."""
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from core.access import Forbidden, region_ids
 from core.registry import Registry
 from core.users import User
 from core.vocab import CATEGORIES
-from dashboard import inputs
+from dashboard import inputs, integrations
 from dashboard.context import Context, Page
 from dashboard.data import INDICATORS
 from dashboard.i18n import norm_lang, t
-from dashboard.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, user_query
-from dashboard.widgets import KEEP, LEVEL_COLOURS, year_picker
+from dashboard.widgets import KEEP, LEVEL_COLOURS, export_button, year_picker
+from quotas.ranking import DEFAULT_INDICATOR, PAGE_SIZE, RankedPages, ranked, user_query
 
 
 def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
@@ -36,6 +38,14 @@ def render(c: Context, user: User, lang: str, _rest: str | None) -> html.Div:
     ])
 
 
+def filters(region: Any, category: Any, year: Any, indicator: Any, search: Any, sort_by: Any) -> tuple:
+    """The ranking's filter values, type-checked (`dashboard.inputs`); the indicator
+    defaults to DEFAULT_INDICATOR."""
+    region, category, indicator, search = (inputs.text(v) for v in (region, category, indicator, search))
+    return (region, category, inputs.integer(year, lo=1, hi=9999), indicator or DEFAULT_INDICATOR, search,
+            inputs.sort_by(sort_by))
+
+
 def register(app: dash.Dash, c: Context) -> None:
     pages = RankedPages(c.service.ranking_table)
 
@@ -44,11 +54,9 @@ def register(app: dash.Dash, c: Context) -> None:
                          sort_by: list | None, lang: str | None, trigger: Any = None) -> tuple:
         """The table's outputs for these inputs (what the callback returns)."""
         lang = norm_lang(lang)
-        region, category, indicator, search = (inputs.text(v) for v in (region, category, indicator, search))
-        year = inputs.integer(year, lo=1, hi=9999)
+        region, category, year, indicator, search, sort_by = filters(region, category, year, indicator, search,
+                                                                     sort_by)
         page, page_size = inputs.integer(page, lo=0), inputs.integer(page_size, lo=1, hi=inputs.MAX_PAGE_SIZE)
-        sort_by = inputs.sort_by(sort_by)
-        indicator = indicator or DEFAULT_INDICATOR
         if user is None:
             raise PreventUpdate
         if trigger not in (None, "rank-table"):
@@ -80,6 +88,33 @@ def register(app: dash.Dash, c: Context) -> None:
         return ranking_callback(c.current_user(), region, category, year, indicator, search, page, page_size,
                                 sort_by, lang, ctx.triggered_id if ctx else None)
 
+    @app.callback(Output("rank-xlsx-file", "data"), Input("rank-xlsx-button", "n_clicks"),
+                  State("rank-region", "value"), State("rank-category", "value"), State("rank-year", "value"),
+                  State("rank-indicator", "value"), State("rank-search", "value"), State("rank-table", "sort_by"),
+                  State("lang", "data"), prevent_initial_call=True)
+    def ranking_xlsx(clicks: int | None, region: str | None, category: str | None, year: int | None,
+                     indicator: str | None, search: str | None, sort_by: list | None, lang: str | None) -> Any:
+        """The filtered, sorted ranking (every page) as a workbook."""
+        lang = norm_lang(lang)
+        region, category, year, indicator, search, sort_by = filters(region, category, year, indicator, search,
+                                                                     sort_by)
+        user = c.current_user()
+        if not inputs.integer(clicks, lo=0) or user is None:
+            raise PreventUpdate
+        try:
+            q, year_i = user_query(user, c.registry, year, region, category, indicator, search or "", sort_by, 0,
+                                   10**9, c.service.current_year())
+        except (Forbidden, ValueError):
+            raise PreventUpdate from None
+        rows = ranked(c.service.ranking_table(year_i), q)
+        frame = rows.assign(region_name=rows["region"].map(c.region_name),
+                            category_name=[t(f"cat_{x}", lang) for x in rows["category"]],
+                            level_name=[t(f"lvl_{x}", lang) for x in rows["level"]],
+                            estimated_share=rows["estimated_share"] * 100)
+        cols = [(col["id"], col["name"]) for col in ranking_columns(lang, indicator)]
+        data = integrations.frames_xlsx([("ranking", frame, cols, [f"{year_i} · {t(f'ind_{indicator}', lang)}"])])
+        return dcc.send_bytes(data, f"ranking-{year_i}-{indicator}.xlsx")
+
     app.ranking_callback = ranking_callback  # the benchmark times this without HTTP
     app.ranked_cache = pages.cache
 
@@ -99,6 +134,7 @@ def ranking_controls(lang: str, regions: list[tuple[str, str]], categories: list
         html.Label([t("search_name", lang), dcc.Input(id="rank-search", **KEEP, type="search", debounce=True,
                                                       placeholder=t("search_name", lang))]),
         html.A(t("export_csv", lang), id="rank-export", href="/download/ranking.csv", className="button"),
+        export_button("rank-xlsx", lang),
     ])
 
 
@@ -112,6 +148,7 @@ def ranking_columns(lang: str, indicator: str) -> list[dict]:
         {"name": t("category", lang), "id": "category_name"},
         {"name": t(f"ind_{indicator}", lang), "id": "value", "type": "numeric"},
         {"name": t("col_yoy", lang), "id": "yoy", "type": "numeric"},
+        {"name": t("col_yoy_note", lang), "id": "yoy_note"},
         {"name": t("col_level", lang), "id": "level_name"},
         {"name": t("col_estimated", lang), "id": "estimated_share", "type": "numeric"},
     ]
@@ -143,6 +180,7 @@ def ranking_rows(page: pd.DataFrame, registry: Registry, lang: str) -> list[dict
         "category_name": t(f"cat_{r.category}", lang),
         "value": None if np.isnan(r.value) else round(float(r.value), 2),
         "yoy": None if np.isnan(r.yoy) else round(float(r.yoy), 1),
+        "yoy_note": t(f"yoy_{r.yoy_reason}", lang) if r.yoy_reason else "",
         "level": r.level, "level_name": t(f"lvl_{r.level}", lang),
         "estimated_share": None if np.isnan(r.estimated_share) else round(float(r.estimated_share) * 100, 1),
     } for r in page.itertuples(index=False)]  # one page: at most page_size rows

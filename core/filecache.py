@@ -1,4 +1,4 @@
-"""The dashboard's one helper for "reload this file when it changed".
+"""The one helper for "reload this file when it changed" (dashboard, API, users and tokens).
 
 `FileCache.get(key, stamp, compute)` returns what `compute()` returned the last time
 `key` was asked for with the same `stamp` (modification times, content hashes: any
@@ -52,3 +52,16 @@ class FileCache:
         with self._lock:
             self._entries[key] = (stamp, value)
         return value
+
+
+class WatchedFile:
+    """One file's parsed content (`load(path)`), re-read when its modification time changes."""
+
+    def __init__(self, path: str | Path, load: Callable[[Path], Any]):
+        self.path = Path(path)
+        self.load = load
+        self._cache = FileCache()
+
+    def get(self) -> Any:
+        return self._cache.get(self.path, mtime_stamp(self.path), lambda: self.load(self.path))
+

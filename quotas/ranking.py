@@ -1,8 +1,8 @@
 """The rankings query: filter, rank within peer groups, sort and page on the server.
 
 `user_query` turns what a user asked for into a `RankQuery` limited to what they may
-see (`core.access`); `ranked` / `rank_query` are the whole work of the ranking
-table's callback and of its CSV export. They are vectorised over the year table
+see (`core.access`); `ranked` / `rank_query` are the whole work of the dashboard's
+ranking table, of its CSV export and of the API's `GET /api/v1/rankings`. They are vectorised over the year table
 (31,600 institutions in a province), so only one page of rows ever reaches the
 browser; `RankedPages` keeps the sorted result of recent queries so turning pages is a
 slice.
@@ -28,7 +28,7 @@ from cachetools import LRUCache
 from core.access import Principal, peer_regions, visible_filter
 from core.registry import Registry
 from core.vocab import CATEGORIES
-from dashboard.data import INDICATORS
+from quotas.tables import INDICATORS
 
 PAGE_SIZE = 25
 RANKED_CACHE = 64  # sorted ranking results kept for paging (each at most a few MB)
@@ -104,6 +104,7 @@ def ranked(table: pd.DataFrame, q: RankQuery) -> pd.DataFrame:
         "category": sub["category"].to_numpy(),
         "value": value.to_numpy(float),
         "yoy": sub[yoy_col].to_numpy(float) if yoy_col in sub else np.full(len(sub), np.nan),
+        "yoy_reason": _yoy_reason(sub, yoy_col),
         "level": sub[level_col].to_numpy() if level_col in sub else np.full(len(sub), "none", dtype=object),
         "estimated_share": sub["estimated_share"].to_numpy(float) if "estimated_share" in sub else np.nan,
     })
@@ -116,6 +117,15 @@ def ranked(table: pd.DataFrame, q: RankQuery) -> pd.DataFrame:
                  | out["institution_id"].str.lower().str.contains(needle, regex=False)).to_numpy()
     out = out.loc[keep]
     return _sort(out, q.sort_by)
+
+
+def _yoy_reason(sub: pd.DataFrame, yoy_col: str) -> np.ndarray:
+    """Why the indicator's year-on-year value is blank ('' where shown): the period's
+    completeness reason of `DataService.ranking_table`, else no_previous."""
+    base = sub["yoy_reason"].to_numpy(object) if "yoy_reason" in sub else np.full(len(sub), "", object)
+    period = np.isin(base, ["current_incomplete", "previous_incomplete"])
+    blank = ~np.isfinite(sub[yoy_col].to_numpy(float)) if yoy_col in sub else np.ones(len(sub), bool)
+    return np.where(period, base, np.where(blank, "no_previous", "")).astype(object)
 
 
 def _sort(frame: pd.DataFrame, sort_by: tuple[tuple[str, str], ...]) -> pd.DataFrame:
