@@ -257,6 +257,8 @@ def main() -> int:
                     warm_up_s.append(site.app.warmup.seconds)
                     seconds, page = timed_login(browser, site.url, path, PAGES[path], lang, cpu=True)
                     ready[lang, path].append(seconds)
+                    print(f"  {lang} {path}: after ready {seconds:.2f} s (warm-up {site.app.warmup.seconds:.1f} s)",
+                          flush=True)
                     warm[lang, path].append(timed_visit(page, site.url, path, PAGES[path]))
                     if path == "/reports" and lang == langs[0]:
                         downloads.append(timed_download(page, site.url))
@@ -270,6 +272,8 @@ def main() -> int:
                     try:
                         seconds, page = timed_login(browser, site.url, path, PAGES[path], lang)
                         column[lang, path].append(seconds)
+                        print(f"  {lang} {path}: {'first request' if warm_up else 'no warm-up'} {seconds:.2f} s",
+                              flush=True)
                         page.context.close()
                     finally:
                         site.close()

@@ -92,14 +92,16 @@ class Assessments:
                       assessed_regions(user, self.c.registry), plan)
 
 
-_BY_DASHBOARD: dict[int, Assessments] = {}
+_LOCK = threading.Lock()
 
 
 def assessments_of(c: Context) -> Assessments:
-    """The one `Assessments` of the dashboard of `c` (the page and the overview's panel share it)."""
-    if id(c) not in _BY_DASHBOARD:
-        _BY_DASHBOARD[id(c)] = Assessments(c)
-    return _BY_DASHBOARD[id(c)]
+    """The one `Assessments` of the dashboard of `c` (the page, the overview's panel and
+    the warm-up share it), kept in `c.shared`."""
+    with _LOCK:
+        if "assessments" not in c.shared:
+            c.shared["assessments"] = Assessments(c)
+        return c.shared["assessments"]
 
 
 def complete_year(c: Context, value: Any) -> int | None:

@@ -37,6 +37,9 @@ class Context:
     data_dir: Path | None
     current_user: Callable[[], User | None]
     region_name: dict[str, str] = field(init=False)
+    # what a module builds once per dashboard on first use (the assessments): it lives and
+    # goes with this context, never in a module-level table that would keep it alive
+    shared: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "region_name", {r.id: r.name for r in self.registry.regions})
