@@ -36,6 +36,10 @@ while it is being built (a download that takes more than 2 s must show progress)
 assessment workbook is a plain link without a spinner: it is timed to show it stays
 within 2 s.
 
+Server CPU (`--cpu-only` for this alone): the first screens' callbacks of `/` and
+`/assessment` called in process, from nothing (no warm-up, the baseline) and after the
+server reports ready.
+
 Data path: the overview's numbers the way the dashboard read them before issue 16
 (three reads of the store: the year's days for the totals, two years of months for the
 targets, the year's months again for the trend) against now (one daily read per year,
@@ -216,6 +220,47 @@ def new_overview_data(site: Site, year: int) -> None:
     svc.monthly_energy(year)
 
 
+def server_cpu(base: Path, now: pd.Timestamp, repeat: int) -> None:
+    """The server's CPU seconds (this thread's) for the first screen's callbacks of `/`
+    (the overview and its period view) and `/assessment`, called in process for the
+    administrator: with no warm-up (the baseline: the same work from nothing, on a fresh
+    server) and after the server reports ready. CPU time is what the other programs on
+    a shared machine disturb least."""
+    from core.users import User
+    from dashboard import period
+    from dashboard.assessments import assessments_of, complete_years
+    from dashboard.pages import assessment, overview
+
+    admin = User("admin", "admin", None)
+
+    def work(c, path: str) -> float:
+        t = time.thread_time()
+        if path == "/":
+            scope = overview.scope_of(c, admin, "hebei", "zh")
+            overview.content(c, scope, c.service.current_year(), "zh")
+            period.view(c, scope.insts, period.parse(c, None, None), True, "zh", "ov")
+        else:
+            assessment.content(c, admin, assessments_of(c).for_user(admin, complete_years(c)[0]), False, "zh")
+        return time.thread_time() - t
+
+    out: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(repeat):
+        for path in ("/", "/assessment"):
+            for ready in (False, True):
+                site = Site(base, now, warm_up=ready)
+                try:
+                    if ready:
+                        site.app.warmup.wait()
+                    out.setdefault((path, ready), []).append(work(site.app.warmup.c, path))
+                finally:
+                    site.close()
+    print(f"\nserver CPU of the first screen's callbacks, in process, median (min..max) of {repeat}:")
+    for path in ("/", "/assessment"):
+        bare, ready = out[path, False], out[path, True]
+        print(f"  {path:<12} no warm-up {spread(bare)}   after ready {spread(ready)}   "
+              f"ratio {statistics.median(bare) / max(statistics.median(ready), 1e-9):.0f} x")
+
+
 def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):6.2f} s  ({min(xs):.2f}..{max(xs):.2f})"
 
@@ -226,12 +271,16 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pages", default=",".join(PAGES), help="comma-separated paths of PAGES")
     ap.add_argument("--langs", default="zh", help="comma-separated languages: zh, en")
+    ap.add_argument("--cpu-only", action="store_true", help="only the server CPU of the first screens (no browser)")
     args = ap.parse_args()
     base = Path(args.dir) if args.dir else Path(tempfile.gettempdir()) / "civicwatt-bench-pages"
     base.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     now = build_world(base)
     print(f"world: {base} (history to {now}; ready in {time.perf_counter() - t0:.0f} s)")
+    if args.cpu_only:
+        server_cpu(base, now, args.repeat)
+        return 0
     from playwright.sync_api import sync_playwright
 
     pages = [p for p in args.pages.split(",") if p in PAGES]
@@ -316,6 +365,7 @@ def main() -> int:
     if link_downloads:
         print(f"assessment workbook (a link, no spinner): {spread(link_downloads)}; within {BUDGET_S:.0f} s: "
               f"{'yes' if max(link_downloads) <= BUDGET_S else 'NO'}")
+    server_cpu(base, now, args.repeat)
     print(f"\noverview data, cold, in process: before (3 reads) {spread(data_old)}, now (1 daily read a year) "
           f"{spread(data_new)}, ratio {statistics.median(data_old) / statistics.median(data_new):.1f} x")
     return 0
