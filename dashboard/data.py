@@ -272,6 +272,8 @@ class DataService(YearTables):
 
 def _within(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, ids: frozenset[str] | None) -> np.ndarray:
     """Rows of a daily frame (period_start, institution_id) in [start, end) and `ids`."""
+    if not len(frame):  # an empty frame's period_start may carry no time zone
+        return np.zeros(0, dtype=bool)
     t = pd.DatetimeIndex(frame["period_start"])
     keep = np.asarray((t >= start) & (t < end))
     if ids is not None:
