@@ -186,6 +186,11 @@ class Registry(_Strict):
         return {i.id: i for i in self.institutions}
 
     @cached_property
+    def source_by_id(self) -> dict[str, str | None]:
+        """Institution id -> the lower-level instance that reports it (纵向直报), None for our own."""
+        return {i.id: i.source for i in self.institutions}
+
+    @cached_property
     def meter_by_id(self) -> dict[str, Meter]:
         return {m.id: m for m in self.meters}
 
@@ -473,10 +478,13 @@ def with_reported(registry: Registry, reported: Iterable[tuple[str, Mapping[str,
     """`registry` with the institutions lower-level instances reported (instance,
     `reported_entry`), each marked `source` = its instance, and the regions they name
     that the registry lacks (a known region id is kept as it is). An institution whose
-    id is one of our own is left out (ours win)."""
+    id is one of our own is left out (ours win); one reported before is replaced by its
+    new entry (a lower level corrected its area or people). `registry` itself when
+    nothing changes."""
     regions = list(registry.regions)
     known = {r.id for r in regions}
-    own = set(registry.institution_by_id)
+    own = {i.id for i in registry.institutions if i.source is None}
+    kept = {i.id: i for i in registry.institutions}
     added = []
     for instance, info in reported:
         if info["id"] in own:
@@ -486,14 +494,16 @@ def with_reported(registry: Registry, reported: Iterable[tuple[str, Mapping[str,
                 parent = r.get("parent") if r.get("parent") in known else None
                 regions.append(Region(id=r["id"], name=r["name"], parent=parent))
                 known.add(r["id"])
-        added.append(Institution(**{k: info[k] for k in ("id", "name", "region", "category", "floor_area_m2",
-                                                          "heated_area_m2", "occupants")},
-                                 department=info.get("department"), source=instance))
-        own.add(info["id"])
-    if not added:
+        inst = Institution(**{k: info[k] for k in ("id", "name", "region", "category", "floor_area_m2",
+                                                   "heated_area_m2", "occupants")},
+                           department=info.get("department"), source=instance)
+        if kept.get(inst.id) != inst:
+            kept[inst.id] = inst
+            added.append(inst)
+    if not added and len(regions) == len(registry.regions):
         return registry
     fields = {name: getattr(registry, name) for name in Registry.model_fields}  # a new object: no stale caches
-    return Registry(**{**fields, "regions": tuple(regions), "institutions": (*registry.institutions, *added)})
+    return Registry(**{**fields, "regions": tuple(regions), "institutions": tuple(kept.values())})
 
 
 def load_registry(path: str | Path) -> Registry:

@@ -101,9 +101,30 @@ class YearTables:
     def __post_init__(self) -> None:
         # year tables of the last few years and both bases, each for cache_ttl_s
         self._cache: TTLCache = TTLCache(maxsize=YEAR_TABLES_KEPT, ttl=self.cache_ttl_s, timer=time.monotonic)
-        self.tz = self.registry.timezone
+        self._generation = 0  # bumped by `invalidate`: tables computed before are never served again
         self.factors = models_api.load_factors()
         self._computing: dict[tuple, threading.Lock] = {}  # keys being computed (single flight)
+        self._derive()
+
+    def _derive(self) -> None:
+        """What is kept from the registry (subclasses add theirs); called again by `use_registry`."""
+        self.tz = self.registry.timezone
+
+    def use_registry(self, registry: Registry) -> None:
+        """Serve `registry` from now on (the running server's one registry: `serve` swaps in
+        the one with institutions a lower level has just reported): what is derived from
+        it is derived again and every cached table dropped."""
+        with self._lock:
+            self.registry = registry
+            self._derive()
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Drop every cached table (the store's figures changed, e.g. a month reported from
+        below): the next request computes afresh; one being computed now is not kept."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
 
     @property
     def basis(self) -> str:
@@ -124,11 +145,13 @@ class YearTables:
         with gate:
             with self._lock:
                 hit = self._cache.get(key, _MISSING)
+                generation = self._generation
             if hit is not _MISSING:
                 return hit
             value = compute()
             with self._lock:
-                self._cache[key] = value
+                if generation == self._generation:  # not invalidated meanwhile
+                    self._cache[key] = value
                 self._computing.pop(key, None)
             return value
 

@@ -124,6 +124,17 @@ def test_pushed_while_down_arrive_exactly_once_and_ledgers_agree(two_levels):
             rows = Outbox(outbox_dir).list_deliveries()
             return all(r["status"] == "sent" for r in rows) and len(rows) == len(CITY) * len(MONTHS)
         wait_for(all_sent, what="every month delivered after the province started")
+        # the running province (started before anything arrived) ranks and lists them at once, marked
+        headers = {"Authorization": f"Bearer {w['token']}"}
+        base = f"http://127.0.0.1:{w['port']}/api/v1"
+        live_ind = {r["institution_id"]: r for r in httpx.get(
+            f"{base}/indicators", params={"year": 2024}, headers=headers, timeout=60).json()["rows"]}
+        live_rank = {r["institution_id"]: r for r in httpx.get(
+            f"{base}/rankings", params={"year": 2024, "indicator": "kgce_per_m2"}, headers=headers,
+            timeout=60).json()["rows"]}
+        assert set(CITY) <= set(live_ind) and set(CITY) <= set(live_rank), (live_ind.keys(), live_rank.keys())
+        assert {live_ind[i]["source"] for i in CITY} == {live_rank[i]["source"] for i in CITY} == {"sjz-city"}
+        assert live_ind["P1"]["source"] is None
         province.stop()
         province = serve(w["prov"], w["prov_reg"], w["prov_store"], w["port"], w["env"])  # the province restarts
         time.sleep(3)  # several more passes of the city's job
@@ -136,8 +147,6 @@ def test_pushed_while_down_arrive_exactly_once_and_ledgers_agree(two_levels):
         assert (receipts["instance"] == "sjz-city").all() and receipts["idempotency_key"].notna().all()
 
         # the province shows them, marked with their source instance, through its API
-        headers = {"Authorization": f"Bearer {w['token']}"}
-        base = f"http://127.0.0.1:{w['port']}/api/v1"
         got = {r["id"]: r for r in httpx.get(f"{base}/institutions", headers=headers, timeout=30).json()["rows"]}
         assert set(CITY) <= set(got) and "P1" in got
         assert got["G1"]["source"] == "sjz-city" and got["P1"]["source"] is None and got["G1"]["region"] == "sjz"
@@ -175,6 +184,10 @@ def test_pushed_while_down_arrive_exactly_once_and_ledgers_agree(two_levels):
             assert list(b[col]) == list(a[col]), col
     sa = city_sum.set_index("institution_id").loc[CITY]
     sb = prov_sum.set_index("institution_id").loc[CITY]
+    # what the running province answered before its restart is the city's own figures
+    for col in ("kgce", "tce", "t_co2", "kgce_per_m2", "kgce_per_person", "water_m3_per_person"):
+        assert [live_ind[i][col] for i in CITY] == pytest.approx(sa[col].to_numpy(float), rel=1e-9), col
+    assert [live_rank[i]["value"] for i in CITY] == pytest.approx(sa["kgce_per_m2"].to_numpy(float), rel=1e-9)
     # (not the heating split: a heating gas meter below arrives as a gas bill, README "Upward reporting")
     for col in ("tce", "t_co2", "t_co2_scope1", "t_co2_scope2", "kgce_per_m2", "kgce_per_person",
                 "water_m3_per_person", "kgco2_per_m2", "floor_area_m2", "heated_area_m2", "occupants",
@@ -306,3 +319,19 @@ def test_the_runtime_runs_the_push_job(tmp_path, monkeypatch):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_reported_institutions_join_replace_and_never_shadow_our_own(tmp_path):
+    from core.registry import with_reported
+
+    registry = load_registry(_write(tmp_path / "civicwatt.yaml", PROVINCE_REGISTRY))
+    entry = push_body()["institution"]
+    once = with_reported(registry, [("county", entry)])
+    assert once.institution_by_id["X1"].source == "county" and once.source_by_id["P1"] is None
+    assert once.region_by_id["xian"].parent == "hebei"
+    assert with_reported(once, [("county", entry)]) is once  # nothing new: the same registry (no cache dropped)
+    corrected = with_reported(once, [("county", {**entry, "floor_area_m2": 1200.0})])
+    assert corrected.institution_by_id["X1"].floor_area_m2 == 1200.0
+    assert [i.id for i in corrected.institutions] == ["P1", "X1"]  # replaced, not added
+    ours = with_reported(once, [("county", {**entry, "id": "P1", "floor_area_m2": 5.0})])
+    assert ours is once and ours.institution_by_id["P1"].floor_area_m2 == 1000

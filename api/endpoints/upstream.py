@@ -6,7 +6,7 @@ month and its figures per energy in canonical units, and the digest of that cont
 upper level stores the figures as bills of the whole month (so they feed every indicator,
 ranking and statistics table as bills do), records the institution marked with its source
 instance (`storage.upstream.UpstreamBook`; `core.registry.with_reported` adds it to the
-registry) and a receipt per (instance, institution, month, digest): the same content
+registry of the running server at once, `quotas.tables.YearTables.use_registry`) and a receipt per (instance, institution, month, digest): the same content
 pushed again (a retry, a restart on either side) is answered `duplicate` and not stored
 twice. Changes are in the audit trail (source `api`, who `upstream:INSTANCE`).
 
@@ -150,7 +150,12 @@ def register(api: Api) -> None:
                 submissions.set_status(inst.id, body.month, "approved", f"upstream:{body.instance}")
         finally:
             submissions.close()
-        api.ctx.registry = with_reported(api.ctx.registry, [(body.instance, inst.model_dump())])
+        tables = api.ctx.tables  # the server's one registry and its cached tables (dashboard and API)
+        registry = with_reported(tables.registry, [(body.instance, inst.model_dump())])
+        if registry is not tables.registry:
+            tables.use_registry(registry)  # a new or corrected institution: in every table at once
+        else:
+            tables.invalidate()  # new figures
         return {"status": "stored", "bills": len(bills)}
 
     @api.route("/upstream/<institution_id>/<month>/return", "POST", body=ReturnBody, response=Returned,
