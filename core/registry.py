@@ -158,8 +158,8 @@ class SubmissionSettings(_Strict):
     month) and the days of that month on which reminders go to those not yet submitted
     (overdue ones are reported to their region managers from the day after the deadline)."""
 
-    deadline_day: DayOfMonth = 15
-    reminder_days: tuple[DayOfMonth, ...] = (10, 14)
+    deadline_day: DayOfMonth = 15  # domain.md §1: last month's figures by the 15th of the next month
+    reminder_days: tuple[DayOfMonth, ...] = (10, 14)  # the issue's defaults: the 10th and the 14th
 
 
 class Registry(_Strict):
