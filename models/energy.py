@@ -31,6 +31,7 @@ import pandas as pd
 from core import localtime
 from core.vocab import CANONICAL_UNIT, GREEN_POWER, UNIT_SCALE
 from models.factors import FactorSet
+from models.indicators import DEFAULT_SEASON, heating_seasons, season_mask
 from storage.rollup import FREQS
 
 USE_COLUMNS = ["institution_id", "meter_id", "energy", "subitem", "heating", "is_main", "period_start",
@@ -70,11 +71,20 @@ def to_canonical(quantity: np.ndarray | pd.Series, energy: np.ndarray | pd.Serie
 
 
 def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | None = None,
-                end: pd.Timestamp | None = None, factors: FactorSet | None = None) -> pd.DataFrame:
+                end: pd.Timestamp | None = None, factors: FactorSet | None = None,
+                seasons: pd.DataFrame | None = None) -> pd.DataFrame:
     """Bills (institution_id, energy, period_start, period_end inclusive dates, quantity,
     unit) as a use frame: each bill's quantity spread evenly over its days, converted to
     the canonical unit and re-bucketed into `freq` periods; only periods starting in
-    [start, end) (local) are kept."""
+    [start, end) (local) are kept. Purchased heat is heating energy (`heating` True).
+
+    `seasons` (institution_id, heating_start, heating_end: `models.indicators.heating_seasons`)
+    honours a bill's `heating_quantity` (the part of its quantity that is heating-season use
+    of heating equipment, e.g. a heating gas meter's, reported from below): that part is a
+    heating row spread over the bill's days inside the institution's heating season (all
+    its days when none is), the rest a non-heating row over all its days, so the heating
+    split of the bill is exact at daily resolution. Without `seasons`, or where
+    `heating_quantity` is NaN, the rule for bills holds."""
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
     if bills.empty:
@@ -94,8 +104,30 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
     offs = np.arange(ndays.sum()) - np.repeat(np.cumsum(ndays) - ndays, ndays)
     day = d0[rows] + offs.astype("timedelta64[D]")
     per_day = (qty / ndays)[rows]
+    heating = (b["energy"] == "heat").to_numpy(bool)[rows]
+    given = (pd.to_numeric(b["heating_quantity"], errors="coerce").to_numpy(float)
+             if seasons is not None and "heating_quantity" in b else np.full(len(b), np.nan))
+    split = ~np.isnan(given)
+    if split.any():
+        hq = np.where(split, to_canonical(np.nan_to_num(given), b["energy"], b["unit"], factors), 0.0)
+        s = seasons.set_index("institution_id").reindex(b["institution_id"].astype(str).to_numpy(object))
+        pairs = (s["heating_start"].fillna(DEFAULT_SEASON[0]) + "|" + s["heating_end"].fillna(DEFAULT_SEASON[1]))
+        pair = pairs.to_numpy(object)[rows]
+        inside = np.zeros(len(rows))
+        days = pd.DatetimeIndex(day.astype("datetime64[s]"))
+        for p in np.unique(pair[split[rows]]):  # one per distinct season (few)
+            hit = pair == p
+            inside[hit] = season_mask(days[hit], *p.split("|"))
+        n_in = np.bincount(rows, weights=inside, minlength=len(b))[rows]
+        share = np.where(n_in > 0, inside / np.maximum(n_in, 1), 1.0 / ndays[rows])
+        on = split[rows]
+        heat_part = (hq[rows] * share)[on]  # the heating part, over the in-season days
+        per_day = np.where(on, (qty - hq)[rows] / ndays[rows], per_day)  # the non-heating rest, over every day
+        rows, day = np.concatenate([rows, rows[on]]), np.concatenate([day, day[on]])
+        per_day = np.concatenate([per_day, heat_part])
+        heating = np.concatenate([heating & ~on, np.ones(len(heat_part), bool)])
     if freq == "hour":
-        rows = np.repeat(rows, 24)
+        rows, heating = np.repeat(rows, 24), np.repeat(heating, 24)
         per_day = np.repeat(per_day / 24.0, 24)
         local = pd.DatetimeIndex(np.repeat(day, 24).astype("datetime64[s]")
                                  + np.tile(np.arange(24) * 3600, len(day)).astype("timedelta64[s]"))
@@ -105,6 +137,7 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
     df = pd.DataFrame({
         "institution_id": b["institution_id"].astype(str).to_numpy(object)[rows],
         "energy": energy,
+        "heating": heating,
         "period_start": localtime.first_instant(local, tz),  # a skipped hour's share joins the next
         "quantity": per_day,
     })
@@ -112,10 +145,10 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
         df = df[df["period_start"] >= localtime.local_floor_one(start, freq, tz)]
     if end is not None:
         df = df[df["period_start"] < localtime.first_instant_of(end, tz)]
-    g = df.groupby(["institution_id", "energy", "period_start"], as_index=False, sort=True)["quantity"].sum()
+    g = df.groupby(["institution_id", "energy", "period_start", "heating"], as_index=False, sort=True)["quantity"].sum()
     return pd.DataFrame({
         "institution_id": g["institution_id"], "meter_id": None, "energy": g["energy"], "subitem": "total",
-        "heating": (g["energy"] == "heat").to_numpy(bool), "is_main": True, "period_start": g["period_start"],
+        "heating": g["heating"].to_numpy(bool), "is_main": True, "period_start": g["period_start"],
         "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(CANONICAL_UNIT), "estimated_share": 0.0,
         "source": "bill",
     })[USE_COLUMNS]
@@ -205,7 +238,8 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
     bills = _bills(store, registry, institution_ids)
     bills = bills[bills["energy"] != GREEN_POWER] if len(bills) else bills  # a purchase, not use
-    bill_rows = split_bills(bills, freq, registry.timezone, start, end, factors) if len(bills) else empty_use()
+    bill_rows = (split_bills(bills, freq, registry.timezone, start, end, factors, seasons=heating_seasons(registry))
+                 if len(bills) else empty_use())
     out = combine_use(rows, bill_rows, meters)
     ex_ids = set(meters.loc[excluded, "meter_id"])
     sub_ids = set(meters.loc[deduct, "meter_id"])

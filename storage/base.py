@@ -65,7 +65,10 @@ from storage import rollup
 SAMPLE_COLUMNS = ["meter_id", "time", "value", "quality"]
 EVENT_COLUMNS = ["meter_id", "time", "kind", "old_index", "new_index"]
 EVENT_KINDS = ("replacement", "rollover", "reset")
-BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
+# heating_quantity: of `quantity`, the heating-season use of heating equipment (counted as heating
+# energy, `models.energy.split_bills`); NaN (most bills): the rule for bills (purchased heat is heating).
+BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny",
+                "heating_quantity"]
 WRITE_CHUNK = 500_000  # samples per chunk of a write or import (and per progress step): bounds memory
 MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
@@ -647,8 +650,8 @@ def normalize_bills(bills: pd.DataFrame) -> pd.DataFrame:
         "period_end": pd.to_datetime(bills["period_end"]).dt.date.to_numpy(object),
         "quantity": pd.to_numeric(bills["quantity"]).to_numpy(float),
         "unit": bills["unit"].astype(str).to_numpy(object),
-        "cost_cny": pd.to_numeric(bills["cost_cny"], errors="coerce").to_numpy(float)
-        if "cost_cny" in bills else np.full(len(bills), np.nan),
+        **{c: pd.to_numeric(bills[c], errors="coerce").to_numpy(float) if c in bills else np.full(len(bills), np.nan)
+           for c in ("cost_cny", "heating_quantity")},
     })
 
 
@@ -661,10 +664,10 @@ def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
     found = (same["_merge"] == "both").to_numpy()
     q_diff = ~np.isclose(same["quantity"], same["quantity_old"], rtol=0, atol=1e-9)
     u_diff = (same["unit"] != same["unit_old"]).to_numpy()
-    c_new, c_old = same["cost_cny"].to_numpy(float), same["cost_cny_old"].to_numpy(float)
-    c_diff = ~((np.isnan(c_new) & np.isnan(c_old)) | np.isclose(c_new, c_old, rtol=0, atol=1e-9))
-    differs = found & (q_diff | u_diff | c_diff)
-    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", "cost_cny"))
+    c_diff, h_diff = (_differ(same[c].to_numpy(float), same[f"{c}_old"].to_numpy(float))
+                      for c in ("cost_cny", "heating_quantity"))
+    differs = found & (q_diff | u_diff | c_diff | h_diff)
+    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", np.where(c_diff, "cost_cny", "heating_quantity")))
     replaced = same[differs].drop(columns="_merge").assign(differs=what[differs]).reset_index(drop=True)
     new = same.loc[~found, BILL_COLUMNS].reset_index(drop=True)
     pairs = new.reset_index().merge(stored, on=["institution_id", "energy"], suffixes=("", "_s"))
@@ -673,6 +676,11 @@ def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
         columns={"period_start_s": "other_start", "period_end_s": "other_end"})
     return BillImport(new=new, identical=int((found & ~differs).sum()), replaced=replaced,
                       overlaps=overlaps[[*BILL_COLUMNS, "other_start", "other_end"]].reset_index(drop=True))
+
+
+def _differ(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Optional figures (NaN: none) that differ."""
+    return ~((np.isnan(new) & np.isnan(old)) | np.isclose(new, old, rtol=0, atol=1e-9))
 
 
 def bill_key(r) -> tuple:

@@ -61,14 +61,17 @@ def bill_audit_rows(result: BillImport, who: str, source: str, reason: str | Non
                     action: str = "import", at: str | None = None) -> pd.DataFrame:
     """Audit rows (AUDIT_COLUMNS) of an import: per new bill and field with a value, old
     None (`action`); per replaced bill and field that changed, old -> new ('replace')."""
-    olds = ["quantity_old", "unit_old", "cost_cny_old"]
-    new = result.new.assign(quantity_old=np.nan, unit_old=None, cost_cny_old=np.nan, _action=action)
+    olds = ["quantity_old", "unit_old", "cost_cny_old", "heating_quantity_old"]
+    new = result.new.assign(quantity_old=np.nan, unit_old=None, cost_cny_old=np.nan, heating_quantity_old=np.nan,
+                            _action=action)
     both = pd.concat([new, result.replaced.assign(_action="replace")[[*BILL_COLUMNS, *olds, "_action"]]],
                      ignore_index=True)
     parts = []
     for f, old, value in (("quantity", _with_unit(both["quantity_old"], both["unit_old"]),
                            _with_unit(both["quantity"], both["unit"])),
-                          ("cost_cny", _with_unit(both["cost_cny_old"]), _with_unit(both["cost_cny"]))):
+                          ("cost_cny", _with_unit(both["cost_cny_old"]), _with_unit(both["cost_cny"])),
+                          ("heating_quantity", _with_unit(both["heating_quantity_old"], both["unit_old"]),
+                           _with_unit(both["heating_quantity"], both["unit"]))):
         changed = (old != value) & (value.notna() | old.notna())
         part = both[changed.to_numpy(bool)]
         parts.append(pd.DataFrame({

@@ -2,8 +2,9 @@
 
 A lower-level instance pushes one approved month of one institution per request
 (`civicwatt.upstream`): the institution's basic information with its region chain, the
-month and its figures per energy in canonical units, and the digest of that content. The
-upper level stores the figures as bills of the whole month (so they feed every indicator,
+month and its figures per energy in canonical units (with their heating part, optional),
+and the digest of that content. The upper level stores the figures as bills of the whole
+month (the heating part as the bill's `heating_quantity`) (so they feed every indicator,
 ranking and statistics table as bills do), records the institution marked with its source
 instance (`storage.upstream.UpstreamBook`; `core.registry.with_reported` adds it to the
 registry of the running server at once, `quotas.tables.YearTables.use_registry`) and a receipt per (instance, institution, month, digest): the same content
@@ -41,6 +42,10 @@ class Item(pydantic.BaseModel):
     quantity: float = Field(ge=0, le=1e12, allow_inf_nan=False)
     unit: str
     cost_cny: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    heating_quantity: float | None = Field(
+        default=None, ge=0, le=1e12, allow_inf_nan=False,
+        description="of `quantity`, the heating-season use of heating meters and purchased heat (counted as "
+                    "heating energy); absent: the upper level's rule for bills")
 
 
 class RegionRef(pydantic.BaseModel):
@@ -131,13 +136,16 @@ def register(api: Api) -> None:
         for n, item in enumerate(body.items):
             if item.unit != CANONICAL_UNIT[item.energy]:
                 raise problem("unit", f"{item.energy} is reported in {CANONICAL_UNIT[item.energy]}", index=n)
+            if item.heating_quantity is not None and item.heating_quantity > item.quantity * (1 + 1e-9):
+                raise problem("heating_quantity", "is more than the quantity", index=n)
         if b.has_receipt(body.instance, inst.id, body.month, body.digest):
             return {"status": "duplicate", "bills": 0}
         first, last = month_period(body.month)
         bills = pd.DataFrame({"institution_id": inst.id, "energy": [i.energy for i in body.items],
                               "period_start": first, "period_end": last,
                               "quantity": [i.quantity for i in body.items], "unit": [i.unit for i in body.items],
-                              "cost_cny": [i.cost_cny for i in body.items]})
+                              "cost_cny": [i.cost_cny for i in body.items],
+                              "heating_quantity": [i.heating_quantity for i in body.items]})
         submissions = SubmissionBook(api.ctx.data_dir)
         key = req.flask.headers.get("Idempotency-Key")
         try:
