@@ -4,7 +4,7 @@ A lower-level instance with an `upstream.yaml` (`core.schemas.upstream`) pushes,
 month its reviewers approved (`storage.submissions.SubmissionBook`, status approved), the
 institution's basic information (`core.registry.reported_entry`) and the month's figures
 per energy — main meters and bills, in canonical units, by `models.api.energy_use`, the
-figures every indicator uses, with the heating part where there is one — to the upper
+figures every indicator uses, with their heating and estimated parts — to the upper
 level's `POST /api/v1/upstream`.
 
 Delivery is the alert outbox's (`alerts.outbox.Outbox`, its own database in
@@ -41,6 +41,7 @@ from core.schemas.upstream import UpstreamConfig
 from core.vocab import CANONICAL_UNIT
 from models.api import energy_sums, energy_use, institution_context
 from models.factors import FactorSet, load_factors
+from storage.base import BILL_FIGURES
 from storage.submissions import SubmissionBook
 
 log = logging.getLogger("civicwatt.upstream")
@@ -75,9 +76,10 @@ def digest(content: dict[str, Any]) -> str:
 def month_items(store, registry: Registry, months: pd.DataFrame, factors: FactorSet) -> dict[tuple[str, str], list]:
     """The figures of each (institution_id, month) of `months` per energy: quantity in the
     canonical unit (main meters and bills, `energy_use` at daily resolution, one read over
-    the span), `heating_quantity` where some of it is heating energy (the heating-season
-    part of heating meters and purchased heat, exact per day: `energy_sums`), cost from
-    the bills of that month where known."""
+    the span), of which `heating_quantity` where some is heating energy (the heating-season
+    part of heating meters and purchased heat, exact per day) and `estimated_quantity`
+    where some was estimated over meter gaps (both `energy_sums`, as the ledger counts
+    them), cost from the bills of that month where known."""
     if months.empty:
         return {}
     periods = pd.PeriodIndex(months["month"], freq="M")
@@ -89,7 +91,8 @@ def month_items(store, registry: Registry, months: pd.DataFrame, factors: Factor
                       "month": pd.DatetimeIndex(sums["period_start"]).strftime("%Y-%m"),
                       "energy": sums["energy"].astype(str).to_numpy(object),
                       "quantity": sums["quantity"].to_numpy(float),
-                      "heating_quantity": sums["heating_quantity"].to_numpy(float)})
+                      "heating_quantity": sums["heating_quantity"].to_numpy(float),
+                      "estimated_quantity": sums["estimated_quantity"].to_numpy(float)})
     g = g.assign(unit=g["energy"].map(CANONICAL_UNIT)).sort_values(["institution_id", "month", "energy"])
     bills = store.read_bills(ids)
     cost = {}
@@ -103,8 +106,9 @@ def month_items(store, registry: Registry, months: pd.DataFrame, factors: Factor
         c = cost.get((r.institution_id, r.month, r.energy))
         item = {"energy": str(r.energy), "quantity": float(r.quantity), "unit": str(r.unit),
                 "cost_cny": None if c is None or pd.isna(c) else float(c)}
-        if r.heating_quantity > 0:  # only then: a month without heating is the same message as before
-            item["heating_quantity"] = float(r.heating_quantity)
+        for name in BILL_FIGURES:  # only where there is some: such a month is the same message as before
+            if getattr(r, name) > 0:
+                item[name] = float(getattr(r, name))
         out.setdefault((r.institution_id, r.month), []).append(item)
     return out
 

@@ -84,7 +84,9 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
     heating row spread over the bill's days inside the institution's heating season (all
     its days when none is), the rest a non-heating row over all its days, so the heating
     split of the bill is exact at daily resolution. Without `seasons`, or where
-    `heating_quantity` is NaN, the rule for bills holds."""
+    `heating_quantity` is NaN, the rule for bills holds. A bill's `estimated_quantity`
+    (the part estimated over meter gaps below) gives its rows their `estimated_share`
+    (`estimated_share_of`; 0 without)."""
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
     if bills.empty:
@@ -140,18 +142,33 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
         "heating": heating,
         "period_start": localtime.first_instant(local, tz),  # a skipped hour's share joins the next
         "quantity": per_day,
+        "estimated": per_day * estimated_share_of(b)[rows],
     })
     if start is not None:
         df = df[df["period_start"] >= localtime.local_floor_one(start, freq, tz)]
     if end is not None:
         df = df[df["period_start"] < localtime.first_instant_of(end, tz)]
-    g = df.groupby(["institution_id", "energy", "period_start", "heating"], as_index=False, sort=True)["quantity"].sum()
+    g = df.groupby(["institution_id", "energy", "period_start", "heating"], as_index=False, sort=True)[
+        ["quantity", "estimated"]].sum()
+    q = g["quantity"].to_numpy(float)
     return pd.DataFrame({
         "institution_id": g["institution_id"], "meter_id": None, "energy": g["energy"], "subitem": "total",
         "heating": g["heating"].to_numpy(bool), "is_main": True, "period_start": g["period_start"],
-        "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(CANONICAL_UNIT), "estimated_share": 0.0,
+        "quantity": q, "unit": g["energy"].map(CANONICAL_UNIT),
+        "estimated_share": np.divide(g["estimated"].to_numpy(float), q, out=np.zeros(len(q)), where=q > 0),
         "source": "bill",
     })[USE_COLUMNS]
+
+
+def estimated_share_of(bills: pd.DataFrame) -> np.ndarray:
+    """Per bill, the share of its quantity estimated (`estimated_quantity` / `quantity`,
+    0..1; 0 where not given)."""
+    if "estimated_quantity" not in bills:
+        return np.zeros(len(bills))
+    est = pd.to_numeric(bills["estimated_quantity"], errors="coerce").to_numpy(float)
+    qty = pd.to_numeric(bills["quantity"], errors="coerce").to_numpy(float)
+    share = np.divide(est, qty, out=np.zeros(len(bills)), where=(qty > 0) & ~np.isnan(est))
+    return np.clip(share, 0.0, 1.0)
 
 
 def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:

@@ -65,10 +65,13 @@ from storage import rollup
 SAMPLE_COLUMNS = ["meter_id", "time", "value", "quality"]
 EVENT_COLUMNS = ["meter_id", "time", "kind", "old_index", "new_index"]
 EVENT_KINDS = ("replacement", "rollover", "reset")
-# heating_quantity: of `quantity`, the heating-season use of heating equipment (counted as heating
-# energy, `models.energy.split_bills`); NaN (most bills): the rule for bills (purchased heat is heating).
+# Optional figures of a bill (NaN: not given), in the bill's unit, both parts of `quantity` and used by
+# `models.energy.split_bills`: heating_quantity, the heating-season use of heating equipment (counted as
+# heating energy; not given: the rule for bills, purchased heat is heating); estimated_quantity, the part
+# estimated over gaps of the meters it was read from (not given: none). Both travel upward (纵向直报).
+BILL_FIGURES = ("heating_quantity", "estimated_quantity")
 BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny",
-                "heating_quantity"]
+                *BILL_FIGURES]
 WRITE_CHUNK = 500_000  # samples per chunk of a write or import (and per progress step): bounds memory
 MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
@@ -651,7 +654,7 @@ def normalize_bills(bills: pd.DataFrame) -> pd.DataFrame:
         "quantity": pd.to_numeric(bills["quantity"]).to_numpy(float),
         "unit": bills["unit"].astype(str).to_numpy(object),
         **{c: pd.to_numeric(bills[c], errors="coerce").to_numpy(float) if c in bills else np.full(len(bills), np.nan)
-           for c in ("cost_cny", "heating_quantity")},
+           for c in ("cost_cny", *BILL_FIGURES)},
     })
 
 
@@ -664,10 +667,11 @@ def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
     found = (same["_merge"] == "both").to_numpy()
     q_diff = ~np.isclose(same["quantity"], same["quantity_old"], rtol=0, atol=1e-9)
     u_diff = (same["unit"] != same["unit_old"]).to_numpy()
-    c_diff, h_diff = (_differ(same[c].to_numpy(float), same[f"{c}_old"].to_numpy(float))
-                      for c in ("cost_cny", "heating_quantity"))
-    differs = found & (q_diff | u_diff | c_diff | h_diff)
-    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", np.where(c_diff, "cost_cny", "heating_quantity")))
+    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", ""))
+    for c in ("cost_cny", *BILL_FIGURES):
+        what = np.where(what == "", np.where(_differ(same[c].to_numpy(float), same[f"{c}_old"].to_numpy(float)), c, ""),
+                        what)
+    differs = found & (what != "")
     replaced = same[differs].drop(columns="_merge").assign(differs=what[differs]).reset_index(drop=True)
     new = same.loc[~found, BILL_COLUMNS].reset_index(drop=True)
     pairs = new.reset_index().merge(stored, on=["institution_id", "energy"], suffixes=("", "_s"))

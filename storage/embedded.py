@@ -36,6 +36,7 @@ import pyarrow as pa
 from core.sqlite import BUSY_TIMEOUT_MS, transaction
 from storage.base import (
     BILL_COLUMNS,
+    BILL_FIGURES,
     EVENT_COLUMNS,
     PERIOD_COLUMNS,
     SAMPLE_COLUMNS,
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS event (
 CREATE TABLE IF NOT EXISTS bill (
     institution_id TEXT NOT NULL, energy TEXT NOT NULL, period_start TEXT NOT NULL,
     period_end TEXT NOT NULL, quantity REAL NOT NULL, unit TEXT NOT NULL, cost_cny REAL,
-    heating_quantity REAL, PRIMARY KEY (institution_id, energy, period_start, period_end));
+    heating_quantity REAL, estimated_quantity REAL, PRIMARY KEY (institution_id, energy, period_start, period_end));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """ + "".join(_PERIOD_TABLE.format(name=n) for n in TABLES.values())
 # the lazily refreshed daily cache of earlier versions, replaced by cons_day
@@ -117,11 +118,12 @@ class EmbeddedStore(Store):
         migrate = False
         stale = TABLES["day"] in tables and "step" not in self._arrow(
             f"SELECT name FROM pragma_table_info('{TABLES['day']}')")["name"].to_pylist()
-        old_bills = "bill" in tables and "heating_quantity" not in self._arrow(
-            "SELECT name FROM pragma_table_info('bill')")["name"].to_pylist()
-        if old_bills:  # a store written before bills carried their heating part
+        bill_columns = set(self._arrow("SELECT name FROM pragma_table_info('bill')")["name"].to_pylist())
+        if "bill" in tables and not set(BILL_FIGURES) <= bill_columns:  # written before bills carried them
             with self._writing():
-                self._cur().execute("ALTER TABLE bill ADD COLUMN heating_quantity REAL")
+                for name in BILL_FIGURES:
+                    if name not in bill_columns:
+                        self._cur().execute(f"ALTER TABLE bill ADD COLUMN {name} REAL")
         if (not {"meter", "sample", "event", "bill", "meta", *TABLES.values()} <= tables
                 or tables & set(OLD_TABLES) or stale):
             with self._writing():  # only when the schema is missing or old: readers never wait for a writer here
@@ -363,11 +365,11 @@ class EmbeddedStore(Store):
             "period_end": pd.to_datetime(bills["period_end"]).dt.strftime("%Y-%m-%d").to_numpy(),
             "quantity": bills["quantity"].astype(float).to_numpy(),
             "unit": bills["unit"].astype(str).to_numpy(),
-            "cost_cny": _optional_floats(bills, "cost_cny"),
-            "heating_quantity": _optional_floats(bills, "heating_quantity"),
+            **{c: _optional_floats(bills, c) for c in ("cost_cny", *BILL_FIGURES)},
         })
         with self._writing():
-            self._cur().executemany("INSERT OR REPLACE INTO bill VALUES (?,?,?,?,?,?,?,?)", rows)
+            self._cur().executemany(f"INSERT OR REPLACE INTO bill ({', '.join(BILL_COLUMNS)}) VALUES "
+                                    f"({', '.join('?' * len(BILL_COLUMNS))})", rows)
         return rows.num_rows
 
     def read_bills(self, institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -379,7 +381,7 @@ class EmbeddedStore(Store):
         for c in ("period_start", "period_end"):
             df[c] = pd.to_datetime(df[c]).dt.date
         df["quantity"] = df["quantity"].astype(float)
-        for c in ("cost_cny", "heating_quantity"):
+        for c in ("cost_cny", *BILL_FIGURES):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
         return df
 

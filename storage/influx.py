@@ -55,6 +55,7 @@ import pyarrow.csv as pacsv
 
 from storage.base import (
     BILL_COLUMNS,
+    BILL_FIGURES,
     EVENT_COLUMNS,
     SAMPLE_COLUMNS,
     Store,
@@ -506,7 +507,7 @@ class InfluxStore(Store):
             end = pd.Timestamp(r.period_end).strftime("%Y-%m-%d")
             t = int(pd.Timestamp(start, tz="UTC").timestamp())
             optional = ""
-            for name in ("cost_cny", "heating_quantity"):
+            for name in ("cost_cny", *BILL_FIGURES):
                 value = getattr(r, name, None)
                 optional += "" if value is None or pd.isna(value) else f",{name}={float(value)!r}"
             unit = str(r.unit).replace('"', '\\"')
@@ -520,14 +521,13 @@ class InfluxStore(Store):
         rows = []
         if ids is not None:
             for series in self.query(
-                    f"SELECT quantity, unit, cost_cny, heating_quantity FROM {self._measurement('bill')} "
+                    f"SELECT quantity, unit, cost_cny, {', '.join(BILL_FIGURES)} FROM {self._measurement('bill')} "
                     f"WHERE time >= 0s{ids} GROUP BY institution, energy, period_end"):
                 tags = series["tags"]
-                for t, qty, unit, cost, heating in series["values"]:
+                for t, qty, unit, *optional in series["values"]:
                     rows.append((tags["institution"], tags["energy"], pd.Timestamp(t, unit="s").date(),
                                  pd.Timestamp(tags["period_end"]).date(), float(qty), unit,
-                                 float("nan") if cost is None else float(cost),
-                                 float("nan") if heating is None else float(heating)))
+                                 *(float("nan") if v is None else float(v) for v in optional)))
         df = pd.DataFrame.from_records(rows, columns=BILL_COLUMNS)
         return df.sort_values(["institution_id", "energy", "period_start"]).reset_index(drop=True)
 

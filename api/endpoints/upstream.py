@@ -4,7 +4,8 @@ A lower-level instance pushes one approved month of one institution per request
 (`civicwatt.upstream`): the institution's basic information with its region chain, the
 month and its figures per energy in canonical units (with their heating part, optional),
 and the digest of that content. The upper level stores the figures as bills of the whole
-month (the heating part as the bill's `heating_quantity`) (so they feed every indicator,
+month (their heating and estimated parts as the bills' `heating_quantity` and
+`estimated_quantity`, `storage.base.BILL_FIGURES`) (so they feed every indicator,
 ranking and statistics table as bills do), records the institution marked with its source
 instance (`storage.upstream.UpstreamBook`; `core.registry.with_reported` adds it to the
 registry of the running server at once, `quotas.tables.YearTables.use_registry`) and a receipt per (instance, institution, month, digest): the same content
@@ -30,6 +31,7 @@ from core.access import Forbidden
 from core.registry import ID_PATTERN, with_reported
 from core.vocab import CANONICAL_UNIT, Category, Energy
 from models.submission import month_period
+from storage.base import BILL_FIGURES
 from storage.submissions import SubmissionBook, bill_audit_rows
 from storage.upstream import UpstreamBook
 
@@ -46,6 +48,9 @@ class Item(pydantic.BaseModel):
         default=None, ge=0, le=1e12, allow_inf_nan=False,
         description="of `quantity`, the heating-season use of heating meters and purchased heat (counted as "
                     "heating energy); absent: the upper level's rule for bills")
+    estimated_quantity: float | None = Field(
+        default=None, ge=0, le=1e12, allow_inf_nan=False,
+        description="of `quantity`, the part estimated over gaps of the lower level's meters; absent: none")
 
 
 class RegionRef(pydantic.BaseModel):
@@ -136,8 +141,10 @@ def register(api: Api) -> None:
         for n, item in enumerate(body.items):
             if item.unit != CANONICAL_UNIT[item.energy]:
                 raise problem("unit", f"{item.energy} is reported in {CANONICAL_UNIT[item.energy]}", index=n)
-            if item.heating_quantity is not None and item.heating_quantity > item.quantity * (1 + 1e-9):
-                raise problem("heating_quantity", "is more than the quantity", index=n)
+            for name in BILL_FIGURES:
+                part = getattr(item, name)
+                if part is not None and part > item.quantity * (1 + 1e-9):
+                    raise problem(name, f"{part:g} is more than the quantity {item.quantity:g}", index=n)
         if b.has_receipt(body.instance, inst.id, body.month, body.digest):
             return {"status": "duplicate", "bills": 0}
         first, last = month_period(body.month)
@@ -145,7 +152,7 @@ def register(api: Api) -> None:
                               "period_start": first, "period_end": last,
                               "quantity": [i.quantity for i in body.items], "unit": [i.unit for i in body.items],
                               "cost_cny": [i.cost_cny for i in body.items],
-                              "heating_quantity": [i.heating_quantity for i in body.items]})
+                              **{c: [getattr(i, c) for i in body.items] for c in BILL_FIGURES}})
         submissions = SubmissionBook(api.ctx.data_dir)
         key = req.flask.headers.get("Idempotency-Key")
         try:
