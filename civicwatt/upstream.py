@@ -41,7 +41,6 @@ from core.schemas.upstream import UpstreamConfig
 from core.vocab import CANONICAL_UNIT
 from models.api import energy_sums, energy_use, institution_context
 from models.factors import FactorSet, load_factors
-from storage.base import BILL_FIGURES
 from storage.submissions import SubmissionBook
 
 log = logging.getLogger("civicwatt.upstream")
@@ -76,9 +75,9 @@ def digest(content: dict[str, Any]) -> str:
 def month_items(store, registry: Registry, months: pd.DataFrame, factors: FactorSet) -> dict[tuple[str, str], list]:
     """The figures of each (institution_id, month) of `months` per energy: quantity in the
     canonical unit (main meters and bills, `energy_use` at daily resolution, one read over
-    the span), of which `heating_quantity` where some is heating energy (the heating-season
-    part of heating meters and purchased heat, exact per day) and `estimated_quantity`
-    where some was estimated over meter gaps (both `energy_sums`, as the ledger counts
+    the span), of which `heating_quantity` for an energy of heating meters or purchased heat
+    (the heating-season part, exact per day; 0 too) and `estimated_quantity` where some was
+    estimated over meter gaps (both `energy_sums`, as the ledger counts
     them), cost from the bills of that month where known."""
     if months.empty:
         return {}
@@ -94,6 +93,9 @@ def month_items(store, registry: Registry, months: pd.DataFrame, factors: Factor
                       "heating_quantity": sums["heating_quantity"].to_numpy(float),
                       "estimated_quantity": sums["estimated_quantity"].to_numpy(float)})
     g = g.assign(unit=g["energy"].map(CANONICAL_UNIT)).sort_values(["institution_id", "month", "energy"])
+    hot = use[use["heating"].astype(bool)]  # energies with heating rows: their heating part is sent, 0 too
+    heated = set(zip(hot["institution_id"], pd.DatetimeIndex(hot["period_start"]).strftime("%Y-%m"), hot["energy"],
+                     strict=True))
     bills = store.read_bills(ids)
     cost = {}
     if len(bills):
@@ -106,9 +108,10 @@ def month_items(store, registry: Registry, months: pd.DataFrame, factors: Factor
         c = cost.get((r.institution_id, r.month, r.energy))
         item = {"energy": str(r.energy), "quantity": float(r.quantity), "unit": str(r.unit),
                 "cost_cny": None if c is None or pd.isna(c) else float(c)}
-        for name in BILL_FIGURES:  # only where there is some: such a month is the same message as before
-            if getattr(r, name) > 0:
-                item[name] = float(getattr(r, name))
+        if (r.institution_id, r.month, r.energy) in heated:
+            item["heating_quantity"] = float(r.heating_quantity)
+        if r.estimated_quantity > 0:
+            item["estimated_quantity"] = float(r.estimated_quantity)
         out.setdefault((r.institution_id, r.month), []).append(item)
     return out
 

@@ -112,22 +112,7 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
     split = ~np.isnan(given)
     if split.any():
         hq = np.where(split, to_canonical(np.nan_to_num(given), b["energy"], b["unit"], factors), 0.0)
-        s = seasons.set_index("institution_id").reindex(b["institution_id"].astype(str).to_numpy(object))
-        pairs = (s["heating_start"].fillna(DEFAULT_SEASON[0]) + "|" + s["heating_end"].fillna(DEFAULT_SEASON[1]))
-        pair = pairs.to_numpy(object)[rows]
-        inside = np.zeros(len(rows))
-        days = pd.DatetimeIndex(day.astype("datetime64[s]"))
-        for p in np.unique(pair[split[rows]]):  # one per distinct season (few)
-            hit = pair == p
-            inside[hit] = season_mask(days[hit], *p.split("|"))
-        n_in = np.bincount(rows, weights=inside, minlength=len(b))[rows]
-        share = np.where(n_in > 0, inside / np.maximum(n_in, 1), 1.0 / ndays[rows])
-        on = split[rows]
-        heat_part = (hq[rows] * share)[on]  # the heating part, over the in-season days
-        per_day = np.where(on, (qty - hq)[rows] / ndays[rows], per_day)  # the non-heating rest, over every day
-        rows, day = np.concatenate([rows, rows[on]]), np.concatenate([day, day[on]])
-        per_day = np.concatenate([per_day, heat_part])
-        heating = np.concatenate([heating & ~on, np.ones(len(heat_part), bool)])
+        rows, day, per_day, heating = _heating_parts(b, rows, day, per_day, heating, qty, hq, ndays, split, seasons)
     if freq == "hour":
         rows, heating = np.repeat(rows, 24), np.repeat(heating, 24)
         per_day = np.repeat(per_day / 24.0, 24)
@@ -158,6 +143,31 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
         "estimated_share": np.divide(g["estimated"].to_numpy(float), q, out=np.zeros(len(q)), where=q > 0),
         "source": "bill",
     })[USE_COLUMNS]
+
+
+def _heating_parts(b: pd.DataFrame, rows: np.ndarray, day: np.ndarray, per_day: np.ndarray, heating: np.ndarray,
+                   qty: np.ndarray, hq: np.ndarray, ndays: np.ndarray, split: np.ndarray,
+                   seasons: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The day rows of `split_bills` (bill index `rows`, `day`, `per_day`, `heating`) with
+    each bill of `split` (heating part `hq`, canonical) as a non-heating rest over all its
+    days plus heating rows over its days in the institution's season (all its days when
+    none is)."""
+    s = seasons.set_index("institution_id").reindex(b["institution_id"].astype(str).to_numpy(object))
+    pair = (s["heating_start"].fillna(DEFAULT_SEASON[0]) + "|" + s["heating_end"].fillna(DEFAULT_SEASON[1])
+            ).to_numpy(object)[rows]
+    part = split[rows]
+    inside = np.zeros(len(rows))
+    days = pd.DatetimeIndex(day.astype("datetime64[s]"))
+    for p in np.unique(pair[part]):  # one per distinct season (few)
+        hit = part & (pair == p)
+        inside[hit] = season_mask(days[hit], *p.split("|"))
+    n_in = np.bincount(rows, weights=inside, minlength=len(b))[rows]
+    share = np.where(n_in > 0, inside / np.maximum(n_in, 1), 1.0 / ndays[rows])
+    rest = np.where(part, (qty - hq)[rows] / ndays[rows], per_day)
+    add = part & (share > 0) & (hq[rows] > 0)
+    return (np.concatenate([rows, rows[add]]), np.concatenate([day, day[add]]),
+            np.concatenate([rest, (hq[rows] * share)[add]]),
+            np.concatenate([heating & ~part, np.ones(int(add.sum()), bool)]))
 
 
 def estimated_share_of(bills: pd.DataFrame) -> np.ndarray:

@@ -265,6 +265,11 @@ def test_the_endpoint_refuses_and_deduplicates(tmp_path):
         r = post(wrong_unit)
         assert r.status_code == 422 and r.json()["problems"][0] == {"index": 0, "field": "unit",
                                                                    "message": "electricity is reported in kWh"}
+        too_hot = push_body()
+        too_hot["items"][0]["heating_quantity"] = 1300.0
+        r = post(too_hot)
+        assert r.status_code == 422 and r.json()["problems"][0] == {
+            "index": 0, "field": "heating_quantity", "message": "1300 is more than the quantity 1200"}
         r = post(push_body(iid="P1"))
         assert r.status_code == 422 and "own institutions" in r.json()["problems"][0]["message"]
         assert store.read_bills().empty  # nothing written by a refused push
