@@ -88,6 +88,8 @@ TEXT: dict[str, dict[str, str]] = {
     "yoy_like_for_like": {"zh": "按两年数据均完整的单位计", "en": "institutions complete in both years"},
     "col_level": {"zh": "定额水平", "en": "Quota level"},
     "col_estimated": {"zh": "估算占比 (%)", "en": "Estimated (%)"},
+    "col_source": {"zh": "数据来源", "en": "Reported by"},
+    "source_own": {"zh": "本级", "en": "this level"},
     "lvl_exceeds": {"zh": "超约束值", "en": "Above constraint"},
     "lvl_advanced": {"zh": "先进值以内", "en": "Within advanced"},
     "lvl_general": {"zh": "通用值以内", "en": "Within general"},

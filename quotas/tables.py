@@ -119,6 +119,11 @@ class YearTables:
             self._derive()
         self.invalidate()
 
+    @property
+    def generation(self) -> int:
+        """Bumped by `invalidate`: a cache built on these tables elsewhere keys on it."""
+        return self._generation
+
     def invalidate(self) -> None:
         """Drop every cached table (the store's figures changed, e.g. a month reported from
         below): the next request computes afresh; one being computed now is not kept."""
