@@ -97,6 +97,7 @@ class YearTables:
     cache_ttl_s: float = 300.0
     now: Callable[[], pd.Timestamp] = field(default=lambda: pd.Timestamp.now(tz="UTC"))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _swap_lock: threading.Lock = field(default_factory=threading.Lock)  # `update_registry`, one at a time
 
     def __post_init__(self) -> None:
         # year tables of the last few years and both bases, each for cache_ttl_s
@@ -111,13 +112,24 @@ class YearTables:
         self.tz = self.registry.timezone
 
     def use_registry(self, registry: Registry) -> None:
-        """Serve `registry` from now on (the running server's one registry: `serve` swaps in
-        the one with institutions a lower level has just reported): what is derived from
-        it is derived again and every cached table dropped."""
+        """Serve `registry` from now on (the running server's one registry): what is derived
+        from it is derived again and every cached table dropped."""
         with self._lock:
             self.registry = registry
             self._derive()
         self.invalidate()
+
+    def update_registry(self, change: Callable[[Registry], Registry]) -> None:
+        """The store's figures changed, and maybe the registry: `change(registry)` (e.g.
+        with the institutions a lower level has just reported), applied one caller at a
+        time so two concurrent changes both hold; a new registry is used
+        (`use_registry`), else the cached tables are dropped (`invalidate`)."""
+        with self._swap_lock:
+            registry = change(self.registry)
+            if registry is not self.registry:
+                self.use_registry(registry)
+            else:
+                self.invalidate()
 
     @property
     def generation(self) -> int:

@@ -342,3 +342,25 @@ def test_reported_institutions_join_replace_and_never_shadow_our_own(tmp_path):
     assert [i.id for i in corrected.institutions] == ["P1", "X1"]  # replaced, not added
     ours = with_reported(once, [("county", {**entry, "id": "P1", "floor_area_m2": 5.0})])
     assert ours is once and ours.institution_by_id["P1"].floor_area_m2 == 1000
+
+
+def test_a_push_swaps_the_served_registry_or_drops_the_cached_tables(tmp_path):
+    from core.registry import with_reported
+    from dashboard.data import DataService
+
+    registry = load_registry(_write(tmp_path / "civicwatt.yaml", PROVINCE_REGISTRY))
+    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
+    try:
+        tables = DataService(registry, store)
+        before = tables.indicators(2024)
+        assert list(before["institution_id"]) == ["P1"] and tables.indicators(2024) is before  # cached
+        entry = push_body()["institution"]
+        tables.update_registry(lambda reg: with_reported(reg, [("county", entry)]))
+        assert tables.registry.source_by_id == {"P1": None, "X1": "county"}
+        assert list(tables.institutions["id"]) == ["P1", "X1"]  # what the dashboard derives follows
+        assert list(tables.indicators(2024)["institution_id"]) == ["P1", "X1"]
+        generation, same = tables.generation, tables.registry
+        tables.update_registry(lambda reg: with_reported(reg, [("county", entry)]))  # new figures only
+        assert tables.registry is same and tables.generation == generation + 1
+    finally:
+        store.close()

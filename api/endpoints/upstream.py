@@ -8,7 +8,7 @@ month (their heating and estimated parts as the bills' `heating_quantity` and
 `estimated_quantity`, `storage.base.BILL_FIGURES`) (so they feed every indicator,
 ranking and statistics table as bills do), records the institution marked with its source
 instance (`storage.upstream.UpstreamBook`; `core.registry.with_reported` adds it to the
-registry of the running server at once, `quotas.tables.YearTables.use_registry`) and a receipt per (instance, institution, month, digest): the same content
+registry of the running server at once, `quotas.tables.YearTables.update_registry`) and a receipt per (instance, institution, month, digest): the same content
 pushed again (a retry, a restart on either side) is answered `duplicate` and not stored
 twice. Changes are in the audit trail (source `api`, who `upstream:INSTANCE`).
 
@@ -165,12 +165,9 @@ def register(api: Api) -> None:
                 submissions.set_status(inst.id, body.month, "approved", f"upstream:{body.instance}")
         finally:
             submissions.close()
-        tables = api.ctx.tables  # the server's one registry and its cached tables (dashboard and API)
-        registry = with_reported(tables.registry, [(body.instance, inst.model_dump())])
-        if registry is not tables.registry:
-            tables.use_registry(registry)  # a new or corrected institution: in every table at once
-        else:
-            tables.invalidate()  # new figures
+        # the server's one registry and its cached tables (dashboard and API): a new or corrected
+        # institution is in every table at once, new figures drop the cached ones
+        api.ctx.tables.update_registry(lambda reg: with_reported(reg, [(body.instance, inst.model_dump())]))
         return {"status": "stored", "bills": len(bills)}
 
     @api.route("/upstream/<institution_id>/<month>/return", "POST", body=ReturnBody, response=Returned,
