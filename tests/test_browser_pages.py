@@ -146,7 +146,7 @@ def _percent(text: str) -> float:
 def test_the_plan_panel_measures_the_portfolio_against_its_own_base_year(site):
     """Issue 18 item 4: the overview's plan panel compares the sample institutions with
     their own 2020 (the sample quota file's base values), so every intensity's change
-    and progress is of a real portfolio's size (the province's statistics gave -800 %)."""
+    and progress is of a real portfolio's size (the province's statistics gave -850 %)."""
     page = login(site, "admin", lang="en")
     table = page.locator("#ov-plan-table")
     expect(table).to_contain_text("Renewable share of electricity")
