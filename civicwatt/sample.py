@@ -294,9 +294,10 @@ CWS_PROJECT_TEMPLATE = """\
 # from {retrofit} its main water meter {meter} draws {saving:.0%} less. January is
 # installation and February commissioning, so both are outside the periods below.
 #
-# IPMVP option C on the main water meter (the one the water company bills, in m3): the
-# regression on working days and the temperature separates the saving from calendar and
-# weather, exactly as for electricity. The drivers are the electricity project's files.
+# IPMVP option C on the main water meter (the one the water company bills, in m3),
+# verified exactly as electricity is: the model search keeps the drivers that explain
+# the use (working days; the temperature where water follows the weather) and separates
+# the saving from calendar and weather. The driver files are the electricity project's.
 id: {id}
 name: {name}
 institution: {institution}
