@@ -68,6 +68,16 @@ def _daily(hist: pd.DataFrame, meters: list[dict]) -> pd.DataFrame:
     return out
 
 
+def _verified(tmp_path, registry, project, samples: pd.DataFrame):
+    """`verify` of `project` on a new embedded store holding `samples`."""
+    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
+    try:
+        store.write_samples(samples)
+        return verify(project, store, registry)
+    finally:
+        store.close()
+
+
 # -- the retrofit in the load model -------------------------------------------------
 def test_retrofit_scales_the_meter_and_its_parent_drops_by_the_same_energy(hb1):
     retro = apply_retrofits(hb1, {"HB-0001-E1": {"start": RETROFIT, "factor": FACTOR}})
@@ -192,12 +202,7 @@ def test_demo_project_verifies_the_simulated_saving(tmp_path):
                                daily_temperature(dt.date(2025, 1, 1), dt.date(2026, 11, 20), seed=1)["temp_c"],
                                atol=0.006)  # written at 0.01 °C
 
-    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
-    try:
-        store.write_samples(with_retrofit)
-        result = verify(project, store, registry)
-    finally:
-        store.close()
+    result = _verified(tmp_path, registry, project, with_retrofit)
 
     # the true saving: the main meter's use over the reporting period without and with the retrofit
     r0 = pd.Timestamp(setup.reporting[0])
@@ -273,12 +278,7 @@ def test_demo_water_project_verifies_the_simulated_saving(tmp_path):
                                                                                  [CWS_RETROFIT_METER])
     assert (project.baseline_start, project.reporting_end) == (setup.baseline[0], setup.reporting[1])
 
-    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
-    try:
-        store.write_samples(with_retrofit)
-        result = verify(project, store, registry)
-    finally:
-        store.close()
+    result = _verified(tmp_path, registry, project, with_retrofit)
 
     r0, r1 = pd.Timestamp(setup.reporting[0]), pd.Timestamp(setup.reporting[1]) + pd.Timedelta(days=1)
     use = {name: _daily(h, water) for name, h in (("with", with_retrofit), ("without", without))}
