@@ -25,7 +25,7 @@ import csv
 import io
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -85,8 +85,15 @@ class _Checks:
         return mask
 
     def raise_if_any(self) -> None:
+        problems, total = self.listed()
+        if total:
+            raise ConfigError(problems)
+
+    def listed(self) -> tuple[list[Problem], int]:
+        """The problems, sorted by line and field (MAX_LISTED in full, then a count), and
+        how many there are."""
         if not self.found:
-            return
+            return [], 0
         table = pd.DataFrame({
             "line": np.concatenate([self.lines[pos] for pos, _, _ in self.found]),
             "field": np.concatenate([np.full(len(pos), field, dtype=object) for pos, field, _ in self.found]),
@@ -101,7 +108,7 @@ class _Checks:
         if len(table) > MAX_LISTED:
             problems.append(Problem(str(self.path), int(table["line"].iloc[MAX_LISTED]), "-",
                                     f"... and {len(table) - MAX_LISTED} more problems"))
-        raise ConfigError(problems)
+        return problems, len(table)
 
 
 def _q(value: object) -> str:
@@ -109,12 +116,17 @@ def _q(value: object) -> str:
 
 
 def _read(path: Path, columns: list[str], data: bytes | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """The data rows (blank ones dropped, a RangeIndex) and the physical line of each,
-    from the file `path` or, given, from `data` (the file's bytes; `path` names it).
-    A row with one field too many fills `_extra` (a problem unless empty: a trailing
+    """The data rows of a whole file `path` or, given, of `data` (the file's bytes; `path`
+    names it); see `_read_text`."""
+    return _read_text(read_utf8(path) if data is None else decode_utf8(data, str(path)), path, columns)
+
+
+def _read_text(text: str, path: Path, columns: list[str], first: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data rows (blank ones dropped, a RangeIndex) of `text` and the physical line of
+    each. A row with one field too many fills `_extra` (a problem unless empty: a trailing
     comma); more than one too many makes the fast parser refuse the file, and the rows
-    are then walked again by `_structure_problems`."""
-    text = read_utf8(path) if data is None else decode_utf8(data, str(path))
+    are then walked again by `_structure_problems`. A block after the `first` of a
+    streamed file starts with the canonical header (`_Blocks`) and may be all blank."""
     names = [*columns, _EXTRA]
     try:
         with warnings.catch_warnings():  # a header longer than `names` is truncated: caught below as a bad header
@@ -136,6 +148,8 @@ def _read(path: Path, columns: list[str], data: bytes | None = None) -> tuple[pd
         if not blank.any():
             break
         blank[blank] = (df.loc[blank, col].str.strip() == "").to_numpy()
+    if blank.all() and not first:
+        return df.iloc[:0].reset_index(drop=True), lines[:0]
     if blank.all():
         raise ConfigError([Problem(str(path), 1, "header", f"the file is empty (expected columns {','.join(columns)})")])
     at = int(np.argmin(blank))  # the header is the first line that is not blank
@@ -254,14 +268,55 @@ def _conflicts(checks: _Checks, frame: pd.DataFrame, keys: list[str], value: str
     checks.add(mask, field, message)
 
 
-def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None, data: bytes | None = None,
-                   with_lines: bool = False) -> pd.DataFrame:
-    """Validated readings: meter_id, time (UTC, whole seconds), value (and `line`, the
-    first line of each, with `with_lines`). Raises ConfigError with every problem. `now`
-    (default: the clock) bounds how far ahead a sample may lie; `data`: the file's bytes
-    (an HTTP body), `path` then only names it."""
-    path = Path(path)
-    df, lines = _read(path, READINGS_COLUMNS, data)
+BLOCK_BYTES = 32 << 20  # a readings file is parsed this much at a time (memory bounded by it, not by the file)
+
+
+def _record_end(data: bytes) -> int:
+    """Length of the longest prefix of `data` made of whole records: up to the last line
+    end outside a quoted field (a block starts outside one); 0 if there is none."""
+    if b'"' not in data:
+        return data.rfind(b"\n") + 1
+    arr = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(arr == 0x0A)
+    inside = (np.cumsum(arr == 0x22)[newlines] % 2).astype(bool)
+    outside = newlines[~inside]
+    return int(outside[-1]) + 1 if len(outside) else 0
+
+
+def _blocks(path: Path, block_bytes: int, data: bytes | None = None) -> Iterator[tuple[str, int]]:
+    """The text of `path` (or of `data`, its bytes; as `core.textfile.decode_utf8` gives
+    it) in blocks of about `block_bytes` of whole records, each with the number of
+    physical lines before it."""
+    try:
+        f = open(path, "rb") if data is None else io.BytesIO(data)  # noqa: SIM115 (closed below; a generator)
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), 0, "-", f"cannot read file: {exc.strerror}")]) from None
+    with f:
+        carry, before = b"", 0
+        while True:
+            data = f.read(block_bytes)
+            buf = carry + data
+            cut = len(buf) if not data else _record_end(buf)
+            if cut == 0 and data:
+                carry = buf  # one record longer than a block (or an unclosed quote): read on
+                continue
+            block, carry = buf[:cut], buf[cut:]
+            try:
+                text = decode_utf8(block, str(path))
+            except ConfigError as exc:
+                raise ConfigError([Problem(p.file, p.line + before, p.field, p.message) for p in exc.problems]) from None
+            if block or not before:
+                yield text, before
+            if not data:
+                return
+            before += text.count("\n")
+
+
+def _reading_block(path: Path, df: pd.DataFrame, lines: np.ndarray, registry: Registry,
+                   latest: pd.Timestamp) -> tuple[pd.DataFrame, _Checks, pd.DataFrame]:
+    """Validated readings of one block (meter_id, time, value; the valid rows, one per
+    key), its checks, and its valid rows with their raw value text (meter_id, t, value,
+    text) for the conflicts between blocks."""
     checks = _Checks(path, lines)
     _extra_fields(checks, df, READINGS_COLUMNS)
     meter = df["meter_id"].str.strip()
@@ -277,7 +332,6 @@ def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | Non
     checks.add(no_offset, "time", lambda i: f"{_q(raw_time.iloc[i])} has no UTC offset "
                                             "(write e.g. 2025-01-01T00:00:00+08:00)")
     earliest = localtime.first_instant_of(EARLIEST, registry.timezone)
-    latest = (pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)) + SAMPLE_FUTURE
     t = time.to_numpy("datetime64[us]", na_value=np.datetime64("NaT"))  # no per-row Timestamp objects
     checks.add(t < earliest.tz_convert(None).to_datetime64(), "time",
                lambda i: f"{_q(raw_time.iloc[i])} is before {EARLIEST}")
@@ -292,10 +346,112 @@ def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | Non
     ok = known & ~no_time & np.isfinite(value.to_numpy(float, na_value=np.nan)) & ~checks.misaligned
     frame = pd.DataFrame({"meter_id": meter, "t": time, "value": value})[ok]
     _conflicts(checks, frame, ["meter_id", "t"], "value", "value", "meter and second", df["value"].str.strip())
-    checks.raise_if_any()
-    out = pd.DataFrame({"meter_id": meter.to_numpy(object), "time": time, "value": value.to_numpy(float)})
-    if with_lines:
-        out["line"] = lines
+    out = pd.DataFrame({"meter_id": meter.to_numpy(object), "time": time, "value": value.to_numpy(float),
+                        "line": lines})
+    valid = frame.assign(line=lines[ok], text=df["value"].str.strip()[ok])
+    return out.drop_duplicates(["meter_id", "time"]).reset_index(drop=True), checks, valid
+
+
+def reading_blocks(path: str | Path, registry: Registry, now: pd.Timestamp | None = None,
+                   block_bytes: int = BLOCK_BYTES, data: bytes | None = None,
+                   with_lines: bool = False) -> Iterator[pd.DataFrame]:
+    """Validated readings of `path` block by block (meter_id, time (UTC, whole seconds),
+    value; each block's rows one per key), parsing about `block_bytes` of the file at a
+    time, so memory is bounded by the block, not by the file. Once every block is out,
+    raises ConfigError with every problem of the file (physical lines, as for a whole
+    file), including rows of one meter and second with different values in different
+    blocks; a caller writes nothing before the generator is exhausted (all or nothing:
+    `Store.import_stream`). `now` (default: the clock) bounds how far ahead a sample may lie;
+    `data`: the file's bytes (an HTTP body), `path` then only names it; `with_lines`: a
+    `line` column (the first line of each row)."""
+    path = Path(path)
+    latest = (pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)) + SAMPLE_FUTURE
+    header = ",".join(READINGS_COLUMNS) + "\n"
+    listed: list[Problem] = []
+    total, more_line = 0, 0
+    spans: list[pd.DataFrame] = []  # per block and meter: first and last valid time
+
+    def note(problems: list[Problem], n: int) -> None:
+        nonlocal total, more_line
+        keep = [p for p in problems if not p.message.startswith("... and ")]
+        room = MAX_LISTED - len(listed)
+        listed.extend(keep[:room])
+        if len(keep) > room and not more_line:
+            more_line = keep[room].line
+        total += n
+
+    for k, (text, before) in enumerate(_blocks(path, block_bytes, data)):
+        first = k == 0
+        try:
+            df, lines = _read_text(text if first else header + text, path, READINGS_COLUMNS, first)
+        except ConfigError as exc:
+            shift = before if first else before - 1
+            note([Problem(p.file, p.line + shift if p.line else 0, p.field, p.message) for p in exc.problems],
+                 len(exc.problems))
+            continue
+        lines = lines + (before if first else before - 1)
+        out, checks, valid = _reading_block(path, df, lines, registry, latest)
+        problems, n = checks.listed()
+        if n:
+            note(problems, n)
+        elif not total:
+            yield out if with_lines else out.drop(columns="line")
+        if len(valid):
+            g = valid.groupby("meter_id")["t"].agg(["min", "max"]).reset_index()
+            spans.append(g.assign(block=k))
+    if len(spans) > 1:
+        total += _cross_block_conflicts(path, registry, latest, block_bytes, data, pd.concat(spans, ignore_index=True),
+                                        note)
+    if total:
+        listed.sort(key=lambda p: (p.line, p.field))
+        if total > len(listed):
+            listed.append(Problem(str(path), more_line or listed[-1].line, "-",
+                                  f"... and {total - len(listed)} more problems"))
+        raise ConfigError(listed)
+
+
+def _cross_block_conflicts(path: Path, registry: Registry, latest: pd.Timestamp, block_bytes: int,
+                           data: bytes | None, spans: pd.DataFrame, note: Callable[[list[Problem], int], None]) -> int:
+    """Rows of one meter and second with different values in different blocks: only
+    where a meter's times in a block reach back into those of an earlier block (never in
+    a file sorted by time per meter) are those rows read once more. Only keys found in
+    more than one block are judged here (the others were, in their block). Returns the
+    number of problems (passed to `note`)."""
+    spans = spans.sort_values(["meter_id", "block"], kind="stable")
+    reach = spans.groupby("meter_id")["max"].cummax()
+    earlier = reach.groupby(spans["meter_id"]).shift()
+    back = spans[spans["min"] <= earlier]
+    if back.empty:
+        return 0
+    window = back.assign(hi=earlier[back.index]).groupby("meter_id").agg(lo=("min", "min"), hi=("hi", "max"))
+    header = ",".join(READINGS_COLUMNS) + "\n"
+    rows = []
+    for k, (text, before) in enumerate(_blocks(path, block_bytes, data)):
+        df, lines = _read_text(text if k == 0 else header + text, path, READINGS_COLUMNS, k == 0)
+        _, _, valid = _reading_block(path, df, lines + (before if k == 0 else before - 1), registry, latest)
+        w = window.reindex(valid["meter_id"])
+        inside = ((valid["t"].to_numpy() >= w["lo"].to_numpy()) & (valid["t"].to_numpy() <= w["hi"].to_numpy()))
+        rows.append(valid[inside].assign(block=k))
+    both = pd.concat(rows, ignore_index=True).sort_values("line", kind="stable").reset_index(drop=True)
+    both = both[both.groupby(["meter_id", "t"])["block"].transform("nunique") > 1].reset_index(drop=True)
+    checks = _Checks(path, both["line"].to_numpy(np.int64))
+    _conflicts(checks, both[["meter_id", "t", "value"]], ["meter_id", "t"], "value", "value", "meter and second",
+               both["text"])
+    problems, n = checks.listed()
+    if n:
+        note(problems, n)
+    return n
+
+
+def parse_readings(path: str | Path, registry: Registry, now: pd.Timestamp | None = None, data: bytes | None = None,
+                   with_lines: bool = False, block_bytes: int = BLOCK_BYTES) -> pd.DataFrame:
+    """Validated readings of the whole file: meter_id, time (UTC, whole seconds), value
+    (and `line`, the first line of each, with `with_lines`), one row per key
+    (`reading_blocks` concatenated). Raises ConfigError with every problem. `now`
+    (default: the clock) bounds how far ahead a sample may lie; `data`: the file's bytes
+    (an HTTP body), `path` then only names it."""
+    parts = list(reading_blocks(path, registry, now, block_bytes, data, with_lines))
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return out.drop_duplicates(["meter_id", "time"]).reset_index(drop=True)
 
 

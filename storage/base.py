@@ -27,8 +27,8 @@ exactly the local days its samples or events touch (see `Store._touched`: the da
 the CONTEXT-th stored sample before the batch to the CONTEXT-th after it, since an
 interval's gap test looks GAP_RADIUS intervals to each side), from the stored samples
 of those days plus CONTEXT on each side merged with the batch, and stores one row per
-meter and local hour and day (PERIOD_COLUMNS): quantity and est (its estimated part) in
-index units *before* the multiplier, flags, samples, stored, covered (an interval
+meter and local hour and day (PERIOD_COLUMNS): quantity and est (its estimated part, quantity x the
+estimated share) in index units *before* the multiplier, flags, samples, stored, covered (an interval
 overlaps the period). Writes go in chunks of WRITE_CHUNK rows, so memory is bounded by
 the chunk, never by the history. `consumption('hour')` reads the hourly table;
 day/month/year read the daily one (months and years are sums of local days, `regroup`);
@@ -68,6 +68,7 @@ EVENT_KINDS = ("replacement", "rollover", "reset")
 BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
 WRITE_CHUNK = 500_000  # samples per chunk of a write or import (and per progress step): bounds memory
 MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
+KEEP_NEW = 4_000_000  # new samples of an import kept from its check for the write (beyond: read again)
 CONSUMPTION_COLUMNS = ["meter_id", "period_start", "quantity", "estimated_share"]
 COUNT_COLUMNS = ["meter_id", "period_start", "samples", "stored", "flags"]
 PERIODS_VERSION = 2  # of the stored period rows: a store with older rows is rebuilt at open (2: `step`)
@@ -309,49 +310,67 @@ class Store(ABC):
         """Meters that have at least one sample."""
 
     def import_samples(self, samples: pd.DataFrame, progress: Callable[[int], object] | None = None) -> Imported:
-        """All-or-nothing import: refuse the whole frame if any sample would change a
-        stored value; otherwise write the samples not stored yet (with consumption
-        upkeep). Returns how many were new and how many were stored already with the same
-        value (those are left as they are), so importing a file twice writes nothing the
-        second time.
+        """All-or-nothing import of one frame (`import_stream` of it)."""
+        return self.import_stream(lambda: iter([samples]), progress)
+
+    def import_stream(self, frames: Callable[[], Iterable[pd.DataFrame]],
+                      progress: Callable[[int], object] | None = None) -> Imported:
+        """All-or-nothing import of the samples `frames()` yields (frames of samples, e.g.
+        a file read block by block: `core.csvio.reading_blocks`). Refuse the whole import
+        if any sample would change a stored value (ImportRejected), or if `frames()`
+        raises while it is checked; otherwise write the samples not stored yet (with
+        consumption upkeep). Returns how many were new and how many were stored already
+        with the same value (left as they are), so importing a file twice writes nothing
+        the second time. The new samples of up to KEEP_NEW rows are kept from the check
+        for the write; beyond that `frames()` is called a second time (so it must give the
+        same frames again) and memory is bounded by a frame.
 
         `progress(n)` is called with the number of rows written since the last call.
-        Every chunk is checked against stored values before the first write, so bad
+        Every frame is checked against stored values before the first write, so bad
         input never leaves anything half-written; the embedded store also does it all
         in one transaction."""
-        norm = normalize_samples(samples)
-        if norm.empty:
-            return Imported(0, 0)
         with self._writing():
             found: list[pd.DataFrame] = []
-            fresh: list[pd.DataFrame] = []
-            n_conflicts = 0
-            for chunk in chunks(norm):
-                lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
-                stored = self._samples_near(pd.DataFrame({"meter_id": np.asarray(lo_hi.index, dtype=object),
-                                                          "lo": lo_hi["min"].to_numpy(),
-                                                          "hi": lo_hi["max"].to_numpy() + 1}), 0, 0)
-                index = pd.Index(np.asarray(lo_hi.index, dtype=object))
-                merged = coded(chunk, index).assign(pos=np.arange(len(chunk))).merge(
-                    coded(stored, index)[["meter_id", "t", "value"]], on=["meter_id", "t"], suffixes=("", "_old"))
-                merged["meter_id"] = index.to_numpy()[merged["meter_id"].to_numpy()]
-                same = np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)
-                diff = merged[~same]
-                keep = np.ones(len(chunk), dtype=bool)
-                keep[merged["pos"].to_numpy()[same]] = False
-                fresh.append(chunk[keep])
-                n_conflicts += len(diff)
-                if len(diff) and sum(map(len, found)) < MAX_CONFLICTS_LISTED:
-                    found.append(diff[["meter_id", "t", "value", "value_old"]].head(MAX_CONFLICTS_LISTED))
+            kept: list[pd.DataFrame] | None = []
+            n_conflicts = n_rows = n_new = 0
+            for frame in frames():
+                for chunk in chunks(normalize_samples(frame)):
+                    diff, new = self._against_stored(chunk)
+                    n_rows, n_new, n_conflicts = n_rows + len(chunk), n_new + len(new), n_conflicts + len(diff)
+                    if len(diff) and sum(map(len, found)) < MAX_CONFLICTS_LISTED:
+                        found.append(diff.head(MAX_CONFLICTS_LISTED))
+                    if kept is not None:
+                        kept.append(new)
+                        if n_new > KEEP_NEW:
+                            kept = None
             if n_conflicts:
                 rows = pd.concat(found).sort_values(["meter_id", "t"]).head(MAX_CONFLICTS_LISTED)
                 raise ImportRejected.conflicts(list(rows.itertuples(index=False, name=None)), total=n_conflicts)
-            new = pd.concat(fresh, ignore_index=True)
-            identical = len(norm) - len(new)  # repeated keys inside the file count once (chunks keeps the last)
-            written = self._write_norm(new, progress) if len(new) else 0
+            to_write: Iterable[pd.DataFrame] = (
+                (self._against_stored(c)[1] for frame in frames() for c in chunks(normalize_samples(frame)))
+                if kept is None  # a second pass: the new samples again, chunk by chunk
+                else [pd.concat(kept, ignore_index=True)] if n_new else [])
+            written = sum(self._write_norm(new, progress) for new in to_write if len(new))
+            identical = n_rows - n_new  # repeated keys inside a chunk count once (chunks keeps the last)
             if progress is not None and identical:
                 progress(identical)
             return Imported(written, identical)
+
+    def _against_stored(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Of a normalised chunk of samples: those that would change a stored value
+        (meter_id, t, value, value_old) and those not stored yet (the chunk's columns)."""
+        lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
+        stored = self._samples_near(pd.DataFrame({"meter_id": np.asarray(lo_hi.index, dtype=object),
+                                                  "lo": lo_hi["min"].to_numpy(), "hi": lo_hi["max"].to_numpy() + 1}),
+                                    0, 0)
+        index = pd.Index(np.asarray(lo_hi.index, dtype=object))
+        merged = coded(chunk, index).assign(pos=np.arange(len(chunk))).merge(
+            coded(stored, index)[["meter_id", "t", "value"]], on=["meter_id", "t"], suffixes=("", "_old"))
+        merged["meter_id"] = index.to_numpy()[merged["meter_id"].to_numpy()]
+        same = np.isclose(merged["value"], merged["value_old"], rtol=0, atol=1e-9)
+        keep = np.ones(len(chunk), dtype=bool)
+        keep[merged["pos"].to_numpy()[same]] = False
+        return merged[~same][["meter_id", "t", "value", "value_old"]], chunk[keep]
 
     # -- events -----------------------------------------------------------------
     def write_events(self, events: pd.DataFrame) -> None:
@@ -419,6 +438,10 @@ class Store(ABC):
         Naive `start`/`end` are local time of the store's time zone; the period
         containing `start` is included whole.
         """
+        if freq in ("month", "year"):
+            sums = self._period_sums(freq, start, end, meter_ids)
+            if sums is not None:
+                return self._with_multiplier(sums)
         rows = self._periods_between(freq, start, end, meter_ids, ["quantity", "est", "covered"])
         rows = rows[rows["covered"].to_numpy(bool)]
         mult = pd.Series(rows["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
@@ -430,6 +453,22 @@ class Store(ABC):
             "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float) * mult, quantity),
         })
         return out if freq in ("hour", "day") else regroup(out, freq, self.tz)
+
+    def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                     meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """A backend that sums days into months or years itself (server-side) returns
+        meter_id, period_start (local month or year start), quantity, est (index units,
+        covered days of [start's day, end) only), sorted by meter and period; None: the
+        daily rows are read and regrouped here."""
+        return None
+
+    def _with_multiplier(self, sums: pd.DataFrame) -> pd.DataFrame:
+        """CONSUMPTION_COLUMNS of period sums in index units (`_period_sums`)."""
+        mult = pd.Series(sums["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
+        quantity = sums["quantity"].to_numpy(float) * mult
+        return pd.DataFrame({"meter_id": sums["meter_id"].to_numpy(object),
+                             "period_start": sums["period_start"].to_numpy(), "quantity": quantity,
+                             "estimated_share": rollup.estimated_share(sums["est"].to_numpy(float) * mult, quantity)})
 
     def period_counts(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
                       meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -749,11 +788,15 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
         m = rows["meter_id"].to_numpy(np.int64)
         keep = (t >= lo[m]) & (t < hi[m])
         rows = rows[keep]
+        quantity = rows["quantity"].fillna(0.0).to_numpy(float)
+        # the estimated part as the share of it (0..1) says: sums of it over days are the
+        # sums of months and years (`regroup`), on the server too (`_period_sums`)
+        est = quantity * rollup.estimated_share(rows["estimated_quantity"].fillna(0.0).to_numpy(float), quantity)
         out[freq] = pd.DataFrame({
             "meter_id": pd.Categorical.from_codes(rows["meter_id"].to_numpy(np.int64), categories=codes),
             "t": t[keep],
-            "quantity": rows["quantity"].fillna(0.0).to_numpy(float),
-            "est": rows["estimated_quantity"].fillna(0.0).to_numpy(float),
+            "quantity": quantity,
+            "est": est,
             "flags": rows["flags"].fillna(0).to_numpy(np.int64),
             "samples": rows["samples"].fillna(0).to_numpy(np.int64),
             "stored": rows["stored"].fillna(0).to_numpy(np.int64),

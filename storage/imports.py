@@ -14,12 +14,12 @@ audit trail (who, when, old -> new, source, reason) in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from core.csvio import parse_bills, parse_readings
+from core.csvio import parse_bills, reading_blocks
 from core.registry import Registry
 from core.yamlfile import Problem
 from storage import quality
@@ -45,20 +45,48 @@ def located(exc: ImportRejected, frame: pd.DataFrame, name: str) -> list[Problem
 Check = Callable[[pd.DataFrame], None]
 
 
+KEEP_ROWS = 4_000_000  # a readings file of up to this many rows is parsed once (its blocks kept for the write)
+
+
 def import_readings(store: Store, registry: Registry, path: str | Path, data: bytes | None = None,
                     progress: Callable[[int], object] | None = None, check: Check | None = None) -> Imported:
-    """Import a readings CSV (the file `path`, or `data` named `path`). Raises ConfigError
-    (parsing) or ImportRejected (a conflict with stored values; `.located` problems).
-    `check(frame)` may refuse the parsed rows (raise) before anything is written."""
-    frame = parse_readings(path, registry, data=data, with_lines=True)
-    if check is not None:
-        check(frame)
-    samples = frame.drop(columns="line").assign(quality=quality.IMPORTED)
+    """Import a readings CSV (the file `path`, or `data` named `path`) block by block
+    (`core.csvio.reading_blocks`, `Store.import_stream`: memory bounded by a block, not by
+    the file; a file of up to KEEP_ROWS rows is parsed once). Raises ConfigError (parsing)
+    or ImportRejected (a conflict with stored values; `.located` problems). `check(block)`
+    may refuse the parsed rows (raise) before anything is written."""
+    kept: list[pd.DataFrame] | None = []
+    whole = False
+
+    def blocks() -> Iterator[pd.DataFrame]:
+        nonlocal kept, whole
+        if whole and kept is not None:
+            yield from kept
+            return
+        for block in reading_blocks(path, registry, data=data, with_lines=True):
+            if check is not None:
+                check(block)
+            if kept is not None:
+                kept.append(block)
+                if sum(map(len, kept)) > KEEP_ROWS:
+                    kept = None
+            yield block
+        whole = True
+
+    def samples() -> Iterator[pd.DataFrame]:
+        return (b.drop(columns="line").assign(quality=quality.IMPORTED) for b in blocks())
+
     try:
-        return store.import_samples(samples, progress=progress)
+        return store.import_stream(samples, progress=progress)
     except ImportRejected as exc:
-        exc.located = located(exc, frame, str(path))
+        exc.located = located(exc, pd.concat(_conflicting_rows(exc, blocks()), ignore_index=True), str(path))
         raise
+
+
+def _conflicting_rows(exc: ImportRejected, blocks: Iterable[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The parsed rows (with `line`) of the listed conflicts of a refused import."""
+    keys = pd.DataFrame(exc.rows, columns=["meter_id", "t", "value", "stored"])[["meter_id", "t"]]
+    return [keys.merge(b.assign(t=to_epoch_s(b["time"])), on=["meter_id", "t"]) for b in blocks]
 
 
 def import_bills(store: Store, registry: Registry, path: str | Path, data: bytes | None = None,

@@ -53,6 +53,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from core import localtime
+from storage import rollup
 from storage.base import (
     BILL_COLUMNS,
     EVENT_COLUMNS,
@@ -70,6 +72,11 @@ CHUNK_ROWS = 100_000  # rows per chunk of a streamed /query answer
 CSV_BLOCK_BYTES = 4 << 20  # a streamed CSV answer is parsed this much at a time
 READ_SLICES = 2  # a long read of a consumption measurement goes as this many concurrent queries
 SLICE_ABOVE_S = 40 * 86_400  # ... when it spans more than this
+# Shard groups of a database this store creates: InfluxDB's default for an infinite
+# retention policy is 7 days, so a year's read opens ~53 shards x every series (an
+# iterator each), ~10x the time of the same read from one or two 52-week shards
+# (benchmarks/bench_consumption.py). An existing database keeps its shards; see README.
+SHARD_DURATION = "52w"
 STATEMENTS_PER_QUERY = 60  # InfluxQL statements sent in one /query
 MEASUREMENTS = {"hour": "consumption_hour", "day": "consumption_day"}
 PERIOD_FIELDS = {"quantity": pa.float64(), "est": pa.float64(), "flags": pa.int64(), "samples": pa.int64(),
@@ -176,7 +183,7 @@ class InfluxStore(Store):
 
     def _create_database(self) -> None:
         with contextlib.suppress(StoreError):
-            list(self.query(f"CREATE DATABASE {quote_ident(self.database)}"))
+            list(self.query(f"CREATE DATABASE {quote_ident(self.database)} WITH SHARD DURATION {SHARD_DURATION}"))
 
     def set_meters(self, meters: pd.DataFrame) -> None:
         if self._setup_pending:  # applied when the server is reached (`_request`)
@@ -460,6 +467,32 @@ class InfluxStore(Store):
         if len(parts) > 1:
             df = df.sort_values(["meter_id", "t"], kind="stable", ignore_index=True)
         return df[["meter_id", "t", *columns]]
+
+    def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                     meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """Months and years summed by the server: one `sum()` statement per local month
+        or year over the covered days (a year of 405 meters answers 4,860 rows, not
+        147,825 daily ones)."""
+        ids = self._meter_where(None if meter_ids is None else [str(m) for m in meter_ids])
+        if ids is None:
+            return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
+                                 "est": []})
+        start, end = ts(start, self.tz), ts(end, self.tz)
+        lo = int(rollup.period_edges(start, end, "day", self.tz)[0])
+        hi = int(np.ceil(end.timestamp()))
+        if hi <= lo:
+            return None
+        keys = localtime.local_edges(from_epoch_s([lo])[0], from_epoch_s([hi])[0], freq, self.tz)[:-1]
+        cuts = np.r_[np.maximum(keys.as_unit("s").asi8, lo), hi]
+        statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
+                      f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {a}s AND time < {b}s AND covered = 1"
+                      f"{ids} GROUP BY meter" for a, b in itertools.pairwise(cuts)]
+        df = self._csv_frame(statements, {"quantity": pa.float64(), "est": pa.float64()})
+        # an aggregate without GROUP BY time answers at its range's lower bound: the cut
+        period = np.searchsorted(cuts, df["t"].to_numpy(np.int64), side="right") - 1
+        out = pd.DataFrame({"meter_id": df["meter_id"].to_numpy(object), "period_start": keys[period],
+                            "quantity": df["quantity"].to_numpy(float), "est": df["est"].to_numpy(float)})
+        return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
     def _drop_periods(self) -> None:
         for name in MEASUREMENTS.values():

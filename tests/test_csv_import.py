@@ -386,3 +386,42 @@ def test_echoed_values_are_cut_to_80_characters(site):
     path.write_text(f"meter_id,time,value\n{'M' * 5000},2025-01-01T00:00:00Z,{'9' * 3000}x\n", encoding="utf-8")
     got = problems_of(parse_readings, path, registry)
     assert [m for _, _, m in got] == [f"unknown meter '{'M' * 80}…'", f"'{'9' * 80}…' is not a number"]
+
+
+# -- streamed parsing (issue 11): blocks give what the whole file gives ---------------------------
+
+_POOL = ["HB-0001-E0,2025-01-01T00:00:00+08:00,100.0\n", "HB-0001-E0,2025-01-01T01:00:00+08:00,101.5\n",
+         "HB-0001-E0,2025-01-01T00:00:00+08:00,99\n",  # conflicts with the first
+         "HB-0001-W0,2025-01-01T00:00:00Z,7\n", "\n", "  ,  ,\n", "HB-0001-E0,2025-01-01T02:00:00+08:00,x\r\n",
+         '"HB-0001-W0","2025-01-01T03:00:00Z","8\n"\n', "HB-9999-E0,2025-01-01T00:00:00+08:00,1\n",
+         "HB-0001-E0,2025-01-01T00:00:00+08:00,100.0,\n"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(_POOL), max_size=12), st.integers(1, 120))
+def test_blocks_give_the_whole_file_verdict(tmp_path_factory, rows, block):
+    """Parsed in blocks of `block` bytes, a file gives the rows, or the problem lines and
+    fields, that it gives parsed whole (physical lines; conflicts between blocks too)."""
+    d = tmp_path_factory.mktemp("blocks")
+    registry = _registry(tmp_path_factory)
+    path = d / "r.csv"
+    path.write_bytes(("meter_id,time,value\n" + "".join(rows)).encode())
+
+    def verdict(b):
+        try:
+            return parse_readings(path, registry, block_bytes=b).sort_values(["meter_id", "time"]).to_numpy().tolist()
+        except ConfigError as exc:
+            return sorted({(p.line, p.field) for p in exc.problems})
+
+    assert verdict(block) == verdict(10**6)
+
+
+_REGISTRY = []
+
+
+def _registry(tmp_path_factory):
+    if not _REGISTRY:
+        d = tmp_path_factory.mktemp("registry")
+        write_sample(d)
+        _REGISTRY.append(load_registry(d / "civicwatt.yaml"))
+    return _REGISTRY[0]

@@ -130,6 +130,12 @@ def _counts(samples: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
     return day_counts(samples, s0 - pd.Timedelta(days=7), s0 + pd.Timedelta(days=60))
 
 
+def _counts(samples: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+    """Day counts of raw samples from the lookback before `start` (naive local) on."""
+    s0 = start.tz_localize(TZ)
+    return day_counts(samples, s0 - pd.Timedelta(days=7), s0 + pd.Timedelta(days=60))
+
+
 def test_completeness_function():
     meters = pd.DataFrame({"meter_id": ["a", "b", "c"]})
     start, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-03")

@@ -8,6 +8,8 @@ append-only with explicit correction), or whose period overlaps another. The wor
 or replaced are recorded in the audit trail (`storage.submissions`: who, when, old -> new,
 source `import`). The last line says how many rows were new, identical to what was
 stored (re-importing a file changes nothing), replaced (bills, with --replace) or rejected.
+A readings file is read block by block, so memory is bounded by a block, not by the file
+(`storage.imports.import_readings`).
 """
 
 from __future__ import annotations
