@@ -253,6 +253,26 @@ TEXT: dict[str, dict[str, str]] = {
     "mv_why_ashrae": {"zh": "基准模型不符合 ASHRAE 14：CV(RMSE) {cvrmse}（上限 {cvrmse_max}），NMBE {nmbe}（上限 ±{nmbe_max}）。",
                       "en": "The baseline model does not meet ASHRAE Guideline 14: CV(RMSE) {cvrmse} (limit "
                             "{cvrmse_max}), NMBE {nmbe} (limit ±{nmbe_max})."},
+    # the same labels for a water-saving contract (合同节水管理: energy water, in m3)
+    "mv_adjusted_baseline_water": {"zh": "调整后基准用水量", "en": "Adjusted baseline (water)"},
+    "mv_reporting_actual_water": {"zh": "报告期实际用水量", "en": "Reporting-period actual (water)"},
+    "mv_avoided_water": {"zh": "节水量", "en": "Water saved"},
+    "mv_avoided_fraction_water": {"zh": "节水率", "en": "Water savings fraction"},
+    "mv_avoided_low90_water": {"zh": "节水量 90% 下限", "en": "Water saved, 90 % low"},
+    "mv_avoided_high90_water": {"zh": "节水量 90% 上限", "en": "Water saved, 90 % high"},
+    "mv_normalized_savings_water": {"zh": "标准化节水量", "en": "Normalized water savings"},
+    "mv_payment_cny_water": {"zh": "应付节水效益 (元)", "en": "Payment (CNY)"},
+    "mv_savings_water": {"zh": "节水量", "en": "Water savings"},
+    "mv_verified_water": {"zh": "节水量核定通过", "en": "Water savings verified"},
+    "mv_not_verified_water": {"zh": "节水量未能核定", "en": "Water savings not verified"},
+    "mv_why_verified_water": {"zh": "节水 {avoided}（{fraction}），90% 置信区间 {low} ~ {high} 高于零；基准模型符合 ASHRAE 14。",
+                              "en": "{avoided} of water saved ({fraction}); the 90 % interval {low} to {high} is above "
+                                    "zero and the baseline model meets ASHRAE Guideline 14."},
+    "mv_why_interval_zero_water": {"zh": "节水不显著：90% 置信区间 {low} ~ {high} 包含零。",
+                                   "en": "No significant water savings: the 90 % interval {low} to {high} includes "
+                                         "zero."},
+    "mv_why_increase_water": {"zh": "用水量上升：90% 置信区间 {low} ~ {high} 低于零。",
+                              "en": "Water use increased: the 90 % interval {low} to {high} is below zero."},
     "mv_findings": {"zh": "需要注意", "en": "To note"},
     "mv_fit": {"zh": "模型拟合", "en": "Model fit"},
     "mv_savings": {"zh": "节能量", "en": "Savings"},
