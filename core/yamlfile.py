@@ -80,8 +80,19 @@ class _LineLoader(_SAFE_LOADER):  # type: ignore[valid-type, misc]
                                           "special characters are not allowed")
         super().__init__(stream)
         Composer.__init__(self)
+        self.scalar_tags: dict[str, str] = {}
         self.depth = 0
         self.aliases = 0
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        """The tag of a node; a plain scalar's depends on its text only (no path
+        resolvers here), so each distinct text is resolved once per file."""
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self.scalar_tags.get(value)
+            if tag is None:
+                tag = self.scalar_tags[value] = super().resolve(kind, value, implicit)
+            return tag
+        return super().resolve(kind, value, implicit)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
