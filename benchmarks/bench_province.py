@@ -247,11 +247,11 @@ def main() -> None:
     parser.add_argument("--influx-institutions", type=int, default=1_000)
     parser.add_argument("--year", type=int, default=2025)
     parser.add_argument("--queries", type=int, default=40)
-    parser.add_argument("--skip", default="", help="comma-separated: embedded,influx")
+    parser.add_argument("--skip", default="", help="comma-separated: embedded,influx (or influxdb)")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the embedded portfolio and store in DIR")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each verb and its baseline")
     args = parser.parse_args()
-    skip = set(filter(None, args.skip.split(",")))
+    skip = {"influxdb" if s == "influx" else s for s in filter(None, args.skip.split(","))}
     from civicwatt.sample import write_sample
     from core.registry import load_registry
     from storage.embedded import DB_NAME
