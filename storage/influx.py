@@ -53,6 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from core import localtime
 from storage import rollup
 from storage.base import (
     BILL_COLUMNS,
@@ -63,7 +64,6 @@ from storage.base import (
     StoreMissing,
     empty_periods,
     from_epoch_s,
-    period_key,
     ts,
 )
 
@@ -482,9 +482,7 @@ class InfluxStore(Store):
         hi = int(np.ceil(end.timestamp()))
         if hi <= lo:
             return None
-        keys = pd.date_range(period_key([from_epoch_s([lo])[0]], freq, self.tz)[0],
-                             from_epoch_s([hi])[0].tz_convert(self.tz),
-                             freq="MS" if freq == "month" else "YS", inclusive="left")
+        keys = localtime.local_edges(from_epoch_s([lo])[0], from_epoch_s([hi])[0], freq, self.tz)[:-1]
         cuts = np.r_[np.maximum(keys.as_unit("s").asi8, lo), hi]
         statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
                       f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {a}s AND time < {b}s AND covered = 1"
