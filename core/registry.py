@@ -224,24 +224,15 @@ class Registry(_Strict):
 
     def institutions_frame(self) -> pd.DataFrame:
         """One row per institution: id, name, region, category, areas, occupants,
-        department (None where not given)."""
+        department (None where not given). Built once per registry; each call gets a copy."""
+        return self._frames["institutions"].copy()
+
+    @cached_property
+    def _frames(self) -> dict[str, pd.DataFrame]:
+        """The institutions and meters frames, built on first use (a province's registry
+        has ~160,000 meters: every verb asks for them several times)."""
         cols = [c for c in Institution.model_fields if c != "data_centre"]  # `source`: None for our own
-        return pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
-        """One row per institution: id, name, region, category, areas, occupants."""
-        cols = [c for c in Institution.model_fields if c != "bills"]
-        return pd.DataFrame([i.model_dump(exclude={"bills"}) for i in self.institutions], columns=cols)
-
-    def excluded_bills_frame(self) -> pd.DataFrame:
-        """One row per bill exclusion: institution_id, energy, boundary_reason, start,
-        end (dates; NaT: open)."""
-        rows = [(i.id, b.energy, b.boundary_reason, b.start, b.end) for i in self.institutions for b in i.bills
-                if b.boundary == "excluded"]
-        df = pd.DataFrame(rows, columns=["institution_id", "energy", "boundary_reason", "start", "end"])
-        return df.assign(start=pd.to_datetime(df["start"]), end=pd.to_datetime(df["end"]))
-
-    def meters_frame(self) -> pd.DataFrame:
-        """One row per meter: id, institution, energy, subitem, parent, multiplier,
-        rollover_at, rated, heating, unit, boundary, boundary_reason."""
+        institutions = pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
         rows = [
             {
                 "meter_id": m.id,
@@ -261,7 +252,21 @@ class Registry(_Strict):
         ]
         cols = ["meter_id", "institution_id", "energy", "subitem", "parent", "multiplier",
                 "rollover_at", "rated", "heating", "unit", "boundary", "boundary_reason"]
-        return pd.DataFrame(rows, columns=cols)
+        return {"institutions": institutions, "meters": pd.DataFrame(rows, columns=cols)}
+
+    def excluded_bills_frame(self) -> pd.DataFrame:
+        """One row per bill exclusion: institution_id, energy, boundary_reason, start,
+        end (dates; NaT: open)."""
+        rows = [(i.id, b.energy, b.boundary_reason, b.start, b.end) for i in self.institutions for b in i.bills
+                if b.boundary == "excluded"]
+        df = pd.DataFrame(rows, columns=["institution_id", "energy", "boundary_reason", "start", "end"])
+        return df.assign(start=pd.to_datetime(df["start"]), end=pd.to_datetime(df["end"]))
+
+    def meters_frame(self) -> pd.DataFrame:
+        """One row per meter: id, institution, energy, subitem, parent, multiplier,
+        rollover_at, rated, heating, unit, boundary, boundary_reason. Built once per
+        registry; each call gets a copy."""
+        return self._frames["meters"].copy()
 
 
 # -- the region tree: the one walk, for a Registry or a plain id -> parent mapping ----------

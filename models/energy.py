@@ -185,24 +185,37 @@ def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSe
     """The store's consumption (meter_id, period_start, quantity x multiplier,
     estimated_share) joined with the registry's meters frame, as a use frame.
 
-    Meters not in `meters` are dropped (they are not in the registry)."""
+    Meters not in `meters` are dropped (they are not in the registry). Everything of a
+    meter (unit scale, heating, main) is worked out once per meter and taken by position
+    into the rows: no per-row lookup by name, no string boxed per row."""
     if consumption.empty:
         return empty_use()
-    m = meters.set_index("meter_id")
-    c = consumption[consumption["meter_id"].isin(m.index)]
-    mi = m.loc[c["meter_id"].to_numpy()]
-    energy = mi["energy"].to_numpy(object)
-    qty = to_canonical(c["quantity"].to_numpy(float), energy, mi["unit"].to_numpy(object), factors)
+    m = meters.reset_index(drop=True)
+    pos = pd.Index(m["meter_id"]).get_indexer(consumption["meter_id"])
+    keep = pos >= 0
+    c = consumption[keep] if not keep.all() else consumption
+    pos = pos[keep]
+    seen = pd.unique(pos)  # the meters with rows, in the order of their first row
+    energy = m["energy"].to_numpy(object)
+    scale = np.zeros(len(m))
+    scale[seen] = to_canonical(np.ones(len(seen)), energy[seen], m["unit"].to_numpy(object)[seen], factors)
+    heating = m["heating"].fillna(False).to_numpy(bool) | (energy == "heat")
+    main = m["parent"].isna().to_numpy(bool)
+    canonical = m["energy"].map(CANONICAL_UNIT)
+
+    def take(col: pd.Series):  # no rows: object columns, as inferred from no values
+        return col.array.take(pos) if len(pos) else np.asarray([], dtype=object)
+
     return pd.DataFrame({
-        "institution_id": mi["institution_id"].to_numpy(object),
-        "meter_id": c["meter_id"].to_numpy(object),
-        "energy": energy,
-        "subitem": mi["subitem"].to_numpy(object),
-        "heating": mi["heating"].fillna(False).to_numpy(bool) | (energy == "heat"),
-        "is_main": mi["parent"].isna().to_numpy(bool),
+        "institution_id": take(m["institution_id"]),
+        "meter_id": take(m["meter_id"]),
+        "energy": take(m["energy"]),
+        "subitem": take(m["subitem"]),
+        "heating": heating[pos],
+        "is_main": main[pos],
         "period_start": c["period_start"].array,  # .array keeps the tz (to_numpy() would box every value)
-        "quantity": qty,
-        "unit": pd.Series(energy).map(CANONICAL_UNIT).to_numpy(object),
+        "quantity": c["quantity"].to_numpy(float) * scale[pos],
+        "unit": take(canonical),
         "estimated_share": c["estimated_share"].to_numpy(float),
         "source": "meter",
     })[USE_COLUMNS].reset_index(drop=True)
@@ -260,7 +273,10 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     parent_excluded = meters["parent"].isin(meters.loc[excluded, "meter_id"]).to_numpy(bool)
     deduct = excluded & meters["parent"].notna().to_numpy(bool) & ~parent_excluded  # excluded sub-meters
     main = meters["parent"].isna().to_numpy(bool)
-    chosen = meters[(np.ones(len(meters), bool) if include_submeters else main) | deduct]
+    pick = (np.ones(len(meters), bool) if include_submeters else main) | deduct
+    if boundary == "excluded":  # only excluded meters and deducted sub-meters can be in it: read no other
+        pick &= excluded | deduct
+    chosen = meters[pick]
     cons = store.consumption(freq, start, end, meter_ids=chosen["meter_id"].tolist()) if len(chosen) else None
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
     bills = _bills(store, registry, institution_ids)

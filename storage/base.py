@@ -450,10 +450,12 @@ class Store(ABC):
                 return self._with_multiplier(sums)
         rows = self._periods_between(freq, start, end, meter_ids, ["quantity", "est", "covered"])
         rows = rows[rows["covered"].to_numpy(bool)]
-        mult = pd.Series(rows["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
+        ids = rows["meter_id"]
+        codes, names = pd.factorize(ids)  # the multiplier once per meter, not per row
+        mult = pd.Series(np.asarray(names, dtype=object)).map(self.multipliers).fillna(1.0).to_numpy(float)[codes]
         quantity = rows["quantity"].to_numpy(float) * mult
-        out = pd.DataFrame({
-            "meter_id": rows["meter_id"].to_numpy(object),
+        out = pd.DataFrame({  # strings already in pandas' str dtype stay as they are (no per-row round trip)
+            "meter_id": ids.array if len(ids) and isinstance(ids.dtype, pd.StringDtype) else ids.to_numpy(object),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
             "quantity": quantity,
             "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float) * mult, quantity),
