@@ -68,6 +68,7 @@ KIND_TITLE = {
     "open": ("【能耗告警】", "[CivicWatt alert]"),
     "reminder": ("【告警提醒】", "[CivicWatt reminder]"),
     "resolved": ("【告警解除】", "[CivicWatt resolved]"),
+    "message": ("【填报提醒】", "[CivicWatt notice]"),  # a message that is not an alert (submission reminders)
 }
 SEVERITY_ZH = {"info": "提示", "warning": "警告", "critical": "严重"}
 

@@ -5,11 +5,15 @@ institution whose last month is still missing or was returned gets one reminder
 (`submission_reminder`, scope `institution:ID`); on the day after the deadline
 (`submissions.deadline_day`, default the 15th) each region with overdue institutions gets
 one notice listing them (`submission_overdue`, scope `region:ID`: its managers, and those
-above, see it). Each message is an alert of the outbox whose key holds the day
-(`.../submission/YYYY-MM@YYYY-MM-DD`): the outbox opens a key once, so a job run twice, or
-by two processes, sends exactly one message per institution (or region) per day, each
-with the outbox's idempotency key; it is acknowledged by `system` at once, so the outbox
-sends no reminder of the reminder.
+above, see it).
+
+A reminder is a message, not an alert: it is delivered through the alert channels (the
+outbox's delivery queue, `Outbox.enqueue`, retried like any notification) and never
+opened as an alert, so nothing waits on the alert page to be acknowledged or resolved;
+what is still to be done is the 填报进度 view (and the status in the API). Each
+message's key holds the day (`.../submission/YYYY-MM@YYYY-MM-DD`) and the outbox queues a
+key once, so a job run twice, or by two processes, sends exactly one message per
+institution (or region) per day, each with the outbox's idempotency key.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from storage.submissions import SubmissionBook
 
 RULES = ("submission_reminder", "submission_overdue")
 DUE = ("missing", "returned")  # not (re)submitted yet
-ACK_BY = "system"
+KIND = "reminder"  # the outbox's delivery kind of these messages
 
 
 def reminder_alerts(registry: Registry, book: SubmissionBook, today: date) -> list[Alert]:
@@ -66,14 +70,13 @@ def reminder_alerts(registry: Registry, book: SubmissionBook, today: date) -> li
     return out
 
 
-def send_reminders(registry: Registry, book: SubmissionBook, outbox: Outbox, today: date) -> list[str]:
-    """Queue and deliver the reminders due on `today`; returns the keys opened now (none
-    when they were sent before: the outbox opens a key once)."""
+def send_reminders(registry: Registry, book: SubmissionBook, outbox: Outbox, today: date) -> int:
+    """Queue and deliver the reminders due on `today` as messages (module docstring);
+    returns how many deliveries were queued now (none when they were queued before)."""
     alerts = reminder_alerts(registry, book, today)
     if not alerts:
-        return []
-    opened = outbox.submit(alerts, rules=RULES, resolve_missing=False).opened
-    for key in opened:
-        outbox.acknowledge(key, ACK_BY)
+        return 0
+    messages = [{**a.to_dict(), "notification": "message", "revision": 0} for a in alerts]
+    queued = outbox.enqueue(messages, KIND)
     outbox.deliver_pending()
-    return opened
+    return queued

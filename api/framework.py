@@ -142,10 +142,10 @@ def json_response(value: Any, status: int = 200) -> flask.Response:
 @dataclass
 class ApiContext:
     """What the endpoints work on. `tables`: the year tables (`quotas.tables.YearTables`,
-    shared with the dashboard so both read the same cache); `quotas()`: the quota
-    configuration or None; `data_dir`: the outbox and the health directory."""
+    shared with the dashboard so both read the same cache), whose registry is the one
+    `registry` (swapped by `tables.use_registry`); `quotas()`: the quota configuration or
+    None; `data_dir`: the outbox and the health directory."""
 
-    registry: Registry
     store: Any
     users_file: Path
     tables: Any
@@ -157,6 +157,10 @@ class ApiContext:
         self.users_file = Path(self.users_file)
         self.users = UserDirectory(self.users_file)
         self.tokens = TokenDirectory(tokens_file(self.users_file))
+
+    @property
+    def registry(self) -> Registry:
+        return self.tables.registry
 
     def outbox(self) -> Any | None:
         """The alert outbox of the data directory (None without one)."""

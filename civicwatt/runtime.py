@@ -103,7 +103,7 @@ def submission_reminders(rt: Runtime) -> None:
             today = pd.Timestamp.now(tz=rt.registry.timezone).date()
             sent = send_reminders(rt.registry, book, rt.outbox, today)
             if sent:
-                log.info("submission reminders: %d sent", len(sent), extra={"reminders": len(sent)})
+                log.info("submission reminders: %d queued", sent, extra={"reminders": sent})
         finally:
             book.close()
 

@@ -6,9 +6,10 @@ wired): an electricity main meter with sub-meters for the four sub-items (lighti
 sockets, HVAC, power, special), a water meter and, for most, a gas meter (boiler gas,
 counted as heating energy in the heating season).
 
-It also holds the demo's energy-performance contract (`write_sample_mv_project`): a
-lighting retrofit at HB-0001 that the simulated data really contain (see
-`sample_mv_setup` and docs/mv.md, "Demo project").
+It also holds the demo's savings-verification projects (`write_sample_mv_project`),
+whose savings the simulated data really contain (see `sample_mv_setup` and docs/mv.md,
+"Demo projects"): an energy-performance contract for a lighting retrofit at HB-0001
+(kWh) and a water-saving contract (合同节水管理) for water-saving fixtures at HB-0003 (m3).
 """
 
 from __future__ import annotations
@@ -169,6 +170,16 @@ MV_MIN_REPORTING_DAYS = 61  # before 1 May the demo's retrofit year is last year
 MV_TARIFF_CNY_PER_KWH = 0.75  # a typical Hebei general commercial tariff, flat average
 MV_CONTRACTOR_SHARE = 0.7  # the ESCO's share of the savings during the contract term
 
+# -- the demo's water-saving contract (合同节水管理 demo), same dates ---------------------
+CWS_PROJECT_ID = "cws-001"
+CWS_INSTITUTION = "HB-0003"  # sample institution 3: a hospital in Shijiazhuang
+CWS_RETROFIT_METER = "HB-0003-W0"  # its main water meter, the one the water company bills
+# Water-saving taps and showers (aerators, 6 L/min), dual-flush cisterns and the repair of
+# leaks typically save 15-30 % of a hospital's water; 20 % is a middle, credible figure.
+CWS_RETROFIT_FACTOR = 0.80
+CWS_TARIFF_CNY_PER_M3 = 5.8  # non-residential water with the sewage fee, a typical Hebei city
+CWS_CONTRACTOR_SHARE = 0.6  # the water-saving service company's share of the savings
+
 
 @dataclass(frozen=True)
 class SampleMVSetup:
@@ -217,9 +228,17 @@ def read_sample_mv_setup(directory: str | Path) -> SampleMVSetup | None:
                          baseline=spans[0], reporting=spans[1])
 
 
-def sample_retrofits(setup: SampleMVSetup) -> dict[str, dict[str, Any]]:
-    """meter id -> `retrofit` entry of the load model (device_sim.load) for the demo."""
-    return {MV_RETROFIT_METER: {"start": setup.retrofit_start.isoformat(), "factor": MV_RETROFIT_FACTOR}}
+def sample_retrofits(setup: SampleMVSetup, directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """meter id -> `retrofit` entry of the load model (device_sim.load) for the demo: the
+    lighting sub-meter of emc-001 and the water meter of cws-001, both from
+    `setup.retrofit_start`. With `directory`: only those of the projects written in
+    `directory`/mv (an older demo directory has no water project, and its stored history
+    no water retrofit)."""
+    projects = {MV_PROJECT_ID: (MV_RETROFIT_METER, MV_RETROFIT_FACTOR),
+                CWS_PROJECT_ID: (CWS_RETROFIT_METER, CWS_RETROFIT_FACTOR)}
+    if directory is not None:
+        projects = {p: r for p, r in projects.items() if (Path(directory) / "mv" / f"{p}.yaml").exists()}
+    return {meter: {"start": setup.retrofit_start.isoformat(), "factor": factor} for meter, factor in projects.values()}
 
 
 def apply_retrofits(meters: list[dict[str, Any]], retrofits: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -232,6 +251,13 @@ def sample_mv_applies(registry: Registry) -> bool:
     meter = registry.meter_by_id.get(MV_RETROFIT_METER)
     return (MV_INSTITUTION in registry.institution_by_id and meter is not None
             and meter.subitem == "lighting_socket" and meter.parent is not None)
+
+
+def sample_cws_applies(registry: Registry) -> bool:
+    """Whether the registry has the water project's institution and main water meter."""
+    meter = registry.meter_by_id.get(CWS_RETROFIT_METER)
+    return (CWS_INSTITUTION in registry.institution_by_id and meter is not None and meter.energy == "water"
+            and meter.parent is None and meter.institution == CWS_INSTITUTION)
 
 
 MV_PROJECT_TEMPLATE = """\
@@ -260,14 +286,41 @@ calendar: workdays.csv          # working days with Chinese public holidays and 
 contract: {{type: shared_savings, tariff_cny_per_unit: {tariff}, contractor_share: {share}}}
 """
 
+CWS_PROJECT_TEMPLATE = """\
+# Demo water-saving contract (合同节水管理), written by `civicwatt demo`; see docs/mv.md.
+#
+# What the simulated data hold: {institution} ({inst_name}) had its taps and showers
+# replaced by water-saving ones, its cisterns by dual-flush ones and its leaks repaired;
+# from {retrofit} its main water meter {meter} draws {saving:.0%} less. January is
+# installation and February commissioning, so both are outside the periods below.
+#
+# IPMVP option C on the main water meter (the one the water company bills, in m3),
+# verified exactly as electricity is: the model search keeps the drivers that explain
+# the use (working days; the temperature where water follows the weather) and separates
+# the saving from calendar and weather. The driver files are the electricity project's.
+id: {id}
+name: {name}
+institution: {institution}
+energy: water
+granularity: day
+baseline: {{start: {b0}, end: {b1}}}
+reporting: {{start: {r0}, end: {r1}}}
+temperature: temps.csv
+normal_year: normal.csv
+calendar: workdays.csv
+contract: {{type: shared_savings, tariff_cny_per_unit: {tariff}, contractor_share: {share}}}
+"""
+
 
 def write_sample_mv_project(directory: str | Path, registry: Registry, now: Any, seed: int = 1) -> list[Path]:
-    """Write the demo EMC project into `directory`/mv, each file only when missing:
+    """Write the demo projects into `directory`/mv, each file only when missing:
     `emc-001.yaml`, `temps.csv` (the load model's daily mean temperature over both
-    periods, for the simulation `seed`), `normal.csv` (the model's climate normal) and
-    `workdays.csv` (the model's working days). The dates come from an existing project
-    file, else from `sample_mv_setup(now)`. Returns the files written (none if the
-    registry lacks HB-0001's lighting sub-meter)."""
+    periods, for the simulation `seed`), `normal.csv` (the model's climate normal),
+    `workdays.csv` (the model's working days) and, with a new emc-001 and when the
+    registry has HB-0003's water meter, the water project `cws-001.yaml` on the same
+    dates and drivers. The dates come from an existing emc-001 file, else from
+    `sample_mv_setup(now)`. Returns the files written (none if the registry lacks
+    HB-0001's lighting sub-meter)."""
     from device_sim.load import daily_calendar, daily_temperature, normal_temperature
 
     if not sample_mv_applies(registry):
@@ -277,6 +330,7 @@ def write_sample_mv_project(directory: str | Path, registry: Registry, now: Any,
     setup = read_sample_mv_setup(directory) or sample_mv_setup(now, registry.timezone)
     (b0, b1), (r0, r1) = setup.baseline, setup.reporting
     inst = registry.institution_by_id[MV_INSTITUTION]
+    new = not (mv_dir / f"{MV_PROJECT_ID}.yaml").exists()
     files = {
         f"{MV_PROJECT_ID}.yaml": lambda: MV_PROJECT_TEMPLATE.format(
             id=MV_PROJECT_ID, name=f"{inst.name} 照明节能改造（LED + 智能控制）", institution=MV_INSTITUTION,
@@ -287,6 +341,13 @@ def write_sample_mv_project(directory: str | Path, registry: Registry, now: Any,
         "normal.csv": lambda: _csv(normal_temperature(r0.year), "%.2f"),
         "workdays.csv": lambda: _csv(daily_calendar(b0, r1), None),
     }
+    if new and sample_cws_applies(registry):  # an older directory's history has no water retrofit
+        water = registry.institution_by_id[CWS_INSTITUTION]
+        files[f"{CWS_PROJECT_ID}.yaml"] = lambda: CWS_PROJECT_TEMPLATE.format(
+            id=CWS_PROJECT_ID, name=f"{water.name} 合同节水管理（节水器具 + 漏损修复）", institution=CWS_INSTITUTION,
+            inst_name=water.name, meter=CWS_RETROFIT_METER, retrofit=setup.retrofit_start,
+            saving=1.0 - CWS_RETROFIT_FACTOR, b0=b0, b1=b1, r0=r0, r1=r1, tariff=CWS_TARIFF_CNY_PER_M3,
+            share=CWS_CONTRACTOR_SHARE)
     written = []
     for name, text in files.items():
         path = mv_dir / name

@@ -4,7 +4,8 @@ A lower-level instance with an `upstream.yaml` (`core.schemas.upstream`) pushes,
 month its reviewers approved (`storage.submissions.SubmissionBook`, status approved), the
 institution's basic information (`core.registry.reported_entry`) and the month's figures
 per energy — main meters and bills, in canonical units, by `models.api.energy_use`, the
-figures every indicator uses — to the upper level's `POST /api/v1/upstream`.
+figures every indicator uses, with their heating and estimated parts — to the upper
+level's `POST /api/v1/upstream`.
 
 Delivery is the alert outbox's (`alerts.outbox.Outbox`, its own database in
 `DATA/upstream/`): each message is one row per (institution/month key, revision), where
@@ -37,7 +38,8 @@ from alerts.channels import Channel, ChannelsConfig, DeliveryError, delivery_hea
 from alerts.outbox import DeliveryResult, Outbox
 from core.registry import Registry, reported_entry
 from core.schemas.upstream import UpstreamConfig
-from models.api import energy_use
+from core.vocab import CANONICAL_UNIT
+from models.api import energy_sums, energy_use, institution_context
 from models.factors import FactorSet, load_factors
 from storage.submissions import SubmissionBook
 
@@ -72,17 +74,28 @@ def digest(content: dict[str, Any]) -> str:
 
 def month_items(store, registry: Registry, months: pd.DataFrame, factors: FactorSet) -> dict[tuple[str, str], list]:
     """The figures of each (institution_id, month) of `months` per energy: quantity in the
-    canonical unit (main meters and bills, `energy_use`, one read over the span), cost
-    from the bills of that month where known."""
+    canonical unit (main meters and bills, `energy_use` at daily resolution, one read over
+    the span), of which `heating_quantity` for an energy of heating meters or purchased heat
+    (the heating-season part, exact per day; 0 too) and `estimated_quantity` where some was
+    estimated over meter gaps (both `energy_sums`, as the ledger counts
+    them), cost from the bills of that month where known."""
     if months.empty:
         return {}
     periods = pd.PeriodIndex(months["month"], freq="M")
     start, end = periods.min().start_time, (periods.max() + 1).start_time
     ids = sorted(set(months["institution_id"]))
-    use = energy_use(store, registry, start, end, "month", factors, institution_ids=ids)
-    use = use.assign(month=pd.DatetimeIndex(use["period_start"]).strftime("%Y-%m"))
-    g = use.groupby(["institution_id", "month", "energy"], sort=True, observed=True).agg(
-        quantity=("quantity", "sum"), unit=("unit", "first")).reset_index()
+    use = energy_use(store, registry, start, end, "day", factors, institution_ids=ids)
+    sums = energy_sums(use, institution_context(registry, factors), period="month", freq="day", tz=registry.timezone)
+    g = pd.DataFrame({"institution_id": sums["institution_id"].astype(str).to_numpy(object),
+                      "month": pd.DatetimeIndex(sums["period_start"]).strftime("%Y-%m"),
+                      "energy": sums["energy"].astype(str).to_numpy(object),
+                      "quantity": sums["quantity"].to_numpy(float),
+                      "heating_quantity": sums["heating_quantity"].to_numpy(float),
+                      "estimated_quantity": sums["estimated_quantity"].to_numpy(float)})
+    g = g.assign(unit=g["energy"].map(CANONICAL_UNIT)).sort_values(["institution_id", "month", "energy"])
+    hot = use[use["heating"].astype(bool)]  # energies with heating rows: their heating part is sent, 0 too
+    heated = set(zip(hot["institution_id"], pd.DatetimeIndex(hot["period_start"]).strftime("%Y-%m"), hot["energy"],
+                     strict=True))
     bills = store.read_bills(ids)
     cost = {}
     if len(bills):
@@ -93,9 +106,13 @@ def month_items(store, registry: Registry, months: pd.DataFrame, factors: Factor
     out: dict[tuple[str, str], list] = {}
     for r in g.itertuples(index=False):  # one per institution, month and energy
         c = cost.get((r.institution_id, r.month, r.energy))
-        out.setdefault((r.institution_id, r.month), []).append(
-            {"energy": str(r.energy), "quantity": float(r.quantity), "unit": str(r.unit),
-             "cost_cny": None if c is None or pd.isna(c) else float(c)})
+        item = {"energy": str(r.energy), "quantity": float(r.quantity), "unit": str(r.unit),
+                "cost_cny": None if c is None or pd.isna(c) else float(c)}
+        if (r.institution_id, r.month, r.energy) in heated:
+            item["heating_quantity"] = float(r.heating_quantity)
+        if r.estimated_quantity > 0:
+            item["estimated_quantity"] = float(r.estimated_quantity)
+        out.setdefault((r.institution_id, r.month), []).append(item)
     return out
 
 

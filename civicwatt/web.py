@@ -21,7 +21,7 @@ def create_web_app(registry: Any, store: Any, users_file: str | Path, **dashboar
     quota file and data directory (the outbox, the heartbeats); `app.api` is the `api.framework.Api`."""
     app = create_app(registry, store, users_file, **dashboard_options)
     data_dir = dashboard_options.get("data_dir")
-    ctx = ApiContext(registry=registry, store=store, users_file=Path(users_file), tables=app.service,
+    ctx = ApiContext(store=store, users_file=Path(users_file), tables=app.service,
                      quotas=app.service.quotas, data_dir=Path(data_dir) if data_dir is not None else None)
     app.api = mount(app.server, ctx)
     return app

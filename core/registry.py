@@ -158,8 +158,8 @@ class SubmissionSettings(_Strict):
     month) and the days of that month on which reminders go to those not yet submitted
     (overdue ones are reported to their region managers from the day after the deadline)."""
 
-    deadline_day: DayOfMonth = 15
-    reminder_days: tuple[DayOfMonth, ...] = (10, 14)
+    deadline_day: DayOfMonth = 15  # domain.md §1: last month's figures by the 15th of the next month
+    reminder_days: tuple[DayOfMonth, ...] = (10, 14)  # the issue's defaults: the 10th and the 14th
 
 
 class Registry(_Strict):
@@ -184,6 +184,11 @@ class Registry(_Strict):
     @cached_property
     def institution_by_id(self) -> dict[str, Institution]:
         return {i.id: i for i in self.institutions}
+
+    @cached_property
+    def source_by_id(self) -> dict[str, str | None]:
+        """Institution id -> the lower-level instance that reports it (纵向直报), None for our own."""
+        return {i.id: i.source for i in self.institutions}
 
     @cached_property
     def meter_by_id(self) -> dict[str, Meter]:
@@ -219,24 +224,15 @@ class Registry(_Strict):
 
     def institutions_frame(self) -> pd.DataFrame:
         """One row per institution: id, name, region, category, areas, occupants,
-        department (None where not given)."""
+        department (None where not given). Built once per registry; each call gets a copy."""
+        return self._frames["institutions"].copy()
+
+    @cached_property
+    def _frames(self) -> dict[str, pd.DataFrame]:
+        """The institutions and meters frames, built on first use (a province's registry
+        has ~160,000 meters: every verb asks for them several times)."""
         cols = [c for c in Institution.model_fields if c != "data_centre"]  # `source`: None for our own
-        return pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
-        """One row per institution: id, name, region, category, areas, occupants."""
-        cols = [c for c in Institution.model_fields if c != "bills"]
-        return pd.DataFrame([i.model_dump(exclude={"bills"}) for i in self.institutions], columns=cols)
-
-    def excluded_bills_frame(self) -> pd.DataFrame:
-        """One row per bill exclusion: institution_id, energy, boundary_reason, start,
-        end (dates; NaT: open)."""
-        rows = [(i.id, b.energy, b.boundary_reason, b.start, b.end) for i in self.institutions for b in i.bills
-                if b.boundary == "excluded"]
-        df = pd.DataFrame(rows, columns=["institution_id", "energy", "boundary_reason", "start", "end"])
-        return df.assign(start=pd.to_datetime(df["start"]), end=pd.to_datetime(df["end"]))
-
-    def meters_frame(self) -> pd.DataFrame:
-        """One row per meter: id, institution, energy, subitem, parent, multiplier,
-        rollover_at, rated, heating, unit, boundary, boundary_reason."""
+        institutions = pd.DataFrame([i.model_dump(exclude={"data_centre"}) for i in self.institutions], columns=cols)
         rows = [
             {
                 "meter_id": m.id,
@@ -256,7 +252,21 @@ class Registry(_Strict):
         ]
         cols = ["meter_id", "institution_id", "energy", "subitem", "parent", "multiplier",
                 "rollover_at", "rated", "heating", "unit", "boundary", "boundary_reason"]
-        return pd.DataFrame(rows, columns=cols)
+        return {"institutions": institutions, "meters": pd.DataFrame(rows, columns=cols)}
+
+    def excluded_bills_frame(self) -> pd.DataFrame:
+        """One row per bill exclusion: institution_id, energy, boundary_reason, start,
+        end (dates; NaT: open)."""
+        rows = [(i.id, b.energy, b.boundary_reason, b.start, b.end) for i in self.institutions for b in i.bills
+                if b.boundary == "excluded"]
+        df = pd.DataFrame(rows, columns=["institution_id", "energy", "boundary_reason", "start", "end"])
+        return df.assign(start=pd.to_datetime(df["start"]), end=pd.to_datetime(df["end"]))
+
+    def meters_frame(self) -> pd.DataFrame:
+        """One row per meter: id, institution, energy, subitem, parent, multiplier,
+        rollover_at, rated, heating, unit, boundary, boundary_reason. Built once per
+        registry; each call gets a copy."""
+        return self._frames["meters"].copy()
 
 
 # -- the region tree: the one walk, for a Registry or a plain id -> parent mapping ----------
@@ -473,10 +483,13 @@ def with_reported(registry: Registry, reported: Iterable[tuple[str, Mapping[str,
     """`registry` with the institutions lower-level instances reported (instance,
     `reported_entry`), each marked `source` = its instance, and the regions they name
     that the registry lacks (a known region id is kept as it is). An institution whose
-    id is one of our own is left out (ours win)."""
+    id is one of our own is left out (ours win); one reported before is replaced by its
+    new entry (a lower level corrected its area or people). `registry` itself when
+    nothing changes."""
     regions = list(registry.regions)
     known = {r.id for r in regions}
-    own = set(registry.institution_by_id)
+    own = {i.id for i in registry.institutions if i.source is None}
+    kept = {i.id: i for i in registry.institutions}
     added = []
     for instance, info in reported:
         if info["id"] in own:
@@ -486,14 +499,16 @@ def with_reported(registry: Registry, reported: Iterable[tuple[str, Mapping[str,
                 parent = r.get("parent") if r.get("parent") in known else None
                 regions.append(Region(id=r["id"], name=r["name"], parent=parent))
                 known.add(r["id"])
-        added.append(Institution(**{k: info[k] for k in ("id", "name", "region", "category", "floor_area_m2",
-                                                          "heated_area_m2", "occupants")},
-                                 department=info.get("department"), source=instance))
-        own.add(info["id"])
-    if not added:
+        inst = Institution(**{k: info[k] for k in ("id", "name", "region", "category", "floor_area_m2",
+                                                   "heated_area_m2", "occupants")},
+                           department=info.get("department"), source=instance)
+        if kept.get(inst.id) != inst:
+            kept[inst.id] = inst
+            added.append(inst)
+    if not added and len(regions) == len(registry.regions):
         return registry
     fields = {name: getattr(registry, name) for name in Registry.model_fields}  # a new object: no stale caches
-    return Registry(**{**fields, "regions": tuple(regions), "institutions": (*registry.institutions, *added)})
+    return Registry(**{**fields, "regions": tuple(regions), "institutions": tuple(kept.values())})
 
 
 def load_registry(path: str | Path) -> Registry:

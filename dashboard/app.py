@@ -120,7 +120,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                           **({"now": now} if now is not None else {}))
     directory = login.UserDirectory(users_file)
     sessions = login.Sessions(directory, login.session_table(data_path, users_file))
-    c = Context(registry=registry, store=store, service=service, quotas=quotas,
+    c = Context(store=store, service=service, quotas=quotas,
                 mv=integrations.MVProjects(dirs, registry, store), data_dir=data_path,
                 current_user=sessions.current_user)
 

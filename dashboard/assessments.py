@@ -51,7 +51,7 @@ class Assessments:
         from reports.assessment import build_assessment
 
         cfg = self.c.quotas.config()
-        key = (year, id(cfg))
+        key = (year, id(cfg), self.c.service.generation)  # a month reported from below: assessed again
         with self._lock:  # one computation at a time: the next caller gets the cached one
             if key not in self._cache:
                 outbox = self.c.outbox()

@@ -27,22 +27,32 @@ YEARS_SHOWN = 5  # the year pickers offer this year and the four before
 @dataclass(frozen=True)
 class Context:
     """One dashboard's shared state. `current_user()`: the signed-in user of the
-    request being served (None without a valid session)."""
+    request being served (None without a valid session). The registry is the data
+    service's (`registry`: one registry for the pages, the downloads and the API, swapped
+    when a lower level reports new institutions)."""
 
-    registry: Registry
     store: Any
     service: DataService
     quotas: integrations.Quotas
     mv: integrations.MVProjects
     data_dir: Path | None
     current_user: Callable[[], User | None]
-    region_name: dict[str, str] = field(init=False)
+    _names: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     # what a module builds once per dashboard on first use (the assessments): it lives and
     # goes with this context, never in a module-level table that would keep it alive
     shared: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "region_name", {r.id: r.name for r in self.registry.regions})
+    @property
+    def registry(self) -> Registry:
+        return self.service.registry
+
+    @property
+    def region_name(self) -> dict[str, str]:
+        """region id -> name (of the registry in use)."""
+        registry = self.registry
+        if self._names.get("of") is not registry:
+            self._names.update(of=registry, names={r.id: r.name for r in registry.regions})
+        return self._names["names"]
 
     def years(self) -> list[int]:
         """The years offered in pickers, newest first."""

@@ -82,8 +82,8 @@ class DataService(YearTables):
 
     meter_rules: MeterRuleSettings = field(default_factory=MeterRuleSettings)  # the alerts' offline rule
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def _derive(self) -> None:
+        super()._derive()
         self.meters = self.registry.meters_frame()
         self.institutions = self.registry.institutions_frame()
         self.inst_context = models_api.institution_context(self.registry, self.factors)

@@ -102,7 +102,8 @@ def ranking_csv(c: Context) -> Any:
     except ValueError:
         flask.abort(400)
     rows = ranked(c.service.ranking_table(year), q)
-    rows = rows.assign(region_name=rows["region"].map(c.region_name), indicator=q.indicator, year=year)
+    rows = rows.assign(region_name=rows["region"].map(c.region_name), indicator=q.indicator, year=year,
+                       source=rows["institution_id"].map(c.registry.source_by_id))  # empty: this level's own
     return csv_response(rows, f"ranking-{year}-{q.indicator}.csv")
 
 

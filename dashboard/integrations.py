@@ -65,8 +65,9 @@ def filing(data_dir: Path | None, registry: Registry, store: Any, today: Any) ->
     from quotas.filing import Filing
 
     key = Path(data_dir).resolve()
-    if key not in _FILINGS or _FILINGS[key].registry is not registry or _FILINGS[key].store is not store:
+    if key not in _FILINGS or _FILINGS[key].store is not store:
         _FILINGS[key] = Filing.open(registry, store, key, today=today)
+    _FILINGS[key].use_registry(registry)
     return _FILINGS[key]
 
 

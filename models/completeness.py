@@ -119,41 +119,56 @@ def completeness_from_counts(counts: pd.DataFrame, live_interval: pd.Series, sta
 
     c = counts[counts["samples"].to_numpy(np.int64) > 0]
     dn = _local_day_numbers(pd.DatetimeIndex(c["period_start"]), tz) if len(c) else np.zeros(0, np.int64)
-    c = pd.DataFrame({"meter_id": c["meter_id"].to_numpy(object), "dn": dn,
-                      "n": c["samples"].to_numpy(float), "n_stored": c["stored"].to_numpy(float),
-                      "step": np.where(c["step"].to_numpy(float) > 0, c["step"].to_numpy(float), np.nan)})
-    c = c[(c["dn"] >= first_day - lookback_days) & (c["dn"] <= last_day)]
-
-    meters = pd.Index(sorted(set(live.index) | set(c["meter_id"])), name="meter_id")
-    grid = pd.MultiIndex.from_product([meters, day_num], names=["meter_id", "dn"])
-    own = c[c["dn"] >= first_day].set_index(["meter_id", "dn"]).reindex(grid)
-    n = own["n"].fillna(0).to_numpy(float)
-    all_stored = (n > 0) & (own["n_stored"].fillna(0).to_numpy(float) == n)
-    own_step = own["step"].to_numpy(float)
+    inside = (dn >= first_day - lookback_days) & (dn <= last_day)
+    c, dn = c[inside], dn[inside]
+    codes, names = pd.factorize(c["meter_id"])
+    names = np.asarray(names, dtype=object)
+    # the grid: every meter (sorted) x every day, addressed by position (meter * n_days + day)
+    meters = pd.Index(sorted(set(live.index) | set(names)), name="meter_id")
+    n_days = len(day_num)
+    row_meter = meters.get_indexer(names)[codes] if len(c) else np.zeros(0, np.int64)
+    size = len(meters) * n_days
+    mine = dn >= first_day
+    day_of = day_pos.get_indexer(dn)  # -1 for the lookback days before the first
+    at = row_meter[mine] * n_days + day_of[mine]
+    n = np.zeros(size)
+    n[at] = c["samples"].to_numpy(float)[mine]
+    n_stored = np.zeros(size)
+    n_stored[at] = c["stored"].to_numpy(float)[mine]
+    step = c["step"].to_numpy(float)
+    step = np.where(step > 0, step, np.nan)
+    own_step = np.full(size, np.nan)
+    own_step[at] = step[mine]
+    all_stored = (n > 0) & (n_stored == n)
 
     # usual spacing of meters without a poll interval: each day's spacing counts for
     # that day and the `lookback_days` after it (a vectorised rolling median)
     k = np.arange(lookback_days + 1)
-    feed = c[~c["meter_id"].isin(live.index).to_numpy()]
-    rep = pd.DataFrame({"meter_id": np.repeat(feed["meter_id"].to_numpy(object), len(k)),
-                        "dn": (feed["dn"].to_numpy()[:, None] + k[None, :]).ravel(),
-                        "step": np.repeat(feed["step"].to_numpy(float), len(k))})
-    rep = rep[(rep["dn"] >= first_day) & (rep["dn"] <= last_day)]
-    usual = rep.groupby(["meter_id", "dn"])["step"].median().reindex(grid).to_numpy(float)
+    feed = ~np.isin(names, np.asarray(live.index, dtype=object))[codes] if len(c) else np.zeros(0, bool)
+    rep_meter = np.repeat(row_meter[feed], len(k))
+    rep_dn = (dn[feed][:, None] + k[None, :]).ravel()
+    rep_step = np.repeat(step[feed], len(k))
+    ok = (rep_dn >= first_day) & (rep_dn <= last_day)
+    rep_at = rep_meter[ok] * n_days + day_pos.get_indexer(rep_dn[ok])
+    med = pd.Series(rep_step[ok]).groupby(rep_at).median()
+    usual = np.full(size, np.nan)
+    usual[med.index.to_numpy(np.int64)] = med.to_numpy(float)
 
-    live_iv = live.reindex(grid.get_level_values("meter_id")).to_numpy(float)
+    live_iv = np.repeat(live.reindex(meters).to_numpy(float), n_days)
     # a meter without a poll interval is judged on the days it was heard of in the window
-    heard = pd.MultiIndex.from_arrays([rep["meter_id"].to_numpy(object), rep["dn"].to_numpy()])
-    keep = np.isfinite(live_iv) | grid.isin(heard)
+    heard = np.zeros(size, bool)
+    heard[rep_at] = True
+    keep = np.isfinite(live_iv) | heard
     use_own = all_stored & np.isfinite(own_step) & (own_step > 0)
     interval = np.where(use_own, own_step,
                         np.where(np.isfinite(live_iv), live_iv,
                                  np.where(np.isfinite(usual) & (usual > 0), usual, float(DAY_S))))
-    pos = day_pos.get_indexer(grid.get_level_values("dn"))
+    pos = np.tile(np.arange(n_days), len(meters))
     span = (edges[pos + 1] - edges[pos]).astype(float)
     expected = np.maximum(np.floor(span / interval), 1.0)
+    meter_rows = np.repeat(np.arange(len(meters)), n_days)
     return pd.DataFrame({
-        "meter_id": grid.get_level_values("meter_id").to_numpy(object),
+        "meter_id": meters.array.take(meter_rows) if size else np.asarray([], dtype=object),
         "day": days[pos],
         "samples": n.astype(int),
         "expected": expected.astype(int),

@@ -31,6 +31,7 @@ import pandas as pd
 from core import localtime
 from core.vocab import CANONICAL_UNIT, GREEN_POWER, UNIT_SCALE
 from models.factors import FactorSet
+from models.indicators import DEFAULT_SEASON, heating_seasons, season_mask
 from storage.rollup import FREQS
 
 USE_COLUMNS = ["institution_id", "meter_id", "energy", "subitem", "heating", "is_main", "period_start",
@@ -70,11 +71,22 @@ def to_canonical(quantity: np.ndarray | pd.Series, energy: np.ndarray | pd.Serie
 
 
 def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | None = None,
-                end: pd.Timestamp | None = None, factors: FactorSet | None = None) -> pd.DataFrame:
+                end: pd.Timestamp | None = None, factors: FactorSet | None = None,
+                seasons: pd.DataFrame | None = None) -> pd.DataFrame:
     """Bills (institution_id, energy, period_start, period_end inclusive dates, quantity,
     unit) as a use frame: each bill's quantity spread evenly over its days, converted to
     the canonical unit and re-bucketed into `freq` periods; only periods starting in
-    [start, end) (local) are kept."""
+    [start, end) (local) are kept. Purchased heat is heating energy (`heating` True).
+
+    `seasons` (institution_id, heating_start, heating_end: `models.indicators.heating_seasons`)
+    honours a bill's `heating_quantity` (the part of its quantity that is heating-season use
+    of heating equipment, e.g. a heating gas meter's, reported from below): that part is a
+    heating row spread over the bill's days inside the institution's heating season (all
+    its days when none is), the rest a non-heating row over all its days, so the heating
+    split of the bill is exact at daily resolution. Without `seasons`, or where
+    `heating_quantity` is NaN, the rule for bills holds. A bill's `estimated_quantity`
+    (the part estimated over meter gaps below) gives its rows their `estimated_share`
+    (`estimated_share_of`; 0 without)."""
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {FREQS}, not {freq!r}")
     if bills.empty:
@@ -94,8 +106,15 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
     offs = np.arange(ndays.sum()) - np.repeat(np.cumsum(ndays) - ndays, ndays)
     day = d0[rows] + offs.astype("timedelta64[D]")
     per_day = (qty / ndays)[rows]
+    heating = (b["energy"] == "heat").to_numpy(bool)[rows]
+    given = (pd.to_numeric(b["heating_quantity"], errors="coerce").to_numpy(float)
+             if seasons is not None and "heating_quantity" in b else np.full(len(b), np.nan))
+    split = ~np.isnan(given)
+    if split.any():
+        hq = np.where(split, to_canonical(np.nan_to_num(given), b["energy"], b["unit"], factors), 0.0)
+        rows, day, per_day, heating = _heating_parts(b, rows, day, per_day, heating, qty, hq, ndays, split, seasons)
     if freq == "hour":
-        rows = np.repeat(rows, 24)
+        rows, heating = np.repeat(rows, 24), np.repeat(heating, 24)
         per_day = np.repeat(per_day / 24.0, 24)
         local = pd.DatetimeIndex(np.repeat(day, 24).astype("datetime64[s]")
                                  + np.tile(np.arange(24) * 3600, len(day)).astype("timedelta64[s]"))
@@ -105,44 +124,98 @@ def split_bills(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | N
     df = pd.DataFrame({
         "institution_id": b["institution_id"].astype(str).to_numpy(object)[rows],
         "energy": energy,
+        "heating": heating,
         "period_start": localtime.first_instant(local, tz),  # a skipped hour's share joins the next
         "quantity": per_day,
+        "estimated": per_day * estimated_share_of(b)[rows],
     })
     if start is not None:
         df = df[df["period_start"] >= localtime.local_floor_one(start, freq, tz)]
     if end is not None:
         df = df[df["period_start"] < localtime.first_instant_of(end, tz)]
-    g = df.groupby(["institution_id", "energy", "period_start"], as_index=False, sort=True)["quantity"].sum()
+    g = df.groupby(["institution_id", "energy", "period_start", "heating"], as_index=False, sort=True)[
+        ["quantity", "estimated"]].sum()
+    q = g["quantity"].to_numpy(float)
     return pd.DataFrame({
         "institution_id": g["institution_id"], "meter_id": None, "energy": g["energy"], "subitem": "total",
-        "heating": (g["energy"] == "heat").to_numpy(bool), "is_main": True, "period_start": g["period_start"],
-        "quantity": g["quantity"].to_numpy(float), "unit": g["energy"].map(CANONICAL_UNIT), "estimated_share": 0.0,
+        "heating": g["heating"].to_numpy(bool), "is_main": True, "period_start": g["period_start"],
+        "quantity": q, "unit": g["energy"].map(CANONICAL_UNIT),
+        "estimated_share": np.divide(g["estimated"].to_numpy(float), q, out=np.zeros(len(q)), where=q > 0),
         "source": "bill",
     })[USE_COLUMNS]
+
+
+def _heating_parts(b: pd.DataFrame, rows: np.ndarray, day: np.ndarray, per_day: np.ndarray, heating: np.ndarray,
+                   qty: np.ndarray, hq: np.ndarray, ndays: np.ndarray, split: np.ndarray,
+                   seasons: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The day rows of `split_bills` (bill index `rows`, `day`, `per_day`, `heating`) with
+    each bill of `split` (heating part `hq`, canonical) as a non-heating rest over all its
+    days plus heating rows over its days in the institution's season (all its days when
+    none is)."""
+    s = seasons.set_index("institution_id").reindex(b["institution_id"].astype(str).to_numpy(object))
+    pair = (s["heating_start"].fillna(DEFAULT_SEASON[0]) + "|" + s["heating_end"].fillna(DEFAULT_SEASON[1])
+            ).to_numpy(object)[rows]
+    part = split[rows]
+    inside = np.zeros(len(rows))
+    days = pd.DatetimeIndex(day.astype("datetime64[s]"))
+    for p in np.unique(pair[part]):  # one per distinct season (few)
+        hit = part & (pair == p)
+        inside[hit] = season_mask(days[hit], *p.split("|"))
+    n_in = np.bincount(rows, weights=inside, minlength=len(b))[rows]
+    share = np.where(n_in > 0, inside / np.maximum(n_in, 1), 1.0 / ndays[rows])
+    rest = np.where(part, (qty - hq)[rows] / ndays[rows], per_day)
+    add = part & (share > 0) & (hq[rows] > 0)
+    return (np.concatenate([rows, rows[add]]), np.concatenate([day, day[add]]),
+            np.concatenate([rest, (hq[rows] * share)[add]]),
+            np.concatenate([heating & ~part, np.ones(int(add.sum()), bool)]))
+
+
+def estimated_share_of(bills: pd.DataFrame) -> np.ndarray:
+    """Per bill, the share of its quantity estimated (`estimated_quantity` / `quantity`,
+    0..1; 0 where not given)."""
+    if "estimated_quantity" not in bills:
+        return np.zeros(len(bills))
+    est = pd.to_numeric(bills["estimated_quantity"], errors="coerce").to_numpy(float)
+    qty = pd.to_numeric(bills["quantity"], errors="coerce").to_numpy(float)
+    share = np.divide(est, qty, out=np.zeros(len(bills)), where=(qty > 0) & ~np.isnan(est))
+    return np.clip(share, 0.0, 1.0)
 
 
 def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
     """The store's consumption (meter_id, period_start, quantity x multiplier,
     estimated_share) joined with the registry's meters frame, as a use frame.
 
-    Meters not in `meters` are dropped (they are not in the registry)."""
+    Meters not in `meters` are dropped (they are not in the registry). Everything of a
+    meter (unit scale, heating, main) is worked out once per meter and taken by position
+    into the rows: no per-row lookup by name, no string boxed per row."""
     if consumption.empty:
         return empty_use()
-    m = meters.set_index("meter_id")
-    c = consumption[consumption["meter_id"].isin(m.index)]
-    mi = m.loc[c["meter_id"].to_numpy()]
-    energy = mi["energy"].to_numpy(object)
-    qty = to_canonical(c["quantity"].to_numpy(float), energy, mi["unit"].to_numpy(object), factors)
+    m = meters.reset_index(drop=True)
+    pos = pd.Index(m["meter_id"]).get_indexer(consumption["meter_id"])
+    keep = pos >= 0
+    c = consumption[keep] if not keep.all() else consumption
+    pos = pos[keep]
+    seen = pd.unique(pos)  # the meters with rows, in the order of their first row
+    energy = m["energy"].to_numpy(object)
+    scale = np.zeros(len(m))
+    scale[seen] = to_canonical(np.ones(len(seen)), energy[seen], m["unit"].to_numpy(object)[seen], factors)
+    heating = m["heating"].fillna(False).to_numpy(bool) | (energy == "heat")
+    main = m["parent"].isna().to_numpy(bool)
+    canonical = m["energy"].map(CANONICAL_UNIT)
+
+    def take(col: pd.Series):  # no rows: object columns, as inferred from no values
+        return col.array.take(pos) if len(pos) else np.asarray([], dtype=object)
+
     return pd.DataFrame({
-        "institution_id": mi["institution_id"].to_numpy(object),
-        "meter_id": c["meter_id"].to_numpy(object),
-        "energy": energy,
-        "subitem": mi["subitem"].to_numpy(object),
-        "heating": mi["heating"].fillna(False).to_numpy(bool) | (energy == "heat"),
-        "is_main": mi["parent"].isna().to_numpy(bool),
+        "institution_id": take(m["institution_id"]),
+        "meter_id": take(m["meter_id"]),
+        "energy": take(m["energy"]),
+        "subitem": take(m["subitem"]),
+        "heating": heating[pos],
+        "is_main": main[pos],
         "period_start": c["period_start"].array,  # .array keeps the tz (to_numpy() would box every value)
-        "quantity": qty,
-        "unit": pd.Series(energy).map(CANONICAL_UNIT).to_numpy(object),
+        "quantity": c["quantity"].to_numpy(float) * scale[pos],
+        "unit": take(canonical),
         "estimated_share": c["estimated_share"].to_numpy(float),
         "source": "meter",
     })[USE_COLUMNS].reset_index(drop=True)
@@ -200,12 +273,16 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     parent_excluded = meters["parent"].isin(meters.loc[excluded, "meter_id"]).to_numpy(bool)
     deduct = excluded & meters["parent"].notna().to_numpy(bool) & ~parent_excluded  # excluded sub-meters
     main = meters["parent"].isna().to_numpy(bool)
-    chosen = meters[(np.ones(len(meters), bool) if include_submeters else main) | deduct]
+    pick = (np.ones(len(meters), bool) if include_submeters else main) | deduct
+    if boundary == "excluded":  # only excluded meters and deducted sub-meters can be in it: read no other
+        pick &= excluded | deduct
+    chosen = meters[pick]
     cons = store.consumption(freq, start, end, meter_ids=chosen["meter_id"].tolist()) if len(chosen) else None
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
     bills = _bills(store, registry, institution_ids)
     bills = bills[bills["energy"] != GREEN_POWER] if len(bills) else bills  # a purchase, not use
-    bill_rows = split_bills(bills, freq, registry.timezone, start, end, factors) if len(bills) else empty_use()
+    bill_rows = (split_bills(bills, freq, registry.timezone, start, end, factors, seasons=heating_seasons(registry))
+                 if len(bills) else empty_use())
     out = combine_use(rows, bill_rows, meters)
     ex_ids = set(meters.loc[excluded, "meter_id"])
     sub_ids = set(meters.loc[deduct, "meter_id"])

@@ -88,21 +88,29 @@ def with_institution_id(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def heating_seasons(registry) -> pd.DataFrame:
+    """institution_id, heating_start, heating_end ('MM-DD'): the heating season of each
+    institution's region (`Registry.heating_season_of`)."""
+    inst = with_institution_id(registry.institutions_frame())
+    seasons = {rid: registry.heating_season_of(rid) for rid in inst["region"].unique()}  # one per region (few)
+    return pd.DataFrame({"institution_id": inst["institution_id"].to_numpy(object),
+                         "heating_start": inst["region"].map({r: x.start for r, x in seasons.items()}).to_numpy(object),
+                         "heating_end": inst["region"].map({r: x.end for r, x in seasons.items()}).to_numpy(object)})
+
+
 def institution_context(registry, factors: FactorSet) -> pd.DataFrame:
     """The registry's institutions with what the arithmetic needs: INSTITUTION_COLUMNS
     plus factor_region (province or grid region the factor set knows, or '' for
-    national), heating_start and heating_end ('MM-DD', the region's season)."""
+    national), heating_start and heating_end ('MM-DD', the region's season: `heating_seasons`)."""
     inst = with_institution_id(registry.institutions_frame())
-    regions = inst["region"].unique()
-    freg, hs, he = {}, {}, {}
-    for rid in regions:  # one per region (few)
+    freg = {}
+    for rid in inst["region"].unique():  # one per region (few)
         chain = registry.region_ancestors(rid)
         names = [x for r in chain for x in (r, registry.region_by_id[r].name if r in registry.region_by_id else r)]
         freg[rid] = factors.match_region(names) or ""
-        season = registry.heating_season_of(rid)
-        hs[rid], he[rid] = season.start, season.end
-    return inst.assign(factor_region=inst["region"].map(freg), heating_start=inst["region"].map(hs),
-                       heating_end=inst["region"].map(he))
+    seasons = heating_seasons(registry)
+    return inst.assign(factor_region=inst["region"].map(freg), heating_start=seasons["heating_start"].to_numpy(object),
+                       heating_end=seasons["heating_end"].to_numpy(object))
 
 
 def _complete_institutions(inst: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:

@@ -19,13 +19,13 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from core.registry import SubmissionSettings
+
 STATUSES: tuple[str, ...] = ("missing", "submitted", "approved", "returned")
 STATUS_ZH: dict[str, str] = {"missing": "未填报", "submitted": "已提交", "approved": "已审核", "returned": "已退回"}
 ACTIONS: tuple[str, ...] = ("submit", "approve", "return")
 REVIEWER_ROLES: tuple[str, ...] = ("region", "admin")
 SOURCES: tuple[str, ...] = ("form", "upload", "api", "import")
-DEADLINE_DAY = 15  # domain.md §1: last month's figures by the 15th of the next month
-REMINDER_DAYS: tuple[int, ...] = (10, 14)  # days of the month on which those not yet submitted are reminded
 REOPEN_REASON = "REOPEN"  # the `reasons` key a change after approval needs
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -51,13 +51,14 @@ def month_period(month: str) -> tuple[date, date]:
     return p.start_time.date(), p.end_time.date()
 
 
-def deadline(month: str, day: int = DEADLINE_DAY) -> date:
-    """The date by which `month`'s figures are due: `day` of the next month (clipped to its length)."""
+def deadline(month: str, day: int = SubmissionSettings().deadline_day) -> date:
+    """The date by which `month`'s figures are due: `day` of the next month (clipped to its length;
+    the default and the registry's setting: `core.registry.SubmissionSettings`)."""
     nxt = parse_month(month) + 1
     return date(nxt.year, nxt.month, min(day, nxt.days_in_month))
 
 
-def days_left(month: str, today: date, day: int = DEADLINE_DAY) -> int:
+def days_left(month: str, today: date, day: int = SubmissionSettings().deadline_day) -> int:
     """Days from `today` to the deadline of `month` (0 on the day, negative when overdue)."""
     return (deadline(month, day) - today).days
 

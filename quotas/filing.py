@@ -112,6 +112,13 @@ class Filing:
         """The filing of a data directory (the submission book beside the alert outbox)."""
         return cls(registry, store, SubmissionBook(data_dir), **kw)
 
+    def use_registry(self, registry: Registry) -> None:
+        """Work on `registry` from now on (the server's registry was swapped:
+        `quotas.tables.YearTables.use_registry`); the peer groups are computed again."""
+        if registry is not self.registry:
+            self.registry = registry
+            self._peers.clear()
+
     def local_today(self) -> date:
         return self.today() if self.today else pd.Timestamp.now(tz=self.registry.timezone).date()
 

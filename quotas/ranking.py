@@ -17,6 +17,7 @@ all peers without seeing the peers' rows.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -165,12 +166,12 @@ class RankedPages:
         key = (year, replace(q, page=0))
         with self._lock:
             hit = self.cache.get(key)
-        if hit is not None and hit[0] == id(table):
+        if hit is not None and hit[0]() is table:  # a weak reference: a new table (never a reused id) recomputes
             rows = hit[1]
         else:
             rows = ranked(table, q)
             with self._lock:
-                self.cache[key] = (id(table), rows)
+                self.cache[key] = (weakref.ref(table), rows)
         size = max(1, q.page_size)
         return rows.iloc[q.page * size:(q.page + 1) * size], len(rows)
 

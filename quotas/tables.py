@@ -97,13 +97,51 @@ class YearTables:
     cache_ttl_s: float = 300.0
     now: Callable[[], pd.Timestamp] = field(default=lambda: pd.Timestamp.now(tz="UTC"))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _swap_lock: threading.Lock = field(default_factory=threading.Lock)  # `update_registry`, one at a time
 
     def __post_init__(self) -> None:
         # year tables of the last few years and both bases, each for cache_ttl_s
         self._cache: TTLCache = TTLCache(maxsize=YEAR_TABLES_KEPT, ttl=self.cache_ttl_s, timer=time.monotonic)
-        self.tz = self.registry.timezone
+        self._generation = 0  # bumped by `invalidate`: tables computed before are never served again
         self.factors = models_api.load_factors()
         self._computing: dict[tuple, threading.Lock] = {}  # keys being computed (single flight)
+        self._derive()
+
+    def _derive(self) -> None:
+        """What is kept from the registry (subclasses add theirs); called again by `use_registry`."""
+        self.tz = self.registry.timezone
+
+    def use_registry(self, registry: Registry) -> None:
+        """Serve `registry` from now on (the running server's one registry): what is derived
+        from it is derived again and every cached table dropped."""
+        with self._lock:
+            self.registry = registry
+            self._derive()
+        self.invalidate()
+
+    def update_registry(self, change: Callable[[Registry], Registry]) -> None:
+        """The store's figures changed, and maybe the registry: `change(registry)` (e.g.
+        with the institutions a lower level has just reported), applied one caller at a
+        time so two concurrent changes both hold; a new registry is used
+        (`use_registry`), else the cached tables are dropped (`invalidate`)."""
+        with self._swap_lock:
+            registry = change(self.registry)
+            if registry is not self.registry:
+                self.use_registry(registry)
+            else:
+                self.invalidate()
+
+    @property
+    def generation(self) -> int:
+        """Bumped by `invalidate`: a cache built on these tables elsewhere keys on it."""
+        return self._generation
+
+    def invalidate(self) -> None:
+        """Drop every cached table (the store's figures changed, e.g. a month reported from
+        below): the next request computes afresh; one being computed now is not kept."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
 
     @property
     def basis(self) -> str:
@@ -124,11 +162,13 @@ class YearTables:
         with gate:
             with self._lock:
                 hit = self._cache.get(key, _MISSING)
+                generation = self._generation
             if hit is not _MISSING:
                 return hit
             value = compute()
             with self._lock:
-                self._cache[key] = value
+                if generation == self._generation:  # not invalidated meanwhile
+                    self._cache[key] = value
                 self._computing.pop(key, None)
             return value
 

@@ -180,8 +180,7 @@ def _names(ind: pd.DataFrame, registry) -> pd.DataFrame:
     out["category_name"] = out["category"].map(CATEGORY_ZH).fillna(out["category"])
     out["department"] = out["institution_id"].map(lambda i: inst[i].department if i in inst else None)
     out["department"] = out["department"].fillna(NO_DEPARTMENT)
-    out["source_instance"] = out["institution_id"].map(lambda i: inst[i].source if i in inst else None)
-    out["source_instance"] = out["source_instance"].fillna(OWN_SOURCE)
+    out["source_instance"] = out["institution_id"].map(registry.source_by_id).fillna(OWN_SOURCE)
     return out
 
 

@@ -65,7 +65,13 @@ from storage import rollup
 SAMPLE_COLUMNS = ["meter_id", "time", "value", "quality"]
 EVENT_COLUMNS = ["meter_id", "time", "kind", "old_index", "new_index"]
 EVENT_KINDS = ("replacement", "rollover", "reset")
-BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny"]
+# Optional figures of a bill (NaN: not given), in the bill's unit, both parts of `quantity` and used by
+# `models.energy.split_bills`: heating_quantity, the heating-season use of heating equipment (counted as
+# heating energy; not given: the rule for bills, purchased heat is heating); estimated_quantity, the part
+# estimated over gaps of the meters it was read from (not given: none). Both travel upward (纵向直报).
+BILL_FIGURES = ("heating_quantity", "estimated_quantity")
+BILL_COLUMNS = ["institution_id", "energy", "period_start", "period_end", "quantity", "unit", "cost_cny",
+                *BILL_FIGURES]
 WRITE_CHUNK = 500_000  # samples per chunk of a write or import (and per progress step): bounds memory
 MAX_CONFLICTS_LISTED = 50  # conflicting samples named in a refused import
 KEEP_NEW = 4_000_000  # new samples of an import kept from its check for the write (beyond: read again)
@@ -444,10 +450,12 @@ class Store(ABC):
                 return self._with_multiplier(sums)
         rows = self._periods_between(freq, start, end, meter_ids, ["quantity", "est", "covered"])
         rows = rows[rows["covered"].to_numpy(bool)]
-        mult = pd.Series(rows["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
+        ids = rows["meter_id"]
+        codes, names = pd.factorize(ids)  # the multiplier once per meter, not per row
+        mult = pd.Series(np.asarray(names, dtype=object)).map(self.multipliers).fillna(1.0).to_numpy(float)[codes]
         quantity = rows["quantity"].to_numpy(float) * mult
-        out = pd.DataFrame({
-            "meter_id": rows["meter_id"].to_numpy(object),
+        out = pd.DataFrame({  # strings already in pandas' str dtype stay as they are (no per-row round trip)
+            "meter_id": ids.array if len(ids) and isinstance(ids.dtype, pd.StringDtype) else ids.to_numpy(object),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
             "quantity": quantity,
             "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float) * mult, quantity),
@@ -686,8 +694,8 @@ def normalize_bills(bills: pd.DataFrame) -> pd.DataFrame:
         "period_end": pd.to_datetime(bills["period_end"]).dt.date.to_numpy(object),
         "quantity": pd.to_numeric(bills["quantity"]).to_numpy(float),
         "unit": bills["unit"].astype(str).to_numpy(object),
-        "cost_cny": pd.to_numeric(bills["cost_cny"], errors="coerce").to_numpy(float)
-        if "cost_cny" in bills else np.full(len(bills), np.nan),
+        **{c: pd.to_numeric(bills[c], errors="coerce").to_numpy(float) if c in bills else np.full(len(bills), np.nan)
+           for c in ("cost_cny", *BILL_FIGURES)},
     })
 
 
@@ -700,10 +708,11 @@ def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
     found = (same["_merge"] == "both").to_numpy()
     q_diff = ~np.isclose(same["quantity"], same["quantity_old"], rtol=0, atol=1e-9)
     u_diff = (same["unit"] != same["unit_old"]).to_numpy()
-    c_new, c_old = same["cost_cny"].to_numpy(float), same["cost_cny_old"].to_numpy(float)
-    c_diff = ~((np.isnan(c_new) & np.isnan(c_old)) | np.isclose(c_new, c_old, rtol=0, atol=1e-9))
-    differs = found & (q_diff | u_diff | c_diff)
-    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", "cost_cny"))
+    what = np.where(q_diff, "quantity", np.where(u_diff, "unit", ""))
+    for c in ("cost_cny", *BILL_FIGURES):
+        what = np.where(what == "", np.where(_differ(same[c].to_numpy(float), same[f"{c}_old"].to_numpy(float)), c, ""),
+                        what)
+    differs = found & (what != "")
     replaced = same[differs].drop(columns="_merge").assign(differs=what[differs]).reset_index(drop=True)
     new = same.loc[~found, BILL_COLUMNS].reset_index(drop=True)
     pairs = new.reset_index().merge(stored, on=["institution_id", "energy"], suffixes=("", "_s"))
@@ -712,6 +721,11 @@ def compare_bills(incoming: pd.DataFrame, stored: pd.DataFrame) -> BillImport:
         columns={"period_start_s": "other_start", "period_end_s": "other_end"})
     return BillImport(new=new, identical=int((found & ~differs).sum()), replaced=replaced,
                       overlaps=overlaps[[*BILL_COLUMNS, "other_start", "other_end"]].reset_index(drop=True))
+
+
+def _differ(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Optional figures (NaN: none) that differ."""
+    return ~((np.isnan(new) & np.isnan(old)) | np.isclose(new, old, rtol=0, atol=1e-9))
 
 
 def bill_key(r) -> tuple:

@@ -36,6 +36,7 @@ import pyarrow as pa
 from core.sqlite import BUSY_TIMEOUT_MS, transaction
 from storage.base import (
     BILL_COLUMNS,
+    BILL_FIGURES,
     EVENT_COLUMNS,
     PERIOD_COLUMNS,
     SAMPLE_COLUMNS,
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS event (
 CREATE TABLE IF NOT EXISTS bill (
     institution_id TEXT NOT NULL, energy TEXT NOT NULL, period_start TEXT NOT NULL,
     period_end TEXT NOT NULL, quantity REAL NOT NULL, unit TEXT NOT NULL, cost_cny REAL,
-    PRIMARY KEY (institution_id, energy, period_start, period_end));
+    heating_quantity REAL, estimated_quantity REAL, PRIMARY KEY (institution_id, energy, period_start, period_end));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """ + "".join(_PERIOD_TABLE.format(name=n) for n in TABLES.values())
 # the lazily refreshed daily cache of earlier versions, replaced by cons_day
@@ -117,6 +118,12 @@ class EmbeddedStore(Store):
         migrate = False
         stale = TABLES["day"] in tables and "step" not in self._arrow(
             f"SELECT name FROM pragma_table_info('{TABLES['day']}')")["name"].to_pylist()
+        bill_columns = set(self._arrow("SELECT name FROM pragma_table_info('bill')")["name"].to_pylist())
+        if "bill" in tables and not set(BILL_FIGURES) <= bill_columns:  # written before bills carried them
+            with self._writing():
+                for name in BILL_FIGURES:
+                    if name not in bill_columns:
+                        self._cur().execute(f"ALTER TABLE bill ADD COLUMN {name} REAL")
         if (not {"meter", "sample", "event", "bill", "meta", *TABLES.values()} <= tables
                 or tables & set(OLD_TABLES) or stale):
             with self._writing():  # only when the schema is missing or old: readers never wait for a writer here
@@ -358,23 +365,28 @@ class EmbeddedStore(Store):
             "period_end": pd.to_datetime(bills["period_end"]).dt.strftime("%Y-%m-%d").to_numpy(),
             "quantity": bills["quantity"].astype(float).to_numpy(),
             "unit": bills["unit"].astype(str).to_numpy(),
-            "cost_cny": pa.array(pd.to_numeric(bills.get("cost_cny", np.nan), errors="coerce"), pa.float64(),
-                                 from_pandas=True),
+            **{c: _optional_floats(bills, c) for c in ("cost_cny", *BILL_FIGURES)},
         })
         with self._writing():
-            self._cur().executemany("INSERT OR REPLACE INTO bill VALUES (?,?,?,?,?,?,?)", rows)
+            self._cur().executemany(f"INSERT OR REPLACE INTO bill ({', '.join(BILL_COLUMNS)}) VALUES "
+                                    f"({', '.join('?' * len(BILL_COLUMNS))})", rows)
         return rows.num_rows
 
     def read_bills(self, institution_ids: Iterable[str] | None = None) -> pd.DataFrame:
         where, params = ("", []) if institution_ids is None else (
             " WHERE institution_id IN (SELECT value FROM json_each(?))", [json.dumps([str(i) for i in institution_ids])])
-        t = self._arrow(f"SELECT institution_id, energy, period_start, period_end, quantity, unit, "
-                        f"cost_cny FROM bill{where} "
+        t = self._arrow(f"SELECT {', '.join(BILL_COLUMNS)} FROM bill{where} "
                         "ORDER BY institution_id, energy, period_start", params)
         df = pd.DataFrame({c: t[c].to_pylist() for c in BILL_COLUMNS})
         for c in ("period_start", "period_end"):
             df[c] = pd.to_datetime(df[c]).dt.date
         df["quantity"] = df["quantity"].astype(float)
-        df["cost_cny"] = pd.to_numeric(df["cost_cny"], errors="coerce").astype(float)
+        for c in ("cost_cny", *BILL_FIGURES):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
         return df
 
+
+def _optional_floats(frame: pd.DataFrame, column: str) -> pa.Array:
+    """`frame[column]` as float64 with nulls for NaN (all null without the column)."""
+    values = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.full(len(frame), np.nan)
+    return pa.array(values, pa.float64(), from_pandas=True)

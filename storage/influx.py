@@ -57,6 +57,7 @@ from core import localtime
 from storage import rollup
 from storage.base import (
     BILL_COLUMNS,
+    BILL_FIGURES,
     EVENT_COLUMNS,
     SAMPLE_COLUMNS,
     Store,
@@ -538,11 +539,13 @@ class InfluxStore(Store):
             start = pd.Timestamp(r.period_start).strftime("%Y-%m-%d")
             end = pd.Timestamp(r.period_end).strftime("%Y-%m-%d")
             t = int(pd.Timestamp(start, tz="UTC").timestamp())
-            cost = getattr(r, "cost_cny", None)
-            cost_field = "" if cost is None or pd.isna(cost) else f",cost_cny={float(cost)!r}"
+            optional = ""
+            for name in ("cost_cny", *BILL_FIGURES):
+                value = getattr(r, name, None)
+                optional += "" if value is None or pd.isna(value) else f",{name}={float(value)!r}"
             unit = str(r.unit).replace('"', '\\"')
             lines.append(f"bill,institution={escape_tag(str(r.institution_id))},energy={escape_tag(str(r.energy))},"
-                         f"period_end={end} quantity={float(r.quantity)!r},unit=\"{unit}\"{cost_field} {t}")
+                         f"period_end={end} quantity={float(r.quantity)!r},unit=\"{unit}\"{optional} {t}")
         self.write_lines(lines)
         return len(lines)
 
@@ -551,13 +554,13 @@ class InfluxStore(Store):
         rows = []
         if ids is not None:
             for series in self.query(
-                    f"SELECT quantity, unit, cost_cny FROM {self._measurement('bill')} WHERE time >= 0s{ids} "
-                    "GROUP BY institution, energy, period_end"):
+                    f"SELECT quantity, unit, cost_cny, {', '.join(BILL_FIGURES)} FROM {self._measurement('bill')} "
+                    f"WHERE time >= 0s{ids} GROUP BY institution, energy, period_end"):
                 tags = series["tags"]
-                for t, qty, unit, cost in series["values"]:
+                for t, qty, unit, *optional in series["values"]:
                     rows.append((tags["institution"], tags["energy"], pd.Timestamp(t, unit="s").date(),
                                  pd.Timestamp(tags["period_end"]).date(), float(qty), unit,
-                                 float("nan") if cost is None else float(cost)))
+                                 *(float("nan") if v is None else float(v) for v in optional)))
         df = pd.DataFrame.from_records(rows, columns=BILL_COLUMNS)
         return df.sort_values(["institution_id", "energy", "period_start"]).reset_index(drop=True)
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core.sqlite import SQLiteBook
-from storage.base import BILL_COLUMNS, BillImport
+from storage.base import BILL_COLUMNS, BILL_FIGURES, BillImport
 
 DB_NAME = "submissions.sqlite3"
 SUBMISSION_COLUMNS = ["institution_id", "month", "status", "updated_at", "updated_by", "comment", "warnings",
@@ -61,14 +61,16 @@ def bill_audit_rows(result: BillImport, who: str, source: str, reason: str | Non
                     action: str = "import", at: str | None = None) -> pd.DataFrame:
     """Audit rows (AUDIT_COLUMNS) of an import: per new bill and field with a value, old
     None (`action`); per replaced bill and field that changed, old -> new ('replace')."""
-    olds = ["quantity_old", "unit_old", "cost_cny_old"]
-    new = result.new.assign(quantity_old=np.nan, unit_old=None, cost_cny_old=np.nan, _action=action)
+    olds = ["quantity_old", "unit_old", "cost_cny_old", *(f"{c}_old" for c in BILL_FIGURES)]
+    new = result.new.assign(**{c: np.nan for c in olds}, _action=action).assign(unit_old=None)
     both = pd.concat([new, result.replaced.assign(_action="replace")[[*BILL_COLUMNS, *olds, "_action"]]],
                      ignore_index=True)
     parts = []
     for f, old, value in (("quantity", _with_unit(both["quantity_old"], both["unit_old"]),
                            _with_unit(both["quantity"], both["unit"])),
-                          ("cost_cny", _with_unit(both["cost_cny_old"]), _with_unit(both["cost_cny"]))):
+                          ("cost_cny", _with_unit(both["cost_cny_old"]), _with_unit(both["cost_cny"])),
+                          *((c, _with_unit(both[f"{c}_old"], both["unit_old"]), _with_unit(both[c], both["unit"]))
+                            for c in BILL_FIGURES)):
         changed = (old != value) & (value.notna() | old.notna())
         part = both[changed.to_numpy(bool)]
         parts.append(pd.DataFrame({

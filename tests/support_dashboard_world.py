@@ -240,5 +240,5 @@ def context(reg: Registry, store, quotas_path: Path | None, data_dir: Path | Non
 
     quotas = integrations.Quotas(quotas_path, reg)
     service = DataService(reg, store, quotas=quotas.config, now=lambda: now if now is not None else DEMO_NOW)
-    return Context(registry=reg, store=store, service=service, quotas=quotas,
+    return Context(store=store, service=service, quotas=quotas,
                    mv=integrations.MVProjects(mv_dirs, reg, store), data_dir=data_dir, current_user=lambda: user)

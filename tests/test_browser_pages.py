@@ -139,6 +139,58 @@ def test_the_first_screen_is_the_users_own_scope_against_its_targets(site):
 
 
 # -- item 4 --------------------------------------------------------------------------------------
+def _percent(text: str) -> float:
+    return float(text.strip().replace("%", "").replace(",", "")) / 100
+
+
+def test_the_plan_panel_measures_the_portfolio_against_its_own_base_year(site):
+    """Issue 18 item 4: the overview's plan panel compares the sample institutions with
+    their own 2020 (the sample quota file's base values), so every intensity's change
+    and progress is of a real portfolio's size (the province's statistics gave -850 %)."""
+    page = login(site, "admin", lang="en")
+    table = page.locator("#ov-plan-table")
+    expect(table).to_contain_text("Renewable share of electricity")
+    table.scroll_into_view_if_needed()
+    settle(page)
+    page.locator("#ov-plan").screenshot(path=str(SHOTS / "overview-plan-en.png"))
+    rows = table.locator("tbody tr")
+    intensities = 0
+    for n in range(rows.count()):
+        cells = [c.strip() for c in rows.nth(n).locator("td").all_text_contents()]
+        if not cells[3]:  # the two shares have no base-year change
+            continue
+        intensities += 1
+        change, progress = _percent(cells[3]), _percent(cells[6])
+        assert abs(change) < 0.10 and -1.0 <= progress <= 2.0, cells
+    assert intensities == 4
+    page.context.close()
+
+
+def test_the_savings_page_lists_the_water_saving_contract_in_m3(site):
+    """Issue 18 item 5: the demo's water-saving contract (合同节水管理) beside its EMC
+    project, its figures in m³ and worded as water (节水量), in both languages."""
+    words = {"zh": ("节水量", "节水量核定通过", "节能量"), "en": ("Water saved", "Water savings verified", "Avoided energy")}
+    for lang, (saved, verified, energy_saved) in words.items():
+        page = login(site, "admin", lang=lang)
+        page.goto(site["url"] + "/mv")
+        summary = page.locator("#mv-summary")
+        # the first listed (cws-001) is shown first: choose the other, then back
+        for project, unit, other in (("emc-001", "kWh", "m³"), ("cws-001", "m³", "kWh")):
+            expect(page.locator("#mv-verdict")).to_be_visible()
+            page.click("#mv-project")
+            page.get_by_role("option", name=re.compile(project)).click()
+            expect(summary).to_contain_text(unit)
+            settle(page)
+            assert other not in summary.text_content(), (project, lang)
+            if project == "cws-001":
+                expect(page.locator("#mv-verdict")).to_contain_text(verified)
+                expect(summary).to_contain_text(saved)
+                shot(page, f"savings-water-{lang}")
+            else:
+                expect(summary).to_contain_text(energy_saved)
+        page.context.close()
+
+
 def test_alerts_filters_names_groups_and_bulk_acknowledge(site):
     page = login(site, "admin")
     page.goto(site["url"] + "/alerts")

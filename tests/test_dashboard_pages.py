@@ -247,8 +247,9 @@ def test_alert_rows_typeset_units_and_show_local_times(demo, tmp_path):
 # -- item 6: savings verification --------------------------------------------------------------
 def test_savings_verification_in_words(demo):
     c = ctx(demo, ADMIN)
-    project = c.mv.visible(ADMIN)[0]
-    result = c.mv.result(project["file"])
+    projects = {p["id"]: p for p in c.mv.visible(ADMIN)}
+    assert sorted(projects) == ["cws-001", "emc-001"]  # the demo's EMC and water-saving contracts
+    result = c.mv.result(projects["emc-001"]["file"])
     s = result.summary
     zh = str(mv.verdict(result, s["unit"], "zh"))
     en = str(mv.verdict(result, s["unit"], "en"))
@@ -272,6 +273,15 @@ def test_savings_verification_in_words(demo):
                             "findings": [], "project": p})()
     text = str(mv.verdict(failed, "kWh", "zh"))
     assert "节能量未能核定" in text and "包含零" in text and "ASHRAE 14" in text
+    assert "节能量" in str(mv.summary_table(result, mv.SAVINGS_ROWS, "kWh", "zh", "t"))
+    # 合同节水管理: the same page in water's words and m3
+    water = c.mv.result(projects["cws-001"]["file"])
+    assert water.summary["unit"] == "m3" and water.summary["savings_verified"]
+    zh, en = str(mv.verdict(water, "m3", "zh")), str(mv.verdict(water, "m3", "en"))
+    assert "节水量核定通过" in zh and "节水 " in zh and "m³" in zh and "节能" not in zh
+    assert "Water savings verified" in en and "of water saved" in en
+    table = str(mv.summary_table(water, mv.SAVINGS_ROWS, "m3", "zh", "t"))
+    assert "节水量" in table and "报告期实际用水量" in table and "应付节水效益" in table and "节能" not in table
 
 
 def test_every_number_of_the_overview_comes_from_the_aggregate(demo):

@@ -13,6 +13,12 @@ import pytest
 
 from civicwatt.context import open_registry_store
 from civicwatt.sample import (
+    CWS_CONTRACTOR_SHARE,
+    CWS_INSTITUTION,
+    CWS_PROJECT_ID,
+    CWS_RETROFIT_FACTOR,
+    CWS_RETROFIT_METER,
+    CWS_TARIFF_CNY_PER_M3,
     MV_CONTRACTOR_SHARE,
     MV_RETROFIT_FACTOR,
     MV_RETROFIT_METER,
@@ -60,6 +66,16 @@ def _daily(hist: pd.DataFrame, meters: list[dict]) -> pd.DataFrame:
     out = wide.diff().iloc[1:] * mult[wide.columns]
     out.index = out.index.tz_convert(TZ).tz_localize(None) - pd.Timedelta(days=1)  # the day that ended
     return out
+
+
+def _verified(tmp_path, registry, project, samples: pd.DataFrame):
+    """`verify` of `project` on a new embedded store holding `samples`."""
+    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
+    try:
+        store.write_samples(samples)
+        return verify(project, store, registry)
+    finally:
+        store.close()
 
 
 # -- the retrofit in the load model -------------------------------------------------
@@ -176,7 +192,7 @@ def test_demo_project_verifies_the_simulated_saving(tmp_path):
     without = generate_history(meters, start, now, interval_s=3600, seed=1)
 
     written = write_sample_mv_project(tmp_path, registry, now, seed=1)
-    assert sorted(p.name for p in written) == ["emc-001.yaml", "normal.csv", "temps.csv", "workdays.csv"]
+    assert sorted(p.name for p in written) == ["cws-001.yaml", "emc-001.yaml", "normal.csv", "temps.csv", "workdays.csv"]
     assert write_sample_mv_project(tmp_path, registry, now + pd.Timedelta(days=30)) == []  # kept
     assert read_sample_mv_setup(tmp_path) == setup
     project = load_project(tmp_path / "mv" / "emc-001.yaml", registry)
@@ -186,12 +202,7 @@ def test_demo_project_verifies_the_simulated_saving(tmp_path):
                                daily_temperature(dt.date(2025, 1, 1), dt.date(2026, 11, 20), seed=1)["temp_c"],
                                atol=0.006)  # written at 0.01 °C
 
-    store = open_registry_store(registry, f"embedded:{tmp_path / 'data'}")
-    try:
-        store.write_samples(with_retrofit)
-        result = verify(project, store, registry)
-    finally:
-        store.close()
+    result = _verified(tmp_path, registry, project, with_retrofit)
 
     # the true saving: the main meter's use over the reporting period without and with the retrofit
     r0 = pd.Timestamp(setup.reporting[0])
@@ -240,3 +251,59 @@ def test_demo_sets_up_the_project_only_with_a_history_to_match(tmp_path):
         assert kept == sample_mv_setup(now - pd.Timedelta(days=200)) and kept.reporting[1] == dt.date(2026, 5, 4)
     finally:
         store.close()
+
+
+def test_demo_water_project_verifies_the_simulated_saving(tmp_path):
+    """合同节水管理 in the demo: HB-0003's main water meter draws CWS_RETROFIT_FACTOR of its
+    use from the retrofit on; cws-001 (written with emc-001, same periods and drivers)
+    finds the simulated saving, in m3, inside its 90 % interval."""
+    now = pd.Timestamp("2026-11-21 10:00", tz=TZ)
+    write_sample(tmp_path)
+    registry = load_registry(tmp_path / "civicwatt.yaml")
+    from civicwatt.commands.simulate import meters_for_sim
+
+    meters = [m for m in meters_for_sim(registry) if m["institution"] == CWS_INSTITUTION]
+    setup = sample_mv_setup(now)
+    assert sample_retrofits(setup)[CWS_RETROFIT_METER] == {"start": "2026-02-01", "factor": CWS_RETROFIT_FACTOR}
+    start = pd.Timestamp(setup.history_start, tz=TZ) - pd.Timedelta(days=2)
+    water = [m for m in meters if m["id"] == CWS_RETROFIT_METER]
+    with_retrofit = generate_history(apply_retrofits(water, sample_retrofits(setup)), start, now, 3600, seed=1)
+    without = generate_history(water, start, now, 3600, seed=1)
+
+    written = write_sample_mv_project(tmp_path, registry, now, seed=1)
+    assert f"{CWS_PROJECT_ID}.yaml" in {p.name for p in written}
+    assert sample_retrofits(setup, tmp_path) == sample_retrofits(setup)  # both projects written: both retrofits
+    project = load_project(tmp_path / "mv" / f"{CWS_PROJECT_ID}.yaml", registry)
+    assert (project.energy, project.unit, project.option, project.meter_ids) == ("water", "m3", "C",
+                                                                                 [CWS_RETROFIT_METER])
+    assert (project.baseline_start, project.reporting_end) == (setup.baseline[0], setup.reporting[1])
+
+    result = _verified(tmp_path, registry, project, with_retrofit)
+
+    r0, r1 = pd.Timestamp(setup.reporting[0]), pd.Timestamp(setup.reporting[1]) + pd.Timedelta(days=1)
+    use = {name: _daily(h, water) for name, h in (("with", with_retrofit), ("without", without))}
+    in_rep = (use["with"].index >= r0) & (use["with"].index < r1)
+    actual = use["with"].loc[in_rep, CWS_RETROFIT_METER].sum()
+    true_saving = use["without"].loc[in_rep, CWS_RETROFIT_METER].sum() - actual
+    # the simulator's parameter: the use without the retrofit is the actual use / factor
+    assert true_saving == pytest.approx((1 - CWS_RETROFIT_FACTOR) / CWS_RETROFIT_FACTOR * actual, rel=1e-4)
+
+    s = result.summary
+    assert s["unit"] == "m3" and s["reporting_actual"] == pytest.approx(actual, rel=1e-5)
+    assert s["meets_ashrae14"] and s["savings_verified"] and s["avoided_low90"] > 0
+    assert s["avoided_low90"] <= true_saving <= s["avoided_high90"], (true_saving, s)
+    assert s["avoided_fraction"] == pytest.approx(1 - CWS_RETROFIT_FACTOR, abs=0.02)
+    assert s["payment_cny"] == pytest.approx(s["avoided"] * CWS_TARIFF_CNY_PER_M3 * CWS_CONTRACTOR_SHARE, rel=1e-9)
+
+
+def test_an_older_demo_directory_gets_no_water_project(tmp_path):
+    """A directory whose emc-001 predates the water project keeps its history as it was:
+    no cws-001 is added and the water meter gets no retrofit."""
+    now = pd.Timestamp("2026-11-21 10:00", tz=TZ)
+    write_sample(tmp_path)
+    registry = load_registry(tmp_path / "civicwatt.yaml")
+    write_sample_mv_project(tmp_path, registry, now)
+    (tmp_path / "mv" / f"{CWS_PROJECT_ID}.yaml").unlink()  # as a directory written before it existed
+    assert write_sample_mv_project(tmp_path, registry, now + pd.Timedelta(days=3)) == []
+    setup = read_sample_mv_setup(tmp_path)
+    assert list(sample_retrofits(setup, tmp_path)) == [MV_RETROFIT_METER]

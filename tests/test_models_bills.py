@@ -67,3 +67,36 @@ def test_consumption_by_region_tree_and_category():
     c = consumption_by(use, inst, by=["region", "category"]).set_index(["region", "category", "energy"])
     assert c.loc[("sjz", "school", "water"), "quantity"] == pytest.approx(5.0)
     assert c.loc[("sjz", "school", "electricity"), "unit"] == "kWh"
+
+
+SEASONS = pd.DataFrame({"institution_id": ["A"], "heating_start": ["11-15"], "heating_end": ["03-15"]})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dates(dt.date(2023, 1, 1), dt.date(2025, 12, 31)), st.integers(0, 120), st.floats(1, 1e6),
+       st.floats(0, 1), st.floats(0, 1), st.sampled_from(["hour", "day"]))
+def test_a_bills_heating_and_estimated_parts_are_kept_exactly(start, days, qty, heat_frac, est_frac, freq):
+    from models.api import energy_sums
+
+    end = start + dt.timedelta(days=days)
+    bills = pd.DataFrame({"institution_id": ["A"], "energy": ["natural_gas"], "period_start": [start],
+                          "period_end": [end], "quantity": [qty], "unit": ["m3"], "cost_cny": [None],
+                          "heating_quantity": [qty * heat_frac], "estimated_quantity": [qty * est_frac]})
+    out = split_bills(bills, freq, TZ, factors=FACTORS, seasons=SEASONS)
+    assert out["quantity"].sum() == pytest.approx(qty, rel=1e-9)
+    used = out["quantity"].to_numpy() > 0
+    assert out["estimated_share"].to_numpy()[used] == pytest.approx(est_frac, abs=1e-12)  # every row
+    heating = out[out["heating"]]
+    assert heating["quantity"].sum() == pytest.approx(qty * heat_frac, rel=1e-9, abs=1e-9)
+    days_in = pd.date_range(start, end, freq="D")
+    md = days_in.month * 100 + days_in.day
+    in_season = (md >= 1115) | (md <= 315)
+    if in_season.any():  # the heating part lies on the season's days only, and counts whole as heating
+        local = pd.DatetimeIndex(heating["period_start"]).tz_localize(None).normalize()
+        hmd = local.month * 100 + local.day
+        assert ((hmd >= 1115) | (hmd <= 315)).all()
+        inst = SEASONS.assign(floor_area_m2=1.0, occupants=1)
+        sums = energy_sums(out, inst, period="year", freq=freq, tz=TZ)
+        assert sums["heating_quantity"].sum() == pytest.approx(qty * heat_frac, rel=1e-9, abs=1e-9)
+    plain = split_bills(bills, freq, TZ, factors=FACTORS)  # without seasons: the rule for bills (gas is not heating)
+    assert not plain["heating"].any() and plain["quantity"].sum() == pytest.approx(qty, rel=1e-9)

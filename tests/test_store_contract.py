@@ -141,6 +141,24 @@ def test_bills_round_trip(store):
     assert got["cost_cny"].iloc[0] == 900.0 and np.isnan(got["cost_cny"].iloc[1])
 
 
+def test_bills_keep_their_heating_and_estimated_parts(store):
+    bills = pd.DataFrame({"institution_id": ["I1", "I1"], "energy": ["natural_gas", "water"],
+                          "period_start": ["2025-01-01", "2025-01-01"], "period_end": ["2025-01-31", "2025-01-31"],
+                          "quantity": [1860.0, 90.0], "unit": ["m3", "m3"], "cost_cny": [np.nan, 4.5],
+                          "heating_quantity": [1500.25, np.nan], "estimated_quantity": [np.nan, 3.5]})
+    assert len(store.import_bills(bills).new) == 2
+    got = store.read_bills(["I1"])
+    assert got["heating_quantity"].iloc[0] == 1500.25 and np.isnan(got["heating_quantity"].iloc[1])
+    assert np.isnan(got["estimated_quantity"].iloc[0]) and got["estimated_quantity"].iloc[1] == 3.5
+    assert store.import_bills(bills).identical == 2
+    with pytest.raises(ImportRejected, match="heating_quantity differs"):
+        store.import_bills(bills.assign(heating_quantity=[1400.0, np.nan]))
+    done = store.import_bills(bills.assign(heating_quantity=[1400.0, np.nan]), replace=True)
+    assert done.replaced["differs"].tolist() == ["heating_quantity"]
+    assert done.replaced["heating_quantity_old"].tolist() == [1500.25]
+    assert store.read_bills(["I1"])["heating_quantity"].iloc[0] == 1400.0
+
+
 def test_bills_append_only_with_explicit_replace(store):
     """Issue 15 item 2: a differing bill is refused unless replaced; the old values come back."""
     first = pd.DataFrame({"institution_id": ["I1", "I1"], "energy": ["diesel", "heat"],

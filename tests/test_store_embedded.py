@@ -57,3 +57,27 @@ def test_period_tables_without_step_are_rebuilt_when_opened(tmp_path):
         got = again.period_counts("day", "2024-01-01", "2024-01-05")
     assert (want["step"].iloc[1:] == 900.0).all()
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_bills_of_a_store_written_before_bill_figures_get_them_when_opened(tmp_path):
+    open_store(f"embedded:{tmp_path}", tz=TZ).close()
+    con = connect(tmp_path / DB_NAME)
+    cur = con.cursor()
+    for statement in (
+            "DROP TABLE bill",
+            "CREATE TABLE bill (institution_id TEXT NOT NULL, energy TEXT NOT NULL, period_start TEXT NOT NULL, "
+            "period_end TEXT NOT NULL, quantity REAL NOT NULL, unit TEXT NOT NULL, cost_cny REAL, "
+            "PRIMARY KEY (institution_id, energy, period_start, period_end))",
+            "INSERT INTO bill VALUES ('I1', 'heat', '2025-01-01', '2025-01-31', 31.0, 'GJ', 600.0)"):
+        cur.execute(statement)
+    cur.close()
+    con.close()
+    store = open_store(f"embedded:{tmp_path}", tz=TZ, create=False)
+    try:
+        got = store.read_bills()
+        assert got[["quantity", "cost_cny"]].iloc[0].tolist() == [31.0, 600.0]
+        assert np.isnan(got["heating_quantity"].iloc[0]) and np.isnan(got["estimated_quantity"].iloc[0])
+        store.import_bills(got.assign(heating_quantity=20.0), replace=True)
+        assert store.read_bills()["heating_quantity"].tolist() == [20.0]
+    finally:
+        store.close()

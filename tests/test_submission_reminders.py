@@ -32,7 +32,7 @@ def bodies(hook: WebhookServer) -> list[dict]:
     return [r["body"] for r in hook.received]
 
 
-def send(filing, box, day: date) -> list[str]:
+def send(filing, box, day: date) -> int:
     return send_reminders(filing.registry, filing.book, box, day)
 
 
@@ -44,19 +44,20 @@ def test_one_reminder_per_institution_per_reminder_day(world):
                               "reasons": {"YOY_CHANGE": "-", "PEER_INTENSITY": "-"}}, filing).status == 201
     approve(ADMIN, "HB-0004", MONTH, None, filing)
     return_month(ADMIN, "HB-0003", MONTH, {"comment": "请核对"}, filing)
-    assert send(filing, box, date(2026, 12, 9)) == []  # not a reminder day
+    assert send(filing, box, date(2026, 12, 9)) == 0  # not a reminder day
     sent = send(filing, box, date(2026, 12, 10))
     expected = sorted({i.id for i in reg.institutions} - {"HB-0002", "HB-0004"})  # HB-0003 was returned
-    assert sorted(b["institution_id"] for b in bodies(hook)) == expected and len(sent) == len(expected)
+    assert sorted(b["institution_id"] for b in bodies(hook)) == expected and sent == len(expected)
     first = next(b for b in bodies(hook) if b["institution_id"] == "HB-0003")
     assert first["rule"] == "submission_reminder" and "已退回" in first["message_zh"]
+    assert first["notification"] == "message"
     assert "2026-12-15" in first["message_zh"] and first["idempotency_key"]
     # the job again the same day, and a second process on the same outbox: nothing more
-    assert send(filing, box, date(2026, 12, 10)) == []
+    assert send(filing, box, date(2026, 12, 10)) == 0
     other = Outbox(tmp_path / "store", ChannelsConfig(channels=[WebhookChannel(name="hook", url=hook.url)]))
-    assert send(filing, other, date(2026, 12, 10)) == []
+    assert send(filing, other, date(2026, 12, 10)) == 0
     assert len(hook.received) == len(expected)
-    assert box.list_alerts()[0]["acknowledged_by"] == "system"  # no reminder of the reminder
+    assert box.list_alerts(open_only=False) == []  # messages, not alerts: nothing left open on the alert page
     # the 14th: one more each, for those still not submitted
     submit(ADMIN, {"institution_id": "HB-0005", "month": MONTH, "items": good_items(reg, "HB-0005"),
                    "reasons": {"YOY_CHANGE": "-", "PEER_INTENSITY": "-"}}, filing)
@@ -75,7 +76,7 @@ def test_overdue_institutions_are_reported_to_their_region_once(world):
         if inst.region == "bd" and inst.id != "HB-0006":
             submit(ADMIN, {"institution_id": inst.id, "month": MONTH, "items": good_items(reg, inst.id),
                            "reasons": {"YOY_CHANGE": "-", "PEER_INTENSITY": "-", "MISSING_ITEM": "-"}}, filing)
-    assert send(filing, box, date(2026, 12, 15)) == []  # the deadline itself: no reminder day, not yet overdue
+    assert send(filing, box, date(2026, 12, 15)) == 0  # the deadline itself: no reminder day, not yet overdue
     send(filing, box, date(2026, 12, 16))
     send(filing, box, date(2026, 12, 16))
     notices = {b["scope"]: b for b in bodies(hook)}
@@ -83,7 +84,7 @@ def test_overdue_institutions_are_reported_to_their_region_once(world):
     assert notices["region:bd"]["extra"]["institutions"] == ["HB-0006"]
     assert "HB-0006" in notices["region:bd"]["message_zh"] and "1 家单位" in notices["region:bd"]["message_zh"]
     assert notices["region:sjz"]["actual"] == 7.0  # every sjz institution is overdue
-    assert send(filing, box, date(2026, 12, 17)) == []
+    assert send(filing, box, date(2026, 12, 17)) == 0
 
 
 def test_runtime_runs_the_reminder_job(world):

@@ -15,7 +15,7 @@ SUMMARY_FIELDS = ["institution_id", "name", "region", "category", "year", "floor
                   "occupants", "kgce", "tce", "t_co2", "t_co2_scope1", "t_co2_scope2", "water_m3", "kgce_per_m2",
                   "kgce_per_person", "water_m3_per_person", "kgco2_per_m2", "estimated_share",
                   "quota_levels_met", "quota_indicators", "quota_within_constraint", "rank_in_category",
-                  "category_peers"]
+                  "category_peers", "source"]
 TOTAL_FIELDS = ["key", "institutions", "institutions_with_data", "floor_area_m2", "heated_area_m2", "occupants",
                 "kgce", "tce", "t_co2", "t_co2_scope1", "t_co2_scope2", "water_m3", "kgce_per_m2", "kgce_per_person",
                 "water_m3_per_person", "kgco2_per_m2", "estimated_share"]
@@ -52,6 +52,8 @@ class IndicatorRow(pydantic.BaseModel):
     estimated_share: float | None = None
     rank_in_category: int | None = None
     category_peers: int | None = None
+    source: str | None = pydantic.Field(None, description="the lower-level instance that reports it (纵向直报); "
+                                                          "null: ours (group=institution)")
 
 
 class IndicatorRows(pydantic.BaseModel):
@@ -80,7 +82,7 @@ def register(api: Api) -> None:
         tables = scoped_ledger(ctx.store, ctx.registry, q.year, visible_filter(req.user, ctx.registry),
                                quotas=ctx.quotas(), month=month)
         if q.group == "institution":
-            frame = tables.summary
+            frame = tables.summary.assign(source=tables.summary["institution_id"].map(ctx.registry.source_by_id))
             fields = [*SUMMARY_FIELDS, *(c for c in frame.columns if c.startswith("level_"))]
         else:
             frame = tables.totals[tables.totals["group"] == q.group]

@@ -35,6 +35,7 @@ class RankingRow(pydantic.BaseModel):
     yoy_pct: float | None  # percent against the same period of the year before; null without one
     level: str
     estimated_share: float | None
+    source: str | None = pydantic.Field(description="the lower-level instance that reports it (纵向直报); null: ours")
 
 
 class RankingRows(pydantic.BaseModel):
@@ -63,6 +64,6 @@ def register(api: Api) -> None:
         rows = ranked(ctx.tables.ranking_table(year), rq)
         page = rows.iloc[q.offset:q.offset + q.limit].rename(
             columns={"rank": "rank_in_category", "peers": "category_peers", "yoy": "yoy_pct"})
-        page = page.assign(indicator=q.indicator)
+        page = page.assign(indicator=q.indicator, source=page["institution_id"].map(ctx.registry.source_by_id))
         return {"year": year, "indicator": q.indicator, "total": len(rows), "offset": q.offset,
                 "rows": records(page, list(RankingRow.model_fields))}

@@ -70,7 +70,9 @@ def filing_of(api: Api) -> Filing:
 
         data_dir = api.ctx.data_dir or default_outbox_dir(api.ctx.store.url, Path(api.ctx.registry.source).parent)
         api.ctx.extras["filing"] = Filing.open(api.ctx.registry, api.ctx.store, data_dir)
-    return api.ctx.extras["filing"]
+    filing = api.ctx.extras["filing"]
+    filing.use_registry(api.ctx.registry)
+    return filing
 
 
 def register(api: Api) -> None:

@@ -2,11 +2,13 @@
 
 A lower-level instance pushes one approved month of one institution per request
 (`civicwatt.upstream`): the institution's basic information with its region chain, the
-month and its figures per energy in canonical units, and the digest of that content. The
-upper level stores the figures as bills of the whole month (so they feed every indicator,
+month and its figures per energy in canonical units (with their heating part, optional),
+and the digest of that content. The upper level stores the figures as bills of the whole
+month (their heating and estimated parts as the bills' `heating_quantity` and
+`estimated_quantity`, `storage.base.BILL_FIGURES`) (so they feed every indicator,
 ranking and statistics table as bills do), records the institution marked with its source
 instance (`storage.upstream.UpstreamBook`; `core.registry.with_reported` adds it to the
-registry) and a receipt per (instance, institution, month, digest): the same content
+registry of the running server at once, `quotas.tables.YearTables.update_registry`) and a receipt per (instance, institution, month, digest): the same content
 pushed again (a retry, a restart on either side) is answered `duplicate` and not stored
 twice. Changes are in the audit trail (source `api`, who `upstream:INSTANCE`).
 
@@ -29,6 +31,7 @@ from core.access import Forbidden
 from core.registry import ID_PATTERN, with_reported
 from core.vocab import CANONICAL_UNIT, Category, Energy
 from models.submission import month_period
+from storage.base import BILL_FIGURES
 from storage.submissions import SubmissionBook, bill_audit_rows
 from storage.upstream import UpstreamBook
 
@@ -41,6 +44,13 @@ class Item(pydantic.BaseModel):
     quantity: float = Field(ge=0, le=1e12, allow_inf_nan=False)
     unit: str
     cost_cny: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    heating_quantity: float | None = Field(
+        default=None, ge=0, le=1e12, allow_inf_nan=False,
+        description="of `quantity`, the heating-season use of heating meters and purchased heat (counted as "
+                    "heating energy); absent: the upper level's rule for bills")
+    estimated_quantity: float | None = Field(
+        default=None, ge=0, le=1e12, allow_inf_nan=False,
+        description="of `quantity`, the part estimated over gaps of the lower level's meters; absent: none")
 
 
 class RegionRef(pydantic.BaseModel):
@@ -131,13 +141,18 @@ def register(api: Api) -> None:
         for n, item in enumerate(body.items):
             if item.unit != CANONICAL_UNIT[item.energy]:
                 raise problem("unit", f"{item.energy} is reported in {CANONICAL_UNIT[item.energy]}", index=n)
+            for name in BILL_FIGURES:
+                part = getattr(item, name)
+                if part is not None and part > item.quantity * (1 + 1e-9):
+                    raise problem(name, f"{part:g} is more than the quantity {item.quantity:g}", index=n)
         if b.has_receipt(body.instance, inst.id, body.month, body.digest):
             return {"status": "duplicate", "bills": 0}
         first, last = month_period(body.month)
         bills = pd.DataFrame({"institution_id": inst.id, "energy": [i.energy for i in body.items],
                               "period_start": first, "period_end": last,
                               "quantity": [i.quantity for i in body.items], "unit": [i.unit for i in body.items],
-                              "cost_cny": [i.cost_cny for i in body.items]})
+                              "cost_cny": [i.cost_cny for i in body.items],
+                              **{c: [getattr(i, c) for i in body.items] for c in BILL_FIGURES}})
         submissions = SubmissionBook(api.ctx.data_dir)
         key = req.flask.headers.get("Idempotency-Key")
         try:
@@ -150,7 +165,9 @@ def register(api: Api) -> None:
                 submissions.set_status(inst.id, body.month, "approved", f"upstream:{body.instance}")
         finally:
             submissions.close()
-        api.ctx.registry = with_reported(api.ctx.registry, [(body.instance, inst.model_dump())])
+        # the server's one registry and its cached tables (dashboard and API): a new or corrected
+        # institution is in every table at once, new figures drop the cached ones
+        api.ctx.tables.update_registry(lambda reg: with_reported(reg, [(body.instance, inst.model_dump())]))
         return {"status": "stored", "bills": len(bills)}
 
     @api.route("/upstream/<institution_id>/<month>/return", "POST", body=ReturnBody, response=Returned,

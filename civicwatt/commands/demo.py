@@ -11,9 +11,11 @@
    year (of last year before 1 May) the lighting & sockets sub-meter HB-0001-E1 draws
    30 % less, and the building's main meter the same kWh less; the project verifies it
    on the main meter (IPMVP option C), baseline the calendar year before, reporting from
-   1 March to yesterday (`civicwatt.sample.sample_mv_setup`, docs/mv.md "Demo project").
-   The retrofit comes with the project: a store whose history predates the project
-   (an older demo directory), or a `--days` too short for its baseline, gets neither;
+   1 March to yesterday (`civicwatt.sample.sample_mv_setup`, docs/mv.md "Demo projects");
+   with it the water-saving contract `cws-001.yaml`: from the same day HB-0003's main
+   water meter HB-0003-W0 draws 20 % less (water-saving fixtures), verified alike in m3.
+   The retrofits come with the projects: a store whose history predates them (an older
+   demo directory), or a `--days` too short for the baseline, gets neither;
 3. backfills `--days` of history (default: back to 1 January of last year, at least
    400 days, and back to the demo project's baseline) straight into the store
    (computed, not polled; the last 35 days at the 15-minute poll interval, hourly
@@ -47,6 +49,8 @@ from tqdm import tqdm
 from alerts.outbox import default_outbox_dir
 from civicwatt.context import load_optional_quotas, open_registry_store, redact_url, write_workdir_config
 from civicwatt.sample import (
+    CWS_PROJECT_ID,
+    CWS_RETROFIT_METER,
     MV_PROJECT_ID,
     MV_RETROFIT_METER,
     SampleMVSetup,
@@ -151,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
         days = max(days, (now.tz_convert(registry.timezone).date() - setup.history_start).days + 1)
     meters = meters_for_sim(registry)
     if setup is not None:
-        meters = apply_retrofits(meters, sample_retrofits(setup))
         write_sample_mv_project(base, registry, now, seed=SEED)
+        retrofits = sample_retrofits(setup, base)
+        meters = apply_retrofits(meters, retrofits)
+        if CWS_RETROFIT_METER in retrofits:
+            note += f"\n           {base / 'mv' / f'{CWS_PROJECT_ID}.yaml'} (water: retrofit of {CWS_RETROFIT_METER})"
     print(f"mv         {note}")
     last = backfill(store, registry, days, now, meters)
     print(f"history    {days} days up to {now.tz_convert(registry.timezone):%Y-%m-%d %H:%M} "

@@ -41,8 +41,6 @@ def _print_targets(targets: pd.DataFrame) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alerts.channels import load_channels
-    from alerts.outbox import Outbox, default_outbox_dir
     from alerts.rules import evaluate_alerts
 
     registry = registry_from_args(args)
@@ -57,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.quotas}: not found; only the meter-data rules are evaluated", file=sys.stderr)
     channels = None
     if args.notify and args.channels and Path(args.channels).exists():
+        from alerts.channels import load_channels  # (HTTP clients: only when notifying)
+
         channels = load_channels(args.channels)
     details: dict = {}
     with open_registry_store(registry, args.store, create=False) as store:
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{a.severity}] {a.rule} {a.scope} {a.period}: {a.message_en}")
         print(f"    {a.message_zh}")
     if args.notify:
+        from alerts.outbox import Outbox, default_outbox_dir
+
         directory = Path(args.outbox) if args.outbox else default_outbox_dir(store_url, Path(args.registry).parent)
         outbox = Outbox(directory, channels)
         res = outbox.submit(alerts)

@@ -1,9 +1,11 @@
-"""Savings verification page `/mv`: EMC projects and their verdicts.
+"""Savings verification page `/mv`: EMC and water-saving projects and their verdicts.
 
-Savings verification `/mv`: each EMC project the user may see with a plain-language
-verdict (verified or not, and why), its baseline and reporting periods, the model in
-words, fit statistics and savings as percentages with units, the payment in 元, what
-to note (the verification's findings), the monthly chart and the report workbook.
+Savings verification `/mv`: each project the user may see (energy-performance contracts
+in kWh, water-saving contracts, 合同节水管理, in m3 and worded as such: 节水量, 用水量)
+with a plain-language verdict (verified or not, and why), its baseline and reporting
+periods, the model in words, fit statistics and savings as percentages with units, the
+payment in 元, what to note (the verification's findings), the monthly chart and the
+report workbook.
 
 Everything is read from `verification`'s `MVResult` (summary, findings, model spec,
 periods); nothing is recomputed here."""
@@ -67,6 +69,13 @@ def register(app: dash.Dash, c: Context) -> None:
         return content(result, lang), f"/download/mv/{p['id']}.xlsx"
 
 
+def label(key: str, lang: str, result: Any, **values: object) -> str:
+    """The label `key`, in the wording of a water-saving contract (节水量, 用水量: the
+    `KEY_water` label) when the project verifies water."""
+    water = getattr(result.project, "energy", None) == "water" and f"{key}_water" in TEXT
+    return t(f"{key}_water" if water else key, lang, **values)
+
+
 def content(result: Any, lang: str) -> html.Div:
     """The verdict, the periods, the model, the summary tables, the findings and the chart."""
     s = result.summary
@@ -76,10 +85,11 @@ def content(result: Any, lang: str) -> html.Div:
         html.Div(className="row", children=[
             html.Div(className="half", children=[
                 html.H3(t("mv_periods", lang)), scrolling(periods_table(result, lang)),
-                html.H3(t("mv_fit", lang)), scrolling(summary_table(s, FIT_ROWS, u, lang, "mv-fit", model_name(result,
-                                                                                                              lang)))]),
+                html.H3(t("mv_fit", lang)), scrolling(summary_table(result, FIT_ROWS, u, lang, "mv-fit",
+                                                                    model_name(result, lang)))]),
             html.Div(className="half", children=[
-                html.H3(t("mv_savings", lang)), scrolling(summary_table(s, SAVINGS_ROWS, u, lang, "mv-summary"))]),
+                html.H3(label("mv_savings", lang, result)),
+                scrolling(summary_table(result, SAVINGS_ROWS, u, lang, "mv-summary"))]),
         ]),
         findings(result, lang),
         graph("mv-chart", chart(result, u, lang)),
@@ -97,10 +107,10 @@ def verdict(result: Any, u: str, lang: str) -> html.Div:
             "low": quantity(low, u, lang, 0), "high": quantity(high, u, lang, 0)}
     reasons = []
     if significant and meets:
-        reasons.append(t("mv_why_verified", lang, **fill))
+        reasons.append(label("mv_why_verified", lang, result, **fill))
     elif not significant:
         below = low is not None and high is not None and high < 0
-        reasons.append(t("mv_why_increase" if below else "mv_why_interval_zero", lang, **fill))
+        reasons.append(label("mv_why_increase" if below else "mv_why_interval_zero", lang, result, **fill))
     if not meets:
         limits = next((f.values for f in result.findings if f.code == "ashrae14_not_met"), {})
         reasons.append(t("mv_why_ashrae", lang, cvrmse=pct(limits.get("cvrmse", s.get("cvrmse")), lang),
@@ -109,7 +119,7 @@ def verdict(result: Any, u: str, lang: str) -> html.Div:
                          nmbe_max=pct(limits.get("nmbe_max", s.get("nmbe_max")), lang, 0)))
     ok = significant and meets
     return html.Div(className=f"verdict {'ok' if ok else 'fail'}", id="mv-verdict", children=[
-        html.H3(t("mv_verified" if ok else "mv_not_verified", lang)),
+        html.H3(label("mv_verified" if ok else "mv_not_verified", lang, result)),
         *[html.P(r) for r in reasons],
     ])
 
@@ -151,11 +161,12 @@ def periods_table(result: Any, lang: str) -> html.Table:
     return html.Table([html.Tbody(rows)], className="grid", id="mv-periods")
 
 
-def summary_table(s: dict, keys: tuple, u: str, lang: str, table_id: str, model: str | None = None) -> html.Table:
+def summary_table(result: Any, keys: tuple, u: str, lang: str, table_id: str, model: str | None = None) -> html.Table:
+    s = result.summary
     rows = [html.Tr([html.Td(t("mv_model", lang)), html.Td(model, id="mv-model-name")], id={"type": "mv-row",
                                                                                             "key": "model"})] \
         if model is not None else []
-    rows += [html.Tr([html.Td(t(f"mv_{k}", lang)), html.Td(summary_value(s.get(k), kind, u, lang), className="num")],
+    rows += [html.Tr([html.Td(label(f"mv_{k}", lang, result)), html.Td(summary_value(s.get(k), kind, u, lang), className="num")],
                      id={"type": "mv-row", "key": k}) for k, kind in keys if k in s]
     return html.Table([html.Tbody(rows)], className="grid", id=table_id)
 

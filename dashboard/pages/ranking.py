@@ -110,7 +110,8 @@ def register(app: dash.Dash, c: Context) -> None:
         frame = rows.assign(region_name=rows["region"].map(c.region_name),
                             category_name=[t(f"cat_{x}", lang) for x in rows["category"]],
                             level_name=[t(f"lvl_{x}", lang) for x in rows["level"]],
-                            estimated_share=rows["estimated_share"] * 100)
+                            estimated_share=rows["estimated_share"] * 100,
+                            source=rows["institution_id"].map(c.registry.source_by_id).fillna(t("source_own", lang)))
         cols = [(col["id"], col["name"]) for col in ranking_columns(lang, indicator)]
         data = integrations.frames_xlsx([("ranking", frame, cols, [f"{year_i} · {t(f'ind_{indicator}', lang)}"])])
         return dcc.send_bytes(data, f"ranking-{year_i}-{indicator}.xlsx")
@@ -151,6 +152,7 @@ def ranking_columns(lang: str, indicator: str) -> list[dict]:
         {"name": t("col_yoy_note", lang), "id": "yoy_note"},
         {"name": t("col_level", lang), "id": "level_name"},
         {"name": t("col_estimated", lang), "id": "estimated_share", "type": "numeric"},
+        {"name": t("col_source", lang), "id": "source"},  # the lower-level instance (纵向直报), or this level
     ]
 
 
@@ -173,6 +175,7 @@ def ranking_table(lang: str) -> dash_table.DataTable:
 def ranking_rows(page: pd.DataFrame, registry: Registry, lang: str) -> list[dict]:
     """Table rows of one page (names link to the institution page)."""
     region_name = {r.id: r.name for r in registry.regions}
+    own = t("source_own", lang)
     return [{
         "rank": int(r.rank), "peers": int(r.peers), "institution_id": r.institution_id,
         "name": f"[{r.name}](/institution/{r.institution_id})",
@@ -183,6 +186,7 @@ def ranking_rows(page: pd.DataFrame, registry: Registry, lang: str) -> list[dict
         "yoy_note": t(f"yoy_{r.yoy_reason}", lang) if r.yoy_reason else "",
         "level": r.level, "level_name": t(f"lvl_{r.level}", lang),
         "estimated_share": None if np.isnan(r.estimated_share) else round(float(r.estimated_share) * 100, 1),
+        "source": registry.source_by_id.get(r.institution_id) or own,
     } for r in page.itertuples(index=False)]  # one page: at most page_size rows
 
 
