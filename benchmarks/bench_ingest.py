@@ -1,6 +1,6 @@
 """Raw ingest at scale: 15-minute samples with consumption maintained, against a bare write.
 
-    python benchmarks/bench_ingest.py [--meters 2000] [--days 365] [--batch-days 5]
+    python benchmarks/bench_ingest.py [--meters 2000] [--days 365] [--batch-days 5] [--repeat 3]
                                       [--influx-meters 200] [--influx-days 60] [--import-rows 4000000]
 
 Measured, each in its own fresh process (so peak RSS is the phase's own):
@@ -19,8 +19,12 @@ Measured, each in its own fresh process (so peak RSS is the phase's own):
 * `civicwatt import readings` of a generated readings CSV (`--import-rows`) into a
   fresh embedded store, against the bare write of the same rows.
 
-Printed: samples/s, the ratio (target >= 0.7), peak RSS (target <= 2 GB), and the rate
-of each tenth of the run (flat = not slowing down as the history grows).
+Each pair (ours, then the bare write) runs `--repeat` times (default 3), each into a
+fresh store. Printed per run: samples/s, wall and CPU time (user + system, all threads:
+on a shared machine wall time is mostly waiting for a core, CPU time is the steadier
+figure), peak RSS, and the rate of each tenth of the run (flat = not slowing down as the
+history grows); then the median and min-max over the runs of the ratio of rates (wall)
+and of CPU times (target >= 0.7) and the largest peak RSS (target <= 2 GB).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,22 +72,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s() -> float:
+    """CPU time (user + system) of this process, all its threads, so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _timed(frames: Iterator[pd.DataFrame], write) -> dict:
-    """Write every frame with `write`, timing only the writes; the rate of each tenth."""
-    marks, n, spent = [], 0, 0.0
+    """Write every frame with `write`, timing only the writes (wall and CPU time); the
+    rate of each tenth."""
+    marks, n, spent, cpu = [], 0, 0.0, 0.0
     for frame in frames:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_s()
         write(frame)
         spent += time.perf_counter() - t
+        cpu += cpu_s() - c
         n += len(frame)
         marks.append((n, spent))
-    tenths = []
-    for k in range(1, 11):
-        i = min(len(marks) - 1, max(0, round(k * len(marks) / 10) - 1))
-        j = min(len(marks) - 1, max(0, round((k - 1) * len(marks) / 10) - 1))
+    tenths, parts = [], min(10, len(marks))  # tenths of the run, or each write when fewer
+    for k in range(1, parts + 1):
+        i = min(len(marks) - 1, max(0, round(k * len(marks) / parts) - 1))
+        j = min(len(marks) - 1, max(0, round((k - 1) * len(marks) / parts) - 1))
         dn, ds = (marks[i][0] - marks[j][0], marks[i][1] - marks[j][1]) if k > 1 else marks[i]
         tenths.append(dn / ds if ds > 0 else float("nan"))
-    return {"samples": n, "seconds": spent, "tenths": tenths, "peak_rss_mb": peak_rss_mb()}
+    return {"samples": n, "seconds": spent, "cpu_s": cpu, "tenths": tenths, "peak_rss_mb": peak_rss_mb()}
 
 
 # -- phases (each run in its own process) -------------------------------------------
@@ -112,7 +125,10 @@ def phase_bare_embedded(args, directory: str) -> dict:
             cur.executemany("INSERT OR REPLACE INTO sample VALUES (?,?,?,?)", table)
 
     out = _timed(batches(args.meters, args.days, args.batch_days), write)
+    cur.close()
     con.close()
+    for f in Path(directory).glob("bare.sqlite3*"):  # the next repetition writes a fresh file
+        f.unlink()
     return out
 
 
@@ -122,11 +138,11 @@ def phase_bare_influx(args, http: str) -> dict:
     from storage.influx import BATCH_LINES, sample_body
 
     with httpx.Client(base_url=http, timeout=120) as client:
-        client.post("/query", data={"q": "CREATE DATABASE bare"}).raise_for_status()
+        client.post("/query", data={"q": f"CREATE DATABASE {args.db}"}).raise_for_status()
 
         def write(frame: pd.DataFrame) -> None:
             for i in range(0, len(frame), BATCH_LINES):
-                client.post("/write", params={"db": "bare", "precision": "s"},
+                client.post("/write", params={"db": args.db, "precision": "s"},
                             content=sample_body(frame.iloc[i:i + BATCH_LINES])).raise_for_status()
 
         return _timed(batches(args.meters, args.days, args.batch_days), write)
@@ -135,11 +151,13 @@ def phase_bare_influx(args, http: str) -> dict:
 def phase_import(args, directory: str) -> dict:
     from civicwatt.cli import main as cli
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_s()
     code = cli(["import", "readings", f"{directory}/readings.csv", "--registry", f"{directory}/civicwatt.yaml",
                 "--store", f"embedded:{directory}/imported"])
-    took = time.perf_counter() - t
-    return {"samples": args.import_rows, "seconds": took, "tenths": [], "peak_rss_mb": peak_rss_mb(), "exit": code}
+    took, cpu = time.perf_counter() - t, cpu_s() - c
+    shutil.rmtree(f"{directory}/imported")  # the next repetition imports into a fresh store
+    return {"samples": args.import_rows, "seconds": took, "cpu_s": cpu, "tenths": [], "peak_rss_mb": peak_rss_mb(),
+            "exit": code}
 
 
 def write_import_files(directory: Path, rows: int) -> tuple[int, int]:
@@ -171,19 +189,27 @@ def run_phase(name: str, argv: list[str], target: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def report(label: str, ours: dict, bare: dict) -> None:
+def report(label: str, runs: list[tuple[dict, dict]]) -> None:
+    """Print each repetition's pair, then the median and spread of the ratios (wall
+    time, and CPU time: on a shared machine the steadier figure)."""
     def line(name: str, r: dict) -> str:
-        return (f"{label:<9} {name:<22} {r['samples']:>12,} samples {r['samples'] / r['seconds']:>10,.0f}/s "
-                f"({r['seconds']:7.1f} s)  peak RSS {r['peak_rss_mb']:,.0f} MB")
+        return (f"{label:<9} {name:<18} {r['samples']:>11,} samples {r['samples'] / r['seconds']:>9,.0f}/s "
+                f"({r['seconds']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU)  peak RSS {r['peak_rss_mb']:,.0f} MB")
 
-    print(line("with consumption", ours))
-    print(line("bare write", bare))
-    ratio = (ours["samples"] / ours["seconds"]) / (bare["samples"] / bare["seconds"])
-    print(f"{label:<9} ratio {ratio:.2f} (target >= 0.7); peak RSS target <= 2048 MB")
-    for name, r in (("with consumption", ours), ("bare write", bare)):
-        if r["tenths"]:
-            print(f"{label:<9} {name:<22} rate per tenth of the run (k samples/s): "
-                  + " ".join(f"{x / 1000:.0f}" for x in r["tenths"]))
+    wall, cpu = [], []
+    for ours, bare in runs:
+        print(line("with consumption", ours))
+        print(line("bare write", bare))
+        wall.append(bare["seconds"] / ours["seconds"])  # same samples: the ratio of rates
+        cpu.append(bare["cpu_s"] / ours["cpu_s"])
+        for name, r in (("with consumption", ours), ("bare write", bare)):
+            if r["tenths"]:
+                print(f"{label:<9} {name:<18} k samples/s per tenth of the run: "
+                      + " ".join(f"{x / 1000:.0f}" for x in r["tenths"]))
+    rss = max(ours["peak_rss_mb"] for ours, _ in runs)
+    print(f"{label:<9} ratio (rate with consumption / bare), {len(runs)} runs: wall median {np.median(wall):.2f} "
+          f"(min {min(wall):.2f}, max {max(wall):.2f}); CPU median {np.median(cpu):.2f} "
+          f"(min {min(cpu):.2f}, max {max(cpu):.2f}); target >= 0.7. Peak RSS {rss:,.0f} MB (target <= 2048)")
 
 
 def main() -> None:
@@ -194,7 +220,9 @@ def main() -> None:
     parser.add_argument("--influx-meters", type=int, default=200)
     parser.add_argument("--influx-days", type=int, default=60)
     parser.add_argument("--import-rows", type=int, default=4_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="pairs of runs (ours, bare) per kind")
     parser.add_argument("--skip", default="", help="comma-separated: embedded,influx,import")
+    parser.add_argument("--db", default="bare", help=argparse.SUPPRESS)
     parser.add_argument("--phase")
     parser.add_argument("--target")
     args = parser.parse_args()
@@ -209,10 +237,11 @@ def main() -> None:
         argv = ["--meters", str(args.meters), "--days", str(args.days), *common]
         print(f"embedded: {args.meters} meters x {args.days} days of 15-minute samples, "
               f"batches of {args.batch_days} days x all meters")
-        with tempfile.TemporaryDirectory(dir=".") as d:
-            ours = run_phase("store", argv, f"embedded:{d}/store")
-            bare = run_phase("bare_embedded", argv, d)
-        report("embedded", ours, bare)
+        runs = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(dir=".") as d:
+                runs.append((run_phase("store", argv, f"embedded:{d}/store"), run_phase("bare_embedded", argv, d)))
+        report("embedded", runs)
     if "influx" not in skip:
         from tests.servers import Influxd
 
@@ -220,20 +249,25 @@ def main() -> None:
         print(f"influxdb: {args.influx_meters} meters x {args.influx_days} days (a real influxd on loopback)")
         server = Influxd()
         server.start()
+        runs = []
         try:
-            ours = run_phase("store", argv, server.url("ours"))
-            bare = run_phase("bare_influx", argv, server.http)
+            for k in range(args.repeat):
+                runs.append((run_phase("store", argv, server.url(f"ours{k}")),
+                             run_phase("bare_influx", [*argv, "--db", f"bare{k}"], server.http)))
         finally:
             server.cleanup()
-        report("influxdb", ours, bare)
+        report("influxdb", runs)
     if "import" not in skip:
         with tempfile.TemporaryDirectory(dir=".") as d:
             n_meters, per = write_import_files(Path(d), args.import_rows)
             print(f"import: civicwatt import readings of a {args.import_rows:,}-row CSV "
                   f"({n_meters} meters x {per:,} samples), vs the bare write of the same rows")
-            ours = run_phase("import", ["--import-rows", str(args.import_rows)], d)
-            bare = run_phase("bare_embedded", ["--meters", str(n_meters), "--days", str(-(-per // 96)), *common], d)
-        report("import", ours, bare)
+            runs = []
+            for _ in range(args.repeat):
+                runs.append((run_phase("import", ["--import-rows", str(args.import_rows)], d),
+                             run_phase("bare_embedded", ["--meters", str(n_meters), "--days", str(-(-per // 96)),
+                                                         *common], d)))
+        report("import", runs)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def interval_increases(samples: pd.DataFrame, events: pd.DataFrame | None = None
     rollover_at: register maximum by meter_id (optional).
     Returns one row per interval: meter_id, t0, t1, increase, estimated (bool), flags.
     """
-    s = samples.sort_values(["meter_id", "t"], kind="stable").reset_index(drop=True)
+    s = by_meter_time(samples)
     meter = s["meter_id"].to_numpy()
     t = s["t"].to_numpy(np.int64)
     v = s["value"].to_numpy(np.float64)
@@ -162,19 +162,57 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     est = intervals["estimated"].to_numpy(bool)[rows]
     codes, uniques = _codes(intervals["meter_id"].to_numpy()[rows])
     key = codes.astype(np.int64) * len(edges) + period  # (meter, period), in that order
-    df = pd.DataFrame({"quantity": qty, "estimated_quantity": np.where(est, qty, 0.0)})
-    out = df.groupby(key, sort=True).sum()
-    keys = out.index.to_numpy(np.int64)
     flags = intervals["flags"].to_numpy(np.int64)[rows] if "flags" in intervals else np.zeros(len(rows), np.int64)
-    order = np.argsort(key, kind="stable")
-    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]]) if len(order) else np.zeros(0, np.int64)
+    order, starts = group_starts(key)
+    qty, est_qty = qty[order], np.where(est, qty, 0.0)[order]
+    keys = key[order][starts]
     return pd.DataFrame({
         "meter_id": uniques[keys // len(edges)],
         "period": keys % len(edges),
-        "quantity": out["quantity"].to_numpy(float),
-        "estimated_quantity": out["estimated_quantity"].to_numpy(float),
-        "flags": np.bitwise_or.reduceat(flags[order], starts) if len(order) else np.zeros(0, np.int64),
+        "quantity": np.add.reduceat(qty, starts) if len(starts) else qty[:0],
+        "estimated_quantity": np.add.reduceat(est_qty, starts) if len(starts) else est_qty[:0],
+        "flags": np.bitwise_or.reduceat(flags[order], starts) if len(starts) else flags[:0],
     })
+
+
+def group_starts(key: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
+    """(order, starts): `key[order]` is sorted (order is a no-op slice when `key` already
+    is, as for samples and intervals sorted by meter and time) and `starts` the positions
+    in it where each run of equal keys begins, for `np.ufunc.reduceat`."""
+    order: np.ndarray | slice = slice(None)
+    if len(key) > 1 and not (key[1:] >= key[:-1]).all():
+        order = np.argsort(key, kind="stable")
+    k = key[order]
+    return order, np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.zeros(0, np.int64)
+
+
+def group_median(values: np.ndarray, key: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Median of `values` per run of equal `key` (sorted; runs begin at `starts`),
+    ignoring NaN (NaN where a run has none), as pandas' groupby median."""
+    if not len(starts):
+        return values[:0].astype(float)
+    order = np.lexsort((values, key))  # by key, then value; NaN last within a run
+    x = values[order].astype(float)
+    n = np.add.reduceat((~np.isnan(x)).astype(np.int64), starts)
+    lo = starts + np.maximum(n - 1, 0) // 2
+    hi = starts + np.maximum(n, 1) // 2
+    hi = np.where(n > 0, hi, lo)
+    return np.where(n > 0, (x[lo] + x[hi]) / 2, np.nan)
+
+
+def by_meter_time(samples: pd.DataFrame) -> pd.DataFrame:
+    """Samples (or any frame with meter_id, t) sorted by meter_id and t, stable, with a
+    fresh index; not copied when integer meter codes already come sorted (as the stores
+    pass them)."""
+    m = samples["meter_id"].to_numpy()
+    if m.dtype.kind in "iu" and is_sorted(m, samples["t"].to_numpy(np.int64)):
+        return samples.reset_index(drop=True)
+    return samples.sort_values(["meter_id", "t"], kind="stable").reset_index(drop=True)
+
+
+def is_sorted(codes: np.ndarray, t: np.ndarray) -> bool:
+    """Whether rows are sorted by integer meter code, then time."""
+    return len(t) < 2 or bool(((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (t[1:] >= t[:-1]))).all())
 
 
 def _codes(meter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,9 +237,10 @@ def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     first period that these steps need. Returns meter_id, period, samples, stored, step."""
     t = samples["t"].to_numpy(np.int64)
     codes_all, uniques = _codes(samples["meter_id"].to_numpy())
-    order = np.lexsort((t, codes_all))
-    t, codes_all = t[order], codes_all[order]
-    q_all = samples["quality"].to_numpy(np.int64)[order]
+    q_all = samples["quality"].to_numpy(np.int64)
+    if not is_sorted(codes_all, t):
+        order = np.lexsort((t, codes_all))
+        t, codes_all, q_all = t[order], codes_all[order], q_all[order]
     prev_t = np.r_[np.iinfo(np.int64).min, t[:-1]]
     same = np.r_[False, codes_all[1:] == codes_all[:-1]]
     period = np.searchsorted(edges, t, side="right") - 1
@@ -210,15 +249,15 @@ def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     codes = codes_all[ok]
     step = np.where(same & (prev_t >= edges[np.clip(period, 0, len(edges) - 1)] - STEP_LOOKBACK_S),
                     (t - np.where(same, prev_t, t)).astype(float), np.nan)[ok]
-    key = codes.astype(np.int64) * len(edges) + period[ok]
-    df = pd.DataFrame({"samples": np.ones(len(key), np.int64),
-                       "stored": ((q & (quality.BACKFILL | quality.IMPORTED)) != 0).astype(np.int64),
-                       "step": step})
-    g = df.groupby(key, sort=True).agg({"samples": "sum", "stored": "sum", "step": "median"})
-    keys = g.index.to_numpy(np.int64)
+    key = codes.astype(np.int64) * len(edges) + period[ok]  # sorted, as the samples now are
+    order, starts = group_starts(key)
+    key, step = key[order], step[order]
+    keys = key[starts]
+    stored = (((q & (quality.BACKFILL | quality.IMPORTED)) != 0).astype(np.int64))[order]
     return pd.DataFrame({"meter_id": uniques[keys // len(edges)], "period": keys % len(edges),
-                         "samples": g["samples"].to_numpy(np.int64), "stored": g["stored"].to_numpy(np.int64),
-                         "step": g["step"].to_numpy(float)})
+                         "samples": np.diff(np.r_[starts, len(key)]).astype(np.int64),
+                         "stored": np.add.reduceat(stored, starts) if len(starts) else stored[:0],
+                         "step": group_median(step, key, starts)})
 
 
 def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, freq: str,

@@ -91,3 +91,38 @@ def test_local_day_edges_follow_the_time_zone():
     assert edges[1] - edges[0] == 86400
     months = period_edges(pd.Timestamp("2024-01-15", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ), "month", TZ)
     assert np.diff(months).tolist() == [31 * 86400, 29 * 86400, 31 * 86400]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.sampled_from([0.5, 1.0, 2.0, float("nan")])),
+                min_size=1, max_size=80))
+def test_group_median_is_the_groupby_median(rows):
+    """The run-wise median (NaN skipped) the period counts use equals pandas' groupby median."""
+    from storage.rollup import group_median, group_starts
+
+    key = np.asarray([k for k, _, _ in rows], np.int64)
+    values = np.asarray([v * (1 + j) for _, j, v in rows])
+    order, starts = group_starts(key)
+    got = group_median(values[order], key[order], starts)
+    want = pd.Series(values).groupby(key).median().to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 300)), min_size=2, max_size=120, unique=True),
+       st.randoms(use_true_random=False))
+def test_counts_and_spread_do_not_depend_on_row_order(keys, rnd):
+    """Sorted input takes the no-sort path, shuffled input the sorting one: same periods."""
+    from storage.rollup import sample_counts, spread_over_periods
+
+    df = pd.DataFrame({"meter_id": [m for m, _ in keys], "t": [T0 + 900 * s for _, s in keys]})
+    df = df.sort_values(["meter_id", "t"], ignore_index=True)
+    df["value"] = df.groupby("meter_id").cumcount().astype(float) * 1.5
+    df["quality"] = np.arange(len(df)) % 3
+    shuffled = df.iloc[rnd.sample(range(len(df)), len(df))]
+    edges = period_edges(pd.Timestamp(T0, unit="s", tz="UTC"), pd.Timestamp(T0 + 301 * 900, unit="s", tz="UTC"),
+                         "hour", TZ)
+    pd.testing.assert_frame_equal(sample_counts(df, edges), sample_counts(shuffled, edges))
+    pd.testing.assert_frame_equal(spread_over_periods(interval_increases(df), edges),
+                                  spread_over_periods(interval_increases(shuffled), edges))
+    assert sample_counts(df, edges)["samples"].sum() == len(df)
