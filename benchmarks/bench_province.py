@@ -203,15 +203,26 @@ def spans(tz: str, year: int) -> dict[str, list[tuple[int, int]]]:
     return {"ledger": whole, "report": month, "quotas": whole, "ranking": whole}
 
 
+def server_peak_mb(pid: int | None) -> str:
+    """Peak RSS so far of the InfluxDB server (VmHWM of influxd), for the InfluxDB part."""
+    if pid is None:
+        return ""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return f"  (influxd peak RSS so far {int(line.split()[1]) / 1024:,.0f} MB)"
+    return ""
+
+
 def run_backend(name: str, base: Path, registry, url: str, bare_target: str, year: int, queries: int,
-                repeat: int = 1, loaded: bool = False) -> None:
+                repeat: int = 1, loaded: bool = False, server_pid: int | None = None) -> None:
     if loaded:
         print(f"\n{name}: {len(registry.institutions):,} institutions, {len(registry.meters):,} meters, "
               f"store kept in {base} (not loaded again)")
     else:
         rows, took = load(registry, url, year)
         print(f"\n{name}: {len(registry.institutions):,} institutions, {len(registry.meters):,} meters, "
-              f"{rows:,} day rows bulk-loaded in {took:.0f} s ({rows / took:,.0f} rows/s)")
+              f"{rows:,} day rows bulk-loaded in {took:.0f} s ({rows / took:,.0f} rows/s)"
+              + server_peak_mb(server_pid))
     reg = str(base / "civicwatt.yaml")
     common = ["--registry", reg, "--store", url]
     verbs = {
@@ -234,7 +245,7 @@ def run_backend(name: str, base: Path, registry, url: str, bare_target: str, yea
               f"{bare['cpu']:7.1f}s{bare['rss_mb']:8.0f}MB{got['seconds'] / bare['seconds']:7.2f}"
               f"{got['cpu'] / bare['cpu']:10.2f}"
               + f"  (bare: {bare['yaml_s']:.1f}s of it the registry parse)"
-              + (f"  (exit {got['rc']})" if got.get("rc") not in (None, 0) else ""))
+              + (f"  (exit {got['rc']})" if got.get("rc") not in (None, 0) else "") + server_peak_mb(server_pid))
         if key == "ranking":
             print(f"{'ranking callback':<28}p50 {got['p50_ms']:.0f} ms, p95 {got['p95_ms']:.0f} ms over {queries} "
                   f"queries on {got['rows']:,} institutions (target p95 < 300 ms)")
@@ -283,7 +294,7 @@ def main() -> None:
             server.start()
             try:
                 run_backend(name, base, registry, server.url("province"), f"{server.http}/province", args.year,
-                            args.queries, args.repeat)
+                            args.queries, args.repeat, server_pid=server.proc.pid)
             finally:
                 server.cleanup()
 
