@@ -161,14 +161,20 @@ def phase_import(args, directory: str) -> dict:
 
 
 def write_import_files(directory: Path, rows: int) -> tuple[int, int]:
-    """A registry of the sample portfolio and a readings CSV of `rows` rows (15-minute
-    indices of its first meters, one year at most per meter)."""
+    """A registry of the sample portfolio (30 institutions, more when `rows` needs more
+    than a year per meter) and a readings CSV of `rows` rows (15-minute indices of its
+    first meters, one year at most per meter)."""
     from civicwatt.sample import write_sample
     from core.registry import load_registry
 
-    write_sample(directory, n_institutions=30)
-    ids = [m.id for m in load_registry(directory / "civicwatt.yaml").meters]
-    per = min(365 * 96, rows // len(ids) + 1)
+    year, institutions = 365 * 96, 30
+    while True:  # a sample portfolio with enough meters for `rows` (at most a year per meter)
+        write_sample(directory, n_institutions=institutions)
+        ids = [m.id for m in load_registry(directory / "civicwatt.yaml").meters]
+        if len(ids) * year >= rows:
+            break
+        institutions = -(-institutions * rows // (len(ids) * year)) + 1
+    per = min(year, rows // len(ids) + 1)
     n_meters = -(-rows // per)
     times = pd.date_range(START, periods=per, freq="15min").strftime("%Y-%m-%dT%H:%M:%S+08:00").to_numpy()
     with open(directory / "readings.csv", "w") as f:

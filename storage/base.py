@@ -554,7 +554,10 @@ class Store(ABC):
         """The local days whose periods change when samples (or events) in [b0, b1] of
         each meter change: from the day of the CONTEXT-th stored sample before b0 to the
         day of the CONTEXT-th stored sample after b1 (an interval's gap test looks
-        GAP_RADIUS intervals to each side). Returns meter_id, lo, hi (local midnights)."""
+        GAP_RADIUS intervals to each side). Returns meter_id, lo, hi (local midnights) and
+        hour_lo, the local hour of that CONTEXT-th sample before b0: no hourly period before
+        it changes (the intervals before it keep their samples and gap tests), so the hours of
+        the day before a batch that continues a meter's history are not recomputed."""
         near = coded(self._samples_near(pd.DataFrame({"meter_id": meter_ids, "lo": b0, "hi": b1 + 1}),
                                         CONTEXT, CONTEXT, inside=False), pd.Index(meter_ids))
         m, t = near["meter_id"].to_numpy(), near["t"].to_numpy(np.int64)
@@ -562,19 +565,17 @@ class Store(ABC):
         np.minimum.at(t_lo, m[t < b0[m]], t[t < b0[m]])
         np.maximum.at(t_hi, m[t > b1[m]], t[t > b1[m]])
         return pd.DataFrame({"meter_id": meter_ids, "lo": local_floor_day(t_lo, self.tz),
-                             "hi": local_next_day(t_hi, self.tz)})
+                             "hi": local_next_day(t_hi, self.tz),
+                             "hour_lo": to_epoch_s(localtime.local_floor(from_epoch_s(t_lo), "hour", self.tz))})
 
     def _recompute(self, windows: pd.DataFrame, new: pd.DataFrame | None = None) -> None:
         """Recompute and store the hourly and daily periods of each meter in [lo, hi)
         (local midnights) from its stored samples there (plus CONTEXT on each side),
         merged with `new` samples (which win), and write `new`."""
         index = pd.Index(windows["meter_id"].to_numpy())
-        parts = [coded(self._samples_near(windows, CONTEXT, CONTEXT), index)]
+        merged = coded(self._samples_near(windows, CONTEXT, CONTEXT), index)
         if new is not None:
-            parts.append(coded(new, index))
-        merged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        if new is not None and len(parts[0]):
-            merged = merged.drop_duplicates(["meter_id", "t"], keep="last")
+            merged = merge_coded(merged, coded(new, index))
         events = self._events_norm(windows["meter_id"].to_numpy())
         # the samples go in (in the backend's writer thread) while the periods are computed
         pending = self._put_samples_async(new) if new is not None else None
@@ -791,11 +792,14 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
         ev = ev[ev["meter_id"] >= 0]
     roll = pd.Series([rollover_at.get(str(m), np.nan) for m in ids], dtype=float)
     intervals = rollup.interval_increases(s, ev, roll)
-    lo, hi = windows["lo"].to_numpy(np.int64), windows["hi"].to_numpy(np.int64)
+    day_lo, hi = windows["lo"].to_numpy(np.int64), windows["hi"].to_numpy(np.int64)
+    hour_lo = windows["hour_lo"].to_numpy(np.int64) if "hour_lo" in windows else day_lo
     out = {}
     for freq in ("hour", "day"):
-        edges = rollup.period_edges(from_epoch_s([lo.min()])[0], from_epoch_s([hi.max()])[0], freq, tz)
-        spread = rollup.spread_over_periods(intervals, edges)
+        lo = hour_lo if freq == "hour" else day_lo
+        edges = rollup.period_edges(from_epoch_s([day_lo.min()])[0], from_epoch_s([hi.max()])[0], freq, tz)
+        later = intervals["t1"].to_numpy(np.int64) > lo[intervals["meter_id"].to_numpy(np.int64)]
+        spread = rollup.spread_over_periods(intervals if later.all() else intervals[later], edges)
         counts = rollup.sample_counts(s, edges)
         rows = spread.merge(counts, on=["meter_id", "period"], how="outer", sort=True, indicator=True)
         t = edges[rows["period"].to_numpy(np.int64)]
@@ -818,6 +822,25 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
             "step": rows["step"].fillna(0.0).to_numpy(float),
         })
     return out
+
+
+def merge_coded(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Coded samples (`coded`) of `stored` and `new` in one frame sorted by meter and
+    time, one row per key, `new` winning: the stores pass both sorted, so the duplicate
+    test is a binary search and the sort a merge of two sorted runs."""
+    if stored.empty:
+        return new
+    k_old = stored["meter_id"].to_numpy(np.int64) * (1 << 40) + stored["t"].to_numpy(np.int64)
+    k_new = new["meter_id"].to_numpy(np.int64) * (1 << 40) + new["t"].to_numpy(np.int64)
+    if len(k_new) > 1 and not (k_new[1:] >= k_new[:-1]).all():
+        replaced = np.isin(k_old, k_new)
+    else:
+        pos = np.minimum(np.searchsorted(k_new, k_old), max(len(k_new) - 1, 0))
+        replaced = (k_new[pos] == k_old) if len(k_new) else np.zeros(len(k_old), bool)
+    keys = np.r_[k_old[~replaced], k_new]
+    order = np.argsort(keys, kind="stable")  # timsort: two sorted runs merge in linear time
+    both = {c: np.r_[stored[c].to_numpy()[~replaced], new[c].to_numpy()][order] for c in new.columns}
+    return pd.DataFrame(both)
 
 
 def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:

@@ -151,9 +151,11 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     last = np.clip(last, -1, len(edges) - 2)
     lo = np.maximum(first, 0)
     n = np.maximum(last - lo + 1, 0)
-    rows = np.repeat(np.arange(len(t0)), n)
-    offs = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    period = lo[rows] + offs
+    if (n == 1).all():  # every interval inside one period (samples finer than the periods)
+        rows, period = np.arange(len(t0)), lo
+    else:
+        rows = np.repeat(np.arange(len(t0)), n)
+        period = lo[rows] + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
     p_start = np.maximum(edges[period], t0[rows])
     p_end = np.minimum(edges[period + 1], t1[rows])
     span = (t1 - t0)[rows].astype(float)
