@@ -157,6 +157,62 @@ def timed_login(browser, url: str, path: str, ready: str, lang: str = "zh",
     return time.perf_counter() - t0, page
 
 
+LONGTASKS_JS = """window.__longtasks = [];
+new PerformanceObserver(l => l.getEntries().forEach(e => window.__longtasks.push([e.startTime, e.duration])))
+  .observe({type: 'longtask', buffered: true});"""
+TIMINGS_JS = """() => ({nav: performance.getEntriesByType('navigation').map(e => [e.name, e.startTime, e.domContentLoadedEventEnd]),
+  res: performance.getEntriesByType('resource').map(e => [e.name, e.startTime, e.responseEnd, e.encodedBodySize]),
+  long: window.__longtasks || [], now: performance.now()})"""
+
+
+def breakdown(browser, url: str, path: str, ready: str, lang: str) -> dict[str, float]:
+    """Where the milliseconds of one cold page after login go in the browser, from the
+    dashboard page's navigation start (after the login's redirect) to ready: the HTML
+    until DOMContentLoaded, the scripts, Plotly's bundle (start..end of its download),
+    each callback request (start..end), and the long tasks (main thread busy > 50 ms:
+    parsing and compiling scripts, rendering) in all."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.add_init_script(LONGTASKS_JS)
+    page = ctx.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(f"{url}/login?next={path}")
+    page.evaluate(f"localStorage.setItem('lang', JSON.stringify('{lang}'))")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    page.wait_for_selector(ready, state="visible")
+    page.wait_for_function(IDLE_JS)
+    tm = page.evaluate(TIMINGS_JS)
+    ctx.close()
+    out = {"DOMContentLoaded": tm["nav"][0][2], "ready": tm["now"],
+           "long tasks (sum)": sum(d for _, d in tm["long"]), "long tasks (n)": len(tm["long"])}
+    scripts = [r for r in tm["res"] if ".js" in r[0]]
+    out["scripts end"] = max((r[2] for r in scripts), default=0.0)
+    out["scripts kB"] = sum(r[3] for r in scripts) / 1e3
+    for name, start, end, size in tm["res"]:
+        if "plotly" in name.rsplit("/", 1)[-1] or "async-graph" in name:
+            key = "plotly" if "plotly" in name.rsplit("/", 1)[-1] else "async-graph"
+            out[f"{key} start"], out[f"{key} end"], out[f"{key} kB"] = start, end, size / 1e3
+    for i, (start, dur) in enumerate(tm["long"]):
+        out[f"long task {i + 1}"] = f"{start:.0f}+{dur:.0f}"  # type: ignore[assignment]
+    calls = [(s, e) for n, s, e, _ in tm["res"] if "_dash-update-component" in n]
+    out["callbacks (n)"] = len(calls)
+    for i, (s, e) in enumerate(sorted(calls)):
+        out[f"callback {i + 1}"] = f"{s:.0f}..{e:.0f}"  # type: ignore[assignment]
+    return out
+
+
+def print_breakdown(rows: list[dict]) -> None:
+    """The breakdown's figures, median over the repetitions (ms from navigation start)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    for k in keys:
+        vals = [r[k] for r in rows if k in r]
+        if isinstance(vals[0], str):
+            print(f"    {k:<20} {', '.join(vals)}")
+        else:
+            print(f"    {k:<20} {statistics.median(vals):8.0f}  ({min(vals):.0f}..{max(vals):.0f})")
+
+
 def timed_visit(page, url: str, path: str, ready: str) -> float:
     t0 = time.perf_counter()
     page.goto(url + path)
@@ -271,6 +327,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pages", default=",".join(PAGES), help="comma-separated paths of PAGES")
     ap.add_argument("--langs", default="zh", help="comma-separated languages: zh, en")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only where the time of each cold page goes in the browser (resource timings, long tasks)")
     ap.add_argument("--cpu-only", action="store_true", help="only the server CPU of the first screens (no browser)")
     args = ap.parse_args()
     base = Path(args.dir) if args.dir else Path(tempfile.gettempdir()) / "civicwatt-bench-pages"
@@ -298,6 +356,21 @@ def main() -> int:
     data_new: list[float] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        if args.breakdown:
+            for lang, path in runs + [(langs[0], BASELINE[0])]:
+                rows = []
+                for _ in range(args.repeat):
+                    site = Site(base, now)
+                    try:
+                        site.app.warmup.wait()
+                        rows.append(breakdown(browser, site.url, path, dict([BASELINE]).get(path) or PAGES[path],
+                                              lang))
+                    finally:
+                        site.close()
+                print(f"  {lang} {path}: ms from the page's navigation start, median (min..max) of {args.repeat}")
+                print_breakdown(rows)
+            browser.close()
+            return 0
         for _ in range(args.repeat):
             for lang, path in runs:
                 site = Site(base, now)  # after the server reports ready
