@@ -4,6 +4,7 @@ How fast each dashboard page is interactive after login, cold, in Debian's Chrom
 (Playwright), on the demo's world; and whether a slow download shows progress.
 
     python benchmarks/bench_pages.py [--dir DIR] [--repeat 3] [--pages /,/ranking,...] [--langs zh,en]
+    python benchmarks/bench_pages.py --breakdown [--pages /] [--repeat 3]   # where a cold page's time goes
 
 The world is what `civicwatt demo` builds (the 30-institution sample portfolio, its
 history back to 1 January of last year at the demo's resolution, the demo's savings
@@ -35,6 +36,14 @@ callback; the benchmark times click -> download and checks that a spinner is sho
 while it is being built (a download that takes more than 2 s must show progress). The
 assessment workbook is a plain link without a spinner: it is timed to show it stays
 within 2 s.
+
+Breakdown (`--breakdown` for this alone): for each page after ready, and the "not found"
+page, the browser's own timings from the dashboard page's navigation start (after the
+login's redirect): DOMContentLoaded, the end of the scripts' downloads and their size,
+Plotly's bundle (start, end, size), each callback request (start..end), the long tasks
+(main thread busy > 50 ms: evaluating scripts, drawing charts) one by one and in all.
+It showed where a cold chart page lost its time (docs/dashboard.md, "Speed"); a CPU
+profile is not printed (Chromium's profiler slows the page it measures).
 
 Server CPU (`--cpu-only` for this alone): the first screens' callbacks of `/` and
 `/assessment` called in process, from nothing (no warm-up, the baseline) and after the
