@@ -366,14 +366,13 @@ def main() -> int:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         if args.breakdown:
-            for lang, path in runs + [(langs[0], BASELINE[0])]:
+            for lang, path in [*runs, (langs[0], BASELINE[0])]:
                 rows = []
                 for _ in range(args.repeat):
                     site = Site(base, now)
                     try:
                         site.app.warmup.wait()
-                        rows.append(breakdown(browser, site.url, path, dict([BASELINE]).get(path) or PAGES[path],
-                                              lang))
+                        rows.append(breakdown(browser, site.url, path, {**PAGES, BASELINE[0]: BASELINE[1]}[path], lang))
                     finally:
                         site.close()
                 print(f"  {lang} {path}: ms from the page's navigation start, median (min..max) of {args.repeat}")
