@@ -144,13 +144,15 @@ class Site:
 
 
 def timed_login(browser, url: str, path: str, ready: str, lang: str = "zh",
-                cpu: bool = False) -> tuple[float, object]:
+                cpu: bool = False, init_script: str | None = None) -> tuple[float, object]:
     """Seconds from the click on "log in" (with `path` as the page to go to, in `lang`)
     until `ready` is visible and no callback is pending; and the page. With `cpu`, the
     CPU seconds this process (the dashboard's threads, and Playwright's client) spent
     meanwhile are added to `CPU[path]`: a figure the other programs on a shared machine
-    disturb less."""
+    disturb less. `init_script` runs in every document before its own scripts."""
     ctx = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    if init_script:
+        ctx.add_init_script(init_script)
     page = ctx.new_page()
     page.set_default_timeout(120_000)
     page.goto(f"{url}/login?next={path}")
@@ -180,19 +182,9 @@ def breakdown(browser, url: str, path: str, ready: str, lang: str) -> dict[str, 
     until DOMContentLoaded, the scripts, Plotly's bundle (start..end of its download),
     each callback request (start..end), and the long tasks (main thread busy > 50 ms:
     parsing and compiling scripts, rendering) in all."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    ctx.add_init_script(LONGTASKS_JS)
-    page = ctx.new_page()
-    page.set_default_timeout(120_000)
-    page.goto(f"{url}/login?next={path}")
-    page.evaluate(f"localStorage.setItem('lang', JSON.stringify('{lang}'))")
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
-    page.wait_for_selector(ready, state="visible")
-    page.wait_for_function(IDLE_JS)
+    _, page = timed_login(browser, url, path, ready, lang, init_script=LONGTASKS_JS)
     tm = page.evaluate(TIMINGS_JS)
-    ctx.close()
+    page.context.close()
     out = {"DOMContentLoaded": tm["nav"][0][2], "ready": tm["now"],
            "long tasks (sum)": sum(d for _, d in tm["long"]), "long tasks (n)": len(tm["long"])}
     scripts = [r for r in tm["res"] if ".js" in r[0]]
