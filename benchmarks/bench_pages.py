@@ -4,6 +4,7 @@ How fast each dashboard page is interactive after login, cold, in Debian's Chrom
 (Playwright), on the demo's world; and whether a slow download shows progress.
 
     python benchmarks/bench_pages.py [--dir DIR] [--repeat 3] [--pages /,/ranking,...] [--langs zh,en]
+    python benchmarks/bench_pages.py --breakdown [--pages /] [--repeat 3]   # where a cold page's time goes
 
 The world is what `civicwatt demo` builds (the 30-institution sample portfolio, its
 history back to 1 January of last year at the demo's resolution, the demo's savings
@@ -35,6 +36,14 @@ callback; the benchmark times click -> download and checks that a spinner is sho
 while it is being built (a download that takes more than 2 s must show progress). The
 assessment workbook is a plain link without a spinner: it is timed to show it stays
 within 2 s.
+
+Breakdown (`--breakdown` for this alone): for each page after ready, and the "not found"
+page, the browser's own timings from the dashboard page's navigation start (after the
+login's redirect): DOMContentLoaded, the end of the scripts' downloads and their size,
+Plotly's bundle (start, end, size), each callback request (start..end), the long tasks
+(main thread busy > 50 ms: evaluating scripts, drawing charts) one by one and in all.
+It showed where a cold chart page lost its time (docs/dashboard.md, "Speed"); a CPU
+profile is not printed (Chromium's profiler slows the page it measures).
 
 Server CPU (`--cpu-only` for this alone): the first screens' callbacks of `/` and
 `/assessment` called in process, from nothing (no warm-up, the baseline) and after the
@@ -135,13 +144,15 @@ class Site:
 
 
 def timed_login(browser, url: str, path: str, ready: str, lang: str = "zh",
-                cpu: bool = False) -> tuple[float, object]:
+                cpu: bool = False, init_script: str | None = None) -> tuple[float, object]:
     """Seconds from the click on "log in" (with `path` as the page to go to, in `lang`)
     until `ready` is visible and no callback is pending; and the page. With `cpu`, the
     CPU seconds this process (the dashboard's threads, and Playwright's client) spent
     meanwhile are added to `CPU[path]`: a figure the other programs on a shared machine
-    disturb less."""
+    disturb less. `init_script` runs in every document before its own scripts."""
     ctx = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    if init_script:
+        ctx.add_init_script(init_script)
     page = ctx.new_page()
     page.set_default_timeout(120_000)
     page.goto(f"{url}/login?next={path}")
@@ -155,6 +166,52 @@ def timed_login(browser, url: str, path: str, ready: str, lang: str = "zh",
     if cpu:
         CPU.setdefault(path, []).append(time.process_time() - c0)
     return time.perf_counter() - t0, page
+
+
+LONGTASKS_JS = """window.__longtasks = [];
+new PerformanceObserver(l => l.getEntries().forEach(e => window.__longtasks.push([e.startTime, e.duration])))
+  .observe({type: 'longtask', buffered: true});"""
+TIMINGS_JS = """() => ({nav: performance.getEntriesByType('navigation').map(e => [e.name, e.startTime, e.domContentLoadedEventEnd]),
+  res: performance.getEntriesByType('resource').map(e => [e.name, e.startTime, e.responseEnd, e.encodedBodySize]),
+  long: window.__longtasks || [], now: performance.now()})"""
+
+
+def breakdown(browser, url: str, path: str, ready: str, lang: str) -> dict[str, float]:
+    """Where the milliseconds of one cold page after login go in the browser, from the
+    dashboard page's navigation start (after the login's redirect) to ready: the HTML
+    until DOMContentLoaded, the scripts, Plotly's bundle (start..end of its download),
+    each callback request (start..end), and the long tasks (main thread busy > 50 ms:
+    parsing and compiling scripts, rendering) in all."""
+    _, page = timed_login(browser, url, path, ready, lang, init_script=LONGTASKS_JS)
+    tm = page.evaluate(TIMINGS_JS)
+    page.context.close()
+    out = {"DOMContentLoaded": tm["nav"][0][2], "ready": tm["now"],
+           "long tasks (sum)": sum(d for _, d in tm["long"]), "long tasks (n)": len(tm["long"])}
+    scripts = [r for r in tm["res"] if ".js" in r[0]]
+    out["scripts end"] = max((r[2] for r in scripts), default=0.0)
+    out["scripts kB"] = sum(r[3] for r in scripts) / 1e3
+    for name, start, end, size in tm["res"]:
+        if "plotly" in name.rsplit("/", 1)[-1] or "async-graph" in name:
+            key = "plotly" if "plotly" in name.rsplit("/", 1)[-1] else "async-graph"
+            out[f"{key} start"], out[f"{key} end"], out[f"{key} kB"] = start, end, size / 1e3
+    for i, (start, dur) in enumerate(tm["long"]):
+        out[f"long task {i + 1}"] = f"{start:.0f}+{dur:.0f}"  # type: ignore[assignment]
+    calls = [(s, e) for n, s, e, _ in tm["res"] if "_dash-update-component" in n]
+    out["callbacks (n)"] = len(calls)
+    for i, (s, e) in enumerate(sorted(calls)):
+        out[f"callback {i + 1}"] = f"{s:.0f}..{e:.0f}"  # type: ignore[assignment]
+    return out
+
+
+def print_breakdown(rows: list[dict]) -> None:
+    """The breakdown's figures, median over the repetitions (ms from navigation start)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    for k in keys:
+        vals = [r[k] for r in rows if k in r]
+        if isinstance(vals[0], str):
+            print(f"    {k:<20} {', '.join(vals)}")
+        else:
+            print(f"    {k:<20} {statistics.median(vals):8.0f}  ({min(vals):.0f}..{max(vals):.0f})")
 
 
 def timed_visit(page, url: str, path: str, ready: str) -> float:
@@ -271,6 +328,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pages", default=",".join(PAGES), help="comma-separated paths of PAGES")
     ap.add_argument("--langs", default="zh", help="comma-separated languages: zh, en")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only where the time of each cold page goes in the browser (resource timings, long tasks)")
     ap.add_argument("--cpu-only", action="store_true", help="only the server CPU of the first screens (no browser)")
     args = ap.parse_args()
     base = Path(args.dir) if args.dir else Path(tempfile.gettempdir()) / "civicwatt-bench-pages"
@@ -298,6 +357,20 @@ def main() -> int:
     data_new: list[float] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        if args.breakdown:
+            for lang, path in [*runs, (langs[0], BASELINE[0])]:
+                rows = []
+                for _ in range(args.repeat):
+                    site = Site(base, now)
+                    try:
+                        site.app.warmup.wait()
+                        rows.append(breakdown(browser, site.url, path, {**PAGES, BASELINE[0]: BASELINE[1]}[path], lang))
+                    finally:
+                        site.close()
+                print(f"  {lang} {path}: ms from the page's navigation start, median (min..max) of {args.repeat}")
+                print_breakdown(rows)
+            browser.close()
+            return 0
         for _ in range(args.repeat):
             for lang, path in runs:
                 site = Site(base, now)  # after the server reports ready

@@ -63,6 +63,26 @@ def content_security_policy(script_hashes: list[str]) -> str:
     ])
 
 
+PLOTLY_BUNDLE = Path(__file__).parent / "vendor" / "plotly-finance.min.js"  # see vendor/README.md
+PLOTLY_URL = "/_dash-component-suites/plotly/package_data/plotly.min.js"  # where dcc.Graph loads Plotly from
+
+
+def partial_plotly(server: flask.Flask, bundle: Path = PLOTLY_BUNDLE) -> None:
+    """Serve plotly.js's partial "finance" bundle (1.3 MB: every trace type the
+    dashboard draws) where dcc.Graph loads Plotly from, instead of the full 4.8 MB bundle
+    of the `plotly` package: a cold page with charts spent about 1.5 s of its main
+    thread evaluating the full one (benchmarks/bench_pages.py --breakdown). Dash's
+    renderer asks for that fixed URL when a first chart is drawn (serve_locally);
+    were it ever to ask for another, the full bundle would be served and the pages
+    would only be slower."""
+
+    @server.before_request
+    def _plotly() -> flask.Response | None:
+        if flask.request.path != PLOTLY_URL:
+            return None
+        return flask.send_file(bundle, mimetype="application/javascript", max_age=0, conditional=True)
+
+
 def security_headers(server: flask.Flask, csp: str) -> None:
     """Headers on every response: no framing, no MIME sniffing, the CSP, referrers kept
     on this site, and HSTS when the request came over TLS."""
@@ -130,6 +150,7 @@ def create_app(registry: Registry, store: Any, users_file: str | Path, quotas_pa
                    secure_cookies=login.env_flag("CIVICWATT_SECURE_COOKIES") if secure_cookies is None
                    else secure_cookies, throttle=login_throttle)
     downloads.register(server, c)
+    partial_plotly(server)
     app = dash.Dash(__name__, server=server, suppress_callback_exceptions=True, title="CivicWatt",
                     update_title=None, assets_folder=str(Path(__file__).parent / "assets"),
                     csrf_token_name=login.CSRF_COOKIE, csrf_header_name=login.CSRF_HEADER)

@@ -127,6 +127,9 @@ def test_the_first_screen_is_the_users_own_scope_against_its_targets(site):
     for key in ("energy_tce", "water_m3", "co2_t"):
         assert 0.6 < _gauge_share(page, key) < 1.2, key  # not 1 % of the real provincial caps
     expect(page.locator("#ov-ytd")).to_contain_text("目标")
+    # the charts, the gauges among them, are drawn by the partial Plotly bundle, not the full one
+    assert page.evaluate("window.Plotly.version") == "4.1.0"
+    assert not page.evaluate("'scattergl' in (window.Plotly.PlotSchema.get().traces)")
     page.context.close()
     mgr = login(site, "sjz")
     expect(mgr.locator("#overview h2").first).to_contain_text("石家庄市")

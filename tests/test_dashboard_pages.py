@@ -324,3 +324,26 @@ def test_the_chart_template_is_plotly_white_cut_to_the_charts_drawn():
     kept = cut.to_plotly_json()
     assert set(kept["data"]) == {"bar", "scatter", "pie"} and not {"scene", "colorscale", "geo"} & set(kept["layout"])
     assert widgets.DARK_TEMPLATE.layout.paper_bgcolor == pio.templates["plotly_dark"].layout.paper_bgcolor
+
+
+def test_the_partial_plotly_bundle_holds_every_trace_type_drawn_and_is_served_for_the_full_one(tmp_path):
+    import re as _re
+
+    import flask
+    from plotly.offline import get_plotlyjs_version
+
+    from dashboard import app as dashboard_app
+    from dashboard import widgets
+
+    text = dashboard_app.PLOTLY_BUNDLE.read_text(encoding="utf-8")
+    registered = set(_re.findall(r'moduleType:"trace",name:"(\w+)"', text))
+    assert set(widgets.TRACES_DRAWN) <= registered and "scattergl" not in registered
+    version = _re.search(r"plotly\.js \(finance - minified\) v(\d+\.\d+)\.\d+", text)
+    assert version and get_plotlyjs_version().startswith(version.group(1) + ".")  # the plotly.js `plotly` expects
+    server = flask.Flask(__name__)
+    dashboard_app.partial_plotly(server)
+    with server.test_client() as client:
+        got = client.get(dashboard_app.PLOTLY_URL)
+        assert got.status_code == 200 and got.mimetype == "application/javascript"
+        assert got.data == dashboard_app.PLOTLY_BUNDLE.read_bytes()
+        assert client.get("/_dash-component-suites/plotly/other.js").status_code == 404  # nothing else taken
