@@ -6,8 +6,15 @@ read a consistent snapshot while one writer (the collectors) appends. DuckDB, th
 faster analytical engine, lets only one process open a database for writing and blocks
 readers in other processes; Parquet partitions would need a second copy of the data
 and their own commit protocol. The analytical load is kept small instead: consumption
-is materialised as samples arrive (`storage.base`) in clustered `(meter, t)` tables
-(`cons_hour`, `cons_day`, WITHOUT ROWID), so a year is 365 rows per meter.
+is materialised as samples arrive (`storage.base`): `cons_day`, one row per meter and
+local day (clustered on `(meter, t)`, WITHOUT ROWID), so a year is 365 rows per meter, and
+`cons_hour_day`, the hourly periods stored densely, one row per meter and local day whose
+BLOB columns pack that day's hours (HOUR_DTYPES; `t` as offsets in s from the day key, so
+23- and 25-hour days and half-hour zones need nothing special). One row per day instead of
+per hour makes the hourly upkeep of a write about a seventh of the cost (a quarter as many
+hours as 15-minute samples, but 24 hours per row); its rows (~1 KB) are too wide for
+WITHOUT ROWID (they would spill into overflow pages), so the table has a rowid and the
+`(meter, day)` key is a unique index.
 
 Why ADBC (`adbc-driver-sqlite`) and not the `sqlite3` module: results come back as
 Arrow tables (no Python tuple per row) and bulk writes bind Arrow columns in C, about
@@ -39,22 +46,35 @@ from storage.base import (
     BILL_FIGURES,
     EVENT_COLUMNS,
     PERIOD_COLUMNS,
+    PERIOD_DTYPES,
     SAMPLE_COLUMNS,
     Store,
+    StoreError,
     StoreMissing,
     empty_periods,
     from_epoch_s,
+    local_floor_day,
+    local_next_day,
     ts,
 )
 
 DB_NAME = "civicwatt.sqlite3"
 CACHE_KIB = 65_536  # page cache per connection (KiB): keeps the B-tree pages of a write chunk in memory
-TABLES = {"hour": "cons_hour", "day": "cons_day"}
+TABLES = {"hour": "cons_hour_day", "day": "cons_day"}
 _PERIOD_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     meter INTEGER NOT NULL, t INTEGER NOT NULL, quantity REAL NOT NULL, est REAL NOT NULL,
     flags INTEGER NOT NULL, samples INTEGER NOT NULL, stored INTEGER NOT NULL, covered INTEGER NOT NULL,
     step REAL NOT NULL, PRIMARY KEY (meter, t)) WITHOUT ROWID;
 """
+# The packed hourly values of one meter-day in cons_hour_day: little-endian numpy dtypes per column
+# (t: offset in s from the row's day key; flags hold quality bits, samples and stored counts per hour)
+HOUR_DTYPES = {"t": "<i4", "quantity": "<f8", "est": "<f8", "flags": "<i4", "samples": "<i4", "stored": "<i4",
+               "covered": "<i1", "step": "<f8"}
+_HOUR_TABLE = f"""CREATE TABLE IF NOT EXISTS {TABLES['hour']} (
+    meter INTEGER NOT NULL, day INTEGER NOT NULL, {', '.join(f'{c} BLOB NOT NULL' for c in HOUR_DTYPES)},
+    PRIMARY KEY (meter, day));
+"""
+HOUR_GROUP_METERS = 64  # meters converted at a time from the per-hour table of earlier versions
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meter (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS sample (
@@ -68,9 +88,10 @@ CREATE TABLE IF NOT EXISTS bill (
     period_end TEXT NOT NULL, quantity REAL NOT NULL, unit TEXT NOT NULL, cost_cny REAL,
     heating_quantity REAL, estimated_quantity REAL, PRIMARY KEY (institution_id, energy, period_start, period_end));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-""" + "".join(_PERIOD_TABLE.format(name=n) for n in TABLES.values())
+""" + _PERIOD_TABLE.format(name=TABLES["day"]) + _HOUR_TABLE
 # the lazily refreshed daily cache of earlier versions, replaced by cons_day
 OLD_TABLES = ("rollup_day", "dirty")
+OLD_HOUR_TABLE = "cons_hour"  # one row per meter-hour, before cons_hour_day: converted at open
 SAMPLE_SCHEMA = pa.schema([("meter", pa.int64()), ("t", pa.int64()), ("value", pa.float64()),
                            ("quality", pa.int64())])
 
@@ -125,16 +146,16 @@ class EmbeddedStore(Store):
                     if name not in bill_columns:
                         self._cur().execute(f"ALTER TABLE bill ADD COLUMN {name} REAL")
         if (not {"meter", "sample", "event", "bill", "meta", *TABLES.values()} <= tables
-                or tables & set(OLD_TABLES) or stale):
+                or tables & {*OLD_TABLES, OLD_HOUR_TABLE} or stale):
             with self._writing():  # only when the schema is missing or old: readers never wait for a writer here
                 cur = self._cur()
                 old = set(self._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist())
+                for name in (*OLD_TABLES, *((*TABLES.values(), OLD_HOUR_TABLE) if stale else ())):
+                    cur.execute(f"DROP TABLE IF EXISTS {name}")  # stale: rebuilt by the version
                 for statement in filter(str.strip, SCHEMA.split(";")):
                     cur.execute(statement)
-                for name in (*OLD_TABLES, *(TABLES.values() if stale else ())):  # stale: rebuilt by the version
-                    cur.execute(f"DROP TABLE IF EXISTS {name}")
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    cur.execute(statement)
+                if OLD_HOUR_TABLE in old and not stale:
+                    self._convert_old_hours()
                 migrate = "sample" in old and TABLES["day"] not in old
         self._open_settings()
         if migrate:  # a store written before consumption was materialised
@@ -320,13 +341,67 @@ class EmbeddedStore(Store):
     def _put_periods(self, freq: str, rows: pd.DataFrame) -> None:
         if rows.empty:
             return
+        keys = self._keys_for(rows["meter_id"])
+        if freq == "hour":
+            self._put_hours(keys, {c: rows[c].to_numpy() for c in PERIOD_COLUMNS[1:]})
+            return
         cols = {c: rows[c].to_numpy() for c in PERIOD_COLUMNS[1:]}
         self._cur().executemany(f"INSERT OR REPLACE INTO {TABLES[freq]} VALUES (?,?,?,?,?,?,?,?,?)",
-                                pa.table({"meter": self._keys_for(rows["meter_id"]), **cols}))
+                                pa.table({"meter": keys, **cols}))
+
+    def _put_hours(self, keys: np.ndarray, cols: dict[str, np.ndarray]) -> None:
+        """Upsert hourly rows (meter keys, then t and the other PERIOD_COLUMNS) into
+        cons_hour_day: grouped by meter and local day and packed, one row per meter-day.
+        A meter-day the rows do not cover hour by hour (a write that starts or ends in
+        it) is merged with its stored row first (stored hours not in `rows` stay, as with
+        per-hour rows), in the caller's transaction."""
+        flat = {"meter": np.asarray(keys, np.int64), **cols}
+        flat["t"] = np.asarray(flat["t"], np.int64)
+        flat["day"] = self._day_of(flat["t"])
+        flat = _sorted(flat)
+        starts = _run_starts(flat["meter"], flat["day"])
+        day = flat["day"][starts]
+        hours = (local_next_day(day, self.tz) - day) // 3600
+        partial = np.diff(np.r_[starts, len(flat["t"])]) != hours
+        if partial.any():
+            stored = self._hours_of(flat["meter"][starts][partial], day[partial])
+            if len(stored["t"]):
+                flat = _overlay(stored, flat)
+                starts = _run_starts(flat["meter"], flat["day"])
+        offsets = flat["t"] - flat["day"]
+        packed = {c: _pack(offsets if c == "t" else flat[c], dtype, starts) for c, dtype in HOUR_DTYPES.items()}
+        self._cur().executemany(
+            f"INSERT OR REPLACE INTO {TABLES['hour']} (meter, day, {', '.join(HOUR_DTYPES)}) "
+            f"VALUES ({', '.join('?' * (len(HOUR_DTYPES) + 2))})",
+            pa.table({"meter": flat["meter"][starts], "day": flat["day"][starts], **packed}))
+
+    def _day_of(self, t: np.ndarray) -> np.ndarray:
+        """The local day (its first instant, epoch s) of each `t`, converted once per distinct value."""
+        uniq, inverse = np.unique(t, return_inverse=True)
+        return local_floor_day(uniq, self.tz)[inverse.ravel()]
+
+    def _hours_of(self, meters: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
+        """The stored hourly rows (unpacked, every column) of these meter-days."""
+        pairs = json.dumps(np.column_stack([meters, days]).tolist())
+        return _unpack(self._arrow(
+            f"SELECT meter, day, {', '.join(HOUR_DTYPES)} FROM {TABLES['hour']} WHERE (meter, day) IN "
+            "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))", [pairs]),
+            list(HOUR_DTYPES))
 
     def _read_periods(self, freq: str, lo: int, hi: int, meter_ids: list[str] | None,
                       columns: list[str]) -> pd.DataFrame:
         where, params = self._ids_filter(meter_ids)
+        if freq == "hour":
+            day_lo = int(local_floor_day(np.asarray([lo], np.int64), self.tz)[0])
+            flat = _unpack(self._arrow(
+                f"SELECT meter, day, t, {', '.join(columns)} FROM {TABLES['hour']} "
+                f"WHERE day >= ? AND day < ?{where} ORDER BY meter, day", [day_lo, hi, *params]), ["t", *columns])
+            keep = (flat["t"] >= lo) & (flat["t"] < hi)
+            if not keep.any():
+                return empty_periods(columns)
+            df = pd.DataFrame({c: flat[c][keep].astype(PERIOD_DTYPES[c]) for c in ["t", *columns]})
+            df.insert(0, "meter_id", self._names(flat["meter"][keep]))
+            return df
         t = self._arrow(f"SELECT meter, t, {', '.join(columns)} FROM {TABLES[freq]} "
                         f"WHERE t >= ? AND t < ?{where} ORDER BY meter, t", [lo, hi, *params])
         if t.num_rows == 0:
@@ -338,6 +413,16 @@ class EmbeddedStore(Store):
     def _drop_periods(self) -> None:
         for name in TABLES.values():
             self._cur().execute(f"DELETE FROM {name}")
+
+    def _convert_old_hours(self) -> None:
+        """Pack the per-hour rows of an earlier version's cons_hour into cons_hour_day
+        (HOUR_GROUP_METERS meters at a time: memory bounded by that), then drop it."""
+        keys = self._arrow(f"SELECT DISTINCT meter FROM {OLD_HOUR_TABLE} ORDER BY meter")["meter"].to_numpy()
+        for i in range(0, len(keys), HOUR_GROUP_METERS):
+            part = self._arrow(f"SELECT meter, {', '.join(PERIOD_COLUMNS[1:])} FROM {OLD_HOUR_TABLE} "
+                               "WHERE meter >= ? AND meter <= ?", [int(keys[i]), int(keys[i:i + HOUR_GROUP_METERS][-1])])
+            self._put_hours(part["meter"].to_numpy(), {c: part[c].to_numpy() for c in PERIOD_COLUMNS[1:]})
+        self._cur().execute(f"DROP TABLE {OLD_HOUR_TABLE}")
 
     # -- events -----------------------------------------------------------------
     def _put_events(self, ev: pd.DataFrame) -> None:
@@ -384,6 +469,63 @@ class EmbeddedStore(Store):
         for c in ("cost_cny", *BILL_FIGURES):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
         return df
+
+
+def _sorted(flat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Columns of hourly rows sorted by meter, day and t (not copied when they already are)."""
+    m, d, t = flat["meter"], flat["day"], flat["t"]
+    if len(t) < 2 or ((m[1:] > m[:-1]) | ((m[1:] == m[:-1]) & (t[1:] > t[:-1]))).all():
+        return flat  # sorted by meter and t: then by day too
+    order = np.lexsort((t, d, m))
+    return {c: v[order] for c, v in flat.items()}
+
+
+def _run_starts(meter: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Positions where each (meter, day) run of sorted rows begins."""
+    return np.flatnonzero(np.r_[True, (meter[1:] != meter[:-1]) | (day[1:] != day[:-1])]) if len(meter) else \
+        np.zeros(0, np.int64)
+
+
+def _overlay(stored: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Hourly rows of `stored` and `new` in one sorted set, one per (meter, t), `new` winning."""
+    both = {c: np.r_[stored[c], new[c]] for c in new}
+    wins = np.r_[np.zeros(len(stored["t"]), np.int8), np.ones(len(new["t"]), np.int8)]
+    order = np.lexsort((wins, both["t"], both["meter"]))
+    m, t = both["meter"][order], both["t"][order]
+    last = np.r_[(m[1:] != m[:-1]) | (t[1:] != t[:-1]), True]
+    return {c: v[order][last] for c, v in both.items()}
+
+
+def _pack(values: np.ndarray, dtype: str, starts: np.ndarray) -> pa.Array:
+    """One BLOB per run of `values` (runs begin at `starts`): the run's values as `dtype`
+    bytes, built as one Arrow binary array over one buffer (no Python object per row)."""
+    data = np.ascontiguousarray(np.asarray(values).astype(dtype, casting="unsafe"))
+    if dtype != "<f8" and len(data) and not np.array_equal(data, values):
+        raise ValueError(f"hourly value out of range of {dtype}")
+    offsets = (np.r_[starts, len(data)] * data.dtype.itemsize).astype(np.int32)
+    return pa.Array.from_buffers(pa.binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _unpack(table: pa.Table, columns: list[str]) -> dict[str, np.ndarray]:
+    """Hourly rows of cons_hour_day rows (meter, day, and the packed `columns`, which
+    include t): meter, t (epoch s) and each column, one element per hour."""
+    if table.num_rows == 0:
+        return {"meter": np.zeros(0, np.int64), "day": np.zeros(0, np.int64),
+                **{c: np.zeros(0, HOUR_DTYPES[c]) for c in columns}}
+    values = {}
+    for c in columns:
+        arr = table[c].combine_chunks()
+        offsets = np.frombuffer(arr.buffers()[1], np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+        data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+        values[c] = data.view(HOUR_DTYPES[c])
+        if c == "t":
+            n = np.diff(offsets) // np.dtype(HOUR_DTYPES["t"]).itemsize
+    day = np.repeat(table["day"].to_numpy(), n)
+    out = {"meter": np.repeat(table["meter"].to_numpy(), n), "day": day,
+           **{c: v for c, v in values.items() if c != "t"}, "t": day + values["t"]}
+    if any(len(v) != len(day) for v in out.values()):
+        raise StoreError(f"{TABLES['hour']}: a packed row's columns differ in length (the store is damaged)")
+    return out
 
 
 def _optional_floats(frame: pd.DataFrame, column: str) -> pa.Array:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from storage import open_store
-from storage.embedded import DB_NAME, connect
+from storage.embedded import _PERIOD_TABLE, DB_NAME, connect
 
 TZ = "Asia/Shanghai"
 
@@ -48,8 +48,9 @@ def test_period_tables_without_step_are_rebuilt_when_opened(tmp_path):
     store.close()
     con = connect(tmp_path / DB_NAME)
     cur = con.cursor()
-    for table in ("cons_day", "cons_hour"):
-        cur.execute(f"ALTER TABLE {table} DROP COLUMN step")
+    cur.execute("ALTER TABLE cons_day DROP COLUMN step")
+    cur.execute("DROP TABLE cons_hour_day")  # version 1 kept hours in per-hour rows, without step
+    cur.execute(_PERIOD_TABLE.format(name="cons_hour").replace(",\n    step REAL NOT NULL", ""))
     cur.execute("UPDATE meta SET value = json_remove(value, '$.version')")
     cur.close()
     con.close()
