@@ -545,9 +545,11 @@ class Store(ABC):
     def _upkeep(self, chunk: pd.DataFrame) -> None:
         """Write one chunk of normalised samples (sorted by meter and time, one per key)
         and recompute the periods it touches."""
-        lo_hi = chunk.groupby("meter_id", sort=False, observed=True)["t"].agg(["min", "max"])
-        windows = self._touched(np.asarray(lo_hi.index, dtype=object), lo_hi["min"].to_numpy(np.int64),
-                                lo_hi["max"].to_numpy(np.int64))
+        cat = pd.Categorical(chunk["meter_id"])  # each meter's rows contiguous, by time (`chunks`)
+        t = chunk["t"].to_numpy(np.int64)
+        first = np.flatnonzero(np.r_[True, cat.codes[1:] != cat.codes[:-1]])
+        ids = np.asarray(cat.categories, dtype=object)[cat.codes[first]]
+        windows = self._touched(ids, t[first], t[np.r_[first[1:], len(t)] - 1])
         self._recompute(windows, chunk)
 
     def _touched(self, meter_ids: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> pd.DataFrame:
@@ -756,8 +758,9 @@ def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
     c, tt = codes[order], t[order]
     last = np.r_[(c[1:] != c[:-1]) | (tt[1:] != tt[:-1]), True]
     order = order[last]
+    ordered = len(order) == len(norm) and bool((order[1:] > order[:-1]).all())  # as given: no copy
     for i in range(0, len(order), WRITE_CHUNK):
-        yield norm.iloc[order[i:i + WRITE_CHUNK]].reset_index(drop=True)
+        yield (norm.iloc[i:i + WRITE_CHUNK] if ordered else norm.iloc[order[i:i + WRITE_CHUNK]]).reset_index(drop=True)
 
 
 def local_floor_day(t: np.ndarray, tz: str) -> np.ndarray:
@@ -785,7 +788,8 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
         return {"hour": empty_periods(), "day": empty_periods()}
     ids = windows["meter_id"].to_numpy()
     codes = pd.Index(ids)
-    s = merged[merged["meter_id"] >= 0]
+    known = merged["meter_id"].to_numpy() >= 0
+    s = merged if known.all() else merged[known]
     ev = None
     if events is not None:
         ev = events.assign(meter_id=codes.get_indexer(events["meter_id"]))
@@ -801,27 +805,49 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
         later = intervals["t1"].to_numpy(np.int64) > lo[intervals["meter_id"].to_numpy(np.int64)]
         spread = rollup.spread_over_periods(intervals if later.all() else intervals[later], edges)
         counts = rollup.sample_counts(s, edges)
-        rows = spread.merge(counts, on=["meter_id", "period"], how="outer", sort=True, indicator=True)
-        t = edges[rows["period"].to_numpy(np.int64)]
-        m = rows["meter_id"].to_numpy(np.int64)
+        # the outer join of the two on (meter, period): both come sorted by that key, unique
+        k_spread = spread["meter_id"].to_numpy(np.int64) * len(edges) + spread["period"].to_numpy(np.int64)
+        k_counts = counts["meter_id"].to_numpy(np.int64) * len(edges) + counts["period"].to_numpy(np.int64)
+        keys = sorted_union(k_spread, k_counts)
+        m, t = keys // len(edges), edges[keys % len(edges)]
         keep = (t >= lo[m]) & (t < hi[m])
-        rows = rows[keep]
-        quantity = rows["quantity"].fillna(0.0).to_numpy(float)
+        at_spread, at_counts = np.searchsorted(keys, k_spread), np.searchsorted(keys, k_counts)
+
+        def joined(values: np.ndarray, at: np.ndarray, fill: float | int, dtype: type) -> np.ndarray:
+            out = np.full(len(keys), fill, dtype)
+            out[at] = values
+            return out[keep]
+
+        quantity = joined(spread["quantity"].to_numpy(float), at_spread, 0.0, float)
         # the estimated part as the share of it (0..1) says: sums of it over days are the
         # sums of months and years (`regroup`), on the server too (`_period_sums`)
-        est = quantity * rollup.estimated_share(rows["estimated_quantity"].fillna(0.0).to_numpy(float), quantity)
+        est = quantity * rollup.estimated_share(
+            joined(spread["estimated_quantity"].to_numpy(float), at_spread, 0.0, float), quantity)
+        step = counts["step"].to_numpy(float)
         out[freq] = pd.DataFrame({
-            "meter_id": pd.Categorical.from_codes(rows["meter_id"].to_numpy(np.int64), categories=codes),
+            "meter_id": pd.Categorical.from_codes(m[keep], categories=codes),
             "t": t[keep],
             "quantity": quantity,
             "est": est,
-            "flags": rows["flags"].fillna(0).to_numpy(np.int64),
-            "samples": rows["samples"].fillna(0).to_numpy(np.int64),
-            "stored": rows["stored"].fillna(0).to_numpy(np.int64),
-            "covered": (rows["_merge"] != "right_only").to_numpy(np.int64),
-            "step": rows["step"].fillna(0.0).to_numpy(float),
-        })
+            "flags": joined(spread["flags"].to_numpy(np.int64), at_spread, 0, np.int64),
+            "samples": joined(counts["samples"].to_numpy(np.int64), at_counts, 0, np.int64),
+            "stored": joined(counts["stored"].to_numpy(np.int64), at_counts, 0, np.int64),
+            "covered": joined(np.ones(len(k_spread), np.int64), at_spread, 0, np.int64),
+            "step": joined(np.where(np.isnan(step), 0.0, step), at_counts, 0.0, float),
+        }, copy=False)
     return out
+
+
+def sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted union of two sorted arrays of unique keys, in linear time when one
+    holds nearly all of the other (no sort of the two)."""
+    if np.array_equal(a, b):
+        return a
+    if len(a) < len(b):
+        a, b = b, a
+    pos = np.searchsorted(a, b)
+    extra = b[(pos >= len(a)) | (a[np.minimum(pos, len(a) - 1)] != b)] if len(a) else b
+    return np.insert(a, np.searchsorted(a, extra), extra)
 
 
 def merge_coded(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -840,13 +866,13 @@ def merge_coded(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     keys = np.r_[k_old[~replaced], k_new]
     order = np.argsort(keys, kind="stable")  # timsort: two sorted runs merge in linear time
     both = {c: np.r_[stored[c].to_numpy()[~replaced], new[c].to_numpy()][order] for c in new.columns}
-    return pd.DataFrame(both)
+    return pd.DataFrame(both, copy=False)
 
 
 def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     """Normalised samples with meter_id replaced by its position in `index` (-1: absent)."""
     return pd.DataFrame({"meter_id": meter_codes(norm["meter_id"], index), "t": norm["t"].to_numpy(np.int64),
-                         "value": norm["value"].to_numpy(float), "quality": norm["quality"].to_numpy(np.int64)})
+                         "value": norm["value"].to_numpy(float), "quality": norm["quality"].to_numpy(np.int64)}, copy=False)
 
 
 def period_key(period_start: pd.Series | pd.DatetimeIndex, freq: str, tz: str) -> pd.DatetimeIndex:

@@ -255,7 +255,7 @@ class EmbeddedStore(Store):
             "t": table["t"].to_numpy().astype(np.int64),
             "value": table["value"].to_numpy().astype(float),
             "quality": table["quality"].to_numpy().astype(np.int64),
-        })
+        }, copy=False)
 
     def _frame(self, table: pa.Table) -> pd.DataFrame:
         return pd.DataFrame({"meter_id": self._names(table["meter"].to_numpy()),
@@ -280,18 +280,20 @@ class EmbeddedStore(Store):
         return self._writer.submit(cur.executemany, "INSERT OR REPLACE INTO sample VALUES (?,?,?,?)", table)
 
     def _samples_near(self, windows: pd.DataFrame, before: int, after: int, inside: bool = True) -> pd.DataFrame:
-        if not windows["meter_id"].isin(self._keys.keys()).all():  # another writer may have added meters
+        keys = pd.Series(windows["meter_id"].to_numpy(object)).map(self._keys)
+        if keys.isna().any():  # another writer may have added meters
             self._refresh_keys()
-        known = windows[windows["meter_id"].isin(self._keys.keys())]
-        if known.empty:
+            keys = pd.Series(windows["meter_id"].to_numpy(object)).map(self._keys)
+        known = keys.notna().to_numpy()
+        if not known.any():
             return self._norm(SAMPLE_SCHEMA.empty_table())
         cur = self._cur()
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS win (meter INTEGER PRIMARY KEY, lo INTEGER, hi INTEGER, "
                     "a INTEGER, b INTEGER)")
         cur.execute("DELETE FROM win")
         cur.executemany("INSERT INTO win (meter, lo, hi) VALUES (?,?,?)", pa.table({
-            "meter": known["meter_id"].map(self._keys).to_numpy(np.int64), "lo": known["lo"].to_numpy(np.int64),
-            "hi": known["hi"].to_numpy(np.int64)}))
+            "meter": keys[known].to_numpy(np.int64), "lo": windows["lo"].to_numpy(np.int64)[known],
+            "hi": windows["hi"].to_numpy(np.int64)[known]}))
         # a, b: time of the `before`-th sample before lo and of the `after`-th at or after hi
         # (all of them if there are fewer)
         a = (f"coalesce((SELECT t FROM sample s WHERE s.meter = win.meter AND s.t < win.lo ORDER BY s.t DESC "
@@ -377,8 +379,8 @@ class EmbeddedStore(Store):
 
     def _day_of(self, t: np.ndarray) -> np.ndarray:
         """The local day (its first instant, epoch s) of each `t`, converted once per distinct value."""
-        uniq, inverse = np.unique(t, return_inverse=True)
-        return local_floor_day(uniq, self.tz)[inverse.ravel()]
+        uniq = np.sort(pd.unique(t))  # few distinct hours: a hash, then a search in them
+        return local_floor_day(uniq, self.tz)[np.searchsorted(uniq, t)]
 
     def _hours_of(self, meters: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
         """The stored hourly rows (unpacked, every column) of these meter-days."""

@@ -108,7 +108,7 @@ def interval_increases(samples: pd.DataFrame, events: pd.DataFrame | None = None
     dt = (t1 - t0).astype(float)
     gap = is_gap(dt, meter[idx])
     return pd.DataFrame({"meter_id": meter[idx], "t0": t0, "t1": t1, "increase": inc,
-                         "estimated": gap | ((q[idx] & quality.ESTIMATED) != 0), "flags": flags | q[idx]})
+                         "estimated": gap | ((q[idx] & quality.ESTIMATED) != 0), "flags": flags | q[idx]}, copy=False)
 
 
 def is_gap(dt: np.ndarray, group: np.ndarray, radius: int = GAP_RADIUS) -> np.ndarray:
@@ -146,25 +146,31 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     t0 = intervals["t0"].to_numpy(np.int64)
     t1 = intervals["t1"].to_numpy(np.int64)
     first = np.searchsorted(edges, t0, side="right") - 1  # period containing t0
-    last = np.searchsorted(edges, t1, side="left") - 1  # period containing t1 (t1 exclusive end)
-    first = np.clip(first, -1, len(edges) - 1)
-    last = np.clip(last, -1, len(edges) - 2)
-    lo = np.maximum(first, 0)
-    n = np.maximum(last - lo + 1, 0)
-    if (n == 1).all():  # every interval inside one period (samples finer than the periods)
-        rows, period = np.arange(len(t0)), lo
+    inc = intervals["increase"].to_numpy(float)
+    est = intervals["estimated"].to_numpy(bool)
+    flags = intervals["flags"].to_numpy(np.int64) if "flags" in intervals else np.zeros(len(t0), np.int64)
+    meter = intervals["meter_id"].to_numpy()
+    inside = (first >= 0) & (first < len(edges) - 1)
+    if inside.all() and (t1 <= edges[first + 1]).all():
+        # every interval inside one period (samples finer than the periods): its whole
+        # increase is that period's (the general path's fraction is exactly 1 there)
+        period, qty = first, inc
     else:
+        last = np.searchsorted(edges, t1, side="left") - 1  # period containing t1 (t1 exclusive end)
+        first = np.clip(first, -1, len(edges) - 1)
+        last = np.clip(last, -1, len(edges) - 2)
+        lo = np.maximum(first, 0)
+        n = np.maximum(last - lo + 1, 0)
         rows = np.repeat(np.arange(len(t0)), n)
         period = lo[rows] + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    p_start = np.maximum(edges[period], t0[rows])
-    p_end = np.minimum(edges[period + 1], t1[rows])
-    span = (t1 - t0)[rows].astype(float)
-    frac = np.where(span > 0, (p_end - p_start) / np.where(span > 0, span, 1), 1.0)
-    qty = intervals["increase"].to_numpy(float)[rows] * frac
-    est = intervals["estimated"].to_numpy(bool)[rows]
-    codes, uniques = _codes(intervals["meter_id"].to_numpy()[rows])
-    key = codes.astype(np.int64) * len(edges) + period  # (meter, period), in that order
-    flags = intervals["flags"].to_numpy(np.int64)[rows] if "flags" in intervals else np.zeros(len(rows), np.int64)
+        p_start = np.maximum(edges[period], t0[rows])
+        p_end = np.minimum(edges[period + 1], t1[rows])
+        span = (t1 - t0)[rows].astype(float)
+        frac = np.where(span > 0, (p_end - p_start) / np.where(span > 0, span, 1), 1.0)
+        qty = inc[rows] * frac
+        est, meter, flags = est[rows], meter[rows], flags[rows]
+    codes, uniques = _codes(meter)
+    key = codes * len(edges) + period  # (meter, period), in that order
     order, starts = group_starts(key)
     qty, est_qty = qty[order], np.where(est, qty, 0.0)[order]
     keys = key[order][starts]
@@ -174,7 +180,7 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
         "quantity": np.add.reduceat(qty, starts) if len(starts) else qty[:0],
         "estimated_quantity": np.add.reduceat(est_qty, starts) if len(starts) else est_qty[:0],
         "flags": np.bitwise_or.reduceat(flags[order], starts) if len(starts) else flags[:0],
-    })
+    }, copy=False)
 
 
 def group_starts(key: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
@@ -193,6 +199,13 @@ def group_median(values: np.ndarray, key: np.ndarray, starts: np.ndarray) -> np.
     ignoring NaN (NaN where a run has none), as pandas' groupby median."""
     if not len(starts):
         return values[:0].astype(float)
+    x = values.astype(float, copy=False)
+    nan = np.isnan(x)
+    low = np.minimum.reduceat(np.where(nan, np.inf, x), starts)
+    high = np.maximum.reduceat(np.where(nan, -np.inf, x), starts)
+    has = np.add.reduceat(~nan, starts) > 0
+    if (low == high)[has].all() and (np.abs(low[has]) < 1e300).all():  # (no overflow of the mean below)
+        return np.where(has, low, np.nan)  # each run one value (or none): that is its median, no sort
     order = np.lexsort((values, key))  # by key, then value; NaN last within a run
     x = values[order].astype(float)
     n = np.add.reduceat((~np.isnan(x)).astype(np.int64), starts)
@@ -221,7 +234,7 @@ def _codes(meter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted integer codes of meter ids and the ids they stand for (non-negative
     integer ids, as the stores pass them, are their own codes)."""
     if meter.dtype.kind in "iu" and (len(meter) == 0 or meter.min() >= 0):
-        return meter.astype(np.int64), np.arange(int(meter.max()) + 1 if len(meter) else 0)
+        return meter.astype(np.int64, copy=False), np.arange(int(meter.max()) + 1 if len(meter) else 0)
     codes, uniques = pd.factorize(meter, sort=True)
     return codes.astype(np.int64), np.asarray(uniques)
 
@@ -259,7 +272,7 @@ def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"meter_id": uniques[keys // len(edges)], "period": keys % len(edges),
                          "samples": np.diff(np.r_[starts, len(key)]).astype(np.int64),
                          "stored": np.add.reduceat(stored, starts) if len(starts) else stored[:0],
-                         "step": group_median(step, key, starts)})
+                         "step": group_median(step, key, starts)}, copy=False)
 
 
 def consumption(samples: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, freq: str,
