@@ -803,7 +803,8 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
         lo = hour_lo if freq == "hour" else day_lo
         edges = rollup.period_edges(from_epoch_s([day_lo.min()])[0], from_epoch_s([hi.max()])[0], freq, tz)
         later = intervals["t1"].to_numpy(np.int64) > lo[intervals["meter_id"].to_numpy(np.int64)]
-        spread = rollup.spread_over_periods(intervals if later.all() else intervals[later], edges)
+        spread = rollup.spread_over_periods(intervals if later.all() else pd.DataFrame(
+            {c: intervals[c].to_numpy()[later] for c in intervals.columns}, copy=False), edges)
         counts = rollup.sample_counts(s, edges)
         # the outer join of the two on (meter, period): both come sorted by that key, unique
         k_spread = spread["meter_id"].to_numpy(np.int64) * len(edges) + spread["period"].to_numpy(np.int64)

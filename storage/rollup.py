@@ -118,16 +118,17 @@ def is_gap(dt: np.ndarray, group: np.ndarray, radius: int = GAP_RADIUS) -> np.nd
     GAP_FACTOR x that median exactly when more than half of the window's intervals are
     shorter than dt / GAP_FACTOR."""
     n = len(dt)
-    shorter = np.zeros(n, np.int64)
-    size = np.ones(n, np.int64)  # the interval itself (never shorter than itself / GAP_FACTOR)
+    shorter = np.zeros(n, np.int16)  # counts up to 2 x radius + 1
+    size = np.ones(n, np.int16)  # the interval itself (never shorter than itself / GAP_FACTOR)
+    scaled = GAP_FACTOR * dt
     for k in range(1, radius + 1):
         if k >= n:
             break
         same = group[k:] == group[:-k]  # interval i and i + k belong to one meter
         size[:-k] += same
         size[k:] += same
-        shorter[:-k] += same & (GAP_FACTOR * dt[k:] < dt[:-k])  # the k-th after is short
-        shorter[k:] += same & (GAP_FACTOR * dt[:-k] < dt[k:])  # the k-th before is short
+        shorter[:-k] += same & (scaled[k:] < dt[:-k])  # the k-th after is short
+        shorter[k:] += same & (scaled[:-k] < dt[k:])  # the k-th before is short
     return 2 * shorter > size
 
 
@@ -145,18 +146,17 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
                              "flags": pd.Series(dtype=np.int64)})
     t0 = intervals["t0"].to_numpy(np.int64)
     t1 = intervals["t1"].to_numpy(np.int64)
-    first = np.searchsorted(edges, t0, side="right") - 1  # period containing t0
+    first = period_index(edges, t0, "right")  # period containing t0
     inc = intervals["increase"].to_numpy(float)
     est = intervals["estimated"].to_numpy(bool)
     flags = intervals["flags"].to_numpy(np.int64) if "flags" in intervals else np.zeros(len(t0), np.int64)
     meter = intervals["meter_id"].to_numpy()
-    inside = (first >= 0) & (first < len(edges) - 1)
-    if inside.all() and (t1 <= edges[first + 1]).all():
+    last = period_index(edges, t1, "left")  # period containing t1 (t1 exclusive end)
+    if (first == last).all() and first.min() >= 0 and first.max() < len(edges) - 1:
         # every interval inside one period (samples finer than the periods): its whole
         # increase is that period's (the general path's fraction is exactly 1 there)
         period, qty = first, inc
     else:
-        last = np.searchsorted(edges, t1, side="left") - 1  # period containing t1 (t1 exclusive end)
         first = np.clip(first, -1, len(edges) - 1)
         last = np.clip(last, -1, len(edges) - 2)
         lo = np.maximum(first, 0)
@@ -183,6 +183,21 @@ def spread_over_periods(intervals: pd.DataFrame, edges: np.ndarray) -> pd.DataFr
     }, copy=False)
 
 
+def period_index(edges: np.ndarray, t: np.ndarray, side: str) -> np.ndarray:
+    """`np.searchsorted(edges, t, side) - 1`: with side "right" the period of `edges`
+    containing each t, with "left" the one containing an interval ending at t (-1 before
+    the first edge, len(edges) - 1 from the last). Evenly spaced edges (hours and days
+    without a daylight-saving change) are divided into, not searched."""
+    step = int(edges[1] - edges[0]) if len(edges) > 1 else 0
+    if step <= 0 or not (np.diff(edges) == step).all():
+        return np.searchsorted(edges, t, side=side) - 1
+    if side == "right":
+        k = (t - edges[0]) // step  # edges[k] <= t < edges[k + 1]
+    else:
+        k = -((edges[0] - t) // step) - 1  # edges[k] < t <= edges[k + 1]
+    return np.clip(k, -1, len(edges) - 1)
+
+
 def group_starts(key: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
     """(order, starts): `key[order]` is sorted (order is a no-op slice when `key` already
     is, as for samples and intervals sorted by meter and time) and `starts` the positions
@@ -200,12 +215,10 @@ def group_median(values: np.ndarray, key: np.ndarray, starts: np.ndarray) -> np.
     if not len(starts):
         return values[:0].astype(float)
     x = values.astype(float, copy=False)
-    nan = np.isnan(x)
-    low = np.minimum.reduceat(np.where(nan, np.inf, x), starts)
-    high = np.maximum.reduceat(np.where(nan, -np.inf, x), starts)
-    has = np.add.reduceat(~nan, starts) > 0
+    low, high = np.fmin.reduceat(x, starts), np.fmax.reduceat(x, starts)  # NaN only where a run has no value
+    has = ~np.isnan(low)
     if (low == high)[has].all() and (np.abs(low[has]) < 1e300).all():  # (no overflow of the mean below)
-        return np.where(has, low, np.nan)  # each run one value (or none): that is its median, no sort
+        return low  # each run one value (or none): that is its median, no sort
     order = np.lexsort((values, key))  # by key, then value; NaN last within a run
     x = values[order].astype(float)
     n = np.add.reduceat((~np.isnan(x)).astype(np.int64), starts)
@@ -258,7 +271,7 @@ def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
         t, codes_all, q_all = t[order], codes_all[order], q_all[order]
     prev_t = np.r_[np.iinfo(np.int64).min, t[:-1]]
     same = np.r_[False, codes_all[1:] == codes_all[:-1]]
-    period = np.searchsorted(edges, t, side="right") - 1
+    period = period_index(edges, t, "right")
     ok = (period >= 0) & (period < len(edges) - 1)
     q = q_all[ok]
     codes = codes_all[ok]
