@@ -195,7 +195,9 @@ def period_index(edges: np.ndarray, t: np.ndarray, side: str) -> np.ndarray:
         k = (t - edges[0]) // step  # edges[k] <= t < edges[k + 1]
     else:
         k = -((edges[0] - t) // step) - 1  # edges[k] < t <= edges[k + 1]
-    return np.clip(k, -1, len(edges) - 1)
+    if len(k) and (k.min() < -1 or k.max() > len(edges) - 1):  # (np.clip is slow; rarely needed)
+        k = np.maximum(np.minimum(k, len(edges) - 1), -1)
+    return k
 
 
 def group_starts(key: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
@@ -275,7 +277,7 @@ def sample_counts(samples: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
     ok = (period >= 0) & (period < len(edges) - 1)
     q = q_all[ok]
     codes = codes_all[ok]
-    step = np.where(same & (prev_t >= edges[np.clip(period, 0, len(edges) - 1)] - STEP_LOOKBACK_S),
+    step = np.where(same & (prev_t >= edges[np.maximum(period, 0)] - STEP_LOOKBACK_S),
                     (t - np.where(same, prev_t, t)).astype(float), np.nan)[ok]
     key = codes.astype(np.int64) * len(edges) + period[ok]  # sorted, as the samples now are
     order, starts = group_starts(key)
@@ -321,4 +323,4 @@ def estimated_share(estimated: np.ndarray | pd.Series, quantity: np.ndarray | pd
     arithmetic: every aggregate carries its share as sum(estimated) / sum(quantity)."""
     q = np.asarray(quantity, dtype=float)
     e = np.asarray(estimated, dtype=float)
-    return np.clip(np.divide(e, q, out=np.zeros_like(q), where=np.abs(q) > 1e-12), 0.0, 1.0)
+    return np.minimum(np.maximum(np.divide(e, q, out=np.zeros_like(q), where=np.abs(q) > 1e-12), 0.0), 1.0)
