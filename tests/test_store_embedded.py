@@ -1,12 +1,18 @@
 """Embedded-store specifics: a store written by an earlier version (a lazily refreshed
-daily rollup cache) gets its consumption tables when opened."""
+daily rollup cache, per-hour rows) gets its consumption tables when opened; the dense
+hourly table (one packed row per meter and local day) reads back what was written."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from storage import open_store
+from storage import open_store, rollup
+from storage.base import PERIOD_COLUMNS, PERIOD_DTYPES
 from storage.embedded import _PERIOD_TABLE, DB_NAME, connect
 
 TZ = "Asia/Shanghai"
@@ -82,3 +88,115 @@ def test_bills_of_a_store_written_before_bill_figures_get_them_when_opened(tmp_p
         assert store.read_bills()["heating_quantity"].tolist() == [20.0]
     finally:
         store.close()
+
+
+def test_a_store_with_per_hour_rows_gets_them_packed_when_opened(tmp_path):
+    """A store of the version before cons_hour_day (one cons_hour row per meter-hour) has
+    its stored hourly rows converted, not recomputed: a row changed in the old table
+    comes through (a rebuild would restore it), and the old table is gone."""
+    t = pd.date_range("2025-03-09 22:00", periods=4 * 30, freq="15min", tz=TZ)
+    with open_store(f"embedded:{tmp_path}", tz=TZ) as store:
+        store.write_samples(pd.concat([
+            pd.DataFrame({"meter_id": m, "time": t, "value": np.arange(len(t), dtype=float) * k})
+            for m, k in (("A", 1.0), ("B", 2.5))]))
+        want = store._read_periods("hour", 0, 2**40, None, PERIOD_COLUMNS[2:])
+        keys = store._keys_for(want["meter_id"])
+    want.loc[3, "quantity"] = 123.25  # what only a conversion keeps
+    con = connect(tmp_path / DB_NAME)
+    cur = con.cursor()
+    cur.execute("DROP TABLE cons_hour_day")
+    cur.execute(_PERIOD_TABLE.format(name="cons_hour"))
+    cur.executemany("INSERT INTO cons_hour VALUES (?,?,?,?,?,?,?,?,?)", pa.table(
+        {"meter": keys, **{c: want[c].to_numpy() for c in PERIOD_COLUMNS[1:]}}))
+    cur.close()
+    con.close()
+    with open_store(f"embedded:{tmp_path}", tz=TZ, create=False) as again:
+        got = again._read_periods("hour", 0, 2**40, None, PERIOD_COLUMNS[2:])
+        tables = again._arrow("SELECT name FROM sqlite_master WHERE type='table'")["name"].to_pylist()
+        hourly = again.consumption("hour", "2025-03-09 23:00", "2025-03-10 01:00", ["B"])
+    assert len(want) == 2 * 30 and "cons_hour" not in tables and "cons_hour_day" in tables
+    pd.testing.assert_frame_equal(got, want)
+    assert hourly["quantity"].tolist() == [4 * 2.5, 4 * 2.5]
+
+
+ZONES = ["Asia/Shanghai", "Asia/Kolkata", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe"]
+
+
+@st.composite
+def hourly_writes(draw):
+    """A time zone, its local hours over four days around a daylight-saving change (where
+    it has one), and 1-4 writes of hourly rows for up to three meters on any subset of
+    those hours (partial days, late rewrites of single hours, whole days)."""
+    tz = draw(st.sampled_from(ZONES))
+    first = pd.Timestamp(draw(st.sampled_from(["2025-03-29", "2025-04-04", "2025-10-25", "2025-06-01"])), tz=tz)
+    edges = rollup.period_edges(first, first + pd.Timedelta(days=4), "hour", tz)[:-1]
+    writes = []
+    for _ in range(draw(st.integers(1, 4))):
+        rows = draw(st.lists(st.tuples(st.sampled_from(["m1", "m2", "m3"]), st.integers(0, len(edges) - 1)),
+                             min_size=1, max_size=120, unique=True))
+        n = len(rows)
+        floats = st.floats(allow_nan=False, allow_infinity=False, width=64)
+        writes.append(pd.DataFrame({
+            "meter_id": [m for m, _ in rows], "t": edges[[k for _, k in rows]],
+            "quantity": draw(st.lists(floats, min_size=n, max_size=n)),
+            "est": draw(st.lists(floats, min_size=n, max_size=n)),
+            "flags": draw(st.lists(st.integers(0, 127), min_size=n, max_size=n)),
+            "samples": draw(st.lists(st.integers(0, 3600), min_size=n, max_size=n)),
+            "stored": draw(st.lists(st.integers(0, 3600), min_size=n, max_size=n)),
+            "covered": draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)),
+            "step": draw(st.lists(st.floats(min_value=0, max_value=1e6), min_size=n, max_size=n)),
+        }))
+    lo, hi = sorted(draw(st.lists(st.integers(0, len(edges)), min_size=2, max_size=2)))
+    bounds = np.r_[edges, edges[-1] + 3600]
+    return tz, writes, int(bounds[lo]), int(bounds[hi])
+
+
+@pytest.fixture(scope="module")
+def zone_stores(tmp_path_factory):
+    """One embedded store per zone of ZONES, shared by the examples (each empties it)."""
+    stores = {tz: open_store(f"embedded:{tmp_path_factory.mktemp('packed')}", tz=tz) for tz in ZONES}
+    yield stores
+    for store in stores.values():
+        store.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(hourly_writes())
+def test_packed_hours_read_back_exactly_what_was_written(zone_stores, case):
+    """The dense hourly table returns, for any range, exactly the rows per-hour upserts
+    would hold (the last write of each meter-hour wins, stored hours a later write does
+    not cover stay), bit for bit, each meter's rows together and by time, in any zone
+    (half-hour offsets, 23- and 25-hour days, a 30-minute daylight-saving shift)."""
+    tz, writes, lo, hi = case
+    store = zone_stores[tz]
+    with store._writing():
+        store._drop_periods()
+    for rows in writes:
+        with store._writing():
+            store._put_periods("hour", rows)
+    got = store._read_periods("hour", lo, hi, None, PERIOD_COLUMNS[2:])
+    some = store._read_periods("hour", lo, hi, ["m2"], ["quantity", "flags"])
+    m, t = got["meter_id"].to_numpy(), got["t"].to_numpy()
+    assert ((m[1:] != m[:-1]) | (t[1:] > t[:-1])).all() and len(set(m)) == (len(m) > 0) + (m[1:] != m[:-1]).sum()
+    got = got.sort_values(["meter_id", "t"]).reset_index(drop=True)
+    want = pd.concat(writes, ignore_index=True).drop_duplicates(["meter_id", "t"], keep="last")
+    want = want[(want["t"] >= lo) & (want["t"] < hi)].sort_values(["meter_id", "t"]).reset_index(drop=True)
+    assert got["meter_id"].tolist() == want["meter_id"].tolist()
+    for c in PERIOD_COLUMNS[1:]:
+        assert got[c].dtype == PERIOD_DTYPES[c]
+        np.testing.assert_array_equal(got[c].to_numpy(), want[c].to_numpy().astype(PERIOD_DTYPES[c]), strict=False)
+    m2 = want[want["meter_id"] == "m2"].reset_index(drop=True)
+    assert some.columns.tolist() == ["meter_id", "t", "quantity", "flags"]
+    np.testing.assert_array_equal(some["quantity"].to_numpy(), m2["quantity"].to_numpy())
+    np.testing.assert_array_equal(some["t"].to_numpy(), m2["t"].to_numpy())
+
+
+def test_a_packed_value_out_of_its_range_is_refused(tmp_path):
+    """A count too large for its packed type is an error, never a silently wrapped value."""
+    with open_store(f"embedded:{tmp_path}", tz=TZ) as store:
+        rows = pd.DataFrame({"meter_id": ["m"], "t": [int(pd.Timestamp("2025-01-01", tz=TZ).timestamp())],
+                             "quantity": [1.0], "est": [0.0], "flags": [0], "samples": [2**40], "stored": [0],
+                             "covered": [1], "step": [900.0]})
+        with pytest.raises(ValueError, match="out of range"), store._writing():
+            store._put_periods("hour", rows)
+        assert store._read_periods("hour", 0, 2**40, None, ["samples"]).empty
