@@ -814,29 +814,32 @@ def period_rows(merged: pd.DataFrame, events: pd.DataFrame | None, windows: pd.D
         keep = (t >= lo[m]) & (t < hi[m])
         at_spread, at_counts = np.searchsorted(keys, k_spread), np.searchsorted(keys, k_counts)
 
-        def joined(values: np.ndarray, at: np.ndarray, fill: float | int, dtype: type) -> np.ndarray:
-            out = np.full(len(keys), fill, dtype)
-            out[at] = values
-            return out[keep]
-
-        quantity = joined(spread["quantity"].to_numpy(float), at_spread, 0.0, float)
+        quantity = _joined(keys, keep, spread["quantity"].to_numpy(float), at_spread, 0.0, float)
         # the estimated part as the share of it (0..1) says: sums of it over days are the
         # sums of months and years (`regroup`), on the server too (`_period_sums`)
         est = quantity * rollup.estimated_share(
-            joined(spread["estimated_quantity"].to_numpy(float), at_spread, 0.0, float), quantity)
+            _joined(keys, keep, spread["estimated_quantity"].to_numpy(float), at_spread, 0.0, float), quantity)
         step = counts["step"].to_numpy(float)
         out[freq] = pd.DataFrame({
             "meter_id": pd.Categorical.from_codes(m[keep], categories=codes),
             "t": t[keep],
             "quantity": quantity,
             "est": est,
-            "flags": joined(spread["flags"].to_numpy(np.int64), at_spread, 0, np.int64),
-            "samples": joined(counts["samples"].to_numpy(np.int64), at_counts, 0, np.int64),
-            "stored": joined(counts["stored"].to_numpy(np.int64), at_counts, 0, np.int64),
-            "covered": joined(np.ones(len(k_spread), np.int64), at_spread, 0, np.int64),
-            "step": joined(np.where(np.isnan(step), 0.0, step), at_counts, 0.0, float),
+            "flags": _joined(keys, keep, spread["flags"].to_numpy(np.int64), at_spread, 0, np.int64),
+            "samples": _joined(keys, keep, counts["samples"].to_numpy(np.int64), at_counts, 0, np.int64),
+            "stored": _joined(keys, keep, counts["stored"].to_numpy(np.int64), at_counts, 0, np.int64),
+            "covered": _joined(keys, keep, np.ones(len(k_spread), np.int64), at_spread, 0, np.int64),
+            "step": _joined(keys, keep, np.where(np.isnan(step), 0.0, step), at_counts, 0.0, float),
         }, copy=False)
     return out
+
+
+def _joined(keys: np.ndarray, keep: np.ndarray, values: np.ndarray, at: np.ndarray, fill: float | int,
+            dtype: type) -> np.ndarray:
+    """`values` placed at positions `at` of the joined `keys` (`fill` elsewhere), then `keep`."""
+    out = np.full(len(keys), fill, dtype)
+    out[at] = values
+    return out[keep]
 
 
 def sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:

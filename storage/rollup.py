@@ -191,10 +191,8 @@ def period_index(edges: np.ndarray, t: np.ndarray, side: str) -> np.ndarray:
     step = int(edges[1] - edges[0]) if len(edges) > 1 else 0
     if step <= 0 or not (np.diff(edges) == step).all():
         return np.searchsorted(edges, t, side=side) - 1
-    if side == "right":
-        k = (t - edges[0]) // step  # edges[k] <= t < edges[k + 1]
-    else:
-        k = -((edges[0] - t) // step) - 1  # edges[k] < t <= edges[k + 1]
+    # right: edges[k] <= t < edges[k + 1]; left: edges[k] < t <= edges[k + 1]
+    k = (t - edges[0]) // step if side == "right" else -((edges[0] - t) // step) - 1
     if len(k) and (k.min() < -1 or k.max() > len(edges) - 1):  # (np.clip is slow; rarely needed)
         k = np.maximum(np.minimum(k, len(edges) - 1), -1)
     return k
