@@ -10,11 +10,11 @@ is materialised as samples arrive (`storage.base`): `cons_day`, one row per mete
 local day (clustered on `(meter, t)`, WITHOUT ROWID), so a year is 365 rows per meter, and
 `cons_hour_day`, the hourly periods stored densely, one row per meter and local day whose
 BLOB columns pack that day's hours (HOUR_DTYPES; `t` as offsets in s from the day key, so
-23- and 25-hour days and half-hour zones need nothing special). One row per day instead of
-per hour makes the hourly upkeep of a write about a seventh of the cost (a quarter as many
-hours as 15-minute samples, but 24 hours per row); its rows (~1 KB) are too wide for
-WITHOUT ROWID (they would spill into overflow pages), so the table has a rowid and the
-`(meter, day)` key is a unique index.
+23- and 25-hour days and half-hour zones need nothing special). A write has a quarter as
+many hours as 15-minute samples; one row per day instead of per hour cuts their insert from
+~0.20 s to ~0.03 s of CPU per 120,000 hours (measured on this machine kind). The rows
+(~1 KB) are too wide for WITHOUT ROWID (they would spill into overflow pages: as slow as
+per-hour rows), so the table has a rowid and the `(meter, day)` key is a unique index.
 
 Why ADBC (`adbc-driver-sqlite`) and not the `sqlite3` module: results come back as
 Arrow tables (no Python tuple per row) and bulk writes bind Arrow columns in C, about
