@@ -151,10 +151,9 @@ BARE_SNIPPET = PEAK + """
 import json, resource, sys, time
 t = time.perf_counter()
 import pandas as pd
-import yaml
+from core.registry import load_registry
 kind, target, spans, reg_path = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-with open(reg_path, encoding="utf-8") as f:  # the registry, which every verb must read too
-    registry = yaml.load(f.read(), Loader=yaml.CSafeLoader)
+registry = load_registry(reg_path)  # the registry, read as every verb reads it (its snapshot)
 yaml_s = time.perf_counter() - t
 frames = []
 if kind == "embedded":
@@ -244,7 +243,7 @@ def run_backend(name: str, base: Path, registry, url: str, bare_target: str, yea
         print(f"{label:<28}{got['seconds']:8.1f}s{got['cpu']:7.1f}s{got['rss_mb']:9.0f}MB{bare['seconds']:8.1f}s"
               f"{bare['cpu']:7.1f}s{bare['rss_mb']:8.0f}MB{got['seconds'] / bare['seconds']:7.2f}"
               f"{got['cpu'] / bare['cpu']:10.2f}"
-              + f"  (bare: {bare['yaml_s']:.1f}s of it the registry parse)"
+              + f"  (bare: {bare['yaml_s']:.1f}s of it the registry)"
               + (f"  (exit {got['rc']})" if got.get("rc") not in (None, 0) else "") + server_peak_mb(server_pid))
         if key == "ranking":
             print(f"{'ranking callback':<28}p50 {got['p50_ms']:.0f} ms, p95 {got['p95_ms']:.0f} ms over {queries} "
