@@ -470,12 +470,25 @@ class Store(ABC):
         daily rows are read and regrouped here."""
         return None
 
+    def _sum_cuts(self, freq: str, start: str | pd.Timestamp,
+                  end: str | pd.Timestamp) -> tuple[pd.DatetimeIndex, np.ndarray] | None:
+        """For `_period_sums`: the local month or year starts (keys) of [start's day, end)
+        and the epoch-second cuts between them (len(keys) + 1: the first cut is start's
+        day, the last `end`); None when the range is empty."""
+        start, end = ts(start, self.tz), ts(end, self.tz)
+        lo = int(rollup.period_edges(start, end, "day", self.tz)[0])
+        hi = int(np.ceil(end.timestamp()))
+        if hi <= lo:
+            return None
+        keys = localtime.local_edges(from_epoch_s([lo])[0], from_epoch_s([hi])[0], freq, self.tz)[:-1]
+        return keys, np.r_[np.maximum(keys.as_unit("s").asi8, lo), hi]
+
     def _with_multiplier(self, sums: pd.DataFrame) -> pd.DataFrame:
         """CONSUMPTION_COLUMNS of period sums in index units (`_period_sums`)."""
         mult = pd.Series(sums["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
         quantity = sums["quantity"].to_numpy(float) * mult
         return pd.DataFrame({"meter_id": sums["meter_id"].to_numpy(object),
-                             "period_start": sums["period_start"].to_numpy(), "quantity": quantity,
+                             "period_start": sums["period_start"].array, "quantity": quantity,  # keeps the tz
                              "estimated_share": rollup.estimated_share(sums["est"].to_numpy(float) * mult, quantity)})
 
     def period_counts(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,

@@ -20,6 +20,7 @@ other copy's locks). Transactions use the one helper, `core.sqlite.transaction`
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import weakref
@@ -334,6 +335,28 @@ class EmbeddedStore(Store):
         df = t.drop(["meter"]).to_pandas()
         df.insert(0, "meter_id", self._names(t["meter"].to_numpy()))
         return df
+
+    def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
+                     meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """Months and years summed by SQLite: one `sum() ... GROUP BY meter` per local
+        month or year over the covered days (a year of 21,000 meters answers 21,000
+        rows, not 7.7 million daily ones)."""
+        found = self._sum_cuts(freq, start, end)
+        if found is None:
+            return None
+        keys, cuts = found
+        where, params = self._ids_filter(meter_ids)
+        parts = [self._arrow(f"SELECT meter, sum(quantity) AS quantity, sum(est) AS est FROM {TABLES['day']} "
+                             f"WHERE t >= ? AND t < ? AND covered = 1{where} GROUP BY meter",
+                             [int(a), int(b), *params]) for a, b in itertools.pairwise(cuts)]
+        period = np.repeat(np.arange(len(parts)), [t.num_rows for t in parts])
+        out = pd.DataFrame({
+            "meter_id": self._names(np.concatenate([t["meter"].to_numpy() for t in parts]).astype(np.int64)),
+            "period_start": keys[period],
+            "quantity": np.concatenate([t["quantity"].to_numpy() for t in parts]).astype(float),
+            "est": np.concatenate([t["est"].to_numpy() for t in parts]).astype(float),
+        })
+        return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
     def _drop_periods(self) -> None:
         for name in TABLES.values():

@@ -53,8 +53,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from core import localtime
-from storage import rollup
 from storage.base import (
     BILL_COLUMNS,
     BILL_FIGURES,
@@ -478,13 +476,10 @@ class InfluxStore(Store):
         if ids is None:
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
-        start, end = ts(start, self.tz), ts(end, self.tz)
-        lo = int(rollup.period_edges(start, end, "day", self.tz)[0])
-        hi = int(np.ceil(end.timestamp()))
-        if hi <= lo:
+        found = self._sum_cuts(freq, start, end)
+        if found is None:
             return None
-        keys = localtime.local_edges(from_epoch_s([lo])[0], from_epoch_s([hi])[0], freq, self.tz)[:-1]
-        cuts = np.r_[np.maximum(keys.as_unit("s").asi8, lo), hi]
+        keys, cuts = found
         statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
                       f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {a}s AND time < {b}s AND covered = 1"
                       f"{ids} GROUP BY meter" for a, b in itertools.pairwise(cuts)]
