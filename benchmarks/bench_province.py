@@ -2,7 +2,7 @@
 
     python benchmarks/bench_province.py [--institutions 31600] [--influx-institutions 1000]
                                         [--year 2025] [--queries 40] [--skip embedded,influx]
-                                        [--keep DIR] [--repeat N]
+                                        [--keep DIR] [--repeat N] [--verbs ledger,report,quotas,ranking]
 
 Builds the sample portfolio's registry (`civicwatt.sample`, `--institutions`
 institutions, about 6.7 meters each, live 15-minute meters among them) and a full year of
@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_METERS = 2000  # meters per bulk-load step
+VERBS = ("ledger", "report", "quotas", "ranking")
 
 
 def load(registry, url: str, year: int) -> tuple[int, float]:
@@ -213,7 +214,8 @@ def server_peak_mb(pid: int | None) -> str:
 
 
 def run_backend(name: str, base: Path, registry, url: str, bare_target: str, year: int, queries: int,
-                repeat: int = 1, loaded: bool = False, server_pid: int | None = None) -> None:
+                repeat: int = 1, loaded: bool = False, server_pid: int | None = None,
+                only: tuple[str, ...] = VERBS) -> None:
     if loaded:
         print(f"\n{name}: {len(registry.institutions):,} institutions, {len(registry.meters):,} meters, "
               f"store kept in {base} (not loaded again)")
@@ -235,7 +237,7 @@ def run_backend(name: str, base: Path, registry, url: str, bare_target: str, yea
     sp = spans(registry.timezone, year)
     print(f"{'verb':<28}{'time':>9}{'cpu':>8}{'peak RSS':>11}{'bare':>9}{'cpu':>8}{'bare RSS':>10}{'ratio':>7}"
           f"{'cpu ratio':>10}")
-    for key, argv in [(k, a) for k, a in [*verbs.items(), ("ranking", None)] for _ in range(repeat)]:
+    for key, argv in [(k, a) for k, a in [*verbs.items(), ("ranking", None)] if k in only for _ in range(repeat)]:
         got = child(VERB_SNIPPET, *argv) if argv else child(RANK_SNIPPET, reg, url, str(year), str(queries))
         bare = child(BARE_SNIPPET, name, bare_target, json.dumps(sp[key]), reg)
         label = {"ledger": "civicwatt ledger --year", "report": "civicwatt report monthly", "quotas": "civicwatt quotas check",
@@ -260,7 +262,11 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated: embedded,influx (or influxdb)")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the embedded portfolio and store in DIR")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each verb and its baseline")
+    parser.add_argument("--verbs", default=",".join(VERBS), help=f"comma-separated, of {','.join(VERBS)}")
     args = parser.parse_args()
+    only = tuple(v for v in args.verbs.split(",") if v)
+    if set(only) - set(VERBS):
+        parser.error(f"--verbs: unknown {', '.join(sorted(set(only) - set(VERBS)))}")
     skip = {"influxdb" if s == "influx" else s for s in filter(None, args.skip.split(","))}
     from civicwatt.sample import write_sample
     from core.registry import load_registry
@@ -276,7 +282,7 @@ def main() -> None:
                 write_sample(base, n_institutions=n)
             registry = load_registry(base / "civicwatt.yaml")
             run_backend(name, base, registry, f"embedded:{base / 'data'}", str(base / "data" / DB_NAME),
-                        args.year, args.queries, args.repeat, loaded)
+                        args.year, args.queries, args.repeat, loaded, only=only)
             (base / "loaded").touch()
             continue
         with tempfile.TemporaryDirectory(prefix="bench-province-") as d:
@@ -285,7 +291,7 @@ def main() -> None:
             registry = load_registry(base / "civicwatt.yaml")
             if name == "embedded":
                 run_backend(name, base, registry, f"embedded:{base / 'data'}", str(base / "data" / DB_NAME),
-                            args.year, args.queries, args.repeat)
+                            args.year, args.queries, args.repeat, only=only)
                 continue
             from tests.servers import Influxd
 
@@ -293,7 +299,7 @@ def main() -> None:
             server.start()
             try:
                 run_backend(name, base, registry, server.url("province"), f"{server.http}/province", args.year,
-                            args.queries, args.repeat, server_pid=server.proc.pid)
+                            args.queries, args.repeat, server_pid=server.proc.pid, only=only)
             finally:
                 server.cleanup()
 
