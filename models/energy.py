@@ -264,11 +264,13 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     (`green_power_kwh`).
 
     sums ('month' | 'year'): the frame is only to be summed into such periods
-    (`models.indicators.energy_sums(period=sums, freq=freq)`), so the meters whose rows
-    need no split inside a period (all but heating meters) come as the store's sums of
-    those periods (server-side: a province year is ~200,000 rows, not ~70 million),
-    while heating meters and bills keep `freq` rows for the heating-season split. The
-    sums are the same; the rows are not periods of `freq`."""
+    (`models.indicators.energy_sums(period=sums, freq=freq)`, `models.cost.energy_cost`
+    then `cost_by_period(period=sums)`), so the meters whose rows need no split inside a
+    period come as the store's sums of those periods (server-side: a province year is
+    ~200,000 rows, not ~70 million); heating meters (the heating-season split), bills
+    and the meters of an (institution, energy) that has bills (a bill's cost replaces
+    the tariff on its days) keep `freq` rows. The sums are the same; the rows are not
+    periods of `freq`."""
     from models.factors import load_factors
 
     if boundary not in BOUNDARIES:
@@ -285,10 +287,10 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     if boundary == "excluded":  # only excluded meters and deducted sub-meters can be in it: read no other
         pick &= excluded | deduct
     chosen = meters[pick]
-    cons = _consumption(store, chosen, freq, start, end, sums) if len(chosen) else None
+    all_bills = _bills(store, registry, institution_ids)
+    cons = _consumption(store, chosen, freq, start, end, sums, all_bills) if len(chosen) else None
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
-    bills = _bills(store, registry, institution_ids)
-    bills = bills[bills["energy"] != GREEN_POWER] if len(bills) else bills  # a purchase, not use
+    bills = all_bills[all_bills["energy"] != GREEN_POWER] if len(all_bills) else all_bills  # a purchase, not use
     bill_rows = (split_bills(bills, freq, registry.timezone, start, end, factors, seasons=heating_seasons(registry))
                  if len(bills) else empty_use())
     out = combine_use(rows, bill_rows, meters)
@@ -317,15 +319,20 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     return out.take(np.lexsort(codes)).reset_index(drop=True)
 
 
-def _consumption(store, meters: pd.DataFrame, freq: str, start, end, sums: str | None) -> pd.DataFrame:
-    """The store's consumption of `meters` at `freq`, or (`sums`) heating meters at
-    `freq` and the others as sums of `sums` periods (`energy_use`)."""
+def _consumption(store, meters: pd.DataFrame, freq: str, start, end, sums: str | None,
+                 bills: pd.DataFrame) -> pd.DataFrame:
+    """The store's consumption of `meters` at `freq`, or (`sums`) heating meters and the
+    meters of an (institution, energy) with bills at `freq`, the others as sums of
+    `sums` periods (`energy_use`)."""
     ids = meters["meter_id"]
     if sums is None or sums == freq:
         return store.consumption(freq, start, end, meter_ids=ids.tolist())
-    heating = meters["heating"].fillna(False).to_numpy(bool) | (meters["energy"] == "heat").to_numpy(bool)
+    daily = meters["heating"].fillna(False).to_numpy(bool) | (meters["energy"] == "heat").to_numpy(bool)
+    if len(bills):
+        pairs = pd.MultiIndex.from_frame(bills[["institution_id", "energy"]].astype(str))
+        daily |= pd.MultiIndex.from_frame(meters[["institution_id", "energy"]].astype(str)).isin(pairs)
     parts = [store.consumption(f, start, end, meter_ids=ids[pick].tolist())
-             for f, pick in ((freq, heating), (sums, ~heating)) if pick.any()]
+             for f, pick in ((freq, daily), (sums, ~daily)) if pick.any()]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
