@@ -454,8 +454,8 @@ class Store(ABC):
         codes, names = pd.factorize(ids)  # the multiplier once per meter, not per row
         mult = pd.Series(np.asarray(names, dtype=object)).map(self.multipliers).fillna(1.0).to_numpy(float)[codes]
         quantity = rows["quantity"].to_numpy(float) * mult
-        out = pd.DataFrame({  # strings already in pandas' str dtype stay as they are (no per-row round trip)
-            "meter_id": ids.array if len(ids) and isinstance(ids.dtype, pd.StringDtype) else ids.to_numpy(object),
+        out = pd.DataFrame({
+            "meter_id": _id_column(ids),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
             "quantity": quantity,
             "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float) * mult, quantity),
@@ -501,7 +501,7 @@ class Store(ABC):
         years are sums of days (without step)."""
         rows = self._periods_between(freq, start, end, meter_ids, ["samples", "stored", "flags", "step"])
         out = pd.DataFrame({
-            "meter_id": rows["meter_id"].to_numpy(object),
+            "meter_id": _id_column(rows["meter_id"]),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
             "samples": rows["samples"].to_numpy(np.int64),
             "stored": rows["stored"].to_numpy(np.int64),
@@ -867,6 +867,12 @@ def period_key(period_start: pd.Series | pd.DatetimeIndex, freq: str, tz: str) -
     if freq not in ("month", "year"):
         raise ValueError(f"freq must be one of {rollup.FREQS}, not {freq!r}")
     return localtime.local_floor(pd.DatetimeIndex(period_start), freq, tz)
+
+
+def _id_column(ids: pd.Series):
+    """A meter-id column for a new frame: strings already in pandas' str dtype stay as
+    they are (no per-row round trip through Python objects), others as objects."""
+    return ids.array if len(ids) and isinstance(ids.dtype, pd.StringDtype) else ids.to_numpy(object)
 
 
 def regroup(daily: pd.DataFrame, freq: str, tz: str) -> pd.DataFrame:
