@@ -288,7 +288,7 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
         pick &= excluded | deduct
     chosen = meters[pick]
     all_bills = _bills(store, registry, institution_ids)
-    cons = _consumption(store, chosen, freq, start, end, sums, all_bills) if len(chosen) else None
+    cons = _consumption(store, registry, chosen, freq, start, end, sums, all_bills) if len(chosen) else None
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
     bills = all_bills[all_bills["energy"] != GREEN_POWER] if len(all_bills) else all_bills  # a purchase, not use
     bill_rows = (split_bills(bills, freq, registry.timezone, start, end, factors, seasons=heating_seasons(registry))
@@ -319,21 +319,45 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     return out.take(np.lexsort(codes)).reset_index(drop=True)
 
 
-def _consumption(store, meters: pd.DataFrame, freq: str, start, end, sums: str | None,
+def _consumption(store, registry, meters: pd.DataFrame, freq: str, start, end, sums: str | None,
                  bills: pd.DataFrame) -> pd.DataFrame:
-    """The store's consumption of `meters` at `freq`, or (`sums`) heating meters and the
-    meters of an (institution, energy) with bills at `freq`, the others as sums of
-    `sums` periods (`energy_use`)."""
+    """The store's consumption of `meters` at `freq`, or (`sums`): the meters of an
+    (institution, energy) with bills at `freq`, the others as sums of `sums` periods,
+    heating meters' sums cut also where a heating season starts or ends (`energy_use`)."""
     ids = meters["meter_id"]
     if sums is None or sums == freq:
         return store.consumption(freq, start, end, meter_ids=ids.tolist())
-    daily = meters["heating"].fillna(False).to_numpy(bool) | (meters["energy"] == "heat").to_numpy(bool)
+    daily = np.zeros(len(meters), bool)
     if len(bills):
         pairs = pd.MultiIndex.from_frame(bills[["institution_id", "energy"]].astype(str))
-        daily |= pd.MultiIndex.from_frame(meters[["institution_id", "energy"]].astype(str)).isin(pairs)
-    parts = [store.consumption(f, start, end, meter_ids=ids[pick].tolist())
-             for f, pick in ((freq, daily), (sums, ~daily)) if pick.any()]
+        daily = pd.MultiIndex.from_frame(meters[["institution_id", "energy"]].astype(str)).isin(pairs)
+    heating = ~daily & (meters["heating"].fillna(False).to_numpy(bool) | (meters["energy"] == "heat").to_numpy(bool))
+    parts = [store.consumption(freq, start, end, meter_ids=ids[daily].tolist()) if daily.any() else None,
+             store.consumption(sums, start, end, meter_ids=ids[~daily & ~heating].tolist())
+             if (~daily & ~heating).any() else None,
+             store.consumption_between(_season_spans(registry, start, end, sums), end, ids[heating].tolist())
+             if heating.any() else None]
+    parts = [p for p in parts if p is not None]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _season_spans(registry, start, end, sums: str) -> pd.DatetimeIndex:
+    """Local midnights that cut [start's day, end) into spans each inside one `sums`
+    period and wholly inside or outside every heating season of the registry: a span's
+    heating share is its first day's (`heating_fraction` at day resolution)."""
+    tz = registry.timezone
+    days = localtime.local_edges(localtime.first_instant_of(pd.Timestamp(start), tz),
+                                 localtime.first_instant_of(pd.Timestamp(end), tz), "day", tz)[:-1]
+    if len(days) == 0:
+        return days
+    wall = days.tz_localize(None)
+    period = (wall.year * 100 + (wall.month if sums == "month" else 0)).to_numpy()
+    cut = np.r_[True, period[1:] != period[:-1]]
+    seasons = heating_seasons(registry)[["heating_start", "heating_end"]].drop_duplicates()
+    for s, e in seasons.itertuples(index=False):  # one per distinct season (few)
+        inside = season_mask(wall, s, e)
+        cut[1:] |= inside[1:] != inside[:-1]
+    return days[cut]
 
 
 def _bills(store, registry, institution_ids: Iterable[str] | None) -> pd.DataFrame:

@@ -462,12 +462,38 @@ class Store(ABC):
         })
         return out if freq in ("hour", "day") else regroup(out, freq, self.tz)
 
+    def consumption_between(self, starts: pd.DatetimeIndex, end: str | pd.Timestamp,
+                            meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Consumption per meter summed over local spans of days: [starts[k], starts[k+1])
+        and [starts[-1], end), `starts` being sorted local midnights (tz-aware):
+        CONSUMPTION_COLUMNS, period_start the span's start, for the spans with covered
+        days (summed by the server where the backend can, `_sums_between`)."""
+        end = ts(end, self.tz)
+        if len(starts) == 0 or end <= starts[0]:
+            return self._with_multiplier(pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz),
+                                                       "quantity": [], "est": []}))
+        keys = pd.DatetimeIndex(starts).tz_convert(self.tz)
+        cuts = np.r_[keys.as_unit("s").asi8, int(np.ceil(end.timestamp()))]
+        sums = self._sums_between(keys, cuts, meter_ids)
+        if sums is not None:
+            return self._with_multiplier(sums)
+        daily = self.consumption("day", keys[0], end, meter_ids)
+        span = np.searchsorted(cuts, daily["period_start"].to_numpy().astype("datetime64[s]").astype(np.int64),
+                               side="right") - 1
+        return regroup(daily.assign(period_start=keys[span]), "native", self.tz)
+
     def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
                      meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
-        """A backend that sums days into months or years itself (server-side) returns
-        meter_id, period_start (local month or year start), quantity, est (index units,
-        covered days of [start's day, end) only), sorted by meter and period; None: the
-        daily rows are read and regrouped here."""
+        """Months or years of [start's day, end) summed by the backend (`_sums_between`)."""
+        found = self._sum_cuts(freq, start, end)
+        return None if found is None else self._sums_between(*found, meter_ids)
+
+    def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
+                      meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """A backend that sums days itself (server-side) returns, for the spans
+        [cuts[k], cuts[k+1]) (epoch s) labelled keys[k]: meter_id, period_start, quantity,
+        est (index units, covered days only), sorted by meter and period; None: the daily
+        rows are read and summed here."""
         return None
 
     def _sum_cuts(self, freq: str, start: str | pd.Timestamp,
@@ -876,12 +902,13 @@ def _id_column(ids: pd.Series):
 
 
 def regroup(daily: pd.DataFrame, freq: str, tz: str) -> pd.DataFrame:
-    """Daily consumption regrouped into local months or years."""
+    """Daily consumption regrouped into local months or years ('native': by the
+    period_start the rows already carry)."""
     if daily.empty:
         return daily
     df = pd.DataFrame({
         "meter_id": daily["meter_id"].to_numpy(),
-        "period_start": period_key(daily["period_start"], freq, tz),
+        "period_start": daily["period_start"] if freq == "native" else period_key(daily["period_start"], freq, tz),
         "quantity": daily["quantity"].to_numpy(float),
         "est": daily["quantity"].to_numpy(float) * daily["estimated_share"].to_numpy(float),
     })

@@ -467,19 +467,15 @@ class InfluxStore(Store):
             df = df.sort_values(["meter_id", "t"], kind="stable", ignore_index=True)
         return df[["meter_id", "t", *columns]]
 
-    def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
-                     meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
-        """Months and years summed by the server: one `sum()` statement per local month
-        or year over the covered days (a year of 405 meters answers 4,860 rows, not
+    def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
+                      meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """Spans summed by the server: one `sum()` statement per span (a local month or
+        year, ...) over the covered days (a year of 405 meters answers 4,860 rows, not
         147,825 daily ones)."""
         ids = self._meter_where(None if meter_ids is None else [str(m) for m in meter_ids])
         if ids is None:
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
-        found = self._sum_cuts(freq, start, end)
-        if found is None:
-            return None
-        keys, cuts = found
         statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
                       f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {a}s AND time < {b}s AND covered = 1"
                       f"{ids} GROUP BY meter" for a, b in itertools.pairwise(cuts)]
