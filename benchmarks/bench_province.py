@@ -23,7 +23,7 @@ Then, each in a fresh process reading the store (cold: imports, registry, store 
 Baseline of each verb, also a fresh process: the registry loaded exactly as every verb
 loads it (`core.registry.load_registry`: the same file, through its validated snapshot in
 the user's cache directory, which the benchmark's own first load writes; so both sides
-pay the same registry cost, ~3 s at 31,600 institutions instead of ~80 s of YAML), then
+pay the same registry cost, ~3 s at 31,600 institutions instead of 95 s of YAML), then
 the same engine's plain columnar group-by over the same stored rows (SQLite via ADBC
 into Arrow: `SELECT meter, sum(quantity), sum(est) FROM cons_day ... GROUP BY meter` for
 the year (ledger, quotas check) and for the month, the year to date and the month a year
