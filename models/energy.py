@@ -267,10 +267,11 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     (`models.indicators.energy_sums(period=sums, freq=freq)`, `models.cost.energy_cost`
     then `cost_by_period(period=sums)`), so the meters whose rows need no split inside a
     period come as the store's sums of those periods (server-side: a province year is
-    ~200,000 rows, not ~70 million); heating meters (the heating-season split), bills
-    and the meters of an (institution, energy) that has bills (a bill's cost replaces
-    the tariff on its days) keep `freq` rows. The sums are the same; the rows are not
-    periods of `freq`."""
+    ~200,000 rows, not ~70 million); heating meters as sums of spans cut also where a
+    heating season starts or ends (`_season_spans`: the heating split stays exact);
+    bills and the meters of an (institution, energy) that has bills (a bill's cost
+    replaces the tariff on its days) keep `freq` rows. The sums are the same; the rows
+    are not periods of `freq`."""
     from models.factors import load_factors
 
     if boundary not in BOUNDARIES:

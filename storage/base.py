@@ -478,8 +478,7 @@ class Store(ABC):
         if sums is not None:
             return self._with_multiplier(sums)
         daily = self.consumption("day", keys[0], end, meter_ids)
-        span = np.searchsorted(cuts, daily["period_start"].to_numpy().astype("datetime64[s]").astype(np.int64),
-                               side="right") - 1
+        span = np.searchsorted(cuts, pd.DatetimeIndex(daily["period_start"]).as_unit("s").asi8, side="right") - 1
         return regroup(daily.assign(period_start=keys[span]), "native", self.tz)
 
     def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
