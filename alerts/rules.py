@@ -173,20 +173,19 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
     if quotas_cfg is not None and wanted & set(QUOTA_RULES) and registry.institutions:
         factors = factors or load_factors()
         year = at_d.year
-        start = pd.Timestamp(f"{year - 1}-01-01")
         roll_start = pd.Timestamp(at_d) - pd.Timedelta(days=ROLLING_DAYS)
-        start = min(start, roll_start)
         end = pd.Timestamp(at_d)
-        use = energy_use(store, registry, start, end, "day", factors)
+        # only sums are needed (months of last year and this one; the rolling year), so
+        # the store sums all but heating meters (`energy_use(..., sums=...)`)
         if wanted & {"dual_control_exceeded", "projected_breach", "projected_near_limit"} and quotas_cfg.targets:
+            use = energy_use(store, registry, pd.Timestamp(f"{year - 1}-01-01"), end, "day", factors, sums="month")
             monthly = indicators(use, registry, factors, quotas_cfg.basis, freq="day", by_period="month")
             evaluated = evaluate_targets(quotas_cfg, monthly, as_of=end, regions=registry, year=year)
             if details is not None:
                 details["targets"] = evaluated
             alerts += [a for a in target_alerts(evaluated, registry, stamp) if a.rule in wanted]
         if "quota_constraint_exceeded" in wanted and quotas_cfg.standards:
-            local = pd.DatetimeIndex(use["period_start"]) if len(use) else pd.DatetimeIndex([], tz=tz)
-            window = use[(local >= localtime.first_instant_of(roll_start, tz))] if len(use) else use
+            window = energy_use(store, registry, roll_start, end, "day", factors, sums="year")
             ind = indicators(window, registry, factors, quotas_cfg.basis, freq="day")
             levels = quota_levels(ind, quotas_cfg, regions=registry)
             if details is not None:

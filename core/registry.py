@@ -6,22 +6,36 @@ problem at once, each with file, line and field (see interfaces.md for the forma
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
+import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from core.filecache import FileCache, cache_dir, content_stamp
 from core.profiles import load_profiles
 from core.schemas.institution import DataCentre
 from core.textfile import echo
 from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Boundary, BoundaryReason, Category, Energy, Subitem
-from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, mapping_items, pydantic_problems, validate_node
+from core.yamlfile import (
+    ConfigError,
+    LineDict,
+    Problem,
+    load_yaml,
+    mapping_items,
+    pydantic_problems,
+    read_config_bytes,
+    validate_node,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 #: A province's registry (Hebei: 31,600 institutions, ~200k meters) is ~55 MB of YAML.
@@ -511,11 +525,39 @@ def with_reported(registry: Registry, reported: Iterable[tuple[str, Mapping[str,
     return Registry(**{**fields, "regions": tuple(regions), "institutions": tuple(kept.values())})
 
 
+@lru_cache(maxsize=1)
+def snapshot_version() -> str:
+    """What a registry snapshot depends on besides the file: the code of `core` (the
+    schema, the validation, the profiles it checks against) and the libraries whose
+    objects it pickles. A change to any of them makes every snapshot stale."""
+    digest = hashlib.sha256(f"{sys.version}|{pydantic.VERSION}|{pd.__version__}|{np.__version__}".encode())
+    root = Path(__file__).parent
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.yaml")]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def load_registry(path: str | Path) -> Registry:
-    """Load and validate a registry file; raise ConfigError with every problem."""
-    doc = load_yaml(path, max_bytes=MAX_REGISTRY_BYTES)
-    registry, problems = validate_registry_doc(doc, str(path))
-    if problems:
-        raise ConfigError(problems)
-    assert registry is not None
-    return registry
+    """Load and validate a registry file; raise ConfigError with every problem.
+
+    A province's registry is tens of MB of YAML (~80 s to parse and validate at 31,600
+    institutions), so the validated registry, its frames built, is kept as a snapshot
+    in the user's cache directory (`core.filecache.cache_dir("registry")`, one file per
+    registry path) and served while the file's path, size, mtime and sha256 are the
+    ones it was made from; an invalid file gets no snapshot and raises as before."""
+    path = Path(path)
+    data, st = read_config_bytes(path, MAX_REGISTRY_BYTES)
+
+    def parse() -> Registry:
+        doc = load_yaml(path, max_bytes=MAX_REGISTRY_BYTES, data=data)
+        registry, problems = validate_registry_doc(doc, str(path))
+        if problems:
+            raise ConfigError(problems)
+        assert registry is not None
+        registry._frames  # noqa: B018 -- built once, kept in the snapshot
+        return registry
+
+    cache = FileCache(cache_dir("registry"), version=snapshot_version())
+    registry = cache.get(("registry", str(path.resolve())), content_stamp(path, data, st), parse)
+    # The same file named another way (relative, through a link): messages name it as asked.
+    return registry if registry.source == str(path) else registry.model_copy(update={"source": str(path)})

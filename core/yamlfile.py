@@ -9,6 +9,7 @@ schema's errors into FILE:LINE: FIELD problems.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -279,16 +280,24 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return memo[id(node)]
 
 
-def _read_text(path: Path, max_bytes: int) -> str:
-    """The file as text (UTF-8, with or without BOM); ConfigError when unreadable, too big or not UTF-8."""
+def read_config_bytes(path: Path, max_bytes: int = MAX_BYTES) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and its `stat()` taken before the read; ConfigError when it is
+    unreadable or larger than `max_bytes`."""
     file = str(path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ConfigError([Problem(file, 0, "-", f"file too large: {size:,} bytes (at most {max_bytes:,})")])
+        st = path.stat()
+        if st.st_size > max_bytes:
+            raise ConfigError([Problem(file, 0, "-", f"file too large: {st.st_size:,} bytes (at most {max_bytes:,})")])
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([Problem(file, 0, "-", f"cannot read file: {exc.strerror}")]) from exc
+    if len(data) > max_bytes:  # grew between the stat and the read
+        raise ConfigError([Problem(file, 0, "-", f"file too large: {len(data):,} bytes (at most {max_bytes:,})")])
+    return data, st
+
+
+def _decode(data: bytes, file: str) -> str:
+    """`data` as text (UTF-8, with or without BOM); ConfigError naming the line when it is not UTF-8."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -297,15 +306,17 @@ def _read_text(path: Path, max_bytes: int) -> str:
                                                     f"{exc.start}): save the file as UTF-8")]) from exc
 
 
-def load_yaml(path: str | Path, max_bytes: int = MAX_BYTES) -> Any:
+def load_yaml(path: str | Path, max_bytes: int = MAX_BYTES, data: bytes | None = None) -> Any:
     """Load a YAML file; mappings come back as `LineDict`, lists as `LineList`.
 
     The one entry for every config file: syntax errors, duplicate keys, text that is not
     UTF-8, files over `max_bytes`, nesting deeper than MAX_DEPTH and aliases expanding to
-    more than MAX_ALIAS_NODES extra nodes raise ConfigError (FILE:LINE: FIELD: reason)."""
+    more than MAX_ALIAS_NODES extra nodes raise ConfigError (FILE:LINE: FIELD: reason).
+    `data`: the file's bytes when the caller has read them (`read_config_bytes`), e.g.
+    to hash exactly what is parsed."""
     path = Path(path)
     file = str(path)
-    text = _read_text(path, max_bytes)
+    text = _decode(read_config_bytes(path, max_bytes)[0] if data is None else data, file)
     loader = None
     try:
         loader = _LineLoader(text)  # the reader refuses control characters here

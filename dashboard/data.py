@@ -90,13 +90,15 @@ class DataService(YearTables):
         self.tariffs = models_api.tariff_frame(self.registry)
 
     # -- what one read of the store gives -----------------------------------------------
-    def _load(self, start: pd.Timestamp, end: pd.Timestamp,
-              institution_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _load(self, start: pd.Timestamp, end: pd.Timestamp, institution_ids: Iterable[str] | None = None,
+              sums: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """One daily read of [start, end): the use frame (`models.api.energy_use`, freq
-        day) and the bills' costs per day (`models.api.bill_costs`)."""
+        day; `sums`: only to be reduced to such periods, the store sums what it can) and
+        the bills' costs per day (`models.api.bill_costs`)."""
         ids = None if institution_ids is None else sorted(institution_ids)
         stop = end if end > start else start + pd.Timedelta(seconds=1)
-        use = models_api.energy_use(self.store, self.registry, start, stop, "day", self.factors, institution_ids=ids)
+        use = models_api.energy_use(self.store, self.registry, start, stop, "day", self.factors, institution_ids=ids,
+                                    sums=sums)
         billed = models_api.bill_costs(self.store.read_bills(ids), "day", self.tz, start, end)
         return use, billed
 
@@ -124,8 +126,9 @@ class DataService(YearTables):
         """Monthly energy sums and costs of every institution for `year` up to now (one
         daily read of the store per year, reused by every year table)."""
         def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
-            use, billed = self.year_use(year) if self.keeps_days() else self._load(*self.year_bounds(year))
-            return self._reduce(use, billed, "month")
+            if self.keeps_days():
+                return self._reduce(*self.year_use(year), "month")
+            return self._reduce(*self._load(*self.year_bounds(year), sums="month"), "month")
         return self.cached(("year_sums", year), compute)  # type: ignore[return-value]
 
     def range_sums(self, start: pd.Timestamp, end: pd.Timestamp,

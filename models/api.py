@@ -111,13 +111,14 @@ def year_indicators(store, registry, year: int, factors: FactorSet | None = None
 def period_sums(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp,
                 factors: FactorSet | None = None, boundary: str = "net") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(use, institutions, sums) of the local period [start, end) inside one calendar
-    year: the use frame read at daily resolution (so heating seasons split exactly),
-    `institution_context` and `energy_sums` with one row per institution and energy.
-    The annual ledger and the statistics tables both start from it, so their
-    indicators (`indicators_from_sums`) are the same figures. `boundary`: net (default),
-    gross or excluded (`models.energy.energy_use`)."""
+    year: the use frame read for a yearly sum (`energy_use(..., "day", sums="year")`:
+    heating meters and bills daily, so heating seasons split exactly, the other meters
+    as the store's sums of the period), `institution_context` and `energy_sums` with one
+    row per institution and energy. The annual ledger and the statistics tables both
+    start from it, so their indicators (`indicators_from_sums`) are the same figures.
+    `boundary`: net (default), gross or excluded (`models.energy.energy_use`)."""
     factors = factors or load_factors()
-    use = energy_use(store, registry, start, end, "day", factors, boundary=boundary)
+    use = energy_use(store, registry, start, end, "day", factors, boundary=boundary, sums="year")
     inst = institution_context(registry, factors)
     return use, inst, energy_sums(use, inst, period="year", freq="day", tz=registry.timezone)
 

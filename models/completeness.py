@@ -144,7 +144,8 @@ def completeness_from_counts(counts: pd.DataFrame, live_interval: pd.Series, sta
     # usual spacing of meters without a poll interval: each day's spacing counts for
     # that day and the `lookback_days` after it (a vectorised rolling median)
     k = np.arange(lookback_days + 1)
-    feed = ~np.isin(names, np.asarray(live.index, dtype=object))[codes] if len(c) else np.zeros(0, bool)
+    # hashed, not np.isin: on object arrays that compares every name with every live meter
+    feed = ~pd.Index(names).isin(live.index)[codes] if len(c) else np.zeros(0, bool)
     rep_meter = np.repeat(row_meter[feed], len(k))
     rep_dn = (dn[feed][:, None] + k[None, :]).ravel()
     rep_step = np.repeat(step[feed], len(k))

@@ -196,8 +196,10 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
     m1 = m0 + pd.offsets.MonthBegin(1)
     y0 = m0.replace(month=1)
     p0, p1 = m0 - pd.DateOffset(years=1), m1 - pd.DateOffset(years=1)
-    use = energy_use(store, registry, y0, m1, "day", factors)
-    prev_use = energy_use(store, registry, p0, p1, "day", factors)
+    # sums only (the month, the year to date, the month a year before): the store sums
+    # every meter but heating ones per month (`energy_use(..., sums="month")`)
+    use = energy_use(store, registry, y0, m1, "day", factors, sums="month")
+    prev_use = energy_use(store, registry, p0, p1, "day", factors, sums="month")
     in_month = (pd.DatetimeIndex(use["period_start"]) >= localtime.first_instant_of(m0, tz)) if len(use) else np.zeros(0, bool)
     ind = _with_derived(indicators(use[in_month], registry, factors, basis, freq="day"))
     prev = _with_derived(indicators(prev_use, registry, factors, basis, freq="day"))

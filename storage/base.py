@@ -454,28 +454,66 @@ class Store(ABC):
         codes, names = pd.factorize(ids)  # the multiplier once per meter, not per row
         mult = pd.Series(np.asarray(names, dtype=object)).map(self.multipliers).fillna(1.0).to_numpy(float)[codes]
         quantity = rows["quantity"].to_numpy(float) * mult
-        out = pd.DataFrame({  # strings already in pandas' str dtype stay as they are (no per-row round trip)
-            "meter_id": ids.array if len(ids) and isinstance(ids.dtype, pd.StringDtype) else ids.to_numpy(object),
+        out = pd.DataFrame({
+            "meter_id": _id_column(ids),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
             "quantity": quantity,
             "estimated_share": rollup.estimated_share(rows["est"].to_numpy(float) * mult, quantity),
         })
         return out if freq in ("hour", "day") else regroup(out, freq, self.tz)
 
+    def consumption_between(self, starts: pd.DatetimeIndex, end: str | pd.Timestamp,
+                            meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Consumption per meter summed over local spans of days: [starts[k], starts[k+1])
+        and [starts[-1], end), `starts` being sorted local midnights (tz-aware):
+        CONSUMPTION_COLUMNS, period_start the span's start, for the spans with covered
+        days (summed by the server where the backend can, `_sums_between`)."""
+        end = ts(end, self.tz)
+        if len(starts) == 0 or end <= starts[0]:
+            return self._with_multiplier(pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz),
+                                                       "quantity": [], "est": []}))
+        keys = pd.DatetimeIndex(starts).tz_convert(self.tz)
+        cuts = np.r_[keys.as_unit("s").asi8, int(np.ceil(end.timestamp()))]
+        sums = self._sums_between(keys, cuts, meter_ids)
+        if sums is not None:
+            return self._with_multiplier(sums)
+        daily = self.consumption("day", keys[0], end, meter_ids)
+        span = np.searchsorted(cuts, pd.DatetimeIndex(daily["period_start"]).as_unit("s").asi8, side="right") - 1
+        return regroup(daily.assign(period_start=keys[span]), "native", self.tz)
+
     def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
                      meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
-        """A backend that sums days into months or years itself (server-side) returns
-        meter_id, period_start (local month or year start), quantity, est (index units,
-        covered days of [start's day, end) only), sorted by meter and period; None: the
-        daily rows are read and regrouped here."""
+        """Months or years of [start's day, end) summed by the backend (`_sums_between`)."""
+        found = self._sum_cuts(freq, start, end)
+        return None if found is None else self._sums_between(*found, meter_ids)
+
+    def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
+                      meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """A backend that sums days itself (server-side) returns, for the spans
+        [cuts[k], cuts[k+1]) (epoch s) labelled keys[k]: meter_id, period_start, quantity,
+        est (index units, covered days only), sorted by meter and period; None: the daily
+        rows are read and summed here."""
         return None
+
+    def _sum_cuts(self, freq: str, start: str | pd.Timestamp,
+                  end: str | pd.Timestamp) -> tuple[pd.DatetimeIndex, np.ndarray] | None:
+        """For `_period_sums`: the local month or year starts (keys) of [start's day, end)
+        and the epoch-second cuts between them (len(keys) + 1: the first cut is start's
+        day, the last `end`); None when the range is empty."""
+        start, end = ts(start, self.tz), ts(end, self.tz)
+        lo = int(rollup.period_edges(start, end, "day", self.tz)[0])
+        hi = int(np.ceil(end.timestamp()))
+        if hi <= lo:
+            return None
+        keys = localtime.local_edges(from_epoch_s([lo])[0], from_epoch_s([hi])[0], freq, self.tz)[:-1]
+        return keys, np.r_[np.maximum(keys.as_unit("s").asi8, lo), hi]
 
     def _with_multiplier(self, sums: pd.DataFrame) -> pd.DataFrame:
         """CONSUMPTION_COLUMNS of period sums in index units (`_period_sums`)."""
         mult = pd.Series(sums["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
         quantity = sums["quantity"].to_numpy(float) * mult
         return pd.DataFrame({"meter_id": sums["meter_id"].to_numpy(object),
-                             "period_start": sums["period_start"].to_numpy(), "quantity": quantity,
+                             "period_start": sums["period_start"].array, "quantity": quantity,  # keeps the tz
                              "estimated_share": rollup.estimated_share(sums["est"].to_numpy(float) * mult, quantity)})
 
     def period_counts(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
@@ -488,7 +526,7 @@ class Store(ABC):
         years are sums of days (without step)."""
         rows = self._periods_between(freq, start, end, meter_ids, ["samples", "stored", "flags", "step"])
         out = pd.DataFrame({
-            "meter_id": rows["meter_id"].to_numpy(object),
+            "meter_id": _id_column(rows["meter_id"]),
             "period_start": from_epoch_s(rows["t"].to_numpy(np.int64)).tz_convert(self.tz),
             "samples": rows["samples"].to_numpy(np.int64),
             "stored": rows["stored"].to_numpy(np.int64),
@@ -886,13 +924,20 @@ def period_key(period_start: pd.Series | pd.DatetimeIndex, freq: str, tz: str) -
     return localtime.local_floor(pd.DatetimeIndex(period_start), freq, tz)
 
 
+def _id_column(ids: pd.Series):
+    """A meter-id column for a new frame: strings already in pandas' str dtype stay as
+    they are (no per-row round trip through Python objects), others as objects."""
+    return ids.array if len(ids) and isinstance(ids.dtype, pd.StringDtype) else ids.to_numpy(object)
+
+
 def regroup(daily: pd.DataFrame, freq: str, tz: str) -> pd.DataFrame:
-    """Daily consumption regrouped into local months or years."""
+    """Daily consumption regrouped into local months or years ('native': by the
+    period_start the rows already carry)."""
     if daily.empty:
         return daily
     df = pd.DataFrame({
         "meter_id": daily["meter_id"].to_numpy(),
-        "period_start": period_key(daily["period_start"], freq, tz),
+        "period_start": daily["period_start"] if freq == "native" else period_key(daily["period_start"], freq, tz),
         "quantity": daily["quantity"].to_numpy(float),
         "est": daily["quantity"].to_numpy(float) * daily["estimated_share"].to_numpy(float),
     })

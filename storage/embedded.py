@@ -27,6 +27,7 @@ other copy's locks). Transactions use the one helper, `core.sqlite.transaction`
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import weakref
@@ -39,6 +40,7 @@ import adbc_driver_sqlite.dbapi as adbc
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.sqlite import BUSY_TIMEOUT_MS, transaction
 from storage.base import (
@@ -408,9 +410,30 @@ class EmbeddedStore(Store):
                         f"WHERE t >= ? AND t < ?{where} ORDER BY meter, t", [lo, hi, *params])
         if t.num_rows == 0:
             return empty_periods(columns)
-        df = t.drop(["meter"]).to_pandas()
-        df.insert(0, "meter_id", self._names(t["meter"].to_numpy()))
-        return df
+        # rows come by meter: each meter's id is looked up once and Arrow repeats it (a
+        # province year is ~8 million rows: no Python string per row, no re-inference)
+        keys = t["meter"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        codes = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(keys)]))
+        ids = pc.take(pa.array(self._names(keys[starts]).tolist(), pa.string()), pa.array(codes))
+        return t.drop(["meter"]).add_column(0, "meter_id", ids).to_pandas()
+
+    def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
+                      meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """Spans summed by SQLite: one `sum() ... GROUP BY meter` per span over the
+        covered days (a year of 21,000 meters answers 21,000 rows, not 7.7 million daily ones)."""
+        where, params = self._ids_filter(meter_ids)
+        parts = [self._arrow(f"SELECT meter, sum(quantity) AS quantity, sum(est) AS est FROM {TABLES['day']} "
+                             f"WHERE t >= ? AND t < ? AND covered = 1{where} GROUP BY meter",
+                             [int(a), int(b), *params]) for a, b in itertools.pairwise(cuts)]
+        period = np.repeat(np.arange(len(parts)), [t.num_rows for t in parts])
+        out = pd.DataFrame({
+            "meter_id": self._names(np.concatenate([t["meter"].to_numpy() for t in parts]).astype(np.int64)),
+            "period_start": keys[period],
+            "quantity": np.concatenate([t["quantity"].to_numpy() for t in parts]).astype(float),
+            "est": np.concatenate([t["est"].to_numpy() for t in parts]).astype(float),
+        })
+        return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
     def _drop_periods(self) -> None:
         for name in TABLES.values():

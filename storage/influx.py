@@ -53,8 +53,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from core import localtime
-from storage import rollup
 from storage.base import (
     BILL_COLUMNS,
     BILL_FIGURES,
@@ -469,22 +467,15 @@ class InfluxStore(Store):
             df = df.sort_values(["meter_id", "t"], kind="stable", ignore_index=True)
         return df[["meter_id", "t", *columns]]
 
-    def _period_sums(self, freq: str, start: str | pd.Timestamp, end: str | pd.Timestamp,
-                     meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
-        """Months and years summed by the server: one `sum()` statement per local month
-        or year over the covered days (a year of 405 meters answers 4,860 rows, not
+    def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
+                      meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
+        """Spans summed by the server: one `sum()` statement per span (a local month or
+        year, ...) over the covered days (a year of 405 meters answers 4,860 rows, not
         147,825 daily ones)."""
         ids = self._meter_where(None if meter_ids is None else [str(m) for m in meter_ids])
         if ids is None:
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
-        start, end = ts(start, self.tz), ts(end, self.tz)
-        lo = int(rollup.period_edges(start, end, "day", self.tz)[0])
-        hi = int(np.ceil(end.timestamp()))
-        if hi <= lo:
-            return None
-        keys = localtime.local_edges(from_epoch_s([lo])[0], from_epoch_s([hi])[0], freq, self.tz)[:-1]
-        cuts = np.r_[np.maximum(keys.as_unit("s").asi8, lo), hi]
         statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
                       f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {a}s AND time < {b}s AND covered = 1"
                       f"{ids} GROUP BY meter" for a, b in itertools.pairwise(cuts)]

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from core.filecache import CACHE_DIR_ENV
 from storage import Store, open_store
 from tests.servers import Influxd
+
+# Registry snapshots of the session's many temporary registries go to a temporary cache
+# directory (inherited by the CLI processes tests start), not to the user's.
+_CACHE = tempfile.mkdtemp(prefix="civicwatt-test-cache-")
+os.environ[CACHE_DIR_ENV] = _CACHE
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 _db_counter = itertools.count()
 

@@ -364,3 +364,39 @@ def test_ranking_shows_no_yoy_over_an_incomplete_previous_year(tmp_path):
         assert yoy_row[1].children == "" and yoy_row[2].children == "last year incomplete: no comparison"
     finally:
         store.close()
+
+
+def test_province_year_sums_read_as_sums_equal_the_kept_days(tmp_path, monkeypatch):
+    """A province's year tables (`keeps_days` False: the store sums all but heating
+    meters and billed pairs per month) equal the ones from the kept daily use: energy
+    sums with the heating split, and costs where a bill's cost replaces the tariff on
+    its days (G2's electricity is metered, and billed from 10 March to the month's end)."""
+    from civicwatt.context import open_registry_store
+    from core.registry import load_registry
+    from tests.support_ledger_world import build
+
+    reg_path, _, url = build(tmp_path)
+    text = reg_path.read_text(encoding="utf-8")
+    text = text.replace("{id: hebei, name: 河北省}", "{id: hebei, name: 河北省, tariffs: {electricity: 0.65, water: 4.2, "
+                                                    "natural_gas: 3.1, heat: 40.0}}")
+    reg_path.write_text(text, encoding="utf-8")
+    reg = load_registry(reg_path)
+    with open_registry_store(reg, url) as store:
+        store.write_bills(pd.DataFrame([{"institution_id": "G2", "energy": "electricity", "period_start": "2024-03-10",
+                                         "period_end": "2024-03-31", "quantity": 11000.0, "unit": "kWh",
+                                         "cost_cny": 12000.0}]))
+        now = lambda: pd.Timestamp("2025-02-01 12:00", tz=reg.timezone)  # noqa: E731
+        kept = DataService(reg, store, now=now)
+        assert kept.keeps_days()
+        want_sums, want_costs = kept.year_sums(2024)
+        province = DataService(reg, store, now=now)
+        monkeypatch.setattr(province, "keeps_days", lambda: False)
+        got_sums, got_costs = province.year_sums(2024)
+    pd.testing.assert_frame_equal(got_sums.drop(columns="rows"), want_sums.drop(columns="rows"), rtol=1e-12)
+    pd.testing.assert_frame_equal(got_costs, want_costs, rtol=1e-12)
+    assert want_sums["heating_quantity"].sum() > 0
+    g2 = want_costs[(want_costs["institution_id"] == "G2") & (want_costs["energy"] == "electricity")]
+    march = g2["period_start"].dt.month == 3
+    # 1-9 March at the tariff (500 kWh a day), then the bill; not the tariff on the whole month as well
+    assert g2.loc[march, "cost_cny"].item() == pytest.approx(0.65 * 9 * 500.0 + 12000.0)
+    assert g2.loc[~march, "cost_cny"].gt(0).all() and len(g2) == 12

@@ -231,3 +231,31 @@ def test_level_columns_follow_the_institutions_shown():
                             "level_water_m3_per_person": [None, "no_data"], "tce": [1.0, 2.0]})
     assert level_columns(summary) == ["level_kgce_per_person", "level_water_m3_per_person"]
     assert level_columns(summary.iloc[:1]) == ["level_kgce_per_person"]
+
+
+@pytest.mark.parametrize("boundary", ["net", "excluded"])
+def test_sums_read_from_the_store_equal_the_daily_sums(tmp_path, boundary):
+    """`energy_use(..., sums=...)` (what the ledger and the statistics read: meters other
+    than heating ones summed per period by the store) gives the same `energy_sums` as the
+    daily frame: quantities, estimated parts and the heating-season split (G1-H0, G2-G0),
+    bills (G1's gasoline), an excluded sub-meter deducted and an excluded main meter."""
+    from models.api import energy_sums, energy_use, institution_context
+
+    reg_path, _, url = build(tmp_path)
+    text = reg_path.read_text(encoding="utf-8")
+    for meter in ("parent: G1-E0, subitem: hvac", "id: G3-W0, institution: G3, energy: water"):
+        text = text.replace(meter + "}", meter + ", boundary: excluded, boundary_reason: 出租}")
+    reg_path.write_text(text, encoding="utf-8")
+    registry = load_registry(reg_path)
+    factors = load_factors()
+    inst = institution_context(registry, factors)
+    with open_registry_store(registry, url) as store:
+        for start, end, period in (("2024-01-01", "2025-01-01", "year"), ("2024-02-10", "2024-12-01", "month")):
+            daily = energy_use(store, registry, start, end, "day", factors, boundary=boundary)
+            summed = energy_use(store, registry, start, end, "day", factors, boundary=boundary, sums=period)
+            assert len(summed) < len(daily) / 2  # the store summed the non-heating meters
+            want = energy_sums(daily, inst, period=period, freq="day", tz=registry.timezone).drop(columns="rows")
+            got = energy_sums(summed, inst, period=period, freq="day", tz=registry.timezone).drop(columns="rows")
+            pd.testing.assert_frame_equal(got, want, rtol=1e-12)
+            assert want["heating_quantity"].sum() > 0 or boundary == "excluded"
+            assert (want["quantity"] != 0).all() and len(want) >= (8 if boundary == "net" else 2)

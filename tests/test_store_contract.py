@@ -128,6 +128,35 @@ def test_month_is_sum_of_days(store):
     assert month["period_start"].iloc[0] == pd.Timestamp("2025-03-01", tz=TZ)
 
 
+def test_spans_are_sums_of_their_days(store):
+    """`consumption_between`: each span [starts[k], starts[k+1]) (the last to `end`) is the
+    sum of its days, summed by the server (both backends) as the base class sums the daily
+    rows (the fallback of a backend that cannot), with the multiplier and the estimated part."""
+    from storage.base import Store
+
+    v = np.cumsum(np.random.default_rng(5).uniform(0, 5, 96 * 40))
+    store.write_samples(pd.concat([series("M", v, start=pd.Timestamp("2025-02-25", tz=TZ)),
+                                   series("N", v[: 96 * 9] * 2, start=pd.Timestamp("2025-02-25", tz=TZ))]))
+    meters(store, M={"multiplier": 3.0}, N={})
+    starts = pd.DatetimeIndex(["2025-02-26", "2025-03-01", "2025-03-02", "2025-03-15"]).tz_localize(TZ)
+    end = pd.Timestamp("2025-03-20 12:00", tz=TZ)  # a running day: counted while it has rows
+    days = store.consumption("day", starts[0], end, ["M", "N"])
+    got = store.consumption_between(starts, end, ["M", "N"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "_sums_between", Store._sums_between.__get__(store))  # the daily read summed here
+        summed_here = store.consumption_between(starts, end, ["M", "N"])
+    span = np.searchsorted(starts, days["period_start"], side="right") - 1
+    want = days.assign(span=starts[span], est=days["quantity"] * days["estimated_share"]).groupby(
+        ["meter_id", "span"], as_index=False)[["quantity", "est"]].sum()
+    for out in (got, summed_here):
+        assert list(zip(out["meter_id"], out["period_start"], strict=True)) == list(
+            zip(want["meter_id"], want["span"], strict=True))
+        np.testing.assert_allclose(out["quantity"], want["quantity"], rtol=1e-12)
+        np.testing.assert_allclose(out["quantity"] * out["estimated_share"], want["est"], rtol=1e-9, atol=1e-9)
+    assert set(got["meter_id"]) == {"M", "N"} and (got["meter_id"] == "N").sum() == 3  # N ends on 6 March
+    assert store.consumption_between(starts[:0], end, ["M"]).empty
+
+
 def test_bills_round_trip(store):
     bills = pd.DataFrame({"institution_id": ["I1", "I1"], "energy": ["diesel", "heat"],
                           "period_start": ["2025-01-01", "2025-01-15"], "period_end": ["2025-01-31", "2025-02-14"],
