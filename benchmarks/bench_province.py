@@ -195,7 +195,10 @@ def child(snippet: str, *argv: str) -> dict:
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"{argv[:3]} failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    got = json.loads(lines[-1])
+    if got.get("rc") not in (None, 0):  # the verb failed: show why (its last stderr lines)
+        got["stderr"] = "\n".join(out.stderr.strip().splitlines()[-5:])
+    return got
 
 
 def spans(tz: str, year: int) -> dict[str, list[tuple[int, int]]]:
@@ -252,6 +255,8 @@ def run_backend(name: str, base: Path, registry, url: str, bare_target: str, yea
               f"{got['cpu'] / bare['cpu']:10.2f}"
               + f"  (bare: {bare['yaml_s']:.1f}s of it the registry)"
               + (f"  (exit {got['rc']})" if got.get("rc") not in (None, 0) else "") + server_peak_mb(server_pid))
+        if "stderr" in got:
+            print("    " + got["stderr"].replace("\n", "\n    "))
         if key == "ranking":
             print(f"{'ranking callback':<28}p50 {got['p50_ms']:.0f} ms, p95 {got['p95_ms']:.0f} ms over {queries} "
                   f"queries on {got['rows']:,} institutions (target p95 < 300 ms)")
