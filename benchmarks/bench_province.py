@@ -37,6 +37,7 @@ the snapshot it loads the registry the way the verbs do.) Printed: time, peak RS
 child's own VmHWM) and the ratio (targets: each verb <= 2x its baseline and <= 60 s,
 peak RSS <= 8 GB, ranking p95 < 300 ms). Each phase's CPU time (user + system, the
 server's excluded) is printed too: on a shared machine it is steadier than wall time.
+A verb that exits non-zero is marked `(exit N)` and its last five stderr lines printed.
 Output is flushed line by line.
 
 `--keep DIR` builds the embedded portfolio and store in `DIR/embedded-N` (N institutions)
