@@ -85,7 +85,11 @@ _ESCAPE = re.compile(r"\\(.)")
 log = logging.getLogger("civicwatt.store")
 RETRIES = 5
 BACKOFF_S = 0.2  # first retry delay; doubles each time
-TIMEOUT_S = 30.0
+TIMEOUT_S = 30.0  # connecting, sending, and waiting for the answer to a write
+# Waiting for a /query answer: a province's month or year sums keep InfluxDB 1.x busy for
+# minutes before the first byte (bench_province at 2,000 institutions failed at 30 s). A
+# query that times out is not sent again: the server is busy, not gone.
+QUERY_TIMEOUT_S = 900.0
 
 
 def escape_tag(value: str) -> str:
@@ -164,6 +168,7 @@ class InfluxStore(Store):
         headers = {"Authorization": f"Token {token}"} if token else {}
         auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self._http = httpx.Client(base_url=base, headers=headers, auth=auth, timeout=TIMEOUT_S)
+        self._query_timeout = httpx.Timeout(TIMEOUT_S, read=QUERY_TIMEOUT_S)
         self._create = create_database
         # A server that is down when a writer (a collector) starts: the database and the
         # settings are set up by the first request that reaches it, not refused now.
@@ -311,7 +316,8 @@ class InfluxStore(Store):
                 headers = {"Accept": "application/csv"}
                 if not self.gzip:  # on loopback a compressed answer only costs CPU
                     headers["Accept-Encoding"] = "identity"
-                with self._http.stream("POST", "/query", data=self._query_params(q), headers=headers) as resp:
+                with self._http.stream("POST", "/query", data=self._query_params(q), headers=headers,
+                                       timeout=self._query_timeout) as resp:
                     if resp.status_code != 200:
                         text = resp.read().decode(errors="replace").strip()
                         if resp.status_code < 500 or attempt == RETRIES:
@@ -321,6 +327,9 @@ class InfluxStore(Store):
                             started = True
                             yield batch
                         return
+            except httpx.ReadTimeout as exc:
+                raise StoreError(f"InfluxDB at {self._http.base_url} did not answer a query within "
+                                 f"{QUERY_TIMEOUT_S:g} s") from exc
             except httpx.TransportError as exc:
                 if attempt == RETRIES or started:
                     raise StoreError(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
