@@ -75,7 +75,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 BUDGET_S = 2.0
 PASSWORD = "bench-pass-123"
-PAGES = {"/": "#gauge-energy_tce .main-svg", "/ranking": "#rank-table td",
+PAGES = {"/": "#gauge-energy_tce .gauge-bar", "/ranking": "#rank-table td",
          "/institution/HB-0001": "#inst-period-table", "/compare": "#cmp-table", "/alerts": "#alerts-count",
          "/reports": "#ledger-xlsx", "/mv": "#mv-verdict", "/assessment": "#assess-count", "/wall": "#wall-title"}
 BASELINE = ("/nowhere", ".empty")  # the frame and a "not found" message: no data work

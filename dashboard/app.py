@@ -63,12 +63,12 @@ def content_security_policy(script_hashes: list[str]) -> str:
     ])
 
 
-PLOTLY_BUNDLE = Path(__file__).parent / "vendor" / "plotly-finance.min.js"  # see vendor/README.md
+PLOTLY_BUNDLE = Path(__file__).parent / "vendor" / "plotly-basic.min.js"  # see vendor/README.md
 PLOTLY_URL = "/_dash-component-suites/plotly/package_data/plotly.min.js"  # where dcc.Graph loads Plotly from
 
 
 def partial_plotly(server: flask.Flask, bundle: Path = PLOTLY_BUNDLE) -> None:
-    """Serve plotly.js's partial "finance" bundle (1.3 MB: every trace type the
+    """Serve plotly.js's partial "basic" bundle (1.2 MB: `bar`, `scatter`, `pie`, every trace type the
     dashboard draws) where dcc.Graph loads Plotly from, instead of the full 4.8 MB bundle
     of the `plotly` package: a cold page with charts spent about 1.5 s of its main
     thread evaluating the full one (benchmarks/bench_pages.py --breakdown). Dash's

@@ -40,7 +40,7 @@ GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "sel
 # A chart on the wall screen: no mode bar (Plotly adds its buttons when the pointer
 # passes over a chart) and no zoom, pan or hover: nothing on the wall is a control.
 STATIC_GRAPH_CONFIG = {"staticPlot": True, "displayModeBar": False}
-TRACES_DRAWN = ("bar", "scatter", "pie", "indicator")  # the trace types of the dashboard's charts
+TRACES_DRAWN = ("bar", "scatter", "pie")  # the trace types of the dashboard's charts
 LAYOUT_UNUSED = ("polar", "ternary", "scene", "geo", "coloraxis", "colorscale", "mapbox", "map")
 
 
@@ -70,11 +70,7 @@ def _warm_plotly() -> None:
                       xaxis={"tickformat": "%b", "hoverformat": "%b", "nticks": 5},
                       yaxis={"tickmode": "array", "tickvals": [0], "ticktext": ["0"]}, paper_bgcolor="white")
     fig.add_hline(y=0, annotation_text="")
-    gauge = go.Figure(go.Indicator(mode="gauge+number", value=1, number={"suffix": ""}, title={"text": ""},
-                                   gauge={"axis": {"range": [0, 1]}, "bar": {}, "steps": [], "threshold": None}))
-    gauge.update_layout(height=100, margin={"l": 0}, separators=".,", template=TEMPLATE)
     fig.to_plotly_json()
-    gauge.to_plotly_json()
 
 
 _warm_plotly()

@@ -32,7 +32,7 @@ expect.set_options(timeout=TIMEOUT_MS)
 SHOTS = ARTIFACTS / "pages"
 PASSWORDS = {"admin": "admin-pass-123", "sjz": "region-pass-123", "inst5": "inst5-pass-123"}
 # path, what shows it is there, screenshot name
-PAGES = (("/", "#gauge-energy_tce .main-svg", "overview"), ("/ranking", "#rank-table td", "ranking"),
+PAGES = (("/", "#gauge-energy_tce .gauge-bar", "overview"), ("/ranking", "#rank-table td", "ranking"),
          ("/institution/HB-0001", "#inst-period-table", "institution"), ("/compare", "#cmp-table", "compare"),
          ("/alerts", "#alerts-count", "alerts"), ("/reports", "#ledger-xlsx", "reports"),
          ("/mv", "#mv-verdict", "savings-verification"), ("/assessment", "#assess-count", "assessment"),
@@ -114,7 +114,7 @@ def test_every_page_in_both_languages(site, width):
 # -- item 1 ------------------------------------------------------------------------------------
 def _gauge_share(page: Page, key: str) -> float:
     expect(page.locator(f"#gauge-{key}")).to_contain_text("%")  # drawn
-    title = page.locator(f"#gauge-{key}").text_content()  # the dial's SVG text: subtitle "… 94%）"
+    title = page.locator(f"#gauge-{key} .gauge-sub").text_content()  # subtitle "… 94%）"
     found = re.search(r"(\d+)\s?%", title or "")
     assert found, title
     return float(found.group(1)) / 100
@@ -122,12 +122,12 @@ def _gauge_share(page: Page, key: str) -> float:
 
 def test_the_first_screen_is_the_users_own_scope_against_its_targets(site):
     page = login(site, "admin")
-    expect(page.locator("#gauge-energy_tce .main-svg").first).to_be_visible()
+    expect(page.locator("#gauge-energy_tce .gauge-bar").first).to_be_visible()
     expect(page.locator("#overview h2").first).to_contain_text("河北省")
     for key in ("energy_tce", "water_m3", "co2_t"):
         assert 0.6 < _gauge_share(page, key) < 1.2, key  # not 1 % of the real provincial caps
     expect(page.locator("#ov-ytd")).to_contain_text("目标")
-    # the charts, the gauges among them, are drawn by the partial Plotly bundle, not the full one
+    # the charts are drawn by the partial Plotly bundle, not the full one
     assert page.evaluate("window.Plotly.version") == "4.1.0"
     assert not page.evaluate("'scattergl' in (window.Plotly.PlotSchema.get().traces)")
     page.context.close()
@@ -256,7 +256,7 @@ def test_charts_follow_the_language(site):
 # -- item 7 ----------------------------------------------------------------------------------------
 def test_a_phone_gets_a_folded_menu_and_scrolling_tables(site):
     page = login(site, "admin", width=390)
-    expect(page.locator("#gauge-energy_tce .main-svg").first).to_be_visible()
+    expect(page.locator("#gauge-energy_tce .gauge-bar").first).to_be_visible()
     expect(page.locator("#menu-button")).to_be_visible()
     expect(page.locator("#nav-ranking")).to_be_hidden()
     page.click("#menu-button")

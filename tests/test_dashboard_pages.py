@@ -76,11 +76,18 @@ def test_a_target_that_does_not_apply_to_the_scope_is_not_drawn(demo):
     c2 = ctx(demo, INST5)
     own = overview.numbers(c2, overview.scope_of(c2, INST5, None, "zh"), 2026)
     assert own.targets == {}  # HB-0005 has no target of its own
-    fig = overview.gauge("综合能耗", float(own.agg["tce"]), overview.limit(own, "energy_tce"),
-                         own.projected["energy_tce"], "tce", "zh")
-    assert fig.data[0].gauge.threshold.value is None and "未设目标" in fig.data[0].title.text
-    with_target = overview.gauge("x", 10.0, 20.0, 15.0, "tce", "zh")
-    assert with_target.data[0].gauge.threshold.value == 20.0
+    g = overview.gauge("g", "综合能耗", float(own.agg["tce"]), overview.limit(own, "energy_tce"),
+                       own.projected["energy_tce"], "tce", "zh")
+    marks = [m.className for m in g.children[2].children]
+    assert getattr(g, "data-target") is None and "gauge-target" not in marks and "未设目标" in g.children[4].children
+    with_target = overview.gauge("g", "x", 10.0, 20.0, 25.0, "tce", "zh")
+    assert getattr(with_target, "data-target") == 20.0
+    bar, band, mark = (next(m for m in with_target.children[2].children if m.className.startswith(k))
+                       for k in ("gauge-bar", "gauge-projected", "gauge-target"))
+    top = 25.0 * 1.15  # the scale reaches 15 % past the largest figure (the projection)
+    assert bar.style["width"] == f"{100 * 10 / top:.2f}%" and mark.style["left"] == f"{100 * 20 / top:.2f}%"
+    assert band.style["width"] == f"{100 * 25 / top:.2f}%" and "over" in band.className  # projected past the target
+    assert "125%" in with_target.children[4].children
 
 
 # -- item 5: charts --------------------------------------------------------------------------
@@ -338,7 +345,7 @@ def test_the_partial_plotly_bundle_holds_every_trace_type_drawn_and_is_served_fo
     text = dashboard_app.PLOTLY_BUNDLE.read_text(encoding="utf-8")
     registered = set(_re.findall(r'moduleType:"trace",name:"(\w+)"', text))
     assert set(widgets.TRACES_DRAWN) <= registered and "scattergl" not in registered
-    version = _re.search(r"plotly\.js \(finance - minified\) v(\d+\.\d+)\.\d+", text)
+    version = _re.search(r"plotly\.js \(basic - minified\) v(\d+\.\d+)\.\d+", text)
     assert version and get_plotlyjs_version().startswith(version.group(1) + ".")  # the plotly.js `plotly` expects
     server = flask.Flask(__name__)
     dashboard_app.partial_plotly(server)

@@ -251,7 +251,7 @@ def test_dash_app_works_under_the_csp_in_chromium(site):
         page.fill("#password", w.PASSWORDS["inst5"])
         page.click("#login-button")
         page.wait_for_url(lambda u: u.rstrip("/") == site["url"])
-        for path, selector in [("/institution/HB-0005", "#inst-daily .main-svg"), ("/", "#gauge-energy_tce .main-svg"),
+        for path, selector in [("/institution/HB-0005", "#inst-daily .main-svg"), ("/", "#gauge-energy_tce .gauge-bar"),
                                ("/ranking", "#rank-table td")]:
             page.goto(site["url"] + path)
             expect(page.locator(selector).first).to_be_visible(timeout=30_000)

@@ -76,8 +76,9 @@ def register(app: dash.Dash, c: Context) -> None:
         return f"/institution/{inst}"
 
     @app.callback(Output("inst-hourly", "figure"), Input("inst-hour-date", "date"), State("inst-id", "data"),
-                  State("lang", "data"))
+                  State("lang", "data"), prevent_initial_call=True)
     def hourly(date: str | None, inst_id: str | None, lang: str | None) -> Any:
+        """Another day's hourly chart (the page opens with yesterday's, drawn with it)."""
         lang = norm_lang(lang)
         date, inst_id = inputs.text(date), inputs.text(inst_id)
         try:
@@ -85,17 +86,14 @@ def register(app: dash.Dash, c: Context) -> None:
         except Forbidden:
             return {"layout": {"title": {"text": t("forbidden", lang)}}}
         try:
-            day = localtime.first_instant_of(pd.Timestamp(date or c.service.today().date().isoformat()).normalize(),
-                                               c.service.tz)
+            day = pd.Timestamp(date or c.service.today().date().isoformat()).normalize()
         except (ValueError, TypeError):
             raise PreventUpdate from None
-        meters = institution_meters(c.registry, inst)
-        hourly = c.service.consumption("hour", day, day + pd.Timedelta(days=1),
-                                       [m.id for m in meters if m.energy == "electricity"])
-        return hourly_figure(hourly, meters, lang, c.service.tz)
+        return hourly_of_day(c, inst, day, lang)
 
     @app.callback(Output("inst-period", "children"), Input("inst-range", "start_date"), Input("inst-range", "end_date"),
-                  Input("inst-yoy", "value"), State("inst-id", "data"), State("lang", "data"))
+                  Input("inst-yoy", "value"), State("inst-id", "data"), State("lang", "data"),
+                  prevent_initial_call=True)
     def institution_period(start: str | None, end: str | None, yoy: list | None, inst_id: str | None,
                            lang: str | None) -> Any:
         lang = norm_lang(lang)
@@ -159,7 +157,8 @@ def institution_page(c: Context, user: User, institution_id: str, lang: str) -> 
                 id="inst-hour-date", **KEEP, date=(today - pd.Timedelta(days=1)).date().isoformat(),
                 display_format="YYYY-MM-DD", first_day_of_week=1)]),
         ]),
-        graph("inst-hourly", fig_layout(go.Figure(), chart_title(t("hourly", lang), "kWh", lang), lang)),
+        graph("inst-hourly", hourly_of_day(c, inst_id, (today - pd.Timedelta(days=1)).tz_localize(None).normalize(),
+                                           lang)),
         html.Div(className="row", children=[
             graph("inst-subitems", subitem_split(ytd, meters, year, lang), "half"),
             html.Div(className="half", children=[
@@ -168,8 +167,18 @@ def institution_page(c: Context, user: User, institution_id: str, lang: str) -> 
         ]),
         html.H2(t("period_analysis", lang)),
         period.controls("inst", lang, period.default_dates(c)),
-        dcc.Loading(html.Div(id="inst-period")),
+        dcc.Loading(html.Div(id="inst-period", children=period.view(c, {inst_id}, period.parse(c, None, None), True,
+                                                                      lang, "inst", own=True))),
     ])
+
+
+def hourly_of_day(c: Context, inst_id: str, day: pd.Timestamp, lang: str) -> go.Figure:
+    """The hourly electricity chart of the local calendar day `day` (naive)."""
+    start = localtime.first_instant_of(day, c.service.tz)
+    meters = institution_meters(c.registry, inst_id)
+    hourly = c.service.consumption("hour", start, start + pd.Timedelta(days=1),
+                                   [m.id for m in meters if m.energy == "electricity"])
+    return hourly_figure(hourly, meters, lang, c.service.tz)
 
 
 def heading(c: Context, inst: Institution, lang: str) -> list:

@@ -24,12 +24,11 @@ from core.users import User
 from dashboard import inputs, integrations, period
 from dashboard.context import Context, Page
 from dashboard.data import KG_PER_T
-from dashboard.i18n import compact, month_label, norm_lang, pct, quantity, t, unit
+from dashboard.i18n import compact, month_label, norm_lang, num, pct, quantity, t, unit
 from dashboard.plan_panel import plan_panel
 from dashboard.widgets import (
     ENERGY_COLOURS,
     KEEP,
-    TEMPLATE,
     chart_title,
     date_axis,
     export_button,
@@ -221,8 +220,8 @@ def content(c: Context, scope: Scope, year: int, lang: str, wall: bool = False) 
     n = numbers(c, scope, year)
     if n is None:
         return no_data(lang)
-    gauges = [graph(f"gauge-{key}", gauge(t(label, lang), float(n.agg[col]), limit(n, key), n.projected[key], u,
-                                          lang, wall), "gauge", static=wall) for key, col, label, u in GAUGES]
+    gauges = [gauge(f"gauge-{key}", t(label, lang), float(n.agg[col]), limit(n, key), n.projected[key], u, lang)
+              for key, col, label, u in GAUGES]
     charts = [ytd_figure(c, n, year, lang), trend_figure(n, lang)]
     if wall:
         charts = [on_dark(f) for f in charts]
@@ -272,35 +271,37 @@ def intensity_table(n: Numbers, lang: str, yoy: tuple[float, str] = (np.nan, "no
     return html.Table(className="grid", id="ov-intensities", children=[html.Tbody(rows)])
 
 
-def gauge(title: str, actual: float, target: float | None, projected: float | None, u: str, lang: str,
-          wall: bool = False) -> go.Figure:
-    """Year-to-date value on a dial up to the annual target (red mark); the light band
+def gauge(component_id: str, title: str, actual: float | None, target: float | None, projected: float | None, u: str,
+          lang: str) -> html.Div:
+    """Year-to-date value on a bar up to the annual target (red mark); the light band
     reaches the year-end projection, which the subtitle states with its share of the
-    target. Numbers in the language's style (the dial in 万 or 亿 in Chinese)."""
-    top = max(x for x in (actual, target or 0, projected or 0, 1e-9) if x is not None and not np.isnan(x)) * 1.15
+    target. Numbers in the language's style (in 万 or 亿 in Chinese). Drawn in HTML and
+    CSS (`.gauge` in assets/style.css), not as a Plotly chart: three dials cost the
+    browser about a third of a second to draw on the first screen. The figures are on
+    the element too (`data-value`, `data-target`, `data-projected`; `role="meter"`)."""
+    actual, target, projected = (x if x is not None and np.isfinite(x) else None for x in (actual, target, projected))
+    top = max(x or 0.0 for x in (actual, target, projected, 1e-9)) * 1.15
+
+    def at(x: float | None) -> str:
+        return f"{100 * min(max(x or 0.0, 0.0), top) / top:.2f}%"
+
     over = bool(target and projected and projected > target)
-    scale, prefix = (1.0, "")
-    if norm_lang(lang) == "zh" and actual >= 1e4:
-        scale, prefix = (1e8, "亿") if actual >= 1e8 else (1e4, "万")
-    ticks = np.linspace(0, top, 5)
-    ind = go.Indicator(
-        mode="gauge+number", value=actual / scale,
-        number={"suffix": f" {prefix}{unit(u, lang)}", "font": {"size": 40 if wall else 30},
-                "valueformat": ",.2f" if scale > 1 else (",.0f" if actual >= 100 else ",.1f")},
-        title={"text": f"{title}<br><span style='font-size:0.75em;color:{'#e03131' if over else '#495057'}'>"
-                       f"{gauge_subtitle(target, projected, u, lang)}</span>", "font": {"size": 20 if wall else 16}},
-        gauge={"axis": {"range": [0, top / scale], "tickmode": "array", "tickvals": (ticks / scale).tolist(),
-                        "ticktext": [compact(x, lang, 2) for x in ticks]},
-               "bar": {"color": "#1c7ed6"},
-               "steps": ([{"range": [0, projected / scale], "color": "#ffe3e3" if over else "#e7f5ff"}]
-                         if projected else []),
-               "threshold": {"line": {"color": "#e03131", "width": 4}, "value": target / scale} if target else None},
-    )
-    fig = go.Figure(ind)
-    fig.update_layout(height=300 if wall else 280, margin={"l": 30, "r": 30, "t": 90, "b": 10},
-                      separators=".,", template=TEMPLATE,
-                      **({"paper_bgcolor": "rgba(0,0,0,0)", "font": {"color": "#e9ecef"}} if wall else {}))
-    return fig
+    zh = norm_lang(lang) == "zh"
+    number = compact(actual, lang, 4) if zh and (actual or 0) >= 1e4 else num(actual, 0 if (actual or 0) >= 100 else 1)
+    marks = [html.Div(className="gauge-projected" + (" over" if over else ""), style={"width": at(projected)})
+             if projected else None,
+             html.Div(className="gauge-bar", style={"width": at(actual)}),
+             html.Div(className="gauge-target", style={"left": at(target)}, title=f"{t('target', lang)}: "
+                      f"{compact(target, lang)} {unit(u, lang)}") if target else None]
+    return html.Div(id=component_id, className="gauge", role="meter", **{
+        "aria-label": title, "aria-valuemin": 0, "aria-valuemax": top, "aria-valuenow": actual,
+        "data-value": actual, "data-target": target, "data-projected": projected}, children=[
+        html.Div(title, className="gauge-title"),
+        html.Div(f"{number} {unit(u, lang)}", className="gauge-number"),
+        html.Div([m for m in marks if m is not None], className="gauge-track"),
+        html.Div([html.Span("0"), html.Span(compact(top, lang, 2))], className="gauge-scale"),
+        html.Div(gauge_subtitle(target, projected, u, lang), className="gauge-sub" + (" over" if over else "")),
+    ])
 
 
 def gauge_subtitle(target: float | None, projected: float | None, u: str, lang: str) -> str:
