@@ -111,12 +111,21 @@ def connect(path: Path) -> adbc.Connection:
     return con
 
 
-def _close_all(connections: list[tuple[adbc.Connection, adbc.Cursor]]) -> None:
-    """Close each cursor, then its connection (ADBC refuses the other order)."""
-    for con, cur in connections:
-        cur.close()
-        con.close()
-    connections.clear()
+def _close_all(connections: list[tuple[threading.Thread, adbc.Connection, adbc.Cursor]]) -> None:
+    """Close each cursor, then its connection (ADBC refuses the other order), of the
+    calling thread and of threads that have ended. A connection of another thread that
+    is still running stays open (it may be in the middle of a query: closing it under
+    that thread crashes the process) and is closed by a later call once its thread
+    ended, or when the store is dropped."""
+    me = threading.current_thread()
+    keep = []
+    for owner, con, cur in connections:
+        if owner is me or not owner.is_alive():
+            cur.close()
+            con.close()
+        else:
+            keep.append((owner, con, cur))
+    connections[:] = keep
 
 
 class EmbeddedStore(Store):
@@ -132,7 +141,7 @@ class EmbeddedStore(Store):
         self.directory.mkdir(parents=True, exist_ok=True)
         self.url = f"embedded:{self.directory}"
         self._local = threading.local()
-        self._open: list[tuple[adbc.Connection, adbc.Cursor]] = []  # every thread's connection, closed by close()
+        self._open: list[tuple[threading.Thread, adbc.Connection, adbc.Cursor]] = []  # each thread's, see _close_all
         self._open_lock = threading.Lock()
         weakref.finalize(self, _close_all, self._open)  # a store dropped without close(): cursors first
         self._keys: dict[str, int] = {}
@@ -170,7 +179,7 @@ class EmbeddedStore(Store):
             con = connect(self.path)
             cur = self._local.cur = con.cursor()
             with self._open_lock:
-                self._open.append((con, cur))
+                self._open.append((threading.current_thread(), con, cur))
         return cur
 
     def _arrow(self, sql: str, params: Iterable = ()) -> pa.Table:

@@ -200,3 +200,30 @@ def test_a_packed_value_out_of_its_range_is_refused(tmp_path):
         with pytest.raises(ValueError, match="out of range"), store._writing():
             store._put_periods("hour", rows)
         assert store._read_periods("hour", 0, 2**40, None, ["samples"]).empty
+
+
+def test_closing_the_store_leaves_another_threads_running_query_alone(tmp_path):
+    """`close()` while another thread is in the middle of a query (a dashboard request,
+    the warm-up) closes that thread's connection only once the thread has ended: closed
+    under it, SQLite's statement would be freed mid-step and the process crash."""
+    import threading
+
+    store = open_store(f"embedded:{tmp_path}")
+    n = 2_000_000
+    started, result = threading.Event(), {}
+
+    def long_query() -> None:
+        store._arrow("SELECT 1")  # this thread's connection
+        started.set()
+        result["sum"] = store._arrow(f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
+                                     "SELECT sum(x) AS s FROM c")["s"][0].as_py()
+
+    worker = threading.Thread(target=long_query)
+    worker.start()
+    started.wait(10)
+    store.close()  # the worker's query is running
+    assert len(store._open) == 1 and store._open[0][0] is worker  # its connection is still open
+    worker.join(60)
+    assert result["sum"] == n * (n + 1) // 2
+    store.close()  # the worker has ended: its connection is closed now
+    assert store._open == []
