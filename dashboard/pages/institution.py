@@ -142,6 +142,7 @@ def institution_page(c: Context, user: User, institution_id: str, lang: str) -> 
     year = c.service.current_year()
     ytd = c.service.consumption("year", *c.service.year_bounds(year), [m.id for m in meters])
     last_year, row, levels = last_complete_year(c, inst_id)
+    yesterday = (today - pd.Timedelta(days=1)).date()  # the hourly chart's first day
     return html.Div(id="institution", children=[
         dcc.Store(id="inst-id", data=inst_id),
         *heading(c, inst, lang),
@@ -154,11 +155,10 @@ def institution_page(c: Context, user: User, institution_id: str, lang: str) -> 
         graph("inst-daily", daily_figure(daily, today, lang)),
         html.Div(className="controls", children=[
             html.Label([t("date", lang), dcc.DatePickerSingle(
-                id="inst-hour-date", **KEEP, date=(today - pd.Timedelta(days=1)).date().isoformat(),
+                id="inst-hour-date", **KEEP, date=yesterday.isoformat(),
                 display_format="YYYY-MM-DD", first_day_of_week=1)]),
         ]),
-        graph("inst-hourly", hourly_of_day(c, inst_id, (today - pd.Timedelta(days=1)).tz_localize(None).normalize(),
-                                           lang)),
+        graph("inst-hourly", hourly_of_day(c, inst_id, pd.Timestamp(yesterday), lang)),
         html.Div(className="row", children=[
             graph("inst-subitems", subitem_split(ytd, meters, year, lang), "half"),
             html.Div(className="half", children=[
