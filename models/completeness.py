@@ -241,8 +241,13 @@ def judged_days(start: pd.Timestamp, end: pd.Timestamp, by: str = "month",
 def sums_of_daily(daily: pd.DataFrame, days: pd.DataFrame, target: float = COMPLETENESS_TARGET) -> pd.DataFrame:
     """`SUM_COLUMNS` (period: the group's position in `days`) of `completeness_from_counts`
     rows over the judged `days` (`judged_days`): the judged days with a sample, per meter
-    and group."""
-    d = daily[daily["samples"].to_numpy(np.int64) > 0]
+    and group (rows without `samples`, e.g. meter_id, day, share only: those with a
+    share > 0, samples counted 0)."""
+    if "samples" not in daily:
+        daily = daily.assign(samples=0)[daily["share"].to_numpy(float) > 0]
+    else:
+        daily = daily[daily["samples"].to_numpy(np.int64) > 0]
+    d = daily
     at = pd.Index(days["t"].to_numpy(np.int64)).get_indexer(pd.DatetimeIndex(d["day"]).as_unit("s").asi8)
     d, at = d[at >= 0], at[at >= 0]  # only the judged days
     group = days["group"].to_numpy(np.int64)[at]
