@@ -63,6 +63,7 @@ from storage.base import (
 DB_NAME = "civicwatt.sqlite3"
 CACHE_KIB = 65_536  # page cache per connection (KiB): keeps the B-tree pages of a write chunk in memory
 TABLES = {"hour": "cons_hour_day", "day": "cons_day"}
+DAY_S = 86_400.0  # the completeness rule's spacing when nothing else tells (models.completeness.DAY_S)
 _PERIOD_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     meter INTEGER NOT NULL, t INTEGER NOT NULL, quantity REAL NOT NULL, est REAL NOT NULL,
     flags INTEGER NOT NULL, samples INTEGER NOT NULL, stored INTEGER NOT NULL, covered INTEGER NOT NULL,
@@ -461,7 +462,8 @@ class EmbeddedStore(Store):
         for iv in np.unique(interval[live]):
             wanted = json.dumps(np.sort(keys[interval == iv]).tolist())
             for lo, hi, length, g in runs:
-                parts.append((self._arrow(_COMPLETENESS_LIVE, [length, float(iv), lo, hi, wanted, float(target)]), g))
+                expected = float(np.maximum(np.floor(length / iv), 1.0))  # as SQLite would: IEEE division, floor
+                parts.append((self._arrow(_COMPLETENESS_LIVE, [length, expected, lo, hi, wanted, float(target)]), g))
         if (~live).any():
             wanted = json.dumps(np.sort(keys[~live]).tolist())
             lo_of = days["lo"].to_numpy(np.int64)
@@ -548,12 +550,16 @@ class EmbeddedStore(Store):
 # A day's share under the completeness rule (`EmbeddedStore._completeness_sums`), for one
 # run of days of equal length and the live meters of one poll interval: parameters span
 # (s, REAL), interval (s), lo, hi (epoch s), the meter keys (JSON) and the target.
+# (the live expected count max(floor(span / interval), 1) computed once by the caller, ?2;
+# the inner query, ordered and limited, is a co-routine: each share computed once, and the
+# outer GROUP BY needs no sort)
 _COMPLETENESS_LIVE = f"""
 SELECT meter, count(*) AS days, sum(share >= ?6) AS complete, sum(share) AS share_sum, min(share) AS share_min,
        sum(samples) AS samples
-FROM (SELECT meter, samples, min(samples * 1.0 / max(floor(?1 / CASE WHEN stored = samples AND step > 0 THEN step
-                                                                     ELSE ?2 END), 1.0), 1.0) AS share
-      FROM {TABLES['day']} WHERE t >= ?3 AND t < ?4 AND samples > 0 AND meter IN (SELECT value FROM json_each(?5)))
+FROM (SELECT meter, samples, min(samples * 1.0 / CASE WHEN stored = samples AND step > 0
+                                                      THEN max(floor(?1 / step), 1.0) ELSE ?2 END, 1.0) AS share
+      FROM {TABLES['day']} WHERE t >= ?3 AND t < ?4 AND samples > 0 AND meter IN (SELECT value FROM json_each(?5))
+      ORDER BY meter LIMIT -1)
 GROUP BY meter
 """
 # The same for meters without a poll interval (one group of days): a day not judged at its
@@ -574,7 +580,7 @@ m AS (SELECT meter, t, (min(step) + max(step)) / 2.0 AS usual FROM w WHERE k IN 
       GROUP BY meter, t),
 x AS (SELECT r.meter, r.samples,
              min(r.samples * 1.0 / max(floor(r.span * 1.0 / CASE WHEN r.own THEN r.step
-                                                                 ELSE coalesce(m.usual, {float(86_400)}) END), 1.0),
+                                                                 ELSE coalesce(m.usual, {DAY_S}) END), 1.0),
                  1.0) AS share
       FROM r LEFT JOIN m ON m.meter = r.meter AND m.t = r.t)
 SELECT meter, count(*) AS days, sum(share >= ?5) AS complete, sum(share) AS share_sum, min(share) AS share_min,
