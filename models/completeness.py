@@ -262,13 +262,15 @@ def sums_of_daily(daily: pd.DataFrame, days: pd.DataFrame, target: float = COMPL
 
 def completeness_sums(store, live_interval: pd.Series, start: pd.Timestamp, end: pd.Timestamp,
                       meter_ids: list[str], by: str = "month", target: float = COMPLETENESS_TARGET,
-                      lookback_days: int = COMPLETENESS_LOOKBACK_DAYS) -> pd.DataFrame:
+                      lookback_days: int = COMPLETENESS_LOOKBACK_DAYS, full: bool = True) -> pd.DataFrame:
     """The completeness rule (`completeness_from_counts`, target > 0) of `meter_ids` over
     the local days in [start, end), summed per meter and local month (`by='month'`) or
     over the whole span (`by='span'`): SUM_COLUMNS, period the group's naive local first
     day (`judged_days`). Memory is bounded by the result, not by the meter-days: the
     store aggregates the rule itself where it can (`Store._completeness_sums`: SQL in
-    the embedded store), else the day counts are read METERS_PER_READ meters at a time."""
+    the embedded store), else the day counts are read METERS_PER_READ meters at a time.
+    Not `full`: only days and complete are needed (share_sum, share_min and samples may
+    be NaN: the embedded store then counts a year's months in one pass)."""
     days, keys = judged_days(start, end, by, lookback_days)
     ids = [str(m) for m in meter_ids]
     live = live_interval.astype(float)
@@ -280,7 +282,7 @@ def completeness_sums(store, live_interval: pd.Series, start: pd.Timestamp, end:
     if not ids or days.empty:
         return empty
     meters = pd.DataFrame({"meter_id": ids, "interval_s": live.reindex(ids).to_numpy(float)})
-    sums = store._completeness_sums(days, meters, target)
+    sums = store._completeness_sums(days, meters, target, full)
     if sums is None:
         parts = []
         for i in range(0, len(ids), METERS_PER_READ):

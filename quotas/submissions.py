@@ -85,7 +85,8 @@ class MeteredSubmissions:
         bill_days = (split_bills(due, "day", tz, start, end, self.factors or load_factors()) if len(due)
                      else empty_use())
         if sums is None:  # summed by the store from the materialised day counts: no meter-day in memory
-            sums = completeness_sums(self.store, interval, start, end, main["meter_id"].tolist(), by="month")
+            sums = completeness_sums(self.store, interval, start, end, main["meter_id"].tolist(), by="month",
+                                     full=False)  # complete days per month are all the months need
         if not len(main) and billed.empty:
             return pd.DataFrame({c: [] for c in MONTH_COLUMNS})
         return institution_month_completeness_of_sums(sums, main, billed, bill_days, start, end)

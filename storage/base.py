@@ -495,7 +495,8 @@ class Store(ABC):
         rows are read and summed here."""
         return None
 
-    def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float) -> pd.DataFrame | None:
+    def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
+                           full: bool = True) -> pd.DataFrame | None:
         """A backend that can aggregate the completeness rule of
         `models.completeness.completeness_from_counts` over its stored day rows returns,
         per meter of `meters` (meter_id, interval_s: the live poll interval, NaN when
@@ -503,8 +504,9 @@ class Store(ABC):
         instant of the first day of its usual-spacing window; span: length in s; group:
         int), over the judged days with a sample: meter_id, period (the group), days,
         complete (share >= `target`), share_sum, share_min, samples (the columns of
-        `models.completeness.SUM_COLUMNS`); None: the caller reads the day counts
-        (`period_counts`) and applies the rule itself."""
+        `models.completeness.SUM_COLUMNS`; not `full`: only days and complete are needed,
+        the others may be NaN); None: the caller reads the day counts (`period_counts`)
+        and applies the rule itself."""
         return None
 
     def _sum_cuts(self, freq: str, start: str | pd.Timestamp,
