@@ -1,7 +1,11 @@
 """The one completeness rule (domain.md §5: >= 90 % of the expected samples per day).
 
 Used by the data-completeness alert, the dashboard's data-quality table and the
-monthly report: pure, vectorised functions on sample frames."""
+monthly report: pure, vectorised functions on sample frames. Over months and years the
+rule is summed per meter and month (`completeness_sums`): by the store where it can
+(the embedded store's SQL, `storage.embedded.EmbeddedStore._completeness_sums`, must
+equal `completeness_from_counts`: tests/test_completeness_sums.py), else from the day
+counts a few thousand meters at a time, so no meter-day of a province year is held."""
 
 from __future__ import annotations
 
@@ -282,7 +286,8 @@ def completeness_sums(store, live_interval: pd.Series, start: pd.Timestamp, end:
     if not ids or days.empty:
         return empty
     meters = pd.DataFrame({"meter_id": ids, "interval_s": live.reindex(ids).to_numpy(float)})
-    sums = store._completeness_sums(days, meters, target, full)
+    backend = getattr(store, "_completeness_sums", None)  # (a store that is not a `Store`: none)
+    sums = backend(days, meters, target, full) if backend is not None else None
     if sums is None:
         parts = []
         for i in range(0, len(ids), METERS_PER_READ):

@@ -15,7 +15,10 @@ inside the backends):
   BACKFILL or IMPORTED), flags (OR of the quality flags of the period's intervals), and
   for hours and days step (median spacing in s of the period's samples, 0 when none):
   what the completeness rule (`models.completeness.completeness_from_counts`) and the
-  month views need without raw samples.
+  month views need without raw samples. A backend may also sum the rule itself
+  (`_completeness_sums`: per meter and month, memory bounded by the result; the embedded
+  store does it in SQL, the others leave it to `models.completeness.completeness_sums`,
+  which reads the counts a few thousand meters at a time).
 
 Writes of samples are idempotent: (meter_id, time) is the key and the last write wins,
 as in InfluxDB. `import_samples` is all-or-nothing and refuses a sample that would
