@@ -51,7 +51,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
 
 from alerts.record import SEVERITIES, SEVERITY_RANK
@@ -175,6 +174,8 @@ class WebhookChannel(Channel):
         return f"{self.url}{sep}timestamp={stamp}&sign={sign}"
 
     def send(self, payload: dict[str, Any]) -> None:
+        import httpx  # (here, not at the top: every verb imports this module, few send; ~0.5-1 s at import)
+
         headers = {"Content-Type": "application/json; charset=utf-8", **self.headers, **delivery_headers(payload)}
         data = json.dumps(self.body(payload), ensure_ascii=False).encode("utf-8")
         try:

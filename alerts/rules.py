@@ -177,15 +177,24 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
         end = pd.Timestamp(at_d)
         # only sums are needed (months of last year and this one; the rolling year), so
         # the store sums all but heating meters (`energy_use(..., sums=...)`)
-        if wanted & {"dual_control_exceeded", "projected_breach", "projected_near_limit"} and quotas_cfg.targets:
-            use = energy_use(store, registry, pd.Timestamp(f"{year - 1}-01-01"), end, "day", factors, sums="month")
+        targets = bool(wanted & {"dual_control_exceeded", "projected_breach", "projected_near_limit"}
+                       and quotas_cfg.targets)
+        standards = "quota_constraint_exceeded" in wanted and bool(quotas_cfg.standards)
+        use = None
+        if targets:  # one read for both: the months' sums also cut where the rolling year starts
+            use = energy_use(store, registry, pd.Timestamp(f"{year - 1}-01-01"), end, "day", factors, sums="month",
+                             cuts=[localtime.first_instant_of(roll_start, tz)] if standards else ())
             monthly = indicators(use, registry, factors, quotas_cfg.basis, freq="day", by_period="month")
             evaluated = evaluate_targets(quotas_cfg, monthly, as_of=end, regions=registry, year=year)
             if details is not None:
                 details["targets"] = evaluated
             alerts += [a for a in target_alerts(evaluated, registry, stamp) if a.rule in wanted]
-        if "quota_constraint_exceeded" in wanted and quotas_cfg.standards:
-            window = energy_use(store, registry, roll_start, end, "day", factors, sums="year")
+        if standards:
+            if use is not None and pd.Timestamp(f"{year - 1}-01-01") <= roll_start:
+                window = use[np.asarray(pd.DatetimeIndex(use["period_start"])
+                                        >= localtime.first_instant_of(roll_start, tz))] if len(use) else use
+            else:
+                window = energy_use(store, registry, roll_start, end, "day", factors, sums="year")
             ind = indicators(window, registry, factors, quotas_cfg.basis, freq="day")
             levels = quota_levels(ind, quotas_cfg, regions=registry)
             if details is not None:

@@ -46,8 +46,10 @@ to profile a verb against the same store (`python -m cProfile -o OUT .venv/bin/c
 ledger --year 2025 --registry DIR/embedded-N/civicwatt.yaml --store
 embedded:DIR/embedded-N/data --out F.csv`). `--repeat N` runs every verb and its baseline
 N times (interleaved) and prints each run; `--verbs` runs only some of them (e.g.
-`--verbs ledger,report,quotas` at 31,600 institutions, where the cold ranking table's
-daily completeness read would need ~15 GB on a shared machine).
+`--verbs ranking`). The completeness rule the report, the submissions and the ranking
+need is summed by the store (`models.completeness.completeness_sums`, SQL in the embedded
+store), so no verb holds the meter-days of a year in memory (until 2026-12-02 the cold
+ranking table read them, ~15 GB at 31,600 institutions).
 """
 
 from __future__ import annotations

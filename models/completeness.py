@@ -1,7 +1,11 @@
 """The one completeness rule (domain.md §5: >= 90 % of the expected samples per day).
 
 Used by the data-completeness alert, the dashboard's data-quality table and the
-monthly report: pure, vectorised functions on sample frames."""
+monthly report: pure, vectorised functions on sample frames. Over months and years the
+rule is summed per meter and month (`completeness_sums`): by the store where it can
+(the embedded store's SQL, `storage.embedded.EmbeddedStore._completeness_sums`, must
+equal `completeness_from_counts`: tests/test_completeness_sums.py), else from the day
+counts a few thousand meters at a time, so no meter-day of a province year is held."""
 
 from __future__ import annotations
 
@@ -206,6 +210,97 @@ def daily_completeness(samples: pd.DataFrame, live_interval: pd.Series, start: p
     return out.assign(max_gap_s=np.where(out["samples"].to_numpy() > 0, gap, d1 - d0))[DAILY_COLUMNS]
 
 
+# Per meter and group of judged days (`completeness_sums`): days (judged days with a
+# sample), complete (of them at >= the target), share_sum and share_min (of the day
+# shares), samples (their samples). A judged day without a sample has share 0.
+SUM_COLUMNS = ["meter_id", "period", "days", "complete", "share_sum", "share_min", "samples"]
+METERS_PER_READ = 4_000  # meters whose day counts are read at a time where the store cannot aggregate them
+
+
+def judged_days(start: pd.Timestamp, end: pd.Timestamp, by: str = "month",
+                lookback_days: int = COMPLETENESS_LOOKBACK_DAYS) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    """The local days in [start, end) (tz-aware local midnights) the completeness rule
+    judges, as a backend aggregates them (`Store._completeness_sums`): t (first instant,
+    epoch s), lo (first instant of the local day `lookback_days` before: the first day
+    of its usual-spacing window), span (its length, s), group (position in the returned
+    keys: its local month, naive first day, `by='month'`; or one group, `start`'s naive
+    local day, `by='span'`)."""
+    if by not in ("month", "span"):
+        raise ValueError(f"by must be 'month' or 'span', not {by!r}")
+    days, edges = day_edges(start, end)
+    tz = days.tz
+    wall = localtime.local_wall(days, tz).normalize()
+    lo = localtime.first_instant(wall - pd.Timedelta(days=lookback_days), tz)
+    if by == "month":
+        month = wall.to_period("M").to_timestamp()
+        group, keys = pd.factorize(month, sort=True)
+        keys = pd.DatetimeIndex(keys)
+    else:
+        group = np.zeros(len(days), np.int64)
+        keys = pd.DatetimeIndex(wall[:1])
+    return pd.DataFrame({"t": edges[:-1], "lo": pd.DatetimeIndex(lo).as_unit("s").asi8, "span": np.diff(edges),
+                         "group": np.asarray(group, np.int64)}), keys
+
+
+def sums_of_daily(daily: pd.DataFrame, days: pd.DataFrame, target: float = COMPLETENESS_TARGET) -> pd.DataFrame:
+    """`SUM_COLUMNS` (period: the group's position in `days`) of `completeness_from_counts`
+    rows over the judged `days` (`judged_days`): the judged days with a sample, per meter
+    and group (rows without `samples`, e.g. meter_id, day, share only: those with a
+    share > 0, samples counted 0)."""
+    if "samples" not in daily:
+        daily = daily.assign(samples=0)[daily["share"].to_numpy(float) > 0]
+    else:
+        daily = daily[daily["samples"].to_numpy(np.int64) > 0]
+    d = daily
+    at = pd.Index(days["t"].to_numpy(np.int64)).get_indexer(pd.DatetimeIndex(d["day"]).as_unit("s").asi8)
+    d, at = d[at >= 0], at[at >= 0]  # only the judged days
+    group = days["group"].to_numpy(np.int64)[at]
+    share = d["share"].to_numpy(float)
+    g = pd.DataFrame({"meter_id": d["meter_id"].to_numpy(object), "period": group, "share": share,
+                      "complete": (share >= target).astype(np.int64), "samples": d["samples"].to_numpy(np.int64)}
+                     ).groupby(["meter_id", "period"], sort=True)
+    out = pd.DataFrame({"days": g.size(), "complete": g["complete"].sum(), "share_sum": g["share"].sum(),
+                        "share_min": g["share"].min(), "samples": g["samples"].sum()}).reset_index()
+    return out[SUM_COLUMNS]
+
+
+def completeness_sums(store, live_interval: pd.Series, start: pd.Timestamp, end: pd.Timestamp,
+                      meter_ids: list[str], by: str = "month", target: float = COMPLETENESS_TARGET,
+                      lookback_days: int = COMPLETENESS_LOOKBACK_DAYS, full: bool = True) -> pd.DataFrame:
+    """The completeness rule (`completeness_from_counts`, target > 0) of `meter_ids` over
+    the local days in [start, end), summed per meter and local month (`by='month'`) or
+    over the whole span (`by='span'`): SUM_COLUMNS, period the group's naive local first
+    day (`judged_days`). Memory is bounded by the result, not by the meter-days: the
+    store aggregates the rule itself where it can (`Store._completeness_sums`: SQL in
+    the embedded store), else the day counts are read METERS_PER_READ meters at a time.
+    Not `full`: only days and complete are needed (share_sum, share_min and samples may
+    be NaN: the embedded store then counts a year's months in one pass)."""
+    days, keys = judged_days(start, end, by, lookback_days)
+    ids = [str(m) for m in meter_ids]
+    live = live_interval.astype(float)
+    live = live[np.isfinite(live.to_numpy()) & (live.to_numpy() > 0)]
+    empty = pd.DataFrame({"meter_id": pd.Series(dtype=object), "period": pd.DatetimeIndex([]),
+                          "days": pd.Series(dtype=np.int64), "complete": pd.Series(dtype=np.int64),
+                          "share_sum": pd.Series(dtype=float), "share_min": pd.Series(dtype=float),
+                          "samples": pd.Series(dtype=np.int64)})
+    if not ids or days.empty:
+        return empty
+    meters = pd.DataFrame({"meter_id": ids, "interval_s": live.reindex(ids).to_numpy(float)})
+    backend = getattr(store, "_completeness_sums", None)  # (a store that is not a `Store`: none)
+    sums = backend(days, meters, target, full) if backend is not None else None
+    if sums is None:
+        parts = []
+        for i in range(0, len(ids), METERS_PER_READ):
+            chunk = ids[i:i + METERS_PER_READ]
+            counts = store.period_counts("day", start - pd.Timedelta(days=lookback_days), end, chunk)
+            daily = completeness_from_counts(counts, live[live.index.isin(chunk)], start, end, lookback_days)
+            parts.append(sums_of_daily(daily, days, target))
+        sums = pd.concat(parts, ignore_index=True) if parts else empty
+    if sums.empty:
+        return empty
+    return sums.assign(period=keys[sums["period"].to_numpy(np.int64)])[SUM_COLUMNS].reset_index(drop=True)
+
+
 MONTH_COLUMNS = ["institution_id", "month", "days", "expected", "complete", "completeness"]
 
 
@@ -218,7 +313,7 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
     A unit is one of `meters` (meter_id, institution_id: the meters judged, e.g. the
     main meters) or one of `billed` (institution_id, energy: energies it is billed for
     and has no meter of). A meter-day is complete when its share in `daily` (rows of
-    `daily_completeness` over the same days) reaches `target` (90 %, the rule above; a
+    `daily_completeness` over the same days) reaches `target` (> 0; 90 %, the rule above; a
     day absent from `daily` had none of its samples); a billed energy's day is complete
     when a bill covers it (`bill_days`: institution_id, energy, period_start = a local
     day, e.g. `models.energy.split_bills(..., "day", ...)`). Vectorised.
@@ -226,6 +321,18 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
     Returns one row per institution with a unit and month: institution_id, month (the
     month's first day, naive local), days (in the month inside [start, end)), expected
     (unit-days), complete (unit-days complete), completeness (complete / expected)."""
+    days, keys = judged_days(start, end, "month")
+    sums = sums_of_daily(daily, days, target)
+    return institution_month_completeness_of_sums(sums.assign(period=keys[sums["period"].to_numpy(np.int64)]),
+                                                  meters, billed, bill_days, start, end)
+
+
+def institution_month_completeness_of_sums(sums: pd.DataFrame, meters: pd.DataFrame, billed: pd.DataFrame,
+                                           bill_days: pd.DataFrame, start: pd.Timestamp,
+                                           end: pd.Timestamp) -> pd.DataFrame:
+    """`institution_month_completeness` from the meters' complete days per local month
+    (`sums`: SUM_COLUMNS by month, `completeness_sums(..., by='month')`), so no
+    meter-day is held in memory."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     tz = start.tz
     days = localtime.local_wall(localtime.local_days(start, end, tz), tz).normalize()
@@ -244,16 +351,18 @@ def institution_month_completeness(daily: pd.DataFrame, meters: pd.DataFrame, bi
         return (localtime.local_wall(t, tz) if t.tz is not None else t).normalize()
 
     in_window = (days[0], days[-1])
-    d = daily[daily["meter_id"].isin(meters["meter_id"]) & (daily["share"].to_numpy(float) >= target)]
-    met = pd.DataFrame({"institution_id": d["meter_id"].map(meters.set_index("meter_id")["institution_id"]),
-                        "unit": d["meter_id"], "day": local_day(d["day"])})
     b = bill_days.merge(billed[["institution_id", "energy"]], on=["institution_id", "energy"])
     paid = pd.DataFrame({"institution_id": b["institution_id"], "unit": "bill:" + b["energy"].astype(str),
-                         "day": local_day(b["period_start"])})
-    done = pd.concat([met, paid], ignore_index=True).drop_duplicates()
-    done = done[(done["day"] >= in_window[0]) & (done["day"] <= in_window[1])]
-    complete = done.groupby(["institution_id", done["day"].dt.to_period("M").dt.to_timestamp()]).size()
+                         "day": local_day(b["period_start"])}).drop_duplicates()
+    paid = paid[(paid["day"] >= in_window[0]) & (paid["day"] <= in_window[1])]
+    complete = paid.groupby(["institution_id", paid["day"].dt.to_period("M").dt.to_timestamp()]).size()
     complete = complete.rename_axis(["institution_id", "month"]).reindex(grid, fill_value=0)
+    # a meter's complete days of each month (each meter-day counts once: one row per meter and group)
+    s = sums[sums["meter_id"].isin(meters["meter_id"]) & (sums["complete"].to_numpy(np.int64) > 0)]
+    met = pd.DataFrame({"institution_id": s["meter_id"].map(meters.set_index("meter_id")["institution_id"]),
+                        "month": pd.DatetimeIndex(s["period"]), "complete": s["complete"].to_numpy(np.int64)})
+    met = met.groupby(["institution_id", "month"])["complete"].sum().reindex(grid, fill_value=0)
+    complete = complete + met
     return pd.DataFrame({
         "institution_id": grid.get_level_values("institution_id").to_numpy(object),
         "month": grid.get_level_values("month"),

@@ -241,7 +241,7 @@ BOUNDARIES = ("net", "gross", "excluded")
 def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timestamp, freq: str = "month",
                factors: FactorSet | None = None, include_submeters: bool = False,
                institution_ids: Iterable[str] | None = None, boundary: str = "net",
-               sums: str | None = None) -> pd.DataFrame:
+               sums: str | None = None, cuts: Iterable[pd.Timestamp] = ()) -> pd.DataFrame:
     """The use frame (module docstring) for periods starting in [start, end) local time.
 
     freq: hour | day | month | year, the length of the frame's periods (hand the same
@@ -271,7 +271,11 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
     heating season starts or ends (`_season_spans`: the heating split stays exact);
     bills and the meters of an (institution, energy) that has bills (a bill's cost
     replaces the tariff on its days) keep `freq` rows. The sums are the same; the rows
-    are not periods of `freq`."""
+    are not periods of `freq`.
+
+    cuts (with `sums`): local midnights inside [start, end) where the store's sums are
+    also cut, so the rows of a sub-range starting there (e.g. a rolling year inside two
+    calendar years) are the same read: rows with period_start >= a cut sum to [cut, end)."""
     from models.factors import load_factors
 
     if boundary not in BOUNDARIES:
@@ -289,7 +293,7 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
         pick &= excluded | deduct
     chosen = meters[pick]
     all_bills = _bills(store, registry, institution_ids)
-    cons = _consumption(store, registry, chosen, freq, start, end, sums, all_bills) if len(chosen) else None
+    cons = _consumption(store, registry, chosen, freq, start, end, sums, all_bills, cuts) if len(chosen) else None
     rows = meter_use(cons, chosen, factors) if cons is not None else empty_use()
     bills = all_bills[all_bills["energy"] != GREEN_POWER] if len(all_bills) else all_bills  # a purchase, not use
     bill_rows = (split_bills(bills, freq, registry.timezone, start, end, factors, seasons=heating_seasons(registry))
@@ -321,10 +325,11 @@ def energy_use(store, registry, start: str | pd.Timestamp, end: str | pd.Timesta
 
 
 def _consumption(store, registry, meters: pd.DataFrame, freq: str, start, end, sums: str | None,
-                 bills: pd.DataFrame) -> pd.DataFrame:
+                 bills: pd.DataFrame, cuts: Iterable[pd.Timestamp] = ()) -> pd.DataFrame:
     """The store's consumption of `meters` at `freq`, or (`sums`): the meters of an
     (institution, energy) with bills at `freq`, the others as sums of `sums` periods,
-    heating meters' sums cut also where a heating season starts or ends (`energy_use`)."""
+    heating meters' sums cut also where a heating season starts or ends, all also at
+    `cuts` (`energy_use`)."""
     ids = meters["meter_id"]
     if sums is None or sums == freq:
         return store.consumption(freq, start, end, meter_ids=ids.tolist())
@@ -333,13 +338,35 @@ def _consumption(store, registry, meters: pd.DataFrame, freq: str, start, end, s
         pairs = pd.MultiIndex.from_frame(bills[["institution_id", "energy"]].astype(str))
         daily = pd.MultiIndex.from_frame(meters[["institution_id", "energy"]].astype(str)).isin(pairs)
     heating = ~daily & (meters["heating"].fillna(False).to_numpy(bool) | (meters["energy"] == "heat").to_numpy(bool))
+    cuts = pd.DatetimeIndex(list(cuts))
+    plain = ids[~daily & ~heating].tolist()
     parts = [store.consumption(freq, start, end, meter_ids=ids[daily].tolist()) if daily.any() else None,
-             store.consumption(sums, start, end, meter_ids=ids[~daily & ~heating].tolist())
+             (store.consumption(sums, start, end, meter_ids=plain) if not len(cuts) else
+              store.consumption_between(_cut_spans(_period_starts(registry, start, end, sums), cuts), end, plain))
              if (~daily & ~heating).any() else None,
-             store.consumption_between(_season_spans(registry, start, end, sums), end, ids[heating].tolist())
+             store.consumption_between(_cut_spans(_season_spans(registry, start, end, sums), cuts), end,
+                                       ids[heating].tolist())
              if heating.any() else None]
     parts = [p for p in parts if p is not None]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _period_starts(registry, start, end, sums: str) -> pd.DatetimeIndex:
+    """Local midnights that cut [start's day, end) into the `sums` periods (the first:
+    start's day)."""
+    tz = registry.timezone
+    first = localtime.first_instant_of(pd.Timestamp(start), tz)
+    first = localtime.local_floor_one(first, "day", tz)
+    edges = localtime.local_edges(first, localtime.first_instant_of(pd.Timestamp(end), tz), sums, tz)[:-1]
+    return pd.DatetimeIndex([first]).append(edges[edges > first])
+
+
+def _cut_spans(starts: pd.DatetimeIndex, cuts: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Span starts `starts` also cut at `cuts` (local midnights) after the first."""
+    if not len(cuts) or not len(starts):
+        return starts
+    cuts = cuts.tz_convert(starts.tz)
+    return starts.append(cuts[cuts > starts[0]]).unique().sort_values()
 
 
 def _season_spans(registry, start, end, sums: str) -> pd.DatetimeIndex:

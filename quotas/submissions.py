@@ -20,10 +20,9 @@ import pandas as pd
 
 from core.vocab import GREEN_POWER
 from models.completeness import (
-    COMPLETENESS_LOOKBACK_DAYS,
     MONTH_COLUMNS,
-    completeness_from_counts,
-    institution_month_completeness,
+    completeness_sums,
+    institution_month_completeness_of_sums,
     live_meters,
 )
 from models.energy import combine_use, empty_use, split_bills
@@ -68,9 +67,12 @@ class MeteredSubmissions:
         return self.span(pd.Timestamp(year=year, month=1, day=1, tz=tz), pd.Timestamp(year=year + 1, month=1, day=1,
                                                                                      tz=tz))
 
-    def span(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    def span(self, start: pd.Timestamp, end: pd.Timestamp, sums: pd.DataFrame | None = None) -> pd.DataFrame:
         """`months` of the local days in [start, end) (tz-aware local midnights): a year,
-        a month, or the compared part of a running year (its last month partial)."""
+        a month, or the compared part of a running year (its last month partial).
+        `sums`: the completeness sums of these days per meter and month already read
+        (`models.completeness.completeness_sums`, e.g. of every meter for one month; main
+        meters are taken from them), else the store sums the main meters'."""
         tz = self.registry.timezone
         start, end = pd.Timestamp(start).tz_convert(tz), pd.Timestamp(end).tz_convert(tz)
         meters = self.registry.meters_frame()
@@ -82,9 +84,9 @@ class MeteredSubmissions:
         due = bills.merge(billed, on=["institution_id", "energy"]) if len(bills) else bills
         bill_days = (split_bills(due, "day", tz, start, end, self.factors or load_factors()) if len(due)
                      else empty_use())
-        counts = self.store.period_counts("day", start - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), end,
-                                          main["meter_id"].tolist())  # materialised: no raw sample is read
-        daily = completeness_from_counts(counts, interval, start, end)[["meter_id", "day", "share"]]
+        if sums is None:  # summed by the store from the materialised day counts: no meter-day in memory
+            sums = completeness_sums(self.store, interval, start, end, main["meter_id"].tolist(), by="month",
+                                     full=False)  # complete days per month are all the months need
         if not len(main) and billed.empty:
             return pd.DataFrame({c: [] for c in MONTH_COLUMNS})
-        return institution_month_completeness(daily, main, billed, bill_days, start, end)
+        return institution_month_completeness_of_sums(sums, main, billed, bill_days, start, end)

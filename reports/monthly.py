@@ -39,11 +39,13 @@ from core import localtime
 from models.api import aggregate, energy_use, indicators
 from models.compare import comparable_change
 from models.completeness import (
-    COMPLETENESS_LOOKBACK_DAYS,
     COMPLETENESS_TARGET,
     complete_span,
     completeness_from_counts,
+    completeness_sums,
+    judged_days,
     live_meters,
+    sums_of_daily,
 )
 from models.factors import BASIS_LABEL, FactorSet, load_factors, normalize_basis
 from quotas.submissions import MeteredSubmissions
@@ -141,20 +143,26 @@ def data_completeness(counts: pd.DataFrame, meters: pd.DataFrame, start: pd.Time
     the materialised day counts `counts` (`Store.period_counts("day", ...)`, starting
     `COMPLETENESS_LOOKBACK_DAYS` before `start`): no raw sample is read. A meter
     absent from it (no poll interval, no sample) has share 0 every day."""
-    ids = pd.Index(meters["meter_id"].to_numpy(object), name="meter_id")
     s0, s1 = localtime.first_instant_of(start, tz), localtime.first_instant_of(end, tz)
-    daily = completeness_from_counts(counts, live_interval, s0, s1)
-    days = localtime.local_days(s0, s1, tz)
-    grid = pd.MultiIndex.from_product([ids, days], names=["meter_id", "day"])
-    d = daily.set_index(["meter_id", "day"]).reindex(grid)
-    share = d["share"].fillna(0.0).to_numpy(float).reshape(len(ids), len(days))
-    counts = d["samples"].fillna(0).to_numpy(float).reshape(len(ids), len(days))
-    n_days = len(days)
+    days = judged_days(s0, s1, "span")[0]
+    sums = sums_of_daily(completeness_from_counts(counts, live_interval, s0, s1), days)
+    return data_completeness_of_sums(sums, meters, len(days))
+
+
+def data_completeness_of_sums(sums: pd.DataFrame, meters: pd.DataFrame, n_days: int) -> pd.DataFrame:
+    """`data_completeness` from the rule's sums over the span (`sums`: SUM_COLUMNS,
+    `models.completeness.completeness_sums(..., by='span')`, one row per meter with a
+    sample; `n_days` judged days): a day without a sample has share 0."""
+    ids = pd.Index(meters["meter_id"].to_numpy(object), name="meter_id")
+    s = sums.drop_duplicates("meter_id").set_index("meter_id").reindex(ids)
+    present = s["days"].fillna(0).to_numpy(np.int64)
+    complete = s["complete"].fillna(0).to_numpy(np.int64)
+    worst = np.where(present == n_days, s["share_min"].fillna(0.0).to_numpy(float), 0.0)
     return pd.DataFrame({"meter_id": ids.to_numpy(object), "days": n_days,
-                         "incomplete_days": (share < COMPLETENESS_TARGET).sum(axis=1),
-                         "worst_day": share.min(axis=1) if n_days else np.nan,
-                         "completeness": share.mean(axis=1) if n_days else np.nan,
-                         "samples": counts.sum(axis=1).astype(int)})
+                         "incomplete_days": n_days - complete,
+                         "worst_day": worst if n_days else np.nan,
+                         "completeness": s["share_sum"].fillna(0.0).to_numpy(float) / n_days if n_days else np.nan,
+                         "samples": s["samples"].fillna(0).to_numpy(np.int64).astype(int)})
 
 
 def incomplete_institutions(month_ind: pd.DataFrame, comp: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
@@ -206,13 +214,15 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
     ytd = _with_derived(indicators(use, registry, factors, basis, freq="day"))
 
     meters = registry.meters_frame()
-    counts = store.period_counts("day", localtime.first_instant_of(m0, tz) - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS),
-                                 localtime.first_instant_of(m1, tz), meters["meter_id"].tolist())
+    s0, s1 = localtime.first_instant_of(m0, tz), localtime.first_instant_of(m1, tz)
     live_iv = live_meters(registry.meters).set_index("meter_id")["interval_s"].astype(float)
-    comp = data_completeness(counts, meters, m0, m1, tz, live_iv)
+    # the rule summed per meter over the month by the store (no meter-day in memory); the
+    # main meters' sums are also the month's submissions (one month: one group)
+    month_sums = completeness_sums(store, live_iv, s0, s1, meters["meter_id"].tolist(), by="span")
+    comp = data_completeness_of_sums(month_sums, meters, len(judged_days(s0, s1, "span")[0]))
     sub = MeteredSubmissions(store, registry, factors)
     ids = ind["institution_id"]
-    cur_ok = complete_span(sub.span(m0.tz_localize(tz), m1.tz_localize(tz)), ids).to_numpy(bool)
+    cur_ok = complete_span(sub.span(s0, s1, sums=month_sums), ids).to_numpy(bool)
     prev_ok = complete_span(sub.span(p0.tz_localize(tz), p1.tz_localize(tz)), ids).to_numpy(bool)
     both = set(ids[cur_ok & prev_ok])
     inst = _add_comparisons(ind, ["institution_id"], prev, ytd, cur_ok, prev_ok)

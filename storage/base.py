@@ -15,7 +15,10 @@ inside the backends):
   BACKFILL or IMPORTED), flags (OR of the quality flags of the period's intervals), and
   for hours and days step (median spacing in s of the period's samples, 0 when none):
   what the completeness rule (`models.completeness.completeness_from_counts`) and the
-  month views need without raw samples.
+  month views need without raw samples. A backend may also sum the rule itself
+  (`_completeness_sums`: per meter and month, memory bounded by the result; the embedded
+  store does it in SQL, the others leave it to `models.completeness.completeness_sums`,
+  which reads the counts a few thousand meters at a time).
 
 Writes of samples are idempotent: (meter_id, time) is the key and the last write wins,
 as in InfluxDB. `import_samples` is all-or-nothing and refuses a sample that would
@@ -493,6 +496,20 @@ class Store(ABC):
         [cuts[k], cuts[k+1]) (epoch s) labelled keys[k]: meter_id, period_start, quantity,
         est (index units, covered days only), sorted by meter and period; None: the daily
         rows are read and summed here."""
+        return None
+
+    def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
+                           full: bool = True) -> pd.DataFrame | None:
+        """A backend that can aggregate the completeness rule of
+        `models.completeness.completeness_from_counts` over its stored day rows returns,
+        per meter of `meters` (meter_id, interval_s: the live poll interval, NaN when
+        none) and group of the judged `days` (t: first instant, epoch s; lo: first
+        instant of the first day of its usual-spacing window; span: length in s; group:
+        int), over the judged days with a sample: meter_id, period (the group), days,
+        complete (share >= `target`), share_sum, share_min, samples (the columns of
+        `models.completeness.SUM_COLUMNS`; not `full`: only days and complete are needed,
+        the others may be NaN); None: the caller reads the day counts (`period_counts`)
+        and applies the rule itself."""
         return None
 
     def _sum_cuts(self, freq: str, start: str | pd.Timestamp,

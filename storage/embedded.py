@@ -63,6 +63,7 @@ from storage.base import (
 DB_NAME = "civicwatt.sqlite3"
 CACHE_KIB = 65_536  # page cache per connection (KiB): keeps the B-tree pages of a write chunk in memory
 TABLES = {"hour": "cons_hour_day", "day": "cons_day"}
+DAY_S = 86_400.0  # the completeness rule's spacing when nothing else tells (models.completeness.DAY_S)
 _PERIOD_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     meter INTEGER NOT NULL, t INTEGER NOT NULL, quantity REAL NOT NULL, est REAL NOT NULL,
     flags INTEGER NOT NULL, samples INTEGER NOT NULL, stored INTEGER NOT NULL, covered INTEGER NOT NULL,
@@ -444,6 +445,101 @@ class EmbeddedStore(Store):
         })
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
+    def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
+                           full: bool = True) -> pd.DataFrame:
+        """The completeness rule summed by SQLite (`Store._completeness_sums`), so memory
+        is bounded by the sums (a province year: ~87,000 meters x 12 months), not by the
+        ~30 million meter-days. A day's share is that of
+        `models.completeness.completeness_from_counts`, in the same float arithmetic:
+        min(samples / max(floor(span / interval), 1), 1), the interval being the day's own
+        step if all its samples are stored (and step > 0), else the live poll interval,
+        else (a meter without one) the median of the positive steps of its days in
+        [lo, t] (`_COMPLETENESS_FEED`), else DAY_S. Live meters: one `GROUP BY meter` over
+        the primary key per run of days of equal length in a group and per interval; not
+        `full` (only days and complete), for up to PACKED_GROUPS groups of at most 31 days
+        (a year's months), one pass per run of days of equal length: the groups' counts
+        packed in PACK_BITS bits each of one integer sum (`_COMPLETENESS_PACKED`)."""
+        ids = meters["meter_id"].astype(str).to_numpy(object)
+        known = np.asarray([m in self._keys for m in ids], bool)
+        if not known.all():  # another writer may have added meters
+            self._refresh_keys()
+            known = np.asarray([m in self._keys for m in ids], bool)
+        keys = np.asarray([self._keys[m] for m in ids[known]], np.int64)
+        interval = meters["interval_s"].to_numpy(float)[known]
+        t, span, group = (days[c].to_numpy(np.int64) for c in ("t", "span", "group"))
+        cut = np.flatnonzero(np.r_[True, (group[1:] != group[:-1]) | (span[1:] != span[:-1])])
+        runs = [(int(t[a]), int(t[b - 1] + span[b - 1]), float(span[a]), int(group[a]))
+                for a, b in zip(cut, np.r_[cut[1:], len(t)], strict=True)]
+        parts: list[tuple[pa.Table, int]] = []
+        live = np.isfinite(interval)
+        n_groups = int(group.max()) + 1 if len(group) else 0
+        if not full and n_groups <= PACKED_GROUPS and np.bincount(group).max(initial=0) < 1 << PACK_BITS:
+            packed = self._packed_counts(t, span, group, keys[live], interval[live], float(target))
+        else:
+            packed = None
+        for iv in np.unique(interval[live]) if packed is None else ():
+            wanted = json.dumps(np.sort(keys[interval == iv]).tolist())
+            for lo, hi, length, g in runs:
+                expected = float(np.maximum(np.floor(length / iv), 1.0))  # as SQLite would: IEEE division, floor
+                parts.append((self._arrow(_COMPLETENESS_LIVE, [length, expected, lo, hi, wanted, float(target)]), g))
+        if (~live).any():
+            wanted = json.dumps(np.sort(keys[~live]).tolist())
+            lo_of = days["lo"].to_numpy(np.int64)
+            for g in np.unique(group):
+                at = group == g
+                table = json.dumps(np.column_stack([t[at], lo_of[at], span[at]]).tolist())
+                lo, hi = int(t[at][0]), int(t[at][-1] + span[at][-1])
+                parts.append((self._arrow(_COMPLETENESS_FEED, [table, lo, hi, wanted, float(target)]), int(g)))
+        cols = ["days", "complete", "share_sum", "share_min", "samples"]
+        meter = np.concatenate([p["meter"].to_numpy() for p, _ in parts] or [np.zeros(0, np.int64)]).astype(np.int64)
+        out = pd.DataFrame({
+            "meter_id": self._names(meter),
+            "period": np.repeat([g for _, g in parts], [p.num_rows for p, _ in parts]).astype(np.int64),
+            **{c: np.concatenate([p[c].to_numpy(zero_copy_only=False) for p, _ in parts] or [np.zeros(0)]).astype(
+                float if c.startswith("share") else np.int64) for c in cols},
+        })
+        if packed is not None:
+            out = pd.concat([out, packed], ignore_index=True) if len(out) else packed
+        if len(runs) > len(np.unique(group)) and len(out):  # a group of several runs (a 23- or 25-hour day)
+            g = out.groupby(["meter_id", "period"], sort=True)
+            out = g.agg(days=("days", "sum"), complete=("complete", "sum"), share_sum=("share_sum", "sum"),
+                        share_min=("share_min", "min"), samples=("samples", "sum")).reset_index()
+        return out
+
+    def _packed_counts(self, t: np.ndarray, span: np.ndarray, group: np.ndarray, keys: np.ndarray,
+                       interval: np.ndarray, target: float) -> pd.DataFrame:
+        """days and complete of live meters per group (`_completeness_sums`, not full):
+        one pass per poll interval and run of days of equal length, each group's counts
+        in PACK_BITS bits of one integer sum; share_sum, share_min, samples NaN."""
+        cut = np.flatnonzero(np.r_[True, span[1:] != span[:-1]])
+        frames = []
+        for iv in np.unique(interval):
+            wanted = json.dumps(np.sort(keys[interval == iv]).tolist())
+            for a, b in zip(cut, np.r_[cut[1:], len(t)], strict=True):
+                g, tt = group[a:b], t[a:b]
+                starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])  # each group's first day in the run
+                shift = " ".join(f"WHEN t < {int(tt[e])} THEN {int(g[s]) * PACK_BITS}"
+                                 for s, e in itertools.pairwise(starts))
+                last = str(int(g[-1]) * PACK_BITS)
+                sql = _COMPLETENESS_PACKED.format(shift=f"CASE {shift} ELSE {last} END" if shift else last)
+                expected = float(np.maximum(np.floor(span[a] / iv), 1.0))
+                tab = self._arrow(sql, [float(span[a]), expected, int(tt[0]), int(tt[-1] + span[b - 1]), wanted, target])
+                meter = tab["meter"].to_numpy().astype(np.int64)
+                done, seen = (tab[c].to_numpy().astype(np.int64) for c in ("complete", "days"))
+                mask = (1 << PACK_BITS) - 1
+                for k in np.unique(g):
+                    n = (seen >> (int(k) * PACK_BITS)) & mask
+                    hit = n > 0
+                    frames.append(pd.DataFrame({"meter": meter[hit], "period": int(k), "days": n[hit],
+                                                "complete": ((done >> (int(k) * PACK_BITS)) & mask)[hit]}))
+        if not frames:
+            return pd.DataFrame(columns=["meter_id", "period", "days", "complete", "share_sum", "share_min", "samples"])
+        f = pd.concat(frames, ignore_index=True)
+        return pd.DataFrame({"meter_id": self._names(f["meter"].to_numpy(np.int64)),
+                             "period": f["period"].to_numpy(np.int64), "days": f["days"].to_numpy(np.int64),
+                             "complete": f["complete"].to_numpy(np.int64), "share_sum": np.nan, "share_min": np.nan,
+                             "samples": np.nan})
+
     def _drop_periods(self) -> None:
         for name in TABLES.values():
             self._cur().execute(f"DELETE FROM {name}")
@@ -503,6 +599,61 @@ class EmbeddedStore(Store):
         for c in ("cost_cny", *BILL_FIGURES):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
         return df
+
+
+# A day's share under the completeness rule (`EmbeddedStore._completeness_sums`), for one
+# run of days of equal length and the live meters of one poll interval: parameters span
+# (s, REAL), interval (s), lo, hi (epoch s), the meter keys (JSON) and the target.
+# (the live expected count max(floor(span / interval), 1) computed once by the caller, ?2;
+# the inner query, ordered and limited, is a co-routine: each share computed once, and the
+# outer GROUP BY needs no sort)
+_COMPLETENESS_LIVE = f"""
+SELECT meter, count(*) AS days, sum(share >= ?6) AS complete, sum(share) AS share_sum, min(share) AS share_min,
+       sum(samples) AS samples
+FROM (SELECT meter, samples, min(samples * 1.0 / CASE WHEN stored = samples AND step > 0
+                                                      THEN max(floor(?1 / step), 1.0) ELSE ?2 END, 1.0) AS share
+      FROM {TABLES['day']} WHERE t >= ?3 AND t < ?4 AND samples > 0 AND meter IN (SELECT value FROM json_each(?5))
+      ORDER BY meter LIMIT -1)
+GROUP BY meter
+"""
+# days and complete of several groups (months) in one pass: each group's counts in
+# PACK_BITS bits of one integer sum ({shift}: the group's bit offset from t); parameters
+# as _COMPLETENESS_LIVE.
+PACK_BITS = 5  # a group's day count (< 32) ...
+PACKED_GROUPS = 12  # ... of at most 12 groups in one int64 (60 bits)
+_COMPLETENESS_PACKED = f"""
+SELECT meter, sum(ok << g) AS complete, sum(1 << g) AS days
+FROM (SELECT meter, {{shift}} AS g, samples * 1.0 / CASE WHEN stored = samples AND step > 0
+                                                       THEN max(floor(?1 / step), 1.0) ELSE ?2 END >= ?6 AS ok
+      FROM {TABLES['day']} WHERE t >= ?3 AND t < ?4 AND samples > 0 AND meter IN (SELECT value FROM json_each(?5))
+      ORDER BY meter LIMIT -1)
+GROUP BY meter
+"""
+# The same for meters without a poll interval (one group of days): a day not judged at its
+# own step is judged at the median of the positive steps of the meter's days in [lo, t]
+# (its usual spacing; no such day: DAY_S). Parameters: the days (JSON [t, lo, span]), lo,
+# hi, the meter keys (JSON) and the target.
+_COMPLETENESS_FEED = f"""
+WITH d(t, lo, span) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)),
+r AS (SELECT c.meter, c.t, c.samples, c.stored, c.step, d.lo, d.span,
+             c.stored = c.samples AND c.step > 0 AS own
+      FROM {TABLES['day']} c JOIN d ON d.t = c.t
+      WHERE c.t >= ?2 AND c.t < ?3 AND c.samples > 0 AND c.meter IN (SELECT value FROM json_each(?4))),
+w AS (SELECT r.meter, r.t, s.step, row_number() OVER (PARTITION BY r.meter, r.t ORDER BY s.step) AS k,
+             count(*) OVER (PARTITION BY r.meter, r.t) AS n
+      FROM r JOIN {TABLES['day']} s ON s.meter = r.meter AND s.t >= r.lo AND s.t <= r.t
+      WHERE NOT r.own AND s.samples > 0 AND s.step > 0),
+m AS (SELECT meter, t, (min(step) + max(step)) / 2.0 AS usual FROM w WHERE k IN ((n + 1) / 2, (n + 2) / 2)
+      GROUP BY meter, t),
+x AS (SELECT r.meter, r.samples,
+             min(r.samples * 1.0 / max(floor(r.span * 1.0 / CASE WHEN r.own THEN r.step
+                                                                 ELSE coalesce(m.usual, {DAY_S}) END), 1.0),
+                 1.0) AS share
+      FROM r LEFT JOIN m ON m.meter = r.meter AND m.t = r.t)
+SELECT meter, count(*) AS days, sum(share >= ?5) AS complete, sum(share) AS share_sum, min(share) AS share_min,
+       sum(samples) AS samples
+FROM x GROUP BY meter
+"""
 
 
 def _sorted(flat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
