@@ -228,7 +228,14 @@ class InfluxStore(Store):
         self._http.close()
 
     # -- HTTP -------------------------------------------------------------------
-    def _request(self, method: str, path: str, **kw) -> httpx.Response:
+    def _request(self, method: str, path: str, stream: bool = False, **kw) -> httpx.Response:
+        """Send a request; a refused or broken connection and a 5xx or 429 answer are sent
+        again, RETRIES times with a doubling backoff. A /query (JSON, or CSV with `stream`:
+        the body left to the caller, who closes the response) waits up to QUERY_TIMEOUT_S
+        for its answer and is not sent again when that passes (a province's sums keep
+        InfluxDB 1.x busy for minutes before the first byte: the server is busy, not gone);
+        anything else waits TIMEOUT_S. The timeout goes with the request itself
+        (`build_request(timeout=...)`), not the client's default."""
         if self._setup_pending:
             self._setup_pending = False  # (the set-up's own requests come through here)
             try:
@@ -237,25 +244,38 @@ class InfluxStore(Store):
             except BaseException:
                 self._setup_pending = True
                 raise
+        query = path == "/query"
+        timeout = self._query_timeout if query else self._http.timeout
         delay = BACKOFF_S
         for attempt in range(RETRIES + 1):
             try:
-                resp = self._http.request(method, path, **kw)
+                resp = self._http.send(self._http.build_request(method, path, timeout=timeout, **kw), stream=stream)
+            except httpx.ReadTimeout as exc:
+                if query:
+                    raise self._query_timed_out() from exc
+                if attempt == RETRIES:
+                    raise StoreError(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
             except httpx.TransportError as exc:
                 if attempt == RETRIES:
                     raise StoreError(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
             else:
-                if resp.status_code < 500 and resp.status_code != 429:
-                    if resp.status_code == 404 and "database not found" in resp.text:
-                        raise DatabaseNotFound(f"InfluxDB {path}: {resp.text.strip()[:500]}")
-                    if resp.status_code >= 400:
-                        raise StoreError(f"InfluxDB {path} answered {resp.status_code}: {resp.text.strip()[:500]}")
+                if resp.status_code < 400:
                     return resp
-                if attempt == RETRIES:
-                    raise StoreError(f"InfluxDB {path} answered {resp.status_code}: {resp.text.strip()[:500]}")
+                try:
+                    text = resp.read().decode(errors="replace").strip()[:500]
+                finally:
+                    resp.close()
+                if resp.status_code == 404 and "database not found" in text:
+                    raise DatabaseNotFound(f"InfluxDB {path}: {text}")
+                if (resp.status_code < 500 and resp.status_code != 429) or attempt == RETRIES:
+                    raise StoreError(f"InfluxDB {path} answered {resp.status_code}: {text}")
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
+
+    def _query_timed_out(self) -> StoreError:
+        return StoreError(f"InfluxDB at {self._http.base_url} did not answer a query within "
+                          f"{self._query_timeout.read:g} s")
 
     def ping(self) -> bool:
         try:
@@ -326,29 +346,24 @@ class InfluxStore(Store):
         block by block as the body arrives, never holding the whole body."""
         types = {"name": pa.string(), "tags": pa.string(), "time": pa.int64(), **fields}
         convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
+        headers = {"Accept": "application/csv"}
+        if not self.gzip:  # on loopback a compressed answer only costs CPU
+            headers["Accept-Encoding"] = "identity"
         started = False  # once a batch is out, a broken stream is an error, not a retry
         for attempt in range(RETRIES + 1):
+            resp = self._request("POST", "/query", stream=True, data=self._query_params(q), headers=headers)
             try:
-                headers = {"Accept": "application/csv"}
-                if not self.gzip:  # on loopback a compressed answer only costs CPU
-                    headers["Accept-Encoding"] = "identity"
-                with self._http.stream("POST", "/query", data=self._query_params(q), headers=headers,
-                                       timeout=self._query_timeout) as resp:
-                    if resp.status_code != 200:
-                        text = resp.read().decode(errors="replace").strip()
-                        if resp.status_code < 500 or attempt == RETRIES:
-                            raise StoreError(f"InfluxDB query failed ({resp.status_code}): {text[:500]}")
-                    else:
-                        for batch in csv_batches(resp.iter_bytes(), convert):
-                            started = True
-                            yield batch
-                        return
-            except httpx.ReadTimeout as exc:
-                raise StoreError(f"InfluxDB at {self._http.base_url} did not answer a query within "
-                                 f"{QUERY_TIMEOUT_S:g} s") from exc
+                for batch in csv_batches(resp.iter_bytes(), convert):
+                    started = True
+                    yield batch
+                return
+            except httpx.ReadTimeout as exc:  # the body stopped coming
+                raise self._query_timed_out() from exc
             except httpx.TransportError as exc:
                 if attempt == RETRIES or started:
                     raise StoreError(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
+            finally:
+                resp.close()
             time.sleep(BACKOFF_S * 2**attempt)
 
     def _csv_frame(self, statements: list[str], fields: dict[str, pa.DataType]) -> pd.DataFrame:
