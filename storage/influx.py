@@ -80,8 +80,8 @@ STATEMENTS_PER_QUERY = 60  # InfluxQL statements sent in one /query
 # A `sum() ... GROUP BY meter` statement costs InfluxDB about as much as reading this many
 # day rows of each meter: it decodes every series' whole stored block however short its
 # span (12 month sums of a year for 6,750 meters took 15 s, reading the year's 2.46 M day
-# rows 9 s; benchmarks/bench_province.py). Spans shorter than this on average are summed
-# here from one read of their day rows (`_day_sums`), longer ones by the server.
+# rows 9 s; benchmarks/bench_province.py). Spans shorter than this are summed here from
+# one read of their day rows (`_day_sums`), longer ones by the server.
 SUM_STATEMENT_DAYS = 50
 MEASUREMENTS = {"hour": "consumption_hour", "day": "consumption_day"}
 PERIOD_FIELDS = {"quantity": pa.float64(), "est": pa.float64(), "flags": pa.int64(), "samples": pa.int64(),
@@ -510,33 +510,38 @@ class InfluxStore(Store):
 
     def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
                       meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
-        """Spans summed by the server: one `sum()` statement per span (a local month or
-        year, ...) over the covered days (a year of 405 meters answers 4,860 rows, not
-        147,825 daily ones)."""
+        """Spans summed per meter over the covered days: a span of SUM_STATEMENT_DAYS or
+        more by the server, one `sum()` statement each (a year of 405 meters answers 405
+        rows, not 147,825 daily ones), shorter ones here from one read of their day rows
+        (`_day_sums`)."""
         ids = self._meter_where(None if meter_ids is None else [str(m) for m in meter_ids])
         if ids is None:
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
-        if (cuts[-1] - cuts[0]) / 86_400 < SUM_STATEMENT_DAYS * (len(cuts) - 1):
-            df = self._day_sums(cuts, ids)  # short spans: their day rows read once, summed here
-            period = df["span"].to_numpy(np.int64)
-        else:
+        here = np.diff(cuts) < SUM_STATEMENT_DAYS * 86_400
+        parts = [self._day_sums(cuts, here, ids)] if here.any() else []
+        if not here.all():
             statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
-                          f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {a}s AND time < {b}s AND covered = 1"
-                          f"{ids} GROUP BY meter" for a, b in itertools.pairwise(cuts)]
+                          f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {cuts[k]}s AND time < {cuts[k + 1]}s "
+                          f"AND covered = 1{ids} GROUP BY meter" for k in np.flatnonzero(~here)]
             df = self._csv_frame(statements, {"quantity": pa.float64(), "est": pa.float64()})
             # an aggregate without GROUP BY time answers at its range's lower bound: the cut
-            period = np.searchsorted(cuts, df["t"].to_numpy(np.int64), side="right") - 1
-        out = pd.DataFrame({"meter_id": df["meter_id"].to_numpy(object), "period_start": keys[period],
+            parts.append(df.assign(span=np.searchsorted(cuts, df["t"].to_numpy(np.int64), side="right") - 1))
+        df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        out = pd.DataFrame({"meter_id": df["meter_id"].to_numpy(object), "period_start": keys[df["span"].to_numpy(np.int64)],
                             "quantity": df["quantity"].to_numpy(float), "est": df["est"].to_numpy(float)})
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
-    def _day_sums(self, cuts: np.ndarray, ids: str) -> pd.DataFrame:
-        """meter_id, span (k of [cuts[k], cuts[k+1]), epoch s), quantity, est: the covered
-        day rows of [cuts[0], cuts[-1]) streamed (`read_slices`, at once) and summed here
-        per meter and span, batch by batch (memory bounded by the sums, not the rows)."""
+    def _day_sums(self, cuts: np.ndarray, here: np.ndarray, ids: str) -> pd.DataFrame:
+        """meter_id, span (k of [cuts[k], cuts[k+1]), epoch s, for the spans `here`),
+        quantity, est: the covered day rows of each run of consecutive spans `here` streamed
+        (`read_slices`, READ_SLICES reads at once) and summed here per meter and span,
+        batch by batch (memory bounded by the sums, not the rows)."""
         fields = {"quantity": pa.float64(), "est": pa.float64()}
         n_spans = len(cuts) - 1
+        edge = np.diff(np.r_[0, here.astype(np.int8), 0])
+        runs = [(int(cuts[a]), int(cuts[b])) for a, b in zip(np.flatnonzero(edge == 1), np.flatnonzero(edge == -1),
+                                                              strict=True)]
 
         def read(lo: int, hi: int) -> list[pd.DataFrame]:
             q = (f"SELECT quantity, est FROM {self._measurement(MEASUREMENTS['day'])} WHERE time >= {lo}s "
@@ -556,8 +561,9 @@ class InfluxStore(Store):
                                       minlength=len(uniq)) for f in fields}}))
             return parts
 
-        with ThreadPoolExecutor(max_workers=READ_SLICES) as pool:
-            parts = [p for got in pool.map(lambda ab: read(*ab), read_slices(int(cuts[0]), int(cuts[-1]))) for p in got]
+        reads = [ab for lo, hi in runs for ab in read_slices(lo, hi)]
+        with ThreadPoolExecutor(max_workers=min(READ_SLICES, len(reads))) as pool:
+            parts = [p for got in pool.map(lambda ab: read(*ab), reads) for p in got]
         if not parts:
             return pd.DataFrame({"meter_id": np.empty(0, object), "span": np.empty(0, np.int64),
                                  "quantity": np.empty(0), "est": np.empty(0)})

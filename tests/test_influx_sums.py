@@ -64,9 +64,11 @@ def test_spans_summed_here_equal_the_servers_sums(influx_store, monkeypatch, tin
         monkeypatch.setattr(influx, "CSV_BLOCK_BYTES", 512)
         monkeypatch.setattr(influx, "SLICE_ABOVE_S", 86_400)
     starts = pd.DatetimeIndex(["2025-01-01", "2025-02-01", "2025-02-10", "2025-03-01", "2025-06-01"]).tz_localize(TZ)
+    assert influx.SUM_STATEMENT_DAYS == 50  # so only the 92 days from March are one statement (`mixed`)
     end = pd.Timestamp("2025-06-20", tz=TZ)
     cuts = np.r_[starts.as_unit("s").asi8, end.value // 10**9]
     asked = ids[:-1]  # one meter not asked for
+    mixed = influx_store._sums_between(starts, cuts, asked)  # March to May by the server, the rest here
     monkeypatch.setattr(influx, "SUM_STATEMENT_DAYS", 0)  # every span a server sum() statement
     server = influx_store._sums_between(starts, cuts, asked)
     monkeypatch.setattr(influx, "SUM_STATEMENT_DAYS", 10**6)  # every span summed here
@@ -76,10 +78,10 @@ def test_spans_summed_here_equal_the_servers_sums(influx_store, monkeypatch, tin
     want = picked.assign(period_start=starts[span]).groupby(["meter_id", "period_start"], as_index=False)[
         ["quantity", "est"]].sum()
     assert len(want) == len(asked) * len(starts) - 3  # HB-0003-E0 has no day after February's 9th
-    for got in (server, here):
+    for got in (server, here, mixed):
         assert list(got.columns) == ["meter_id", "period_start", "quantity", "est"]
         assert list(zip(got["meter_id"], got["period_start"], strict=True)) == list(
             zip(want["meter_id"], want["period_start"], strict=True))
         np.testing.assert_allclose(got["quantity"], want["quantity"], rtol=1e-12)
         np.testing.assert_allclose(got["est"], want["est"], rtol=1e-12)
-    assert str(here["period_start"].dtype) == str(server["period_start"].dtype)
+    assert str(here["period_start"].dtype) == str(server["period_start"].dtype) == str(mixed["period_start"].dtype)
