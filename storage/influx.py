@@ -498,7 +498,8 @@ class InfluxStore(Store):
             return empty_periods(columns)
         fields = {c: PERIOD_FIELDS[c] for c in columns}
         statements = [f"SELECT {', '.join(fields)} FROM {self._measurement(MEASUREMENTS[freq])} "
-                      f"WHERE time >= {a}s AND time < {b}s{ids} GROUP BY meter" for a, b in read_slices(lo, hi)]
+                      f"WHERE time >= {a}s AND time < {b}s{where} GROUP BY meter"
+                      for a, b, where in self._read_slices(lo, hi, meter_ids)]
         with ThreadPoolExecutor(max_workers=len(statements)) as pool:
             parts = [p for p in pool.map(lambda q: self._csv_frame([q], fields), statements) if len(p)]
         if not parts:
@@ -508,18 +509,33 @@ class InfluxStore(Store):
             df = df.sort_values(["meter_id", "t"], kind="stable", ignore_index=True)
         return df[["meter_id", "t", *columns]]
 
+    def _read_slices(self, lo: int, hi: int, meter_ids: list[str] | None) -> list[tuple[int, int, str]]:
+        """(lo, hi, meter filter) of the reads a read of [lo, hi) (epoch s) goes as: a read
+        spanning more than SLICE_ABOVE_S as READ_SLICES at once (the server answers each on
+        its own core), each of a share of `meter_ids` over the whole range (each series'
+        block decoded once, and the shares hold rows wherever in the range they are), or
+        of all meters (None) in time slices; else whole."""
+        if hi - lo <= SLICE_ABOVE_S:
+            return [(lo, hi, self._meter_where(meter_ids))]
+        if meter_ids is None:
+            cuts = [lo + (hi - lo) * k // READ_SLICES for k in range(READ_SLICES)] + [hi]
+            return [(a, b, "") for a, b in itertools.pairwise(cuts)]
+        shares = [part for part in np.array_split(np.asarray(meter_ids, object), READ_SLICES) if len(part)]
+        return [(lo, hi, self._meter_where(part.tolist())) for part in shares]
+
     def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
                       meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
         """Spans summed per meter over the covered days: a span of SUM_STATEMENT_DAYS or
         more by the server, one `sum()` statement each (a year of 405 meters answers 405
         rows, not 147,825 daily ones), shorter ones here from one read of their day rows
         (`_day_sums`)."""
-        ids = self._meter_where(None if meter_ids is None else [str(m) for m in meter_ids])
+        meter_ids = None if meter_ids is None else [str(m) for m in meter_ids]
+        ids = self._meter_where(meter_ids)
         if ids is None:
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
         here = np.diff(cuts) < SUM_STATEMENT_DAYS * 86_400
-        parts = [self._day_sums(cuts, here, ids)] if here.any() else []
+        parts = [self._day_sums(cuts, here, meter_ids)] if here.any() else []
         if not here.all():
             statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
                           f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {cuts[k]}s AND time < {cuts[k + 1]}s "
@@ -532,20 +548,21 @@ class InfluxStore(Store):
                             "quantity": df["quantity"].to_numpy(float), "est": df["est"].to_numpy(float)})
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
-    def _day_sums(self, cuts: np.ndarray, here: np.ndarray, ids: str) -> pd.DataFrame:
+    def _day_sums(self, cuts: np.ndarray, here: np.ndarray, meter_ids: list[str] | None) -> pd.DataFrame:
         """meter_id, span (k of [cuts[k], cuts[k+1]), epoch s, for the spans `here`),
-        quantity, est: the covered day rows of each run of consecutive spans `here` streamed
-        (`read_slices`, READ_SLICES reads at once) and summed here per meter and span,
-        batch by batch (memory bounded by the sums, not the rows)."""
+        quantity, est: the covered day rows of `meter_ids` (None: all) in each run of
+        consecutive spans `here` streamed (`_read_slices`, READ_SLICES reads at once) and
+        summed here per meter and span, batch by batch (memory bounded by the sums, not
+        the rows)."""
         fields = {"quantity": pa.float64(), "est": pa.float64()}
         n_spans = len(cuts) - 1
         edge = np.diff(np.r_[0, here.astype(np.int8), 0])
         runs = [(int(cuts[a]), int(cuts[b])) for a, b in zip(np.flatnonzero(edge == 1), np.flatnonzero(edge == -1),
                                                               strict=True)]
 
-        def read(lo: int, hi: int) -> list[pd.DataFrame]:
+        def read(lo: int, hi: int, where: str) -> list[pd.DataFrame]:
             q = (f"SELECT quantity, est FROM {self._measurement(MEASUREMENTS['day'])} WHERE time >= {lo}s "
-                 f"AND time < {hi}s AND covered = 1{ids} GROUP BY meter")
+                 f"AND time < {hi}s AND covered = 1{where} GROUP BY meter")
             parts = []
             for batch in self._csv_batches(q, fields):
                 if batch.num_rows == 0:
@@ -561,7 +578,7 @@ class InfluxStore(Store):
                                       minlength=len(uniq)) for f in fields}}))
             return parts
 
-        reads = [ab for lo, hi in runs for ab in read_slices(lo, hi)]
+        reads = [part for lo, hi in runs for part in self._read_slices(lo, hi, meter_ids)]
         with ThreadPoolExecutor(max_workers=min(READ_SLICES, len(reads))) as pool:
             parts = [p for got in pool.map(lambda ab: read(*ab), reads) for p in got]
         if not parts:
@@ -638,14 +655,6 @@ class InfluxStore(Store):
                                  *(float("nan") if v is None else float(v) for v in optional)))
         df = pd.DataFrame.from_records(rows, columns=BILL_COLUMNS)
         return df.sort_values(["institution_id", "energy", "period_start"]).reset_index(drop=True)
-
-
-def read_slices(lo: int, hi: int) -> list[tuple[int, int]]:
-    """[lo, hi) (epoch s) cut into READ_SLICES time slices read at once (the server answers
-    each on its own core) when it spans more than SLICE_ABOVE_S, else whole."""
-    span = max(1, hi - lo)
-    cuts = [lo + span * k // READ_SLICES for k in range(READ_SLICES)] + [hi] if span > SLICE_ABOVE_S else [lo, hi]
-    return list(itertools.pairwise(cuts))
 
 
 def csv_batches(chunks: Iterable[bytes], convert: pacsv.ConvertOptions,

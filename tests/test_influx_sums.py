@@ -85,3 +85,12 @@ def test_spans_summed_here_equal_the_servers_sums(influx_store, monkeypatch, tin
         np.testing.assert_allclose(got["quantity"], want["quantity"], rtol=1e-12)
         np.testing.assert_allclose(got["est"], want["est"], rtol=1e-12)
     assert str(here["period_start"].dtype) == str(server["period_start"].dtype) == str(mixed["period_start"].dtype)
+    every = influx_store._sums_between(starts, cuts, None)  # all meters: read in time slices, not meter shares
+    picked = rows[(rows["covered"] == 1) & (rows["t"] < cuts[-1])]
+    span = np.searchsorted(cuts, picked["t"].to_numpy(), side="right") - 1
+    want = picked.assign(period_start=starts[span]).groupby(["meter_id", "period_start"], as_index=False)[
+        ["quantity", "est"]].sum()
+    assert list(zip(every["meter_id"], every["period_start"], strict=True)) == list(
+        zip(want["meter_id"], want["period_start"], strict=True))
+    np.testing.assert_allclose(every["quantity"], want["quantity"], rtol=1e-12)
+    np.testing.assert_allclose(every["est"], want["est"], rtol=1e-12)
