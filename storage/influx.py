@@ -392,9 +392,9 @@ class InfluxStore(Store):
     def _meter_where(meter_ids: Iterable[str] | None, tag: str = "meter") -> str | None:
         """` AND <tag> =~ /^(?:id1|id2|...)$/` ("" for every meter, None for none): one
         regular expression, matched once per tag value of the index. The same filter as
-        `tag = 'id1' OR tag = 'id2' ...`, whose cost grows faster than its length: 6,750
-        meters took InfluxDB 1.8 18 s to plan against 2.8 s for the regex (a year's sums,
-        benchmarks/bench_province.py)."""
+        `tag = 'id1' OR tag = 'id2' ...`, whose cost grows faster than its length: a year's
+        sums of 6,750 meters took InfluxDB 1.6 18 s with it, 2.8 s with the regex (no
+        filter: 1.7-2.4 s; benchmarks/bench_province.py's store)."""
         if meter_ids is None:
             return ""
         ids = list(meter_ids)
