@@ -40,8 +40,10 @@ server's excluded) is printed too: on a shared machine it is steadier than wall 
 A verb that exits non-zero is marked `(exit N)` and its last five stderr lines printed.
 Output is flushed line by line.
 
-`--keep DIR` builds the embedded portfolio and store in `DIR/embedded-N` (N institutions)
-and keeps them; a later run with the same `--keep` and size reuses them (no load), e.g.
+`--keep DIR` builds the embedded portfolio and store in `DIR/embedded-N` (N institutions),
+and the InfluxDB one in `DIR/influxdb-N` (influxd's data dir in `influxd/`, the server
+stopped at the end), and keeps them; a later run with the same `--keep` and size reuses
+them (no load), e.g.
 to profile a verb against the same store (`python -m cProfile -o OUT .venv/bin/civicwatt
 ledger --year 2025 --registry DIR/embedded-N/civicwatt.yaml --store
 embedded:DIR/embedded-N/data --out F.csv`). `--repeat N` runs every verb and its baseline
@@ -273,7 +275,7 @@ def main() -> None:
     parser.add_argument("--year", type=int, default=2025)
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--skip", default="", help="comma-separated: embedded,influx (or influxdb)")
-    parser.add_argument("--keep", type=Path, help="build (or reuse) the embedded portfolio and store in DIR")
+    parser.add_argument("--keep", type=Path, help="build (or reuse) the portfolios and stores in DIR")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each verb and its baseline")
     parser.add_argument("--verbs", default=",".join(VERBS), help=f"comma-separated, of {','.join(VERBS)}")
     args = parser.parse_args()
@@ -297,6 +299,24 @@ def main() -> None:
             run_backend(name, base, registry, f"embedded:{base / 'data'}", str(base / "data" / DB_NAME),
                         args.year, args.queries, args.repeat, loaded, only=only)
             (base / "loaded").touch()
+            continue
+        if name == "influxdb" and args.keep:
+            from tests.servers import Influxd
+
+            base = args.keep / f"influxdb-{n}"
+            loaded = (base / "loaded").exists()
+            if not loaded:
+                write_sample(base, n_institutions=n)
+            registry = load_registry(base / "civicwatt.yaml")
+            (base / "influxd").mkdir(parents=True, exist_ok=True)
+            server = Influxd(base / "influxd")  # its data dir kept; new free ports each run
+            server.start()
+            try:
+                run_backend(name, base, registry, server.url("province"), f"{server.http}/province", args.year,
+                            args.queries, args.repeat, loaded, server_pid=server.proc.pid, only=only)
+                (base / "loaded").touch()
+            finally:
+                server.stop()
             continue
         with tempfile.TemporaryDirectory(prefix="bench-province-") as d:
             base = Path(d)
