@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from core.filecache import FileCache, cache_dir, content_stamp
 from core.profiles import load_profiles
+from core.schemas.base import ID_PATTERN
 from core.schemas.institution import DataCentre
 from core.textfile import echo
 from core.vocab import DEFAULT_HEATING_SEASON, INDEX_UNIT, Boundary, BoundaryReason, Category, Energy, Subitem
@@ -37,7 +38,6 @@ from core.yamlfile import (
     validate_node,
 )
 
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 #: A province's registry (Hebei: 31,600 institutions, ~200k meters) is ~55 MB of YAML.
 MAX_REGISTRY_BYTES = 256 * 1024 * 1024
 

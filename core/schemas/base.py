@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"  # an id in the registry and in upward reports: letters, digits, _ and -
+
 
 class Strict(BaseModel):
     """A config section: unknown keys are errors, values are frozen, NaN/inf refused."""

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from core.schemas.base import Positive, Strict
+from core.schemas.base import ID_PATTERN, Positive, Strict
 from core.yamlfile import ConfigError, LineDict, Problem, load_yaml, validate_node
 
 TOKEN_ENV = "CIVICWATT_UPSTREAM_TOKEN"
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class Upstream(Strict):
