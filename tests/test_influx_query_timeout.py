@@ -14,57 +14,6 @@ from storage import influx
 from storage.base import StoreError
 
 
-def test_a_query_that_times_out_is_sent_once_and_named(monkeypatch):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    hung: list[socket.socket] = []  # connections holding a SELECT that is never answered
-    databases = json.dumps({"results": [{"statement_id": 0, "series": [
-        {"name": "databases", "columns": ["name"], "values": [["db"]]}]}]}).encode()
-    empty = json.dumps({"results": [{"statement_id": 0}]}).encode()
-
-    def read_request(conn: socket.socket) -> bytes:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            if not (chunk := conn.recv(65536)):
-                return b""
-            data += chunk
-        head, body = data.split(b"\r\n\r\n", 1)
-        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)) if b"ength:" in head else 0
-        while len(body) < length:
-            body += conn.recv(65536)
-        return head + b"\r\n\r\n" + body
-
-    def handle(conn: socket.socket) -> None:  # answers the set-up's JSON queries; a CSV query never
-        while request := read_request(conn):
-            if b"application/csv" in request:
-                hung.append(conn)
-                return
-            answer = databases if b"SHOW" in request else empty
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(answer)).encode() + b"\r\n\r\n" + answer)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setattr(influx, "QUERY_TIMEOUT_S", 0.3)
-    monkeypatch.setattr(influx, "BACKOFF_S", 0.0)
-    store = influx.InfluxStore(f"influxdb://127.0.0.1:{listener.getsockname()[1]}/db", create_database=False)
-    try:
-        with pytest.raises(StoreError, match=r"did not answer a query within 0.3 s"):
-            store.read_samples(meter_ids=["M1"])
-    finally:
-        store.close()
-        listener.close()
-    assert len(hung) == 1  # not retried: with retries it would be 1 + influx.RETRIES
-
-
 def fake_influx(answer_after_s: float | None, slow: bytes = b"meter_event") -> tuple[socket.socket, list[bytes]]:
     """A server answering JSON at once (`SHOW DATABASES`: the database; else no rows), but
     a request mentioning `slow` after `answer_after_s` (None: never); returns the listener
@@ -110,6 +59,21 @@ def fake_influx(answer_after_s: float | None, slow: bytes = b"meter_event") -> t
 
     threading.Thread(target=serve, daemon=True).start()
     return listener, seen
+
+
+def test_a_query_that_times_out_is_sent_once_and_named(monkeypatch):
+    """A CSV /query (a read of samples) that is never answered."""
+    monkeypatch.setattr(influx, "QUERY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(influx, "BACKOFF_S", 0.0)
+    listener, seen = fake_influx(answer_after_s=None, slow=b"application/csv")
+    store = influx.InfluxStore(f"influxdb://127.0.0.1:{listener.getsockname()[1]}/db", create_database=False)
+    try:
+        with pytest.raises(StoreError, match=r"did not answer a query within 0.3 s"):
+            store.read_samples(meter_ids=["M1"])
+    finally:
+        store.close()
+        listener.close()
+    assert sum(b"application/csv" in r for r in seen) == 1  # not retried: with retries 1 + influx.RETRIES
 
 
 def test_a_json_query_may_take_longer_than_a_write(monkeypatch):
