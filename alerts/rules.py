@@ -146,6 +146,24 @@ def _as_date(at: date | datetime | str | pd.Timestamp) -> date:
     return pd.Timestamp(at).date()
 
 
+def _target_use(store, registry, year: int, end: pd.Timestamp, factors, cuts: list[pd.Timestamp]) -> pd.DataFrame:
+    """The use frame the targets need, as the store's sums: last year's months (its
+    seasonal shape, `quotas.evaluate.project_year_end`) and this year to `end` as one
+    span (only its sum to date counts: `evaluate_targets`), cut also at `cuts`."""
+    from models.api import energy_use
+
+    tz = registry.timezone
+    this_year = localtime.first_instant_of(pd.Timestamp(f"{year}-01-01"), tz)
+    before = [c for c in cuts if c < this_year]
+    parts = [energy_use(store, registry, pd.Timestamp(f"{year - 1}-01-01"), pd.Timestamp(f"{year}-01-01"), "day",
+                        factors, sums="month", cuts=before)]
+    if pd.Timestamp(end) > pd.Timestamp(f"{year}-01-01"):
+        parts.append(energy_use(store, registry, pd.Timestamp(f"{year}-01-01"), end, "day", factors, sums="year",
+                                cuts=[c for c in cuts if c >= this_year]))
+    full = [p for p in parts if len(p)]
+    return pd.concat(full, ignore_index=True) if len(full) > 1 else (full[0] if full else parts[0])
+
+
 def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | str | None = None,
                     factors=None, meter_settings: MeterRuleSettings | None = None,
                     now: datetime | None = None, rules: tuple[str, ...] = ALL_RULES,
@@ -181,9 +199,9 @@ def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | 
                        and quotas_cfg.targets)
         standards = "quota_constraint_exceeded" in wanted and bool(quotas_cfg.standards)
         use = None
-        if targets:  # one read for both: the months' sums also cut where the rolling year starts
-            use = energy_use(store, registry, pd.Timestamp(f"{year - 1}-01-01"), end, "day", factors, sums="month",
-                             cuts=[localtime.first_instant_of(roll_start, tz)] if standards else ())
+        if targets:  # one read for both: last year's months also cut where the rolling year starts
+            use = _target_use(store, registry, year, end, factors,
+                              [localtime.first_instant_of(roll_start, tz)] if standards else [])
             monthly = indicators(use, registry, factors, quotas_cfg.basis, freq="day", by_period="month")
             evaluated = evaluate_targets(quotas_cfg, monthly, as_of=end, regions=registry, year=year)
             if details is not None:

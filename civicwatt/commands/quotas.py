@@ -28,16 +28,15 @@ def _num(x: float) -> str:
     return MISSING if x is None or pd.isna(x) else f"{x:,.2f}"
 
 
-def _print_targets(targets: pd.DataFrame) -> None:
+def _target_lines(targets: pd.DataFrame) -> list[str]:
     """One line per target and indicator: values in the indicator's unit (tce, m3,
     tCO2, kgce/m2, kgce/person, m3/person, kgCO2/m2), "—" where a value is missing."""
     if targets is None or targets.empty:
-        return
-    print(f"{'target':<20} {'scope':<32} {'indicator':<20} {'unit':<12} {'actual':>14} {'limit':>14} "
-          f"{'projected':>14}  status")
-    for r in targets.itertuples(index=False):
-        print(f"{r.target_id:<20} {r.scope:<32} {r.indicator:<20} {r.unit:<12} {_num(r.actual):>14} "
-              f"{_num(r.limit):>14} {_num(r.projected):>14}  {r.status}")
+        return []
+    return [f"{'target':<20} {'scope':<32} {'indicator':<20} {'unit':<12} {'actual':>14} {'limit':>14} "
+            f"{'projected':>14}  status"] + [
+        f"{r.target_id:<20} {r.scope:<32} {r.indicator:<20} {r.unit:<12} {_num(r.actual):>14} "
+        f"{_num(r.limit):>14} {_num(r.projected):>14}  {r.status}" for r in targets.itertuples(index=False)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
     with open_registry_store(registry, args.store, create=False) as store:
         alerts = evaluate_alerts(store, registry, quotas, at, details=details)
         store_url = store.url
-    _print_targets(details.get("targets"))
-    print(f"{len(alerts)} alert(s)")
+    # one write: a province prints ~100,000 lines, and stdout may be unbuffered
+    lines = [*_target_lines(details.get("targets")), f"{len(alerts)} alert(s)"]
     for a in alerts:
-        print(f"[{a.severity}] {a.rule} {a.scope} {a.period}: {a.message_en}")
-        print(f"    {a.message_zh}")
+        lines += [f"[{a.severity}] {a.rule} {a.scope} {a.period}: {a.message_en}", f"    {a.message_zh}"]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
     if args.notify:
         from alerts.outbox import Outbox, default_outbox_dir
 
