@@ -527,10 +527,7 @@ class EmbeddedStore(Store):
             for a, b in zip(cut, np.r_[cut[1:], len(t)], strict=True):
                 g, tt = group[a:b], t[a:b]
                 starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])  # each group's first day in the run
-                shift = " ".join(f"WHEN t < {int(tt[e])} THEN {int(g[s]) * PACK_BITS}"
-                                 for s, e in itertools.pairwise(starts))
-                last = str(int(g[-1]) * PACK_BITS)
-                sql = _COMPLETENESS_PACKED.format(shift=f"CASE {shift} ELSE {last} END" if shift else last)
+                sql = _COMPLETENESS_PACKED.format(shift=_bisect_case(tt[starts[1:]], g[starts] * PACK_BITS))
                 expected = float(np.maximum(np.floor(span[a] / iv), 1.0))
                 tab = self._arrow(sql, [float(span[a]), expected, int(tt[0]), int(tt[-1] + span[b - 1]), wanted, target])
                 meter = tab["meter"].to_numpy().astype(np.int64)
@@ -663,6 +660,18 @@ SELECT meter, count(*) AS days, sum(share >= ?5) AS complete, sum(share) AS shar
        sum(samples) AS samples
 FROM x GROUP BY meter
 """
+
+
+def _bisect_case(edges: np.ndarray, values: np.ndarray) -> str:
+    """An SQL expression of `t`: values[k] for edges[k-1] <= t < edges[k] (len(values) =
+    len(edges) + 1), as nested CASEs that bisect the edges: ~log2(12) comparisons a row
+    for a year's months instead of ~6 down a ladder (the packed completeness pass, ~10 %
+    of its time at a province)."""
+    if len(values) == 1:
+        return str(int(values[0]))
+    mid = len(values) // 2
+    return (f"CASE WHEN t < {int(edges[mid - 1])} THEN {_bisect_case(edges[:mid - 1], values[:mid])} "
+            f"ELSE {_bisect_case(edges[mid:], values[mid:])} END")
 
 
 def _sorted(flat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
