@@ -152,16 +152,15 @@ def _target_use(store, registry, year: int, end: pd.Timestamp, factors, cuts: li
     span (only its sum to date counts: `evaluate_targets`), cut also at `cuts`."""
     from models.api import energy_use
 
-    tz = registry.timezone
-    this_year = localtime.first_instant_of(pd.Timestamp(f"{year}-01-01"), tz)
-    before = [c for c in cuts if c < this_year]
-    parts = [energy_use(store, registry, pd.Timestamp(f"{year - 1}-01-01"), pd.Timestamp(f"{year}-01-01"), "day",
-                        factors, sums="month", cuts=before)]
-    if pd.Timestamp(end) > pd.Timestamp(f"{year}-01-01"):
-        parts.append(energy_use(store, registry, pd.Timestamp(f"{year}-01-01"), end, "day", factors, sums="year",
+    jan1 = pd.Timestamp(f"{year}-01-01")  # naive local, as `end`
+    this_year = localtime.first_instant_of(jan1, registry.timezone)
+    parts = [energy_use(store, registry, pd.Timestamp(f"{year - 1}-01-01"), jan1, "day", factors, sums="month",
+                        cuts=[c for c in cuts if c < this_year])]
+    if pd.Timestamp(end) > jan1:
+        parts.append(energy_use(store, registry, jan1, end, "day", factors, sums="year",
                                 cuts=[c for c in cuts if c >= this_year]))
-    full = [p for p in parts if len(p)]
-    return pd.concat(full, ignore_index=True) if len(full) > 1 else (full[0] if full else parts[0])
+    full = [p for p in parts if len(p)] or parts[:1]
+    return pd.concat(full, ignore_index=True) if len(full) > 1 else full[0]
 
 
 def evaluate_alerts(store, registry, quotas_cfg: QuotaConfig | None, at: date | str | None = None,

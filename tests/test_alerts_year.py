@@ -4,6 +4,7 @@ Projected breach -> actual breach -> recovery, with reminders, and nothing sent 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import date, timedelta
 
@@ -140,3 +141,27 @@ def test_year_projected_actual_recovery(world, tmp_path):
     y_res = next(b for b in bodies if b["institution_id"] == "Y" and b["notification"] == "resolved")
     assert y_res["resolution"] == "cleared"
     assert box.list_alerts(open_only=True) == []
+
+
+@pytest.mark.parametrize("at", [date(2025, 3, 10), date(2025, 12, 31), date(2025, 1, 1)])
+def test_targets_read_this_year_as_one_span_equal_its_months(world, at):
+    """`evaluate_alerts` reads this year as one span (`_target_use`): the targets, with
+    last year's seasonal shape, equal those of month-by-month sums of both years, and X's
+    year to date is its 1200 kWh a day."""
+    from models.api import energy_use, indicators
+    from models.factors import load_factors
+    from quotas.evaluate import evaluate_targets
+
+    reg, store, cfg = world
+    cfg = dataclasses.replace(cfg, projection="last_year")
+    details: dict = {}
+    evaluate_alerts(store, reg, cfg, at, rules=QUOTA_RULES, details=details)
+    got = details["targets"].set_index("target_id")
+    factors = load_factors()
+    months = energy_use(store, reg, pd.Timestamp("2024-01-01"), pd.Timestamp(at), "day", factors, sums="month")
+    want = evaluate_targets(cfg, indicators(months, reg, factors, cfg.basis, freq="day", by_period="month"),
+                            as_of=pd.Timestamp(at), regions=reg, year=2025).set_index("target_id")
+    for col in ("actual", "elapsed_share", "projected"):
+        np.testing.assert_allclose(got[col].to_numpy(float), want.loc[got.index, col].to_numpy(float), rtol=1e-12)
+    assert (got["method"] == "last_year").all() and (got["status"] == want.loc[got.index, "status"]).all()
+    assert got.at["X-2025", "actual"] == pytest.approx((at - date(2025, 1, 1)).days * 1200 * KGCE_PER_KWH / 1000)
