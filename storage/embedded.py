@@ -442,15 +442,18 @@ class EmbeddedStore(Store):
         """Spans summed by SQLite: one `sum() ... GROUP BY meter` per span over the
         covered days (a year of 21,000 meters answers 21,000 rows, not 7.7 million daily ones)."""
         where, params = self._ids_filter(meter_ids)
+        # one probe first: a range with nothing stored (e.g. the year before the first) needs no query per span
+        stored = self._arrow(f"SELECT 1 AS one FROM {TABLES['day']} WHERE t >= ? AND t < ? AND covered = 1{where} "
+                             "LIMIT 1", [int(cuts[0]), int(cuts[-1]), *params]).num_rows > 0
         parts = [self._arrow(f"SELECT meter, sum(quantity) AS quantity, sum(est) AS est FROM {TABLES['day']} "
                              f"WHERE t >= ? AND t < ? AND covered = 1{where} GROUP BY meter",
-                             [int(a), int(b), *params]) for a, b in itertools.pairwise(cuts)]
+                             [int(a), int(b), *params]) for a, b in (itertools.pairwise(cuts) if stored else ())]
         period = np.repeat(np.arange(len(parts)), [t.num_rows for t in parts])
         out = pd.DataFrame({
-            "meter_id": self._names(np.concatenate([t["meter"].to_numpy() for t in parts]).astype(np.int64)),
+            "meter_id": self._names(np.concatenate([t["meter"].to_numpy() for t in parts] or [[]]).astype(np.int64)),
             "period_start": keys[period],
-            "quantity": np.concatenate([t["quantity"].to_numpy() for t in parts]).astype(float),
-            "est": np.concatenate([t["est"].to_numpy() for t in parts]).astype(float),
+            "quantity": np.concatenate([t["quantity"].to_numpy() for t in parts] or [[]]).astype(float),
+            "est": np.concatenate([t["est"].to_numpy() for t in parts] or [[]]).astype(float),
         })
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 

@@ -157,6 +157,21 @@ def test_spans_are_sums_of_their_days(store):
     assert store.consumption_between(starts[:0], end, ["M"]).empty
 
 
+def test_spans_with_nothing_stored_are_empty_and_a_last_span_is_found(store):
+    """Month sums over a range before the first stored day are empty, with the columns of
+    a filled read; a range whose only stored days fall in its last month still finds
+    them (the embedded store probes the whole range once before the per-span queries)."""
+    v = np.cumsum(np.random.default_rng(7).uniform(0, 5, 96 * 6))
+    store.write_samples(series("M", v, start=pd.Timestamp("2025-03-28", tz=TZ)))
+    meters(store, M={})
+    before = store.consumption("month", "2024-01-01", "2025-01-01", ["M"])
+    assert before.empty and list(before.columns) == list(store.consumption("month", "2025-03-01", "2025-04-01").columns)
+    late = store.consumption("month", "2024-12-01", "2025-04-01", ["M"])
+    days = store.consumption("day", "2025-03-01", "2025-04-01", ["M"])
+    assert list(late["period_start"]) == [pd.Timestamp("2025-03-01", tz=TZ)]
+    assert late["quantity"].iloc[0] == pytest.approx(days["quantity"].sum(), rel=1e-12) and len(days) == 4
+
+
 def test_bills_round_trip(store):
     bills = pd.DataFrame({"institution_id": ["I1", "I1"], "energy": ["diesel", "heat"],
                           "period_start": ["2025-01-01", "2025-01-15"], "period_end": ["2025-01-31", "2025-02-14"],
