@@ -33,7 +33,7 @@ def tariff_frame(registry) -> pd.DataFrame:
                              columns=["region", "energy", "cny_per_unit"])
     insts = registry.institutions_frame()[["id", "region"]].rename(columns={"id": "institution_id"})
     # one merge, not a row per institution and energy built in Python (a province: 31,600)
-    return insts.merge(by_region, on="region", how="inner")[cols].reset_index(drop=True)
+    return insts.merge(by_region, on="region", how="inner")[cols]
 
 
 def bill_costs(bills: pd.DataFrame, freq: str, tz: str, start: pd.Timestamp | None = None,

@@ -449,12 +449,12 @@ class EmbeddedStore(Store):
                              f"WHERE t >= ? AND t < ? AND covered = 1{where} GROUP BY meter",
                              [int(a), int(b), *params]) for a, b in (itertools.pairwise(cuts) if stored else ())]
         period = np.repeat(np.arange(len(parts)), [t.num_rows for t in parts])
-        out = pd.DataFrame({
-            "meter_id": self._names(np.concatenate([t["meter"].to_numpy() for t in parts] or [[]]).astype(np.int64)),
-            "period_start": keys[period],
-            "quantity": np.concatenate([t["quantity"].to_numpy() for t in parts] or [[]]).astype(float),
-            "est": np.concatenate([t["est"].to_numpy() for t in parts] or [[]]).astype(float),
-        })
+
+        def column(name: str, dtype: type) -> np.ndarray:  # the spans' rows of one column (none: empty)
+            return np.concatenate([t[name].to_numpy() for t in parts] or [[]]).astype(dtype)
+
+        out = pd.DataFrame({"meter_id": self._names(column("meter", np.int64)), "period_start": keys[period],
+                            "quantity": column("quantity", float), "est": column("est", float)})
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
     def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
