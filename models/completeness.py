@@ -273,8 +273,9 @@ def completeness_sums(store, live_interval: pd.Series, start: pd.Timestamp, end:
     day (`judged_days`). Memory is bounded by the result, not by the meter-days: the
     store aggregates the rule itself where it can (`Store._completeness_sums`: SQL in
     the embedded store), else the day counts are read METERS_PER_READ meters at a time.
-    Not `full`: only days and complete are needed (share_sum, share_min and samples may
-    be NaN: the embedded store then counts a year's months in one pass)."""
+    Not `full`: only complete is needed (the other columns may be NaN, and a group
+    without a complete day may have no row: the embedded store then counts a year's
+    months in one pass)."""
     days, keys = judged_days(start, end, by, lookback_days)
     ids = [str(m) for m in meter_ids]
     live = live_interval.astype(float)

@@ -507,8 +507,8 @@ class Store(ABC):
         instant of the first day of its usual-spacing window; span: length in s; group:
         int), over the judged days with a sample: meter_id, period (the group), days,
         complete (share >= `target`), share_sum, share_min, samples (the columns of
-        `models.completeness.SUM_COLUMNS`; not `full`: only days and complete are needed,
-        the others may be NaN); None: the caller reads the day counts (`period_counts`)
+        `models.completeness.SUM_COLUMNS`; not `full`: only complete is needed, the others
+        may be NaN and a group without a complete day may have no row); None: the caller reads the day counts (`period_counts`)
         and applies the rule itself."""
         return None
 
