@@ -67,6 +67,12 @@ class MeteredSubmissions:
         return self.span(pd.Timestamp(year=year, month=1, day=1, tz=tz), pd.Timestamp(year=year + 1, month=1, day=1,
                                                                                      tz=tz))
 
+    def main_intervals(self) -> pd.Series:
+        """meter_id -> poll interval (s) of the live main meters: the meters whose
+        completeness the months judge (with `models.completeness.COMPLETENESS_TARGET`)."""
+        live = live_meters(m for m in self.registry.meters if m.parent is None)
+        return live.set_index("meter_id")["interval_s"].astype(float)
+
     def span(self, start: pd.Timestamp, end: pd.Timestamp, sums: pd.DataFrame | None = None) -> pd.DataFrame:
         """`months` of the local days in [start, end) (tz-aware local midnights): a year,
         a month, or the compared part of a running year (its last month partial).
@@ -77,8 +83,7 @@ class MeteredSubmissions:
         start, end = pd.Timestamp(start).tz_convert(tz), pd.Timestamp(end).tz_convert(tz)
         meters = self.registry.meters_frame()
         main = meters[meters["parent"].isna()][["meter_id", "institution_id"]]
-        live = live_meters(m for m in self.registry.meters if m.parent is None)
-        interval = live.set_index("meter_id")["interval_s"].astype(float)
+        interval = self.main_intervals()
         bills = self.store.read_bills()
         billed = self.billed(bills, start, end)
         due = bills.merge(billed, on=["institution_id", "energy"]) if len(bills) else bills

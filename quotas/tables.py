@@ -29,7 +29,7 @@ from core import localtime
 from core.registry import Registry
 from models import api as models_api
 from models.compare import comparable_change
-from models.completeness import complete_span
+from models.completeness import COMPLETENESS_TARGET, complete_span
 from quotas.evaluate import quota_levels, quota_levels_wide
 from quotas.submissions import MeteredSubmissions
 
@@ -248,9 +248,11 @@ class YearTables:
             running = self.is_running(year)
             until = self.today() if running else None
             prev_until = self.today() - pd.DateOffset(years=1) if running else None
-            cur = self.indicators(year, until)
-            prev = self.indicators(year - 1, prev_until)
-            table = add_yoy(cur, prev, self.complete(year, until), self.complete(year - 1, prev_until))
+            judged = MeteredSubmissions(self.store, self.registry, self.factors).main_intervals()
+            with self.store.judging_completeness(judged, COMPLETENESS_TARGET):  # each year's days read once for both
+                cur = self.indicators(year, until)
+                prev = self.indicators(year - 1, prev_until)
+                table = add_yoy(cur, prev, self.complete(year, until), self.complete(year - 1, prev_until))
             if running:
                 # quota standards are annual: a part of the year is not compared with them
                 for ind in QUOTA_INDICATORS:

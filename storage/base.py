@@ -512,6 +512,16 @@ class Store(ABC):
         and applies the rule itself."""
         return None
 
+    @contextmanager
+    def judging_completeness(self, interval: pd.Series, target: float) -> Iterator[None]:
+        """Inside (in this thread): a backend that can counts the complete days (the rule
+        of `_completeness_sums`, at `target`) of the live meters of `interval` (meter_id
+        -> poll interval, s) in the same pass as their month or span sums
+        (`_sums_between`), and answers `_completeness_sums(..., target, full=False)` from
+        those counts for the days they cover: one read of the days where a year table
+        needs both (`quotas.tables.YearTables.ranking_table`). Here: nothing."""
+        yield
+
     def _sum_cuts(self, freq: str, start: str | pd.Timestamp,
                   end: str | pd.Timestamp) -> tuple[pd.DatetimeIndex, np.ndarray] | None:
         """For `_period_sums`: the local month or year starts (keys) of [start's day, end)

@@ -42,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import localtime
 from core.sqlite import BUSY_TIMEOUT_MS, transaction
 from storage.base import (
     BILL_COLUMNS,
@@ -440,22 +441,122 @@ class EmbeddedStore(Store):
     def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
                       meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
         """Spans summed by SQLite: one `sum() ... GROUP BY meter` per span over the
-        covered days (a year of 21,000 meters answers 21,000 rows, not 7.7 million daily ones)."""
-        where, params = self._ids_filter(meter_ids)
-        # one probe first: a range with nothing stored (e.g. the year before the first) needs no query per span
-        stored = self._arrow(f"SELECT 1 AS one FROM {TABLES['day']} WHERE t >= ? AND t < ? AND covered = 1{where} "
-                             "LIMIT 1", [int(cuts[0]), int(cuts[-1]), *params]).num_rows > 0
-        parts = [self._arrow(f"SELECT meter, sum(quantity) AS quantity, sum(est) AS est FROM {TABLES['day']} "
-                             f"WHERE t >= ? AND t < ? AND covered = 1{where} GROUP BY meter",
-                             [int(a), int(b), *params]) for a, b in (itertools.pairwise(cuts) if stored else ())]
-        period = np.repeat(np.arange(len(parts)), [t.num_rows for t in parts])
+        covered days (a year of 21,000 meters answers 21,000 rows, not 7.7 million daily
+        ones). Inside `judging_completeness`, the judged live meters of one poll interval
+        whose spans' days are of one length also count their complete days in the same
+        pass (`_SUMS_JUDGED`: the sums are the same), kept for `_completeness_sums`."""
+        judge = getattr(self._local, "judge", None)
+        length = np.full(len(cuts) - 1, np.nan)  # of the days of each span (`_day_length`), when judged
+        if judge is None or meter_ids is None:
+            sets = [(np.nan, *self._ids_filter(meter_ids))]
+        else:  # the meters by judged interval (NaN: not judged)
+            k = np.asarray(self._known_keys(meter_ids), np.int64)
+            iv = judge["interval"].reindex(k).to_numpy(float)
+            sets = [(v, " AND meter IN (SELECT value FROM json_each(?))",
+                     [json.dumps(k[iv == v if np.isfinite(v) else ~np.isfinite(iv)].tolist())]) for v in pd.unique(iv)]
+            length = self._day_length(cuts)
+        parts = []
+        for interval, where, params in sets:
+            judged = np.isfinite(interval) and bool(np.isfinite(length).all())
+            covered = "(covered = 1 OR samples > 0)" if judged else "covered = 1"
+            # one probe first: a range with nothing stored (e.g. the year before the first) needs no query per span
+            stored = self._arrow(f"SELECT 1 AS one FROM {TABLES['day']} WHERE t >= ? AND t < ? AND {covered}{where} "
+                                 "LIMIT 1", [int(cuts[0]), int(cuts[-1]), *params]).num_rows > 0
+            counts = []
+            for k, (a, b) in enumerate(itertools.pairwise(cuts) if stored else ()):
+                if not judged:
+                    parts.append((k, self._arrow(f"SELECT meter, sum(quantity) AS quantity, sum(est) AS est "
+                                                 f"FROM {TABLES['day']} WHERE t >= ? AND t < ? AND covered = 1{where} "
+                                                 "GROUP BY meter", [int(a), int(b), *params])))
+                    continue
+                expected = float(np.maximum(np.floor(length[k] / interval), 1.0))  # as _COMPLETENESS_PACKED
+                t = self._arrow(_SUMS_JUDGED, [float(length[k]), expected, judge["target"], int(a), int(b),
+                                               *params])
+                done = t["complete"].to_numpy().astype(np.int64)
+                counts.append(pd.DataFrame({"meter": t["meter"].to_numpy()[done > 0], "span": k,
+                                            "complete": done[done > 0]}))
+                parts.append((k, t.filter(t["quantity"].is_valid())))  # meters with a covered day
+            if judged:
+                judge["parts"].append({"interval": interval, "cuts": cuts, "keys": np.asarray(json.loads(params[0])),
+                                       "counts": pd.concat(counts, ignore_index=True) if counts else None})
+        period = np.repeat([k for k, _ in parts], [t.num_rows for _, t in parts]).astype(np.int64)
 
         def column(name: str, dtype: type) -> np.ndarray:  # the spans' rows of one column (none: empty)
-            return np.concatenate([t[name].to_numpy() for t in parts] or [[]]).astype(dtype)
+            return np.concatenate([t[name].to_numpy() for _, t in parts] or [[]]).astype(dtype)
 
         out = pd.DataFrame({"meter_id": self._names(column("meter", np.int64)), "period_start": keys[period],
                             "quantity": column("quantity", float), "est": column("est", float)})
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
+
+    def _day_length(self, cuts: np.ndarray) -> np.ndarray:
+        """Per span [cuts[k], cuts[k+1]) (epoch s): the length (s) of its local days, NaN
+        where they differ (a day of a clock change) or the span ends inside a day."""
+        edges = localtime.local_edges(from_epoch_s(cuts[:1])[0], from_epoch_s(cuts[-1:])[0], "day", self.tz)
+        edges = np.asarray(edges.as_unit("s").asi8, np.int64)
+        lo, hi = np.searchsorted(edges, cuts[:-1]), np.searchsorted(edges, cuts[1:])
+        step = np.diff(edges).astype(float)
+        whole = (hi > lo) & (edges[np.minimum(hi, len(edges) - 1)] == cuts[1:]) & (edges[lo] == cuts[:-1])
+        first = step[np.minimum(lo, len(step) - 1)]
+        same = np.array([whole[k] and (step[lo[k]:hi[k]] == first[k]).all() for k in range(len(lo))], bool)
+        return np.where(same, first, np.nan)
+
+    @contextmanager
+    def judging_completeness(self, interval: pd.Series, target: float) -> Iterator[None]:
+        iv = interval.astype(float)
+        iv = iv[np.isfinite(iv.to_numpy()) & (iv.to_numpy() > 0)]
+        ids = [str(m) for m in iv.index]
+        self._known_keys(ids)  # (re-reads the key map if another writer added meters)
+        key = np.fromiter((self._keys.get(m, -1) for m in ids), np.int64, len(ids))
+        before = getattr(self._local, "judge", None)
+        self._local.judge = {"target": float(target), "parts": [],
+                             "interval": pd.Series(iv.to_numpy(float)[key >= 0], index=key[key >= 0])}
+        try:
+            yield
+        finally:
+            self._local.judge = before
+
+    def _complete_alongside(self, days: pd.DataFrame, meters: pd.DataFrame,
+                            target: float) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+        """Inside `judging_completeness` at `target`: the complete days per group of
+        `days` (`_completeness_sums`, not full) of the meters whose sums counted them
+        over spans that tile the groups (`_sums_between`), and the meters still to judge."""
+        judge = getattr(self._local, "judge", None)
+        if judge is None or judge["target"] != float(target) or not judge["parts"] or not len(days):
+            return None, meters
+        t, span, group = (days[c].to_numpy(np.int64) for c in ("t", "span", "group"))
+        first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        edges = np.r_[t[first], t[-1] + span[-1]]
+        if (np.diff(t) != span[:-1]).any():  # the judged days must follow each other
+            return None, meters
+        ids = meters["meter_id"].astype(str).to_numpy(object)
+        self._known_keys(ids)  # (re-reads the key map if another writer added meters)
+        key = np.fromiter((self._keys.get(m, -1) for m in ids), np.int64, len(ids))
+        interval = meters["interval_s"].to_numpy(float)
+        done = key < 0  # a meter never stored has no day to judge
+        found = []
+        for part in judge["parts"]:
+            if not np.isin(edges, part["cuts"]).all():
+                continue
+            hit = ~done & (interval == part["interval"]) & np.isin(key, part["keys"])
+            done |= hit
+            c = part["counts"]
+            if c is None or not hit.any():
+                continue
+            start = np.asarray(part["cuts"], np.int64)[c["span"].to_numpy(np.int64)]
+            inside = (start >= edges[0]) & (start < edges[-1]) & np.isin(c["meter"].to_numpy(), key[hit])
+            at = np.searchsorted(edges, start[inside], side="right") - 1
+            found.append(pd.DataFrame({"meter": c["meter"].to_numpy(np.int64)[inside], "period": group[first][at],
+                                       "complete": c["complete"].to_numpy(np.int64)[inside]}))
+        if not done.any():
+            return None, meters
+        f = (pd.concat(found, ignore_index=True).groupby(["meter", "period"], sort=True)["complete"].sum().reset_index()
+             if found else pd.DataFrame({"meter": np.zeros(0, np.int64), "period": np.zeros(0, np.int64),
+                                         "complete": np.zeros(0, np.int64)}))
+        return (pd.DataFrame({"meter_id": self._names(f["meter"].to_numpy(np.int64)),
+                              "period": f["period"].to_numpy(np.int64), "days": np.nan,
+                              "complete": f["complete"].to_numpy(np.int64), "share_sum": np.nan, "share_min": np.nan,
+                              "samples": np.nan}),
+                meters[~done])
 
     def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
                            full: bool = True) -> pd.DataFrame:
@@ -472,6 +573,9 @@ class EmbeddedStore(Store):
         year's months), one pass per run of days of equal length: the groups' complete
         days packed in PACK_BITS bits each of one integer sum (`_COMPLETENESS_PACKED`;
         only groups with a complete day, days NaN)."""
+        found, meters = self._complete_alongside(days, meters, target) if not full else (None, meters)
+        if found is not None and not len(meters):
+            return found
         ids = meters["meter_id"].astype(str).to_numpy(object)
         known = np.asarray([m in self._keys for m in ids], bool)
         if not known.all():  # another writer may have added meters
@@ -486,7 +590,7 @@ class EmbeddedStore(Store):
         parts: list[tuple[pa.Table, int]] = []
         live = np.isfinite(interval)
         n_groups = int(group.max()) + 1 if len(group) else 0
-        if not full and n_groups <= PACKED_GROUPS and np.bincount(group).max(initial=0) < 1 << PACK_BITS:
+        if not full and live.any() and n_groups <= PACKED_GROUPS and np.bincount(group).max(initial=0) < 1 << PACK_BITS:
             packed = self._packed_counts(t, span, group, keys[live], interval[live], float(target))
         else:
             packed = None
@@ -517,7 +621,7 @@ class EmbeddedStore(Store):
             g = out.groupby(["meter_id", "period"], sort=True)  # (NaN stays NaN: min_count)
             out = g[["days", "complete", "share_sum", "samples"]].sum(min_count=1).join(g["share_min"].min())
             out = out.reset_index()
-        return out
+        return pd.concat([out, found], ignore_index=True) if found is not None else out
 
     def _packed_counts(self, t: np.ndarray, span: np.ndarray, group: np.ndarray, keys: np.ndarray,
                        interval: np.ndarray, target: float) -> pd.DataFrame:
@@ -633,6 +737,19 @@ _COMPLETENESS_PACKED = f"""
 SELECT meter, sum(1 << {{shift}}) AS complete FROM {TABLES['day']}
 WHERE t >= ?3 AND t < ?4 AND samples > 0 AND meter IN (SELECT value FROM json_each(?5))
   AND samples * 1.0 / CASE WHEN stored = samples AND step > 0 THEN max(floor(?1 / step), 1.0) ELSE ?2 END >= ?6
+GROUP BY meter
+"""
+# The sums of one span (`EmbeddedStore._sums_between`) and, in the same pass, the complete
+# days of its meters (one poll interval, days of one length): parameters span (s, REAL),
+# the live expected count, the target, lo, hi (epoch s) and the meter keys (JSON). A meter
+# with only uncovered days has NULL sums.
+_SUMS_JUDGED = f"""
+SELECT meter, sum(quantity) FILTER (WHERE covered = 1) AS quantity, sum(est) FILTER (WHERE covered = 1) AS est,
+       count(*) FILTER (WHERE samples > 0 AND samples * 1.0 / CASE WHEN stored = samples AND step > 0
+                                                                THEN max(floor(?1 / step), 1.0) ELSE ?2 END >= ?3)
+       AS complete
+FROM {TABLES['day']} WHERE t >= ?4 AND t < ?5 AND (covered = 1 OR samples > 0)
+  AND meter IN (SELECT value FROM json_each(?6))
 GROUP BY meter
 """
 # The same for meters without a poll interval (one group of days): a day not judged at its

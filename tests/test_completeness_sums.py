@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.completeness import SUM_COLUMNS, completeness_from_counts, completeness_sums, judged_days, sums_of_daily
+from models.completeness import (
+    COMPLETENESS_TARGET,
+    SUM_COLUMNS,
+    completeness_from_counts,
+    completeness_sums,
+    judged_days,
+    sums_of_daily,
+)
 from storage import quality
 from storage.embedded import EmbeddedStore
 
@@ -85,6 +92,44 @@ def test_sql_sums_equal_the_rule_in_python(tmp_path, tz, seed):
                                        rtol=1e-12, atol=0)
             assert (sql["share_min"] < 0.9).any() and (sql["share_min"] > 0).any()
         assert "absent" not in set(sql["meter_id"])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("tz", "seed", "cut"), [("Asia/Shanghai", 4, None), ("Asia/Shanghai", 5, "2024-03-15"),
+                                                ("Europe/Berlin", 6, None)])
+def test_complete_days_counted_with_the_sums_equal_their_own_pass(tmp_path, tz, seed, cut):
+    """Inside `judging_completeness`, month (or span) sums count the live meters' complete
+    days in the same pass and the month completeness is answered from them: the same
+    sums and counts as two separate reads. Spans with a clock change (Berlin's March)
+    are not counted with the sums: the completeness is then read on its own."""
+    store = EmbeddedStore(tmp_path / "s", tz=tz)
+    try:
+        store.write_samples(_samples(tz, seed))
+        live = pd.Series(LIVE)
+        ids = [*LIVE, "F-mixed", "F-lone", "F-15", "absent"]
+        start, end = pd.Timestamp("2024-03-01", tz=tz), pd.Timestamp("2024-04-08", tz=tz)
+        spans = pd.DatetimeIndex([start, *([pd.Timestamp(cut, tz=tz)] if cut else []), pd.Timestamp("2024-04-01", tz=tz)])
+
+        def read() -> tuple[pd.DataFrame, pd.DataFrame]:
+            sums = store.consumption_between(spans, end, ids) if cut else store.consumption("month", start, end, ids)
+            return sums, completeness_sums(store, live, start, end, ids, by="month", full=False)
+
+        sums, counts = read()
+        own_pass = store._packed_counts
+        calls = []
+        store._packed_counts = lambda *a: calls.append(1) or own_pass(*a)
+        with store.judging_completeness(live, COMPLETENESS_TARGET):
+            fused_sums, fused = read()
+        assert bool(calls) == (tz == "Europe/Berlin")  # Shanghai: no pass of its own
+        pd.testing.assert_frame_equal(fused_sums, sums, check_exact=True)
+        key = ["meter_id", "period"]
+        both = counts.merge(fused, on=key, how="outer", suffixes=("", "_fused")).fillna(0)
+        np.testing.assert_array_equal(both["complete_fused"].to_numpy(np.int64), both["complete"].to_numpy(np.int64))
+        assert both["complete"].sum() > 0 and set(counts["meter_id"]) & {"F-mixed", "F-15"}  # live and fed meters
+        calls.clear()
+        completeness_sums(store, live, start, end, ids, by="month", full=False)
+        assert calls  # outside the context each read is on its own again
     finally:
         store.close()
 
