@@ -240,6 +240,7 @@ class Store(ABC):
         self._write_depth = 0
         self._rollover_used: dict[str, float] = {}  # rollover_at the stored periods were computed with
         self._writer: ThreadPoolExecutor | None = None
+        self._judging = threading.local()  # `judging_completeness` of each thread
 
     # -- meters -----------------------------------------------------------------
     def set_meters(self, meters: pd.DataFrame) -> None:
@@ -509,18 +510,96 @@ class Store(ABC):
         complete (share >= `target`), share_sum, share_min, samples (the columns of
         `models.completeness.SUM_COLUMNS`; not `full`: only complete is needed, the others
         may be NaN and a group without a complete day may have no row); None: the caller reads the day counts (`period_counts`)
-        and applies the rule itself."""
-        return None
+        and applies the rule itself. Here: the counts kept inside `judging_completeness`
+        when they cover every meter, else None."""
+        found, rest = self._complete_alongside(days, meters, target) if not full else (None, meters)
+        return found if found is not None and not len(rest) else None
 
     @contextmanager
     def judging_completeness(self, interval: pd.Series, target: float) -> Iterator[None]:
-        """Inside (in this thread): a backend that can counts the complete days (the rule
-        of `_completeness_sums`, at `target`) of the live meters of `interval` (meter_id
-        -> poll interval, s) in the same pass as their month or span sums
-        (`_sums_between`), and answers `_completeness_sums(..., target, full=False)` from
-        those counts for the days they cover: one read of the days where a year table
-        needs both (`quotas.tables.YearTables.ranking_table`). Here: nothing."""
-        yield
+        """Inside (in this thread): month or span sums (`_sums_between`) of the live meters
+        of `interval` (meter_id -> poll interval, s) count their complete days (the rule
+        of `_completeness_sums` at `target`) in the same pass where the backend can (the
+        spans' days of one length), and `_completeness_sums(..., target, full=False)`
+        answers from those counts for the days they tile (`_complete_alongside`): one
+        read of the days where a year table needs both
+        (`quotas.tables.YearTables.ranking_table`)."""
+        iv = interval.astype(float)
+        iv = iv[np.isfinite(iv.to_numpy()) & (iv.to_numpy() > 0)]
+        before = getattr(self._judging, "now", None)
+        self._judging.now = {"target": float(target), "parts": [],
+                             "interval": pd.Series(iv.to_numpy(float), index=[str(m) for m in iv.index])}
+        try:
+            yield
+        finally:
+            self._judging.now = before
+
+    def _judged_sets(self, meter_ids: Iterable[str] | None) -> list[tuple[float, list[str] | None]]:
+        """`meter_ids` by the poll interval they are judged at inside `judging_completeness`
+        (NaN: not judged; all of them outside, or for None: every meter)."""
+        judge = getattr(self._judging, "now", None)
+        if judge is None or meter_ids is None:
+            return [(np.nan, None if meter_ids is None else [str(m) for m in meter_ids])]
+        ids = np.asarray([str(m) for m in meter_ids], object)
+        iv = judge["interval"].reindex(ids).to_numpy(float)
+        return [(float(v), ids[iv == v if np.isfinite(v) else ~np.isfinite(iv)].tolist()) for v in pd.unique(iv)]
+
+    def _keep_judged(self, interval: float, cuts: np.ndarray, meter_ids: list[str], counts: pd.DataFrame) -> None:
+        """Keep the complete days a span read counted (`counts`: meter_id, span: k of
+        [cuts[k], cuts[k+1]), complete > 0) of `meter_ids` judged at `interval`."""
+        self._judging.now["parts"].append({"interval": interval, "cuts": np.asarray(cuts, np.int64),
+                                           "ids": pd.Index(meter_ids), "counts": counts})
+
+    def _judging_target(self) -> float | None:
+        judge = getattr(self._judging, "now", None)
+        return None if judge is None else judge["target"]
+
+    def _day_length(self, cuts: np.ndarray) -> np.ndarray:
+        """Per span [cuts[k], cuts[k+1]) (epoch s): the length (s) of its local days, NaN
+        where they differ (a clock change) or the span does not end at a midnight."""
+        edges = localtime.local_edges(from_epoch_s(cuts[:1])[0], from_epoch_s(cuts[-1:])[0], "day", self.tz)
+        edges = np.asarray(edges.as_unit("s").asi8, np.int64)
+        lo, hi = np.searchsorted(edges, cuts[:-1]), np.searchsorted(edges, cuts[1:])
+        step = np.diff(edges).astype(float)
+        whole = (hi > lo) & (edges[np.minimum(hi, len(edges) - 1)] == cuts[1:]) & (edges[lo] == cuts[:-1])
+        first = step[np.minimum(lo, len(step) - 1)]
+        same = np.array([whole[k] and (step[lo[k]:hi[k]] == first[k]).all() for k in range(len(lo))], bool)
+        return np.where(same, first, np.nan)
+
+    def _complete_alongside(self, days: pd.DataFrame, meters: pd.DataFrame,
+                            target: float) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+        """Inside `judging_completeness` at `target`: the complete days per group of
+        `days` (`_completeness_sums`, not full) of the meters whose sums counted them
+        over spans that tile the groups (`_keep_judged`), and the meters still to judge."""
+        judge = getattr(self._judging, "now", None)
+        if judge is None or judge["target"] != float(target) or not judge["parts"] or not len(days):
+            return None, meters
+        t, span, group = (days[c].to_numpy(np.int64) for c in ("t", "span", "group"))
+        if (np.diff(t) != span[:-1]).any():  # the judged days must follow each other
+            return None, meters
+        first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        edges = np.r_[t[first], t[-1] + span[-1]]
+        ids = meters["meter_id"].astype(str).to_numpy(object)
+        interval = meters["interval_s"].to_numpy(float)
+        done = np.zeros(len(meters), bool)
+        found = []
+        for part in judge["parts"]:
+            if not np.isin(edges, part["cuts"]).all():
+                continue
+            hit = ~done & (interval == part["interval"]) & (part["ids"].get_indexer(ids) >= 0)
+            done |= hit
+            c = part["counts"]
+            start = part["cuts"][c["span"].to_numpy(np.int64)]
+            inside = (start >= edges[0]) & (start < edges[-1]) & c["meter_id"].isin(ids[hit]).to_numpy(bool)
+            at = np.searchsorted(edges, start[inside], side="right") - 1
+            found.append(pd.DataFrame({"meter_id": c["meter_id"].to_numpy(object)[inside], "period": group[first][at],
+                                       "complete": c["complete"].to_numpy(np.int64)[inside]}))
+        if not done.any():
+            return None, meters
+        f = pd.concat(found, ignore_index=True).groupby(["meter_id", "period"], sort=True)["complete"].sum()
+        f = f.reset_index()
+        return f.assign(days=np.nan, share_sum=np.nan, share_min=np.nan, samples=np.nan)[
+            ["meter_id", "period", "days", "complete", "share_sum", "share_min", "samples"]], meters[~done]
 
     def _sum_cuts(self, freq: str, start: str | pd.Timestamp,
                   end: str | pd.Timestamp) -> tuple[pd.DatetimeIndex, np.ndarray] | None:

@@ -42,7 +42,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core import localtime
 from core.sqlite import BUSY_TIMEOUT_MS, transaction
 from storage.base import (
     BILL_COLUMNS,
@@ -442,22 +441,15 @@ class EmbeddedStore(Store):
                       meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
         """Spans summed by SQLite: one `sum() ... GROUP BY meter` per span over the
         covered days (a year of 21,000 meters answers 21,000 rows, not 7.7 million daily
-        ones). Inside `judging_completeness`, the judged live meters of one poll interval
-        whose spans' days are of one length also count their complete days in the same
-        pass (`_SUMS_JUDGED`: the sums are the same), kept for `_completeness_sums`."""
-        judge = getattr(self._local, "judge", None)
-        length = np.full(len(cuts) - 1, np.nan)  # of the days of each span (`_day_length`), when judged
-        if judge is None or meter_ids is None:
-            sets = [(np.nan, *self._ids_filter(meter_ids))]
-        else:  # the meters by judged interval (NaN: not judged)
-            k = np.asarray(self._known_keys(meter_ids), np.int64)
-            iv = judge["interval"].reindex(k).to_numpy(float)
-            sets = [(v, " AND meter IN (SELECT value FROM json_each(?))",
-                     [json.dumps(k[iv == v if np.isfinite(v) else ~np.isfinite(iv)].tolist())]) for v in pd.unique(iv)]
-            length = self._day_length(cuts)
+        ones). Inside `judging_completeness`, the judged meters of one poll interval whose
+        spans' days are of one length also count their complete days in the same pass
+        (`_SUMS_JUDGED`: the sums are the same)."""
+        target = self._judging_target()
+        length = self._day_length(cuts) if target is not None else np.full(len(cuts) - 1, np.nan)
         parts = []
-        for interval, where, params in sets:
-            judged = np.isfinite(interval) and bool(np.isfinite(length).all())
+        for interval, ids in self._judged_sets(meter_ids):
+            where, params = self._ids_filter(ids)
+            judged = bool(np.isfinite(interval) and np.isfinite(length).all())
             covered = "(covered = 1 OR samples > 0)" if judged else "covered = 1"
             # one probe first: a range with nothing stored (e.g. the year before the first) needs no query per span
             stored = self._arrow(f"SELECT 1 AS one FROM {TABLES['day']} WHERE t >= ? AND t < ? AND {covered}{where} "
@@ -470,15 +462,16 @@ class EmbeddedStore(Store):
                                                  "GROUP BY meter", [int(a), int(b), *params])))
                     continue
                 expected = float(np.maximum(np.floor(length[k] / interval), 1.0))  # as _COMPLETENESS_PACKED
-                t = self._arrow(_SUMS_JUDGED, [float(length[k]), expected, judge["target"], int(a), int(b),
-                                               *params])
+                t = self._arrow(_SUMS_JUDGED, [float(length[k]), expected, target, int(a), int(b), *params])
                 done = t["complete"].to_numpy().astype(np.int64)
-                counts.append(pd.DataFrame({"meter": t["meter"].to_numpy()[done > 0], "span": k,
-                                            "complete": done[done > 0]}))
-                parts.append((k, t.filter(t["quantity"].is_valid())))  # meters with a covered day
+                counts.append((t["meter"].to_numpy().astype(np.int64)[done > 0], k, done[done > 0]))
+                parts.append((k, t.filter(t["quantity"].is_valid())))  # the meters with a covered day
             if judged:
-                judge["parts"].append({"interval": interval, "cuts": cuts, "keys": np.asarray(json.loads(params[0])),
-                                       "counts": pd.concat(counts, ignore_index=True) if counts else None})
+                meter = np.concatenate([m for m, _, _ in counts] or [np.zeros(0, np.int64)])
+                self._keep_judged(interval, cuts, ids, pd.DataFrame({
+                    "meter_id": self._names(meter), "span": np.repeat([k for _, k, _ in counts],
+                                                                      [len(m) for m, _, _ in counts]).astype(np.int64),
+                    "complete": np.concatenate([n for _, _, n in counts] or [np.zeros(0, np.int64)])}))
         period = np.repeat([k for k, _ in parts], [t.num_rows for _, t in parts]).astype(np.int64)
 
         def column(name: str, dtype: type) -> np.ndarray:  # the spans' rows of one column (none: empty)
@@ -487,76 +480,6 @@ class EmbeddedStore(Store):
         out = pd.DataFrame({"meter_id": self._names(column("meter", np.int64)), "period_start": keys[period],
                             "quantity": column("quantity", float), "est": column("est", float)})
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
-
-    def _day_length(self, cuts: np.ndarray) -> np.ndarray:
-        """Per span [cuts[k], cuts[k+1]) (epoch s): the length (s) of its local days, NaN
-        where they differ (a day of a clock change) or the span ends inside a day."""
-        edges = localtime.local_edges(from_epoch_s(cuts[:1])[0], from_epoch_s(cuts[-1:])[0], "day", self.tz)
-        edges = np.asarray(edges.as_unit("s").asi8, np.int64)
-        lo, hi = np.searchsorted(edges, cuts[:-1]), np.searchsorted(edges, cuts[1:])
-        step = np.diff(edges).astype(float)
-        whole = (hi > lo) & (edges[np.minimum(hi, len(edges) - 1)] == cuts[1:]) & (edges[lo] == cuts[:-1])
-        first = step[np.minimum(lo, len(step) - 1)]
-        same = np.array([whole[k] and (step[lo[k]:hi[k]] == first[k]).all() for k in range(len(lo))], bool)
-        return np.where(same, first, np.nan)
-
-    @contextmanager
-    def judging_completeness(self, interval: pd.Series, target: float) -> Iterator[None]:
-        iv = interval.astype(float)
-        iv = iv[np.isfinite(iv.to_numpy()) & (iv.to_numpy() > 0)]
-        ids = [str(m) for m in iv.index]
-        self._known_keys(ids)  # (re-reads the key map if another writer added meters)
-        key = np.fromiter((self._keys.get(m, -1) for m in ids), np.int64, len(ids))
-        before = getattr(self._local, "judge", None)
-        self._local.judge = {"target": float(target), "parts": [],
-                             "interval": pd.Series(iv.to_numpy(float)[key >= 0], index=key[key >= 0])}
-        try:
-            yield
-        finally:
-            self._local.judge = before
-
-    def _complete_alongside(self, days: pd.DataFrame, meters: pd.DataFrame,
-                            target: float) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-        """Inside `judging_completeness` at `target`: the complete days per group of
-        `days` (`_completeness_sums`, not full) of the meters whose sums counted them
-        over spans that tile the groups (`_sums_between`), and the meters still to judge."""
-        judge = getattr(self._local, "judge", None)
-        if judge is None or judge["target"] != float(target) or not judge["parts"] or not len(days):
-            return None, meters
-        t, span, group = (days[c].to_numpy(np.int64) for c in ("t", "span", "group"))
-        first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-        edges = np.r_[t[first], t[-1] + span[-1]]
-        if (np.diff(t) != span[:-1]).any():  # the judged days must follow each other
-            return None, meters
-        ids = meters["meter_id"].astype(str).to_numpy(object)
-        self._known_keys(ids)  # (re-reads the key map if another writer added meters)
-        key = np.fromiter((self._keys.get(m, -1) for m in ids), np.int64, len(ids))
-        interval = meters["interval_s"].to_numpy(float)
-        done = key < 0  # a meter never stored has no day to judge
-        found = []
-        for part in judge["parts"]:
-            if not np.isin(edges, part["cuts"]).all():
-                continue
-            hit = ~done & (interval == part["interval"]) & np.isin(key, part["keys"])
-            done |= hit
-            c = part["counts"]
-            if c is None or not hit.any():
-                continue
-            start = np.asarray(part["cuts"], np.int64)[c["span"].to_numpy(np.int64)]
-            inside = (start >= edges[0]) & (start < edges[-1]) & np.isin(c["meter"].to_numpy(), key[hit])
-            at = np.searchsorted(edges, start[inside], side="right") - 1
-            found.append(pd.DataFrame({"meter": c["meter"].to_numpy(np.int64)[inside], "period": group[first][at],
-                                       "complete": c["complete"].to_numpy(np.int64)[inside]}))
-        if not done.any():
-            return None, meters
-        f = (pd.concat(found, ignore_index=True).groupby(["meter", "period"], sort=True)["complete"].sum().reset_index()
-             if found else pd.DataFrame({"meter": np.zeros(0, np.int64), "period": np.zeros(0, np.int64),
-                                         "complete": np.zeros(0, np.int64)}))
-        return (pd.DataFrame({"meter_id": self._names(f["meter"].to_numpy(np.int64)),
-                              "period": f["period"].to_numpy(np.int64), "days": np.nan,
-                              "complete": f["complete"].to_numpy(np.int64), "share_sum": np.nan, "share_min": np.nan,
-                              "samples": np.nan}),
-                meters[~done])
 
     def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
                            full: bool = True) -> pd.DataFrame:

@@ -528,41 +528,75 @@ class InfluxStore(Store):
         """Spans summed per meter over the covered days: a span of SUM_STATEMENT_DAYS or
         more by the server, one `sum()` statement each (a year of 405 meters answers 405
         rows, not 147,825 daily ones), shorter ones here from one read of their day rows
-        (`_day_sums`)."""
+        (`_day_sums`). Inside `judging_completeness`, spans all summed here count the
+        judged meters' complete days in the same read (one poll interval at a time, the
+        spans' days of one length)."""
         meter_ids = None if meter_ids is None else [str(m) for m in meter_ids]
-        ids = self._meter_where(meter_ids)
-        if ids is None:
+        if self._meter_where(meter_ids) is None:
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
         here = np.diff(cuts) < SUM_STATEMENT_DAYS * 86_400
-        parts = [self._day_sums(cuts, here, meter_ids)] if here.any() else []
-        if not here.all():
-            statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
-                          f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {cuts[k]}s AND time < {cuts[k + 1]}s "
-                          f"AND covered = 1{ids} GROUP BY meter" for k in np.flatnonzero(~here)]
-            df = self._csv_frame(statements, {"quantity": pa.float64(), "est": pa.float64()})
-            # an aggregate without GROUP BY time answers at its range's lower bound: the cut
-            parts.append(df.assign(span=np.searchsorted(cuts, df["t"].to_numpy(np.int64), side="right") - 1))
+        target = self._judging_target()
+        length = self._day_length(cuts) if target is not None and here.all() else np.full(len(cuts) - 1, np.nan)
+        parts = []
+        for interval, ids in self._judged_sets(meter_ids) if np.isfinite(length).all() else [(np.nan, meter_ids)]:
+            judge = (interval, length, float(target)) if np.isfinite(interval) else None
+            if here.any():
+                sums = self._day_sums(cuts, here, ids, judge)
+                if judge is not None:
+                    self._keep_judged(interval, cuts, ids, sums.loc[sums["complete"].to_numpy() > 0,
+                                                                   ["meter_id", "span", "complete"]])
+                    sums = sums[sums["covered"].to_numpy() > 0]
+                parts.append(sums)
+            if not here.all():
+                statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
+                              f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {cuts[k]}s AND time < "
+                              f"{cuts[k + 1]}s AND covered = 1{self._meter_where(ids)} GROUP BY meter"
+                              for k in np.flatnonzero(~here)]
+                df = self._csv_frame(statements, {"quantity": pa.float64(), "est": pa.float64()})
+                # an aggregate without GROUP BY time answers at its range's lower bound: the cut
+                parts.append(df.assign(span=np.searchsorted(cuts, df["t"].to_numpy(np.int64), side="right") - 1))
         df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         out = pd.DataFrame({"meter_id": df["meter_id"].to_numpy(object), "period_start": keys[df["span"].to_numpy(np.int64)],
                             "quantity": df["quantity"].to_numpy(float), "est": df["est"].to_numpy(float)})
         return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
 
-    def _day_sums(self, cuts: np.ndarray, here: np.ndarray, meter_ids: list[str] | None) -> pd.DataFrame:
+    def _day_sums(self, cuts: np.ndarray, here: np.ndarray, meter_ids: list[str] | None,
+                  judge: tuple[float, np.ndarray, float] | None = None) -> pd.DataFrame:
         """meter_id, span (k of [cuts[k], cuts[k+1]), epoch s, for the spans `here`),
         quantity, est: the covered day rows of `meter_ids` (None: all) in each run of
         consecutive spans `here` streamed (`_read_slices`, READ_SLICES reads at once) and
         summed here per meter and span, batch by batch (memory bounded by the sums, not
-        the rows)."""
+        the rows). `judge` (poll interval s, the spans' day lengths s, target): the days
+        with a sample are read too, and covered (covered days) and complete (days at the
+        target under the completeness rule, as `EmbeddedStore._SUMS_JUDGED`) counted."""
         fields = {"quantity": pa.float64(), "est": pa.float64()}
+        if judge is not None:
+            fields |= {c: PERIOD_FIELDS[c] for c in ("covered", "samples", "stored", "step")}
         n_spans = len(cuts) - 1
         edge = np.diff(np.r_[0, here.astype(np.int8), 0])
         runs = [(int(cuts[a]), int(cuts[b])) for a, b in zip(np.flatnonzero(edge == 1), np.flatnonzero(edge == -1),
                                                               strict=True)]
+        sums = ["quantity", "est", *(("covered", "complete") if judge is not None else ())]
+
+        def weights(batch: pa.RecordBatch, span: np.ndarray) -> dict[str, np.ndarray]:
+            col = {f: batch.column(f).to_numpy(zero_copy_only=False) for f in fields}
+            if judge is None:
+                return col
+            interval, length, target = judge
+            day = length[span]
+            covered = col["covered"] == 1
+            samples, step = col["samples"].astype(float), col["step"]
+            own = (col["stored"] == col["samples"]) & (step > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                expected = np.where(own, np.maximum(np.floor(day / step), 1.0), np.maximum(np.floor(day / interval), 1.0))
+            return {"quantity": np.where(covered, col["quantity"], 0.0), "est": np.where(covered, col["est"], 0.0),
+                    "covered": covered.astype(float), "complete": ((samples > 0) & (samples / expected >= target)) * 1.0}
 
         def read(lo: int, hi: int, where: str) -> list[pd.DataFrame]:
-            q = (f"SELECT quantity, est FROM {self._measurement(MEASUREMENTS['day'])} WHERE time >= {lo}s "
-                 f"AND time < {hi}s AND covered = 1{where} GROUP BY meter")
+            rows = "covered = 1" if judge is None else "(covered = 1 OR samples > 0)"
+            q = (f"SELECT {', '.join(fields)} FROM {self._measurement(MEASUREMENTS['day'])} WHERE time >= {lo}s "
+                 f"AND time < {hi}s AND {rows}{where} GROUP BY meter")
             parts = []
             for batch in self._csv_batches(q, fields):
                 if batch.num_rows == 0:
@@ -572,10 +606,10 @@ class InfluxStore(Store):
                 span = np.searchsorted(cuts, batch.column("time").to_numpy(zero_copy_only=False), side="right") - 1
                 key = tags.indices.to_numpy(zero_copy_only=False).astype(np.int64) * n_spans + span
                 uniq, inverse = np.unique(key, return_inverse=True)
+                w = weights(batch, span)
                 parts.append(pd.DataFrame({
                     "meter_id": names[uniq // n_spans], "span": uniq % n_spans,
-                    **{f: np.bincount(inverse, weights=batch.column(f).to_numpy(zero_copy_only=False),
-                                      minlength=len(uniq)) for f in fields}}))
+                    **{f: np.bincount(inverse, weights=w[f], minlength=len(uniq)) for f in sums}}))
             return parts
 
         reads = [part for lo, hi in runs for part in self._read_slices(lo, hi, meter_ids)]
@@ -583,9 +617,10 @@ class InfluxStore(Store):
             parts = [p for got in pool.map(lambda ab: read(*ab), reads) for p in got]
         if not parts:
             return pd.DataFrame({"meter_id": np.empty(0, object), "span": np.empty(0, np.int64),
-                                 "quantity": np.empty(0), "est": np.empty(0)})
+                                 **{f: np.empty(0) for f in sums}})
         # a meter's span cut by a batch or slice boundary: its partial sums added
-        return pd.concat(parts, ignore_index=True).groupby(["meter_id", "span"], as_index=False, sort=True).sum()
+        out = pd.concat(parts, ignore_index=True).groupby(["meter_id", "span"], as_index=False, sort=True).sum()
+        return out.astype({"complete": np.int64}) if judge is not None else out
 
     def _drop_periods(self) -> None:
         for name in MEASUREMENTS.values():
