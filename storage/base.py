@@ -509,9 +509,9 @@ class Store(ABC):
         int), over the judged days with a sample: meter_id, period (the group), days,
         complete (share >= `target`), share_sum, share_min, samples (the columns of
         `models.completeness.SUM_COLUMNS`; not `full`: only complete is needed, the others
-        may be NaN and a group without a complete day may have no row); None: the caller reads the day counts (`period_counts`)
-        and applies the rule itself. Here: the counts kept inside `judging_completeness`
-        when they cover every meter, else None."""
+        may be NaN and a group without a complete day may have no row); None: the caller
+        reads the day counts (`period_counts`) and applies the rule itself. Here: the
+        counts kept inside `judging_completeness` when they cover every meter, else None."""
         found, rest = self._complete_alongside(days, meters, target) if not full else (None, meters)
         return found if found is not None and not len(rest) else None
 

@@ -23,9 +23,11 @@ def free_port() -> int:
 
 
 class Influxd:
-    """An influxd process with its own temp data dir; `start()`, `stop()`, `url`."""
+    """An influxd process with its own temp data dir; `start()`, `stop()`, `url`.
+    `max_values_per_tag`: InfluxDB 1.x's `[data] max-values-per-tag` (default 100,000
+    meters; 0: no limit, as a province needs: README "Stores")."""
 
-    def __init__(self, data_dir: str | Path | None = None):
+    def __init__(self, data_dir: str | Path | None = None, max_values_per_tag: int | None = None):
         self.dir = Path(data_dir or tempfile.mkdtemp(prefix="civicwatt-influxd-"))
         self.http_port = free_port()
         self.rpc_port = free_port()
@@ -40,6 +42,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   dir = "{self.dir}/data"
   wal-dir = "{self.dir}/wal"
   query-log-enabled = false
+{"" if max_values_per_tag is None else f"  max-values-per-tag = {max_values_per_tag}"}
 [http]
   bind-address = "127.0.0.1:{self.http_port}"
   log-enabled = false
