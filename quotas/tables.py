@@ -110,6 +110,7 @@ class YearTables:
     def _derive(self) -> None:
         """What is kept from the registry (subclasses add theirs); called again by `use_registry`."""
         self.tz = self.registry.timezone
+        self.submissions = MeteredSubmissions(self.store, self.registry, self.factors)  # the months' completeness
 
     def use_registry(self, registry: Registry) -> None:
         """Serve `registry` from now on (the running server's one registry): what is derived
@@ -215,7 +216,7 @@ class YearTables:
             if until is not None:
                 end = max(start, min(end, until))
             end = end.normalize() if end > start.normalize() else start + pd.Timedelta(days=1)
-            months = MeteredSubmissions(self.store, self.registry, self.factors).span(start, end)
+            months = self.submissions.span(start, end)
             return complete_span(months, [i.id for i in self.registry.institutions])
         return self.cached(("complete", year, until), compute)  # type: ignore[return-value]
 
@@ -248,8 +249,8 @@ class YearTables:
             running = self.is_running(year)
             until = self.today() if running else None
             prev_until = self.today() - pd.DateOffset(years=1) if running else None
-            judged = MeteredSubmissions(self.store, self.registry, self.factors).main_intervals()
-            with self.store.judging_completeness(judged, COMPLETENESS_TARGET):  # each year's days read once for both
+            # each year's days read once for both its sums and its completeness
+            with self.store.judging_completeness(self.submissions.main_intervals(), COMPLETENESS_TARGET):
                 cur = self.indicators(year, until)
                 prev = self.indicators(year - 1, prev_until)
                 table = add_yoy(cur, prev, self.complete(year, until), self.complete(year - 1, prev_until))
