@@ -14,6 +14,7 @@ import pandas as pd
 
 from core import localtime
 from storage import rollup
+from storage.base import expected_samples
 
 COMPLETENESS_TARGET = 0.90  # domain.md §5: >= 90 % of expected samples per day
 COMPLETENESS_LOOKBACK_DAYS = 7  # a meter's usual spacing: median over the day and the week before
@@ -170,7 +171,7 @@ def completeness_from_counts(counts: pd.DataFrame, live_interval: pd.Series, sta
                                  np.where(np.isfinite(usual) & (usual > 0), usual, float(DAY_S))))
     pos = np.tile(np.arange(n_days), len(meters))
     span = (edges[pos + 1] - edges[pos]).astype(float)
-    expected = np.maximum(np.floor(span / interval), 1.0)
+    expected = expected_samples(span, interval)
     meter_rows = np.repeat(np.arange(len(meters)), n_days)
     return pd.DataFrame({
         "meter_id": meters.array.take(meter_rows) if size else np.asarray([], dtype=object),

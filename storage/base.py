@@ -534,15 +534,25 @@ class Store(ABC):
         finally:
             self._judging.now = before
 
-    def _judged_sets(self, meter_ids: Iterable[str] | None) -> list[tuple[float, list[str] | None]]:
-        """`meter_ids` by the poll interval they are judged at inside `judging_completeness`
-        (NaN: not judged; all of them outside, or for None: every meter)."""
+    def _judged_sets(self, meter_ids: Iterable[str] | None, cuts: np.ndarray,
+                     judgeable: bool = True) -> tuple[list[tuple[float, list[str] | None]], np.ndarray]:
+        """For a sums read of the spans [cuts[k], cuts[k+1]) (`_sums_between`): the
+        (interval, meter ids) sets to read and the length (s) of each span's days. Inside
+        `judging_completeness`, when every span's days are of one length (and
+        `judgeable`: the backend can count them in this read), `meter_ids` by the poll
+        interval they are judged at (NaN: not judged); else one set of all of them (None:
+        every meter) and NaN lengths."""
+        ids = None if meter_ids is None else [str(m) for m in meter_ids]
+        unjudged = [(np.nan, ids)], np.full(len(cuts) - 1, np.nan)
         judge = getattr(self._judging, "now", None)
-        if judge is None or meter_ids is None:
-            return [(np.nan, None if meter_ids is None else [str(m) for m in meter_ids])]
-        ids = np.asarray([str(m) for m in meter_ids], object)
-        iv = judge["interval"].reindex(ids).to_numpy(float)
-        return [(float(v), ids[iv == v if np.isfinite(v) else ~np.isfinite(iv)].tolist()) for v in pd.unique(iv)]
+        if judge is None or ids is None or not judgeable:
+            return unjudged
+        length = self._day_length(cuts)
+        if not np.isfinite(length).all():
+            return unjudged
+        by = np.asarray(ids, object)
+        iv = judge["interval"].reindex(by).to_numpy(float)
+        return [(float(v), by[iv == v if np.isfinite(v) else ~np.isfinite(iv)].tolist()) for v in pd.unique(iv)], length
 
     def _keep_judged(self, interval: float, cuts: np.ndarray, meter_ids: list[str], counts: pd.DataFrame) -> None:
         """Keep the complete days a span read counted (`counts`: meter_id, span: k of
@@ -905,6 +915,13 @@ def chunks(norm: pd.DataFrame) -> Iterator[pd.DataFrame]:
     ordered = len(order) == len(norm) and bool((order[1:] > order[:-1]).all())  # as given: no copy
     for i in range(0, len(order), WRITE_CHUNK):
         yield (norm.iloc[i:i + WRITE_CHUNK] if ordered else norm.iloc[order[i:i + WRITE_CHUNK]]).reset_index(drop=True)
+
+
+def expected_samples(span_s: np.ndarray | float, step_s: np.ndarray | float) -> np.ndarray:
+    """Samples a day of `span_s` seconds should hold at one per `step_s`: max(floor(span
+    / step), 1), in the IEEE arithmetic SQLite uses (the completeness rule,
+    `models.completeness.completeness_from_counts`)."""
+    return np.maximum(np.floor(np.divide(span_s, step_s)), 1.0)
 
 
 def local_floor_day(t: np.ndarray, tz: str) -> np.ndarray:

@@ -54,6 +54,7 @@ from storage.base import (
     StoreError,
     StoreMissing,
     empty_periods,
+    expected_samples,
     from_epoch_s,
     local_floor_day,
     local_next_day,
@@ -444,12 +445,11 @@ class EmbeddedStore(Store):
         ones). Inside `judging_completeness`, the judged meters of one poll interval whose
         spans' days are of one length also count their complete days in the same pass
         (`_SUMS_JUDGED`: the sums are the same)."""
-        target = self._judging_target()
-        length = self._day_length(cuts) if target is not None else np.full(len(cuts) - 1, np.nan)
+        sets, length = self._judged_sets(meter_ids, cuts)
         parts = []
-        for interval, ids in self._judged_sets(meter_ids):
+        for interval, ids in sets:
             where, params = self._ids_filter(ids)
-            judged = bool(np.isfinite(interval) and np.isfinite(length).all())
+            judged = bool(np.isfinite(interval))
             covered = "(covered = 1 OR samples > 0)" if judged else "covered = 1"
             # one probe first: a range with nothing stored (e.g. the year before the first) needs no query per span
             stored = self._arrow(f"SELECT 1 AS one FROM {TABLES['day']} WHERE t >= ? AND t < ? AND {covered}{where} "
@@ -461,8 +461,8 @@ class EmbeddedStore(Store):
                                                  f"FROM {TABLES['day']} WHERE t >= ? AND t < ? AND covered = 1{where} "
                                                  "GROUP BY meter", [int(a), int(b), *params])))
                     continue
-                expected = float(np.maximum(np.floor(length[k] / interval), 1.0))  # as _COMPLETENESS_PACKED
-                t = self._arrow(_SUMS_JUDGED, [float(length[k]), expected, target, int(a), int(b), *params])
+                t = self._arrow(_SUMS_JUDGED, [float(length[k]), float(expected_samples(length[k], interval)),
+                                               self._judging_target(), int(a), int(b), *params])
                 done = t["complete"].to_numpy().astype(np.int64)
                 counts.append((t["meter"].to_numpy().astype(np.int64)[done > 0], k, done[done > 0]))
                 parts.append((k, t.filter(t["quantity"].is_valid())))  # the meters with a covered day
@@ -520,7 +520,7 @@ class EmbeddedStore(Store):
         for iv in np.unique(interval[live]) if packed is None else ():
             wanted = json.dumps(np.sort(keys[interval == iv]).tolist())
             for lo, hi, length, g in runs:
-                expected = float(np.maximum(np.floor(length / iv), 1.0))  # as SQLite would: IEEE division, floor
+                expected = float(expected_samples(length, iv))
                 parts.append((self._arrow(_COMPLETENESS_LIVE, [length, expected, lo, hi, wanted, float(target)]), g))
         if (~live).any():
             wanted = json.dumps(np.sort(keys[~live]).tolist())
@@ -560,7 +560,7 @@ class EmbeddedStore(Store):
                 g, tt = group[a:b], t[a:b]
                 starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])  # each group's first day in the run
                 sql = _COMPLETENESS_PACKED.format(shift=_bisect_case(tt[starts[1:]], g[starts] * PACK_BITS))
-                expected = float(np.maximum(np.floor(span[a] / iv), 1.0))
+                expected = float(expected_samples(span[a], iv))
                 tab = self._arrow(sql, [float(span[a]), expected, int(tt[0]), int(tt[-1] + span[b - 1]), wanted, target])
                 meter = tab["meter"].to_numpy().astype(np.int64)
                 done = tab["complete"].to_numpy().astype(np.int64)
@@ -634,6 +634,10 @@ class EmbeddedStore(Store):
         return df
 
 
+# A day's share of its expected samples before the cap at 1 (`models.completeness`): at its
+# own step when all its samples are stored (and step > 0), else at the live expected count;
+# parameters ?1 the day's length (s, REAL), ?2 that live count (`expected_samples`).
+_SHARE = "samples * 1.0 / CASE WHEN stored = samples AND step > 0 THEN max(floor(?1 / step), 1.0) ELSE ?2 END"
 # A day's share under the completeness rule (`EmbeddedStore._completeness_sums`), for one
 # run of days of equal length and the live meters of one poll interval: parameters span
 # (s, REAL), interval (s), lo, hi (epoch s), the meter keys (JSON) and the target.
@@ -643,8 +647,7 @@ class EmbeddedStore(Store):
 _COMPLETENESS_LIVE = f"""
 SELECT meter, count(*) AS days, sum(share >= ?6) AS complete, sum(share) AS share_sum, min(share) AS share_min,
        sum(samples) AS samples
-FROM (SELECT meter, samples, min(samples * 1.0 / CASE WHEN stored = samples AND step > 0
-                                                      THEN max(floor(?1 / step), 1.0) ELSE ?2 END, 1.0) AS share
+FROM (SELECT meter, samples, min({_SHARE}, 1.0) AS share
       FROM {TABLES['day']} WHERE t >= ?3 AND t < ?4 AND samples > 0 AND meter IN (SELECT value FROM json_each(?5))
       ORDER BY meter LIMIT -1)
 GROUP BY meter
@@ -659,7 +662,7 @@ PACKED_GROUPS = 12  # ... of at most 12 groups in one int64 (60 bits)
 _COMPLETENESS_PACKED = f"""
 SELECT meter, sum(1 << {{shift}}) AS complete FROM {TABLES['day']}
 WHERE t >= ?3 AND t < ?4 AND samples > 0 AND meter IN (SELECT value FROM json_each(?5))
-  AND samples * 1.0 / CASE WHEN stored = samples AND step > 0 THEN max(floor(?1 / step), 1.0) ELSE ?2 END >= ?6
+  AND {_SHARE} >= ?6
 GROUP BY meter
 """
 # The sums of one span (`EmbeddedStore._sums_between`) and, in the same pass, the complete
@@ -668,9 +671,7 @@ GROUP BY meter
 # with only uncovered days has NULL sums.
 _SUMS_JUDGED = f"""
 SELECT meter, sum(quantity) FILTER (WHERE covered = 1) AS quantity, sum(est) FILTER (WHERE covered = 1) AS est,
-       count(*) FILTER (WHERE samples > 0 AND samples * 1.0 / CASE WHEN stored = samples AND step > 0
-                                                                THEN max(floor(?1 / step), 1.0) ELSE ?2 END >= ?3)
-       AS complete
+       count(*) FILTER (WHERE samples > 0 AND {_SHARE} >= ?3) AS complete
 FROM {TABLES['day']} WHERE t >= ?4 AND t < ?5 AND (covered = 1 OR samples > 0)
   AND meter IN (SELECT value FROM json_each(?6))
 GROUP BY meter

@@ -62,6 +62,7 @@ from storage.base import (
     StoreError,
     StoreMissing,
     empty_periods,
+    expected_samples,
     from_epoch_s,
     ts,
 )
@@ -536,11 +537,10 @@ class InfluxStore(Store):
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
         here = np.diff(cuts) < SUM_STATEMENT_DAYS * 86_400
-        target = self._judging_target()
-        length = self._day_length(cuts) if target is not None and here.all() else np.full(len(cuts) - 1, np.nan)
+        sets, length = self._judged_sets(meter_ids, cuts, judgeable=bool(here.all()))
         parts = []
-        for interval, ids in self._judged_sets(meter_ids) if np.isfinite(length).all() else [(np.nan, meter_ids)]:
-            judge = (interval, length, float(target)) if np.isfinite(interval) else None
+        for interval, ids in sets:
+            judge = (interval, length, self._judging_target()) if np.isfinite(interval) else None
             if here.any():
                 sums = self._day_sums(cuts, here, ids, judge)
                 if judge is not None:
@@ -589,7 +589,7 @@ class InfluxStore(Store):
             samples, step = col["samples"].astype(float), col["step"]
             own = (col["stored"] == col["samples"]) & (step > 0)
             with np.errstate(divide="ignore", invalid="ignore"):
-                expected = np.where(own, np.maximum(np.floor(day / step), 1.0), np.maximum(np.floor(day / interval), 1.0))
+                expected = np.where(own, expected_samples(day, step), expected_samples(day, interval))
             return {"quantity": np.where(covered, col["quantity"], 0.0), "est": np.where(covered, col["est"], 0.0),
                     "covered": covered.astype(float), "complete": ((samples > 0) & (samples / expected >= target)) * 1.0}
 
