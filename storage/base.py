@@ -265,6 +265,12 @@ class Store(ABC):
     def multipliers(self) -> pd.Series:
         return self._meters.set_index("meter_id")["multiplier"].astype(float)
 
+    def _multiplier_of(self, meter_ids: pd.Series) -> np.ndarray:
+        """Each row's meter multiplier (1.0 for a meter the registry does not know),
+        looked up once per meter, not per row."""
+        codes, names = pd.factorize(meter_ids)
+        return pd.Series(np.asarray(names, dtype=object)).map(self.multipliers).fillna(1.0).to_numpy(float)[codes]
+
     @property
     def rollovers(self) -> pd.Series:
         return self._meters.set_index("meter_id")["rollover_at"].astype(float)
@@ -455,8 +461,7 @@ class Store(ABC):
         rows = self._periods_between(freq, start, end, meter_ids, ["quantity", "est", "covered"])
         rows = rows[rows["covered"].to_numpy(bool)]
         ids = rows["meter_id"]
-        codes, names = pd.factorize(ids)  # the multiplier once per meter, not per row
-        mult = pd.Series(np.asarray(names, dtype=object)).map(self.multipliers).fillna(1.0).to_numpy(float)[codes]
+        mult = self._multiplier_of(ids)
         quantity = rows["quantity"].to_numpy(float) * mult
         out = pd.DataFrame({
             "meter_id": _id_column(ids),
@@ -626,7 +631,7 @@ class Store(ABC):
 
     def _with_multiplier(self, sums: pd.DataFrame) -> pd.DataFrame:
         """CONSUMPTION_COLUMNS of period sums in index units (`_period_sums`)."""
-        mult = pd.Series(sums["meter_id"].to_numpy()).map(self.multipliers).fillna(1.0).to_numpy(float)
+        mult = self._multiplier_of(sums["meter_id"])
         quantity = sums["quantity"].to_numpy(float) * mult
         return pd.DataFrame({"meter_id": sums["meter_id"].to_numpy(object),
                              "period_start": sums["period_start"].array, "quantity": quantity,  # keeps the tz

@@ -477,9 +477,14 @@ class EmbeddedStore(Store):
         def column(name: str, dtype: type) -> np.ndarray:  # the spans' rows of one column (none: empty)
             return np.concatenate([t[name].to_numpy() for _, t in parts] or [[]]).astype(dtype)
 
-        out = pd.DataFrame({"meter_id": self._names(column("meter", np.int64)), "period_start": keys[period],
-                            "quantity": column("quantity", float), "est": column("est", float)})
-        return out.sort_values(["meter_id", "period_start"], kind="stable", ignore_index=True)
+        # by meter id and period: the ids' order ranked once per meter, then an integer sort
+        meter, at = np.unique(column("meter", np.int64), return_inverse=True)
+        names = self._names(meter)
+        rank = np.empty(len(names), np.int64)
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        order = np.lexsort((period, rank[at]))
+        return pd.DataFrame({"meter_id": names[at[order]], "period_start": keys[period[order]],
+                             "quantity": column("quantity", float)[order], "est": column("est", float)[order]})
 
     def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
                            full: bool = True) -> pd.DataFrame:
