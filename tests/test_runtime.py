@@ -35,6 +35,23 @@ BREACH = "dual_control_exceeded"
 pytestmark = pytest.mark.slow
 
 
+def zone_past_new_year(now_utc: pd.Timestamp, preferred: str) -> str:
+    """`preferred`, unless it is 1 January there at `now_utc`: the year to date then has
+    no complete day to breach a quota with (the `collect` process runs on the real
+    clock), so a zone where it is still 31 December (UTC-12) or already 2 January
+    (UTC+14); one of the two always is."""
+    return next(tz for tz in (preferred, "Etc/GMT+12", "Pacific/Kiritimati")
+                if (now_utc.tz_convert(tz).month, now_utc.tz_convert(tz).day) != (1, 1))
+
+
+def test_some_zone_is_past_new_year_at_every_hour_around_it():
+    for at in pd.date_range("2026-12-30 00:00", "2027-01-03 00:00", freq="17min", tz="UTC"):
+        tz = zone_past_new_year(at, "Asia/Shanghai")
+        local = at.tz_convert(tz)
+        assert (local.month, local.day) != (1, 1), at
+        assert tz == "Asia/Shanghai" or at.tz_convert("Asia/Shanghai").strftime("%m-%d") == "01-01", at
+
+
 class Site:
     """A registry of two institutions, three days of history in an embedded store, the
     simulator continuing it (real time), a quota the history already breaches and a
@@ -42,11 +59,11 @@ class Site:
 
     def __init__(self, base: Path):
         self.base = base
-        self.registry, meters, self.registry_path = write_registry(base, registry_doc(n_institutions=2))
+        doc = registry_doc(n_institutions=2)
+        doc["timezone"] = zone_past_new_year(pd.Timestamp.now(tz="UTC"), doc["timezone"])
+        self.registry, meters, self.registry_path = write_registry(base, doc)
         tz = self.registry.timezone
         self.today = pd.Timestamp.now(tz=tz).date()
-        if self.today.month == 1 and self.today.day == 1:
-            pytest.skip("on 1 January the year to date has no complete day to breach a quota with")
         self.url = f"embedded:{base / 'data'}"
         store = open_store(self.url, tz=tz)
         store.set_meters(self.registry.meters_frame())
