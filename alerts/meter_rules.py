@@ -199,10 +199,6 @@ def step_changes(daily: pd.DataFrame, day_end: pd.Timestamp, window_days: int, b
 
 # -- evaluation with store I/O --------------------------------------------------------
 
-def _live_meters(registry) -> pd.DataFrame:
-    return live_meters(registry.meters)
-
-
 def is_non_working(days: pd.DatetimeIndex) -> np.ndarray:
     """True for the weekends and public holidays of local `days` (`core.calendar`; make-up
     workdays are working days; a year the calendar does not know: weekends only)."""
@@ -229,7 +225,7 @@ def meter_alerts(store, registry, as_of: datetime | pd.Timestamp,
         return alerts
 
     # meter offline
-    live = _live_meters(registry)
+    live = live_meters(meters)
     offline_ids: set[str] = set()
     if len(live):
         last = store.last_samples_before(as_of, live["meter_id"].tolist())

@@ -261,11 +261,12 @@ class Registry(_Strict):
                 "unit": m.unit,
                 "boundary": m.boundary,
                 "boundary_reason": m.boundary_reason,
+                "interval_s": float(m.modbus.interval_s) if m.modbus is not None else np.nan,
             }
             for m in self.meters
         ]
         cols = ["meter_id", "institution_id", "energy", "subitem", "parent", "multiplier",
-                "rollover_at", "rated", "heating", "unit", "boundary", "boundary_reason"]
+                "rollover_at", "rated", "heating", "unit", "boundary", "boundary_reason", "interval_s"]
         return {"institutions": institutions, "meters": pd.DataFrame(rows, columns=cols)}
 
     def excluded_bills_frame(self) -> pd.DataFrame:
@@ -278,7 +279,8 @@ class Registry(_Strict):
 
     def meters_frame(self) -> pd.DataFrame:
         """One row per meter: id, institution, energy, subitem, parent, multiplier,
-        rollover_at, rated, heating, unit, boundary, boundary_reason. Built once per
+        rollover_at, rated, heating, unit, boundary, boundary_reason, interval_s (the
+        Modbus poll interval of a live meter, NaN for one fed by imports). Built once per
         registry; each call gets a copy."""
         return self._frames["meters"].copy()
 

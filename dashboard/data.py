@@ -246,7 +246,8 @@ class DataService(YearTables):
         start = end - pd.Timedelta(days=days)
         ids = [m.id for m in meters]
         idx = pd.Index(ids, name="meter_id")
-        live = live_meters(meters)
+        frame = self.registry.meters_frame()
+        live = live_meters(frame[frame["institution_id"].to_numpy(object) == institution_id])
         samples = self.store.read_samples(start - pd.Timedelta(days=COMPLETENESS_LOOKBACK_DAYS), end, ids)
         daily = daily_completeness(samples, live.set_index("meter_id")["interval_s"].astype(float), start, end)
         # a meter absent from a day (no sample, no known interval) had none of its samples

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core import localtime
+from core.frames import positions_in
 from storage import rollup
 from storage.base import expected_samples
 
@@ -21,11 +22,13 @@ COMPLETENESS_LOOKBACK_DAYS = 7  # a meter's usual spacing: median over the day a
 DAY_S = 86_400  # seconds in a calendar day (23 or 25 h on DST days are taken from the clock)
 
 
-def live_meters(meters) -> pd.DataFrame:
-    """meter_id, institution_id, interval_s of the live (Modbus-polled) meters among
-    `meters` (registry Meter objects)."""
-    rows = [(m.id, m.institution, m.modbus.interval_s) for m in meters if m.modbus is not None]
-    return pd.DataFrame(rows, columns=["meter_id", "institution_id", "interval_s"])
+def live_meters(meters: pd.DataFrame) -> pd.DataFrame:
+    """meter_id, institution_id, interval_s (float) of the live (Modbus-polled) meters
+    among `meters` (rows of `Registry.meters_frame`: a live meter has a poll interval)."""
+    live = meters[np.isfinite(meters["interval_s"].to_numpy(float))]
+    return pd.DataFrame({"meter_id": live["meter_id"].to_numpy(object),
+                         "institution_id": live["institution_id"].to_numpy(object),
+                         "interval_s": live["interval_s"].to_numpy(float)})
 
 
 def sample_spacing(samples: pd.DataFrame) -> pd.Series:
@@ -360,11 +363,14 @@ def institution_month_completeness_of_sums(sums: pd.DataFrame, meters: pd.DataFr
     complete = paid.groupby(["institution_id", paid["day"].dt.to_period("M").dt.to_timestamp()]).size()
     complete = complete.rename_axis(["institution_id", "month"]).reindex(grid, fill_value=0)
     # a meter's complete days of each month (each meter-day counts once: one row per meter and group)
-    s = sums[sums["meter_id"].isin(meters["meter_id"]) & (sums["complete"].to_numpy(np.int64) > 0)]
-    met = pd.DataFrame({"institution_id": s["meter_id"].map(meters.set_index("meter_id")["institution_id"]),
-                        "month": pd.DatetimeIndex(s["period"]), "complete": s["complete"].to_numpy(np.int64)})
-    met = met.groupby(["institution_id", "month"])["complete"].sum().reindex(grid, fill_value=0)
-    complete = complete + met
+    # (by position in the grid: institution x month, no string per row)
+    pos = positions_in(sums["meter_id"], pd.Index(meters["meter_id"]))
+    month_pos = per_month.index.get_indexer(pd.DatetimeIndex(sums["period"]))
+    inst_pos = n_units.index.get_indexer(meters["institution_id"])[pos]
+    keep = (pos >= 0) & (month_pos >= 0)
+    met = np.bincount(inst_pos[keep] * len(per_month) + month_pos[keep],
+                      weights=sums["complete"].to_numpy(np.int64)[keep], minlength=len(grid))
+    complete = complete + met.astype(np.int64)
     return pd.DataFrame({
         "institution_id": grid.get_level_values("institution_id").to_numpy(object),
         "month": grid.get_level_values("month"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.frames import labels, mapped
 from core.vocab import CANONICAL_UNIT
 from models.energy import split_bills
 
@@ -72,9 +73,9 @@ def energy_cost(use: pd.DataFrame, bills: pd.DataFrame, tariffs: pd.DataFrame) -
     has_bill = ~np.isnan(bill)
     has_tariff = ~np.isnan(at_tariff)
     df["cost_cny"] = np.where(has_bill, bill, at_tariff)
-    df["cost_source"] = np.where(has_bill, "bill", np.where(has_tariff, "tariff", "none"))
+    df["cost_source"] = labels(["none", "tariff", "bill"], np.where(has_bill, 2, np.where(has_tariff, 1, 0)))
     df["quantity"] = np.nan_to_num(q)
-    df["unit"] = df["energy"].astype(object).map(CANONICAL_UNIT)
+    df["unit"] = mapped(df["energy"], CANONICAL_UNIT)
     return df[COST_COLUMNS].sort_values(keys, kind="stable").reset_index(drop=True)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core import localtime
+from core.frames import positions_in
 from core.vocab import CANONICAL_UNIT, GREEN_POWER, UNIT_SCALE
 from models.factors import FactorSet
 from models.indicators import DEFAULT_SEASON, heating_seasons, season_mask
@@ -191,7 +192,7 @@ def meter_use(consumption: pd.DataFrame, meters: pd.DataFrame, factors: FactorSe
     if consumption.empty:
         return empty_use()
     m = meters.reset_index(drop=True)
-    pos = pd.Index(m["meter_id"]).get_indexer(consumption["meter_id"])
+    pos = positions_in(consumption["meter_id"], pd.Index(m["meter_id"]))
     keep = pos >= 0
     c = consumption[keep] if not keep.all() else consumption
     pos = pos[keep]

@@ -71,9 +71,10 @@ class MeteredSubmissions:
     def main_intervals(self) -> pd.Series:
         """meter_id -> poll interval (s) of the live main meters: the meters whose
         completeness the months judge (with `models.completeness.COMPLETENESS_TARGET`),
-        found once (a walk over every meter: ~0.5 s at a province)."""
+        found once."""
         if self._intervals is None:
-            live = live_meters(m for m in self.registry.meters if m.parent is None)
+            meters = self.registry.meters_frame()
+            live = live_meters(meters[meters["parent"].isna()])
             self._intervals = live.set_index("meter_id")["interval_s"].astype(float)
         return self._intervals
 

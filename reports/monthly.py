@@ -215,7 +215,7 @@ def monthly_report(store, registry, month: str, factors: FactorSet | None = None
 
     meters = registry.meters_frame()
     s0, s1 = localtime.first_instant_of(m0, tz), localtime.first_instant_of(m1, tz)
-    live_iv = live_meters(registry.meters).set_index("meter_id")["interval_s"].astype(float)
+    live_iv = live_meters(meters).set_index("meter_id")["interval_s"].astype(float)
     # the rule summed per meter over the month by the store (no meter-day in memory); the
     # main meters' sums are also the month's submissions (one month: one group)
     month_sums = completeness_sums(store, live_iv, s0, s1, meters["meter_id"].tolist(), by="span")

@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from core import localtime
+from core.frames import positions_in
 from core.yamlfile import ConfigError, Problem
 from storage import rollup
 
@@ -203,16 +204,6 @@ def meter_categorical(ids: pd.Series | np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=names)
 
 
-def meter_codes(ids: pd.Series | np.ndarray, index: pd.Index) -> np.ndarray:
-    """Position of each meter id in `index` (-1 if absent), without a string per row for
-    a Categorical."""
-    if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
-        cat = pd.Categorical(ids)
-        pos = np.r_[index.get_indexer(cat.categories), -1]
-        return pos[cat.codes]  # code -1 (missing) maps to the appended -1
-    return index.get_indexer(ids)
-
-
 def normalize_events(events: pd.DataFrame) -> pd.DataFrame:
     bad = set(events["kind"]) - set(EVENT_KINDS)
     if bad:
@@ -268,8 +259,9 @@ class Store(ABC):
     def _multiplier_of(self, meter_ids: pd.Series) -> np.ndarray:
         """Each row's meter multiplier (1.0 for a meter the registry does not know),
         looked up once per meter, not per row."""
-        codes, names = pd.factorize(meter_ids)
-        return pd.Series(np.asarray(names, dtype=object)).map(self.multipliers).fillna(1.0).to_numpy(float)[codes]
+        mult = self.multipliers
+        found = np.r_[mult.to_numpy(float), np.nan][positions_in(meter_ids, mult.index)]
+        return np.where(np.isnan(found), 1.0, found)
 
     @property
     def rollovers(self) -> pd.Series:
@@ -594,27 +586,36 @@ class Store(ABC):
             return None, meters
         first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         edges = np.r_[t[first], t[-1] + span[-1]]
-        ids = meters["meter_id"].astype(str).to_numpy(object)
+        ids = meters["meter_id"].astype(str)
+        index = pd.Index(ids)
+        if not index.is_unique:
+            return None, meters
         interval = meters["interval_s"].to_numpy(float)
         done = np.zeros(len(meters), bool)
-        found = []
+        keys, complete = [], []  # per counted row: meter position x len(first) + group position
         for part in judge["parts"]:
             if not np.isin(edges, part["cuts"]).all():
                 continue
-            hit = ~done & (interval == part["interval"]) & (part["ids"].get_indexer(ids) >= 0)
+            hit = ~done & (interval == part["interval"]) & (part["ids"].get_indexer(index) >= 0)
             done |= hit
             c = part["counts"]
             start = part["cuts"][c["span"].to_numpy(np.int64)]
-            inside = (start >= edges[0]) & (start < edges[-1]) & c["meter_id"].isin(ids[hit]).to_numpy(bool)
-            at = np.searchsorted(edges, start[inside], side="right") - 1
-            found.append(pd.DataFrame({"meter_id": c["meter_id"].to_numpy(object)[inside], "period": group[first][at],
-                                       "complete": c["complete"].to_numpy(np.int64)[inside]}))
+            pos = positions_in(c["meter_id"], index)
+            inside = (start >= edges[0]) & (start < edges[-1]) & (pos >= 0)
+            inside[inside] = hit[pos[inside]]
+            keys.append(pos[inside] * len(first) + np.searchsorted(edges, start[inside], side="right") - 1)
+            complete.append(c["complete"].to_numpy(np.int64)[inside])
         if not done.any():
             return None, meters
-        f = pd.concat(found, ignore_index=True).groupby(["meter_id", "period"], sort=True)["complete"].sum()
-        f = f.reset_index()
-        return f.assign(days=np.nan, share_sum=np.nan, share_min=np.nan, samples=np.nan)[
-            ["meter_id", "period", "days", "complete", "share_sum", "share_min", "samples"]], meters[~done]
+        key, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+        total = np.bincount(inverse, weights=np.concatenate(complete), minlength=len(key)).astype(np.int64)
+        meter, at = key // len(first), key % len(first)
+        rank = pd.factorize(ids, sort=True)[0]  # the meters in id order, as a groupby sorts them
+        order = np.lexsort((at, rank[meter]))
+        nan = np.full(len(key), np.nan)
+        return pd.DataFrame({"meter_id": ids.array.take(meter[order]), "period": group[first][at[order]],
+                             "days": nan, "complete": total[order], "share_sum": nan, "share_min": nan,
+                             "samples": nan}), meters[~done]
 
     def _sum_cuts(self, freq: str, start: str | pd.Timestamp,
                   end: str | pd.Timestamp) -> tuple[pd.DatetimeIndex, np.ndarray] | None:
@@ -633,7 +634,7 @@ class Store(ABC):
         """CONSUMPTION_COLUMNS of period sums in index units (`_period_sums`)."""
         mult = self._multiplier_of(sums["meter_id"])
         quantity = sums["quantity"].to_numpy(float) * mult
-        return pd.DataFrame({"meter_id": sums["meter_id"].to_numpy(object),
+        return pd.DataFrame({"meter_id": _id_column(sums["meter_id"]),
                              "period_start": sums["period_start"].array, "quantity": quantity,  # keeps the tz
                              "estimated_share": rollup.estimated_share(sums["est"].to_numpy(float) * mult, quantity)})
 
@@ -1041,7 +1042,7 @@ def merge_coded(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 
 def coded(norm: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     """Normalised samples with meter_id replaced by its position in `index` (-1: absent)."""
-    return pd.DataFrame({"meter_id": meter_codes(norm["meter_id"], index), "t": norm["t"].to_numpy(np.int64),
+    return pd.DataFrame({"meter_id": positions_in(norm["meter_id"], index), "t": norm["t"].to_numpy(np.int64),
                          "value": norm["value"].to_numpy(float), "quality": norm["quality"].to_numpy(np.int64)}, copy=False)
 
 

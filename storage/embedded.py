@@ -42,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.frames import labels
 from core.sqlite import BUSY_TIMEOUT_MS, transaction
 from storage.base import (
     BILL_COLUMNS,
@@ -483,7 +484,7 @@ class EmbeddedStore(Store):
         rank = np.empty(len(names), np.int64)
         rank[np.argsort(names, kind="stable")] = np.arange(len(names))
         order = np.lexsort((period, rank[at]))
-        return pd.DataFrame({"meter_id": names[at[order]], "period_start": keys[period[order]],
+        return pd.DataFrame({"meter_id": labels(names, at[order]), "period_start": keys[period[order]],
                              "quantity": column("quantity", float)[order], "est": column("est", float)[order]})
 
     def _completeness_sums(self, days: pd.DataFrame, meters: pd.DataFrame, target: float,
