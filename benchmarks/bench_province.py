@@ -48,6 +48,9 @@ Output is flushed line by line.
 
 The InfluxDB server is started with `max-values-per-tag = 0`: every meter is a value of
 the `meter` tag, and InfluxDB 1.x refuses more than 100,000 by default (README "Stores").
+Its peak RSS is printed per phase (VmHWM reset before each child through
+`/proc/PID/clear_refs`; Go keeps freed memory for a while, so a phase after a large one
+may start high).
 
 `--keep DIR` builds the embedded portfolio and store in `DIR/embedded-N` (N institutions),
 and the InfluxDB one in `DIR/influxdb-N` (influxd's data dir in `influxd/`, the server
@@ -225,14 +228,29 @@ def spans(tz: str, year: int) -> dict[str, list[tuple[int, int]]]:
     return {"ledger": whole, "report": month, "quotas": whole, "ranking": whole}
 
 
-def server_peak_mb(pid: int | None) -> str:
-    """Peak RSS so far of the InfluxDB server (VmHWM of influxd), for the InfluxDB part."""
+def server_peak_mb(pid: int | None) -> float | None:
+    """Peak RSS (MB) of the InfluxDB server since the last `reset_server_peak` (VmHWM of
+    influxd), for the InfluxDB part."""
     if pid is None:
-        return ""
+        return None
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return f"  (influxd peak RSS so far {int(line.split()[1]) / 1024:,.0f} MB)"
-    return ""
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def reset_server_peak(pid: int | None) -> None:
+    """Start influxd's peak RSS afresh (Linux: writing 5 to clear_refs resets VmHWM to the
+    current RSS), so each phase's own peak is printed."""
+    if pid is not None:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def child_on(pid: int | None, snippet: str, *argv: str) -> tuple[dict, float | None]:
+    """`child`, and the server's peak RSS while it ran."""
+    reset_server_peak(pid)
+    got = child(snippet, *argv)
+    return got, server_peak_mb(pid)
 
 
 def run_backend(name: str, base: Path, registry, url: str, bare_target: str, year: int, queries: int,
@@ -245,7 +263,7 @@ def run_backend(name: str, base: Path, registry, url: str, bare_target: str, yea
         rows, took = load(registry, url, year)
         print(f"\n{name}: {len(registry.institutions):,} institutions, {len(registry.meters):,} meters, "
               f"{rows:,} day rows bulk-loaded in {took:.0f} s ({rows / took:,.0f} rows/s)"
-              + server_peak_mb(server_pid))
+              + ("" if server_pid is None else f"  (influxd peak RSS so far {server_peak_mb(server_pid):,.0f} MB)"))
     reg = str(base / "civicwatt.yaml")
     common = ["--registry", reg, "--store", url]
     verbs = {
@@ -260,15 +278,17 @@ def run_backend(name: str, base: Path, registry, url: str, bare_target: str, yea
     print(f"{'verb':<28}{'time':>9}{'cpu':>8}{'peak RSS':>11}{'bare':>9}{'cpu':>8}{'bare RSS':>10}{'ratio':>7}"
           f"{'cpu ratio':>10}")
     for key, argv in [(k, a) for k, a in [*verbs.items(), ("ranking", None)] if k in only for _ in range(repeat)]:
-        got = child(VERB_SNIPPET, *argv) if argv else child(RANK_SNIPPET, reg, url, str(year), str(queries))
-        bare = child(BARE_SNIPPET, name, bare_target, json.dumps(sp[key]), reg)
+        got, got_server = (child_on(server_pid, VERB_SNIPPET, *argv) if argv else
+                           child_on(server_pid, RANK_SNIPPET, reg, url, str(year), str(queries)))
+        bare, bare_server = child_on(server_pid, BARE_SNIPPET, name, bare_target, json.dumps(sp[key]), reg)
         label = {"ledger": "civicwatt ledger --year", "report": "civicwatt report monthly", "quotas": "civicwatt quotas check",
                  "ranking": "ranking table (cold)"}[key]
         print(f"{label:<28}{got['seconds']:8.1f}s{got['cpu']:7.1f}s{got['rss_mb']:9.0f}MB{bare['seconds']:8.1f}s"
               f"{bare['cpu']:7.1f}s{bare['rss_mb']:8.0f}MB{got['seconds'] / bare['seconds']:7.2f}"
               f"{got['cpu'] / bare['cpu']:10.2f}"
               + f"  (bare: {bare['yaml_s']:.1f}s of it the registry)"
-              + (f"  (exit {got['rc']})" if got.get("rc") not in (None, 0) else "") + server_peak_mb(server_pid))
+              + (f"  (exit {got['rc']})" if got.get("rc") not in (None, 0) else "")
+              + ("" if got_server is None else f"  (influxd peak RSS {got_server:,.0f} MB, bare {bare_server:,.0f} MB)"))
         if "stderr" in got:
             print("    " + got["stderr"].replace("\n", "\n    "))
         if key == "ranking":

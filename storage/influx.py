@@ -72,6 +72,11 @@ CHUNK_ROWS = 100_000  # rows per chunk of a streamed /query answer
 CSV_BLOCK_BYTES = 4 << 20  # a streamed CSV answer is parsed this much at a time
 READ_SLICES = 2  # a long read of a consumption measurement goes as this many concurrent queries
 SLICE_ABOVE_S = 40 * 86_400  # ... when it spans more than this
+# A read of more meters goes as shares of at most this many, READ_SLICES at a time:
+# influxd 1.6 holds ~65 KB per series a statement reads, whatever the span, until the
+# statement ends (a year's sums of all 213,300 meters of a province peaked at 14.8 GB and
+# took 73.5 s in one statement; of a tenth of them, 2.3 GB and 6.4 s; README "Stores").
+SHARE_METERS = 20_000
 # Shard groups of a database this store creates: InfluxDB's default for an infinite
 # retention policy is 7 days, so a year's read opens ~53 shards x every series (an
 # iterator each), ~10x the time of the same read from one or two 52-week shards
@@ -448,20 +453,16 @@ class InfluxStore(Store):
 
     def read_samples(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
                      meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        ids = self._meter_where(meter_ids)
-        if ids is None:
-            return self._to_samples(self._samples_frame([]))
         lo = "time >= 0s" if start is None else f"time >= {int(ts(start, self.tz).timestamp())}s"
         hi = "" if end is None else f" AND time < {int(np.ceil(ts(end, self.tz).timestamp()))}s"
-        return self._to_samples(self._samples_frame([self._sample_statement(lo + hi + ids)]))
+        return self._to_samples(self._samples_frame([self._sample_statement(lo + hi + where)
+                                                     for where in self._shares(_listed(meter_ids))]))
 
     def last_samples_before(self, t: pd.Timestamp, meter_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        ids = self._meter_where(meter_ids)
-        if ids is None:
-            return self._to_samples(self._samples_frame([]))
         hi = int(np.ceil(ts(t, self.tz).timestamp()))
-        return self._to_samples(self._samples_frame([self._sample_statement(f"time < {hi}s{ids}",
-                                                                            " ORDER BY time DESC LIMIT 1")]))
+        return self._to_samples(self._samples_frame([self._sample_statement(f"time < {hi}s{where}",
+                                                                            " ORDER BY time DESC LIMIT 1")
+                                                     for where in self._shares(_listed(meter_ids))]))
 
     def meter_ids(self) -> list[str]:
         out: list[str] = []
@@ -476,13 +477,13 @@ class InfluxStore(Store):
         return n
 
     def _sample_span(self, meter_ids: list[str] | None) -> pd.DataFrame:
-        ids = self._meter_where(meter_ids)
-        if ids is None:
+        shares = self._shares(meter_ids)
+        if not shares:
             return pd.DataFrame({"meter_id": [], "first": [], "last": []})
         spans = {}
         for fn in ("first", "last"):
             df = self._csv_frame([f"SELECT {fn}(value) AS value FROM {self._measurement('sample')} "
-                                  f"WHERE time >= 0s{ids} GROUP BY meter"], {"value": pa.float64()})
+                                  f"WHERE time >= 0s{where} GROUP BY meter" for where in shares], {"value": pa.float64()})
             spans[fn] = df.set_index("meter_id")["t"]
         out = pd.DataFrame(spans).sort_index()
         return pd.DataFrame({"meter_id": out.index.to_numpy(object), "first": out["first"].to_numpy(np.int64),
@@ -501,7 +502,7 @@ class InfluxStore(Store):
         statements = [f"SELECT {', '.join(fields)} FROM {self._measurement(MEASUREMENTS[freq])} "
                       f"WHERE time >= {a}s AND time < {b}s{where} GROUP BY meter"
                       for a, b, where in self._read_slices(lo, hi, meter_ids)]
-        with ThreadPoolExecutor(max_workers=len(statements)) as pool:
+        with ThreadPoolExecutor(max_workers=min(READ_SLICES, len(statements))) as pool:
             parts = [p for p in pool.map(lambda q: self._csv_frame([q], fields), statements) if len(p)]
         if not parts:
             return empty_periods(columns)
@@ -511,18 +512,26 @@ class InfluxStore(Store):
         return df[["meter_id", "t", *columns]]
 
     def _read_slices(self, lo: int, hi: int, meter_ids: list[str] | None) -> list[tuple[int, int, str]]:
-        """(lo, hi, meter filter) of the reads a read of [lo, hi) (epoch s) goes as: a read
-        spanning more than SLICE_ABOVE_S as READ_SLICES at once (the server answers each on
-        its own core), each of a share of `meter_ids` over the whole range (each series'
-        block decoded once, and the shares hold rows wherever in the range they are), or
-        of all meters (None) in time slices; else whole."""
-        if hi - lo <= SLICE_ABOVE_S:
-            return [(lo, hi, self._meter_where(meter_ids))]
-        if meter_ids is None:
+        """(lo, hi, meter filter) of the reads a read of [lo, hi) (epoch s) goes as, to be run
+        READ_SLICES at once (the server answers each on its own core): given meters as
+        shares of at most SHARE_METERS (`_shares`), and at least READ_SLICES of them for a
+        read spanning more than SLICE_ABOVE_S (each share over the whole range: each
+        series' block decoded once, and the shares hold rows wherever in the range they
+        are); every meter (None) over a long range in READ_SLICES time slices; else whole."""
+        if meter_ids is None and hi - lo > SLICE_ABOVE_S:
             cuts = [lo + (hi - lo) * k // READ_SLICES for k in range(READ_SLICES)] + [hi]
             return [(a, b, "") for a, b in itertools.pairwise(cuts)]
-        shares = [part for part in np.array_split(np.asarray(meter_ids, object), READ_SLICES) if len(part)]
-        return [(lo, hi, self._meter_where(part.tolist())) for part in shares]
+        return [(lo, hi, where) for where in self._shares(meter_ids, READ_SLICES if hi - lo > SLICE_ABOVE_S else 1)]
+
+    def _shares(self, meter_ids: list[str] | None, at_least: int = 1) -> list[str]:
+        """Meter filters (`_meter_where`) of `meter_ids` cut into shares of at most
+        SHARE_METERS meters, and into at least `at_least` (fewer only with fewer meters);
+        [""] for every meter (None), [] for none."""
+        if meter_ids is None:
+            return [""]
+        n = max(at_least, -(-len(meter_ids) // SHARE_METERS))
+        parts = np.array_split(np.asarray(meter_ids, object), n) if len(meter_ids) else []
+        return [self._meter_where(part.tolist()) for part in parts if len(part)]
 
     def _sums_between(self, keys: pd.DatetimeIndex, cuts: np.ndarray,
                       meter_ids: Iterable[str] | None) -> pd.DataFrame | None:
@@ -532,7 +541,7 @@ class InfluxStore(Store):
         (`_day_sums`). Inside `judging_completeness`, spans all summed here count the
         judged meters' complete days in the same read (one poll interval at a time, the
         spans' days of one length)."""
-        meter_ids = None if meter_ids is None else [str(m) for m in meter_ids]
+        meter_ids = _listed(meter_ids)
         if self._meter_where(meter_ids) is None:
             return pd.DataFrame({"meter_id": [], "period_start": pd.DatetimeIndex([], tz=self.tz), "quantity": [],
                                  "est": []})
@@ -549,11 +558,14 @@ class InfluxStore(Store):
                     sums = sums[sums["covered"].to_numpy() > 0]
                 parts.append(sums)
             if not here.all():
-                statements = [f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
-                              f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {cuts[k]}s AND time < "
-                              f"{cuts[k + 1]}s AND covered = 1{self._meter_where(ids)} GROUP BY meter"
-                              for k in np.flatnonzero(~here)]
-                df = self._csv_frame(statements, {"quantity": pa.float64(), "est": pa.float64()})
+                sum_fields = {"quantity": pa.float64(), "est": pa.float64()}
+                statements = [[f"SELECT sum(quantity) AS quantity, sum(est) AS est FROM "
+                               f"{self._measurement(MEASUREMENTS['day'])} WHERE time >= {cuts[k]}s AND time < "
+                               f"{cuts[k + 1]}s AND covered = 1{where} GROUP BY meter"
+                               for k in np.flatnonzero(~here)] for where in self._shares(ids)]
+                with ThreadPoolExecutor(max_workers=min(READ_SLICES, len(statements))) as pool:
+                    df = pd.concat(list(pool.map(self._csv_frame, statements, itertools.repeat(sum_fields))),
+                                   ignore_index=True)
                 # an aggregate without GROUP BY time answers at its range's lower bound: the cut
                 parts.append(df.assign(span=np.searchsorted(cuts, df["t"].to_numpy(np.int64), side="right") - 1))
         df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
@@ -613,7 +625,7 @@ class InfluxStore(Store):
             return parts
 
         reads = [part for lo, hi in runs for part in self._read_slices(lo, hi, meter_ids)]
-        with ThreadPoolExecutor(max_workers=min(READ_SLICES, len(reads))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(READ_SLICES, len(reads)))) as pool:
             parts = [p for got in pool.map(lambda ab: read(*ab), reads) for p in got]
         if not parts:
             return pd.DataFrame({"meter_id": np.empty(0, object), "span": np.empty(0, np.int64),
@@ -733,6 +745,10 @@ def csv_batches(chunks: Iterable[bytes], convert: pacsv.ConvertOptions,
             yield from parse(buffer[:cut], ends=False)
             buffer = buffer[cut:]
         pending, size = [buffer], len(buffer)
+
+
+def _listed(ids: Iterable[str] | None) -> list[str] | None:
+    return None if ids is None else [str(m) for m in ids]
 
 
 def _with_end(chunks: Iterator[bytes]) -> Iterator[bytes | None]:

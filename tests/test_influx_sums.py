@@ -53,16 +53,23 @@ def test_meter_filter_selects_exactly_the_ids_asked_for(influx_store):
     assert sorted(year["meter_id"]) == ["AX1", "C"]
 
 
-@pytest.mark.parametrize("tiny_blocks", [False, True])
-def test_spans_summed_here_equal_the_servers_sums(influx_store, monkeypatch, tiny_blocks):
+@pytest.mark.parametrize("reads", ["whole", "tiny_blocks", "shares"])
+def test_spans_summed_here_equal_the_servers_sums(influx_store, monkeypatch, reads):
     ids = [f"HB-{k:04d}-E0" for k in range(12)] + ODD[:6]
     days = pd.date_range("2025-01-01", "2025-07-01", freq="D", tz=TZ, inclusive="left")
     rows = day_rows(ids, days, seed=2)
     rows = rows[~((rows["meter_id"] == "HB-0003-E0") & (rows["t"] >= days[40].value // 10**9))]  # ends in February
     put_days(influx_store, rows)
-    if tiny_blocks:  # a meter's span cut by CSV blocks and by the time slices read at once
+    if reads == "tiny_blocks":  # a meter's span cut by CSV blocks and by the time slices read at once
         monkeypatch.setattr(influx, "CSV_BLOCK_BYTES", 512)
         monkeypatch.setattr(influx, "SLICE_ABOVE_S", 86_400)
+    if reads == "shares":  # the meters read as shares of at most 4, two at a time
+        monkeypatch.setattr(influx, "SHARE_METERS", 4)
+        assert len(influx_store._shares(ids[:-1])) == 5 and len(influx_store._shares(ids[:3], at_least=2)) == 2
+        daily = influx_store.consumption("day", days[0], days[-1] + pd.Timedelta(days=1), ids[:-1])
+        want = rows[rows["meter_id"].isin(ids[:-1]) & (rows["covered"] == 1)].sort_values(["meter_id", "t"])
+        assert list(daily["meter_id"]) == list(want["meter_id"])
+        np.testing.assert_array_equal(daily["quantity"].to_numpy(), want["quantity"].to_numpy())
     starts = pd.DatetimeIndex(["2025-01-01", "2025-02-01", "2025-02-10", "2025-03-01", "2025-06-01"]).tz_localize(TZ)
     assert influx.SUM_STATEMENT_DAYS == 50  # so only the 92 days from March are one statement (`mixed`)
     end = pd.Timestamp("2025-06-20", tz=TZ)
@@ -94,3 +101,24 @@ def test_spans_summed_here_equal_the_servers_sums(influx_store, monkeypatch, tin
         zip(want["meter_id"], want["period_start"], strict=True))
     np.testing.assert_allclose(every["quantity"], want["quantity"], rtol=1e-12)
     np.testing.assert_allclose(every["est"], want["est"], rtol=1e-12)
+
+
+def test_sample_reads_in_meter_shares_equal_one_read(influx_store, monkeypatch):
+    ids = ["M1", "M2", "M3", "M4", "M5"]
+    t = pd.date_range("2025-03-01", periods=8, freq="h", tz="UTC")
+    samples = pd.DataFrame({"meter_id": np.repeat(ids, len(t)), "time": np.tile(t, len(ids)),
+                            "value": np.arange(len(ids) * len(t), dtype=float), "quality": 0})
+    influx_store.write_samples(samples)
+    asked = ["M1", "M3", "M4", "M5"]
+    whole = (influx_store.read_samples(t[1], t[6], asked), influx_store.last_samples_before(t[5], asked),
+             influx_store._sample_span(asked))
+    monkeypatch.setattr(influx, "SHARE_METERS", 1)
+    assert len(influx_store._shares(asked)) == 4
+    shared = (influx_store.read_samples(t[1], t[6], asked), influx_store.last_samples_before(t[5], asked),
+              influx_store._sample_span(asked))
+    for a, b in zip(whole, shared, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert sorted(set(shared[0]["meter_id"])) == asked and len(shared[0]) == 4 * 5
+    assert shared[1]["value"].tolist() == [samples.loc[(samples["meter_id"] == m) & (samples["time"] == t[4]),
+                                                       "value"].item() for m in asked]
+    assert influx_store.read_samples(t[0], t[6], []).empty and influx_store._sample_span([]).empty
