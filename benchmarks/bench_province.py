@@ -30,7 +30,10 @@ page cache and memory-mapped reads as the verbs have them; `SELECT meter,
 sum(quantity), sum(est) FROM cons_day ... GROUP BY meter` for the year (ledger, quotas
 check) and for the month, the year to date and the month a year before (monthly
 report); on InfluxDB the same `sum() ... GROUP BY meter` InfluxQL over
-`consumption_day`). (`quotas check` also reads last year's months, for the
+`consumption_day`, one statement per span over every meter, while the verbs read many
+meters as shares of `storage.influx.SHARE_METERS`, two at a time: the same rows from the
+same server, so a ratio below 1 there is what the shares save over one plain statement,
+not work the verb skips). (`quotas check` also reads last year's months, for the
 seasonal projection, and the meter rules' recent days; the bulk load holds one year, so
 the baseline's year is every stored row the verb's sums read.) That is the least any
 year/month view must do: read the registry
